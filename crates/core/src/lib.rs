@@ -1,0 +1,34 @@
+//! # fieldflow-core
+//!
+//! The vocabulary every other fieldflow crate speaks, and nothing else:
+//!
+//! * [`Target`]: an unnormalized density p̃(x) = exp(−S(x)) with its score
+//!   ∇ₓ log p̃(x) = −∇S(x) (REFERENCE §1);
+//! * [`Proposal`]: something that draws x ~ q with an exact, normalized log q(x)
+//!   (a normalizing flow, a Gaussian);
+//! * [`ExactSampler`]: targets that can also be sampled exactly (test beds);
+//! * [`Measure`]: per-configuration observables, so every sampler's output is
+//!   measured through one interface;
+//! * [`Seed`]: reproducible, thread-count independent random streams
+//!   (Xoshiro256++);
+//! * [`Par`] and [`par`]: deterministic data parallelism over the rows of a batch;
+//! * [`ConfigError`]: the one-line "field = value: problem" error shared by all
+//!   configuration validators.
+//!
+//! This crate depends on no other fieldflow crate.
+
+pub mod error;
+pub mod gaussian;
+pub mod measure;
+pub mod par;
+pub mod proposal;
+pub mod seed;
+pub mod target;
+
+pub use error::ConfigError;
+pub use gaussian::IsotropicGaussian;
+pub use measure::Measure;
+pub use par::Par;
+pub use proposal::{ExactSampler, Proposal};
+pub use seed::{Rng, Seed};
+pub use target::Target;

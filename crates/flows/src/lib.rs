@@ -1,0 +1,1 @@
+//! fieldflow-flows (under construction).

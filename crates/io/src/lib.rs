@@ -1,0 +1,1 @@
+//! fieldflow-io (under construction).

@@ -1,0 +1,1 @@
+//! fieldflow-lattice (under construction).

@@ -1,0 +1,1 @@
+//! fieldflow-stats (under construction).
