@@ -1,1 +1,128 @@
-fn main() {}
+//! Project chores for fieldflow: `cargo xtask <command>`.
+//!
+//! * `setup`    – check the system packages (libhdf5, OpenBLAS, pkg-config) and
+//!   install the missing ones with apt-get when running as root; otherwise print
+//!   the exact command and exit non-zero. Every other command runs it first.
+//! * `test`     – the whole test suite (formatting check, all unit, integration
+//!   and doc tests in release mode). `.ci/run` calls this.
+//! * `demo`     – the main job: a complete small pipeline into `results/demo/`.
+//! * `lint`     – `cargo fmt --check` and `cargo clippy --all-targets -D warnings`.
+//! * `bench`    – the criterion benches (optionally one crate: `bench lattice`).
+
+mod setup;
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r),
+        None => ("help", &[][..]),
+    };
+    match cmd {
+        "setup" => setup::ensure_system_packages(),
+        "test" => {
+            setup::ensure_system_packages()?;
+            test(rest)
+        }
+        "lint" => {
+            setup::ensure_system_packages()?;
+            lint()
+        }
+        "demo" => {
+            setup::ensure_system_packages()?;
+            demo(rest)
+        }
+        "bench" => {
+            setup::ensure_system_packages()?;
+            bench(rest)
+        }
+        "help" | "-h" | "--help" => {
+            println!("{}", HELP);
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n{HELP}"),
+    }
+}
+
+const HELP: &str = "usage: cargo xtask <command>
+  setup            install missing system packages (apt-get, as root)
+  test             the whole test suite (fmt check, unit, integration, doc tests)
+  demo [--quick]   the main job: generate, analyze ... into results/demo/
+  lint             cargo fmt --check and clippy -D warnings
+  bench [crate]    criterion benches (all, or one crate: lattice, stats, flows)";
+
+/// The workspace root (the parent of this crate's manifest directory).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_path_buf()
+}
+
+/// Runs `program args…` in the workspace root, failing with its exit status.
+pub fn run_cmd(program: &str, args: &[&str]) -> Result<()> {
+    eprintln!("xtask: $ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("could not start `{program}`"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+fn test(rest: &[String]) -> Result<()> {
+    run_cmd("cargo", &["fmt", "--all", "--check"])?;
+    let mut args = vec!["test", "--release", "--workspace", "--all-targets"];
+    args.extend(rest.iter().map(String::as_str));
+    run_cmd("cargo", &args)?;
+    run_cmd("cargo", &["test", "--release", "--workspace", "--doc"])
+}
+
+fn lint() -> Result<()> {
+    run_cmd("cargo", &["fmt", "--all", "--check"])?;
+    run_cmd(
+        "cargo",
+        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+    )
+}
+
+fn bench(rest: &[String]) -> Result<()> {
+    let mut args = vec!["bench".to_string()];
+    match rest.first() {
+        Some(krate) => args.extend(["-p".into(), format!("fieldflow-{krate}")]),
+        None => args.push("--workspace".into()),
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_cmd("cargo", &args)
+}
+
+fn demo(rest: &[String]) -> Result<()> {
+    let quick = rest.iter().any(|a| a == "--quick");
+    run_cmd("cargo", &["build", "--release", "--package", "fieldflow"])?;
+    let exe = workspace_root().join("target/release/fieldflow");
+    let out = workspace_root().join(if quick { "results/demo-quick" } else { "results/demo" });
+    let mut args = vec![
+        "demo".to_string(),
+        "--out".into(),
+        out.display().to_string(),
+        "--force".into(),
+    ];
+    if quick {
+        args.push("--quick".into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_cmd(exe.to_str().context("non-UTF-8 path")?, &args)
+}

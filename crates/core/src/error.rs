@@ -18,11 +18,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     /// Builds an error for `field = value` with a human-readable `problem`.
-    pub fn new(
-        field: impl Into<String>,
-        value: impl fmt::Display,
-        problem: impl Into<String>,
-    ) -> Self {
+    pub fn new(field: impl Into<String>, value: impl fmt::Display, problem: impl Into<String>) -> Self {
         ConfigError {
             field: field.into(),
             value: value.to_string(),

@@ -82,13 +82,7 @@ impl Proposal for IsotropicGaussian {
     fn dim(&self) -> usize {
         self.dim
     }
-    fn draw_batch(
-        &self,
-        seed: Seed,
-        mut xs: ArrayViewMut2<f64>,
-        log_q: ArrayViewMut1<f64>,
-        par: Par,
-    ) {
+    fn draw_batch(&self, seed: Seed, mut xs: ArrayViewMut2<f64>, log_q: ArrayViewMut1<f64>, par: Par) {
         self.sample_batch(seed, xs.view_mut(), par);
         self.log_q_batch(xs.view(), log_q, par);
     }

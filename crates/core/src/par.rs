@@ -64,17 +64,9 @@ impl Par {
         let out_chunks = split_1d(out, c);
         let body = |(k, (x, o)): (usize, (ArrayView2<f64>, ArrayViewMut1<f64>))| f(k, k * c, x, o);
         if self.parallel {
-            xs_chunks
-                .into_par_iter()
-                .zip(out_chunks)
-                .enumerate()
-                .for_each(body);
+            xs_chunks.into_par_iter().zip(out_chunks).enumerate().for_each(body);
         } else {
-            xs_chunks
-                .into_iter()
-                .zip(out_chunks)
-                .enumerate()
-                .for_each(body);
+            xs_chunks.into_iter().zip(out_chunks).enumerate().for_each(body);
         }
     }
 
@@ -95,20 +87,11 @@ impl Par {
         let c = self.chunk_rows.max(1);
         let xs_chunks: Vec<_> = xs.axis_chunks_iter_mut(Axis(0), c).collect();
         let out_chunks = split_1d(out, c);
-        let body =
-            |(k, (x, o)): (usize, (ArrayViewMut2<f64>, ArrayViewMut1<f64>))| f(k, k * c, x, o);
+        let body = |(k, (x, o)): (usize, (ArrayViewMut2<f64>, ArrayViewMut1<f64>))| f(k, k * c, x, o);
         if self.parallel {
-            xs_chunks
-                .into_par_iter()
-                .zip(out_chunks)
-                .enumerate()
-                .for_each(body);
+            xs_chunks.into_par_iter().zip(out_chunks).enumerate().for_each(body);
         } else {
-            xs_chunks
-                .into_iter()
-                .zip(out_chunks)
-                .enumerate()
-                .for_each(body);
+            xs_chunks.into_iter().zip(out_chunks).enumerate().for_each(body);
         }
     }
 
@@ -184,9 +167,6 @@ mod tests {
             o.fill((k * 100 + first) as f64);
         });
         assert_eq!(xs.sum(), 21.0);
-        assert_eq!(
-            out.to_vec(),
-            vec![0.0, 0.0, 102.0, 102.0, 204.0, 204.0, 306.0]
-        );
+        assert_eq!(out.to_vec(), vec![0.0, 0.0, 102.0, 102.0, 204.0, 204.0, 306.0]);
     }
 }

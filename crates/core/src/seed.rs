@@ -95,18 +95,9 @@ mod tests {
             let mut rng = seed.rng();
             (0..4).map(|_| rng.random()).collect()
         };
-        assert_eq!(
-            draw(Seed::new(7).with_stream(3)),
-            draw(Seed::new(7).with_stream(3))
-        );
-        assert_ne!(
-            draw(Seed::new(7).with_stream(3)),
-            draw(Seed::new(7).with_stream(4))
-        );
-        assert_ne!(
-            draw(Seed::new(7).child(0)),
-            draw(Seed::new(7).with_stream(0))
-        );
+        assert_eq!(draw(Seed::new(7).with_stream(3)), draw(Seed::new(7).with_stream(3)));
+        assert_ne!(draw(Seed::new(7).with_stream(3)), draw(Seed::new(7).with_stream(4)));
+        assert_ne!(draw(Seed::new(7).child(0)), draw(Seed::new(7).with_stream(0)));
     }
 
     #[test]
