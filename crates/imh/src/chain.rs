@@ -1,0 +1,269 @@
+//! Independent Metropolis–Hastings chains (REFERENCE §6), optionally hybrid.
+//!
+//! With importance weight w(x) = p̃(x)/q(x), a proposal x′ ~ q (independent of
+//! the current state x) is accepted with probability
+//!
+//! ```text
+//! a(x → x′) = min(1, w(x′)/w(x)),   i.e.   accept  ⇔  ln u < ln w(x′) − ln w(x),  u ~ U(0,1).
+//! ```
+//!
+//! Detailed balance p(x) q(x′) a(x → x′) = p(x′) q(x) a(x′ → x) holds for any q,
+//! so the chain samples p exactly; q only sets the efficiency. With a
+//! [`LocalKernel`] and `local_steps = k > 0` every step first applies k local
+//! updates (each leaving p invariant), re-evaluates ln q at the moved state and
+//! then makes the IMH proposal: the composition still leaves p invariant.
+//!
+//! **Random streams.** Chain c draws the proposals of steps
+//! `b·B .. (b+1)·B` (B = `batch`) as one batch from
+//! `seed.child(c).child(PROPOSALS).child(b)` and its accept/reject uniforms from
+//! `seed.child(c).child(DECISIONS).with_stream(b)`; local updates of step t use
+//! `seed.child(c).child(LOCAL).with_stream(t)`. Step t always sees the same
+//! numbers, so a chain is identical for any thread count and a run split into
+//! pieces (resume) equals an uninterrupted one.
+
+use crate::hybrid::LocalKernel;
+use fieldflow_core::{Par, Proposal, Seed, Target};
+use ndarray::{Array1, Array2, ArrayViewMut2, ArrayViewMut3, Axis};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+
+const PROPOSALS: u64 = 0;
+const DECISIONS: u64 = 1;
+const LOCAL: u64 = 2;
+const INITIAL: u64 = 3;
+
+/// Settings of an IMH (or hybrid) run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ImhConfig {
+    /// Proposals drawn (and evaluated in parallel) per batch.
+    pub batch: usize,
+    /// Local updates before each IMH proposal (0 = pure IMH).
+    pub local_steps: usize,
+    /// Chunking of the batched proposal and target evaluations.
+    pub par: Par,
+}
+
+impl Default for ImhConfig {
+    fn default() -> Self {
+        ImhConfig {
+            batch: 256,
+            local_steps: 0,
+            par: Par::default(),
+        }
+    }
+}
+
+/// The complete, resumable state of one chain: plain data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImhState {
+    /// Current configuration.
+    pub x: Vec<f64>,
+    /// ln p̃(x).
+    pub log_p: f64,
+    /// ln q(x).
+    pub log_q: f64,
+    /// Steps completed so far.
+    pub n_steps: u64,
+}
+
+impl ImhState {
+    /// ln w(x) = ln p̃(x) − ln q(x).
+    pub fn log_w(&self) -> f64 {
+        self.log_p - self.log_q
+    }
+}
+
+/// Per-step output buffers, `[chains, steps, …]`.
+pub struct ImhBuffers<'a> {
+    /// Configurations after each step, `[chains, steps, dim]`.
+    pub configs: ArrayViewMut3<'a, f64>,
+    /// 1 if the IMH proposal of the step was accepted.
+    pub accepted: ArrayViewMut2<'a, u8>,
+    /// ln p̃ of the state after each step.
+    pub log_p: ArrayViewMut2<'a, f64>,
+    /// ln q of the state after each step.
+    pub log_q: ArrayViewMut2<'a, f64>,
+    /// Fraction of accepted local updates in the step (NaN without local steps).
+    pub local_acceptance: ArrayViewMut2<'a, f64>,
+}
+
+/// IMH chains of a target with a proposal.
+pub struct ImhChain<'a> {
+    target: &'a dyn Target,
+    proposal: &'a dyn Proposal,
+    local: Option<&'a dyn LocalKernel>,
+    seed: Seed,
+    config: ImhConfig,
+}
+
+/// A block of proposals with their log-densities.
+struct ProposalBlock {
+    xs: Array2<f64>,
+    log_q: Array1<f64>,
+    log_p: Array1<f64>,
+    uniforms: Vec<f64>,
+}
+
+impl<'a> ImhChain<'a> {
+    /// IMH chains for `target` with `proposal`; `seed` is the run's seed.
+    ///
+    /// # Panics
+    /// If the dimensions of target and proposal differ, or `batch == 0`.
+    pub fn new(target: &'a dyn Target, proposal: &'a dyn Proposal, seed: Seed, config: ImhConfig) -> Self {
+        assert_eq!(target.dim(), proposal.dim(), "target and proposal dimensions differ");
+        assert!(config.batch > 0, "batch must be positive");
+        ImhChain {
+            target,
+            proposal,
+            local: None,
+            seed,
+            config,
+        }
+    }
+
+    /// Adds `local_steps` updates of `kernel` before each IMH proposal (hybrid sampler).
+    pub fn with_local(mut self, kernel: &'a dyn LocalKernel, local_steps: usize) -> Self {
+        self.local = Some(kernel);
+        self.config.local_steps = local_steps;
+        self
+    }
+
+    /// Initial states: chain c starts from its own draw of q (accepted).
+    pub fn initial_states(&self, n_chains: usize) -> Vec<ImhState> {
+        (0..n_chains as u64)
+            .map(|c| {
+                let mut x = Array2::zeros((1, self.target.dim()));
+                let mut log_q = Array1::zeros(1);
+                let par = Par::serial(1);
+                self.proposal
+                    .draw_batch(self.seed.child(c).child(INITIAL), x.view_mut(), log_q.view_mut(), par);
+                let log_p = self.target.log_prob(x.row(0));
+                ImhState {
+                    x: x.row(0).to_vec(),
+                    log_p,
+                    log_q: log_q[0],
+                    n_steps: 0,
+                }
+            })
+            .collect()
+    }
+
+    fn draw_block(&self, chain: u64, block: u64) -> ProposalBlock {
+        let (b, d) = (self.config.batch, self.target.dim());
+        let mut xs = Array2::zeros((b, d));
+        let mut log_q = Array1::zeros(b);
+        let mut log_p = Array1::zeros(b);
+        let chain_seed = self.seed.child(chain);
+        let par = self.config.par;
+        self.proposal.draw_batch(
+            chain_seed.child(PROPOSALS).child(block),
+            xs.view_mut(),
+            log_q.view_mut(),
+            par,
+        );
+        self.target.log_prob_batch(xs.view(), log_p.view_mut(), par);
+        let mut rng = chain_seed.child(DECISIONS).with_stream(block).rng();
+        let uniforms = (0..b).map(|_| rng.random::<f64>()).collect();
+        ProposalBlock {
+            xs,
+            log_q,
+            log_p,
+            uniforms,
+        }
+    }
+
+    /// Advances every chain by `n` steps, writing step i of chain c to index
+    /// `[c, i]` of the buffers; `progress(k)` is called with the steps just done.
+    ///
+    /// # Panics
+    /// If buffer shapes disagree with `[states.len(), n, dim]`.
+    pub fn advance(&self, states: &mut [ImhState], n: usize, mut out: ImhBuffers<'_>, progress: &(dyn Fn(u64) + Sync)) {
+        let d = self.target.dim();
+        assert_eq!(
+            out.configs.dim(),
+            (states.len(), n, d),
+            "configs buffer has the wrong shape"
+        );
+        let big_b = self.config.batch as u64;
+        for (c, state) in states.iter_mut().enumerate() {
+            let mut block: Option<(u64, ProposalBlock)> = None;
+            let mut configs = out.configs.index_axis_mut(Axis(0), c);
+            for i in 0..n {
+                let t = state.n_steps;
+                let local_acc = self.local_updates(c as u64, t, state);
+                let (b, r) = (t / big_b, (t % big_b) as usize);
+                if block.as_ref().map(|(k, _)| *k) != Some(b) {
+                    block = Some((b, self.draw_block(c as u64, b)));
+                }
+                let blk = &block.as_ref().expect("block drawn above").1;
+                let log_w_new = blk.log_p[r] - blk.log_q[r];
+                let accepted = accept(state.log_w(), log_w_new, blk.uniforms[r]);
+                if accepted {
+                    state
+                        .x
+                        .copy_from_slice(blk.xs.row(r).as_slice().expect("rows are contiguous"));
+                    state.log_p = blk.log_p[r];
+                    state.log_q = blk.log_q[r];
+                }
+                state.n_steps += 1;
+                configs.row_mut(i).assign(&ndarray::ArrayView1::from(&state.x[..]));
+                out.accepted[[c, i]] = accepted as u8;
+                out.log_p[[c, i]] = state.log_p;
+                out.log_q[[c, i]] = state.log_q;
+                out.local_acceptance[[c, i]] = local_acc;
+                progress(1);
+            }
+        }
+    }
+
+    /// The local updates of step `t` (hybrid); returns their acceptance fraction.
+    fn local_updates(&self, chain: u64, t: u64, state: &mut ImhState) -> f64 {
+        let (Some(kernel), k) = (self.local, self.config.local_steps) else {
+            return f64::NAN;
+        };
+        if k == 0 {
+            return f64::NAN;
+        }
+        let mut rng = self.seed.child(chain).child(LOCAL).with_stream(t).rng();
+        let mut n_acc = 0usize;
+        for _ in 0..k {
+            n_acc += kernel.update(&mut state.x, &mut rng) as usize;
+        }
+        let xv = Array2::from_shape_vec((1, state.x.len()), state.x.clone()).expect("one row");
+        let mut lq = Array1::zeros(1);
+        self.proposal.log_q_batch(xv.view(), lq.view_mut(), Par::serial(1));
+        state.log_q = lq[0];
+        state.log_p = self.target.log_prob(xv.row(0));
+        n_acc as f64 / k as f64
+    }
+}
+
+/// The IMH decision: accept ⇔ ln u < ln w(x′) − ln w(x).
+///
+/// A non-finite proposal weight is rejected (recorded as a rejection, not an
+/// error); a current state with ln w = −∞ accepts any finite proposal.
+pub fn accept(log_w_current: f64, log_w_proposed: f64, u: f64) -> bool {
+    if log_w_proposed.is_nan() || log_w_proposed == f64::NEG_INFINITY {
+        return false;
+    }
+    if log_w_current == f64::NEG_INFINITY || log_w_current.is_nan() {
+        return true;
+    }
+    u.ln() < log_w_proposed - log_w_current
+}
+
+/// Acceptance rate and the longest run of consecutive rejections of a chain.
+pub fn rejection_summary(accepted: &[u8]) -> (f64, usize) {
+    let mut longest = 0;
+    let mut run = 0;
+    for &a in accepted {
+        if a == 0 {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    let rate = accepted.iter().map(|&a| a as f64).sum::<f64>() / accepted.len().max(1) as f64;
+    (rate, longest)
+}

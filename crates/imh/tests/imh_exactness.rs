@@ -1,0 +1,216 @@
+//! IMH is exact whatever the proposal: checks against known answers.
+
+use fieldflow_core::{IsotropicGaussian, Par, Seed, Target};
+use fieldflow_imh::{accept, rejection_summary, ImhBuffers, ImhChain, ImhConfig, ImhState, RandomWalk};
+use ndarray::{Array2, Array3, ArrayView1, ArrayViewMut1};
+
+/// Output of a run: configs [chains, n, dim], accepted [chains, n].
+struct Run {
+    configs: Array3<f64>,
+    accepted: Array2<u8>,
+    log_p: Array2<f64>,
+}
+
+fn run(chain: &ImhChain, states: &mut [ImhState], n: usize) -> Run {
+    let (c, d) = (states.len(), states[0].x.len());
+    let mut configs = Array3::zeros((c, n, d));
+    let mut accepted = Array2::zeros((c, n));
+    let mut log_p = Array2::zeros((c, n));
+    let mut log_q = Array2::zeros((c, n));
+    let mut local = Array2::zeros((c, n));
+    let buffers = ImhBuffers {
+        configs: configs.view_mut(),
+        accepted: accepted.view_mut(),
+        log_p: log_p.view_mut(),
+        log_q: log_q.view_mut(),
+        local_acceptance: local.view_mut(),
+    };
+    chain.advance(states, n, buffers, &|_| {});
+    Run {
+        configs,
+        accepted,
+        log_p,
+    }
+}
+
+/// Mean and its error by batch means (64 batches), for correlated series.
+fn mean_and_error(x: &[f64]) -> (f64, f64) {
+    let nb = 64;
+    let bs = x.len() / nb;
+    let means: Vec<f64> = (0..nb)
+        .map(|b| x[b * bs..(b + 1) * bs].iter().sum::<f64>() / bs as f64)
+        .collect();
+    let m = means.iter().sum::<f64>() / nb as f64;
+    let var = means.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (nb - 1) as f64;
+    (m, (var / nb as f64).sqrt())
+}
+
+#[test]
+fn exact_proposal_accepts_everything() {
+    let p = IsotropicGaussian {
+        dim: 3,
+        mean: 0.5,
+        sigma: 1.3,
+    };
+    let chain = ImhChain::new(
+        &p,
+        &p,
+        Seed::new(5),
+        ImhConfig {
+            batch: 64,
+            ..Default::default()
+        },
+    );
+    let mut states = chain.initial_states(2);
+    let out = run(&chain, &mut states, 500);
+    assert!(out.accepted.iter().all(|&a| a == 1));
+    let (rate, longest) = rejection_summary(out.accepted.row(0).as_slice().unwrap());
+    assert_eq!((rate, longest), (1.0, 0));
+}
+
+#[test]
+fn poor_proposal_still_gives_exact_mean_and_variance() {
+    // Target N(1, 0.5²); proposal N(0, 2²) is too wide and off-centre.
+    let target = IsotropicGaussian {
+        dim: 1,
+        mean: 1.0,
+        sigma: 0.5,
+    };
+    let proposal = IsotropicGaussian {
+        dim: 1,
+        mean: 0.0,
+        sigma: 2.0,
+    };
+    let chain = ImhChain::new(&target, &proposal, Seed::new(17), ImhConfig::default());
+    let mut states = chain.initial_states(1);
+    let out = run(&chain, &mut states, 200_000);
+    let x: Vec<f64> = out.configs.iter().copied().collect();
+    let (m, dm) = mean_and_error(&x);
+    let sq: Vec<f64> = x.iter().map(|v| (v - 1.0).powi(2)).collect();
+    let (v, dv) = mean_and_error(&sq);
+    assert!((m - 1.0).abs() < 4.0 * dm, "mean {m} ± {dm}");
+    assert!((v - 0.25).abs() < 4.0 * dv, "variance {v} ± {dv}");
+    // The proposal is poor, so the chain does reject: the test is not trivial.
+    let (rate, longest) = rejection_summary(out.accepted.row(0).as_slice().unwrap());
+    assert!(rate < 0.6 && longest > 5, "rate {rate}, longest {longest}");
+}
+
+#[test]
+fn acceptance_rule_satisfies_detailed_balance_on_a_discrete_space() {
+    // States 0..5 with target π and independent proposal q; the acceptance
+    // probability of `accept` is integrated over u on a fine midpoint grid.
+    let pi: [f64; 5] = [0.05, 0.1, 0.2, 0.25, 0.4];
+    let q = [0.3, 0.3, 0.2, 0.1, 0.1];
+    let log_w: Vec<f64> = pi.iter().zip(q).map(|(p, q)| (p / q).ln()).collect();
+    let m = 200_000;
+    let prob = |i: usize, j: usize| -> f64 {
+        (0..m)
+            .filter(|&k| accept(log_w[i], log_w[j], (k as f64 + 0.5) / m as f64))
+            .count() as f64
+            / m as f64
+    };
+    let mut p = [[0.0; 5]; 5];
+    for i in 0..5 {
+        for j in 0..5 {
+            if i != j {
+                p[i][j] = q[j] * prob(i, j);
+            }
+        }
+        p[i][i] = 1.0 - p[i].iter().sum::<f64>();
+    }
+    for i in 0..5 {
+        for j in 0..5 {
+            let (a, b) = (pi[i] * p[i][j], pi[j] * p[j][i]);
+            assert!(
+                (a - b).abs() < 1e-5,
+                "detailed balance broken for {i} -> {j}: {a} vs {b}"
+            );
+        }
+        // and π is stationary: Σ_i π_i P_ij = π_j
+        let pj: f64 = (0..5).map(|k| pi[k] * p[k][i]).sum();
+        assert!((pj - pi[i]).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn chains_are_identical_for_one_and_two_threads_and_resume_equals_straight_run() {
+    let target = IsotropicGaussian {
+        dim: 4,
+        mean: 0.3,
+        sigma: 0.8,
+    };
+    let proposal = IsotropicGaussian {
+        dim: 4,
+        mean: 0.0,
+        sigma: 1.0,
+    };
+    let config = ImhConfig {
+        batch: 50,
+        local_steps: 0,
+        par: Par {
+            chunk_rows: 8,
+            parallel: true,
+        },
+    };
+    let chain = ImhChain::new(&target, &proposal, Seed::new(3), config);
+    let in_pool = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let mut s = chain.initial_states(3);
+            run(&chain, &mut s, 173).configs
+        })
+    };
+    let one = in_pool(1);
+    assert_eq!(one, in_pool(2));
+    // 60 + 113 steps (60 is not a multiple of the batch) equals 173 straight.
+    let mut s = chain.initial_states(3);
+    let a = run(&chain, &mut s, 60).configs;
+    let b = run(&chain, &mut s, 113).configs;
+    let joined = ndarray::concatenate(ndarray::Axis(1), &[a.view(), b.view()]).unwrap();
+    assert_eq!(joined, one);
+}
+
+/// p(x) ∝ 0.3 N(−3, 0.5²) + 0.7 N(3, 0.5²) in one dimension.
+struct TwoModes;
+
+impl Target for TwoModes {
+    fn dim(&self) -> usize {
+        1
+    }
+    fn log_prob(&self, x: ArrayView1<f64>) -> f64 {
+        let g = |m: f64| (-(x[0] - m).powi(2) / (2.0 * 0.25)).exp();
+        (0.3 * g(-3.0) + 0.7 * g(3.0)).ln()
+    }
+    fn log_prob_and_score(&self, x: ArrayView1<f64>, mut score: ArrayViewMut1<f64>) -> f64 {
+        let g = |m: f64| 0.0_f64.max((-(x[0] - m).powi(2) / (2.0 * 0.25)).exp());
+        let (a, b) = (0.3 * g(-3.0), 0.7 * g(3.0));
+        score[0] = (a * (-(x[0] + 3.0) / 0.25) + b * (-(x[0] - 3.0) / 0.25)) / (a + b);
+        (a + b).ln()
+    }
+    fn describe(&self) -> String {
+        "two modes".into()
+    }
+}
+
+#[test]
+fn hybrid_sampler_recovers_mode_weights() {
+    // Random-walk steps alone never cross between the modes; the flow-like
+    // proposal N(0, 3²) does. The weight of the right mode must be 0.7.
+    let target = TwoModes;
+    let proposal = IsotropicGaussian {
+        dim: 1,
+        mean: 0.0,
+        sigma: 3.0,
+    };
+    let rw = RandomWalk {
+        target: &target,
+        width: 0.5,
+    };
+    let chain = ImhChain::new(&target, &proposal, Seed::new(8), ImhConfig::default()).with_local(&rw, 3);
+    let mut states = chain.initial_states(1);
+    let out = run(&chain, &mut states, 40_000);
+    let right: Vec<f64> = out.configs.iter().map(|&x| (x > 0.0) as u8 as f64).collect();
+    let (w, dw) = mean_and_error(&right);
+    assert!((w - 0.7).abs() < 4.0 * dw && dw < 0.03, "weight {w} ± {dw}");
+    assert!(out.log_p.iter().all(|v| v.is_finite()));
+}
