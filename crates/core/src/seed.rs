@@ -51,6 +51,10 @@ impl Seed {
     }
 
     /// The sibling stream `stream` under the same root.
+    ///
+    /// This *replaces* the stream index: `s.child(a).with_stream(b)` equals
+    /// `s.child(b)`'s sibling family, not a stream below `a`. To go one level
+    /// deeper use [`Seed::child`]: `s.child(a).child(b)`.
     pub fn with_stream(self, stream: u64) -> Self {
         Seed {
             root: self.root,

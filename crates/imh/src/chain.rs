@@ -16,8 +16,8 @@
 //! **Random streams.** Chain c draws the proposals of steps
 //! `b·B .. (b+1)·B` (B = `batch`) as one batch from
 //! `seed.child(c).child(PROPOSALS).child(b)` and its accept/reject uniforms from
-//! `seed.child(c).child(DECISIONS).with_stream(b)`; local updates of step t use
-//! `seed.child(c).child(LOCAL).with_stream(t)`. Step t always sees the same
+//! `seed.child(c).child(DECISIONS).child(b)`; local updates of step t use
+//! `seed.child(c).child(LOCAL).child(t)`. Step t always sees the same
 //! numbers, so a chain is identical for any thread count and a run split into
 //! pieces (resume) equals an uninterrupted one.
 
@@ -162,7 +162,7 @@ impl<'a> ImhChain<'a> {
             par,
         );
         self.target.log_prob_batch(xs.view(), log_p.view_mut(), par);
-        let mut rng = chain_seed.child(DECISIONS).with_stream(block).rng();
+        let mut rng = chain_seed.child(DECISIONS).child(block).rng();
         let uniforms = (0..b).map(|_| rng.random::<f64>()).collect();
         ProposalBlock {
             xs,
@@ -224,7 +224,7 @@ impl<'a> ImhChain<'a> {
         if k == 0 {
             return f64::NAN;
         }
-        let mut rng = self.seed.child(chain).child(LOCAL).with_stream(t).rng();
+        let mut rng = self.seed.child(chain).child(LOCAL).child(t).rng();
         let mut n_acc = 0usize;
         for _ in 0..k {
             n_acc += kernel.update(&mut state.x, &mut rng) as usize;
