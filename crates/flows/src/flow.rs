@@ -1,0 +1,631 @@
+//! A normalizing flow: base N(0, σ²I), a sequence of layers, one flat
+//! parameter vector (REFERENCE §1, §4, §5; DESIGN §3).
+//!
+//! # Conventions
+//! x = f(z) = f_{K−1} ∘ … ∘ f₀(z), z ~ N(0, σ²I). Layer k owns
+//! `params[offset_k .. offset_{k+1}]`. With ℓ_f(z) = Σ_k log|det ∂f_k| along
+//! the forward pass and ℓ_i(x) = −ℓ_f(f⁻¹(x)) along the inverse pass,
+//!
+//!   log q(x) = log N(z; 0, σ²I) − ℓ_f(z) = log N(f⁻¹(x)) + ℓ_i(x),
+//!   log N(z) = −‖z‖²/(2σ²) − (D/2) log(2πσ²).
+//!
+//! # Derivatives offered
+//! * **score** ∇ₓ log q(x): reverse mode of the inverse pass seeded with
+//!   z̄ = −z/σ², ℓ̄ = 1 ([`Flow::score_batch`]).
+//! * **FKL** ∂θ Σᵢ wᵢ log q(xᵢ): the same reverse pass seeded with
+//!   z̄ = −wᵢ z/σ², ℓ̄ = wᵢ, accumulating θ̄ ([`Flow::log_q_grad_batch`]).
+//! * **RKL** (reparametrized, z fixed): forward pass x = f(z),
+//!   log q = log N(z) − ℓ_f; the caller supplies x̄ = ∂L/∂x (e.g. −w ∇log p̃(x))
+//!   and ∂L/∂log q per row; reverse mode with ℓ̄_f = −∂L/∂log q
+//!   ([`Flow::forward_vjp_batch`]).
+//! * **score-matching term** ∂θ⟨r, ∇ₓ log q_θ(x)⟩ ([`ScoreModel`]): with
+//!   F(θ) = d/dε log q_θ(x + εr) = ⟨−z/σ², dz⟩ + Σ_k dℓ_k, run the inverse
+//!   pass in forward mode along dx = r (each layer's `inverse_jvp`), then
+//!   the reverse mode of that forward pass seeded with z̄ = −dz/σ²,
+//!   dz̄ = −z/σ², ℓ̄ = 0, dℓ̄ = 1 (each layer's `inverse_jvp_backward`).
+//!   The same sweep also yields dx̄ = ∇ₓ log q (the score) and
+//!   x̄ = ∇²ₓ log q · r (a Hessian-vector product).
+//!
+//! # Determinism and parallelism
+//! Batches are split into chunks of `par.chunk_rows` rows (core's [`Par`]);
+//! each chunk allocates its tapes and scratch once, runs sequentially, and
+//! returns its outputs and its parameter-gradient partial sum; partial sums
+//! are added in chunk order. Chunk k of a draw uses `seed.child(k)`. Results
+//! are bit-identical for any number of rayon threads.
+
+use crate::config::FlowConfig;
+use crate::coupling::Coupling;
+use crate::layer::{Direction, Layer, ScoreLayer, Scratch};
+use fieldflow_core::{Par, Proposal, Seed};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Slice};
+use rand_distr::{Distribution, StandardNormal};
+
+/// Errors of rebuilding a flow from stored parts.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    /// The architecture is invalid.
+    #[error(transparent)]
+    Config(#[from] fieldflow_core::ConfigError),
+    /// The parameter vector has the wrong length for the architecture.
+    #[error("parameter vector has {got} entries, the architecture needs {expected}")]
+    ParamLength {
+        /// Entries the architecture needs.
+        expected: usize,
+        /// Entries supplied.
+        got: usize,
+    },
+    /// The architecture JSON does not parse.
+    #[error("architecture JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Score matching capability (REFERENCE §5): the score of the model and the
+/// θ-gradient of its contraction with a fixed vector field. Implemented by
+/// [`Flow<L>`] only when `L: ScoreLayer`.
+pub trait ScoreModel: Send + Sync {
+    /// Dimension of x.
+    fn dim(&self) -> usize;
+    /// Number of parameters θ.
+    fn n_params(&self) -> usize;
+    /// Rows of `scores` ← ∇ₓ log q_θ(x), `log_q` ← log q_θ(x), per row of `xs`.
+    fn score_batch(&self, xs: ArrayView2<f64>, scores: ArrayViewMut2<f64>, log_q: ArrayViewMut1<f64>, par: Par);
+    /// `grad += Σᵢ ∂θ ⟨rᵢ, ∇ₓ log q_θ(xᵢ)⟩` (xᵢ, rᵢ held fixed).
+    fn score_param_vjp_batch(&self, xs: ArrayView2<f64>, rs: ArrayView2<f64>, grad: &mut [f64], par: Par);
+}
+
+/// Base N(0, σ²I) followed by layers `L` (affine couplings by default).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flow<L: Layer = Coupling> {
+    dim: usize,
+    base_sigma: f64,
+    layers: Vec<L>,
+    offsets: Vec<usize>,
+    params: Vec<f64>,
+    pub(crate) config: Option<FlowConfig>,
+}
+
+/// Per-chunk state of one batched call: tapes (one per layer) and scratch.
+struct Work<T> {
+    tapes: Vec<T>,
+    scratch: Scratch,
+}
+
+impl Flow<Coupling> {
+    /// Rebuilds a flow from its architecture and parameter vector (the model
+    /// file's `architecture` attribute and `/params`).
+    pub fn from_parts(config: FlowConfig, params: Vec<f64>) -> Result<Self, FlowError> {
+        let layers = config.layers()?;
+        let expected: usize = layers.iter().map(|l| l.n_params()).sum();
+        if params.len() != expected {
+            return Err(FlowError::ParamLength {
+                expected,
+                got: params.len(),
+            });
+        }
+        let mut f = Flow::from_layers(config.base_sigma, layers, params);
+        f.config = Some(config);
+        Ok(f)
+    }
+
+    /// [`Flow::from_parts`] with the architecture as JSON text.
+    pub fn from_json_parts(architecture: &str, params: Vec<f64>) -> Result<Self, FlowError> {
+        Self::from_parts(serde_json::from_str(architecture)?, params)
+    }
+
+    /// Network flops (2 × multiply-adds) of one sample through all layers, one direction.
+    pub fn flops_per_sample(&self) -> f64 {
+        self.layers.iter().map(|l| l.flops_per_sample()).sum()
+    }
+}
+
+impl<L: Layer> Flow<L> {
+    /// A flow from explicit layers and parameters.
+    ///
+    /// # Panics
+    /// If the layers disagree on the dimension, or `params` has the wrong length.
+    pub fn from_layers(base_sigma: f64, layers: Vec<L>, params: Vec<f64>) -> Self {
+        assert!(!layers.is_empty(), "a flow needs at least one layer");
+        let dim = layers[0].dim();
+        assert!(layers.iter().all(|l| l.dim() == dim), "layer dimensions differ");
+        let mut offsets = vec![0];
+        for l in &layers {
+            offsets.push(offsets.last().unwrap() + l.n_params());
+        }
+        assert_eq!(params.len(), *offsets.last().unwrap(), "wrong parameter count");
+        Flow {
+            dim,
+            base_sigma,
+            layers,
+            offsets,
+            params,
+            config: None,
+        }
+    }
+
+    /// The architecture, when the flow was built from one.
+    pub fn config(&self) -> Option<&FlowConfig> {
+        self.config.as_ref()
+    }
+
+    /// The architecture as JSON (for the model file), when known.
+    pub fn architecture_json(&self) -> Option<String> {
+        self.config.as_ref().map(|c| serde_json::to_string(c).unwrap())
+    }
+
+    /// Dimension D.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// σ of the base N(0, σ²I).
+    pub fn base_sigma(&self) -> f64 {
+        self.base_sigma
+    }
+
+    /// Number of parameters.
+    pub fn n_params(&self) -> usize {
+        self.params.len()
+    }
+
+    /// The flat parameter vector θ.
+    pub fn params(&self) -> &[f64] {
+        &self.params
+    }
+
+    /// Mutable θ (the optimizer's view).
+    pub fn params_mut(&mut self) -> &mut [f64] {
+        &mut self.params
+    }
+
+    /// The layers, in the order they act on z.
+    pub fn layers(&self) -> &[L] {
+        &self.layers
+    }
+
+    /// Offsets of the layers' parameter slices (length = layers + 1).
+    pub fn param_offsets(&self) -> &[usize] {
+        &self.offsets
+    }
+
+    fn p(&self, k: usize) -> &[f64] {
+        &self.params[self.offsets[k]..self.offsets[k + 1]]
+    }
+
+    /// log N(z; 0, σ²I).
+    pub fn log_base(&self, z: ArrayView1<f64>) -> f64 {
+        // Same operations, in the same order, as core's IsotropicGaussian, so an
+        // identity flow reproduces it bit for bit.
+        let sigma = self.base_sigma;
+        let r2: f64 = z.iter().map(|v| v.powi(2)).sum();
+        let log_norm = -0.5 * self.dim as f64 * (2.0 * std::f64::consts::PI * sigma * sigma).ln();
+        -0.5 * r2 / (sigma * sigma) + log_norm
+    }
+
+    fn work(&self, rows: usize, tangent: bool) -> Work<L::Tape> {
+        Work {
+            tapes: self.layers.iter().map(|l| l.new_tape(rows, tangent)).collect(),
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// Runs all layers in `dir` on `input`; returns the output and Σ log|det|.
+    fn run(&self, dir: Direction, input: ArrayView2<f64>, w: &mut Work<L::Tape>) -> (Array2<f64>, Array1<f64>) {
+        let rows = input.nrows();
+        let mut cur = input.to_owned();
+        let mut next = Array2::zeros(cur.raw_dim());
+        let mut ld = Array1::zeros(rows);
+        let n = self.layers.len();
+        for i in 0..n {
+            let k = if dir == Direction::Forward { i } else { n - 1 - i };
+            self.layers[k].apply(
+                dir,
+                self.p(k),
+                cur.view(),
+                next.view_mut(),
+                ld.view_mut(),
+                &mut w.tapes[k],
+                &mut w.scratch,
+            );
+            std::mem::swap(&mut cur, &mut next);
+        }
+        (cur, ld)
+    }
+
+    /// Reverse mode of the last `run(dir, …)`; returns ∂L/∂input.
+    fn run_backward(
+        &self,
+        dir: Direction,
+        gout: Array2<f64>,
+        gld: ArrayView1<f64>,
+        mut gp: Option<&mut [f64]>,
+        w: &mut Work<L::Tape>,
+    ) -> Array2<f64> {
+        let mut cur = gout;
+        let mut next = Array2::zeros(cur.raw_dim());
+        let n = self.layers.len();
+        for i in 0..n {
+            let k = if dir == Direction::Forward { n - 1 - i } else { i };
+            let g = gp.as_deref_mut().map(|g| &mut g[self.offsets[k]..self.offsets[k + 1]]);
+            self.layers[k].backward(
+                self.p(k),
+                &w.tapes[k],
+                cur.view(),
+                gld,
+                next.view_mut(),
+                g,
+                &mut w.scratch,
+            );
+            std::mem::swap(&mut cur, &mut next);
+        }
+        cur
+    }
+
+    /// Fills `zs` with base draws σ·N(0, 1); chunk k of `par` uses stream
+    /// `seed.child(k)`, rows in order, so draws do not depend on the threads.
+    pub fn sample_base_batch(&self, seed: Seed, zs: ArrayViewMut2<f64>, par: Par) {
+        assert_eq!(zs.ncols(), self.dim);
+        let mut dummy = Array1::zeros(zs.nrows());
+        let sigma = self.base_sigma;
+        par.rows_mut_to_values(zs, dummy.view_mut(), |k, _, mut z, _| {
+            let mut rng = seed.child(k as u64).rng();
+            for v in z.iter_mut() {
+                let e: f64 = StandardNormal.sample(&mut rng);
+                *v = sigma * e;
+            }
+        });
+    }
+
+    /// x = f(z) per row, with log q(x) = log N(z) − log|det ∂f/∂z|.
+    pub fn forward_batch(
+        &self,
+        zs: ArrayView2<f64>,
+        mut xs: ArrayViewMut2<f64>,
+        mut log_q: ArrayViewMut1<f64>,
+        par: Par,
+    ) {
+        self.check(zs, xs.nrows(), log_q.len());
+        let parts = par.map_chunks(zs.nrows(), |_, r| {
+            let z = zs.slice_axis(Axis(0), Slice::from(r.clone()));
+            let mut w = self.work(r.len(), false);
+            let (x, ld) = self.run(Direction::Forward, z, &mut w);
+            let lq: Array1<f64> = z
+                .rows()
+                .into_iter()
+                .zip(ld.iter())
+                .map(|(z, l)| self.log_base(z) - l)
+                .collect();
+            (r, x, lq)
+        });
+        for (r, x, lq) in parts {
+            xs.slice_axis_mut(Axis(0), Slice::from(r.clone())).assign(&x);
+            log_q.slice_axis_mut(Axis(0), Slice::from(r)).assign(&lq);
+        }
+    }
+
+    /// z = f⁻¹(x) per row, with log q(x) = log N(z) + log|det ∂f⁻¹/∂x|.
+    pub fn inverse_batch(
+        &self,
+        xs: ArrayView2<f64>,
+        mut zs: ArrayViewMut2<f64>,
+        mut log_q: ArrayViewMut1<f64>,
+        par: Par,
+    ) {
+        self.check(xs, zs.nrows(), log_q.len());
+        let parts = par.map_chunks(xs.nrows(), |_, r| {
+            let mut w = self.work(r.len(), false);
+            let (z, ld) = self.run(
+                Direction::Inverse,
+                xs.slice_axis(Axis(0), Slice::from(r.clone())),
+                &mut w,
+            );
+            let lq: Array1<f64> = z
+                .rows()
+                .into_iter()
+                .zip(ld.iter())
+                .map(|(z, l)| self.log_base(z) + l)
+                .collect();
+            (r, z, lq)
+        });
+        for (r, z, lq) in parts {
+            zs.slice_axis_mut(Axis(0), Slice::from(r.clone())).assign(&z);
+            log_q.slice_axis_mut(Axis(0), Slice::from(r)).assign(&lq);
+        }
+    }
+
+    /// ∇ₓ log q(x) into the rows of `scores`, log q(x) into `log_q`.
+    pub fn score_batch(
+        &self,
+        xs: ArrayView2<f64>,
+        mut scores: ArrayViewMut2<f64>,
+        mut log_q: ArrayViewMut1<f64>,
+        par: Par,
+    ) {
+        self.check(xs, scores.nrows(), log_q.len());
+        let parts = par.map_chunks(xs.nrows(), |_, r| {
+            let (lq, gx, _) = self.inverse_vjp_chunk(xs.slice_axis(Axis(0), Slice::from(r.clone())), None, false);
+            (r, gx, lq)
+        });
+        for (r, g, lq) in parts {
+            scores.slice_axis_mut(Axis(0), Slice::from(r.clone())).assign(&g);
+            log_q.slice_axis_mut(Axis(0), Slice::from(r)).assign(&lq);
+        }
+    }
+
+    /// Forward-KL gradient: `grad += Σᵢ wᵢ ∂θ log q_θ(xᵢ)`; `log_q` ← log q(xᵢ).
+    /// (FKL = −mean log q: pass wᵢ = −1/N.)
+    pub fn log_q_grad_batch(
+        &self,
+        xs: ArrayView2<f64>,
+        weights: ArrayView1<f64>,
+        mut log_q: ArrayViewMut1<f64>,
+        grad: &mut [f64],
+        par: Par,
+    ) {
+        self.check(xs, weights.len(), log_q.len());
+        assert_eq!(grad.len(), self.n_params());
+        let parts = par.map_chunks(xs.nrows(), |_, r| {
+            let (lq, _, gp) = self.inverse_vjp_chunk(
+                xs.slice_axis(Axis(0), Slice::from(r.clone())),
+                Some(weights.slice_axis(Axis(0), Slice::from(r.clone()))),
+                true,
+            );
+            (r, lq, gp)
+        });
+        for (r, lq, gp) in parts {
+            log_q.slice_axis_mut(Axis(0), Slice::from(r)).assign(&lq);
+            for (g, v) in grad.iter_mut().zip(&gp) {
+                *g += v;
+            }
+        }
+    }
+
+    /// Inverse pass and its reverse mode for L = Σ wᵢ log q(xᵢ) (w = 1 if None).
+    fn inverse_vjp_chunk(
+        &self,
+        x: ArrayView2<f64>,
+        w: Option<ArrayView1<f64>>,
+        want_gp: bool,
+    ) -> (Array1<f64>, Array2<f64>, Vec<f64>) {
+        let rows = x.nrows();
+        let mut work = self.work(rows, false);
+        let (z, ld) = self.run(Direction::Inverse, x, &mut work);
+        let lq: Array1<f64> = z
+            .rows()
+            .into_iter()
+            .zip(ld.iter())
+            .map(|(z, l)| self.log_base(z) + l)
+            .collect();
+        let wv: Array1<f64> = match w {
+            Some(w) => w.to_owned(),
+            None => Array1::ones(rows),
+        };
+        let inv_s2 = 1.0 / (self.base_sigma * self.base_sigma);
+        let mut gz = z;
+        for (mut row, &wi) in gz.rows_mut().into_iter().zip(wv.iter()) {
+            row.mapv_inplace(|v| -wi * v * inv_s2);
+        }
+        let mut gp = if want_gp {
+            vec![0.0; self.n_params()]
+        } else {
+            Vec::new()
+        };
+        let gx = self.run_backward(
+            Direction::Inverse,
+            gz,
+            wv.view(),
+            want_gp.then_some(&mut gp[..]),
+            &mut work,
+        );
+        (lq, gx, gp)
+    }
+
+    /// Reverse-KL style gradient through the sampling direction. For each
+    /// chunk: x = f(z), log q = log N(z) − ℓ_f(z); then
+    /// `cotangent(first_row, x, log_q, x̄, lq̄)` fills x̄ = ∂L/∂x and
+    /// lq̄ = ∂L/∂log q (z fixed, so ∂θ log q = −∂θ ℓ_f), and
+    /// `grad += ∂L/∂θ`. Outputs x and log q into `xs`, `log_q`.
+    ///
+    /// For RKL, L = (1/N) Σ [log q(xᵢ) − log p̃(xᵢ)]: x̄ᵢ = −∇log p̃(xᵢ)/N, lq̄ᵢ = 1/N.
+    pub fn forward_vjp_batch<F>(
+        &self,
+        zs: ArrayView2<f64>,
+        mut xs: ArrayViewMut2<f64>,
+        mut log_q: ArrayViewMut1<f64>,
+        grad: &mut [f64],
+        par: Par,
+        cotangent: F,
+    ) where
+        F: Fn(usize, ArrayView2<f64>, ArrayView1<f64>, ArrayViewMut2<f64>, ArrayViewMut1<f64>) + Sync + Send,
+    {
+        self.check(zs, xs.nrows(), log_q.len());
+        assert_eq!(grad.len(), self.n_params());
+        let parts = par.map_chunks(zs.nrows(), |_, r| {
+            let z = zs.slice_axis(Axis(0), Slice::from(r.clone()));
+            let rows = r.len();
+            let mut w = self.work(rows, false);
+            let (x, ld) = self.run(Direction::Forward, z, &mut w);
+            let lq: Array1<f64> = z
+                .rows()
+                .into_iter()
+                .zip(ld.iter())
+                .map(|(z, l)| self.log_base(z) - l)
+                .collect();
+            let mut gx = Array2::zeros((rows, self.dim));
+            let mut glq = Array1::zeros(rows);
+            cotangent(r.start, x.view(), lq.view(), gx.view_mut(), glq.view_mut());
+            let gld = glq.mapv(|v: f64| -v);
+            let mut gp = vec![0.0; self.n_params()];
+            self.run_backward(Direction::Forward, gx, gld.view(), Some(&mut gp), &mut w);
+            (r, x, lq, gp)
+        });
+        for (r, x, lq, gp) in parts {
+            xs.slice_axis_mut(Axis(0), Slice::from(r.clone())).assign(&x);
+            log_q.slice_axis_mut(Axis(0), Slice::from(r)).assign(&lq);
+            for (g, v) in grad.iter_mut().zip(&gp) {
+                *g += v;
+            }
+        }
+    }
+
+    fn check(&self, xs: ArrayView2<f64>, rows_out: usize, len_out: usize) {
+        assert_eq!(xs.ncols(), self.dim, "batch width differs from the flow's dimension");
+        assert_eq!(xs.nrows(), rows_out, "input and output rows differ");
+        assert_eq!(xs.nrows(), len_out, "rows and per-row output length differ");
+    }
+}
+
+/// Second-order sweep products of one chunk.
+struct SecondOrder {
+    gp: Vec<f64>,
+    log_q: Array1<f64>,
+    score: Array2<f64>,
+    hess_r: Array2<f64>,
+}
+
+impl<L: ScoreLayer> Flow<L> {
+    fn second_order_chunk(&self, x: ArrayView2<f64>, r: ArrayView2<f64>) -> SecondOrder {
+        let rows = x.nrows();
+        let n = self.layers.len();
+        let mut w = self.work(rows, true);
+        let mut cur = x.to_owned();
+        let mut dcur = r.to_owned();
+        let mut next = Array2::zeros(cur.raw_dim());
+        let mut dnext = Array2::zeros(cur.raw_dim());
+        let mut ld = Array1::zeros(rows);
+        let mut dld = Array1::zeros(rows);
+        for k in (0..n).rev() {
+            self.layers[k].inverse_jvp(
+                self.p(k),
+                cur.view(),
+                dcur.view(),
+                next.view_mut(),
+                dnext.view_mut(),
+                ld.view_mut(),
+                dld.view_mut(),
+                &mut w.tapes[k],
+                &mut w.scratch,
+            );
+            std::mem::swap(&mut cur, &mut next);
+            std::mem::swap(&mut dcur, &mut dnext);
+        }
+        let log_q: Array1<f64> = cur
+            .rows()
+            .into_iter()
+            .zip(ld.iter())
+            .map(|(z, l)| self.log_base(z) + l)
+            .collect();
+        let inv_s2 = 1.0 / (self.base_sigma * self.base_sigma);
+        // F = ⟨−z/σ², dz⟩ + Σ dℓ: z̄ = −dz/σ², dz̄ = −z/σ², ℓ̄ = 0, dℓ̄ = 1.
+        let mut g = dcur.mapv(|v| -v * inv_s2);
+        let mut dg = cur.mapv(|v| -v * inv_s2);
+        let zero = Array1::zeros(rows);
+        let one = Array1::ones(rows);
+        let mut gp = vec![0.0; self.n_params()];
+        for k in 0..n {
+            self.layers[k].inverse_jvp_backward(
+                self.p(k),
+                &w.tapes[k],
+                g.view(),
+                dg.view(),
+                zero.view(),
+                one.view(),
+                next.view_mut(),
+                dnext.view_mut(),
+                &mut gp[self.offsets[k]..self.offsets[k + 1]],
+                &mut w.scratch,
+            );
+            std::mem::swap(&mut g, &mut next);
+            std::mem::swap(&mut dg, &mut dnext);
+        }
+        SecondOrder {
+            gp,
+            log_q,
+            score: dg,
+            hess_r: g,
+        }
+    }
+
+    /// The full second-order sweep: `grad += Σᵢ ∂θ⟨rᵢ, ∇ₓ log q(xᵢ)⟩`, and,
+    /// as by-products, log q(xᵢ), the score ∇ₓ log q(xᵢ) and the
+    /// Hessian-vector product ∇²ₓ log q(xᵢ) rᵢ.
+    pub fn score_second_order_batch(
+        &self,
+        xs: ArrayView2<f64>,
+        rs: ArrayView2<f64>,
+        grad: &mut [f64],
+        mut log_q: ArrayViewMut1<f64>,
+        mut scores: ArrayViewMut2<f64>,
+        mut hess_r: ArrayViewMut2<f64>,
+        par: Par,
+    ) {
+        self.check(xs, rs.nrows(), log_q.len());
+        assert_eq!(rs.dim(), xs.dim());
+        assert_eq!(scores.dim(), xs.dim());
+        assert_eq!(hess_r.dim(), xs.dim());
+        assert_eq!(grad.len(), self.n_params());
+        let parts = par.map_chunks(xs.nrows(), |_, r| {
+            (
+                r.clone(),
+                self.second_order_chunk(
+                    xs.slice_axis(Axis(0), Slice::from(r.clone())),
+                    rs.slice_axis(Axis(0), Slice::from(r)),
+                ),
+            )
+        });
+        for (r, so) in parts {
+            for (g, v) in grad.iter_mut().zip(&so.gp) {
+                *g += v;
+            }
+            log_q.slice_axis_mut(Axis(0), Slice::from(r.clone())).assign(&so.log_q);
+            scores.slice_axis_mut(Axis(0), Slice::from(r.clone())).assign(&so.score);
+            hess_r.slice_axis_mut(Axis(0), Slice::from(r)).assign(&so.hess_r);
+        }
+    }
+}
+
+impl<L: ScoreLayer> ScoreModel for Flow<L> {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn n_params(&self) -> usize {
+        self.params.len()
+    }
+    fn score_batch(&self, xs: ArrayView2<f64>, scores: ArrayViewMut2<f64>, log_q: ArrayViewMut1<f64>, par: Par) {
+        Flow::score_batch(self, xs, scores, log_q, par)
+    }
+    fn score_param_vjp_batch(&self, xs: ArrayView2<f64>, rs: ArrayView2<f64>, grad: &mut [f64], par: Par) {
+        self.check(xs, rs.nrows(), rs.nrows());
+        assert_eq!(rs.dim(), xs.dim());
+        assert_eq!(grad.len(), self.n_params());
+        let parts = par.map_chunks(xs.nrows(), |_, r| {
+            self.second_order_chunk(
+                xs.slice_axis(Axis(0), Slice::from(r.clone())),
+                rs.slice_axis(Axis(0), Slice::from(r)),
+            )
+            .gp
+        });
+        for gp in parts {
+            for (g, v) in grad.iter_mut().zip(&gp) {
+                *g += v;
+            }
+        }
+    }
+}
+
+impl<L: Layer> Proposal for Flow<L> {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// z from [`Flow::sample_base_batch`] (chunk k ← `seed.child(k)`), x = f(z).
+    fn draw_batch(&self, seed: Seed, mut xs: ArrayViewMut2<f64>, log_q: ArrayViewMut1<f64>, par: Par) {
+        let mut zs = Array2::zeros(xs.raw_dim());
+        self.sample_base_batch(seed, zs.view_mut(), par);
+        self.forward_batch(zs.view(), xs.view_mut(), log_q, par);
+    }
+
+    fn log_q_batch(&self, xs: ArrayView2<f64>, out: ArrayViewMut1<f64>, par: Par) {
+        let mut zs = Array2::zeros(xs.raw_dim());
+        self.inverse_batch(xs, zs.view_mut(), out, par);
+    }
+}
