@@ -22,6 +22,10 @@
 
 pub mod chain;
 pub mod hybrid;
+pub mod importance;
+pub mod modes;
 
 pub use chain::{accept, rejection_summary, ImhBuffers, ImhChain, ImhConfig, ImhState};
 pub use hybrid::{LocalKernel, RandomWalk};
+pub use importance::{importance_sample, ImportanceBatch};
+pub use modes::{ModeReport, ModeWeights};
