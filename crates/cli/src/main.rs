@@ -11,12 +11,14 @@
 //! exit with 2 (clap); a run stopped by Ctrl-C writes its checkpoint and
 //! exits with 130.
 
+mod blocks;
 mod cmd;
 mod config;
 mod interrupt;
 mod output;
 mod plots;
 mod progress;
+mod target;
 
 use clap::{Parser, Subcommand};
 
@@ -35,8 +37,14 @@ enum Command {
     Generate(cmd::generate::GenerateArgs),
     /// Print what a fieldflow HDF5 file holds: schema, target, shapes, provenance.
     Inspect(cmd::inspect::InspectArgs),
+    /// Train a normalizing flow (FKL, RKL, score matching, ScoreNF; annealing).
+    Train(cmd::train::TrainArgs),
+    /// Exact sampling with a trained flow: IMH, hybrid local + IMH, or importance sampling.
+    Sample(cmd::sample::SampleArgs),
     /// Observables with Γ-method errors from ensembles or sample files.
     Analyze(cmd::analyze::AnalyzeArgs),
+    /// Two files side by side: estimates, deviation in σ, τ_int ratio, cost per independent sample.
+    Compare(cmd::compare::CompareArgs),
     /// Run the complete small pipeline into one results folder.
     Demo(cmd::demo::DemoArgs),
 }
@@ -50,7 +58,10 @@ fn main() {
     let result = match cli.command {
         Command::Generate(a) => cmd::generate::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Sample(a) => cmd::sample::run(a),
         Command::Analyze(a) => cmd::analyze::run(a),
+        Command::Compare(a) => cmd::compare::run(a),
         Command::Demo(a) => cmd::demo::run(a),
     };
     match result {

@@ -295,3 +295,145 @@ pub fn analysis_figures(a: &FileAnalysis, dir: &Path) -> Result<Vec<PathBuf>> {
     }
     Ok(written)
 }
+
+/// Training curves (loss parts, ESS, acceptance, NLL vs step) and, for 2-D
+/// targets, the target density beside the flow density and a scatter of
+/// flow samples. Files are named `{prefix}_*.svg`.
+pub fn training_figures(
+    metrics: &std::collections::BTreeMap<String, Vec<f64>>,
+    target: &crate::target::RunTarget,
+    flow: &fieldflow_flows::Flow,
+    dir: &Path,
+    prefix: &str,
+) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
+    let mut written = vec![];
+    let steps = metrics.get("step").cloned().unwrap_or_default();
+    let curve = |name: &str| -> Option<Series> {
+        let v = metrics.get(name)?;
+        let pts: Vec<(f64, f64)> = steps
+            .iter()
+            .zip(v)
+            .map(|(&s, &y)| (s, y))
+            .filter(|p| p.1.is_finite())
+            .collect();
+        (!pts.is_empty()).then(|| Series::line(name, pts))
+    };
+    for (what, title, names) in [
+        ("loss", "Training loss and its parts", &["loss", "fkl", "rkl", "sm"][..]),
+        (
+            "ess_acceptance",
+            "ESS and estimated IMH acceptance",
+            &["ess", "acceptance"][..],
+        ),
+        ("nll", "Held-out NLL and RKL estimate", &["nll", "rkl_estimate"][..]),
+    ] {
+        let mut f = Figure::new(title, "step", what);
+        f.series.extend(names.iter().filter_map(|n| curve(n)));
+        if !f.series.is_empty() {
+            let p = dir.join(format!("{prefix}_{what}.svg"));
+            f.save(&p)?;
+            written.push(p);
+        }
+    }
+    if target.as_target().dim() == 2 {
+        written.extend(density_figures(target.as_target(), flow, dir, prefix)?);
+    }
+    Ok(written)
+}
+
+/// Heat maps of p̃ (normalized on the grid) and q on a common grid, and a
+/// scatter of flow samples.
+fn density_figures(
+    target: &dyn fieldflow_core::Target,
+    flow: &fieldflow_flows::Flow,
+    dir: &Path,
+    prefix: &str,
+) -> Result<Vec<PathBuf>> {
+    use fieldflow_core::{Par, Proposal, Seed};
+    use ndarray::{Array1, Array2};
+    let n_draw = 2000;
+    let mut xs = Array2::zeros((n_draw, 2));
+    let mut lq = Array1::zeros(n_draw);
+    flow.draw_batch(Seed::new(12345), xs.view_mut(), lq.view_mut(), Par::default());
+    // Grid covering the flow samples and a margin.
+    let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
+    for r in xs.rows() {
+        for k in 0..2 {
+            if r[k].is_finite() {
+                lo[k] = lo[k].min(r[k]);
+                hi[k] = hi[k].max(r[k]);
+            }
+        }
+    }
+    let n = 80;
+    let pad: Vec<f64> = (0..2).map(|k| 0.15 * (hi[k] - lo[k]).max(1.0)).collect();
+    let axis = |k: usize, i: usize| lo[k] - pad[k] + (hi[k] - lo[k] + 2.0 * pad[k]) * (i as f64 + 0.5) / n as f64;
+    let mut grid = Array2::zeros((n * n, 2));
+    for i in 0..n {
+        for j in 0..n {
+            grid[[i * n + j, 0]] = axis(0, i);
+            grid[[i * n + j, 1]] = axis(1, j);
+        }
+    }
+    let mut log_p = Array1::zeros(n * n);
+    target.log_prob_batch(grid.view(), log_p.view_mut(), Par::default());
+    let mut log_q = Array1::zeros(n * n);
+    flow.log_q_batch(grid.view(), log_q.view_mut(), Par::default());
+    let mut written = vec![];
+    let cell = [
+        (hi[0] - lo[0] + 2.0 * pad[0]) / n as f64,
+        (hi[1] - lo[1] + 2.0 * pad[1]) / n as f64,
+    ];
+    for (what, values) in [("target_density", &log_p), ("flow_density", &log_q)] {
+        let max = values
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(f64::MIN, f64::max);
+        let p = dir.join(format!("{prefix}_{what}.svg"));
+        let root = SVGBackend::new(&p, (560, 520)).into_drawing_area();
+        let draw = || -> Result<(), String> {
+            root.fill(&WHITE).map_err(|e| e.to_string())?;
+            let x0 = lo[0] - pad[0];
+            let y0 = lo[1] - pad[1];
+            let mut chart = ChartBuilder::on(&root)
+                .caption(what.replace('_', " "), ("sans-serif", 22))
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(45)
+                .build_cartesian_2d(x0..x0 + n as f64 * cell[0], y0..y0 + n as f64 * cell[1])
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_desc("x₀")
+                .y_desc("x₁")
+                .draw()
+                .map_err(|e| e.to_string())?;
+            chart
+                .draw_series((0..n * n).map(|k| {
+                    let (i, j) = (k / n, k % n);
+                    let v = (values[k] - max).exp();
+                    let c = (255.0 * (1.0 - v.clamp(0.0, 1.0))) as u8;
+                    let (x, y) = (x0 + i as f64 * cell[0], y0 + j as f64 * cell[1]);
+                    Rectangle::new([(x, y), (x + cell[0], y + cell[1])], RGBColor(c, c, 255).filled())
+                }))
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        };
+        draw().map_err(|e| anyhow::anyhow!("{}: cannot draw figure: {e}", p.display()))?;
+        root.present()
+            .map_err(|e| anyhow::anyhow!("{}: cannot write figure: {e}", p.display()))?;
+        written.push(p.clone());
+    }
+    let mut sc = Figure::new("Flow samples", "x₀", "x₁");
+    sc.series.push(Series::points(
+        "flow samples",
+        xs.rows().into_iter().map(|r| (r[0], r[1], 0.0)),
+    ));
+    let p = dir.join(format!("{prefix}_samples.svg"));
+    sc.save(&p)?;
+    written.push(p);
+    Ok(written)
+}

@@ -29,27 +29,60 @@
 
 use crate::action::Phi4;
 use crate::fft::FftNd;
-use crate::geometry::Lattice;
+use crate::geometry::{Lattice, MAX_DIM};
 use fieldflow_core::Measure;
 use ndarray::ArrayView1;
 use rustfft::num_complex::Complex;
+use std::cell::RefCell;
 use std::f64::consts::PI;
 
+/// Scratch of at most this many f64 (2L₀ + Σ_{μ≥1} L_μ) lives on the stack.
+const STACK_SCRATCH: usize = 256;
+
+/// `ct_t` sums computed side by side (independent chains of additions).
+const CT_LANES: usize = 8;
+
+thread_local! {
+    /// Scratch for lattices too long for [`STACK_SCRATCH`]; grows once per thread.
+    static SCRATCH: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
 /// The φ⁴ primaries of the module docs, for one model.
+///
+/// Measuring a contiguous configuration allocates nothing: the slice sums s_μ(x_μ) live in a small
+/// stack buffer (or, for long lattices, a per-thread buffer reused across
+/// calls), the phases e^{−2πik/L_μ} of `pmin2_μ` are tabulated once, and the
+/// `ct_t` sums run over a doubled copy of s₀ instead of taking `%`. Every sum
+/// is accumulated in the same order as the direct definition, so the results
+/// are bit-for-bit those of the plain double loops.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Phi4Observables {
     lattice: Lattice,
     m2: f64,
     lambda: f64,
+    /// cos(−2πk/L_μ) and sin(−2πk/L_μ) for k = 0..L_μ, axes one after another.
+    phases: Vec<(f64, f64)>,
 }
 
 impl Phi4Observables {
     /// Observables of `target` (its lattice and couplings).
     pub fn new(target: &Phi4) -> Self {
+        let lattice = target.lattice().clone();
+        let phases = lattice
+            .shape()
+            .iter()
+            .flat_map(|&l| {
+                (0..l).map(move |k| {
+                    let arg = -2.0 * PI * k as f64 / l as f64;
+                    (arg.cos(), arg.sin())
+                })
+            })
+            .collect();
         Phi4Observables {
-            lattice: target.lattice().clone(),
+            lattice,
             m2: target.m2(),
             lambda: target.lambda(),
+            phases,
         }
     }
 
@@ -71,32 +104,39 @@ impl Phi4Observables {
         false
     }
 
+    /// Length of the scratch of [`Self::measure_with`]: s₀ twice, then s₁, s₂, ….
+    fn scratch_len(&self) -> usize {
+        self.lattice.shape()[0] + self.lattice.shape().iter().sum::<usize>()
+    }
+
     fn measure_slice(&self, phi: &[f64], out: &mut [f64]) {
+        let n = self.scratch_len();
+        if n <= STACK_SCRATCH {
+            let mut buf = [0.0; STACK_SCRATCH];
+            self.measure_with(phi, out, &mut buf[..n]);
+        } else {
+            SCRATCH.with(|cell| {
+                let mut buf = cell.borrow_mut();
+                buf.clear();
+                buf.resize(n, 0.0);
+                self.measure_with(phi, out, &mut buf);
+            });
+        }
+    }
+
+    /// Measures `phi` into `out`; `scratch` (zeroed, [`Self::scratch_len`]) holds
+    /// the slice sums: s₀ at `[0, L₀)`, its copy at `[L₀, 2L₀)`, then s₁, s₂, ….
+    fn measure_with(&self, phi: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let lat = &self.lattice;
         let v = lat.volume() as f64;
-        let d = lat.dim();
-        let mut sum = 0.0;
-        let mut kinetic = 0.0;
-        let mut potential = 0.0;
-        let mut slices: Vec<Vec<f64>> = lat.shape().iter().map(|&l| vec![0.0; l]).collect();
-        let mut x = vec![0usize; d];
-        for (i, &p) in phi.iter().enumerate() {
-            sum += p;
-            let p2 = p * p;
-            potential += p2 * (self.m2 + self.lambda * p2);
-            for mu in 0..d {
-                let diff = phi[lat.fwd(i, mu)] - p;
-                kinetic += diff * diff;
-                slices[mu][x[mu]] += p;
-            }
-            for mu in (0..d).rev() {
-                x[mu] += 1;
-                if x[mu] < lat.shape()[mu] {
-                    break;
-                }
-                x[mu] = 0;
-            }
-        }
+        let l0 = lat.shape()[0];
+        let (sum, kinetic, potential) = match lat.dim() {
+            1 => self.site_sums::<1>(phi, scratch),
+            2 => self.site_sums::<2>(phi, scratch),
+            3 => self.site_sums::<3>(phi, scratch),
+            4 => self.site_sums::<4>(phi, scratch),
+            d => unreachable!("lattices have 1..={MAX_DIM} dimensions, not {d}"),
+        };
         let m = sum / v;
         out[0] = m;
         out[1] = m.abs();
@@ -105,23 +145,123 @@ impl Phi4Observables {
         out[4] = (kinetic + potential) / v;
         out[5] = kinetic / v;
         out[6] = potential / v;
-        let s = &slices[0];
-        let l0 = s.len();
-        for t in 0..l0 {
-            let c: f64 = (0..l0).map(|tau| s[tau] * s[(tau + t) % l0]).sum();
-            out[Self::CT_OFFSET + t] = c / v;
+
+        // ct_t = (1/V) Σ_τ s₀(τ) s₀(τ+t): with s₀ doubled, s₀((τ+t) mod L₀) =
+        // s2[τ+t]. Each sum runs over τ = 0, 1, … starting from −0.0, exactly
+        // as `Iterator::sum`; CT_LANES values of t advance together.
+        let (s2, rest) = scratch.split_at_mut(2 * l0);
+        let (s0, copy) = s2.split_at_mut(l0);
+        copy.copy_from_slice(s0);
+        let s2 = &*s2;
+        let ct = &mut out[Self::CT_OFFSET..Self::CT_OFFSET + l0];
+        let mut blocks = ct.chunks_exact_mut(CT_LANES);
+        let mut t0 = 0;
+        for block in &mut blocks {
+            let mut c = [-0.0f64; CT_LANES];
+            for tau in 0..l0 {
+                let a = s2[tau];
+                let b = &s2[tau + t0..tau + t0 + CT_LANES];
+                for j in 0..CT_LANES {
+                    c[j] += a * b[j];
+                }
+            }
+            for (o, c) in block.iter_mut().zip(c) {
+                *o = c / v;
+            }
+            t0 += CT_LANES;
         }
+        for (t, o) in blocks.into_remainder().iter_mut().enumerate() {
+            let t = t0 + t;
+            let c: f64 = (0..l0).map(|tau| s2[tau] * s2[tau + t]).sum();
+            *o = c / v;
+        }
+
+        // pmin2_μ = |Σ_k s_μ(k) e^{−2πik/L_μ}|² / V.
         let off = self.pmin2_offset();
-        for (mu, s) in slices.iter().enumerate() {
-            let l = s.len() as f64;
+        let mut phases = &self.phases[..];
+        let mut slices = &rest[..];
+        for (mu, &l) in lat.shape().iter().enumerate() {
+            let s = if mu == 0 {
+                &s2[..l]
+            } else {
+                let (s, tail) = slices.split_at(l);
+                slices = tail;
+                s
+            };
+            let (ph, tail) = phases.split_at(l);
+            phases = tail;
             let (mut re, mut im) = (0.0, 0.0);
-            for (k, &sk) in s.iter().enumerate() {
-                let arg = -2.0 * PI * k as f64 / l;
-                re += sk * arg.cos();
-                im += sk * arg.sin();
+            for (&sk, &(cos, sin)) in s.iter().zip(ph) {
+                re += sk * cos;
+                im += sk * sin;
             }
             out[off + mu] = (re * re + im * im) / v;
         }
+    }
+
+    /// Σₓ φ, Σₓ Σ_μ (φ(x+μ̂) − φ(x))² and Σₓ (m² φ² + λ φ⁴) of a `D`-dimensional
+    /// field, each summed over sites in index order (μ innermost), and the slice
+    /// sums s_μ(x_μ) = Σ φ over the sites with coordinate x_μ, added into
+    /// `scratch` (layout of [`Self::measure_with`]).
+    ///
+    /// Works row by row along the last axis: within a row, the forward
+    /// neighbours along μ < D−1 form one other row, and s_μ(x_μ) for μ < D−1
+    /// is one running value.
+    fn site_sums<const D: usize>(&self, phi: &[f64], scratch: &mut [f64]) -> (f64, f64, f64) {
+        let shape: [usize; D] = self.lattice.shape().try_into().expect("D axes");
+        let strides: [usize; D] = self.lattice.strides().try_into().expect("D axes");
+        let ld = shape[D - 1];
+        // Offsets of s_μ in `scratch` (s₀ first, its copy after it).
+        let mut offsets = [0usize; D];
+        let mut next = 2 * shape[0];
+        for mu in 1..D {
+            offsets[mu] = next;
+            next += shape[mu];
+        }
+        let (m2, lambda) = (self.m2, self.lambda);
+        let (mut sum, mut kinetic, mut potential) = (0.0, 0.0, 0.0);
+        let mut x = [0usize; D];
+        for row_start in (0..phi.len()).step_by(ld) {
+            let row = &phi[row_start..row_start + ld];
+            let mut neighbours = [row; D];
+            let mut running = [0.0; D];
+            for mu in 0..D - 1 {
+                let up = if x[mu] + 1 < shape[mu] {
+                    row_start + strides[mu]
+                } else {
+                    row_start + strides[mu] - shape[mu] * strides[mu]
+                };
+                neighbours[mu] = &phi[up..up + ld];
+                running[mu] = scratch[offsets[mu] + x[mu]];
+            }
+            let last = &mut scratch[offsets[D - 1]..offsets[D - 1] + ld];
+            for j in 0..ld {
+                let p = row[j];
+                sum += p;
+                let p2 = p * p;
+                potential += p2 * (m2 + lambda * p2);
+                for mu in 0..D - 1 {
+                    let diff = neighbours[mu][j] - p;
+                    kinetic += diff * diff;
+                    running[mu] += p;
+                }
+                let diff = (if j + 1 < ld { row[j + 1] } else { row[0] }) - p;
+                kinetic += diff * diff;
+                last[j] += p;
+            }
+            for mu in 0..D - 1 {
+                scratch[offsets[mu] + x[mu]] = running[mu];
+            }
+            // Next row: increment (x₀, …, x_{D−2}), last of them fastest.
+            for mu in (0..D - 1).rev() {
+                x[mu] += 1;
+                if x[mu] < shape[mu] {
+                    break;
+                }
+                x[mu] = 0;
+            }
+        }
+        (sum, kinetic, potential)
     }
 }
 

@@ -11,12 +11,13 @@
 
 use crate::output::check_new_output;
 use crate::plots;
-use anyhow::{bail, Context, Result};
+use crate::target::RunTarget;
+use anyhow::{bail, Result};
 use clap::Args;
 use fieldflow_core::Measure;
-use fieldflow_io::{AnalysisFile, AnalysisInput, AnalysisRecord, EnsembleReader, FileKind, Header};
+use fieldflow_io::{AnalysisFile, AnalysisInput, AnalysisRecord, AttrValue, EnsembleReader, FileKind, Header};
 use fieldflow_lattice::observables::{effective_mass, xi2};
-use fieldflow_lattice::{Phi4, Phi4Config, Phi4Observables};
+use fieldflow_lattice::{Phi4, Phi4Observables};
 use fieldflow_stats::{gamma_derived, GammaConfig, GammaReport};
 use ndarray::{s, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
@@ -85,6 +86,10 @@ pub struct FileAnalysis {
     pub file: String,
     /// Target description.
     pub target: String,
+    /// How the file was sampled: `mcmc` (generate), `imh`, `hybrid`, `is`.
+    pub method: String,
+    /// Wall-clock seconds the file took to produce, if recorded.
+    pub seconds: Option<f64>,
     /// Chains and configurations per chain used.
     pub chains: usize,
     /// Configurations per chain after `--skip`.
@@ -119,24 +124,8 @@ fn row(name: &str, r: &GammaReport, exact: Option<f64>) -> Row {
     }
 }
 
-/// Rebuilds the φ⁴ target from the config stored in a file's header.
-pub fn target_from_header(header: &Header, path: &Path) -> Result<Phi4> {
-    let table: toml::Table = header
-        .config
-        .parse()
-        .map_err(|_| anyhow::anyhow!("{}: stored config is not TOML", path.display()))?;
-    let phi4 = table
-        .get("phi4")
-        .with_context(|| format!("{}: not a lattice φ⁴ file (no [phi4] in its config)", path.display()))?;
-    let cfg: Phi4Config = phi4
-        .clone()
-        .try_into()
-        .map_err(|e| anyhow::anyhow!("{}: stored [phi4] unreadable: {e}", path.display()))?;
-    Ok(cfg.validate()?)
-}
-
 /// Measures all primaries of every chain: one `[n, n_obs]` array per chain.
-pub fn measure_chains(reader: &EnsembleReader, obs: &Phi4Observables, skip: usize) -> Result<Vec<Array2<f64>>> {
+pub fn measure_chains(reader: &EnsembleReader, obs: &dyn Measure, skip: usize) -> Result<Vec<Array2<f64>>> {
     let configs = reader.configs_flat()?;
     let n_obs = obs.names().len();
     let n = configs.dim().1;
@@ -162,6 +151,65 @@ pub fn measure_chains(reader: &EnsembleReader, obs: &Phi4Observables, skip: usiz
         .collect())
 }
 
+/// Γ-method estimates of functions of the means of the primaries, for plain
+/// chains or for importance-weighted draws.
+///
+/// With weights wᵢ the columns become (wᵢ, wᵢ a₁ᵢ, …) and a function f of the
+/// means is evaluated at the ratios ⟨w a_j⟩/⟨w⟩: the self-normalized
+/// estimator, whose error then follows from the same gradient projection.
+struct Estimator {
+    columns: Vec<Array2<f64>>,
+    weighted: bool,
+    config: GammaConfig,
+}
+
+impl Estimator {
+    fn new(per_chain: Vec<Array2<f64>>, log_w: Option<Array2<f64>>, skip: usize, config: &GammaConfig) -> Self {
+        let Some(log_w) = log_w else {
+            return Estimator {
+                columns: per_chain,
+                weighted: false,
+                config: *config,
+            };
+        };
+        let max = log_w.iter().copied().filter(|v| v.is_finite()).fold(f64::MIN, f64::max);
+        let columns = per_chain
+            .iter()
+            .zip(log_w.outer_iter())
+            .map(|(a, lw)| {
+                let lw = lw.slice(s![skip..]);
+                Array2::from_shape_fn((a.nrows(), a.ncols() + 1), |(i, j)| {
+                    let w = (lw[i] - max).exp();
+                    if j == 0 {
+                        w
+                    } else {
+                        w * a[[i, j - 1]]
+                    }
+                })
+            })
+            .collect();
+        Estimator {
+            columns,
+            weighted: true,
+            config: *config,
+        }
+    }
+
+    fn estimate(&self, f: &dyn Fn(&[f64]) -> f64) -> Result<GammaReport> {
+        let views: Vec<ArrayView2<f64>> = self.columns.iter().map(|a| a.view()).collect();
+        let r = if self.weighted {
+            let g = |m: &[f64]| {
+                let ratios: Vec<f64> = m[1..].iter().map(|v| v / m[0]).collect();
+                f(&ratios)
+            };
+            gamma_derived(&views, g, &self.config)
+        } else {
+            gamma_derived(&views, f, &self.config)
+        };
+        Ok(r?)
+    }
+}
+
 /// Analyzes one file.
 pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileAnalysis> {
     let reader = EnsembleReader::open(path)?;
@@ -172,20 +220,66 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
             reader.kind().as_str()
         );
     }
-    let target = target_from_header(reader.header(), path)?;
-    let obs = Phi4Observables::new(&target);
+    let target = RunTarget::from_stored(&reader.header().config, path)?;
+    let method = match reader.header().extra.get("method") {
+        Some(AttrValue::Str(m)) => m.clone(),
+        _ => "mcmc".to_string(),
+    };
+    let obs = target.observables();
     let names = obs.names();
-    let per_chain = measure_chains(&reader, &obs, skip)?;
-    let views: Vec<ArrayView2<f64>> = per_chain.iter().map(|a| a.view()).collect();
+    let per_chain = measure_chains(&reader, obs.as_ref(), skip)?;
+    let n_per_chain = per_chain[0].nrows();
+    let chains = per_chain.len();
+    let col = |name: &str| names.iter().position(|n| n == name);
+    let m_history = match col("M").or(col("x0")) {
+        Some(c) => per_chain.iter().map(|a| a.column(c).to_vec()).collect(),
+        None => vec![],
+    };
+    let log_w = if method == "is" {
+        Some(reader.series("log_w")?)
+    } else {
+        None
+    };
+    let est = Estimator::new(per_chain, log_w, skip, cfg);
+    let ctx = |e: anyhow::Error| e.context(format!("{}: error analysis failed", path.display()));
+    let mut rows = Vec::new();
+    match &target {
+        RunTarget::Phi4(phi4) => phi4_rows(phi4, &est, &names, &mut rows).map_err(ctx)?,
+        RunTarget::Synthetic(t) => {
+            let truth = t.true_weights();
+            for (c, name) in names.iter().enumerate() {
+                let exact = name
+                    .strip_prefix("mode_")
+                    .and_then(|k| k.parse::<usize>().ok())
+                    .and_then(|k| truth.as_ref().map(|w| w[k]));
+                rows.push(row(name, &est.estimate(&|a: &[f64]| a[c]).map_err(ctx)?, exact));
+            }
+        }
+    }
+    let seconds = match reader.header().extra.get("seconds") {
+        Some(AttrValue::F64(s)) => Some(*s),
+        _ => None,
+    };
+    Ok(FileAnalysis {
+        file: path.display().to_string(),
+        target: reader.header().target.clone(),
+        method,
+        seconds,
+        chains,
+        n_per_chain,
+        rows,
+        m_history,
+    })
+}
+
+/// The φ⁴ table: primaries, χ₂, χ, U₄, ξ₂, C(t), m_eff(t) (REFERENCE §2.4),
+/// with the free-field values where λ = 0.
+fn phi4_rows(target: &Phi4, est: &Estimator, names: &[String], rows: &mut Vec<Row>) -> Result<()> {
     let col = |name: &str| names.iter().position(|n| n == name).expect("known observable");
     let lat = target.lattice();
     let v = lat.volume() as f64;
     let l0 = lat.shape()[0];
     let free = target.free_field();
-    let derived = |f: &dyn Fn(&[f64]) -> f64| -> Result<GammaReport> {
-        gamma_derived(&views, f, cfg).with_context(|| format!("{}: error analysis failed", path.display()))
-    };
-    let mut rows = Vec::new();
     let exact_primary = |name: &str| -> Option<f64> {
         let f = free.as_ref()?;
         match name {
@@ -197,30 +291,34 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
     };
     for name in ["M", "abs_M", "M2", "M4", "action_density"] {
         let c = col(name);
-        rows.push(row(name, &derived(&|a: &[f64]| a[c])?, exact_primary(name)));
+        rows.push(row(name, &est.estimate(&|a: &[f64]| a[c])?, exact_primary(name)));
     }
     let (m, m2, m4, am) = (col("M"), col("M2"), col("M4"), col("abs_M"));
     rows.push(row(
         "chi2",
-        &derived(&|a: &[f64]| v * a[m2])?,
+        &est.estimate(&|a: &[f64]| v * a[m2])?,
         free.as_ref().map(|f| f.chi2()),
     ));
-    rows.push(row("chi", &derived(&|a: &[f64]| v * (a[m2] - a[am] * a[am]))?, None));
     rows.push(row(
-        "U4",
-        &derived(&|a: &[f64]| 1.0 - a[m4] / (3.0 * a[m2] * a[m2]))?,
+        "chi",
+        &est.estimate(&|a: &[f64]| v * (a[m2] - a[am] * a[am]))?,
         None,
     ));
-    let p0 = obs.pmin2_offset();
+    rows.push(row(
+        "U4",
+        &est.estimate(&|a: &[f64]| 1.0 - a[m4] / (3.0 * a[m2] * a[m2]))?,
+        None,
+    ));
+    let p0 = Phi4Observables::new(target).pmin2_offset();
     if l0 > 2 {
-        let xi = derived(&|a: &[f64]| xi2(v * a[m2], a[p0], l0))?;
+        let xi = est.estimate(&|a: &[f64]| xi2(v * a[m2], a[p0], l0))?;
         rows.push(row("xi2", &xi, free.as_ref().and_then(|f| f.xi2(0))));
     }
     let ct0 = Phi4Observables::CT_OFFSET;
     let exact_c = free.as_ref().map(|f| f.zero_momentum_correlator());
     let corr = |t: usize, a: &[f64]| a[ct0 + t] - (v / l0 as f64) * a[m] * a[m];
     for t in 0..=l0 / 2 {
-        let r = derived(&|a: &[f64]| corr(t, a))?;
+        let r = est.estimate(&|a: &[f64]| corr(t, a))?;
         rows.push(row(&format!("C({t})"), &r, exact_c.as_ref().map(|c| c[t])));
     }
     for t in 1..l0 / 2 {
@@ -229,20 +327,14 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
             effective_mass(&c).first().copied().unwrap_or(f64::NAN)
         };
         let exact = exact_c.as_ref().map(|c| effective_mass(&c[t - 1..=t + 1])[0]);
-        if let Ok(r) = gamma_derived(&views, f, cfg) {
+        // m_eff is undefined where C(t±1) are noise; such t are left out.
+        if let Ok(r) = est.estimate(&f) {
             if r.value.is_finite() {
                 rows.push(row(&format!("m_eff({t})"), &r, exact));
             }
         }
     }
-    Ok(FileAnalysis {
-        file: path.display().to_string(),
-        target: reader.header().target.clone(),
-        chains: per_chain.len(),
-        n_per_chain: per_chain[0].nrows(),
-        rows,
-        m_history: per_chain.iter().map(|a| a.column(m).to_vec()).collect(),
-    })
+    Ok(())
 }
 
 /// Formats value ± error with the error's two significant digits.
@@ -257,8 +349,8 @@ pub fn fmt_err(value: f64, error: f64) -> String {
 /// The text table of one analysis.
 pub fn render_table(a: &FileAnalysis) -> String {
     let mut s = format!(
-        "{}\n  target: {}\n  {} chains × {} configurations\n",
-        a.file, a.target, a.chains, a.n_per_chain
+        "{}\n  target: {}\n  {} chains × {} configurations ({})\n",
+        a.file, a.target, a.chains, a.n_per_chain, a.method
     );
     s += &format!(
         "  {:<16} {:>26} {:>16} {:>6} {:>26} {:>7}\n",

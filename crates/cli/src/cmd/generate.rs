@@ -9,14 +9,15 @@
 //! `seed.child(c).child(t)`, so the chains' state (field, update counter,
 //! frozen step size) is all a resume needs.
 
+use crate::blocks::{write_blocks, BlockData, Series};
 use crate::config::{self, parse_shape};
-use crate::interrupt::{self, Interrupted};
+use crate::interrupt;
 use crate::output::check_new_output;
 use crate::progress;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use fieldflow_core::{ConfigError, Seed, Target};
-use fieldflow_io::{Block, EnsembleSpec, EnsembleWriter, FileKind, Header, SeriesSpec, SeriesView};
+use fieldflow_io::{EnsembleSpec, EnsembleWriter, FileKind, Header, SeriesSpec};
 use fieldflow_lattice::{advance, init_states, thermalize, Algorithm, AlgorithmConfig, ChainRecords, ChainState};
 use fieldflow_lattice::{Phi4, Phi4Config, Start};
 use serde::{Deserialize, Serialize};
@@ -357,42 +358,26 @@ pub fn generate(
     let t_run = Instant::now();
     let mut updates = 0u64;
     let mut stats = AcceptanceStats::default();
-    let mut blocks = 0;
-    while writer.n_cfg() < total {
-        let k = (c.block as usize).min(total - writer.n_cfg());
-        let mut rec = ChainRecords::new(n_chains, k, r.target.dim());
+    let dim = r.target.dim();
+    let produce = |k: usize| -> Result<BlockData> {
+        let mut rec = ChainRecords::new(n_chains, k, dim);
         advance(&r.target, &r.algorithm, seed, states, c.thin, &mut rec, &|u| pb.inc(u));
         updates += k as u64 * c.thin;
         stats.add(&rec);
-        let state = ndarray::Array2::from_shape_fn((n_chains, r.target.dim()), |(i, j)| states[i].phi[j]);
-        let accepted = rec.accepted.mapv(u8::from);
-        let chains = serde_json::to_string(&states)?;
-        let series = [
-            ("log_p", SeriesView::F64(rec.log_p.view())),
-            ("accepted", SeriesView::U8(accepted.view())),
-            ("delta_h", SeriesView::F64(rec.delta_h.view())),
-            ("acceptance", SeriesView::F64(rec.acceptance.view())),
-        ];
-        writer.append(&Block {
-            configs: rec.configs.view(),
-            series: &series,
-            state: state.view(),
-            chains: &chains,
-        })?;
-        blocks += 1;
-        let acc = stats.acceptance();
-        pb.set_message(format!("acc {acc:.3}"));
-        if (interrupt::requested() || interrupt::simulated(blocks)) && writer.n_cfg() < total {
-            pb.abandon();
-            return Err(Interrupted(format!(
-                "interrupted: {} of {} configurations per chain saved in {}; continue with --resume",
-                writer.n_cfg(),
-                total,
-                writer.partial_path().display()
-            ))
-            .into());
-        }
-    }
+        pb.set_message(format!("acc {:.3}", stats.acceptance()));
+        Ok(BlockData {
+            state: ndarray::Array2::from_shape_fn((n_chains, dim), |(i, j)| states[i].phi[j]),
+            chains_json: serde_json::to_string(&states)?,
+            series: vec![
+                Series::F64("log_p", rec.log_p),
+                Series::U8("accepted", rec.accepted.mapv(u8::from)),
+                Series::F64("delta_h", rec.delta_h),
+                Series::F64("acceptance", rec.acceptance),
+            ],
+            configs: rec.configs,
+        })
+    };
+    write_blocks(writer, total, c.block as usize, produce, |_| {}).inspect_err(|_| pb.abandon())?;
     pb.finish_and_clear();
     let secs = t_run.elapsed().as_secs_f64();
     writer.set_attr("seconds", start.elapsed().as_secs_f64())?;

@@ -1,6 +1,9 @@
 //! One module per subcommand.
 
 pub mod analyze;
+pub mod compare;
 pub mod demo;
 pub mod generate;
 pub mod inspect;
+pub mod sample;
+pub mod train;

@@ -1,0 +1,613 @@
+//! `fieldflow train`: fit a normalizing flow to a target.
+//!
+//! Config (TOML; flags override keys):
+//!
+//! ```toml
+//! seed = 1
+//! checkpoint_every = 200      # steps between checkpoints (and at the end)
+//! [phi4]                      # or [target] kind = "mog4" | "gaussian" | …
+//! lattice = [8, 8]
+//! m2 = -4.0
+//! lambda = 8.0
+//! [flow]                      # fieldflow_flows::FlowConfig; default: the
+//! # tutorial architecture for φ⁴, MLP couplings for vector targets
+//! [data]                      # optional: training / held-out samples
+//! file = "ens.h5"             # an ensemble from `generate` …
+//! n_train = 100               # … of which n_train configurations train
+//! n_heldout = 1000            # and n_heldout others measure the NLL
+//! skip = 0                    # thermalization to drop per chain
+//! exact = 0                   # or: draw n_train / n_heldout exact samples
+//! [train]                     # fieldflow_losses::TrainConfig
+//! loss = { preset = "scorenf" }
+//! batch_size = 64
+//! steps = 1000
+//! lr = 1e-3
+//! ```
+//!
+//! Training and held-out configurations are taken evenly spaced over the
+//! chains (after `skip`), so a small `n_train` still spans the whole ensemble
+//! and is as decorrelated as the ensemble allows.
+//!
+//! The model file (DESIGN §4) is rewritten atomically at every checkpoint:
+//! parameters, Adam state, the trainer's full state (step, rejection
+//! counters: randomness is a function of (seed, step)), the resolved config
+//! and the metrics so far; `MODEL.metrics.csv` beside it holds the same
+//! metrics as CSV. `--resume` continues bit-identically; Ctrl-C writes a
+//! checkpoint and exits with 130.
+
+use crate::config::{self};
+use crate::interrupt::{self, Interrupted};
+use crate::output::{check_new_output, emit};
+use crate::plots;
+use crate::progress;
+use crate::target::RunTarget;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use fieldflow_core::{Par, Seed};
+use fieldflow_flows::{Flow, FlowConfig};
+use fieldflow_io::{AttrValue, EnsembleReader, FileKind, Header, ModelState, ModelWriter};
+use fieldflow_losses::{AdamState, MetricsRecord, StepOutcome, TrainConfig, TrainData, Trainer, TrainerState};
+use ndarray::{Array2, Axis};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Arguments of `fieldflow train`.
+#[derive(Args, Debug, Default)]
+pub struct TrainArgs {
+    /// TOML config (see data/configs/train_*.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Ensemble file with training data (sets data.file).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Training configurations taken from the data (sets data.n_train).
+    #[arg(long)]
+    pub n_train: Option<u64>,
+    /// Loss preset: fkl, rkl, sm or scorenf (sets train.loss).
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// Training steps (sets train.steps).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Learning rate (sets train.lr).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Master seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output model file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace an existing model file.
+    #[arg(long)]
+    pub force: bool,
+    /// Continue training the checkpoint in OUT (up to train.steps).
+    #[arg(long)]
+    pub resume: bool,
+    /// Write training figures (SVG) into this folder.
+    #[arg(long)]
+    pub plots: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Where training samples come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Ensemble file.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Use exact samples of the target (synthetic targets with a sampler).
+    #[serde(default)]
+    pub exact: bool,
+    /// Training configurations.
+    #[serde(default = "default_n_train")]
+    pub n_train: u64,
+    /// Held-out configurations.
+    #[serde(default = "default_n_heldout")]
+    pub n_heldout: u64,
+    /// Configurations dropped at the start of every chain.
+    #[serde(default)]
+    pub skip: u64,
+}
+
+fn default_n_train() -> u64 {
+    1000
+}
+fn default_n_heldout() -> u64 {
+    1000
+}
+fn default_checkpoint_every() -> u64 {
+    200
+}
+
+/// The resolved `train` config (target section kept separately in the table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainRunConfig {
+    /// Master seed (flow initialization, data draws, training streams).
+    #[serde(default = "one")]
+    pub seed: u64,
+    /// Steps between checkpoints.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// Flow architecture (default from the target).
+    #[serde(default)]
+    pub flow: Option<FlowConfig>,
+    /// Data.
+    #[serde(default)]
+    pub data: DataConfig,
+    /// Training.
+    pub train: TrainConfig,
+    /// Lattice target (or `target`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phi4: Option<toml::Value>,
+    /// Synthetic target (or `phi4`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<toml::Value>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Default architecture: the tutorial flow for lattices (REFERENCE §4), MLP
+/// couplings for vectors.
+pub fn default_flow(target: &RunTarget) -> FlowConfig {
+    match target {
+        RunTarget::Phi4(p) => {
+            let mut f = FlowConfig::tutorial(p.lattice().shape()[0]);
+            f.shape = p.lattice().shape().to_vec();
+            f
+        }
+        RunTarget::Synthetic(t) => FlowConfig::mlp(t.dim(), 8, vec![32, 32]),
+    }
+}
+
+fn resolve(args: &TrainArgs) -> Result<(toml::Table, TrainRunConfig)> {
+    let mut t = config::load_table(args.config.as_deref())?;
+    if let Some(d) = &args.data {
+        config::set(&mut t, "data.file", d.display().to_string());
+    }
+    if let Some(n) = args.n_train {
+        config::set(&mut t, "data.n_train", n as i64);
+    }
+    if let Some(l) = &args.loss {
+        let mut loss = toml::Table::new();
+        loss.insert("preset".into(), l.clone().into());
+        config::set(&mut t, "train.loss", loss);
+    }
+    if let Some(s) = args.steps {
+        config::set(&mut t, "train.steps", s as i64);
+    }
+    if let Some(lr) = args.lr {
+        config::set(&mut t, "train.lr", lr);
+    }
+    if let Some(s) = args.seed {
+        config::set(&mut t, "seed", s as i64);
+        config::set(&mut t, "train.seed", s as i64);
+    }
+    // Targets defined by a data file: copy its [phi4]/[target] section.
+    if !t.contains_key("phi4") && !t.contains_key("target") {
+        let file = t
+            .get("data")
+            .and_then(|d| d.get("file"))
+            .and_then(|f| f.as_str())
+            .map(PathBuf::from);
+        let Some(file) = file else {
+            bail!("no target: give [phi4] or [target] in --config, or --data ENSEMBLE");
+        };
+        let r = EnsembleReader::open(&file)?;
+        let stored: toml::Table = r
+            .header()
+            .config
+            .parse()
+            .context("data file's stored config is not TOML")?;
+        for key in ["phi4", "target"] {
+            if let Some(v) = stored.get(key) {
+                t.insert(key.into(), v.clone());
+            }
+        }
+    }
+    // Defaults for what the user left out (written into the stored config).
+    let has_data = t
+        .get("data")
+        .and_then(|d| d.as_table())
+        .is_some_and(|d| d.contains_key("file") || d.get("exact").and_then(|e| e.as_bool()) == Some(true));
+    let train = t
+        .entry("train")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(train) = train.as_table_mut() {
+        let preset = if has_data { "scorenf" } else { "rkl" };
+        let defaults: [(&str, toml::Value); 4] = [
+            ("batch_size", 64.into()),
+            ("steps", 1000.into()),
+            ("lr", 1e-3.into()),
+            (
+                "loss",
+                toml::Value::Table(toml::Table::from_iter([("preset".to_string(), preset.into())])),
+            ),
+        ];
+        for (k, v) in defaults {
+            train.entry(k).or_insert(v);
+        }
+    }
+    let c: TrainRunConfig = config::parse(&t, "train")?;
+    Ok((t, c))
+}
+
+/// Evenly spaced picks: `n` indices out of `total`, avoiding `taken`.
+fn spaced(total: usize, n: usize, offset: f64) -> Vec<usize> {
+    (0..n)
+        .map(|i| (((i as f64 + offset) * total as f64 / n as f64) as usize).min(total - 1))
+        .collect()
+}
+
+/// Training and held-out samples (rows), each optional.
+type Samples = (Option<Array2<f64>>, Option<Array2<f64>>);
+
+/// Training and held-out samples.
+fn load_data(c: &TrainRunConfig, target: &RunTarget) -> Result<Samples> {
+    let d = &c.data;
+    if d.exact {
+        let RunTarget::Synthetic(t) = target else {
+            bail!("data.exact: the lattice target has no exact sampler")
+        };
+        let sampler = t
+            .exact_sampler()
+            .context("data.exact: this target has no exact sampler")?;
+        let draw = |n: u64, stream: u64| {
+            let mut xs = Array2::zeros((n as usize, t.dim()));
+            sampler.sample_batch(Seed::new(c.seed).child(100 + stream), xs.view_mut(), Par::default());
+            xs
+        };
+        return Ok((Some(draw(d.n_train, 0)), Some(draw(d.n_heldout, 1))));
+    }
+    let Some(file) = &d.file else { return Ok((None, None)) };
+    let r = EnsembleReader::open(file)?;
+    let all = r.configs_flat()?;
+    let skip = d.skip as usize;
+    if skip >= r.n_cfg() {
+        bail!(
+            "data.skip = {skip}: leaves nothing of {} configurations per chain in {file}",
+            r.n_cfg()
+        );
+    }
+    if r.dim() != target.as_target().dim() {
+        bail!(
+            "{file}: configurations have {} sites, the target {}",
+            r.dim(),
+            target.as_target().dim()
+        );
+    }
+    let per_chain = r.n_cfg() - skip;
+    let pool: Vec<_> = (0..r.n_chains())
+        .flat_map(|ch| (skip..r.n_cfg()).map(move |i| (ch, i)))
+        .collect();
+    let total = pool.len();
+    let (nt, nh) = (d.n_train as usize, d.n_heldout as usize);
+    if nt + nh > total {
+        bail!(
+            "data: n_train + n_heldout = {} exceeds the {total} configurations ({per_chain} per chain) in {file}",
+            nt + nh
+        );
+    }
+    let pick = |idx: &[usize]| {
+        let mut x = Array2::zeros((idx.len(), r.dim()));
+        for (row, &k) in idx.iter().enumerate() {
+            let (ch, i) = pool[k];
+            x.row_mut(row).assign(&all.index_axis(Axis(0), ch).row(i));
+        }
+        x
+    };
+    let train_idx = spaced(total, nt, 0.0);
+    let mut used = vec![false; total];
+    train_idx.iter().for_each(|&i| used[i] = true);
+    let free: Vec<usize> = (0..total).filter(|&i| !used[i]).collect();
+    let held_idx: Vec<usize> = spaced(free.len(), nh, 0.5).into_iter().map(|i| free[i]).collect();
+    Ok(((nt > 0).then(|| pick(&train_idx)), (nh > 0).then(|| pick(&held_idx))))
+}
+
+/// Names of the scalar metrics stored per record (model file and CSV).
+const METRIC_NAMES: [&str; 13] = [
+    "step",
+    "loss",
+    "fkl",
+    "rkl",
+    "sm",
+    "grad_norm",
+    "lr",
+    "beta",
+    "ess",
+    "acceptance",
+    "nll",
+    "rkl_estimate",
+    "total_rejections",
+];
+
+fn metric_values(m: &MetricsRecord) -> Vec<(String, f64)> {
+    let base = [
+        m.step as f64,
+        m.loss,
+        m.fkl,
+        m.rkl,
+        m.sm,
+        m.grad_norm,
+        m.lr,
+        m.beta,
+        m.ess,
+        m.acceptance,
+        m.nll,
+        m.rkl_estimate,
+        m.total_rejections as f64,
+    ];
+    let mut v: Vec<(String, f64)> = METRIC_NAMES.iter().map(|s| s.to_string()).zip(base).collect();
+    for (k, w) in m.mode_weights.iter().enumerate() {
+        v.push((format!("mode_weight_{k}"), *w));
+    }
+    if !m.mode_weights.is_empty() {
+        v.push(("tv_distance".into(), m.tv_distance));
+        v.push(("n_collapsed".into(), m.n_collapsed as f64));
+        v.push(("covering".into(), m.covering));
+    }
+    v
+}
+
+/// Writes the metrics as CSV (one row per record).
+fn write_csv(path: &Path, metrics: &std::collections::BTreeMap<String, Vec<f64>>) -> Result<()> {
+    let mut names: Vec<&String> = metrics.keys().collect();
+    names.sort_by_key(|n| (METRIC_NAMES.iter().position(|m| m == n).unwrap_or(99), n.to_string()));
+    let rows = metrics.get("step").map_or(0, Vec::len);
+    let mut s = names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(",") + "\n";
+    for i in 0..rows {
+        let line: Vec<String> = names
+            .iter()
+            .map(|n| metrics[*n].get(i).map_or(String::new(), |v| format!("{v}")))
+            .collect();
+        let _ = writeln!(s, "{}", line.join(","));
+    }
+    let tmp = path.with_extension("csv.partial");
+    std::fs::write(&tmp, s).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}
+
+/// The CSV written beside a model file.
+pub fn csv_path(model: &Path) -> PathBuf {
+    let mut s = model.as_os_str().to_owned();
+    s.push(".metrics.csv");
+    PathBuf::from(s)
+}
+
+/// What a finished training run reports.
+pub struct TrainSummary {
+    /// The last metrics record.
+    pub last: MetricsRecord,
+    /// Seconds spent in this run.
+    pub seconds: f64,
+    /// Rejected steps.
+    pub rejections: u64,
+}
+
+/// Runs `fieldflow train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    interrupt::install();
+    let (table, c, resumed) = if args.resume {
+        if args.config.is_some() || args.data.is_some() || args.loss.is_some() {
+            bail!(
+                "--resume continues with the config stored in {}; pass only --out (and --steps to extend)",
+                args.out.display()
+            );
+        }
+        let (mut writer, state) = ModelWriter::resume(&args.out)?;
+        let mut table: toml::Table = writer_config(&mut writer)?.parse()?;
+        if let Some(s) = args.steps {
+            config::set(&mut table, "train.steps", s as i64);
+        }
+        let c: TrainRunConfig = config::parse(&table, "stored train")?;
+        (table, c, Some((writer, state)))
+    } else {
+        let (t, c) = resolve(&args)?;
+        check_new_output(&args.out, args.force)?;
+        (t, c, None)
+    };
+    let summary = train(&args.out, &table, &c, resumed, args.force, args.quiet)?;
+    if let Some(dir) = &args.plots {
+        let model = fieldflow_io::ModelFile::read(&args.out)?;
+        let target = RunTarget::from_table(&table, "config")?;
+        let flow = Flow::from_json_parts(&model.state.architecture, model.state.params.clone())?;
+        for f in plots::training_figures(&model.metrics, &target, &flow, dir, "train")? {
+            if !args.quiet {
+                emit(&format!("figure: {}", f.display()));
+            }
+        }
+    }
+    if !args.quiet {
+        let m = &summary.last;
+        emit(&format!(
+            "wrote {}\nsteps             {}\nloss              {:.5} (fkl {:.4}, rkl {:.4}, sm {:.4})\nESS               {:.4}\nIMH acceptance    {:.4}\nheld-out NLL      {:.4}\nrejected steps    {}\ntime              {:.1} s",
+            args.out.display(),
+            m.step,
+            m.loss,
+            m.fkl,
+            m.rkl,
+            m.sm,
+            m.ess,
+            m.acceptance,
+            m.nll,
+            summary.rejections,
+            summary.seconds
+        ));
+    }
+    Ok(())
+}
+
+fn writer_config(w: &mut ModelWriter) -> Result<String> {
+    Ok(w.header_mut().config.clone())
+}
+
+/// The training loop: builds flow, data and trainer, runs to `train.steps`
+/// with metrics and checkpoints.
+pub fn train(
+    out: &Path,
+    table: &toml::Table,
+    c: &TrainRunConfig,
+    resumed: Option<(ModelWriter, ModelState)>,
+    force: bool,
+    quiet: bool,
+) -> Result<TrainSummary> {
+    let target = RunTarget::from_table(table, "config")?;
+    let flow_cfg = c.flow.clone().unwrap_or_else(|| default_flow(&target));
+    let flow = flow_cfg
+        .build(Seed::new(c.seed))
+        .map_err(|e| anyhow::anyhow!("flow.{e}"))?;
+    if flow.dim() != target.as_target().dim() {
+        bail!(
+            "flow.shape {:?} does not match the target's {} sites",
+            flow_cfg.shape,
+            target.as_target().dim()
+        );
+    }
+    let (train_data, held_out) = load_data(c, &target)?;
+    let data = TrainData {
+        train: train_data,
+        held_out,
+        modes: target.modes(),
+    };
+    let par = Par::default();
+    let mut trainer = Trainer::new(&c.train, flow, target.as_target(), data, par)?;
+    let mut stored_table = table.clone();
+    if c.flow.is_none() {
+        stored_table.insert("flow".into(), toml::Value::try_from(&flow_cfg)?);
+    }
+    let config_text = toml::to_string(&stored_table)?;
+    let mut writer = match resumed {
+        Some((mut w, saved)) => {
+            let json = match w.header_mut().extra.get("trainer_state") {
+                Some(AttrValue::Str(j)) => j.clone(),
+                _ => bail!("{}: no trainer state to resume from", out.display()),
+            };
+            let mut state: TrainerState = serde_json::from_str(&json).context("stored trainer state unreadable")?;
+            // The vectors live in the file's datasets, not in the attribute.
+            state.params = saved.params;
+            state.adam.m = saved.adam_m;
+            state.adam.v = saved.adam_v;
+            state.adam.step = saved.adam_step;
+            trainer.restore(state)?;
+            w
+        }
+        None => {
+            let header = Header::new(FileKind::Model, config_text, c.seed, target.as_target().describe());
+            ModelWriter::create(out, header, force)?
+        }
+    };
+    let steps = c.train.steps;
+    let pb = progress::bar(steps.saturating_sub(trainer.step_index()), "train");
+    if quiet {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let start = Instant::now();
+    let architecture = trainer.flow().architecture_json().context("flow has no architecture")?;
+    let save = |trainer: &Trainer<'_>, writer: &mut ModelWriter| -> Result<()> {
+        let st = trainer.state();
+        // Counters only: parameters and moments are stored as datasets, and
+        // the last step's report (with NaN parts) is not needed to resume.
+        let slim = TrainerState {
+            params: vec![],
+            adam: AdamState {
+                m: vec![],
+                v: vec![],
+                step: st.adam.step,
+            },
+            last: None,
+            ..st.clone()
+        };
+        writer
+            .header_mut()
+            .extra
+            .insert("trainer_state".into(), AttrValue::Str(serde_json::to_string(&slim)?));
+        writer
+            .header_mut()
+            .extra
+            .insert("steps_done".into(), AttrValue::U64(st.step));
+        let ms = ModelState {
+            architecture: architecture.clone(),
+            params: st.params.clone(),
+            adam_m: st.adam.m.clone(),
+            adam_v: st.adam.v.clone(),
+            adam_step: st.adam.step,
+            rng_state: vec![c.train.seed, st.step],
+        };
+        writer.save(&ms)?;
+        write_csv(&csv_path(out), writer.metrics())
+    };
+    let record = |trainer: &Trainer<'_>, writer: &mut ModelWriter| -> MetricsRecord {
+        let m = trainer.metrics();
+        for (name, v) in metric_values(&m) {
+            writer.push_metric(&name, v);
+        }
+        m
+    };
+    let mut last = None;
+    if trainer.step_index() == 0 && writer.metrics().is_empty() {
+        last = Some(record(&trainer, &mut writer));
+    }
+    while trainer.step_index() < steps {
+        match trainer.step() {
+            Ok(StepOutcome::Accepted(r)) => {
+                pb.set_message(format!("loss {:.4} ess {:.3}", r.loss, r.batch_ess));
+            }
+            Ok(StepOutcome::Rejected {
+                reason,
+                consecutive,
+                step,
+            }) => {
+                pb.println(format!("step {step}: rejected ({reason}); {consecutive} in a row"));
+            }
+            Err(e) => {
+                pb.abandon();
+                save(&trainer, &mut writer)?;
+                return Err(anyhow::Error::from(e).context(format!("{}: last good checkpoint kept", out.display())));
+            }
+        }
+        pb.inc(1);
+        let t = trainer.step_index();
+        if t % c.train.metrics_every == 0 || t == steps {
+            let m = record(&trainer, &mut writer);
+            pb.set_message(format!("loss {:.4} ess {:.3} acc {:.3}", m.loss, m.ess, m.acceptance));
+            last = Some(m);
+        }
+        if t % c.checkpoint_every == 0 || t == steps {
+            save(&trainer, &mut writer)?;
+        }
+        if (interrupt::requested() || simulated_stop(t)) && t < steps {
+            save(&trainer, &mut writer)?;
+            pb.abandon();
+            return Err(Interrupted(format!(
+                "interrupted at step {t} of {steps}; checkpoint in {}; continue with --resume",
+                out.display()
+            ))
+            .into());
+        }
+    }
+    pb.finish_and_clear();
+    save(&trainer, &mut writer)?;
+    let last = last.unwrap_or_else(|| trainer.metrics());
+    Ok(TrainSummary {
+        last,
+        seconds: start.elapsed().as_secs_f64(),
+        rejections: trainer.total_rejections(),
+    })
+}
+
+/// Test hook: `FIELDFLOW_STOP_AT_STEP=t` interrupts training after step t.
+fn simulated_stop(t: u64) -> bool {
+    std::env::var("FIELDFLOW_STOP_AT_STEP")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|s| t >= s)
+}

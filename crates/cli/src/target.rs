@@ -1,0 +1,127 @@
+//! The target of a run, as written in its config: `[phi4]` (a lattice field
+//! theory) or `[target]` (a synthetic target of crates/targets: `kind = "mog4"`,
+//! `"gaussian"`, `"double_well"`, …). Every file stores its resolved config, so
+//! the same function rebuilds the target when a later stage reads the file.
+
+use anyhow::{bail, Context, Result};
+use fieldflow_core::{Measure, Target};
+use fieldflow_lattice::{Phi4, Phi4Config, Phi4Observables};
+use fieldflow_targets::{Modes, SyntheticTarget, TargetConfig};
+use ndarray::ArrayView1;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A validated target.
+pub enum RunTarget {
+    /// Lattice φ⁴.
+    Phi4(Phi4),
+    /// A synthetic target (Gaussian, mixture, double well, 1D φ⁴).
+    Synthetic(Arc<dyn SyntheticTarget>),
+}
+
+impl RunTarget {
+    /// Builds the target from the `[phi4]` or `[target]` section of `table`.
+    pub fn from_table(table: &toml::Table, origin: &str) -> Result<Self> {
+        match (table.get("phi4"), table.get("target")) {
+            (Some(_), Some(_)) => bail!("{origin}: give either [phi4] or [target], not both"),
+            (Some(p), None) => {
+                let cfg: Phi4Config = p
+                    .clone()
+                    .try_into()
+                    .map_err(|e| anyhow::anyhow!("{origin}: [phi4]: {}", crate::config::one_line(&e.to_string())))?;
+                Ok(RunTarget::Phi4(cfg.validate()?))
+            }
+            (None, Some(t)) => {
+                let cfg: TargetConfig = t
+                    .clone()
+                    .try_into()
+                    .map_err(|e| anyhow::anyhow!("{origin}: [target]: {}", crate::config::one_line(&e.to_string())))?;
+                let target = cfg.validate().map_err(|e| anyhow::anyhow!("{origin}: target.{e}"))?;
+                Ok(RunTarget::Synthetic(Arc::from(target)))
+            }
+            (None, None) => bail!("{origin}: no target: add a [phi4] or [target] section"),
+        }
+    }
+
+    /// Rebuilds the target from the config text stored in a file's header.
+    pub fn from_stored(config: &str, path: &Path) -> Result<Self> {
+        let table: toml::Table = config
+            .parse()
+            .with_context(|| format!("{}: the stored config is not TOML", path.display()))?;
+        Self::from_table(&table, &path.display().to_string())
+    }
+
+    /// The density.
+    pub fn as_target(&self) -> &dyn Target {
+        match self {
+            RunTarget::Phi4(p) => p,
+            RunTarget::Synthetic(s) => s.as_target(),
+        }
+    }
+
+    /// Mode structure, where the target has one (φ⁴: sign of M; mixtures: nearest mean).
+    pub fn modes(&self) -> Option<&dyn Modes> {
+        match self {
+            RunTarget::Phi4(_) => Some(&Phi4Modes),
+            RunTarget::Synthetic(s) => Some(s.as_modes()),
+        }
+    }
+
+    /// Shape of one configuration (lattice extents or `[dim]`).
+    pub fn shape(&self) -> Vec<usize> {
+        match self {
+            RunTarget::Phi4(p) => p.lattice().shape().to_vec(),
+            RunTarget::Synthetic(s) => vec![s.dim()],
+        }
+    }
+
+    /// The per-configuration observables of this target.
+    pub fn observables(&self) -> Box<dyn Measure> {
+        match self {
+            RunTarget::Phi4(p) => Box::new(Phi4Observables::new(p)),
+            RunTarget::Synthetic(s) => Box::new(VectorObservables(s.clone())),
+        }
+    }
+}
+
+/// φ⁴ modes (REFERENCE §8): mode 0 for M < 0, mode 1 for M ≥ 0; by the Z₂
+/// symmetry the true weights are ½, ½.
+pub struct Phi4Modes;
+
+impl Modes for Phi4Modes {
+    fn n_modes(&self) -> usize {
+        2
+    }
+    fn true_weights(&self) -> Option<Vec<f64>> {
+        Some(vec![0.5, 0.5])
+    }
+    fn assign(&self, x: ArrayView1<f64>) -> usize {
+        (x.sum() >= 0.0) as usize
+    }
+}
+
+/// Observables of a vector target: the first (up to 4) coordinates, ‖x‖²/d
+/// and the indicator of each mode (so mode weights get Γ-method errors).
+pub struct VectorObservables(pub Arc<dyn SyntheticTarget>);
+
+impl Measure for VectorObservables {
+    fn names(&self) -> Vec<String> {
+        let d = self.0.dim();
+        let mut n: Vec<String> = (0..d.min(4)).map(|i| format!("x{i}")).collect();
+        n.push("r2_per_dim".into());
+        n.extend((0..self.0.n_modes()).map(|k| format!("mode_{k}")));
+        n
+    }
+    fn measure(&self, x: ArrayView1<f64>, out: &mut [f64]) {
+        let d = self.0.dim();
+        let k = d.min(4);
+        for i in 0..k {
+            out[i] = x[i];
+        }
+        out[k] = x.iter().map(|v| v * v).sum::<f64>() / d as f64;
+        let m = self.0.assign(x);
+        for j in 0..self.0.n_modes() {
+            out[k + 1 + j] = (j == m) as u8 as f64;
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! End-to-end tests of train → sample → analyze / compare on tiny problems.
+//! IMH and importance sampling are exact whatever the flow, so even a
+//! briefly trained flow must reproduce exact answers within errors.
+
+use fieldflow_io::ModelFile;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn fieldflow(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fieldflow"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("fieldflow runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = fieldflow(args, &[]);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn rows(json: &str) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v[0]["rows"].as_array().unwrap().clone()
+}
+
+fn value_error(rows: &[serde_json::Value], name: &str) -> (f64, f64) {
+    let r = rows
+        .iter()
+        .find(|r| r["observable"] == name)
+        .unwrap_or_else(|| panic!("{name} missing"));
+    (r["value"].as_f64().unwrap(), r["error"].as_f64().unwrap())
+}
+
+const MOG: &str = "seed = 3\n[target]\nkind = \"mog4\"\n[data]\nexact = true\nn_train = 500\nn_heldout = 500\n\
+[train]\nloss = { preset = \"fkl\" }\nbatch_size = 128\nsteps = 60\nlr = 3e-3\nmetrics_every = 20\n";
+
+#[test]
+fn mog4_imh_and_importance_sampling_recover_the_exact_mode_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    std::fs::write(p("mog.toml"), MOG).unwrap();
+    let out = ok(&[
+        "train",
+        "--config",
+        &p("mog.toml"),
+        "--out",
+        &p("m.h5"),
+        "--plots",
+        &p("figs"),
+    ]);
+    assert!(out.contains("held-out NLL"), "{out}");
+    assert!(Path::new(&p("m.h5.metrics.csv")).exists());
+    assert!(Path::new(&p("figs/train_flow_density.svg")).exists());
+    for method in ["imh", "is", "hybrid"] {
+        let s = p(&format!("{method}.h5"));
+        ok(&[
+            "sample",
+            "--model",
+            &p("m.h5"),
+            "--n",
+            "4000",
+            "--chains",
+            "4",
+            "--method",
+            method,
+            "--out",
+            &s,
+            "-q",
+        ]);
+        let r = rows(&ok(&["analyze", &s, "--json"]));
+        for (k, w) in [0.1, 0.2, 0.3, 0.4].iter().enumerate() {
+            let (v, e) = value_error(&r, &format!("mode_{k}"));
+            assert!(e > 0.0 && e < 0.02, "{method}: mode {k}: error {e}");
+            assert!((v - w).abs() < 4.0 * e, "{method}: mode {k}: {v} ± {e} vs {w}");
+        }
+        // Mixture mean: Σ w_k μ_k = (0.8, 1.6).
+        let (x0, e0) = value_error(&r, "x0");
+        assert!((x0 - 0.8).abs() < 4.0 * e0, "{method}: <x0> = {x0} ± {e0}");
+    }
+    let cmp = ok(&["compare", &p("imh.h5"), &p("is.h5")]);
+    assert!(cmp.contains("mode_3") && cmp.contains("τ_B/τ_A"), "{cmp}");
+}
+
+#[test]
+fn free_field_flow_pipeline_is_exact_and_resumes_bit_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    ok(&[
+        "generate",
+        "--lattice",
+        "4x4",
+        "--m2",
+        "1",
+        "--lambda",
+        "0",
+        "--n-cfg",
+        "2000",
+        "--chains",
+        "2",
+        "--out",
+        &p("e.h5"),
+        "-q",
+    ]);
+    let train = |out: &str, env: &[(&str, &str)]| {
+        fieldflow(
+            &[
+                "train",
+                "--data",
+                &p("e.h5"),
+                "--n-train",
+                "100",
+                "--loss",
+                "scorenf",
+                "--steps",
+                "40",
+                "--lr",
+                "2e-3",
+                "--out",
+                out,
+                "-q",
+            ],
+            env,
+        )
+    };
+    assert!(train(&p("straight.h5"), &[]).status.success());
+    let stopped = train(
+        &p("resumed.h5"),
+        &[("FIELDFLOW_STOP_AT_STEP", "15"), ("RAYON_NUM_THREADS", "1")],
+    );
+    assert_eq!(
+        stopped.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    let resumed = fieldflow(&["train", "--resume", "--out", &p("resumed.h5"), "-q"], &[]);
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let (a, b) = (
+        ModelFile::read(p("straight.h5")).unwrap(),
+        ModelFile::read(p("resumed.h5")).unwrap(),
+    );
+    assert_eq!(a.state.params, b.state.params, "resumed training differs");
+    assert_eq!(a.state.adam_m, b.state.adam_m);
+    // IMH with the briefly trained flow reproduces χ₂ = 1/(2m²) = 0.5.
+    ok(&[
+        "sample",
+        "--model",
+        &p("straight.h5"),
+        "--n",
+        "5000",
+        "--chains",
+        "4",
+        "--out",
+        &p("s.h5"),
+        "-q",
+    ]);
+    let r = rows(&ok(&["analyze", &p("s.h5"), "--json"]));
+    let (chi2, e) = value_error(&r, "chi2");
+    assert!(e < 0.05 && (chi2 - 0.5).abs() < 4.0 * e, "χ₂ = {chi2} ± {e}");
+    // Interrupted and resumed sampling equals the straight run.
+    let s2 = p("s2.h5");
+    let args = [
+        "sample",
+        "--model",
+        &p("straight.h5"),
+        "--n",
+        "2500",
+        "--chains",
+        "2",
+        "--out",
+        &s2,
+        "-q",
+    ];
+    let out = fieldflow(&args, &[("FIELDFLOW_STOP_AFTER_BLOCKS", "1")]);
+    assert_eq!(out.status.code(), Some(130));
+    ok(&["sample", "--resume", "--out", &s2, "-q"]);
+    let s3 = p("s3.h5");
+    ok(&[
+        "sample",
+        "--model",
+        &p("straight.h5"),
+        "--n",
+        "2500",
+        "--chains",
+        "2",
+        "--out",
+        &s3,
+        "-q",
+    ]);
+    let (x, y) = (
+        fieldflow_io::EnsembleReader::open(&s2).unwrap(),
+        fieldflow_io::EnsembleReader::open(&s3).unwrap(),
+    );
+    assert_eq!(x.configs().unwrap(), y.configs().unwrap());
+    assert_eq!(x.series("log_w").unwrap(), y.series("log_w").unwrap());
+}
+
+#[test]
+fn a_huge_learning_rate_is_handled_without_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    std::fs::write(p("mog.toml"), MOG.replace("lr = 3e-3", "lr = 1e12")).unwrap();
+    let out = fieldflow(&["train", "--config", &p("mog.toml"), "--out", &p("m.h5"), "-q"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(matches!(out.status.code(), Some(0) | Some(1)), "{err}");
+    if out.status.code() == Some(1) {
+        assert!(
+            err.contains("rejected") && err.contains("last good checkpoint"),
+            "{err}"
+        );
+    }
+    // Either way a readable model with finite parameters remains.
+    let m = ModelFile::read(p("m.h5")).unwrap();
+    assert!(m.state.params.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn train_rejects_bad_configs_with_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    for (text, needle) in [
+        (MOG.replace("steps = 60", "steps = 0"), "steps"),
+        (MOG.replace("kind = \"mog4\"", "kind = \"mog5\""), "mog5"),
+        (MOG.replace("batch_size", "batchsize"), "batchsize"),
+        (MOG.replace("preset = \"fkl\"", "preset = \"kl\""), "kl"),
+    ] {
+        std::fs::write(p("bad.toml"), text).unwrap();
+        let out = fieldflow(&["train", "--config", &p("bad.toml"), "--out", &p("m.h5")], &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(needle) && err.trim_end().lines().count() == 1,
+            "{needle}: {err}"
+        );
+        assert!(!Path::new(&p("m.h5")).exists());
+    }
+}

@@ -1,0 +1,739 @@
+//! The training loop's kernel: one optimizer step at a time, metrics on
+//! demand, plain-data state for checkpoints (DESIGN §3). It never prints and
+//! never touches files; the caller (the CLI) decides when to step, record
+//! metrics and checkpoint.
+//!
+//! # One step (step index t = 0, 1, …, counting rejected steps too)
+//! 1. β = annealing.β(t), η = lr_schedule.η(lr, t);
+//! 2. data minibatch: `batch_size` distinct rows (all rows if there are
+//!    fewer) drawn from stream `seed.child(0).child(t)`;
+//!    base noise z: `batch_size` rows from `seed.child(1).child(t)`
+//!    ([`Flow::sample_base_batch`]);
+//! 3. L and ∂L/∂θ ([`Loss::value_and_grad`]);
+//! 4. **guard**: if L or any gradient entry is non-finite the step is
+//!    *rejected*: parameters and Adam state unchanged, the rejection counted
+//!    and reported; after `max_consecutive_rejections` consecutive
+//!    rejections [`Trainer::step`] returns [`TrainError::TooManyRejections`]
+//!    (and keeps doing so), with the last good parameters intact;
+//! 5. otherwise the gradient is clipped to `clip_grad_norm` (the pre-clip
+//!    norm is reported) and Adam updates θ; should the update itself produce
+//!    a non-finite parameter (overflow at absurd learning rates), it is
+//!    undone and the step rejected the same way.
+//!
+//! Because every random draw is a function of (seed, t), the complete
+//! trainer state is plain data ([`TrainerState`]: θ, Adam moments, t,
+//! rejection counters); restoring it continues bit-identically.
+//!
+//! # Metrics (REFERENCE §8), [`Trainer::metrics`]
+//! A fresh batch of `eval_batch` flow samples from `seed.child(2).child(t)`
+//! gives, at β = 1 and with log w = log p̃ − log q:
+//! * the normalized ESS (Σw)²/(N Σw²);
+//! * the estimated IMH acceptance: the independence-Metropolis rule
+//!   accept ⇔ ln u < log w(x′) − log w(x) run sequentially through the batch
+//!   (the first sample starts the chain; uniforms from
+//!   `seed.child(3).child(t)`), accepted / (N − 1);
+//! * the RKL estimate mean(log q − log p̃) = KL(q‖p) − log Z;
+//! * NLL = −mean log q on all held-out rows (when given);
+//! * for targets with modes: the flow's mode weights (fractions of the
+//!   batch), the total-variation distance ½ Σ|ŵ − w| to the true weights,
+//!   collapse per mode (ŵₖ < ½ wₖ) and covering, the fraction of flow
+//!   samples whose log p̃ lies below the 0.1 % quantile of log p̃ over the
+//!   held-out samples (or, without held-out data, the training data).
+//!
+//! Unavailable numbers are NaN, so every record has the same columns.
+
+use crate::loss::{Loss, LossConfig, LossError, LossInputs, LossReport};
+use crate::optim::{clip_grad_norm, Adam, AdamConfig, AdamState};
+use crate::schedule::{Annealing, LrSchedule};
+use fieldflow_core::{ConfigError, Par, Seed, Target};
+use fieldflow_flows::{Coupling, Flow, ScoreLayer};
+use fieldflow_targets::Modes;
+use ndarray::{Array1, Array2, Axis};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+
+/// Training settings (`[train]` in a TOML config).
+///
+/// ```toml
+/// batch_size = 256
+/// steps = 5000
+/// lr = 1e-3
+/// seed = 42
+/// clip_grad_norm = 10.0          # optional
+/// max_consecutive_rejections = 10
+/// metrics_every = 100
+/// eval_batch = 2048
+///
+/// [loss]
+/// preset = "scorenf"
+///
+/// [lr_schedule]
+/// kind = "cosine"
+/// total_steps = 5000
+/// min_lr = 1e-5
+///
+/// [optimizer]
+/// beta1 = 0.9
+/// beta2 = 0.999
+///
+/// [annealing]
+/// kind = "geometric"
+/// beta0 = 0.1
+/// steps = 2000
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The objective.
+    pub loss: LossConfig,
+    /// Rows per minibatch (data and base noise).
+    pub batch_size: usize,
+    /// Number of steps the caller runs (the trainer itself steps on
+    /// request; the schedules carry their own lengths).
+    pub steps: u64,
+    /// Base learning rate η₀.
+    pub lr: f64,
+    /// Learning-rate schedule (default constant).
+    #[serde(default = "default_lr_schedule")]
+    pub lr_schedule: LrSchedule,
+    /// Adam hyper-parameters.
+    #[serde(default)]
+    pub optimizer: AdamConfig,
+    /// Annealing β(step) (default constant β = 1).
+    #[serde(default = "default_annealing")]
+    pub annealing: Annealing,
+    /// Clip the gradient to this Euclidean norm (no clipping if absent).
+    #[serde(default)]
+    pub clip_grad_norm: Option<f64>,
+    /// Stop after this many consecutive rejected steps (default 10).
+    #[serde(default = "default_max_rejections")]
+    pub max_consecutive_rejections: u32,
+    /// Steps between metrics records (used by the caller; default 100).
+    #[serde(default = "default_metrics_every")]
+    pub metrics_every: u64,
+    /// Flow samples per metrics evaluation (default 2048).
+    #[serde(default = "default_eval_batch")]
+    pub eval_batch: usize,
+    /// Master seed of the run's random streams.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_lr_schedule() -> LrSchedule {
+    LrSchedule::Constant
+}
+fn default_annealing() -> Annealing {
+    Annealing::Constant
+}
+fn default_max_rejections() -> u32 {
+    10
+}
+fn default_metrics_every() -> u64 {
+    100
+}
+fn default_eval_batch() -> usize {
+    2048
+}
+
+impl TrainConfig {
+    /// A configuration with the given loss, batch size, steps and learning
+    /// rate, and defaults elsewhere.
+    pub fn new(loss: LossConfig, batch_size: usize, steps: u64, lr: f64) -> Self {
+        TrainConfig {
+            loss,
+            batch_size,
+            steps,
+            lr,
+            lr_schedule: default_lr_schedule(),
+            optimizer: AdamConfig::default(),
+            annealing: default_annealing(),
+            clip_grad_norm: None,
+            max_consecutive_rejections: default_max_rejections(),
+            metrics_every: default_metrics_every(),
+            eval_batch: default_eval_batch(),
+            seed: 0,
+        }
+    }
+
+    /// Checks every field and resolves the loss.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first offending field (`batch_size`,
+    /// `steps`, `lr`, `clip_grad_norm`, `max_consecutive_rejections`,
+    /// `metrics_every`, `eval_batch`, `loss.*`, `lr_schedule.*`,
+    /// `optimizer.*`, `annealing.*`).
+    pub fn validate(&self) -> Result<Loss, ConfigError> {
+        let loss = self.loss.validate()?;
+        if self.batch_size == 0 {
+            return Err(ConfigError::new("batch_size", 0, "must be >= 1"));
+        }
+        if self.steps == 0 {
+            return Err(ConfigError::new("steps", 0, "must be >= 1"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(ConfigError::new("lr", self.lr, "must be finite and > 0"));
+        }
+        self.lr_schedule.validate()?;
+        self.optimizer.validate()?;
+        self.annealing.validate()?;
+        if let Some(c) = self.clip_grad_norm {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(ConfigError::new("clip_grad_norm", c, "must be finite and > 0"));
+            }
+        }
+        if self.max_consecutive_rejections == 0 {
+            return Err(ConfigError::new("max_consecutive_rejections", 0, "must be >= 1"));
+        }
+        if self.metrics_every == 0 {
+            return Err(ConfigError::new("metrics_every", 0, "must be >= 1"));
+        }
+        if self.eval_batch < 2 {
+            return Err(ConfigError::new("eval_batch", self.eval_batch, "must be >= 2"));
+        }
+        Ok(loss)
+    }
+}
+
+/// Data and mode information the trainer may use (all optional).
+#[derive(Default)]
+pub struct TrainData<'a> {
+    /// Training samples of the target (rows): the ensemble for FKL / SM.
+    pub train: Option<Array2<f64>>,
+    /// Held-out target samples (rows) for NLL and the covering threshold.
+    pub held_out: Option<Array2<f64>>,
+    /// Mode assignment (and true weights) for the mode metrics.
+    pub modes: Option<&'a dyn Modes>,
+}
+
+/// Errors of setting up or running the trainer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TrainError {
+    /// An invalid configuration value.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The loss could not be evaluated (missing or mis-shaped inputs).
+    #[error(transparent)]
+    Loss(#[from] LossError),
+    /// Too many consecutive non-finite steps: training stopped, the
+    /// parameters are those of the last accepted step.
+    #[error(
+        "training stopped at step {step}: {consecutive} consecutive steps rejected \
+         (last: {reason}); parameters are those of the last good step"
+    )]
+    TooManyRejections {
+        /// Step index of the last rejection.
+        step: u64,
+        /// Consecutive rejections.
+        consecutive: u32,
+        /// Why the last step was rejected.
+        reason: String,
+    },
+    /// A state that does not fit this trainer.
+    #[error("cannot restore trainer state: {0}")]
+    State(String),
+}
+
+/// The outcome of one accepted step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// Step index t of this step.
+    pub step: u64,
+    /// Total loss.
+    pub loss: f64,
+    /// FKL part (NaN when inactive).
+    pub fkl: f64,
+    /// RKL part (NaN when inactive).
+    pub rkl: f64,
+    /// SM part (NaN when inactive).
+    pub sm: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Whether the gradient was clipped.
+    pub clipped: bool,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Inverse temperature β used.
+    pub beta: f64,
+    /// Normalized ESS of the training flow batch at β = 1 (NaN without one).
+    pub batch_ess: f64,
+}
+
+/// What [`Trainer::step`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    /// Parameters updated.
+    Accepted(StepReport),
+    /// Non-finite loss, gradient or update: parameters unchanged.
+    Rejected {
+        /// Step index t of the rejected step.
+        step: u64,
+        /// What was non-finite.
+        reason: String,
+        /// Consecutive rejections so far (including this one).
+        consecutive: u32,
+    },
+}
+
+/// The complete, serializable state of a trainer (with the config and the
+/// architecture, enough to resume bit-identically).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// Flow parameters θ.
+    pub params: Vec<f64>,
+    /// Adam moments and update counter.
+    pub adam: AdamState,
+    /// Next step index t.
+    pub step: u64,
+    /// Current run of consecutive rejections.
+    pub consecutive_rejections: u32,
+    /// Rejections since the start of training.
+    pub total_rejections: u64,
+    /// Rows per chunk of the batched computations (fixes the random streams
+    /// and summation order, so it must match on restore).
+    pub chunk_rows: usize,
+    /// The last accepted step's report, if any.
+    pub last: Option<StepReport>,
+}
+
+/// One metrics record (plain fields: a CSV row / one entry of HDF5 series).
+/// Unavailable values are NaN; per-mode vectors are empty without modes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsRecord {
+    /// Steps done (the next step index).
+    pub step: u64,
+    /// Total loss of the last accepted step.
+    pub loss: f64,
+    /// Its FKL part.
+    pub fkl: f64,
+    /// Its RKL part.
+    pub rkl: f64,
+    /// Its SM part.
+    pub sm: f64,
+    /// Its pre-clip gradient norm.
+    pub grad_norm: f64,
+    /// Learning rate of the next step.
+    pub lr: f64,
+    /// β of the next step.
+    pub beta: f64,
+    /// Normalized ESS of a fresh flow batch (β = 1).
+    pub ess: f64,
+    /// Estimated IMH acceptance on that batch.
+    pub acceptance: f64,
+    /// −mean log q on the held-out data.
+    pub nll: f64,
+    /// mean(log q − log p̃) on the fresh batch.
+    pub rkl_estimate: f64,
+    /// Rejections since the start.
+    pub total_rejections: u64,
+    /// Flow mode weights (fractions of the fresh batch).
+    pub mode_weights: Vec<f64>,
+    /// True mode weights.
+    pub true_weights: Vec<f64>,
+    /// ½ Σ |ŵₖ − wₖ|.
+    pub tv_distance: f64,
+    /// Per mode: ŵₖ < ½ wₖ.
+    pub collapsed: Vec<bool>,
+    /// Number of collapsed modes.
+    pub n_collapsed: usize,
+    /// Fraction of flow samples with log p̃ below the 0.1 % quantile of
+    /// log p̃ on target samples.
+    pub covering: f64,
+}
+
+/// Trains a flow (module docs). `L` is the layer type (affine couplings).
+pub struct Trainer<'a, L: ScoreLayer = Coupling> {
+    config: TrainConfig,
+    loss: Loss,
+    flow: Flow<L>,
+    target: &'a dyn Target,
+    data: TrainData<'a>,
+    covering_threshold: Option<f64>,
+    adam: Adam,
+    step: u64,
+    consecutive: u32,
+    total_rejections: u64,
+    last: Option<StepReport>,
+    last_rejection: Option<String>,
+    par: Par,
+}
+
+/// Quantile of the covering figure (REFERENCE §8): 0.1 %.
+pub const COVERING_QUANTILE: f64 = 1e-3;
+
+impl<'a, L: ScoreLayer> Trainer<'a, L> {
+    /// A trainer starting from the flow's current parameters.
+    ///
+    /// # Errors
+    /// An invalid `config`; data needed by the loss but absent; data or
+    /// held-out rows of the wrong width or empty; flow and target of
+    /// different dimensions (all before any work is done).
+    pub fn new(
+        config: &TrainConfig,
+        flow: Flow<L>,
+        target: &'a dyn Target,
+        data: TrainData<'a>,
+        par: Par,
+    ) -> Result<Self, TrainError> {
+        let loss = config.validate()?;
+        let d = flow.dim();
+        if target.dim() != d {
+            return Err(ConfigError::new(
+                "target",
+                format!("dim {}", target.dim()),
+                format!("differs from the flow's dimension {d}"),
+            )
+            .into());
+        }
+        for (what, x) in [("train", &data.train), ("held_out", &data.held_out)] {
+            if let Some(x) = x {
+                if x.ncols() != d {
+                    return Err(LossError::Dimension {
+                        what: if what == "train" { "data" } else { "held-out data" },
+                        expected: d,
+                        got: x.ncols(),
+                    }
+                    .into());
+                }
+                if x.nrows() == 0 {
+                    return Err(LossError::Empty {
+                        what: if what == "train" { "data" } else { "held-out data" },
+                    }
+                    .into());
+                }
+            }
+        }
+        if loss.needs_data() && data.train.is_none() {
+            let term = if loss.w_fkl > 0.0 { "fkl" } else { "sm" };
+            return Err(LossError::MissingData { term }.into());
+        }
+        let reference = data.held_out.as_ref().or(data.train.as_ref());
+        let covering_threshold = reference.map(|x| {
+            let mut lp = Array1::zeros(x.nrows());
+            target.log_prob_batch(x.view(), lp.view_mut(), par);
+            quantile(lp.to_vec(), COVERING_QUANTILE)
+        });
+        let adam = Adam::new(config.optimizer, flow.n_params());
+        Ok(Trainer {
+            config: config.clone(),
+            loss,
+            flow,
+            target,
+            data,
+            covering_threshold,
+            adam,
+            step: 0,
+            consecutive: 0,
+            total_rejections: 0,
+            last: None,
+            last_rejection: None,
+            par,
+        })
+    }
+
+    /// The flow being trained.
+    pub fn flow(&self) -> &Flow<L> {
+        &self.flow
+    }
+
+    /// Consumes the trainer, returning the flow.
+    pub fn into_flow(self) -> Flow<L> {
+        self.flow
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The resolved loss.
+    pub fn loss(&self) -> &Loss {
+        &self.loss
+    }
+
+    /// Next step index (steps attempted so far, rejected ones included).
+    pub fn step_index(&self) -> u64 {
+        self.step
+    }
+
+    /// Rejected steps since the start.
+    pub fn total_rejections(&self) -> u64 {
+        self.total_rejections
+    }
+
+    /// log p̃ threshold of the covering figure, when target samples exist.
+    pub fn covering_threshold(&self) -> Option<f64> {
+        self.covering_threshold
+    }
+
+    /// Whether training has stopped on too many consecutive rejections.
+    pub fn stopped(&self) -> bool {
+        self.consecutive >= self.config.max_consecutive_rejections
+    }
+
+    /// Evaluates the loss of step `t` at the current parameters (no update).
+    pub fn evaluate(&self, t: u64) -> Result<LossReport, TrainError> {
+        let root = Seed::new(self.config.seed);
+        let b = self.config.batch_size;
+        let minibatch = if self.loss.needs_data() {
+            let x = self.data.train.as_ref().expect("checked in new");
+            let n = x.nrows();
+            if b >= n {
+                Some(x.clone())
+            } else {
+                let mut rng = root.child(0).child(t).rng();
+                let idx = rand::seq::index::sample(&mut rng, n, b).into_vec();
+                Some(x.select(Axis(0), &idx))
+            }
+        } else {
+            None
+        };
+        let noise = self.loss.needs_noise().then(|| {
+            let mut z = Array2::zeros((b, self.flow.dim()));
+            self.flow
+                .sample_base_batch(root.child(1).child(t), z.view_mut(), self.par);
+            z
+        });
+        let inputs = LossInputs {
+            data: minibatch.as_ref().map(|x| x.view()),
+            noise: noise.as_ref().map(|z| z.view()),
+        };
+        let beta = self.config.annealing.beta(t);
+        Ok(self
+            .loss
+            .value_and_grad(&self.flow, self.target, inputs, beta, self.par)?)
+    }
+
+    /// One training step (module docs).
+    ///
+    /// # Errors
+    /// [`TrainError::TooManyRejections`] once `max_consecutive_rejections`
+    /// consecutive steps were rejected (then on every later call);
+    /// [`TrainError::Loss`] if the loss cannot be evaluated.
+    pub fn step(&mut self) -> Result<StepOutcome, TrainError> {
+        if self.stopped() {
+            return Err(self.stop_error());
+        }
+        let t = self.step;
+        let beta = self.config.annealing.beta(t);
+        let lr = self.config.lr_schedule.lr(self.config.lr, t);
+        let mut report = self.evaluate(t)?;
+        self.step += 1;
+        let reason = if !report.total.is_finite() {
+            Some(format!("non-finite loss {}", report.total))
+        } else {
+            report
+                .grad
+                .iter()
+                .position(|g| !g.is_finite())
+                .map(|i| format!("non-finite gradient entry {i} = {}", report.grad[i]))
+        };
+        if let Some(reason) = reason {
+            return Ok(self.reject(t, reason));
+        }
+        let (grad_norm, clipped) = match self.config.clip_grad_norm {
+            Some(c) => {
+                let norm = clip_grad_norm(&mut report.grad, c);
+                (norm, norm > c)
+            }
+            None => (report.grad.iter().map(|g| g * g).sum::<f64>().sqrt(), false),
+        };
+        let saved = (self.flow.params().to_vec(), self.adam.state.clone());
+        self.adam.step(self.flow.params_mut(), &report.grad, lr);
+        if let Some(i) = self.flow.params().iter().position(|p| !p.is_finite()) {
+            let v = self.flow.params()[i];
+            self.flow.params_mut().copy_from_slice(&saved.0);
+            self.adam.state = saved.1;
+            return Ok(self.reject(t, format!("update made parameter {i} non-finite ({v})")));
+        }
+        self.consecutive = 0;
+        let batch_ess = if report.log_w.is_empty() {
+            f64::NAN
+        } else {
+            fieldflow_stats::ess_normalized(&report.log_w).unwrap_or(f64::NAN)
+        };
+        let r = StepReport {
+            step: t,
+            loss: report.total,
+            fkl: report.fkl,
+            rkl: report.rkl,
+            sm: report.sm,
+            grad_norm,
+            clipped,
+            lr,
+            beta,
+            batch_ess,
+        };
+        self.last = Some(r.clone());
+        Ok(StepOutcome::Accepted(r))
+    }
+
+    fn reject(&mut self, t: u64, reason: String) -> StepOutcome {
+        self.consecutive += 1;
+        self.total_rejections += 1;
+        self.last_rejection = Some(reason.clone());
+        StepOutcome::Rejected {
+            step: t,
+            reason,
+            consecutive: self.consecutive,
+        }
+    }
+
+    fn stop_error(&self) -> TrainError {
+        TrainError::TooManyRejections {
+            step: self.step.saturating_sub(1),
+            consecutive: self.consecutive,
+            reason: self.last_rejection.clone().unwrap_or_default(),
+        }
+    }
+
+    /// A metrics record at the current parameters (module docs).
+    pub fn metrics(&self) -> MetricsRecord {
+        let t = self.step;
+        let root = Seed::new(self.config.seed);
+        let n = self.config.eval_batch;
+        let d = self.flow.dim();
+        let mut z = Array2::zeros((n, d));
+        self.flow
+            .sample_base_batch(root.child(2).child(t), z.view_mut(), self.par);
+        let (xs, log_w) = crate::loss::flow_samples(&self.flow, self.target, z.view(), self.par);
+        let ess = fieldflow_stats::ess_normalized(&log_w).unwrap_or(f64::NAN);
+        let acceptance = imh_acceptance(&log_w, root.child(3).child(t));
+        let rkl_estimate = -log_w.iter().sum::<f64>() / n as f64;
+        let nll = match &self.data.held_out {
+            Some(h) => {
+                let mut zs = Array2::zeros(h.raw_dim());
+                let mut lq = Array1::zeros(h.nrows());
+                self.flow
+                    .inverse_batch(h.view(), zs.view_mut(), lq.view_mut(), self.par);
+                -lq.mean().unwrap_or(f64::NAN)
+            }
+            None => f64::NAN,
+        };
+        let covering = match self.covering_threshold {
+            Some(th) => {
+                let mut lp = Array1::zeros(n);
+                self.target.log_prob_batch(xs.view(), lp.view_mut(), self.par);
+                lp.iter().filter(|&&v| !(v >= th)).count() as f64 / n as f64
+            }
+            None => f64::NAN,
+        };
+        let (mode_weights, true_weights, tv_distance, collapsed) = match self.data.modes {
+            Some(m) => {
+                let w_hat = m.mode_fractions(xs.view());
+                match m.true_weights() {
+                    Some(w) => {
+                        let tv = 0.5 * w_hat.iter().zip(&w).map(|(a, b)| (a - b).abs()).sum::<f64>();
+                        let c = w_hat.iter().zip(&w).map(|(a, b)| *a < 0.5 * b).collect();
+                        (w_hat, w, tv, c)
+                    }
+                    None => (w_hat, Vec::new(), f64::NAN, Vec::new()),
+                }
+            }
+            None => (Vec::new(), Vec::new(), f64::NAN, Vec::new()),
+        };
+        let n_collapsed = collapsed.iter().filter(|&&c| c).count();
+        let last = self.last.as_ref();
+        let pick = |f: fn(&StepReport) -> f64| last.map(f).unwrap_or(f64::NAN);
+        MetricsRecord {
+            step: t,
+            loss: pick(|r| r.loss),
+            fkl: pick(|r| r.fkl),
+            rkl: pick(|r| r.rkl),
+            sm: pick(|r| r.sm),
+            grad_norm: pick(|r| r.grad_norm),
+            lr: self.config.lr_schedule.lr(self.config.lr, t),
+            beta: self.config.annealing.beta(t),
+            ess,
+            acceptance,
+            nll,
+            rkl_estimate,
+            total_rejections: self.total_rejections,
+            mode_weights,
+            true_weights,
+            tv_distance,
+            collapsed,
+            n_collapsed,
+            covering,
+        }
+    }
+
+    /// The complete state (for a checkpoint).
+    pub fn state(&self) -> TrainerState {
+        TrainerState {
+            params: self.flow.params().to_vec(),
+            adam: self.adam.state.clone(),
+            step: self.step,
+            consecutive_rejections: self.consecutive,
+            total_rejections: self.total_rejections,
+            chunk_rows: self.par.chunk_rows,
+            last: self.last.clone(),
+        }
+    }
+
+    /// Continues from a saved state (the trainer must have been built from
+    /// the same configuration, architecture, target and data).
+    ///
+    /// # Errors
+    /// [`TrainError::State`] if the parameter or moment counts or the
+    /// chunking differ from this trainer's.
+    pub fn restore(&mut self, state: TrainerState) -> Result<(), TrainError> {
+        let n = self.flow.n_params();
+        if state.params.len() != n || state.adam.m.len() != n || state.adam.v.len() != n {
+            return Err(TrainError::State(format!(
+                "{} parameters / {} + {} moments, the flow has {n}",
+                state.params.len(),
+                state.adam.m.len(),
+                state.adam.v.len()
+            )));
+        }
+        if state.chunk_rows != self.par.chunk_rows {
+            return Err(TrainError::State(format!(
+                "chunk_rows {} differs from this trainer's {}",
+                state.chunk_rows, self.par.chunk_rows
+            )));
+        }
+        self.flow.params_mut().copy_from_slice(&state.params);
+        self.adam.state = state.adam;
+        self.step = state.step;
+        self.consecutive = state.consecutive_rejections;
+        self.total_rejections = state.total_rejections;
+        self.last = state.last;
+        self.last_rejection = None;
+        Ok(())
+    }
+}
+
+/// Independence-Metropolis acceptance rate over a batch of log-weights,
+/// visited in order: the first sample starts the chain, each later one is
+/// accepted when ln u < log w′ − log w (u from `seed`). Non-finite proposals
+/// are rejected; a non-finite start is replaced by the first finite proposal.
+pub fn imh_acceptance(log_w: &[f64], seed: Seed) -> f64 {
+    if log_w.len() < 2 {
+        return f64::NAN;
+    }
+    let mut rng = seed.rng();
+    let mut cur = log_w[0];
+    let mut acc = 0usize;
+    for &lw in &log_w[1..] {
+        let u: f64 = rng.random();
+        let ok = if !lw.is_finite() && lw != f64::NEG_INFINITY {
+            false
+        } else if cur.is_nan() || cur == f64::NEG_INFINITY {
+            lw > f64::NEG_INFINITY
+        } else {
+            u.ln() < lw - cur
+        };
+        if ok {
+            cur = lw;
+            acc += 1;
+        }
+    }
+    acc as f64 / (log_w.len() - 1) as f64
+}
+
+/// The q-quantile of `v` (lower empirical quantile; NaNs sort last).
+fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let k = ((q * v.len() as f64).floor() as usize).min(v.len() - 1);
+    v[k]
+}
