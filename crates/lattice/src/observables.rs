@@ -49,12 +49,12 @@ thread_local! {
 
 /// The φ⁴ primaries of the module docs, for one model.
 ///
-/// Measuring a contiguous configuration allocates nothing: the slice sums s_μ(x_μ) live in a small
-/// stack buffer (or, for long lattices, a per-thread buffer reused across
-/// calls), the phases e^{−2πik/L_μ} of `pmin2_μ` are tabulated once, and the
-/// `ct_t` sums run over a doubled copy of s₀ instead of taking `%`. Every sum
-/// is accumulated in the same order as the direct definition, so the results
-/// are bit-for-bit those of the plain double loops.
+/// Measuring a contiguous configuration allocates nothing: the slice sums
+/// s_μ(x_μ) live in a small stack buffer (or, for long lattices, a per-thread
+/// buffer reused across calls), the phases e^{−2πik/L_μ} of `pmin2_μ` are
+/// tabulated once, and the `ct_t` sums run over a doubled copy of s₀ instead
+/// of taking `%`. Every sum is accumulated in the same order as the direct
+/// definition, so the results are bit-for-bit those of the plain double loops.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Phi4Observables {
     lattice: Lattice,

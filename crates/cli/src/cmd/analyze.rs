@@ -311,8 +311,10 @@ fn phi4_rows(target: &Phi4, est: &Estimator, names: &[String], rows: &mut Vec<Ro
     ));
     let p0 = Phi4Observables::new(target).pmin2_offset();
     if l0 > 2 {
-        let xi = est.estimate(&|a: &[f64]| xi2(v * a[m2], a[p0], l0))?;
-        rows.push(row("xi2", &xi, free.as_ref().and_then(|f| f.xi2(0))));
+        // ξ₂ is undefined when χ₂/F < 1 (tiny or noisy samples): left out then.
+        if let Ok(xi) = est.estimate(&|a: &[f64]| xi2(v * a[m2], a[p0], l0)) {
+            rows.push(row("xi2", &xi, free.as_ref().and_then(|f| f.xi2(0))));
+        }
     }
     let ct0 = Phi4Observables::CT_OFFSET;
     let exact_c = free.as_ref().map(|f| f.zero_momentum_correlator());
@@ -415,10 +417,26 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
 
 /// Stores the analyses in an analysis HDF5 file.
 pub fn write_analysis(out: &Path, analyses: &[FileAnalysis], force: bool) -> Result<()> {
+    // Group names: the files' base names, made unique by a numeric suffix.
+    let mut names: Vec<String> = Vec::new();
+    for a in analyses {
+        let base = Path::new(&a.file)
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "input".into());
+        let mut name = base.clone();
+        let mut k = 2;
+        while names.contains(&name) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        names.push(name);
+    }
     let inputs = analyses
         .iter()
-        .map(|a| AnalysisInput {
-            name: a.file.clone(),
+        .zip(names)
+        .map(|(a, name)| AnalysisInput {
+            name,
             records: a
                 .rows
                 .iter()
