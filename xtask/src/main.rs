@@ -8,7 +8,9 @@
 //! * `demo`     – the main job: a complete small pipeline into `results/demo/`.
 //! * `lint`     – `cargo fmt --check` and `cargo clippy --all-targets -D warnings`.
 //! * `bench`    – the criterion benches (optionally one crate: `bench lattice`).
+//! * `reproduce` – the seed papers' experiments (see `reproduce.rs`).
 
+mod reproduce;
 mod setup;
 
 use anyhow::{bail, Context, Result};
@@ -46,6 +48,10 @@ fn run() -> Result<()> {
             setup::ensure_system_packages()?;
             bench(rest)
         }
+        "reproduce" => {
+            setup::ensure_system_packages()?;
+            reproduce::run(rest)
+        }
         "help" | "-h" | "--help" => {
             println!("{}", HELP);
             Ok(())
@@ -59,7 +65,9 @@ const HELP: &str = "usage: cargo xtask <command>
   test             the whole test suite (fmt check, unit, integration, doc tests)
   demo [--quick]   the main job: generate, analyze ... into results/demo/
   lint             cargo fmt --check and clippy -D warnings
-  bench [crate]    criterion benches (all, or one crate: lattice, stats, flows)";
+  bench [crate]    criterion benches (all, or one crate: lattice, stats, flows)
+  reproduce [mog4|mog8|phi4|snf|all] [--quick] [--seeds N] [--out DIR] …
+                   the papers' experiments: tables in results/reproduce/";
 
 /// The workspace root (the parent of this crate's manifest directory).
 pub fn workspace_root() -> PathBuf {
@@ -88,7 +96,28 @@ fn test(rest: &[String]) -> Result<()> {
     let mut args = vec!["test", "--release", "--workspace", "--all-targets"];
     args.extend(rest.iter().map(String::as_str));
     run_cmd("cargo", &args)?;
-    run_cmd("cargo", &["test", "--release", "--workspace", "--doc"])
+    run_cmd("cargo", &["test", "--release", "--workspace", "--doc"])?;
+    // The MPI feature (docs/MPI.md): OpenMPI from apt, the CLI rebuilt with
+    // rsmpi, and its tests launching `mpirun -n 2` on loopback.
+    // FIELDFLOW_SKIP_MPI=1 skips this part.
+    if std::env::var_os("FIELDFLOW_SKIP_MPI").is_some() {
+        eprintln!("xtask: FIELDFLOW_SKIP_MPI set: MPI tests skipped");
+        return Ok(());
+    }
+    setup::ensure_mpi_packages()?;
+    run_cmd(
+        "cargo",
+        &[
+            "test",
+            "--release",
+            "--package",
+            "fieldflow",
+            "--features",
+            "mpi",
+            "--test",
+            "mpi",
+        ],
+    )
 }
 
 fn lint() -> Result<()> {

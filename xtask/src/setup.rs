@@ -30,9 +30,22 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Debian packages of the optional `mpi` feature (DEPENDENCIES.md): OpenMPI
+/// (runtime, `mpirun`, headers) and libclang for rsmpi's bindgen.
+pub const MPI_PACKAGES: &[&str] = &["openmpi-bin", "libopenmpi-dev", "libclang-dev"];
+
 /// Installs what is missing of [`PACKAGES`] (root) or explains how (non-root).
 pub fn ensure_system_packages() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !is_installed(p)).collect();
+    ensure_packages(PACKAGES)
+}
+
+/// Installs what is missing of [`MPI_PACKAGES`] (root) or explains how.
+pub fn ensure_mpi_packages() -> Result<()> {
+    ensure_packages(MPI_PACKAGES)
+}
+
+fn ensure_packages(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !is_installed(p)).collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -55,7 +68,7 @@ pub fn ensure_system_packages() -> Result<()> {
     if !status.success() {
         bail!("`{install}` failed with {status}");
     }
-    let still: Vec<&str> = PACKAGES.iter().copied().filter(|p| !is_installed(p)).collect();
+    let still: Vec<&str> = packages.iter().copied().filter(|p| !is_installed(p)).collect();
     if !still.is_empty() {
         bail!("packages still missing after apt-get: {}", still.join(", "));
     }

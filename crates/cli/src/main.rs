@@ -15,6 +15,7 @@ mod blocks;
 mod cmd;
 mod config;
 mod interrupt;
+mod mpi_dist;
 mod output;
 mod plots;
 mod progress;

@@ -4,46 +4,9 @@
 use fieldflow_io::EnsembleReader;
 use fieldflow_lattice::FreeField;
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn fieldflow(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fieldflow"));
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("fieldflow runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = fieldflow(args, &[]);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs a command that must fail: one-line error naming `needle`, exit 1, no panic.
-fn fails(args: &[&str], needle: &str) {
-    let out = fieldflow(args, &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{args:?}: expected exit 1, stderr {err}");
-    assert!(
-        err.contains(needle),
-        "{args:?}: stderr {err:?} does not mention {needle:?}"
-    );
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
-        "{args:?}: {err}"
-    );
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "{args:?}: error is not one line: {err}"
-    );
-}
+mod common;
+use common::{fails, fieldflow, ok};
 
 fn p(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()

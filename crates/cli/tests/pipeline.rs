@@ -4,26 +4,9 @@
 
 use fieldflow_io::ModelFile;
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn fieldflow(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fieldflow"));
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("fieldflow runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = fieldflow(args, &[]);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::{fieldflow, ok};
 
 fn rows(json: &str) -> Vec<serde_json::Value> {
     let v: serde_json::Value = serde_json::from_str(json).unwrap();

@@ -276,58 +276,45 @@ impl<L: Layer> Flow<L> {
     }
 
     /// x = f(z) per row, with log q(x) = log N(z) − log|det ∂f/∂z|.
-    pub fn forward_batch(
-        &self,
-        zs: ArrayView2<f64>,
-        mut xs: ArrayViewMut2<f64>,
-        mut log_q: ArrayViewMut1<f64>,
-        par: Par,
-    ) {
-        self.check(zs, xs.nrows(), log_q.len());
-        let parts = par.map_chunks(zs.nrows(), |_, r| {
-            let z = zs.slice_axis(Axis(0), Slice::from(r.clone()));
-            let mut w = self.work(r.len(), false);
-            let (x, ld) = self.run(Direction::Forward, z, &mut w);
-            let lq: Array1<f64> = z
-                .rows()
-                .into_iter()
-                .zip(ld.iter())
-                .map(|(z, l)| self.log_base(z) - l)
-                .collect();
-            (r, x, lq)
-        });
-        for (r, x, lq) in parts {
-            xs.slice_axis_mut(Axis(0), Slice::from(r.clone())).assign(&x);
-            log_q.slice_axis_mut(Axis(0), Slice::from(r)).assign(&lq);
-        }
+    pub fn forward_batch(&self, zs: ArrayView2<f64>, xs: ArrayViewMut2<f64>, log_q: ArrayViewMut1<f64>, par: Par) {
+        self.transform_batch(Direction::Forward, zs, xs, log_q, par);
     }
 
     /// z = f⁻¹(x) per row, with log q(x) = log N(z) + log|det ∂f⁻¹/∂x|.
-    pub fn inverse_batch(
+    pub fn inverse_batch(&self, xs: ArrayView2<f64>, zs: ArrayViewMut2<f64>, log_q: ArrayViewMut1<f64>, par: Par) {
+        self.transform_batch(Direction::Inverse, xs, zs, log_q, par);
+    }
+
+    /// One pass in direction `dir` per row; log q from the base point
+    /// (z = input forward, output inverse) and the pass's log-determinant
+    /// (subtracted forward, added inverse).
+    fn transform_batch(
         &self,
-        xs: ArrayView2<f64>,
-        mut zs: ArrayViewMut2<f64>,
+        dir: Direction,
+        input: ArrayView2<f64>,
+        mut output: ArrayViewMut2<f64>,
         mut log_q: ArrayViewMut1<f64>,
         par: Par,
     ) {
-        self.check(xs, zs.nrows(), log_q.len());
-        let parts = par.map_chunks(xs.nrows(), |_, r| {
+        self.check(input, output.nrows(), log_q.len());
+        let parts = par.map_chunks(input.nrows(), |_, r| {
+            let inp = input.slice_axis(Axis(0), Slice::from(r.clone()));
             let mut w = self.work(r.len(), false);
-            let (z, ld) = self.run(
-                Direction::Inverse,
-                xs.slice_axis(Axis(0), Slice::from(r.clone())),
-                &mut w,
-            );
-            let lq: Array1<f64> = z
+            let (out, ld) = self.run(dir, inp, &mut w);
+            let (base, sign) = match dir {
+                Direction::Forward => (inp, -1.0),
+                Direction::Inverse => (out.view(), 1.0),
+            };
+            let lq: Array1<f64> = base
                 .rows()
                 .into_iter()
                 .zip(ld.iter())
-                .map(|(z, l)| self.log_base(z) + l)
+                .map(|(z, l)| self.log_base(z) + sign * l)
                 .collect();
-            (r, z, lq)
+            (r, out, lq)
         });
-        for (r, z, lq) in parts {
-            zs.slice_axis_mut(Axis(0), Slice::from(r.clone())).assign(&z);
+        for (r, out, lq) in parts {
+            output.slice_axis_mut(Axis(0), Slice::from(r.clone())).assign(&out);
             log_q.slice_axis_mut(Axis(0), Slice::from(r)).assign(&lq);
         }
     }

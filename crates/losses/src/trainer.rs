@@ -42,11 +42,11 @@
 //!
 //! Unavailable numbers are NaN, so every record has the same columns.
 
-use crate::loss::{Loss, LossConfig, LossError, LossInputs, LossReport};
+use crate::loss::{Loss, LossConfig, LossError, LossInputs, LossReport, SmOn};
 use crate::optim::{clip_grad_norm, Adam, AdamConfig, AdamState};
 use crate::schedule::{Annealing, LrSchedule};
 use fieldflow_core::{ConfigError, Par, Seed, Target};
-use fieldflow_flows::{Coupling, Flow, ScoreLayer};
+use fieldflow_flows::{Coupling, Flow, ScoreLayer, ScoreModel};
 use fieldflow_targets::Modes;
 use ndarray::{Array1, Array2, Axis};
 use rand::Rng as _;
@@ -472,6 +472,19 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
 
     /// Evaluates the loss of step `t` at the current parameters (no update).
     pub fn evaluate(&self, t: u64) -> Result<LossReport, TrainError> {
+        let (minibatch, noise) = self.step_inputs(t);
+        let inputs = LossInputs {
+            data: minibatch.as_ref().map(|x| x.view()),
+            noise: noise.as_ref().map(|z| z.view()),
+        };
+        let beta = self.config.annealing.beta(t);
+        Ok(self
+            .loss
+            .value_and_grad(&self.flow, self.target, inputs, beta, self.par)?)
+    }
+
+    /// The data minibatch and base noise of step `t` (module docs, step 2).
+    fn step_inputs(&self, t: u64) -> (Option<Array2<f64>>, Option<Array2<f64>>) {
         let root = Seed::new(self.config.seed);
         let b = self.config.batch_size;
         let minibatch = if self.loss.needs_data() {
@@ -493,14 +506,7 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
                 .sample_base_batch(root.child(1).child(t), z.view_mut(), self.par);
             z
         });
-        let inputs = LossInputs {
-            data: minibatch.as_ref().map(|x| x.view()),
-            noise: noise.as_ref().map(|z| z.view()),
-        };
-        let beta = self.config.annealing.beta(t);
-        Ok(self
-            .loss
-            .value_and_grad(&self.flow, self.target, inputs, beta, self.par)?)
+        (minibatch, noise)
     }
 
     /// One training step (module docs).
@@ -514,9 +520,31 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
             return Err(self.stop_error());
         }
         let t = self.step;
+        let report = self.evaluate(t)?;
+        Ok(self.apply(t, report))
+    }
+
+    /// One training step whose batch is shared among the processes of
+    /// `exchange` (data parallelism, e.g. MPI ranks): every process must
+    /// call it with the same trainer state. The result, and so the
+    /// parameters, are bit-identical to [`Trainer::step`] whatever the
+    /// number of processes (see [`ShardExchange`]).
+    ///
+    /// # Errors
+    /// As [`Trainer::step`] (identically on every process).
+    pub fn step_sharded(&mut self, exchange: &mut dyn ShardExchange) -> Result<StepOutcome, TrainError> {
+        if self.stopped() {
+            return Err(self.stop_error());
+        }
+        let t = self.step;
+        let report = self.evaluate_sharded(t, exchange);
+        Ok(self.apply(t, report))
+    }
+
+    /// Steps 4–5 of the module docs for the evaluated `report` of step `t`.
+    fn apply(&mut self, t: u64, mut report: LossReport) -> StepOutcome {
         let beta = self.config.annealing.beta(t);
         let lr = self.config.lr_schedule.lr(self.config.lr, t);
-        let mut report = self.evaluate(t)?;
         self.step += 1;
         let reason = if !report.total.is_finite() {
             Some(format!("non-finite loss {}", report.total))
@@ -528,7 +556,7 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
                 .map(|i| format!("non-finite gradient entry {i} = {}", report.grad[i]))
         };
         if let Some(reason) = reason {
-            return Ok(self.reject(t, reason));
+            return self.reject(t, reason);
         }
         let (grad_norm, clipped) = match self.config.clip_grad_norm {
             Some(c) => {
@@ -543,7 +571,7 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
             let v = self.flow.params()[i];
             self.flow.params_mut().copy_from_slice(&saved.0);
             self.adam.state = saved.1;
-            return Ok(self.reject(t, format!("update made parameter {i} non-finite ({v})")));
+            return self.reject(t, format!("update made parameter {i} non-finite ({v})"));
         }
         self.consecutive = 0;
         let batch_ess = if report.log_w.is_empty() {
@@ -564,7 +592,210 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
             batch_ess,
         };
         self.last = Some(r.clone());
-        Ok(StepOutcome::Accepted(r))
+        StepOutcome::Accepted(r)
+    }
+
+    /// L and ∂L/∂θ of step `t` with the batch's Par chunks shared among
+    /// the processes of `exchange`: each process evaluates its chunks (a
+    /// contiguous range per term), one all-gather exchanges every chunk's
+    /// gradient contribution and per-row values, and every process then adds
+    /// them up in the order [`Loss::value_and_grad`] does (term by term,
+    /// chunk by chunk), so the report is bit-identical to [`Trainer::evaluate`].
+    fn evaluate_sharded(&self, t: u64, exchange: &mut dyn ShardExchange) -> LossReport {
+        let (minibatch, noise) = self.step_inputs(t);
+        let beta = self.config.annealing.beta(t);
+        let loss = self.loss;
+        let c = self.par.chunk_rows.max(1);
+        let p = self.flow.n_params();
+        let d = self.flow.dim();
+        let (rank, size) = (exchange.rank(), exchange.size());
+        let data = minibatch.as_ref().filter(|_| loss.needs_data());
+        let noise = noise.as_ref().filter(|_| loss.needs_noise());
+        let n_data = data.map_or(0, |x| x.nrows());
+        let n_noise = noise.map_or(0, |z| z.nrows());
+        let sm_rows = match loss.sm_on {
+            SmOn::Data => n_data,
+            SmOn::Flow => n_noise,
+        };
+        // The terms in the order value_and_grad accumulates them, with the
+        // rows of their batch and the per-row values each chunk reports.
+        let mut terms: Vec<(Term, usize, usize)> = Vec::new();
+        if loss.w_fkl > 0.0 {
+            terms.push((Term::Fkl, n_data, 1));
+        }
+        if noise.is_some() {
+            terms.push((Term::Flow, n_noise, 2));
+        }
+        if loss.w_sm > 0.0 {
+            terms.push((Term::Sm, sm_rows, 1));
+        }
+        let rows_of = |n: usize, k: usize| k * c..((k + 1) * c).min(n);
+        let mine = |n: usize, r: usize| {
+            let k = n.div_ceil(c);
+            (r * k / size)..((r + 1) * k / size)
+        };
+        let record_len = |n: usize, per_row: usize, k: usize| p + per_row * rows_of(n, k).len();
+        let serial = Par::serial(c);
+        let chunk_par = Par {
+            chunk_rows: 1,
+            parallel: self.par.parallel,
+        };
+        // Flow samples of this process's noise chunks (for SM on the flow).
+        let mut local_x: Vec<Array2<f64>> = Vec::new();
+        let mut buf: Vec<f64> = Vec::new();
+        for &(term, n, _) in &terms {
+            let chunks: Vec<usize> = mine(n, rank).collect();
+            let parts = chunk_par.map_chunks(chunks.len(), |i, _| {
+                let rows = rows_of(n, chunks[i]);
+                let m = rows.len();
+                let mut gp = vec![0.0; p];
+                let mut vals = Vec::new();
+                let mut xs_out = None;
+                match term {
+                    Term::Fkl => {
+                        let x = data.expect("fkl has data").slice(ndarray::s![rows, ..]);
+                        let w = Array1::from_elem(m, -loss.w_fkl / n as f64);
+                        let mut lq = Array1::zeros(m);
+                        self.flow.log_q_grad_batch(x, w.view(), lq.view_mut(), &mut gp, serial);
+                        vals.extend(lq.iter());
+                    }
+                    Term::Flow => {
+                        let z = noise.expect("noise drawn").slice(ndarray::s![rows, ..]);
+                        let mut xs = Array2::zeros((m, d));
+                        let mut lq = Array1::zeros(m);
+                        let mut lp = vec![0.0; m];
+                        if loss.w_rkl > 0.0 {
+                            let weight = loss.w_rkl;
+                            let inv_n = 1.0 / n as f64;
+                            let log_p: Vec<std::sync::atomic::AtomicU64> =
+                                (0..m).map(|_| std::sync::atomic::AtomicU64::new(0)).collect();
+                            self.flow.forward_vjp_batch(
+                                z,
+                                xs.view_mut(),
+                                lq.view_mut(),
+                                &mut gp,
+                                serial,
+                                |first, x, _lq, mut gx, mut glq| {
+                                    for (i, (xr, gr)) in x.rows().into_iter().zip(gx.rows_mut()).enumerate() {
+                                        let v = self.target.log_prob_and_score(xr, gr);
+                                        log_p[first + i].store(v.to_bits(), std::sync::atomic::Ordering::Relaxed);
+                                    }
+                                    gx.mapv_inplace(|s| -weight * beta * inv_n * s);
+                                    glq.fill(weight * inv_n);
+                                },
+                            );
+                            for (o, a) in lp.iter_mut().zip(log_p) {
+                                *o = f64::from_bits(a.into_inner());
+                            }
+                        } else {
+                            self.flow.forward_batch(z, xs.view_mut(), lq.view_mut(), serial);
+                            let mut lpa = Array1::zeros(m);
+                            self.target.log_prob_batch(xs.view(), lpa.view_mut(), serial);
+                            lp = lpa.to_vec();
+                        }
+                        vals.extend(lq.iter());
+                        vals.extend(lp);
+                        xs_out = Some(xs);
+                    }
+                    Term::Sm => {
+                        let x = match loss.sm_on {
+                            SmOn::Data => data.expect("sm on data").slice(ndarray::s![rows, ..]),
+                            SmOn::Flow => local_x[i].view(),
+                        };
+                        let mut s_q = Array2::zeros(x.raw_dim());
+                        let mut lq = Array1::zeros(m);
+                        self.flow.score_batch(x, s_q.view_mut(), lq.view_mut(), serial);
+                        let mut s_p = Array2::zeros(x.raw_dim());
+                        let mut lp = Array1::zeros(m);
+                        self.target
+                            .log_prob_and_score_batch(x, s_p.view_mut(), lp.view_mut(), serial);
+                        let mut r = s_q;
+                        r.scaled_add(-beta, &s_p);
+                        vals.extend(r.axis_iter(Axis(0)).map(|row| row.dot(&row)));
+                        let cf = 2.0 * loss.w_sm / n as f64;
+                        r.mapv_inplace(|v| cf * v);
+                        ScoreModel::score_param_vjp_batch(&self.flow, x, r.view(), &mut gp, serial);
+                    }
+                }
+                (gp, vals, xs_out)
+            });
+            for (gp, vals, xs) in parts {
+                buf.extend(gp);
+                buf.extend(vals);
+                if let Some(xs) = xs {
+                    local_x.push(xs);
+                }
+            }
+        }
+        let counts: Vec<usize> = (0..size)
+            .map(|r| {
+                terms
+                    .iter()
+                    .map(|&(_, n, per_row)| mine(n, r).map(|k| record_len(n, per_row, k)).sum::<usize>())
+                    .sum()
+            })
+            .collect();
+        debug_assert_eq!(counts[rank], buf.len());
+        let all = exchange.all_gather(&buf, &counts);
+        // Records in (rank, term, chunk) order → per term, chunk order.
+        let mut records: Vec<Vec<&[f64]>> = terms.iter().map(|_| Vec::new()).collect();
+        let mut at = 0;
+        for r in 0..size {
+            for (ti, &(_, n, per_row)) in terms.iter().enumerate() {
+                for k in mine(n, r) {
+                    let len = record_len(n, per_row, k);
+                    records[ti].push(&all[at..at + len]);
+                    at += len;
+                }
+            }
+        }
+        let mut grad = vec![0.0; p];
+        let (mut fkl, mut rkl, mut sm) = (f64::NAN, f64::NAN, f64::NAN);
+        let mut total = 0.0;
+        let mut log_w = Vec::new();
+        for (ti, &(term, _, _)) in terms.iter().enumerate() {
+            let mut lq = Vec::new();
+            let mut lp = Vec::new();
+            for rec in &records[ti] {
+                for (g, v) in grad.iter_mut().zip(&rec[..p]) {
+                    *g += v;
+                }
+                let vals = &rec[p..];
+                match term {
+                    Term::Flow => {
+                        let m = vals.len() / 2;
+                        lq.extend_from_slice(&vals[..m]);
+                        lp.extend_from_slice(&vals[m..]);
+                    }
+                    Term::Fkl | Term::Sm => lq.extend_from_slice(vals),
+                }
+            }
+            match term {
+                Term::Fkl => {
+                    fkl = -mean(lq.iter().copied());
+                    total += loss.w_fkl * fkl;
+                }
+                Term::Flow => {
+                    if loss.w_rkl > 0.0 {
+                        rkl = mean(lq.iter().zip(&lp).map(|(q, p)| q - beta * p));
+                        total += loss.w_rkl * rkl;
+                    }
+                    log_w = lp.iter().zip(&lq).map(|(p, q)| p - q).collect();
+                }
+                Term::Sm => {
+                    sm = mean(lq.iter().copied());
+                    total += loss.w_sm * sm;
+                }
+            }
+        }
+        LossReport {
+            total,
+            fkl,
+            rkl,
+            sm,
+            grad,
+            log_w,
+        }
     }
 
     fn reject(&mut self, t: u64, reason: String) -> StepOutcome {
@@ -736,4 +967,193 @@ fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let k = ((q * v.len() as f64).floor() as usize).min(v.len() - 1);
     v[k]
+}
+
+/// The mean as [`Loss::value_and_grad`] computes it (sequential sum / n).
+fn mean(it: impl Iterator<Item = f64>) -> f64 {
+    let (mut s, mut n) = (0.0, 0usize);
+    for v in it {
+        s += v;
+        n += 1;
+    }
+    s / n as f64
+}
+
+/// The parts of a sharded step, in the order their gradients are added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Term {
+    /// FKL on the data minibatch.
+    Fkl,
+    /// Flow samples of the base noise (with the RKL gradient when active).
+    Flow,
+    /// Score matching on data or flow samples.
+    Sm,
+}
+
+/// How the processes of a data-parallel run ([`Trainer::step_sharded`])
+/// exchange their parts of a step. Process `rank` of `size` evaluates, for
+/// every loss term, Par chunks `rank·K/size .. (rank+1)·K/size` of the K
+/// chunks of that term's batch (the batch itself is the one a single
+/// process draws), so the union over processes is the whole batch.
+pub trait ShardExchange {
+    /// Index of this process (0-based).
+    fn rank(&self) -> usize;
+    /// Number of processes.
+    fn size(&self) -> usize;
+    /// All-gather: every process passes `mine` (`counts[rank]` values);
+    /// returns the concatenation of all processes' buffers in rank order
+    /// (`counts` is the same on every process).
+    fn all_gather(&mut self, mine: &[f64], counts: &[usize]) -> Vec<f64>;
+}
+
+/// The exchange of a single process: [`Trainer::step_sharded`] then equals
+/// [`Trainer::step`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SingleProcess;
+
+impl ShardExchange for SingleProcess {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn size(&self) -> usize {
+        1
+    }
+    fn all_gather(&mut self, mine: &[f64], _counts: &[usize]) -> Vec<f64> {
+        mine.to_vec()
+    }
+}
+
+#[cfg(test)]
+mod sharded_tests {
+    use super::*;
+    use fieldflow_flows::FlowConfig;
+    use fieldflow_targets::GaussianMixture;
+    use std::sync::{Arc, Barrier, Mutex};
+
+    /// R "processes" as threads: the all-gather of [`ShardExchange`].
+    struct Threads {
+        rank: usize,
+        size: usize,
+        shared: Arc<(Mutex<Vec<Vec<f64>>>, Barrier)>,
+    }
+
+    impl ShardExchange for Threads {
+        fn rank(&self) -> usize {
+            self.rank
+        }
+        fn size(&self) -> usize {
+            self.size
+        }
+        fn all_gather(&mut self, mine: &[f64], counts: &[usize]) -> Vec<f64> {
+            let (slots, barrier) = &*self.shared;
+            slots.lock().unwrap()[self.rank] = mine.to_vec();
+            barrier.wait();
+            let out: Vec<f64> = slots.lock().unwrap().concat();
+            barrier.wait();
+            assert_eq!(out.len(), counts.iter().sum::<usize>());
+            out
+        }
+    }
+
+    /// Runs `steps` steps with `make` on `size` threads sharing the batch
+    /// and returns every thread's reports and final parameters.
+    fn sharded<F>(size: usize, steps: usize, make: F) -> Vec<(Vec<StepOutcome>, Vec<f64>)>
+    where
+        F: Fn(&mut dyn FnMut(&mut Trainer<'_>) -> (Vec<StepOutcome>, Vec<f64>)) -> (Vec<StepOutcome>, Vec<f64>) + Sync,
+    {
+        let shared = Arc::new((Mutex::new(vec![Vec::new(); size]), Barrier::new(size)));
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..size)
+                .map(|rank| {
+                    let shared = shared.clone();
+                    let make = &make;
+                    s.spawn(move || {
+                        let mut ex = Threads { rank, size, shared };
+                        make(&mut |tr: &mut Trainer<'_>| {
+                            let out = (0..steps).map(|_| tr.step_sharded(&mut ex).unwrap()).collect();
+                            (out, tr.flow().params().to_vec())
+                        })
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
+
+    fn check_identical<F>(steps: usize, make: F)
+    where
+        F: Fn(&mut dyn FnMut(&mut Trainer<'_>) -> (Vec<StepOutcome>, Vec<f64>)) -> (Vec<StepOutcome>, Vec<f64>) + Sync,
+    {
+        let reference = make(&mut |tr: &mut Trainer<'_>| {
+            let out = (0..steps).map(|_| tr.step().unwrap()).collect();
+            (out, tr.flow().params().to_vec())
+        });
+        assert!(reference.0.iter().all(|o| matches!(o, StepOutcome::Accepted(_))));
+        let single = make(&mut |tr: &mut Trainer<'_>| {
+            let out = (0..steps)
+                .map(|_| tr.step_sharded(&mut SingleProcess).unwrap())
+                .collect();
+            (out, tr.flow().params().to_vec())
+        });
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let summary = |o: &[StepOutcome]| format!("{o:?}");
+        assert_eq!(summary(&single.0), summary(&reference.0), "single process");
+        assert!(
+            bits(&single.1) == bits(&reference.1),
+            "single process: parameters differ"
+        );
+        for size in [2, 3, 7] {
+            for (rank, got) in sharded(size, steps, &make).into_iter().enumerate() {
+                assert_eq!(summary(&got.0), summary(&reference.0), "size {size} rank {rank}");
+                assert!(
+                    bits(&got.1) == bits(&reference.1),
+                    "size {size} rank {rank}: parameters differ"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sharded_rkl_on_phi4_is_bit_identical_for_any_process_count() {
+        check_identical(3, |run| {
+            let lattice = fieldflow_lattice::Lattice::new(&[4, 4]).unwrap();
+            let target = fieldflow_lattice::Phi4::new(lattice, -4.0, 8.0).unwrap();
+            let flow = FlowConfig::tutorial(4).build(Seed::new(2)).unwrap();
+            let mut cfg = TrainConfig::new(LossConfig::preset(crate::LossPreset::Rkl), 70, 3, 1e-2);
+            cfg.seed = 9;
+            cfg.clip_grad_norm = Some(5.0);
+            let par = Par {
+                chunk_rows: 16,
+                parallel: true,
+            };
+            let mut tr = Trainer::new(&cfg, flow, &target, TrainData::default(), par).unwrap();
+            run(&mut tr)
+        });
+    }
+
+    #[test]
+    fn sharded_fkl_rkl_sm_is_bit_identical_for_any_process_count() {
+        for sm_on in [SmOn::Data, SmOn::Flow] {
+            check_identical(3, |run| {
+                let mog = GaussianMixture::mog4();
+                let mut x = Array2::zeros((50, 2));
+                fieldflow_core::ExactSampler::sample_batch(&mog, Seed::new(1), x.view_mut(), Par::default());
+                let flow = FlowConfig::mlp(2, 4, vec![16]).build(Seed::new(4)).unwrap();
+                let loss = LossConfig::weights(0.5, 1.0, 0.3, sm_on);
+                let mut cfg = TrainConfig::new(loss, 40, 3, 3e-3);
+                cfg.seed = 6;
+                let data = TrainData {
+                    train: Some(x),
+                    held_out: None,
+                    modes: None,
+                };
+                let par = Par {
+                    chunk_rows: 8,
+                    parallel: true,
+                };
+                let mut tr = Trainer::new(&cfg, flow, &mog, data, par).unwrap();
+                run(&mut tr)
+            });
+        }
+    }
 }

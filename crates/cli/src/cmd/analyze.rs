@@ -377,6 +377,41 @@ pub fn render_table(a: &FileAnalysis) -> String {
     s
 }
 
+/// Observables common to several files, one column per file:
+/// value ± error [τ_int].
+pub fn side_by_side(analyses: &[FileAnalysis]) -> String {
+    let names: Vec<String> = analyses
+        .iter()
+        .map(|a| {
+            Path::new(&a.file)
+                .file_name()
+                .map_or(a.file.clone(), |n| n.to_string_lossy().to_string())
+        })
+        .collect();
+    let mut s = format!("{:<16}", "observable");
+    for n in &names {
+        s += &format!(" {n:>34}");
+    }
+    s.push('\n');
+    for r in &analyses[0].rows {
+        let cells: Option<Vec<String>> = analyses
+            .iter()
+            .map(|a| {
+                a.row(&r.observable)
+                    .map(|x| format!("{} [{:.1}]", fmt_err(x.value, x.error), x.tau_int))
+            })
+            .collect();
+        if let Some(cells) = cells {
+            s += &format!("{:<16}", r.observable);
+            for c in cells {
+                s += &format!(" {c:>34}");
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
+
 /// Runs `fieldflow analyze`.
 pub fn run(args: AnalyzeArgs) -> Result<()> {
     if let Some(out) = &args.out {
@@ -397,6 +432,9 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     } else {
         for a in &analyses {
             crate::output::emit(&render_table(a));
+        }
+        if analyses.len() > 1 {
+            crate::output::emit(&side_by_side(&analyses));
         }
     }
     if let Some(dir) = &args.plots {

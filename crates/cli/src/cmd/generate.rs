@@ -12,6 +12,8 @@
 use crate::blocks::{write_blocks, BlockData, Series};
 use crate::config::{self, parse_shape};
 use crate::interrupt;
+use crate::interrupt::Interrupted;
+use crate::mpi_dist::Dist;
 use crate::output::check_new_output;
 use crate::progress;
 use anyhow::{bail, Context, Result};
@@ -239,8 +241,25 @@ fn spec(n_chains: usize, shape: &[usize]) -> EnsembleSpec {
 /// Runs `fieldflow generate`.
 pub fn run(args: GenerateArgs) -> Result<()> {
     interrupt::install();
+    let dist = Dist::init()?;
+    if dist.is_parallel() {
+        let r = run_parallel(&args, &dist);
+        return dist.finish(r);
+    }
     let (mut writer, resolved, mut states) = if args.resume {
-        if args.config.is_some() || args.lattice.is_some() || args.m2.is_some() || args.n_cfg.is_some() {
+        let any_setting = args.config.is_some()
+            || args.lattice.is_some()
+            || args.m2.is_some()
+            || args.lambda.is_some()
+            || args.kappa.is_some()
+            || args.lambda_hat.is_some()
+            || args.algorithm.is_some()
+            || args.n_therm.is_some()
+            || args.n_cfg.is_some()
+            || args.thin.is_some()
+            || args.chains.is_some()
+            || args.seed.is_some();
+        if any_setting {
             bail!(
                 "--resume continues with the configuration stored in {}.partial; pass only --out",
                 args.out.display()
@@ -434,4 +453,225 @@ impl AcceptanceStats {
             Err(_) => (f64::NAN, f64::NAN),
         }
     }
+}
+
+/// `fieldflow generate` on the ranks of an MPI job (docs/MPI.md): rank r
+/// runs the contiguous block of chains [`Dist::block`]; chain c's updates
+/// use the streams of (seed, c) as in one process, so the file rank 0
+/// writes (it gathers every block) is the one-process file whatever the
+/// number of ranks.
+fn run_parallel(args: &GenerateArgs, dist: &Dist) -> Result<()> {
+    if args.resume {
+        bail!("--resume is not supported with several MPI ranks: resume with one process (the file is the same)");
+    }
+    let config = resolve(args)?;
+    let resolved = config.validate()?;
+    let c = &resolved.config;
+    let mut writer = if dist.is_root() {
+        let w = check_new_output(&args.out, args.force).and_then(|()| {
+            let header = Header::new(
+                FileKind::Ensemble,
+                toml::to_string(c)?,
+                c.seed,
+                resolved.target.describe(),
+            )
+            .with_attr("algorithm", resolved.algorithm.describe());
+            Ok(EnsembleWriter::create(
+                &args.out,
+                &header,
+                &spec(c.chains as usize, &c.phi4.lattice),
+                args.force,
+            )?)
+        });
+        Some(dist.agree(w)?)
+    } else {
+        dist.agree(Ok(()))?;
+        None
+    };
+    let quiet = args.quiet || !dist.is_root();
+    let summary = generate_parallel(writer.as_mut(), &resolved, quiet, dist)?;
+    let path = dist.agree(match writer {
+        Some(w) => w.finish().map_err(anyhow::Error::from).map(Some),
+        None => Ok(None),
+    })?;
+    if let (Some(path), false) = (path, quiet) {
+        crate::output::emit(&format!("{}\n({} MPI ranks)", summary.render(&path), dist.size()));
+    }
+    Ok(())
+}
+
+/// The block loop of [`generate`] with the chains spread over the ranks.
+fn generate_parallel(
+    mut writer: Option<&mut EnsembleWriter>,
+    r: &Resolved,
+    quiet: bool,
+    dist: &Dist,
+) -> Result<GenerateSummary> {
+    let c = &r.config;
+    let seed = Seed::new(c.seed);
+    let n_chains = c.chains as usize;
+    let dim = r.target.dim();
+    let start = Instant::now();
+    let mine = dist.block(n_chains, dist.rank());
+    let mut states: Vec<ChainState> = init_states(n_chains, dim, c.start, seed, &r.algorithm)
+        .drain(mine.clone())
+        .collect();
+    let pb = progress::bar(c.n_therm * mine.len() as u64, "therm");
+    if quiet {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    thermalize(&r.target, &r.algorithm, seed, &mut states, c.n_therm, &|k| pb.inc(k));
+    pb.finish_and_clear();
+    let total = c.n_cfg as usize;
+    let pb = progress::bar(total as u64 * c.thin * mine.len() as u64, "generate");
+    if quiet {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let t_run = Instant::now();
+    let mut stats = AcceptanceStats::default();
+    let mut all_states: Vec<ChainState> = Vec::new();
+    let (mut written, mut blocks) = (0usize, 0usize);
+    while written < total {
+        let k = (c.block as usize).min(total - written);
+        let mut rec = ChainRecords::new(mine.len(), k, dim);
+        advance(&r.target, &r.algorithm, seed, &mut states, c.thin, &mut rec, &|u| {
+            pb.inc(u)
+        });
+        let gathered = dist.gather_bytes(&pack(&rec, &states)?);
+        let appended = match writer.as_deref_mut() {
+            Some(w) => {
+                let mut full = ChainRecords::new(n_chains, k, dim);
+                all_states.clear();
+                for (rank, bytes) in gathered.iter().enumerate() {
+                    let rows = dist.block(n_chains, rank);
+                    all_states.extend(unpack(bytes, rows.clone(), &mut full)?);
+                }
+                stats.add(&full);
+                let data = BlockData {
+                    state: ndarray::Array2::from_shape_fn((n_chains, dim), |(i, j)| all_states[i].phi[j]),
+                    chains_json: serde_json::to_string(&all_states)?,
+                    series: vec![
+                        Series::F64("log_p", full.log_p),
+                        Series::U8("accepted", full.accepted.mapv(u8::from)),
+                        Series::F64("delta_h", full.delta_h),
+                        Series::F64("acceptance", full.acceptance),
+                    ],
+                    configs: full.configs,
+                };
+                append_block(w, &data)
+            }
+            None => Ok(()),
+        };
+        dist.agree(appended)?;
+        written += k;
+        blocks += 1;
+        pb.set_message(format!("acc {:.3}", stats.acceptance()));
+        if dist.any(interrupt::requested() || interrupt::simulated(blocks)) && written < total {
+            pb.abandon();
+            let partial = writer.as_deref().map(|w| w.partial_path().display().to_string());
+            return Err(Interrupted(format!(
+                "interrupted: {written} of {total} steps per chain saved in {}; continue with --resume (one process)",
+                partial.unwrap_or_default()
+            ))
+            .into());
+        }
+    }
+    pb.finish_and_clear();
+    let secs = t_run.elapsed().as_secs_f64();
+    let tuned: Vec<f64> = all_states.iter().map(|s| s.tuned).collect();
+    dist.agree(match writer {
+        Some(w) => w
+            .set_attr("seconds", start.elapsed().as_secs_f64())
+            .and_then(|()| w.set_attr("tuned", serde_json::to_string(&tuned).unwrap_or_default()))
+            .map_err(anyhow::Error::from),
+        None => Ok(()),
+    })?;
+    let updates = total as u64 * c.thin;
+    Ok(GenerateSummary {
+        acceptance: stats.acceptance(),
+        mean_delta_h: stats.mean_delta_h(),
+        exp_delta_h: stats.creutz(),
+        tuned,
+        seconds_per_update: if updates > 0 { secs / updates as f64 } else { f64::NAN },
+    })
+}
+
+/// One rank's block as bytes: configs, log_p, delta_h, acceptance,
+/// accepted (f64 little-endian, 0/1 for `accepted`), then the chains' states
+/// as JSON.
+fn pack(rec: &ChainRecords, states: &[ChainState]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let arrays = [
+        rec.configs.iter().copied().collect::<Vec<f64>>(),
+        rec.log_p.iter().copied().collect(),
+        rec.delta_h.iter().copied().collect(),
+        rec.acceptance.iter().copied().collect(),
+        rec.accepted.iter().map(|&a| f64::from(u8::from(a))).collect(),
+    ];
+    for a in arrays {
+        for v in a {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(serde_json::to_string(states)?.as_bytes());
+    Ok(out)
+}
+
+/// Inverse of [`pack`] for the chains `rows` of `full`; returns their states.
+fn unpack(bytes: &[u8], rows: std::ops::Range<usize>, full: &mut ChainRecords) -> Result<Vec<ChainState>> {
+    let (nc, k) = (rows.len(), full.n_saved());
+    let dim = full.configs.dim().2;
+    let mut at = 0;
+    let mut take = |n: usize| -> Result<Vec<f64>> {
+        let end = at + 8 * n;
+        let chunk = bytes.get(at..end).context("MPI block message too short")?;
+        at = end;
+        Ok(chunk
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .collect())
+    };
+    let configs = take(nc * k * dim)?;
+    let log_p = take(nc * k)?;
+    let delta_h = take(nc * k)?;
+    let acceptance = take(nc * k)?;
+    let accepted = take(nc * k)?;
+    for (i, c) in rows.clone().enumerate() {
+        for s in 0..k {
+            let j = i * k + s;
+            for d in 0..dim {
+                full.configs[[c, s, d]] = configs[j * dim + d];
+            }
+            full.log_p[[c, s]] = log_p[j];
+            full.delta_h[[c, s]] = delta_h[j];
+            full.acceptance[[c, s]] = acceptance[j];
+            full.accepted[[c, s]] = accepted[j] != 0.0;
+        }
+    }
+    let states: Vec<ChainState> =
+        serde_json::from_slice(&bytes[at..]).context("MPI block message: chain states unreadable")?;
+    if states.len() != nc {
+        bail!("MPI block message: {} chain states, expected {nc}", states.len());
+    }
+    Ok(states)
+}
+
+/// Appends one block (as [`write_blocks`] does).
+fn append_block(writer: &mut EnsembleWriter, data: &BlockData) -> Result<()> {
+    use fieldflow_io::{Block, SeriesView};
+    let views: Vec<(&str, SeriesView)> = data
+        .series
+        .iter()
+        .map(|s| match s {
+            Series::F64(name, a) => (*name, SeriesView::F64(a.view())),
+            Series::U8(name, a) => (*name, SeriesView::U8(a.view())),
+        })
+        .collect();
+    writer.append(&Block {
+        configs: data.configs.view(),
+        series: &views,
+        state: data.state.view(),
+        chains: &data.chains_json,
+    })?;
+    Ok(())
 }

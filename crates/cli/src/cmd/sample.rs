@@ -223,7 +223,15 @@ fn stored_config(c: &SampleConfig, model: &toml::Table) -> Result<String> {
 pub fn run(args: SampleArgs) -> Result<()> {
     interrupt::install();
     let (mut writer, c, resumed_chains) = if args.resume {
-        if args.model.is_some() || args.n.is_some() || args.method.is_some() {
+        let any_setting = args.model.is_some()
+            || args.n.is_some()
+            || args.method.is_some()
+            || args.chains.is_some()
+            || args.seed.is_some()
+            || args.batch.is_some()
+            || args.local_steps.is_some()
+            || args.local_width.is_some();
+        if any_setting {
             bail!(
                 "--resume continues with the settings stored in {}.partial; pass only --out",
                 args.out.display()

@@ -37,6 +37,7 @@
 
 use crate::config::{self};
 use crate::interrupt::{self, Interrupted};
+use crate::mpi_dist::Dist;
 use crate::output::{check_new_output, emit};
 use crate::plots;
 use crate::progress;
@@ -396,8 +397,62 @@ pub struct TrainSummary {
 /// Runs `fieldflow train`.
 pub fn run(args: TrainArgs) -> Result<()> {
     interrupt::install();
+    let dist = Dist::init()?;
+    if dist.is_parallel() {
+        let r = run_parallel(&args, &dist);
+        return dist.finish(r);
+    }
+    run_single(args)
+}
+
+/// `fieldflow train` on the ranks of an MPI job (docs/MPI.md): the batch of
+/// every step is shared among the ranks, the result is bit-identical to a
+/// one-process run; rank 0 writes the model file and prints.
+fn run_parallel(args: &TrainArgs, dist: &Dist) -> Result<()> {
+    if args.resume {
+        bail!("--resume is not supported with several MPI ranks yet: resume with one process");
+    }
+    if args.plots.is_some() {
+        bail!("--plots is not supported with several MPI ranks: run `fieldflow train` plots from one process");
+    }
+    let (table, c) = resolve(args)?;
+    let created = if dist.is_root() {
+        check_new_output(&args.out, args.force)
+    } else {
+        Ok(())
+    };
+    dist.agree(created)?;
+    let quiet = args.quiet || !dist.is_root();
+    let summary = train_on(&args.out, &table, &c, None, args.force, quiet, dist)?;
+    if !quiet {
+        let m = &summary.last;
+        emit(&format!(
+            "wrote {} ({} MPI ranks)\nsteps             {}\nloss              {:.5} (fkl {:.4}, rkl {:.4}, sm {:.4})\nESS               {:.4}\nIMH acceptance    {:.4}\nrejected steps    {}\ntime              {:.1} s",
+            args.out.display(),
+            dist.size(),
+            m.step,
+            m.loss,
+            m.fkl,
+            m.rkl,
+            m.sm,
+            m.ess,
+            m.acceptance,
+            summary.rejections,
+            summary.seconds
+        ));
+    }
+    Ok(())
+}
+
+fn run_single(args: TrainArgs) -> Result<()> {
     let (table, c, resumed) = if args.resume {
-        if args.config.is_some() || args.data.is_some() || args.loss.is_some() {
+        let any_setting = args.config.is_some()
+            || args.data.is_some()
+            || args.loss.is_some()
+            || args.n_train.is_some()
+            || args.lr.is_some()
+            || args.seed.is_some();
+        if any_setting {
             bail!(
                 "--resume continues with the config stored in {}; pass only --out (and --steps to extend)",
                 args.out.display()
@@ -460,6 +515,21 @@ pub fn train(
     force: bool,
     quiet: bool,
 ) -> Result<TrainSummary> {
+    train_on(out, table, c, resumed, force, quiet, &Dist::single())
+}
+
+/// [`train`] on the processes of `dist`: every rank steps the same trainer
+/// on its share of the batch ([`Trainer::step_sharded`]); rank 0 alone
+/// records metrics and writes the file; all agree on every stop.
+fn train_on(
+    out: &Path,
+    table: &toml::Table,
+    c: &TrainRunConfig,
+    resumed: Option<(ModelWriter, ModelState)>,
+    force: bool,
+    quiet: bool,
+    dist: &Dist,
+) -> Result<TrainSummary> {
     let target = RunTarget::from_table(table, "config")?;
     let flow_cfg = c.flow.clone().unwrap_or_else(|| default_flow(&target));
     let flow = flow_cfg
@@ -485,7 +555,7 @@ pub fn train(
         stored_table.insert("flow".into(), toml::Value::try_from(&flow_cfg)?);
     }
     let config_text = toml::to_string(&stored_table)?;
-    let mut writer = match resumed {
+    let writer = match resumed {
         Some((mut w, saved)) => {
             let json = match w.header_mut().extra.get("trainer_state") {
                 Some(AttrValue::Str(j)) => j.clone(),
@@ -498,13 +568,18 @@ pub fn train(
             state.adam.v = saved.adam_v;
             state.adam.step = saved.adam_step;
             trainer.restore(state)?;
-            w
+            Some(w)
+        }
+        None if dist.is_root() => {
+            let header = Header::new(FileKind::Model, config_text, c.seed, target.as_target().describe());
+            Some(dist.agree(ModelWriter::create(out, header, force).map_err(anyhow::Error::from))?)
         }
         None => {
-            let header = Header::new(FileKind::Model, config_text, c.seed, target.as_target().describe());
-            ModelWriter::create(out, header, force)?
+            dist.agree(Ok(()))?;
+            None
         }
     };
+    let mut writer = writer;
     let steps = c.train.steps;
     let pb = progress::bar(steps.saturating_sub(trainer.step_index()), "train");
     if quiet {
@@ -553,11 +628,26 @@ pub fn train(
         m
     };
     let mut last = None;
-    if trainer.step_index() == 0 && writer.metrics().is_empty() {
-        last = Some(record(&trainer, &mut writer));
+    if let Some(w) = writer.as_mut() {
+        if trainer.step_index() == 0 && w.metrics().is_empty() {
+            last = Some(record(&trainer, w));
+        }
     }
+    // Rank 0's checkpoint write, agreed on by all ranks.
+    let save_all = |trainer: &Trainer<'_>, writer: &mut Option<ModelWriter>| -> Result<()> {
+        dist.agree(match writer.as_mut() {
+            Some(w) => save(trainer, w),
+            None => Ok(()),
+        })
+    };
+    let mut exchange = dist;
     while trainer.step_index() < steps {
-        match trainer.step() {
+        let outcome = if dist.is_parallel() {
+            trainer.step_sharded(&mut exchange)
+        } else {
+            trainer.step()
+        };
+        match outcome {
             Ok(StepOutcome::Accepted(r)) => {
                 pb.set_message(format!("loss {:.4} ess {:.3}", r.loss, r.batch_ess));
             }
@@ -570,22 +660,24 @@ pub fn train(
             }
             Err(e) => {
                 pb.abandon();
-                save(&trainer, &mut writer)?;
+                save_all(&trainer, &mut writer)?;
                 return Err(anyhow::Error::from(e).context(format!("{}: last good checkpoint kept", out.display())));
             }
         }
         pb.inc(1);
         let t = trainer.step_index();
         if t % c.train.metrics_every == 0 || t == steps {
-            let m = record(&trainer, &mut writer);
-            pb.set_message(format!("loss {:.4} ess {:.3} acc {:.3}", m.loss, m.ess, m.acceptance));
-            last = Some(m);
+            if let Some(w) = writer.as_mut() {
+                let m = record(&trainer, w);
+                pb.set_message(format!("loss {:.4} ess {:.3} acc {:.3}", m.loss, m.ess, m.acceptance));
+                last = Some(m);
+            }
         }
         if t % c.checkpoint_every == 0 || t == steps {
-            save(&trainer, &mut writer)?;
+            save_all(&trainer, &mut writer)?;
         }
-        if (interrupt::requested() || simulated_stop(t)) && t < steps {
-            save(&trainer, &mut writer)?;
+        if dist.any(interrupt::requested() || simulated_stop(t)) && t < steps {
+            save_all(&trainer, &mut writer)?;
             pb.abandon();
             return Err(Interrupted(format!(
                 "interrupted at step {t} of {steps}; checkpoint in {}; continue with --resume",
@@ -595,13 +687,30 @@ pub fn train(
         }
     }
     pb.finish_and_clear();
-    save(&trainer, &mut writer)?;
+    save_all(&trainer, &mut writer)?;
+    if dist.is_parallel() {
+        check_same_params(dist, trainer.flow().params())?;
+    }
     let last = last.unwrap_or_else(|| trainer.metrics());
     Ok(TrainSummary {
         last,
         seconds: start.elapsed().as_secs_f64(),
         rejections: trainer.total_rejections(),
     })
+}
+
+/// Checks that every rank ended with rank 0's parameters, bit for bit
+/// (collective; the invariant of data-parallel training).
+fn check_same_params(dist: &Dist, params: &[f64]) -> Result<()> {
+    let bytes: Vec<u8> = params.iter().flat_map(|p| p.to_le_bytes()).collect();
+    let all = dist.gather_bytes(&bytes);
+    let r = match all.iter().position(|b| *b != bytes) {
+        Some(rank) if dist.is_root() => Err(anyhow::anyhow!(
+            "MPI rank {rank}'s parameters differ from rank 0's: the ranks diverged (please report)"
+        )),
+        _ => Ok(()),
+    };
+    dist.agree(r)
 }
 
 /// Test hook: `FIELDFLOW_STOP_AT_STEP=t` interrupts training after step t.

@@ -1,0 +1,45 @@
+//! Helpers shared by the CLI's end-to-end tests.
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+
+/// Runs the `fieldflow` binary with `args` and extra environment variables.
+pub fn fieldflow(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fieldflow"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("fieldflow runs")
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = fieldflow(args, &[]);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a command that must fail: one-line error naming `needle`, exit 1, no panic.
+pub fn fails(args: &[&str], needle: &str) {
+    let out = fieldflow(args, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: expected exit 1, stderr {err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: stderr {err:?} does not mention {needle:?}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{args:?}: {err}"
+    );
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: error is not one line: {err}"
+    );
+}
