@@ -394,6 +394,29 @@ pub struct TrainSummary {
     pub rejections: u64,
 }
 
+impl TrainSummary {
+    /// The lines printed at the end of a run (`note` follows the file name).
+    pub fn render(&self, out: &Path, note: &str) -> String {
+        let m = &self.last;
+        format!(
+            "wrote {}{note}\nsteps             {}\nloss              {:.5} (fkl {:.4}, rkl {:.4}, sm {:.4})\n\
+             ESS               {:.4}\nIMH acceptance    {:.4}\nheld-out NLL      {:.4}\nrejected steps    {}\n\
+             time              {:.1} s",
+            out.display(),
+            m.step,
+            m.loss,
+            m.fkl,
+            m.rkl,
+            m.sm,
+            m.ess,
+            m.acceptance,
+            m.nll,
+            self.rejections,
+            self.seconds
+        )
+    }
+}
+
 /// Runs `fieldflow train`.
 pub fn run(args: TrainArgs) -> Result<()> {
     interrupt::install();
@@ -425,21 +448,7 @@ fn run_parallel(args: &TrainArgs, dist: &Dist) -> Result<()> {
     let quiet = args.quiet || !dist.is_root();
     let summary = train_on(&args.out, &table, &c, None, args.force, quiet, dist)?;
     if !quiet {
-        let m = &summary.last;
-        emit(&format!(
-            "wrote {} ({} MPI ranks)\nsteps             {}\nloss              {:.5} (fkl {:.4}, rkl {:.4}, sm {:.4})\nESS               {:.4}\nIMH acceptance    {:.4}\nrejected steps    {}\ntime              {:.1} s",
-            args.out.display(),
-            dist.size(),
-            m.step,
-            m.loss,
-            m.fkl,
-            m.rkl,
-            m.sm,
-            m.ess,
-            m.acceptance,
-            summary.rejections,
-            summary.seconds
-        ));
+        emit(&summary.render(&args.out, &format!(" ({} MPI ranks)", dist.size())));
     }
     Ok(())
 }
@@ -482,21 +491,7 @@ fn run_single(args: TrainArgs) -> Result<()> {
         }
     }
     if !args.quiet {
-        let m = &summary.last;
-        emit(&format!(
-            "wrote {}\nsteps             {}\nloss              {:.5} (fkl {:.4}, rkl {:.4}, sm {:.4})\nESS               {:.4}\nIMH acceptance    {:.4}\nheld-out NLL      {:.4}\nrejected steps    {}\ntime              {:.1} s",
-            args.out.display(),
-            m.step,
-            m.loss,
-            m.fkl,
-            m.rkl,
-            m.sm,
-            m.ess,
-            m.acceptance,
-            m.nll,
-            summary.rejections,
-            summary.seconds
-        ));
+        emit(&summary.render(&args.out, ""));
     }
     Ok(())
 }
