@@ -194,6 +194,124 @@ impl Dist {
     }
 }
 
+/// One rank's part of a block as one message: the number of arrays, each
+/// array's length and values (little-endian f64), then a JSON text
+/// (inverse: [`unpack_arrays`]).
+pub fn pack_arrays(arrays: &[&[f64]], json: &str) -> Vec<u8> {
+    let n: usize = arrays.iter().map(|a| a.len()).sum();
+    let mut out = Vec::with_capacity(8 * (1 + arrays.len() + n) + json.len());
+    out.extend_from_slice(&(arrays.len() as u64).to_le_bytes());
+    for a in arrays {
+        out.extend_from_slice(&(a.len() as u64).to_le_bytes());
+        for v in *a {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(json.as_bytes());
+    out
+}
+
+/// Inverse of [`pack_arrays`].
+///
+/// # Errors
+/// The message is truncated or its JSON part is not UTF-8.
+pub fn unpack_arrays(bytes: &[u8]) -> Result<(Vec<Vec<f64>>, &str)> {
+    let mut at = 0;
+    let word = |at: &mut usize| -> Result<[u8; 8]> {
+        let w = bytes
+            .get(*at..*at + 8)
+            .ok_or_else(|| anyhow!("MPI block message too short"))?;
+        *at += 8;
+        Ok(w.try_into().expect("8 bytes"))
+    };
+    let n_arrays = u64::from_le_bytes(word(&mut at)?) as usize;
+    let mut arrays = Vec::with_capacity(n_arrays);
+    for _ in 0..n_arrays {
+        let len = u64::from_le_bytes(word(&mut at)?) as usize;
+        let mut a = Vec::with_capacity(len);
+        for _ in 0..len {
+            a.push(f64::from_le_bytes(word(&mut at)?));
+        }
+        arrays.push(a);
+    }
+    let json = std::str::from_utf8(&bytes[at..]).map_err(|_| anyhow!("MPI block message: JSON part is not UTF-8"))?;
+    Ok((arrays, json))
+}
+
+/// Per-array concatenations over the ranks and each rank's JSON text, as
+/// gathered on rank 0 by [`Dist::gather_arrays`].
+pub struct Gathered {
+    /// Array i of every rank, concatenated in rank order.
+    pub arrays: Vec<Vec<f64>>,
+    /// Every rank's JSON text, in rank order.
+    pub json: Vec<String>,
+}
+
+impl Dist {
+    /// Gathers every rank's arrays and JSON text on rank 0 (collective).
+    ///
+    /// Ranks own contiguous blocks of chains ([`Dist::block`]) and every
+    /// array has the chain as its outermost axis, so the concatenation of
+    /// array i over the ranks is the array of all chains, exactly as one
+    /// process builds it. `Ok(None)` on the other ranks.
+    ///
+    /// # Errors
+    /// (Rank 0 only) a message is malformed or the ranks sent different
+    /// numbers of arrays; follow with [`Dist::agree`].
+    pub fn gather_arrays(&self, arrays: &[&[f64]], json: &str) -> Result<Option<Gathered>> {
+        let parts = self.gather_bytes(&pack_arrays(arrays, json));
+        if !self.is_root() {
+            return Ok(None);
+        }
+        let mut out = Gathered {
+            arrays: vec![Vec::new(); arrays.len()],
+            json: Vec::with_capacity(parts.len()),
+        };
+        for bytes in &parts {
+            let (a, j) = unpack_arrays(bytes)?;
+            if a.len() != arrays.len() {
+                return Err(anyhow!(
+                    "MPI block message: {} arrays, expected {}",
+                    a.len(),
+                    arrays.len()
+                ));
+            }
+            for (all, part) in out.arrays.iter_mut().zip(a) {
+                all.extend(part);
+            }
+            out.json.push(j.to_owned());
+        }
+        Ok(Some(out))
+    }
+}
+
+/// Appends one assembled block to the file (as [`write_blocks`] does); used
+/// by rank 0 of the distributed block loops.
+///
+/// [`write_blocks`]: crate::blocks::write_blocks
+///
+/// # Errors
+/// The write fails.
+pub fn append_block(writer: &mut fieldflow_io::EnsembleWriter, data: &crate::blocks::BlockData) -> Result<()> {
+    use crate::blocks::Series;
+    use fieldflow_io::{Block, SeriesView};
+    let views: Vec<(&str, SeriesView)> = data
+        .series
+        .iter()
+        .map(|s| match s {
+            Series::F64(name, a) => (*name, SeriesView::F64(a.view())),
+            Series::U8(name, a) => (*name, SeriesView::U8(a.view())),
+        })
+        .collect();
+    writer.append(&Block {
+        configs: data.configs.view(),
+        series: &views,
+        state: data.state.view(),
+        chains: &data.chains_json,
+    })?;
+    Ok(())
+}
+
 /// MPI counts and displacements of consecutive blocks of the given lengths.
 #[cfg(feature = "mpi")]
 fn counts_displs(lens: &[usize]) -> (Vec<mpi::Count>, Vec<mpi::Count>) {

@@ -13,7 +13,7 @@ use crate::blocks::{write_blocks, BlockData, Series};
 use crate::config::{self, parse_shape};
 use crate::interrupt;
 use crate::interrupt::Interrupted;
-use crate::mpi_dist::Dist;
+use crate::mpi_dist::{append_block, Dist, Gathered};
 use crate::output::check_new_output;
 use crate::progress;
 use anyhow::{bail, Context, Result};
@@ -537,15 +537,19 @@ fn generate_parallel(
         advance(&r.target, &r.algorithm, seed, &mut states, c.thin, &mut rec, &|u| {
             pb.inc(u)
         });
-        let gathered = dist.gather_bytes(&pack(&rec, &states)?);
-        let appended = match writer.as_deref_mut() {
-            Some(w) => {
-                let mut full = ChainRecords::new(n_chains, k, dim);
-                all_states.clear();
-                for (rank, bytes) in gathered.iter().enumerate() {
-                    let rows = dist.block(n_chains, rank);
-                    all_states.extend(unpack(bytes, rows.clone(), &mut full)?);
-                }
+        let accepted: Vec<f64> = rec.accepted.iter().map(|&a| f64::from(u8::from(a))).collect();
+        let mine_arrays = [
+            rec.configs.iter().copied().collect::<Vec<f64>>(),
+            rec.log_p.iter().copied().collect(),
+            rec.delta_h.iter().copied().collect(),
+            rec.acceptance.iter().copied().collect(),
+            accepted,
+        ];
+        let views: Vec<&[f64]> = mine_arrays.iter().map(Vec::as_slice).collect();
+        let gathered = dist.gather_arrays(&views, &serde_json::to_string(&states)?);
+        let appended = match (writer.as_deref_mut(), gathered) {
+            (Some(w), Ok(Some(g))) => assemble(g, n_chains, k, dim).and_then(|(full, states)| {
+                all_states = states;
                 stats.add(&full);
                 let data = BlockData {
                     state: ndarray::Array2::from_shape_fn((n_chains, dim), |(i, j)| all_states[i].phi[j]),
@@ -559,8 +563,9 @@ fn generate_parallel(
                     configs: full.configs,
                 };
                 append_block(w, &data)
-            }
-            None => Ok(()),
+            }),
+            (_, Err(e)) => Err(e),
+            _ => Ok(()),
         };
         dist.agree(appended)?;
         written += k;
@@ -596,82 +601,34 @@ fn generate_parallel(
     })
 }
 
-/// One rank's block as bytes: configs, log_p, delta_h, acceptance,
-/// accepted (f64 little-endian, 0/1 for `accepted`), then the chains' states
-/// as JSON.
-fn pack(rec: &ChainRecords, states: &[ChainState]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let arrays = [
-        rec.configs.iter().copied().collect::<Vec<f64>>(),
-        rec.log_p.iter().copied().collect(),
-        rec.delta_h.iter().copied().collect(),
-        rec.acceptance.iter().copied().collect(),
-        rec.accepted.iter().map(|&a| f64::from(u8::from(a))).collect(),
-    ];
-    for a in arrays {
-        for v in a {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
+/// The records and states of all chains from the ranks' gathered messages
+/// (arrays: configs, log_p, delta_h, acceptance, accepted as 0/1; JSON: the
+/// ranks' chain states).
+fn assemble(g: Gathered, n_chains: usize, k: usize, dim: usize) -> Result<(ChainRecords, Vec<ChainState>)> {
+    let mut states: Vec<ChainState> = Vec::with_capacity(n_chains);
+    for json in &g.json {
+        let part: Vec<ChainState> = serde_json::from_str(json).context("MPI block message: chain states unreadable")?;
+        states.extend(part);
     }
-    out.extend_from_slice(serde_json::to_string(states)?.as_bytes());
-    Ok(out)
-}
-
-/// Inverse of [`pack`] for the chains `rows` of `full`; returns their states.
-fn unpack(bytes: &[u8], rows: std::ops::Range<usize>, full: &mut ChainRecords) -> Result<Vec<ChainState>> {
-    let (nc, k) = (rows.len(), full.n_saved());
-    let dim = full.configs.dim().2;
-    let mut at = 0;
-    let mut take = |n: usize| -> Result<Vec<f64>> {
-        let end = at + 8 * n;
-        let chunk = bytes.get(at..end).context("MPI block message too short")?;
-        at = end;
-        Ok(chunk
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .collect())
+    if states.len() != n_chains {
+        bail!("MPI block message: {} chain states, expected {n_chains}", states.len());
+    }
+    let shape_err = |_| anyhow::anyhow!("MPI block message: array sizes do not match the block");
+    let mut arrays = g.arrays.into_iter();
+    let mut next = || arrays.next().context("MPI block message: arrays missing");
+    let configs = ndarray::Array3::from_shape_vec((n_chains, k, dim), next()?).map_err(shape_err)?;
+    let mut two = || -> Result<ndarray::Array2<f64>> {
+        ndarray::Array2::from_shape_vec((n_chains, k), next()?).map_err(shape_err)
     };
-    let configs = take(nc * k * dim)?;
-    let log_p = take(nc * k)?;
-    let delta_h = take(nc * k)?;
-    let acceptance = take(nc * k)?;
-    let accepted = take(nc * k)?;
-    for (i, c) in rows.clone().enumerate() {
-        for s in 0..k {
-            let j = i * k + s;
-            for d in 0..dim {
-                full.configs[[c, s, d]] = configs[j * dim + d];
-            }
-            full.log_p[[c, s]] = log_p[j];
-            full.delta_h[[c, s]] = delta_h[j];
-            full.acceptance[[c, s]] = acceptance[j];
-            full.accepted[[c, s]] = accepted[j] != 0.0;
-        }
-    }
-    let states: Vec<ChainState> =
-        serde_json::from_slice(&bytes[at..]).context("MPI block message: chain states unreadable")?;
-    if states.len() != nc {
-        bail!("MPI block message: {} chain states, expected {nc}", states.len());
-    }
-    Ok(states)
-}
-
-/// Appends one block (as [`write_blocks`] does).
-fn append_block(writer: &mut EnsembleWriter, data: &BlockData) -> Result<()> {
-    use fieldflow_io::{Block, SeriesView};
-    let views: Vec<(&str, SeriesView)> = data
-        .series
-        .iter()
-        .map(|s| match s {
-            Series::F64(name, a) => (*name, SeriesView::F64(a.view())),
-            Series::U8(name, a) => (*name, SeriesView::U8(a.view())),
-        })
-        .collect();
-    writer.append(&Block {
-        configs: data.configs.view(),
-        series: &views,
-        state: data.state.view(),
-        chains: &data.chains_json,
-    })?;
-    Ok(())
+    let (log_p, delta_h, acceptance, accepted) = (two()?, two()?, two()?, two()?);
+    Ok((
+        ChainRecords {
+            configs,
+            accepted: accepted.mapv(|a| a != 0.0),
+            delta_h,
+            log_p,
+            acceptance,
+        },
+        states,
+    ))
 }

@@ -16,6 +16,8 @@
 use crate::blocks::{write_blocks, BlockData, Series};
 use crate::config;
 use crate::interrupt;
+use crate::interrupt::Interrupted;
+use crate::mpi_dist::{append_block, Dist};
 use crate::output::{check_new_output, emit};
 use crate::progress;
 use crate::target::RunTarget;
@@ -222,6 +224,11 @@ fn stored_config(c: &SampleConfig, model: &toml::Table) -> Result<String> {
 /// Runs `fieldflow sample`.
 pub fn run(args: SampleArgs) -> Result<()> {
     interrupt::install();
+    let dist = Dist::init()?;
+    if dist.is_parallel() {
+        let r = run_parallel(&args, &dist);
+        return dist.finish(r);
+    }
     let (mut writer, c, resumed_chains) = if args.resume {
         let any_setting = args.model.is_some()
             || args.n.is_some()
@@ -437,6 +444,144 @@ fn run_is(
         })
     };
     write_blocks(writer, c.n as usize, c.block as usize, produce, |_| {})?;
+    let ess = fieldflow_stats::ess_normalized(&all_log_w).unwrap_or(f64::NAN);
+    let lz = fieldflow_stats::log_z(&all_log_w)
+        .map(|r| (r.log_z, r.error))
+        .unwrap_or((f64::NAN, f64::NAN));
+    Ok(format!(
+        "ESS/N             {ess:.4} (this run)\nlog Z estimate    {:.5} ± {:.5}",
+        lz.0, lz.1
+    ))
+}
+
+/// `fieldflow sample` on the ranks of an MPI job (docs/MPI.md): rank r
+/// draws the contiguous block of chains [`Dist::block`]; chain c's block b
+/// uses `seed.child(c).child(b)` as in one process, and rank 0 gathers every
+/// block and writes the one-process file.
+fn run_parallel(args: &SampleArgs, dist: &Dist) -> Result<()> {
+    if args.resume {
+        bail!("--resume is not supported with several MPI ranks: resume with one process (the file is the same)");
+    }
+    let c = resolve(args)?;
+    c.validate()?;
+    if c.method != Method::Is {
+        bail!(
+            "--method {} is not distributed over MPI ranks yet (only --method is): run it as one process",
+            c.method.as_str()
+        );
+    }
+    let mut writer = if dist.is_root() {
+        let w = check_new_output(&args.out, args.force)
+            .and_then(|()| Ok(EnsembleWriter::create(&args.out, &header(&c)?, &spec(&c)?, args.force)?));
+        Some(dist.agree(w)?)
+    } else {
+        dist.agree(Ok(()))?;
+        None
+    };
+    let model = dist.agree(load_model(Path::new(&c.model)))?;
+    let quiet = args.quiet || !dist.is_root();
+    let start = Instant::now();
+    let mine = dist.block(c.chains as usize, dist.rank());
+    let pb = progress::bar(c.n * mine.len() as u64, c.method.as_str());
+    if quiet {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let summary = run_is_parallel(writer.as_mut(), &c, &model, &pb, dist)?;
+    pb.finish_and_clear();
+    let path = dist.agree(match writer {
+        Some(mut w) => w
+            .set_attr("seconds", start.elapsed().as_secs_f64())
+            .and_then(|()| w.finish())
+            .map_err(anyhow::Error::from)
+            .map(Some),
+        None => Ok(None),
+    })?;
+    if let (Some(path), false) = (path, quiet) {
+        emit(&format!(
+            "wrote {}\n{summary}\n({} MPI ranks)",
+            path.display(),
+            dist.size()
+        ));
+    }
+    Ok(())
+}
+
+/// [`run_is`] with the chains spread over the ranks: the same blocks, the
+/// same streams, assembled on rank 0.
+fn run_is_parallel(
+    mut writer: Option<&mut EnsembleWriter>,
+    c: &SampleConfig,
+    model: &Model,
+    pb: &indicatif::ProgressBar,
+    dist: &Dist,
+) -> Result<String> {
+    let target = model.target.as_target();
+    let (n_chains, dim) = (c.chains as usize, target.dim());
+    let mine = dist.block(n_chains, dist.rank());
+    let (total, block) = (c.n as usize, c.block as usize);
+    let mut all_log_w = Vec::new();
+    let (mut written, mut blocks) = (0usize, 0usize);
+    while written < total {
+        let k = block.min(total - written);
+        // Blocks are full except the last, as in one process.
+        let b = (written / block) as u64;
+        let (mut xs, mut lp, mut lq) = (Vec::new(), Vec::new(), Vec::new());
+        for ch in mine.clone() {
+            let batch = importance_sample(
+                target,
+                &model.flow,
+                Seed::new(c.seed).child(ch as u64).child(b),
+                k,
+                Par::default(),
+            );
+            xs.extend(batch.xs.iter().copied());
+            lp.extend(batch.log_p.iter().copied());
+            lq.extend(batch.log_q.iter().copied());
+            pb.inc(k as u64);
+        }
+        let gathered = dist.gather_arrays(&[&xs, &lp, &lq], "{}");
+        let appended = match (writer.as_deref_mut(), gathered) {
+            (Some(w), Ok(Some(g))) => (|| -> Result<()> {
+                let mut a = g.arrays.into_iter();
+                let mut next = || a.next().context("MPI block message: arrays missing");
+                let configs = Array3::from_shape_vec((n_chains, k, dim), next()?)?;
+                let log_p = Array2::from_shape_vec((n_chains, k), next()?)?;
+                let log_q = Array2::from_shape_vec((n_chains, k), next()?)?;
+                let log_w = &log_p - &log_q;
+                all_log_w.extend(log_w.iter().copied());
+                let last = configs.index_axis(ndarray::Axis(1), k - 1).to_owned();
+                append_block(
+                    w,
+                    &BlockData {
+                        state: last,
+                        chains_json: "{}".into(),
+                        series: vec![
+                            Series::F64("log_p", log_p),
+                            Series::F64("log_q", log_q),
+                            Series::F64("log_w", log_w),
+                            Series::U8("accepted", Array2::ones((n_chains, k))),
+                            Series::F64("local_acceptance", Array2::from_elem((n_chains, k), f64::NAN)),
+                        ],
+                        configs,
+                    },
+                )
+            })(),
+            (_, Err(e)) => Err(e),
+            _ => Ok(()),
+        };
+        dist.agree(appended)?;
+        written += k;
+        blocks += 1;
+        if dist.any(interrupt::requested() || interrupt::simulated(blocks)) && written < total {
+            pb.abandon();
+            let partial = writer.as_deref().map(|w| w.partial_path().display().to_string());
+            return Err(Interrupted(format!(
+                "interrupted: {written} of {total} steps per chain saved in {}; continue with --resume (one process)",
+                partial.unwrap_or_default()
+            ))
+            .into());
+        }
+    }
     let ess = fieldflow_stats::ess_normalized(&all_log_w).unwrap_or(f64::NAN);
     let lz = fieldflow_stats::log_z(&all_log_w)
         .map(|r| (r.log_z, r.error))
