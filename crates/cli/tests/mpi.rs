@@ -143,70 +143,45 @@ fn sample_on_two_ranks_writes_the_one_process_file() {
     fieldflow(0, &["train", "--config", &cfg, "--out", &p("m.h5"), "--quiet"]);
     // 5 chains over 2 ranks (2 + 3); 1100 samples per chain = two blocks of
     // the fixed block size 1000.
-    let sample = |ranks: usize, out: &str| {
-        let args = [
-            "sample",
-            "--model",
-            &p("m.h5"),
-            "--method",
-            "is",
-            "--chains",
-            "5",
-            "--n",
-            "1100",
-            "--seed",
-            "9",
-            "--out",
-            out,
-            "--quiet",
-        ];
-        fieldflow(ranks, &args);
-    };
-    sample(0, &p("one.h5"));
-    sample(2, &p("two.h5"));
-    let (a, b) = (
-        EnsembleReader::open(p("one.h5")).unwrap(),
-        EnsembleReader::open(p("two.h5")).unwrap(),
-    );
-    assert_eq!((a.n_chains(), a.n_cfg()), (5, 1100));
-    assert_eq!((b.n_chains(), b.n_cfg()), (5, 1100));
-    let flat = |r: &EnsembleReader| bits(&r.configs_flat().unwrap().iter().copied().collect::<Vec<_>>());
-    assert_eq!(flat(&a), flat(&b), "configs");
-    for name in ["log_p", "log_q", "log_w", "local_acceptance"] {
-        let s = |r: &EnsembleReader| bits(&r.series(name).unwrap().iter().copied().collect::<Vec<_>>());
-        assert_eq!(s(&a), s(&b), "series {name}");
+    for method in ["is", "imh", "hybrid"] {
+        let sample = |ranks: usize, out: &str| {
+            let args = [
+                "sample",
+                "--model",
+                &p("m.h5"),
+                "--method",
+                method,
+                "--chains",
+                "5",
+                "--n",
+                "1100",
+                "--seed",
+                "9",
+                "--out",
+                out,
+                "--quiet",
+            ];
+            fieldflow(ranks, &args);
+        };
+        let (one, two) = (p(&format!("{method}_one.h5")), p(&format!("{method}_two.h5")));
+        sample(0, &one);
+        sample(2, &two);
+        let (a, b) = (EnsembleReader::open(&one).unwrap(), EnsembleReader::open(&two).unwrap());
+        assert_eq!((a.n_chains(), a.n_cfg()), (5, 1100));
+        assert_eq!((b.n_chains(), b.n_cfg()), (5, 1100));
+        let flat = |r: &EnsembleReader| bits(&r.configs_flat().unwrap().iter().copied().collect::<Vec<_>>());
+        assert_eq!(flat(&a), flat(&b), "{method}: configs");
+        for name in ["log_p", "log_q", "log_w", "local_acceptance"] {
+            let s = |r: &EnsembleReader| bits(&r.series(name).unwrap().iter().copied().collect::<Vec<_>>());
+            assert_eq!(s(&a), s(&b), "{method}: series {name}");
+        }
+        assert_eq!(a.series_u8("accepted").unwrap(), b.series_u8("accepted").unwrap());
+        let (ca, cb) = (a.checkpoint().unwrap().unwrap(), b.checkpoint().unwrap().unwrap());
+        assert_eq!(ca.chains, cb.chains, "{method}: chain states");
+        assert_eq!(
+            bits(&ca.state.iter().copied().collect::<Vec<_>>()),
+            bits(&cb.state.iter().copied().collect::<Vec<_>>())
+        );
+        assert_eq!(a.header().config, b.header().config);
     }
-    assert_eq!(a.series_u8("accepted").unwrap(), b.series_u8("accepted").unwrap());
-    let (ca, cb) = (a.checkpoint().unwrap().unwrap(), b.checkpoint().unwrap().unwrap());
-    assert_eq!(ca.chains, cb.chains, "chain states");
-    assert_eq!(
-        bits(&ca.state.iter().copied().collect::<Vec<_>>()),
-        bits(&cb.state.iter().copied().collect::<Vec<_>>())
-    );
-    assert_eq!(a.header().config, b.header().config);
-
-    // IMH chains are not distributed yet: a one-line refusal, no file.
-    let out = Command::new("mpirun")
-        .args(["--allow-run-as-root", "--oversubscribe", "-n", "2", EXE])
-        .args([
-            "sample",
-            "--model",
-            &p("m.h5"),
-            "--chains",
-            "4",
-            "--n",
-            "10",
-            "--out",
-            &p("imh.h5"),
-        ])
-        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
-        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("--method imh is not distributed"),
-        "{err}"
-    );
-    assert!(!Path::new(&p("imh.h5")).exists());
 }

@@ -94,6 +94,7 @@ pub struct ImhChain<'a> {
     local: Option<&'a dyn LocalKernel>,
     seed: Seed,
     config: ImhConfig,
+    first_chain: u64,
 }
 
 /// A block of proposals with their log-densities.
@@ -118,6 +119,7 @@ impl<'a> ImhChain<'a> {
             local: None,
             seed,
             config,
+            first_chain: 0,
         }
     }
 
@@ -128,9 +130,17 @@ impl<'a> ImhChain<'a> {
         self
     }
 
+    /// Makes `states[i]` chain number `first + i` of the run (its random
+    /// streams are those of that chain), so a process can run any contiguous
+    /// block of a run's chains (MPI ranks) with the results of the whole run.
+    pub fn with_first_chain(mut self, first: u64) -> Self {
+        self.first_chain = first;
+        self
+    }
+
     /// Initial states: chain c starts from its own draw of q (accepted).
     pub fn initial_states(&self, n_chains: usize) -> Vec<ImhState> {
-        (0..n_chains as u64)
+        (self.first_chain..self.first_chain + n_chains as u64)
             .map(|c| {
                 let mut x = Array2::zeros((1, self.target.dim()));
                 let mut log_q = Array1::zeros(1);
@@ -186,14 +196,15 @@ impl<'a> ImhChain<'a> {
         );
         let big_b = self.config.batch as u64;
         for (c, state) in states.iter_mut().enumerate() {
+            let chain = self.first_chain + c as u64;
             let mut block: Option<(u64, ProposalBlock)> = None;
             let mut configs = out.configs.index_axis_mut(Axis(0), c);
             for i in 0..n {
                 let t = state.n_steps;
-                let local_acc = self.local_updates(c as u64, t, state);
+                let local_acc = self.local_updates(chain, t, state);
                 let (b, r) = (t / big_b, (t % big_b) as usize);
                 if block.as_ref().map(|(k, _)| *k) != Some(b) {
-                    block = Some((b, self.draw_block(c as u64, b)));
+                    block = Some((b, self.draw_block(chain, b)));
                 }
                 let blk = &block.as_ref().expect("block drawn above").1;
                 let log_w_new = blk.log_p[r] - blk.log_q[r];

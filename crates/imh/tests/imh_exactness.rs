@@ -168,6 +168,11 @@ fn chains_are_identical_for_one_and_two_threads_and_resume_equals_straight_run()
     let b = run(&chain, &mut s, 113).configs;
     let joined = ndarray::concatenate(ndarray::Axis(1), &[a.view(), b.view()]).unwrap();
     assert_eq!(joined, one);
+    // Chains 1..3 run on their own (an MPI rank's block) equal rows 1..3.
+    let part = chain.with_first_chain(1);
+    let mut s = part.initial_states(2);
+    let block = run(&part, &mut s, 173).configs;
+    assert_eq!(block, one.slice(ndarray::s![1..3, .., ..]));
 }
 
 /// p(x) ∝ 0.3 N(−3, 0.5²) + 0.7 N(3, 0.5²) in one dimension.

@@ -302,6 +302,34 @@ fn spec(c: &SampleConfig) -> Result<EnsembleSpec> {
         .with_series(SeriesSpec::f64("local_acceptance")))
 }
 
+/// The local updates of the hybrid method: Metropolis sweeps for φ⁴, a
+/// Gaussian random walk for vector targets; `None` for the other methods.
+fn local_kernel<'a>(model: &'a Model, c: &SampleConfig) -> Result<Option<Box<dyn LocalKernel + 'a>>> {
+    if c.method != Method::Hybrid {
+        return Ok(None);
+    }
+    Ok(Some(match &model.target {
+        RunTarget::Phi4(p) => {
+            let metropolis = MetropolisConfig {
+                width: c.local_width,
+                hits: 1,
+                tune: false,
+                ..Default::default()
+            }
+            .validate()?;
+            Box::new(SweepKernel {
+                target: p,
+                metropolis,
+                width: c.local_width,
+            })
+        }
+        RunTarget::Synthetic(_) => Box::new(RandomWalk {
+            target: model.target.as_target(),
+            width: c.local_width,
+        }),
+    }))
+}
+
 fn run_imh(
     writer: &mut EnsembleWriter,
     c: &SampleConfig,
@@ -315,35 +343,10 @@ fn run_imh(
         local_steps: 0,
         par: Par::default(),
     };
+    let kernel = local_kernel(model, c)?;
     let mut chain = ImhChain::new(target, &model.flow, Seed::new(c.seed), config);
-    let rw;
-    let sweep_kernel;
-    if c.method == Method::Hybrid {
-        let kernel: &dyn LocalKernel = match &model.target {
-            RunTarget::Phi4(p) => {
-                let metropolis = MetropolisConfig {
-                    width: c.local_width,
-                    hits: 1,
-                    tune: false,
-                    ..Default::default()
-                }
-                .validate()?;
-                sweep_kernel = SweepKernel {
-                    target: p,
-                    metropolis,
-                    width: c.local_width,
-                };
-                &sweep_kernel
-            }
-            RunTarget::Synthetic(_) => {
-                rw = RandomWalk {
-                    target,
-                    width: c.local_width,
-                };
-                &rw
-            }
-        };
-        chain = chain.with_local(kernel, c.local_steps as usize);
+    if let Some(k) = kernel.as_deref() {
+        chain = chain.with_local(k, c.local_steps as usize);
     }
     let mut states: Vec<ImhState> = match resumed {
         Some(json) => serde_json::from_str(&json).context("checkpoint unreadable")?,
@@ -464,12 +467,6 @@ fn run_parallel(args: &SampleArgs, dist: &Dist) -> Result<()> {
     }
     let c = resolve(args)?;
     c.validate()?;
-    if c.method != Method::Is {
-        bail!(
-            "--method {} is not distributed over MPI ranks yet (only --method is): run it as one process",
-            c.method.as_str()
-        );
-    }
     let mut writer = if dist.is_root() {
         let w = check_new_output(&args.out, args.force)
             .and_then(|()| Ok(EnsembleWriter::create(&args.out, &header(&c)?, &spec(&c)?, args.force)?));
@@ -486,7 +483,7 @@ fn run_parallel(args: &SampleArgs, dist: &Dist) -> Result<()> {
     if quiet {
         pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let summary = run_is_parallel(writer.as_mut(), &c, &model, &pb, dist)?;
+    let summary = run_chains_parallel(writer.as_mut(), &c, &model, &pb, dist)?;
     pb.finish_and_clear();
     let path = dist.agree(match writer {
         Some(mut w) => w
@@ -506,9 +503,10 @@ fn run_parallel(args: &SampleArgs, dist: &Dist) -> Result<()> {
     Ok(())
 }
 
-/// [`run_is`] with the chains spread over the ranks: the same blocks, the
-/// same streams, assembled on rank 0.
-fn run_is_parallel(
+/// [`run_imh`] / [`run_is`] with the chains spread over the ranks: the same
+/// blocks and streams (chain c is chain c whichever rank runs it), assembled
+/// on rank 0 into exactly the one-process block.
+fn run_chains_parallel(
     mut writer: Option<&mut EnsembleWriter>,
     c: &SampleConfig,
     model: &Model,
@@ -519,27 +517,71 @@ fn run_is_parallel(
     let (n_chains, dim) = (c.chains as usize, target.dim());
     let mine = dist.block(n_chains, dist.rank());
     let (total, block) = (c.n as usize, c.block as usize);
+    let kernel = local_kernel(model, c)?;
+    let config = ImhConfig {
+        batch: c.batch as usize,
+        local_steps: 0,
+        par: Par::default(),
+    };
+    let mut chain = ImhChain::new(target, &model.flow, Seed::new(c.seed), config).with_first_chain(mine.start as u64);
+    if let Some(k) = kernel.as_deref() {
+        chain = chain.with_local(k, c.local_steps as usize);
+    }
+    let mut states: Vec<ImhState> = if c.method == Method::Is {
+        vec![]
+    } else {
+        chain.initial_states(mine.len())
+    };
     let mut all_log_w = Vec::new();
+    let (mut acc_sum, mut acc_n) = (0.0, 0usize);
     let (mut written, mut blocks) = (0usize, 0usize);
     while written < total {
         let k = block.min(total - written);
         // Blocks are full except the last, as in one process.
         let b = (written / block) as u64;
-        let (mut xs, mut lp, mut lq) = (Vec::new(), Vec::new(), Vec::new());
-        for ch in mine.clone() {
-            let batch = importance_sample(
-                target,
-                &model.flow,
-                Seed::new(c.seed).child(ch as u64).child(b),
-                k,
-                Par::default(),
-            );
-            xs.extend(batch.xs.iter().copied());
-            lp.extend(batch.log_p.iter().copied());
-            lq.extend(batch.log_q.iter().copied());
-            pb.inc(k as u64);
+        let m = mine.len();
+        let mut configs = Array3::zeros((m, k, dim));
+        let (mut lp, mut lq) = (Array2::zeros((m, k)), Array2::zeros((m, k)));
+        let mut accepted = Array2::<u8>::ones((m, k));
+        let mut local = Array2::from_elem((m, k), f64::NAN);
+        if c.method == Method::Is {
+            for (i, ch) in mine.clone().enumerate() {
+                let seed = Seed::new(c.seed).child(ch as u64).child(b);
+                let batch = importance_sample(target, &model.flow, seed, k, Par::default());
+                configs.index_axis_mut(ndarray::Axis(0), i).assign(&batch.xs);
+                lp.row_mut(i).assign(&batch.log_p);
+                lq.row_mut(i).assign(&batch.log_q);
+                pb.inc(k as u64);
+            }
+        } else {
+            let bufs = ImhBuffers {
+                configs: configs.view_mut(),
+                accepted: accepted.view_mut(),
+                log_p: lp.view_mut(),
+                log_q: lq.view_mut(),
+                local_acceptance: local.view_mut(),
+            };
+            chain.advance(&mut states, k, bufs, &|u| pb.inc(u));
         }
-        let gathered = dist.gather_arrays(&[&xs, &lp, &lq], "{}");
+        let state: Vec<f64> = if c.method == Method::Is {
+            configs.index_axis(ndarray::Axis(1), k - 1).iter().copied().collect()
+        } else {
+            states.iter().flat_map(|s| s.x.iter().copied()).collect()
+        };
+        let acc: Vec<f64> = accepted.iter().map(|&a| a as f64).collect();
+        let flat = |a: &Array2<f64>| a.iter().copied().collect::<Vec<f64>>();
+        let (xs, lpv, lqv, locv) = (
+            configs.iter().copied().collect::<Vec<f64>>(),
+            flat(&lp),
+            flat(&lq),
+            flat(&local),
+        );
+        let json = if c.method == Method::Is {
+            "[]".to_string()
+        } else {
+            serde_json::to_string(&states)?
+        };
+        let gathered = dist.gather_arrays(&[&xs, &lpv, &lqv, &acc, &locv, &state], &json);
         let appended = match (writer.as_deref_mut(), gathered) {
             (Some(w), Ok(Some(g))) => (|| -> Result<()> {
                 let mut a = g.arrays.into_iter();
@@ -547,20 +589,35 @@ fn run_is_parallel(
                 let configs = Array3::from_shape_vec((n_chains, k, dim), next()?)?;
                 let log_p = Array2::from_shape_vec((n_chains, k), next()?)?;
                 let log_q = Array2::from_shape_vec((n_chains, k), next()?)?;
+                let accepted = Array2::from_shape_vec((n_chains, k), next()?)?.mapv(|v| v as u8);
+                let local = Array2::from_shape_vec((n_chains, k), next()?)?;
+                let state = Array2::from_shape_vec((n_chains, dim), next()?)?;
                 let log_w = &log_p - &log_q;
                 all_log_w.extend(log_w.iter().copied());
-                let last = configs.index_axis(ndarray::Axis(1), k - 1).to_owned();
+                acc_sum += accepted.iter().map(|&v| v as f64).sum::<f64>();
+                acc_n += accepted.len();
+                let chains_json = if c.method == Method::Is {
+                    "{}".to_string()
+                } else {
+                    let mut all: Vec<ImhState> = Vec::with_capacity(n_chains);
+                    for j in &g.json {
+                        all.extend(
+                            serde_json::from_str::<Vec<ImhState>>(j).context("MPI block message: chain states")?,
+                        );
+                    }
+                    serde_json::to_string(&all)?
+                };
                 append_block(
                     w,
                     &BlockData {
-                        state: last,
-                        chains_json: "{}".into(),
+                        state,
+                        chains_json,
                         series: vec![
                             Series::F64("log_p", log_p),
                             Series::F64("log_q", log_q),
                             Series::F64("log_w", log_w),
-                            Series::U8("accepted", Array2::ones((n_chains, k))),
-                            Series::F64("local_acceptance", Array2::from_elem((n_chains, k), f64::NAN)),
+                            Series::U8("accepted", accepted),
+                            Series::F64("local_acceptance", local),
                         ],
                         configs,
                     },
@@ -581,6 +638,12 @@ fn run_is_parallel(
             ))
             .into());
         }
+    }
+    if c.method != Method::Is {
+        return Ok(format!(
+            "acceptance        {:.4} (this run)",
+            acc_sum / acc_n.max(1) as f64
+        ));
     }
     let ess = fieldflow_stats::ess_normalized(&all_log_w).unwrap_or(f64::NAN);
     let lz = fieldflow_stats::log_z(&all_log_w)
