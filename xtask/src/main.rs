@@ -9,6 +9,8 @@
 //! * `lint`     – `cargo fmt --check` and `cargo clippy --all-targets -D warnings`.
 //! * `bench`    – the criterion benches (optionally one crate: `bench lattice`).
 //! * `reproduce` – the seed papers' experiments (see `reproduce.rs`).
+//! * `validate` – the long validation tests (`#[ignore]`d in the default
+//!   suite because they take minutes), in release mode.
 
 mod reproduce;
 mod setup;
@@ -48,6 +50,10 @@ fn run() -> Result<()> {
             setup::ensure_system_packages()?;
             bench(rest)
         }
+        "validate" => {
+            setup::ensure_system_packages()?;
+            run_cmd("cargo", &["test", "--release", "--workspace", "--", "--ignored"])
+        }
         "reproduce" => {
             setup::ensure_system_packages()?;
             reproduce::run(rest)
@@ -66,6 +72,7 @@ const HELP: &str = "usage: cargo xtask <command>
   demo [--quick]   the main job: generate, analyze ... into results/demo/
   lint             cargo fmt --check and clippy -D warnings
   bench [crate]    criterion benches (all, or one crate: lattice, stats, flows)
+  validate         the long validation tests (ignored in `test`; minutes)
   reproduce [mog4|mog8|phi4|snf|all] [--quick] [--seeds N] [--out DIR] …
                    the papers' experiments: tables in results/reproduce/";
 

@@ -27,6 +27,25 @@ pub struct BlockData {
     pub chains_json: String,
 }
 
+/// Appends one block (configurations, series, checkpoint) to the file.
+pub fn append_block(writer: &mut EnsembleWriter, data: &BlockData) -> Result<()> {
+    let views: Vec<(&str, SeriesView)> = data
+        .series
+        .iter()
+        .map(|s| match s {
+            Series::F64(name, a) => (*name, SeriesView::F64(a.view())),
+            Series::U8(name, a) => (*name, SeriesView::U8(a.view())),
+        })
+        .collect();
+    writer.append(&Block {
+        configs: data.configs.view(),
+        series: &views,
+        state: data.state.view(),
+        chains: &data.chains_json,
+    })?;
+    Ok(())
+}
+
 /// Appends blocks of at most `block` steps until the file holds `total`
 /// steps per chain; `produce(k)` makes the next k steps. After each block
 /// `after_block(steps_written)` may update a progress message.
@@ -41,20 +60,7 @@ pub fn write_blocks(
     while writer.n_cfg() < total {
         let k = block.min(total - writer.n_cfg());
         let data = produce(k)?;
-        let views: Vec<(&str, SeriesView)> = data
-            .series
-            .iter()
-            .map(|s| match s {
-                Series::F64(name, a) => (*name, SeriesView::F64(a.view())),
-                Series::U8(name, a) => (*name, SeriesView::U8(a.view())),
-            })
-            .collect();
-        writer.append(&Block {
-            configs: data.configs.view(),
-            series: &views,
-            state: data.state.view(),
-            chains: &data.chains_json,
-        })?;
+        append_block(writer, &data)?;
         blocks += 1;
         after_block(writer.n_cfg());
         if (interrupt::requested() || interrupt::simulated(blocks)) && writer.n_cfg() < total {

@@ -285,33 +285,6 @@ impl Dist {
     }
 }
 
-/// Appends one assembled block to the file (as [`write_blocks`] does); used
-/// by rank 0 of the distributed block loops.
-///
-/// [`write_blocks`]: crate::blocks::write_blocks
-///
-/// # Errors
-/// The write fails.
-pub fn append_block(writer: &mut fieldflow_io::EnsembleWriter, data: &crate::blocks::BlockData) -> Result<()> {
-    use crate::blocks::Series;
-    use fieldflow_io::{Block, SeriesView};
-    let views: Vec<(&str, SeriesView)> = data
-        .series
-        .iter()
-        .map(|s| match s {
-            Series::F64(name, a) => (*name, SeriesView::F64(a.view())),
-            Series::U8(name, a) => (*name, SeriesView::U8(a.view())),
-        })
-        .collect();
-    writer.append(&Block {
-        configs: data.configs.view(),
-        series: &views,
-        state: data.state.view(),
-        chains: &data.chains_json,
-    })?;
-    Ok(())
-}
-
 /// MPI counts and displacements of consecutive blocks of the given lengths.
 #[cfg(feature = "mpi")]
 fn counts_displs(lens: &[usize]) -> (Vec<mpi::Count>, Vec<mpi::Count>) {

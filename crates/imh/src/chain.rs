@@ -240,11 +240,12 @@ impl<'a> ImhChain<'a> {
         for _ in 0..k {
             n_acc += kernel.update(&mut state.x, &mut rng) as usize;
         }
-        let xv = Array2::from_shape_vec((1, state.x.len()), state.x.clone()).expect("one row");
-        let mut lq = Array1::zeros(1);
-        self.proposal.log_q_batch(xv.view(), lq.view_mut(), Par::serial(1));
+        let x = ndarray::ArrayView2::from_shape((1, state.x.len()), &state.x[..]).expect("one row");
+        let mut lq = [0.0];
+        self.proposal
+            .log_q_batch(x, ndarray::ArrayViewMut1::from(&mut lq[..]), Par::serial(1));
         state.log_q = lq[0];
-        state.log_p = self.target.log_prob(xv.row(0));
+        state.log_p = self.target.log_prob(x.row(0));
         n_acc as f64 / k as f64
     }
 }

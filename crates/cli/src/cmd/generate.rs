@@ -9,11 +9,12 @@
 //! `seed.child(c).child(t)`, so the chains' state (field, update counter,
 //! frozen step size) is all a resume needs.
 
+use crate::blocks::append_block;
 use crate::blocks::{write_blocks, BlockData, Series};
 use crate::config::{self, parse_shape};
 use crate::interrupt;
 use crate::interrupt::Interrupted;
-use crate::mpi_dist::{append_block, Dist, Gathered};
+use crate::mpi_dist::{Dist, Gathered};
 use crate::output::check_new_output;
 use crate::progress;
 use anyhow::{bail, Context, Result};

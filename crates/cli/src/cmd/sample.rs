@@ -13,11 +13,12 @@
 //! target section, so the file is self-describing. Written in blocks with
 //! checkpoints; `--resume` continues exactly.
 
+use crate::blocks::append_block;
 use crate::blocks::{write_blocks, BlockData, Series};
 use crate::config;
 use crate::interrupt;
 use crate::interrupt::Interrupted;
-use crate::mpi_dist::{append_block, Dist};
+use crate::mpi_dist::Dist;
 use crate::output::{check_new_output, emit};
 use crate::progress;
 use crate::target::RunTarget;
@@ -229,7 +230,7 @@ pub fn run(args: SampleArgs) -> Result<()> {
         let r = run_parallel(&args, &dist);
         return dist.finish(r);
     }
-    let (mut writer, c, resumed_chains) = if args.resume {
+    let (mut writer, c, resumed_chains, model) = if args.resume {
         let any_setting = args.model.is_some()
             || args.n.is_some()
             || args.method.is_some()
@@ -250,18 +251,16 @@ pub fn run(args: SampleArgs) -> Result<()> {
         t.remove("phi4");
         t.remove("target");
         let c: SampleConfig = config::parse(&t, "stored sample")?;
-        (writer, c, resumed.checkpoint.map(|cp| cp.chains))
+        let model = load_model(Path::new(&c.model))?;
+        (writer, c, resumed.checkpoint.map(|cp| cp.chains), model)
     } else {
         let c = resolve(&args)?;
         c.validate()?;
         check_new_output(&args.out, args.force)?;
-        (
-            EnsembleWriter::create(&args.out, &header(&c)?, &spec(&c)?, args.force)?,
-            c,
-            None,
-        )
+        let model = load_model(Path::new(&c.model))?;
+        let writer = EnsembleWriter::create(&args.out, &header(&c, &model)?, &spec(&c, &model), args.force)?;
+        (writer, c, None, model)
     };
-    let model = load_model(Path::new(&c.model))?;
     let start = Instant::now();
     let pb = progress::bar(c.n * c.chains, c.method.as_str());
     if args.quiet {
@@ -280,8 +279,7 @@ pub fn run(args: SampleArgs) -> Result<()> {
     Ok(())
 }
 
-fn header(c: &SampleConfig) -> Result<Header> {
-    let model = load_model(Path::new(&c.model))?;
+fn header(c: &SampleConfig, model: &Model) -> Result<Header> {
     Ok(Header::new(
         FileKind::Samples,
         stored_config(c, &model.config)?,
@@ -292,14 +290,13 @@ fn header(c: &SampleConfig) -> Result<Header> {
     .with_attr("model", c.model.as_str()))
 }
 
-fn spec(c: &SampleConfig) -> Result<EnsembleSpec> {
-    let model = load_model(Path::new(&c.model))?;
-    Ok(EnsembleSpec::new(c.chains as usize, model.target.shape())
+fn spec(c: &SampleConfig, model: &Model) -> EnsembleSpec {
+    EnsembleSpec::new(c.chains as usize, model.target.shape())
         .with_series(SeriesSpec::f64("log_p"))
         .with_series(SeriesSpec::f64("log_q"))
         .with_series(SeriesSpec::f64("log_w"))
         .with_series(SeriesSpec::u8("accepted"))
-        .with_series(SeriesSpec::f64("local_acceptance")))
+        .with_series(SeriesSpec::f64("local_acceptance"))
 }
 
 /// The local updates of the hybrid method: Metropolis sweeps for φ⁴, a
@@ -467,15 +464,21 @@ fn run_parallel(args: &SampleArgs, dist: &Dist) -> Result<()> {
     }
     let c = resolve(args)?;
     c.validate()?;
+    let model = dist.agree(load_model(Path::new(&c.model)))?;
     let mut writer = if dist.is_root() {
-        let w = check_new_output(&args.out, args.force)
-            .and_then(|()| Ok(EnsembleWriter::create(&args.out, &header(&c)?, &spec(&c)?, args.force)?));
+        let w = check_new_output(&args.out, args.force).and_then(|()| {
+            Ok(EnsembleWriter::create(
+                &args.out,
+                &header(&c, &model)?,
+                &spec(&c, &model),
+                args.force,
+            )?)
+        });
         Some(dist.agree(w)?)
     } else {
         dist.agree(Ok(()))?;
         None
     };
-    let model = dist.agree(load_model(Path::new(&c.model)))?;
     let quiet = args.quiet || !dist.is_root();
     let start = Instant::now();
     let mine = dist.block(c.chains as usize, dist.rank());
