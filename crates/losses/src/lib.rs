@@ -14,11 +14,14 @@
 pub mod loss;
 pub mod optim;
 pub mod schedule;
+pub mod stepper;
 pub mod trainer;
 
 pub use loss::{Loss, LossConfig, LossError, LossInputs, LossPreset, LossReport, SmOn, SCORENF_DEFAULT_W_SM};
 pub use optim::{clip_grad_norm, Adam, AdamConfig, AdamState};
 pub use schedule::{Annealing, LrSchedule};
+pub use stepper::{check_data, SampleMetrics, Stepper};
 pub use trainer::{
-    imh_acceptance, MetricsRecord, StepOutcome, StepReport, TrainConfig, TrainData, TrainError, Trainer, TrainerState,
+    imh_acceptance, MetricsRecord, StepOutcome, StepReport, TrainConfig, TrainData, TrainError, TrainLoop, Trainer,
+    TrainerState,
 };

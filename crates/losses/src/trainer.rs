@@ -43,8 +43,9 @@
 //! Unavailable numbers are NaN, so every record has the same columns.
 
 use crate::loss::{Loss, LossConfig, LossError, LossInputs, LossReport, SmOn};
-use crate::optim::{clip_grad_norm, Adam, AdamConfig, AdamState};
+use crate::optim::{AdamConfig, AdamState};
 use crate::schedule::{Annealing, LrSchedule};
+use crate::stepper::{check_data, minibatch, SampleMetrics, Stepper};
 use fieldflow_core::{ConfigError, Par, Seed, Target};
 use fieldflow_flows::{Coupling, Flow, ScoreLayer, ScoreModel};
 use fieldflow_targets::Modes;
@@ -348,12 +349,7 @@ pub struct Trainer<'a, L: ScoreLayer = Coupling> {
     target: &'a dyn Target,
     data: TrainData<'a>,
     covering_threshold: Option<f64>,
-    adam: Adam,
-    step: u64,
-    consecutive: u32,
-    total_rejections: u64,
-    last: Option<StepReport>,
-    last_rejection: Option<String>,
+    stepper: Stepper,
     par: Par,
 }
 
@@ -384,35 +380,12 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
             )
             .into());
         }
-        for (what, x) in [("train", &data.train), ("held_out", &data.held_out)] {
-            if let Some(x) = x {
-                if x.ncols() != d {
-                    return Err(LossError::Dimension {
-                        what: if what == "train" { "data" } else { "held-out data" },
-                        expected: d,
-                        got: x.ncols(),
-                    }
-                    .into());
-                }
-                if x.nrows() == 0 {
-                    return Err(LossError::Empty {
-                        what: if what == "train" { "data" } else { "held-out data" },
-                    }
-                    .into());
-                }
-            }
-        }
+        let covering_threshold = check_data(d, target, &data, par)?;
         if loss.needs_data() && data.train.is_none() {
             let term = if loss.w_fkl > 0.0 { "fkl" } else { "sm" };
             return Err(LossError::MissingData { term }.into());
         }
-        let reference = data.held_out.as_ref().or(data.train.as_ref());
-        let covering_threshold = reference.map(|x| {
-            let mut lp = Array1::zeros(x.nrows());
-            target.log_prob_batch(x.view(), lp.view_mut(), par);
-            quantile(lp.to_vec(), COVERING_QUANTILE)
-        });
-        let adam = Adam::new(config.optimizer, flow.n_params());
+        let stepper = Stepper::new(config, flow.n_params());
         Ok(Trainer {
             config: config.clone(),
             loss,
@@ -420,12 +393,7 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
             target,
             data,
             covering_threshold,
-            adam,
-            step: 0,
-            consecutive: 0,
-            total_rejections: 0,
-            last: None,
-            last_rejection: None,
+            stepper,
             par,
         })
     }
@@ -452,12 +420,12 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
 
     /// Next step index (steps attempted so far, rejected ones included).
     pub fn step_index(&self) -> u64 {
-        self.step
+        self.stepper.step
     }
 
     /// Rejected steps since the start.
     pub fn total_rejections(&self) -> u64 {
-        self.total_rejections
+        self.stepper.total_rejections
     }
 
     /// log p̃ threshold of the covering figure, when target samples exist.
@@ -467,7 +435,7 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
 
     /// Whether training has stopped on too many consecutive rejections.
     pub fn stopped(&self) -> bool {
-        self.consecutive >= self.config.max_consecutive_rejections
+        self.stepper.stopped(&self.config)
     }
 
     /// Evaluates the loss of step `t` at the current parameters (no update).
@@ -489,14 +457,7 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
         let b = self.config.batch_size;
         let minibatch = if self.loss.needs_data() {
             let x = self.data.train.as_ref().expect("checked in new");
-            let n = x.nrows();
-            if b >= n {
-                Some(x.clone())
-            } else {
-                let mut rng = root.child(0).child(t).rng();
-                let idx = rand::seq::index::sample(&mut rng, n, b).into_vec();
-                Some(x.select(Axis(0), &idx))
-            }
+            Some(minibatch(x, b, root.child(0).child(t)))
         } else {
             None
         };
@@ -517,11 +478,11 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
     /// [`TrainError::Loss`] if the loss cannot be evaluated.
     pub fn step(&mut self) -> Result<StepOutcome, TrainError> {
         if self.stopped() {
-            return Err(self.stop_error());
+            return Err(self.stepper.stop_error());
         }
-        let t = self.step;
+        let t = self.stepper.step;
         let report = self.evaluate(t)?;
-        Ok(self.apply(t, report))
+        Ok(self.stepper.apply(&self.config, t, self.flow.params_mut(), report))
     }
 
     /// One training step whose batch is shared among the processes of
@@ -534,65 +495,11 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
     /// As [`Trainer::step`] (identically on every process).
     pub fn step_sharded(&mut self, exchange: &mut dyn ShardExchange) -> Result<StepOutcome, TrainError> {
         if self.stopped() {
-            return Err(self.stop_error());
+            return Err(self.stepper.stop_error());
         }
-        let t = self.step;
+        let t = self.stepper.step;
         let report = self.evaluate_sharded(t, exchange);
-        Ok(self.apply(t, report))
-    }
-
-    /// Steps 4–5 of the module docs for the evaluated `report` of step `t`.
-    fn apply(&mut self, t: u64, mut report: LossReport) -> StepOutcome {
-        let beta = self.config.annealing.beta(t);
-        let lr = self.config.lr_schedule.lr(self.config.lr, t);
-        self.step += 1;
-        let reason = if !report.total.is_finite() {
-            Some(format!("non-finite loss {}", report.total))
-        } else {
-            report
-                .grad
-                .iter()
-                .position(|g| !g.is_finite())
-                .map(|i| format!("non-finite gradient entry {i} = {}", report.grad[i]))
-        };
-        if let Some(reason) = reason {
-            return self.reject(t, reason);
-        }
-        let (grad_norm, clipped) = match self.config.clip_grad_norm {
-            Some(c) => {
-                let norm = clip_grad_norm(&mut report.grad, c);
-                (norm, norm > c)
-            }
-            None => (report.grad.iter().map(|g| g * g).sum::<f64>().sqrt(), false),
-        };
-        let saved = (self.flow.params().to_vec(), self.adam.state.clone());
-        self.adam.step(self.flow.params_mut(), &report.grad, lr);
-        if let Some(i) = self.flow.params().iter().position(|p| !p.is_finite()) {
-            let v = self.flow.params()[i];
-            self.flow.params_mut().copy_from_slice(&saved.0);
-            self.adam.state = saved.1;
-            return self.reject(t, format!("update made parameter {i} non-finite ({v})"));
-        }
-        self.consecutive = 0;
-        let batch_ess = if report.log_w.is_empty() {
-            f64::NAN
-        } else {
-            fieldflow_stats::ess_normalized(&report.log_w).unwrap_or(f64::NAN)
-        };
-        let r = StepReport {
-            step: t,
-            loss: report.total,
-            fkl: report.fkl,
-            rkl: report.rkl,
-            sm: report.sm,
-            grad_norm,
-            clipped,
-            lr,
-            beta,
-            batch_ess,
-        };
-        self.last = Some(r.clone());
-        StepOutcome::Accepted(r)
+        Ok(self.stepper.apply(&self.config, t, self.flow.params_mut(), report))
     }
 
     /// L and ∂L/∂θ of step `t` with the batch's Par chunks shared among
@@ -798,28 +705,9 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
         }
     }
 
-    fn reject(&mut self, t: u64, reason: String) -> StepOutcome {
-        self.consecutive += 1;
-        self.total_rejections += 1;
-        self.last_rejection = Some(reason.clone());
-        StepOutcome::Rejected {
-            step: t,
-            reason,
-            consecutive: self.consecutive,
-        }
-    }
-
-    fn stop_error(&self) -> TrainError {
-        TrainError::TooManyRejections {
-            step: self.step.saturating_sub(1),
-            consecutive: self.consecutive,
-            reason: self.last_rejection.clone().unwrap_or_default(),
-        }
-    }
-
     /// A metrics record at the current parameters (module docs).
     pub fn metrics(&self) -> MetricsRecord {
-        let t = self.step;
+        let t = self.stepper.step;
         let root = Seed::new(self.config.seed);
         let n = self.config.eval_batch;
         let d = self.flow.dim();
@@ -827,9 +715,6 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
         self.flow
             .sample_base_batch(root.child(2).child(t), z.view_mut(), self.par);
         let (xs, log_w) = crate::loss::flow_samples(&self.flow, self.target, z.view(), self.par);
-        let ess = fieldflow_stats::ess_normalized(&log_w).unwrap_or(f64::NAN);
-        let acceptance = imh_acceptance(&log_w, root.child(3).child(t));
-        let rkl_estimate = -log_w.iter().sum::<f64>() / n as f64;
         let nll = match &self.data.held_out {
             Some(h) => {
                 let mut zs = Array2::zeros(h.raw_dim());
@@ -840,65 +725,25 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
             }
             None => f64::NAN,
         };
-        let covering = match self.covering_threshold {
-            Some(th) => {
-                let mut lp = Array1::zeros(n);
-                self.target.log_prob_batch(xs.view(), lp.view_mut(), self.par);
-                lp.iter().filter(|&&v| !(v >= th)).count() as f64 / n as f64
-            }
-            None => f64::NAN,
-        };
-        let (mode_weights, true_weights, tv_distance, collapsed) = match self.data.modes {
-            Some(m) => {
-                let w_hat = m.mode_fractions(xs.view());
-                match m.true_weights() {
-                    Some(w) => {
-                        let tv = 0.5 * w_hat.iter().zip(&w).map(|(a, b)| (a - b).abs()).sum::<f64>();
-                        let c = w_hat.iter().zip(&w).map(|(a, b)| *a < 0.5 * b).collect();
-                        (w_hat, w, tv, c)
-                    }
-                    None => (w_hat, Vec::new(), f64::NAN, Vec::new()),
-                }
-            }
-            None => (Vec::new(), Vec::new(), f64::NAN, Vec::new()),
-        };
-        let n_collapsed = collapsed.iter().filter(|&&c| c).count();
-        let last = self.last.as_ref();
-        let pick = |f: fn(&StepReport) -> f64| last.map(f).unwrap_or(f64::NAN);
-        MetricsRecord {
-            step: t,
-            loss: pick(|r| r.loss),
-            fkl: pick(|r| r.fkl),
-            rkl: pick(|r| r.rkl),
-            sm: pick(|r| r.sm),
-            grad_norm: pick(|r| r.grad_norm),
-            lr: self.config.lr_schedule.lr(self.config.lr, t),
-            beta: self.config.annealing.beta(t),
-            ess,
-            acceptance,
+        SampleMetrics {
+            xs: xs.view(),
+            log_w: &log_w,
             nll,
-            rkl_estimate,
-            total_rejections: self.total_rejections,
-            mode_weights,
-            true_weights,
-            tv_distance,
-            collapsed,
-            n_collapsed,
-            covering,
+            acceptance_seed: root.child(3).child(t),
         }
+        .record(
+            &self.config,
+            &self.stepper,
+            self.target,
+            &self.data,
+            self.covering_threshold,
+            self.par,
+        )
     }
 
     /// The complete state (for a checkpoint).
     pub fn state(&self) -> TrainerState {
-        TrainerState {
-            params: self.flow.params().to_vec(),
-            adam: self.adam.state.clone(),
-            step: self.step,
-            consecutive_rejections: self.consecutive,
-            total_rejections: self.total_rejections,
-            chunk_rows: self.par.chunk_rows,
-            last: self.last.clone(),
-        }
+        self.stepper.state(self.flow.params(), self.par.chunk_rows)
     }
 
     /// Continues from a saved state (the trainer must have been built from
@@ -908,29 +753,56 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
     /// [`TrainError::State`] if the parameter or moment counts or the
     /// chunking differ from this trainer's.
     pub fn restore(&mut self, state: TrainerState) -> Result<(), TrainError> {
-        let n = self.flow.n_params();
-        if state.params.len() != n || state.adam.m.len() != n || state.adam.v.len() != n {
-            return Err(TrainError::State(format!(
-                "{} parameters / {} + {} moments, the flow has {n}",
-                state.params.len(),
-                state.adam.m.len(),
-                state.adam.v.len()
-            )));
-        }
-        if state.chunk_rows != self.par.chunk_rows {
-            return Err(TrainError::State(format!(
-                "chunk_rows {} differs from this trainer's {}",
-                state.chunk_rows, self.par.chunk_rows
-            )));
-        }
-        self.flow.params_mut().copy_from_slice(&state.params);
-        self.adam.state = state.adam;
-        self.step = state.step;
-        self.consecutive = state.consecutive_rejections;
-        self.total_rejections = state.total_rejections;
-        self.last = state.last;
-        self.last_rejection = None;
-        Ok(())
+        self.stepper.restore(self.flow.params_mut(), state, self.par.chunk_rows)
+    }
+}
+
+/// A trainer as a training loop drives it, whatever the model (a flow:
+/// [`Trainer`]; a stochastic normalizing flow: fieldflow-snf's trainer).
+pub trait TrainLoop {
+    /// One training step (see [`Trainer::step`]).
+    ///
+    /// # Errors
+    /// As [`Trainer::step`].
+    fn step(&mut self) -> Result<StepOutcome, TrainError>;
+    /// A metrics record at the current parameters.
+    fn metrics(&self) -> MetricsRecord;
+    /// The complete state (for a checkpoint).
+    fn state(&self) -> TrainerState;
+    /// Continues from a saved state.
+    ///
+    /// # Errors
+    /// [`TrainError::State`] for a state of another model or chunking.
+    fn restore(&mut self, state: TrainerState) -> Result<(), TrainError>;
+    /// Next step index (steps attempted so far, rejected ones included).
+    fn step_index(&self) -> u64;
+    /// Rejected steps since the start.
+    fn total_rejections(&self) -> u64;
+    /// The model's parameters θ.
+    fn params(&self) -> &[f64];
+}
+
+impl<L: ScoreLayer> TrainLoop for Trainer<'_, L> {
+    fn step(&mut self) -> Result<StepOutcome, TrainError> {
+        Trainer::step(self)
+    }
+    fn metrics(&self) -> MetricsRecord {
+        Trainer::metrics(self)
+    }
+    fn state(&self) -> TrainerState {
+        Trainer::state(self)
+    }
+    fn restore(&mut self, state: TrainerState) -> Result<(), TrainError> {
+        Trainer::restore(self, state)
+    }
+    fn step_index(&self) -> u64 {
+        Trainer::step_index(self)
+    }
+    fn total_rejections(&self) -> u64 {
+        Trainer::total_rejections(self)
+    }
+    fn params(&self) -> &[f64] {
+        self.flow.params()
     }
 }
 
@@ -960,13 +832,6 @@ pub fn imh_acceptance(log_w: &[f64], seed: Seed) -> f64 {
         }
     }
     acc as f64 / (log_w.len() - 1) as f64
-}
-
-/// The q-quantile of `v` (lower empirical quantile; NaNs sort last).
-fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let k = ((q * v.len() as f64).floor() as usize).min(v.len() - 1);
-    v[k]
 }
 
 /// The mean as [`Loss::value_and_grad`] computes it (sequential sum / n).

@@ -75,9 +75,11 @@ pub mod energy;
 pub mod experiment;
 pub mod snf;
 pub mod train;
+pub mod trainer;
 
 pub use blocks::{LangevinBlock, MetropolisBlock, StochasticBlock};
 pub use config::{FlowStageConfig, LambdaSchedule, LangevinConfig, MetropolisConfig, SnfConfig, StageConfig};
 pub use energy::HessianVector;
 pub use snf::{PathBatch, PathProposal, ReversePathBatch, Snf, Stage};
 pub use train::PathLossReport;
+pub use trainer::SnfTrainer;

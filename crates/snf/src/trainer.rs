@@ -1,0 +1,207 @@
+//! Training an SNF with the same settings, optimizer, guard, metrics and
+//! checkpoint state as a plain flow ([`fieldflow_losses::Trainer`]).
+//!
+//! # The objective
+//! An SNF has no tractable log q(x), so of the flow losses only the two that
+//! live on path space carry over ([`crate::train`]):
+//!
+//!   L(θ) = w_fkl · L_ML(θ) + w_rkl · L_KL(θ),
+//!
+//! * L_ML = E_{x~data, reverse path}[−log N(z) + Σ ΔS] ≥ −E log q_θ(x), the
+//!   path maximum likelihood on a data minibatch (the `fkl` term);
+//! * L_KL = E_{forward path}[−log w] = KL(path ‖ target path) − log Z, the
+//!   path KL on fresh paths (the `rkl` term).
+//!
+//! Score matching needs ∇ₓ log q_θ and annealing would need the stochastic
+//! blocks to sample a tempered target: both are refused with a
+//! [`ConfigError`] naming the field.
+//!
+//! # One step t
+//! As for flows: the data minibatch is `batch_size` distinct rows from
+//! `seed.child(0).child(t)` ([`fieldflow_losses::stepper::minibatch`]); the
+//! forward paths of L_KL are driven by `seed.child(1).child(t)`, the
+//! reverse paths of L_ML by `seed.child(4).child(t)`; then the shared
+//! [`Stepper`] rejects a non-finite loss or gradient (e.g. a diverged
+//! Langevin path: [`crate::train`] excludes such rows from the gradient
+//! but the loss is then non-finite), clips and applies Adam.
+//!
+//! # Metrics
+//! A fresh batch of `eval_batch` forward paths from `seed.child(2).child(t)`
+//! gives the ESS, the IMH acceptance estimate (uniforms from
+//! `seed.child(3).child(t)`), the RKL estimate −mean log w, the mode
+//! figures; `nll` is the mean **path NLL** of the held-out rows (reverse
+//! paths from the fixed stream `seed.child(5)`, so consecutive records are
+//! comparable), an upper bound of the true NLL that equals it when every
+//! stage is deterministic.
+
+use crate::{HessianVector, Snf};
+use fieldflow_core::{ConfigError, Par, Seed};
+use fieldflow_flows::{Coupling, Layer};
+use fieldflow_losses::stepper::minibatch;
+use fieldflow_losses::{
+    check_data, Annealing, Loss, LossError, LossReport, MetricsRecord, SampleMetrics, StepOutcome, Stepper,
+    TrainConfig, TrainData, TrainError, TrainLoop, TrainerState,
+};
+
+/// Trains an [`Snf`] (module docs).
+pub struct SnfTrainer<'a, T, L: Layer = Coupling> {
+    config: TrainConfig,
+    loss: Loss,
+    snf: Snf<T, L>,
+    data: TrainData<'a>,
+    covering_threshold: Option<f64>,
+    stepper: Stepper,
+    par: Par,
+}
+
+impl<'a, T: HessianVector, L: Layer> SnfTrainer<'a, T, L> {
+    /// A trainer starting from the SNF's current parameters.
+    ///
+    /// # Errors
+    /// An invalid `config`, a score-matching term (`loss.w_sm`) or an
+    /// annealing schedule (`annealing`), data needed by the path ML but
+    /// absent, data of the wrong width or empty.
+    pub fn new(config: &TrainConfig, snf: Snf<T, L>, data: TrainData<'a>, par: Par) -> Result<Self, TrainError> {
+        let loss = config.validate()?;
+        if loss.w_sm > 0.0 {
+            return Err(ConfigError::new(
+                "loss.w_sm",
+                loss.w_sm,
+                "score matching needs the model's score ∇log q(x), which a stochastic normalizing flow \
+                 does not have: use fkl (path ML), rkl (path KL) or weights of the two",
+            )
+            .into());
+        }
+        if config.annealing != Annealing::Constant {
+            return Err(ConfigError::new(
+                "annealing",
+                format!("{:?}", config.annealing),
+                "not supported for stochastic normalizing flows (their blocks sample the target at β = 1)",
+            )
+            .into());
+        }
+        let covering_threshold = check_data(snf.dim(), snf.target(), &data, par)?;
+        if loss.w_fkl > 0.0 && data.train.is_none() {
+            return Err(LossError::MissingData { term: "fkl" }.into());
+        }
+        let stepper = Stepper::new(config, snf.n_params());
+        Ok(SnfTrainer {
+            config: config.clone(),
+            loss,
+            snf,
+            data,
+            covering_threshold,
+            stepper,
+            par,
+        })
+    }
+
+    /// The SNF being trained.
+    pub fn snf(&self) -> &Snf<T, L> {
+        &self.snf
+    }
+
+    /// Consumes the trainer, returning the SNF.
+    pub fn into_snf(self) -> Snf<T, L> {
+        self.snf
+    }
+
+    /// Loss and gradient of step `t` at the current parameters (no update).
+    pub fn evaluate(&self, t: u64) -> LossReport {
+        let root = Seed::new(self.config.seed);
+        let n_params = self.snf.n_params();
+        let mut report = LossReport {
+            total: 0.0,
+            fkl: f64::NAN,
+            rkl: f64::NAN,
+            sm: f64::NAN,
+            grad: vec![0.0; n_params],
+            log_w: Vec::new(),
+        };
+        let add = |weight: f64, g: &[f64], value: f64, report: &mut LossReport| {
+            report.total += weight * value;
+            report.grad.iter_mut().zip(g).for_each(|(a, b)| *a += weight * b);
+        };
+        if self.loss.w_fkl > 0.0 {
+            let x = self.data.train.as_ref().expect("checked in new");
+            let batch = minibatch(x, self.config.batch_size, root.child(0).child(t));
+            let mut g = vec![0.0; n_params];
+            let r = self
+                .snf
+                .path_ml_grad_batch(root.child(4).child(t), batch.view(), &mut g, self.par);
+            report.fkl = r.loss;
+            add(self.loss.w_fkl, &g, r.loss, &mut report);
+        }
+        if self.loss.w_rkl > 0.0 {
+            let mut g = vec![0.0; n_params];
+            let r = self
+                .snf
+                .path_kl_grad_batch(root.child(1).child(t), self.config.batch_size, &mut g, self.par);
+            report.rkl = r.loss;
+            add(self.loss.w_rkl, &g, r.loss, &mut report);
+            report.log_w = r.per_row.to_vec();
+        }
+        report
+    }
+}
+
+impl<T: HessianVector, L: Layer> TrainLoop for SnfTrainer<'_, T, L> {
+    fn step(&mut self) -> Result<StepOutcome, TrainError> {
+        if self.stepper.stopped(&self.config) {
+            return Err(self.stepper.stop_error());
+        }
+        let t = self.stepper.step_index();
+        let report = self.evaluate(t);
+        Ok(self.stepper.apply(&self.config, t, self.snf.params_mut(), report))
+    }
+
+    fn metrics(&self) -> MetricsRecord {
+        let t = self.stepper.step_index();
+        let root = Seed::new(self.config.seed);
+        let paths = self
+            .snf
+            .sample_paths(root.child(2).child(t), self.config.eval_batch, self.par);
+        let nll = match &self.data.held_out {
+            Some(h) => {
+                let r = self.snf.reverse_paths(root.child(5), h.view(), self.par);
+                r.path_nll.mean().unwrap_or(f64::NAN)
+            }
+            None => f64::NAN,
+        };
+        let log_w = paths.log_w.to_vec();
+        SampleMetrics {
+            xs: paths.xs.view(),
+            log_w: &log_w,
+            nll,
+            acceptance_seed: root.child(3).child(t),
+        }
+        .record(
+            &self.config,
+            &self.stepper,
+            self.snf.target(),
+            &self.data,
+            self.covering_threshold,
+            self.par,
+        )
+    }
+
+    fn state(&self) -> TrainerState {
+        self.stepper.state(self.snf.params(), self.par.chunk_rows)
+    }
+
+    fn restore(&mut self, state: TrainerState) -> Result<(), TrainError> {
+        self.stepper.restore(self.snf.params_mut(), state, self.par.chunk_rows)
+    }
+
+    fn step_index(&self) -> u64 {
+        self.stepper.step_index()
+    }
+
+    fn total_rejections(&self) -> u64 {
+        self.stepper.total_rejections()
+    }
+
+    fn params(&self) -> &[f64] {
+        self.snf.params()
+    }
+}
