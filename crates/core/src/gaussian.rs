@@ -1,10 +1,11 @@
 //! The isotropic Gaussian N(μ𝟙, σ²I): base distribution of flows, an exact
 //! proposal for tests (q = p), and the simplest target with known log Z.
 //!
-//! log N(x) = −‖x − μ‖²/(2σ²) − (d/2) log(2πσ²); score −(x − μ)/σ².
+//! log N(x) = −‖x − μ‖²/(2σ²) − (d/2) log(2πσ²); score −(x − μ)/σ²;
+//! Hessian of the energy ∇²u = I/σ² ([`HessianVector`]).
 //! As a [`Target`] it is normalized, so log Z = 0.
 
-use crate::{ExactSampler, Par, Proposal, Seed, Target};
+use crate::{ExactSampler, HessianVector, Par, Proposal, Seed, Target};
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Zip};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -58,6 +59,15 @@ impl Target for IsotropicGaussian {
             "isotropic Gaussian: dim = {}, mean = {}, sigma = {}",
             self.dim, self.mean, self.sigma
         )
+    }
+}
+
+impl HessianVector for IsotropicGaussian {
+    /// ∇²u = I/σ².
+    fn hvp(&self, x: ArrayView1<f64>, v: ArrayView1<f64>, mut out: ArrayViewMut1<f64>) {
+        assert!(x.len() == self.dim && v.len() == self.dim && out.len() == self.dim);
+        let inv = 1.0 / (self.sigma * self.sigma);
+        Zip::from(&mut out).and(&v).for_each(|o, &vi| *o = inv * vi);
     }
 }
 
@@ -126,6 +136,26 @@ mod tests {
         // σ(mean) = σ/√n; σ(var) = σ²√(2/n).
         assert!((m - 1.5).abs() < 4.0 * 2.0 / nf.sqrt(), "mean {m}");
         assert!((v - 4.0).abs() < 4.0 * 4.0 * (2.0 / nf).sqrt(), "var {v}");
+    }
+
+    #[test]
+    fn hessian_vector_product_matches_score_differences() {
+        let g = IsotropicGaussian {
+            dim: 5,
+            mean: 0.4,
+            sigma: 0.6,
+        };
+        let mut rng = Seed::new(3).rng();
+        let mut worst = 0.0_f64;
+        for _ in 0..10 {
+            let mut normal = || -> f64 { StandardNormal.sample(&mut rng) };
+            let x = Array1::from_shape_fn(5, |_| 2.0 * normal());
+            let v = Array1::from_shape_fn(5, |_| normal());
+            let err = crate::hessian::check_hvp_against_score_differences(&g, x.view(), v.view());
+            assert!(err < 1e-6, "relative error {err:e}");
+            worst = worst.max(err);
+        }
+        println!("isotropic Gaussian: max hvp relative error {worst:e}");
     }
 
     #[test]

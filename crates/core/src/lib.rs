@@ -6,6 +6,9 @@
 //!   ∇ₓ log p̃(x) = −∇S(x) (REFERENCE §1);
 //! * [`Proposal`]: something that draws x ~ q with an exact, normalized log q(x)
 //!   (a normalizing flow, a Gaussian);
+//! * [`HessianVector`]: targets with exact Hessian-vector products ∇²u·v of
+//!   their energy u = −log p̃ ([`hessian`], with the shared finite-difference
+//!   check [`hessian::check_hvp_against_score_differences`]);
 //! * [`ExactSampler`]: targets that can also be sampled exactly (test beds);
 //! * [`Measure`]: per-configuration observables, so every sampler's output is
 //!   measured through one interface;
@@ -19,6 +22,7 @@
 
 pub mod error;
 pub mod gaussian;
+pub mod hessian;
 pub mod measure;
 pub mod par;
 pub mod proposal;
@@ -27,6 +31,7 @@ pub mod target;
 
 pub use error::ConfigError;
 pub use gaussian::IsotropicGaussian;
+pub use hessian::HessianVector;
 pub use measure::Measure;
 pub use par::Par;
 pub use proposal::{ExactSampler, Proposal};

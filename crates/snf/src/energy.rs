@@ -13,53 +13,21 @@
 //!
 //! [`HessianVector`] is the optional capability that exact path-KL / path-ML
 //! gradients through Langevin and MALA blocks need (the Jacobian of a
-//! Langevin step is I − ε∇²u_λ). It is implemented analytically here for the
-//! [`DoubleWell`], the [`Gaussian`] and core's [`IsotropicGaussian`]; a
-//! target without it can still be sampled with path weights, but the
-//! compiler refuses to train through its Langevin blocks.
+//! Langevin step is I − ε∇²u_λ). The trait lives in `fieldflow-core`
+//! (re-exported here) and is implemented analytically next to each target:
+//! core's `IsotropicGaussian`; the `Gaussian`, `GaussianMixture`,
+//! `DoubleWell` and `Phi4Field1d` of `fieldflow-targets` (every synthetic
+//! target, also reachable as `SyntheticTarget::hessian_vector`); and the
+//! lattice `Phi4` of `fieldflow-lattice`. A target without it can still be
+//! sampled with path weights, but the compiler refuses to train through its
+//! Langevin blocks.
 
-use fieldflow_core::{IsotropicGaussian, Target};
-use fieldflow_targets::{DoubleWell, Gaussian};
+use fieldflow_core::Target;
 use ndarray::{ArrayView1, ArrayViewMut1, Zip};
 
-/// Exact Hessian-vector products of the target energy u = −log p̃.
-pub trait HessianVector: Target {
-    /// Overwrites `out` with ∇²ₓ u(x) · v, u(x) = −log p̃(x) (the Hessian of
-    /// the *energy*, i.e. minus the Hessian of log p̃).
-    ///
-    /// # Panics
-    /// If `x`, `v` or `out` do not have length `dim()`.
-    fn hvp(&self, x: ArrayView1<f64>, v: ArrayView1<f64>, out: ArrayViewMut1<f64>);
-}
-
-impl HessianVector for DoubleWell {
-    /// ∇²u = diag(2b + 12c x₁², 1).
-    fn hvp(&self, x: ArrayView1<f64>, v: ArrayView1<f64>, mut out: ArrayViewMut1<f64>) {
-        assert!(
-            x.len() == 2 && v.len() == 2 && out.len() == 2,
-            "the double well is two-dimensional"
-        );
-        out[0] = (2.0 * self.b() + 12.0 * self.c() * x[0] * x[0]) * v[0];
-        out[1] = v[1];
-    }
-}
-
-impl HessianVector for Gaussian {
-    /// ∇²u = Σ⁻¹ (independent of x).
-    fn hvp(&self, x: ArrayView1<f64>, v: ArrayView1<f64>, mut out: ArrayViewMut1<f64>) {
-        assert!(x.len() == self.dim() && v.len() == self.dim() && out.len() == self.dim());
-        out.assign(&self.precision().dot(&v));
-    }
-}
-
-impl HessianVector for IsotropicGaussian {
-    /// ∇²u = I/σ².
-    fn hvp(&self, x: ArrayView1<f64>, v: ArrayView1<f64>, mut out: ArrayViewMut1<f64>) {
-        assert!(x.len() == self.dim && v.len() == self.dim && out.len() == self.dim);
-        let inv = 1.0 / (self.sigma * self.sigma);
-        Zip::from(&mut out).and(&v).for_each(|o, &vi| *o = inv * vi);
-    }
-}
+/// Exact Hessian-vector products ∇²u·v of the target energy u = −log p̃,
+/// defined in core and implemented next to each target.
+pub use fieldflow_core::HessianVector;
 
 /// u_λ for one block (see the module docs).
 #[derive(Debug, Clone, Copy)]
@@ -115,6 +83,8 @@ impl<T: HessianVector> Energy<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fieldflow_core::IsotropicGaussian;
+    use fieldflow_targets::{DoubleWell, Gaussian};
     use ndarray::{array, Array1};
 
     /// ∇²u v against central differences of ∇u (rel err < 1e-7).

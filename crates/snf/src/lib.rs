@@ -30,7 +30,8 @@
 //!
 //! ## Modules
 //! * [`energy`]: u_λ, and the optional [`HessianVector`] capability (exact
-//!   ∇²u·v for the double well and the Gaussians);
+//!   ∇²u·v; defined in `fieldflow-core`, implemented for every synthetic
+//!   target, core's isotropic Gaussian and the lattice φ⁴ action);
 //! * [`blocks`]: Langevin / MALA / Metropolis kernels, their ΔS and their
 //!   reverse mode (with the treatment of accept decisions);
 //! * [`snf`]: [`Snf`] — sampling with path weights

@@ -252,6 +252,7 @@ impl TargetConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::Array1;
 
     fn parse(s: &str) -> Result<TargetConfig, String> {
         toml::from_str(s).map_err(|e| e.to_string())
@@ -291,6 +292,17 @@ mod tests {
             // Round trip through TOML.
             let back: TargetConfig = toml::from_str(&toml::to_string(&cfg).unwrap()).unwrap();
             assert_eq!(back, cfg);
+        }
+        // Every synthetic target offers exact Hessian-vector products.
+        for (s, _, _) in cases {
+            let t = parse(s).unwrap().validate().unwrap();
+            let h = t
+                .hessian_vector()
+                .expect("every synthetic target implements HessianVector");
+            let x = Array1::from_shape_fn(t.dim(), |i| 0.3 * i as f64 - 0.4);
+            let v = Array1::from_shape_fn(t.dim(), |i| (0.7 * i as f64).sin() + 0.2);
+            let err = fieldflow_core::hessian::check_hvp_against_score_differences(h, x.view(), v.view());
+            assert!(err < 1e-6, "{s}: relative error {err:e}");
         }
         let dw = parse("kind = \"double_well\"").unwrap();
         assert_eq!(

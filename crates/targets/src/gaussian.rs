@@ -2,6 +2,7 @@
 //! **unnormalized** target with exactly known normalization:
 //!
 //! log p̃(x) = −½ (x − μ)ᵀ Σ⁻¹ (x − μ),  score ∇ₓ log p̃ = −Σ⁻¹ (x − μ),
+//! Hessian of the energy ∇²u = Σ⁻¹ (independent of x),
 //!
 //! log Z = ½ log det(2πΣ) = ½ (d log 2π + log det Σ).
 //!
@@ -13,7 +14,7 @@
 
 use crate::linalg::{format_vec, Factor};
 use crate::modes::{impl_synthetic_target, Modes};
-use fieldflow_core::{ConfigError, ExactSampler, Par, Seed, Target};
+use fieldflow_core::{ConfigError, ExactSampler, HessianVector, Par, Seed, Target};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -104,6 +105,15 @@ impl Target for Gaussian {
     }
 }
 
+impl HessianVector for Gaussian {
+    /// ∇²u v = Σ⁻¹ v (independent of x); no allocation.
+    fn hvp(&self, x: ArrayView1<f64>, v: ArrayView1<f64>, mut out: ArrayViewMut1<f64>) {
+        let d = self.mean.len();
+        assert!(x.len() == d && v.len() == d && out.len() == d);
+        ndarray::linalg::general_mat_vec_mul(1.0, &self.factor.precision, &v, 0.0, &mut out);
+    }
+}
+
 impl ExactSampler for Gaussian {
     /// Chunk k of the batch draws from stream `seed.child(k)`: x = μ + L z.
     ///
@@ -139,7 +149,9 @@ impl_synthetic_target!(Gaussian, exact);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_score_matches_fd, grid_log_z_2d, sample_moments};
+    use crate::testing::{
+        assert_hvp_matches_fd_at, assert_score_matches_fd, gaussian_points, grid_log_z_2d, sample_moments,
+    };
     use ndarray::array;
 
     fn example() -> Gaussian {
@@ -154,6 +166,18 @@ mod tests {
         )
         .unwrap();
         assert_score_matches_fd(&g, 3.0, 20, 1);
+    }
+
+    #[test]
+    fn hessian_vector_products_match_score_differences() {
+        let g = Gaussian::new(
+            array![0.5, -1.0, 2.0],
+            array![[2.0, 0.3, -0.2], [0.3, 1.0, 0.1], [-0.2, 0.1, 0.5]],
+        )
+        .unwrap();
+        let pts = gaussian_points(g.mean(), 3.0, 20, 90);
+        let worst = assert_hvp_matches_fd_at(&g, pts.view(), 91);
+        println!("Gaussian: max hvp relative error {worst:e}");
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! The synthetic targets of REFERENCE §3, test beds for normalizing-flow
 //! samplers. Every target implements [`fieldflow_core::Target`] (log p̃, the
 //! score ∇ₓ log p̃ in one fused pass, a description, and log Z where it is
-//! known) and [`Modes`] (mode assignment and exact mode weights); all but the
-//! 1D φ⁴ field also implement [`fieldflow_core::ExactSampler`].
+//! known), [`Modes`] (mode assignment and exact mode weights) and
+//! [`fieldflow_core::HessianVector`] (exact Hessian-vector products ∇²u·v of
+//! the energy u = −log p̃, as stochastic normalizing flows need them); all
+//! but the 1D φ⁴ field also implement [`fieldflow_core::ExactSampler`].
 //!
 //! | target | density | log Z | exact samples | modes |
 //! |---|---|---|---|---|

@@ -9,6 +9,16 @@
 //!
 //! ∇ₓ log p = Σₖ rₖ(x) (−Σₖ⁻¹ (x − μₖ)),  rₖ = exp(lₖ − log p).
 //!
+//! Differentiating once more (∇rₖ = rₖ (sₖ − g)) gives the Hessian of the
+//! energy u = −log p applied to v, with component scores
+//! sₖ = −Σₖ⁻¹ (x − μₖ) and g = Σₖ rₖ sₖ = ∇ₓ log p:
+//!
+//! ∇²u v = Σₖ rₖ Σₖ⁻¹ v − Σₖ rₖ sₖ (sₖ·v) + g (g·v)
+//!
+//! (the responsibility-weighted precision minus the responsibility-weighted
+//! covariance of the component scores), also without allocation and with
+//! the responsibilities taken from the log-sum-exp.
+//!
 //! Covariances are isotropic (σₖ² I, the fast path) or full (Cholesky through
 //! ndarray-linalg). Exact samples: k ~ Categorical(w), then x = μₖ + Lₖ z.
 //! Modes are the components; a sample is assigned to the **nearest mean**
@@ -19,7 +29,7 @@
 
 use crate::linalg::{format_matrix, format_vec, Factor};
 use crate::modes::{impl_synthetic_target, Modes};
-use fieldflow_core::{ConfigError, ExactSampler, Par, Seed, Target};
+use fieldflow_core::{ConfigError, ExactSampler, HessianVector, Par, Seed, Target};
 use ndarray::{Array1, Array2, ArrayView1, ArrayViewMut1, ArrayViewMut2};
 use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
@@ -92,6 +102,35 @@ impl Component {
             }
             ComponentCov::Full(f) => {
                 f.quad_and_grad(x, self.mean.view(), acc, w);
+            }
+        }
+    }
+
+    /// acc += w · Σ⁻¹ v; returns sₖ·v = −(x − μ)ᵀ Σ⁻¹ v (P = Σ⁻¹ is
+    /// exactly symmetric).
+    #[inline]
+    fn add_precision_times(&self, x: ArrayView1<f64>, v: ArrayView1<f64>, acc: &mut ArrayViewMut1<f64>, w: f64) -> f64 {
+        let mut sv = 0.0;
+        match &self.cov {
+            ComponentCov::Isotropic { var, .. } => {
+                let c = w / var;
+                for i in 0..x.len() {
+                    acc[i] += c * v[i];
+                    sv -= (x[i] - self.mean[i]) * v[i];
+                }
+                sv / var
+            }
+            ComponentCov::Full(f) => {
+                for i in 0..x.len() {
+                    let row = f.precision.row(i);
+                    let mut t = 0.0;
+                    for j in 0..x.len() {
+                        t += row[j] * v[j];
+                    }
+                    acc[i] += w * t;
+                    sv -= (x[i] - self.mean[i]) * t;
+                }
+                sv
             }
         }
     }
@@ -370,6 +409,41 @@ impl Target for GaussianMixture {
     }
 }
 
+impl HessianVector for GaussianMixture {
+    /// ∇²u v = Σₖ rₖ Σₖ⁻¹ v − Σₖ rₖ sₖ (sₖ·v) + g (g·v), sₖ = −Σₖ⁻¹ (x − μₖ),
+    /// g = Σₖ rₖ sₖ, rₖ = exp(lₖ − log p) (see the module docs). Three passes
+    /// over the components, no allocation: the log-sum-exp of the lₖ; then
+    /// rₖ Σₖ⁻¹ v − rₖ (sₖ·v) sₖ with g·v = Σₖ rₖ (sₖ·v); then (g·v) rₖ sₖ.
+    /// Components whose responsibility underflows to 0 are skipped.
+    fn hvp(&self, x: ArrayView1<f64>, v: ArrayView1<f64>, mut out: ArrayViewMut1<f64>) {
+        assert_eq!(x.len(), self.dim, "x has the wrong dimension");
+        assert_eq!(v.len(), self.dim, "v has the wrong dimension");
+        assert_eq!(out.len(), self.dim, "out has the wrong dimension");
+        let (mut m, mut s) = (f64::NEG_INFINITY, 0.0);
+        for c in &self.components {
+            lse_push(&mut m, &mut s, c.log_density(x));
+        }
+        let log_p = m + s.ln();
+        out.fill(0.0);
+        let mut gv = 0.0;
+        for c in &self.components {
+            let r = (c.log_density(x) - log_p).exp();
+            if r == 0.0 {
+                continue;
+            }
+            let sv = c.add_precision_times(x, v, &mut out, r);
+            c.add_score(x, &mut out, -r * sv);
+            gv += r * sv;
+        }
+        for c in &self.components {
+            let r = (c.log_density(x) - log_p).exp();
+            if r != 0.0 {
+                c.add_score(x, &mut out, gv * r);
+            }
+        }
+    }
+}
+
 impl ExactSampler for GaussianMixture {
     /// Chunk k of the batch draws from stream `seed.child(k)`; per row one
     /// uniform picks the component, then d normals give x = μₖ + Lₖ z.
@@ -458,6 +532,53 @@ mod tests {
         assert_score_matches_fd_at(&t, pts.view());
         let pts = draw(&t, 16, 20, 6);
         assert_score_matches_fd_at(&t, pts.view());
+    }
+
+    /// Near the modes (exact samples), between them and far away (|x − c| = 30,
+    /// responsibilities saturated); returns the largest relative error.
+    fn hvp_error_near_between_and_far(t: &GaussianMixture, spread: f64, seed: u64) -> f64 {
+        let d = t.dim();
+        let center = (0..t.n_components()).fold(Array1::<f64>::zeros(d), |a, k| a + &t.mean(k) * t.weights()[k]);
+        let near = draw(t, d, 40, seed);
+        let between = gaussian_points(center.view(), spread, 40, seed + 1);
+        let far = shell_points(Array1::zeros(d).view(), 30.0, 40, seed + 2);
+        let mut worst: f64 = 0.0;
+        for (k, pts) in [near, between, far].iter().enumerate() {
+            worst = worst.max(assert_hvp_matches_fd_at(t, pts.view(), seed + 10 + k as u64));
+        }
+        let name = t.label.clone().unwrap_or_else(|| format!("general mixture (d = {d})"));
+        println!("{name}: max hvp relative error {worst:e}");
+        worst
+    }
+
+    #[test]
+    fn hessian_vector_products_match_score_differences() {
+        hvp_error_near_between_and_far(&GaussianMixture::mog4(), 5.0, 100);
+        hvp_error_near_between_and_far(&GaussianMixture::mog8(), 8.0, 200);
+        hvp_error_near_between_and_far(&GaussianMixture::two_modes(16).unwrap(), 0.6, 300);
+        hvp_error_near_between_and_far(&GaussianMixture::two_modes(2).unwrap(), 0.6, 350);
+        hvp_error_near_between_and_far(&general(), 1.5, 400);
+        let t = GaussianMixture::new(
+            vec![array![0.0, 1.0], array![2.0, -1.0]],
+            vec![
+                Covariance::Full(array![[1.0, 0.7], [0.7, 1.0]]),
+                Covariance::Isotropic(0.3),
+            ],
+            vec![0.25, 0.75],
+        )
+        .unwrap();
+        hvp_error_near_between_and_far(&t, 1.5, 500);
+        // On the boundary between the two modes (r = ½, ½: x = t𝟙 with
+        // t = ⅓ + σ² ln 2/(2d)), where the score-covariance term is largest.
+        let t = GaussianMixture::two_modes(4).unwrap();
+        let mid = Array1::from_elem(4, 1.0 / 3.0 + 0.05 * 2.0f64.ln() / 8.0).insert_axis(Axis(0));
+        let mut r = Array1::zeros(2);
+        t.responsibilities(mid.row(0), r.view_mut());
+        assert!((r[0] - 0.5).abs() < 1e-12, "{r}");
+        assert_hvp_matches_fd_at(&t, mid.view(), 600);
+        // As a SyntheticTarget.
+        let st: &dyn crate::SyntheticTarget = &t;
+        assert!(st.hessian_vector().is_some());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! M = (1/N) Σᵢ φᵢ. Mode weights estimated from samples are the fractions of
 //! samples assigned to each mode ([`Modes::mode_fractions`]).
 
-use fieldflow_core::{ExactSampler, Target};
+use fieldflow_core::{ExactSampler, HessianVector, Target};
 use ndarray::{ArrayView1, ArrayView2, Axis};
 
 /// A target whose probability mass splits into `n_modes()` labelled modes.
@@ -40,8 +40,8 @@ pub trait Modes: Send + Sync {
 }
 
 /// Everything a synthetic target offers, behind one trait object: the
-/// density ([`Target`]), its modes ([`Modes`]) and, where available, an exact
-/// sampler. [`crate::TargetConfig::validate`] returns a `Box<dyn SyntheticTarget>`.
+/// density ([`Target`]), its modes ([`Modes`]), exact Hessian-vector
+/// products ([`HessianVector`]) and, where available, an exact sampler. [`crate::TargetConfig::validate`] returns a `Box<dyn SyntheticTarget>`.
 ///
 /// The `as_*` methods exist because trait upcasting needs Rust ≥ 1.86 and
 /// the workspace supports 1.85.
@@ -52,10 +52,14 @@ pub trait SyntheticTarget: Target + Modes {
     fn as_modes(&self) -> &dyn Modes;
     /// The exact sampler, if the target has one.
     fn exact_sampler(&self) -> Option<&dyn ExactSampler>;
+    /// Exact Hessian-vector products ∇²u(x)·v of the energy u = −log p̃
+    /// ([`HessianVector::hvp`]) when the target implements them; every
+    /// synthetic target of this crate does.
+    fn hessian_vector(&self) -> Option<&dyn HessianVector>;
 }
 
 /// Implements [`SyntheticTarget`] for a type that implements `Target`,
-/// `Modes` and (with the `exact` form) `ExactSampler`.
+/// `Modes`, `HessianVector` and (with the `exact` form) `ExactSampler`.
 macro_rules! impl_synthetic_target {
     ($t:ty, exact) => {
         impl $crate::modes::SyntheticTarget for $t {
@@ -66,6 +70,9 @@ macro_rules! impl_synthetic_target {
                 self
             }
             fn exact_sampler(&self) -> Option<&dyn fieldflow_core::ExactSampler> {
+                Some(self)
+            }
+            fn hessian_vector(&self) -> Option<&dyn fieldflow_core::HessianVector> {
                 Some(self)
             }
         }
@@ -80,6 +87,9 @@ macro_rules! impl_synthetic_target {
             }
             fn exact_sampler(&self) -> Option<&dyn fieldflow_core::ExactSampler> {
                 None
+            }
+            fn hessian_vector(&self) -> Option<&dyn fieldflow_core::HessianVector> {
+                Some(self)
             }
         }
     };

@@ -8,6 +8,11 @@
 //!
 //! ∂ log p̃/∂φᵢ = −β [ aN (2φᵢ − φᵢ₋₁ − φᵢ₊₁) + (φᵢ³ − φᵢ + b)/(aN) ].
 //!
+//! Differentiating once more gives the Hessian of the energy u = βU applied
+//! to v (a tridiagonal matrix; v₀ = v_{N+1} = 0 at the Dirichlet ends),
+//!
+//! (∇²u v)ᵢ = β [ aN (2vᵢ − vᵢ₋₁ − vᵢ₊₁) + (3φᵢ² − 1) vᵢ/(aN) ].
+//!
 //! Defaults N = 100, a = 0.1, β = 20, b = 0. At b = 0 the density is
 //! symmetric under φ → −φ; its two modes are the fields near +1 and near −1.
 //! A sample is assigned by the sign of the mean field M = (1/N) Σᵢ φᵢ:
@@ -16,7 +21,7 @@
 //! Neither log Z nor exact samples are available.
 
 use crate::modes::{impl_synthetic_target, Modes};
-use fieldflow_core::{ConfigError, Target};
+use fieldflow_core::{ConfigError, HessianVector, Target};
 use ndarray::{ArrayView1, ArrayViewMut1};
 
 /// Default number of sites N.
@@ -143,6 +148,24 @@ impl Target for Phi4Field1d {
     }
 }
 
+impl HessianVector for Phi4Field1d {
+    /// (∇²u v)ᵢ = β [ aN (2vᵢ − vᵢ₋₁ − vᵢ₊₁) + (3φᵢ² − 1) vᵢ/(aN) ],
+    /// v₀ = v_{N+1} = 0 (Dirichlet ends).
+    fn hvp(&self, x: ArrayView1<f64>, v: ArrayView1<f64>, mut out: ArrayViewMut1<f64>) {
+        let n = self.n;
+        assert_eq!(x.len(), n, "phi has the wrong number of sites");
+        assert_eq!(v.len(), n, "v has the wrong number of sites");
+        assert_eq!(out.len(), n, "out has the wrong number of sites");
+        let an = self.a * n as f64;
+        for i in 0..n {
+            let left = if i > 0 { v[i - 1] } else { 0.0 };
+            let right = if i + 1 < n { v[i + 1] } else { 0.0 };
+            let p = x[i];
+            out[i] = self.beta * (an * (2.0 * v[i] - left - right) + (3.0 * p * p - 1.0) * v[i] / an);
+        }
+    }
+}
+
 impl Modes for Phi4Field1d {
     fn n_modes(&self) -> usize {
         2
@@ -172,6 +195,31 @@ mod tests {
         assert_score_matches_fd(&Phi4Field1d::default(), 1.0, 10, 41);
         let t = Phi4Field1d::new(7, 0.3, 2.0, 0.4).unwrap();
         assert_score_matches_fd(&t, 1.5, 20, 42);
+    }
+
+    #[test]
+    fn hessian_vector_products_match_score_differences() {
+        let mut worst: f64 = 0.0;
+        for (k, t) in [
+            Phi4Field1d::default(),
+            Phi4Field1d::new(7, 0.3, 2.0, 0.4).unwrap(),
+            Phi4Field1d::new(1, 0.5, 3.0, 0.1).unwrap(),
+            Phi4Field1d::new(2, 0.1, 20.0, 0.0).unwrap(),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let n = t.n();
+            let seed = 50 + 10 * k as u64;
+            // Fields near the +1 and −1 modes, and rough random fields.
+            let plus = gaussian_points(Array1::from_elem(n, 0.9).view(), 0.2, 10, seed);
+            let minus = gaussian_points(Array1::from_elem(n, -0.9).view(), 0.2, 10, seed + 1);
+            let rough = gaussian_points(Array1::zeros(n).view(), 1.5, 10, seed + 2);
+            for (j, pts) in [plus, minus, rough].iter().enumerate() {
+                worst = worst.max(assert_hvp_matches_fd_at(t, pts.view(), seed + 5 + j as u64));
+            }
+        }
+        println!("phi4_1d: max hvp relative error {worst:e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Shared helpers of the unit tests (finite differences, grids, moments).
 
-use fieldflow_core::{Seed, Target};
+use fieldflow_core::hessian::check_hvp_against_score_differences;
+use fieldflow_core::{HessianVector, Seed, Target};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -33,6 +34,35 @@ pub fn assert_score_matches_fd_at(t: &dyn Target, points: ArrayView2<f64>) {
             t.describe()
         );
     }
+}
+
+/// Checks `t.hvp` with core's shared [`check_hvp_against_score_differences`]
+/// at every row of `points`, each with its own direction v ~ N(0, I)
+/// (seeded): relative error < 1e-6. Returns the largest relative error.
+pub fn assert_hvp_matches_fd_at(t: &dyn HessianVector, points: ArrayView2<f64>, seed: u64) -> f64 {
+    let dirs = gaussian_points(Array1::zeros(t.dim()).view(), 1.0, points.nrows(), seed);
+    let mut worst: f64 = 0.0;
+    for (x, v) in points.rows().into_iter().zip(dirs.rows()) {
+        let err = check_hvp_against_score_differences(t, x, v);
+        assert!(
+            err < 1e-6,
+            "{}: hvp vs score differences relative error {err:e} at x = {x}, v = {v}",
+            t.describe()
+        );
+        worst = worst.max(err);
+    }
+    worst
+}
+
+/// `n` points at distance `r` from `center` in uniformly random directions
+/// (seeded), e.g. far from every mode of a mixture.
+pub fn shell_points(center: ArrayView1<f64>, r: f64, n: usize, seed: u64) -> Array2<f64> {
+    let mut pts = gaussian_points(Array1::zeros(center.len()).view(), 1.0, n, seed);
+    for mut row in pts.rows_mut() {
+        let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+        row.zip_mut_with(&center, |p, &c| *p = c + r * *p / norm);
+    }
+    pts
 }
 
 /// `n` points x = center + spread·z, z ~ N(0, I), for [`assert_score_matches_fd_at`].
