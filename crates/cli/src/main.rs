@@ -15,6 +15,7 @@ mod blocks;
 mod cmd;
 mod config;
 mod interrupt;
+mod model;
 mod mpi_dist;
 mod output;
 mod plots;

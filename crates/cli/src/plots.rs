@@ -302,7 +302,7 @@ pub fn analysis_figures(a: &FileAnalysis, dir: &Path) -> Result<Vec<PathBuf>> {
 pub fn training_figures(
     metrics: &std::collections::BTreeMap<String, Vec<f64>>,
     target: &crate::target::RunTarget,
-    flow: &fieldflow_flows::Flow,
+    flow: Option<&fieldflow_flows::Flow>,
     dir: &Path,
     prefix: &str,
 ) -> Result<Vec<PathBuf>> {
@@ -336,7 +336,7 @@ pub fn training_figures(
             written.push(p);
         }
     }
-    if target.as_target().dim() == 2 {
+    if let (2, Some(flow)) = (target.as_target().dim(), flow) {
         written.extend(density_figures(target.as_target(), flow, dir, prefix)?);
     }
     Ok(written)

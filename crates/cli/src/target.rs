@@ -4,14 +4,15 @@
 //! the same function rebuilds the target when a later stage reads the file.
 
 use anyhow::{bail, Context, Result};
-use fieldflow_core::{Measure, Target};
+use fieldflow_core::{HessianVector, Measure, Par, Target};
 use fieldflow_lattice::{Phi4, Phi4Config, Phi4Observables};
 use fieldflow_targets::{Modes, SyntheticTarget, TargetConfig};
-use ndarray::ArrayView1;
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1};
 use std::path::Path;
 use std::sync::Arc;
 
 /// A validated target.
+#[derive(Clone)]
 pub enum RunTarget {
     /// Lattice φ⁴.
     Phi4(Phi4),
@@ -80,6 +81,52 @@ impl RunTarget {
         match self {
             RunTarget::Phi4(p) => Box::new(Phi4Observables::new(p)),
             RunTarget::Synthetic(s) => Box::new(VectorObservables(s.clone())),
+        }
+    }
+}
+
+/// The run's target as a [`Target`] (every method forwards to the model,
+/// batched ones included), so generic code such as an SNF can own it.
+impl Target for RunTarget {
+    fn dim(&self) -> usize {
+        self.as_target().dim()
+    }
+    fn log_prob(&self, x: ArrayView1<f64>) -> f64 {
+        self.as_target().log_prob(x)
+    }
+    fn log_prob_and_score(&self, x: ArrayView1<f64>, score: ArrayViewMut1<f64>) -> f64 {
+        self.as_target().log_prob_and_score(x, score)
+    }
+    fn log_z(&self) -> Option<f64> {
+        self.as_target().log_z()
+    }
+    fn describe(&self) -> String {
+        self.as_target().describe()
+    }
+    fn log_prob_batch(&self, xs: ArrayView2<f64>, out: ArrayViewMut1<f64>, par: Par) {
+        self.as_target().log_prob_batch(xs, out, par)
+    }
+    fn log_prob_and_score_batch(
+        &self,
+        xs: ArrayView2<f64>,
+        scores: ndarray::ArrayViewMut2<f64>,
+        out: ArrayViewMut1<f64>,
+        par: Par,
+    ) {
+        self.as_target().log_prob_and_score_batch(xs, scores, out, par)
+    }
+}
+
+/// Exact ∇²u·v of every target the CLI knows (SNF training through
+/// Langevin blocks needs it).
+impl HessianVector for RunTarget {
+    fn hvp(&self, x: ArrayView1<f64>, v: ArrayView1<f64>, out: ArrayViewMut1<f64>) {
+        match self {
+            RunTarget::Phi4(p) => p.hvp(x, v, out),
+            RunTarget::Synthetic(s) => s
+                .hessian_vector()
+                .expect("every synthetic target implements HessianVector")
+                .hvp(x, v, out),
         }
     }
 }

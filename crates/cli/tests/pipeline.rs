@@ -226,3 +226,22 @@ fn train_rejects_bad_configs_with_one_line_errors() {
         assert!(!Path::new(&p("m.h5")).exists());
     }
 }
+
+/// `[flow]` keys replace those of the target's default architecture, so a
+/// partial section is complete; unknown keys are refused.
+#[test]
+fn a_partial_flow_section_overrides_the_default_architecture() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    let text = MOG
+        .replace("steps = 60", "steps = 2")
+        .replace("[train]", "[flow]\nn_layers = 2\n[train]");
+    std::fs::write(p("mog.toml"), &text).unwrap();
+    ok(&["train", "--config", &p("mog.toml"), "--out", &p("m.h5"), "-q"]);
+    let m = ModelFile::read(Path::new(&p("m.h5"))).unwrap();
+    let arch: serde_json::Value = serde_json::from_str(&m.state.architecture).unwrap();
+    assert_eq!(arch["n_layers"], 2);
+    assert_eq!(arch["shape"], serde_json::json!([2]));
+    std::fs::write(p("bad.toml"), text.replace("n_layers = 2", "n_layerz = 2")).unwrap();
+    common::fails(&["train", "--config", &p("bad.toml"), "--out", &p("b.h5")], "n_layerz");
+}

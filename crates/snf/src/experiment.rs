@@ -6,7 +6,8 @@
 //! SNF inserts a plain overdamped-Langevin block (linear λ schedule, the
 //! last block at λ = 1) after every flow stage. Both are trained with the
 //! same loss, w_ml·L_ML + w_kl·L_KL ([`crate::train`]; for the plain flow
-//! these are exactly the FKL on exact target samples and the RKL), by Adam.
+//! these are exactly the FKL on exact target samples and the RKL), by the
+//! [`SnfTrainer`] (Adam; path ML on minibatches of 10⁵ exact samples).
 //! Then N fresh samples of each are scored by
 //!
 //! * the normalized ESS of the (path) weights and log Ẑ;
@@ -21,8 +22,10 @@
 use crate::blocks::{LangevinBlock, StochasticBlock};
 use crate::config::LambdaSchedule;
 use crate::snf::{Snf, Stage};
+use crate::trainer::SnfTrainer;
 use fieldflow_core::{ExactSampler, Par, Seed, Target};
 use fieldflow_flows::FlowConfig;
+use fieldflow_losses::{LossConfig, SmOn, StepOutcome, TrainConfig, TrainData, TrainLoop};
 use fieldflow_stats::{log_z, self_normalized_mean};
 use fieldflow_targets::DoubleWell;
 use ndarray::Array2;
@@ -164,67 +167,38 @@ impl fmt::Display for ExperimentReport {
     }
 }
 
-/// Adam (β₁ = 0.9, β₂ = 0.999, ε = 1e-8), enough for the experiment.
-struct Adam {
-    m: Vec<f64>,
-    v: Vec<f64>,
-    t: i32,
-}
+/// Exact samples in the path-ML training set (a fresh minibatch of
+/// `batch` rows is drawn from it every step).
+const TRAIN_SET: usize = 100_000;
 
-impl Adam {
-    fn new(n: usize) -> Self {
-        Adam {
-            m: vec![0.0; n],
-            v: vec![0.0; n],
-            t: 0,
-        }
-    }
-    fn step(&mut self, p: &mut [f64], g: &[f64], lr: f64) {
-        self.t += 1;
-        let (b1, b2) = (0.9f64, 0.999f64);
-        let (c1, c2) = (1.0 - b1.powi(self.t), 1.0 - b2.powi(self.t));
-        for i in 0..p.len() {
-            self.m[i] = b1 * self.m[i] + (1.0 - b1) * g[i];
-            self.v[i] = b2 * self.v[i] + (1.0 - b2) * g[i] * g[i];
-            p[i] -= lr * (self.m[i] / c1) / ((self.v[i] / c2).sqrt() + 1e-8);
-        }
-    }
-}
-
-/// Trains `snf` with w_ml·L_ML + w_kl·L_KL; returns the mean loss of the last 10 %.
-fn train(snf: &mut Snf<DoubleWell>, cfg: &ExperimentConfig, seed: Seed, par: Par) -> f64 {
-    let mut adam = Adam::new(snf.n_params());
-    let mut data = Array2::zeros((cfg.batch, 2));
+/// Trains `snf` with w_ml·L_ML + w_kl·L_KL by the [`SnfTrainer`] (Adam,
+/// constant learning rate, no clipping; rejected steps are skipped); returns
+/// it with the mean loss of the accepted steps in the last 10 %.
+fn train(snf: Snf<DoubleWell>, cfg: &ExperimentConfig, seed: u64, par: Par) -> (Snf<DoubleWell>, f64) {
+    let loss = LossConfig::weights(cfg.ml_weight, cfg.kl_weight, 0.0, SmOn::Data);
+    let mut tc = TrainConfig::new(loss, cfg.batch, cfg.train_steps as u64, cfg.lr);
+    tc.seed = seed;
+    tc.max_consecutive_rejections = u32::MAX;
+    let train = (cfg.ml_weight > 0.0).then(|| {
+        let mut xs = Array2::zeros((TRAIN_SET, 2));
+        snf.target().sample_batch(Seed::new(seed).child(99), xs.view_mut(), par);
+        xs
+    });
+    let data = TrainData {
+        train,
+        ..TrainData::default()
+    };
+    let mut trainer = SnfTrainer::new(&tc, snf, data, par).expect("valid experiment settings");
     let mut tail = Vec::new();
     for step in 0..cfg.train_steps {
-        let s = seed.child(step as u64);
-        let mut g = vec![0.0; snf.n_params()];
-        let mut loss = 0.0;
-        let mut bad = 0;
-        if cfg.ml_weight > 0.0 {
-            snf.target().sample_batch(s.child(0), data.view_mut(), par);
-            let mut gm = vec![0.0; snf.n_params()];
-            let r = snf.path_ml_grad_batch(s.child(1), data.view(), &mut gm, par);
-            bad += r.n_nonfinite;
-            loss += cfg.ml_weight * r.loss;
-            g.iter_mut().zip(&gm).for_each(|(a, b)| *a += cfg.ml_weight * b);
-        }
-        if cfg.kl_weight > 0.0 {
-            let mut gk = vec![0.0; snf.n_params()];
-            let r = snf.path_kl_grad_batch(s.child(2), cfg.batch, &mut gk, par);
-            bad += r.n_nonfinite;
-            loss += cfg.kl_weight * r.loss;
-            g.iter_mut().zip(&gk).for_each(|(a, b)| *a += cfg.kl_weight * b);
-        }
-        if bad > 0 || g.iter().any(|v| !v.is_finite()) {
-            continue; // a rejected step
-        }
-        adam.step(snf.params_mut(), &g, cfg.lr);
-        if step >= cfg.train_steps - cfg.train_steps / 10 {
-            tail.push(loss);
+        if let Ok(StepOutcome::Accepted(r)) = trainer.step() {
+            if step >= cfg.train_steps - cfg.train_steps / 10 {
+                tail.push(r.loss);
+            }
         }
     }
-    tail.iter().sum::<f64>() / tail.len().max(1) as f64
+    let mean = tail.iter().sum::<f64>() / tail.len().max(1) as f64;
+    (trainer.into_snf(), mean)
 }
 
 /// Profile bias (mean, max |F̂ − F|, empty bins) of weighted x₁ samples.
@@ -353,9 +327,9 @@ pub fn run_double_well_experiment(cfg: &ExperimentConfig) -> ExperimentReport {
     ];
     let reports = models
         .into_iter()
-        .map(|(name, mut snf)| {
+        .map(|(name, snf)| {
             let t0 = Instant::now();
-            let loss = train(&mut snf, cfg, Seed::new(cfg.seed).child(7), par);
+            let (snf, loss) = train(snf, cfg, cfg.seed + 7, par);
             let train_s = t0.elapsed().as_secs_f64();
             evaluate(name, &snf, cfg, loss, train_s)
         })

@@ -18,14 +18,14 @@ use crate::blocks::{write_blocks, BlockData, Series};
 use crate::config;
 use crate::interrupt;
 use crate::interrupt::Interrupted;
+use crate::model::Sampler;
 use crate::mpi_dist::Dist;
 use crate::output::{check_new_output, emit};
 use crate::progress;
 use crate::target::RunTarget;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use fieldflow_core::{Par, Rng, Seed};
-use fieldflow_flows::Flow;
+use fieldflow_core::{Par, Proposal, Rng, Seed};
 use fieldflow_imh::{importance_sample, ImhBuffers, ImhChain, ImhConfig, ImhState, LocalKernel, RandomWalk};
 use fieldflow_io::{EnsembleSpec, EnsembleWriter, FileKind, Header, ModelFile, SeriesSpec};
 use fieldflow_lattice::metropolis::sweep;
@@ -145,36 +145,49 @@ impl SampleConfig {
     }
 }
 
-/// A loaded model: the flow and its target.
+/// A loaded model: the flow or SNF and its target.
 pub struct Model {
-    /// The flow.
-    pub flow: Flow,
+    /// The flow or stochastic normalizing flow, as a proposal.
+    pub sampler: Sampler,
     /// The target it was trained for.
     pub target: RunTarget,
     /// The model's stored config (TOML).
     pub config: toml::Table,
 }
 
-/// Loads a model file: flow from architecture + parameters, target from the stored config.
-pub fn load_model(path: &Path) -> Result<Model> {
+/// Loads the model file of `c` (model from architecture + parameters,
+/// target from the stored config) and checks that `c.method` can use it.
+pub fn load_model(c: &SampleConfig) -> Result<Model> {
+    let path = Path::new(&c.model);
     let file = ModelFile::read(path)?;
-    let flow = Flow::from_json_parts(&file.state.architecture, file.state.params.clone())
-        .map_err(|e| anyhow::anyhow!("{}: cannot rebuild the flow: {e}", path.display()))?;
     let config: toml::Table = file
         .header
         .config
         .parse()
         .with_context(|| format!("{}: stored config is not TOML", path.display()))?;
     let target = RunTarget::from_table(&config, &path.display().to_string())?;
-    if target.as_target().dim() != flow.dim() {
+    let sampler = Sampler::from_parts(&file.state.architecture, file.state.params.clone(), &target)
+        .map_err(|e| anyhow::anyhow!("{}: cannot rebuild the model: {e}", path.display()))?;
+    if target.as_target().dim() != sampler.dim() {
         bail!(
-            "{}: flow dimension {} differs from the target's {}",
+            "{}: model dimension {} differs from the target's {}",
             path.display(),
-            flow.dim(),
+            sampler.dim(),
             target.as_target().dim()
         );
     }
-    Ok(Model { flow, target, config })
+    if c.method == Method::Hybrid && !sampler.has_log_q() {
+        bail!(
+            "method = hybrid: {} is a stochastic normalizing flow, which has no tractable log q(x) to \
+             re-weigh the state after local moves; use method imh or is (exact with path weights)",
+            path.display()
+        );
+    }
+    Ok(Model {
+        sampler,
+        target,
+        config,
+    })
 }
 
 /// Metropolis sweeps of the lattice as the local kernel of the hybrid sampler.
@@ -251,13 +264,13 @@ pub fn run(args: SampleArgs) -> Result<()> {
         t.remove("phi4");
         t.remove("target");
         let c: SampleConfig = config::parse(&t, "stored sample")?;
-        let model = load_model(Path::new(&c.model))?;
+        let model = load_model(&c)?;
         (writer, c, resumed.checkpoint.map(|cp| cp.chains), model)
     } else {
         let c = resolve(&args)?;
         c.validate()?;
         check_new_output(&args.out, args.force)?;
-        let model = load_model(Path::new(&c.model))?;
+        let model = load_model(&c)?;
         let writer = EnsembleWriter::create(&args.out, &header(&c, &model)?, &spec(&c, &model), args.force)?;
         (writer, c, None, model)
     };
@@ -341,7 +354,7 @@ fn run_imh(
         par: Par::default(),
     };
     let kernel = local_kernel(model, c)?;
-    let mut chain = ImhChain::new(target, &model.flow, Seed::new(c.seed), config);
+    let mut chain = ImhChain::new(target, &model.sampler, Seed::new(c.seed), config);
     if let Some(k) = kernel.as_deref() {
         chain = chain.with_local(k, c.local_steps as usize);
     }
@@ -413,7 +426,7 @@ fn run_is(
         for ch in 0..n_chains {
             let batch = importance_sample(
                 target,
-                &model.flow,
+                &model.sampler,
                 Seed::new(c.seed).child(ch as u64).child(b),
                 k,
                 Par::default(),
@@ -464,7 +477,7 @@ fn run_parallel(args: &SampleArgs, dist: &Dist) -> Result<()> {
     }
     let c = resolve(args)?;
     c.validate()?;
-    let model = dist.agree(load_model(Path::new(&c.model)))?;
+    let model = dist.agree(load_model(&c))?;
     let mut writer = if dist.is_root() {
         let w = check_new_output(&args.out, args.force).and_then(|()| {
             Ok(EnsembleWriter::create(
@@ -526,7 +539,8 @@ fn run_chains_parallel(
         local_steps: 0,
         par: Par::default(),
     };
-    let mut chain = ImhChain::new(target, &model.flow, Seed::new(c.seed), config).with_first_chain(mine.start as u64);
+    let mut chain =
+        ImhChain::new(target, &model.sampler, Seed::new(c.seed), config).with_first_chain(mine.start as u64);
     if let Some(k) = kernel.as_deref() {
         chain = chain.with_local(k, c.local_steps as usize);
     }
@@ -550,7 +564,7 @@ fn run_chains_parallel(
         if c.method == Method::Is {
             for (i, ch) in mine.clone().enumerate() {
                 let seed = Seed::new(c.seed).child(ch as u64).child(b);
-                let batch = importance_sample(target, &model.flow, seed, k, Par::default());
+                let batch = importance_sample(target, &model.sampler, seed, k, Par::default());
                 configs.index_axis_mut(ndarray::Axis(0), i).assign(&batch.xs);
                 lp.row_mut(i).assign(&batch.log_p);
                 lq.row_mut(i).assign(&batch.log_q);

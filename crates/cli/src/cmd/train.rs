@@ -37,6 +37,7 @@
 
 use crate::config::{self};
 use crate::interrupt::{self, Interrupted};
+use crate::model::{ModelConfig, Sampler};
 use crate::mpi_dist::Dist;
 use crate::output::{check_new_output, emit};
 use crate::plots;
@@ -45,9 +46,12 @@ use crate::target::RunTarget;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use fieldflow_core::{Par, Seed};
-use fieldflow_flows::{Flow, FlowConfig};
+use fieldflow_flows::FlowConfig;
 use fieldflow_io::{AttrValue, EnsembleReader, FileKind, Header, ModelState, ModelWriter};
-use fieldflow_losses::{AdamState, MetricsRecord, StepOutcome, TrainConfig, TrainData, Trainer, TrainerState};
+use fieldflow_losses::{
+    AdamState, MetricsRecord, StepOutcome, TrainConfig, TrainData, TrainLoop, Trainer, TrainerState,
+};
+use fieldflow_snf::SnfTrainer;
 use ndarray::{Array2, Axis};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -136,9 +140,10 @@ pub struct TrainRunConfig {
     /// Steps between checkpoints.
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u64,
-    /// Flow architecture (default from the target).
+    /// Model architecture: a flow, or an SNF when it lists `stages`
+    /// ([`ModelConfig::from_section`]; default: the target's flow).
     #[serde(default)]
-    pub flow: Option<FlowConfig>,
+    pub flow: Option<toml::Value>,
     /// Data.
     #[serde(default)]
     pub data: DataConfig,
@@ -219,11 +224,21 @@ fn resolve(args: &TrainArgs) -> Result<(toml::Table, TrainRunConfig)> {
         .get("data")
         .and_then(|d| d.as_table())
         .is_some_and(|d| d.contains_key("file") || d.get("exact").and_then(|e| e.as_bool()) == Some(true));
+    let is_snf = t
+        .get("flow")
+        .and_then(|f| f.as_table())
+        .is_some_and(|f| f.contains_key("stages"));
+    // Without data: RKL; with data: ScoreNF for flows, path ML for SNFs
+    // (score matching needs log q, which an SNF lacks).
+    let preset = match (has_data, is_snf) {
+        (false, _) => "rkl",
+        (true, false) => "scorenf",
+        (true, true) => "fkl",
+    };
     let train = t
         .entry("train")
         .or_insert_with(|| toml::Value::Table(toml::Table::new()));
     if let Some(train) = train.as_table_mut() {
-        let preset = if has_data { "scorenf" } else { "rkl" };
         let defaults: [(&str, toml::Value); 4] = [
             ("batch_size", 64.into()),
             ("steps", 1000.into()),
@@ -483,8 +498,8 @@ fn run_single(args: TrainArgs) -> Result<()> {
     if let Some(dir) = &args.plots {
         let model = fieldflow_io::ModelFile::read(&args.out)?;
         let target = RunTarget::from_table(&table, "config")?;
-        let flow = Flow::from_json_parts(&model.state.architecture, model.state.params.clone())?;
-        for f in plots::training_figures(&model.metrics, &target, &flow, dir, "train")? {
+        let sampler = Sampler::from_parts(&model.state.architecture, model.state.params.clone(), &target)?;
+        for f in plots::training_figures(&model.metrics, &target, sampler.flow(), dir, "train")? {
             if !args.quiet {
                 emit(&format!("figure: {}", f.display()));
             }
@@ -526,29 +541,17 @@ fn train_on(
     dist: &Dist,
 ) -> Result<TrainSummary> {
     let target = RunTarget::from_table(table, "config")?;
-    let flow_cfg = c.flow.clone().unwrap_or_else(|| default_flow(&target));
-    let flow = flow_cfg
-        .build(Seed::new(c.seed))
-        .map_err(|e| anyhow::anyhow!("flow.{e}"))?;
-    if flow.dim() != target.as_target().dim() {
-        bail!(
-            "flow.shape {:?} does not match the target's {} sites",
-            flow_cfg.shape,
-            target.as_target().dim()
-        );
-    }
+    let model = ModelConfig::from_section(c.flow.as_ref(), &target)?;
     let (train_data, held_out) = load_data(c, &target)?;
     let data = TrainData {
         train: train_data,
         held_out,
         modes: target.modes(),
     };
-    let par = Par::default();
-    let mut trainer = Trainer::new(&c.train, flow, target.as_target(), data, par)?;
+    let mut trainer = ModelTrainer::new(&model, c, &target, data, Par::default(), dist)?;
+    // The resolved architecture, so the stored config rebuilds this model.
     let mut stored_table = table.clone();
-    if c.flow.is_none() {
-        stored_table.insert("flow".into(), toml::Value::try_from(&flow_cfg)?);
-    }
+    stored_table.insert("flow".into(), model.to_section()?);
     let config_text = toml::to_string(&stored_table)?;
     let writer = match resumed {
         Some((mut w, saved)) => {
@@ -562,7 +565,7 @@ fn train_on(
             state.adam.m = saved.adam_m;
             state.adam.v = saved.adam_v;
             state.adam.step = saved.adam_step;
-            trainer.restore(state)?;
+            trainer.as_loop_mut().restore(state)?;
             Some(w)
         }
         None if dist.is_root() => {
@@ -576,13 +579,13 @@ fn train_on(
     };
     let mut writer = writer;
     let steps = c.train.steps;
-    let pb = progress::bar(steps.saturating_sub(trainer.step_index()), "train");
+    let pb = progress::bar(steps.saturating_sub(trainer.as_loop().step_index()), "train");
     if quiet {
         pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let start = Instant::now();
-    let architecture = trainer.flow().architecture_json().context("flow has no architecture")?;
-    let save = |trainer: &Trainer<'_>, writer: &mut ModelWriter| -> Result<()> {
+    let architecture = model.to_json()?;
+    let save = |trainer: &dyn TrainLoop, writer: &mut ModelWriter| -> Result<()> {
         let st = trainer.state();
         // Counters only: parameters and moments are stored as datasets, and
         // the last step's report (with NaN parts) is not needed to resume.
@@ -615,7 +618,7 @@ fn train_on(
         writer.save(&ms)?;
         write_csv(&csv_path(out), writer.metrics())
     };
-    let record = |trainer: &Trainer<'_>, writer: &mut ModelWriter| -> MetricsRecord {
+    let record = |trainer: &dyn TrainLoop, writer: &mut ModelWriter| -> MetricsRecord {
         let m = trainer.metrics();
         for (name, v) in metric_values(&m) {
             writer.push_metric(&name, v);
@@ -624,24 +627,19 @@ fn train_on(
     };
     let mut last = None;
     if let Some(w) = writer.as_mut() {
-        if trainer.step_index() == 0 && w.metrics().is_empty() {
-            last = Some(record(&trainer, w));
+        if trainer.as_loop().step_index() == 0 && w.metrics().is_empty() {
+            last = Some(record(trainer.as_loop(), w));
         }
     }
     // Rank 0's checkpoint write, agreed on by all ranks.
-    let save_all = |trainer: &Trainer<'_>, writer: &mut Option<ModelWriter>| -> Result<()> {
+    let save_all = |trainer: &dyn TrainLoop, writer: &mut Option<ModelWriter>| -> Result<()> {
         dist.agree(match writer.as_mut() {
             Some(w) => save(trainer, w),
             None => Ok(()),
         })
     };
-    let mut exchange = dist;
-    while trainer.step_index() < steps {
-        let outcome = if dist.is_parallel() {
-            trainer.step_sharded(&mut exchange)
-        } else {
-            trainer.step()
-        };
+    while trainer.as_loop().step_index() < steps {
+        let outcome = trainer.step(dist);
         match outcome {
             Ok(StepOutcome::Accepted(r)) => {
                 pb.set_message(format!("loss {:.4} ess {:.3}", r.loss, r.batch_ess));
@@ -655,24 +653,24 @@ fn train_on(
             }
             Err(e) => {
                 pb.abandon();
-                save_all(&trainer, &mut writer)?;
+                save_all(trainer.as_loop(), &mut writer)?;
                 return Err(anyhow::Error::from(e).context(format!("{}: last good checkpoint kept", out.display())));
             }
         }
         pb.inc(1);
-        let t = trainer.step_index();
+        let t = trainer.as_loop().step_index();
         if t % c.train.metrics_every == 0 || t == steps {
             if let Some(w) = writer.as_mut() {
-                let m = record(&trainer, w);
+                let m = record(trainer.as_loop(), w);
                 pb.set_message(format!("loss {:.4} ess {:.3} acc {:.3}", m.loss, m.ess, m.acceptance));
                 last = Some(m);
             }
         }
         if t % c.checkpoint_every == 0 || t == steps {
-            save_all(&trainer, &mut writer)?;
+            save_all(trainer.as_loop(), &mut writer)?;
         }
         if dist.any(interrupt::requested() || simulated_stop(t)) && t < steps {
-            save_all(&trainer, &mut writer)?;
+            save_all(trainer.as_loop(), &mut writer)?;
             pb.abandon();
             return Err(Interrupted(format!(
                 "interrupted at step {t} of {steps}; checkpoint in {}; continue with --resume",
@@ -682,16 +680,82 @@ fn train_on(
         }
     }
     pb.finish_and_clear();
-    save_all(&trainer, &mut writer)?;
+    save_all(trainer.as_loop(), &mut writer)?;
     if dist.is_parallel() {
-        check_same_params(dist, trainer.flow().params())?;
+        check_same_params(dist, trainer.as_loop().params())?;
     }
-    let last = last.unwrap_or_else(|| trainer.metrics());
+    let last = last.unwrap_or_else(|| trainer.as_loop().metrics());
     Ok(TrainSummary {
         last,
         seconds: start.elapsed().as_secs_f64(),
-        rejections: trainer.total_rejections(),
+        rejections: trainer.as_loop().total_rejections(),
     })
+}
+
+/// The trainer of a run's model: a flow ([`Trainer`], data-parallel over
+/// MPI ranks) or an SNF ([`SnfTrainer`], one process).
+enum ModelTrainer<'a> {
+    Flow(Box<Trainer<'a>>),
+    Snf(Box<SnfTrainer<'a, RunTarget>>),
+}
+
+impl<'a> ModelTrainer<'a> {
+    fn new(
+        model: &ModelConfig,
+        c: &TrainRunConfig,
+        target: &'a RunTarget,
+        data: TrainData<'a>,
+        par: Par,
+        dist: &Dist,
+    ) -> Result<Self> {
+        Ok(match model {
+            ModelConfig::Flow(cfg) => {
+                let flow = cfg.build(Seed::new(c.seed)).map_err(|e| anyhow::anyhow!("flow.{e}"))?;
+                if flow.dim() != target.as_target().dim() {
+                    bail!(
+                        "flow.shape {:?} does not match the target's {} sites",
+                        cfg.shape,
+                        target.as_target().dim()
+                    );
+                }
+                ModelTrainer::Flow(Box::new(Trainer::new(&c.train, flow, target.as_target(), data, par)?))
+            }
+            ModelConfig::Snf(cfg) => {
+                if dist.is_parallel() {
+                    bail!("training a stochastic normalizing flow is not distributed over MPI ranks yet: run it with one process");
+                }
+                let snf = cfg
+                    .build(target.clone(), Seed::new(c.seed))
+                    .map_err(crate::model::snf_error)?;
+                ModelTrainer::Snf(Box::new(SnfTrainer::new(&c.train, snf, data, par)?))
+            }
+        })
+    }
+
+    fn as_loop(&self) -> &dyn TrainLoop {
+        match self {
+            ModelTrainer::Flow(t) => t.as_ref(),
+            ModelTrainer::Snf(t) => t.as_ref(),
+        }
+    }
+
+    fn as_loop_mut(&mut self) -> &mut dyn TrainLoop {
+        match self {
+            ModelTrainer::Flow(t) => t.as_mut(),
+            ModelTrainer::Snf(t) => t.as_mut(),
+        }
+    }
+
+    /// One step; a flow on several ranks shares the batch among them.
+    fn step(&mut self, dist: &Dist) -> Result<StepOutcome, fieldflow_losses::TrainError> {
+        match self {
+            ModelTrainer::Flow(t) if dist.is_parallel() => {
+                let mut exchange = dist;
+                t.step_sharded(&mut exchange)
+            }
+            other => other.as_loop_mut().step(),
+        }
+    }
 }
 
 /// Checks that every rank ended with rank 0's parameters, bit for bit
