@@ -6,20 +6,7 @@ use fieldflow_io::ModelFile;
 use std::path::Path;
 
 mod common;
-use common::{fieldflow, ok};
-
-fn rows(json: &str) -> Vec<serde_json::Value> {
-    let v: serde_json::Value = serde_json::from_str(json).unwrap();
-    v[0]["rows"].as_array().unwrap().clone()
-}
-
-fn value_error(rows: &[serde_json::Value], name: &str) -> (f64, f64) {
-    let r = rows
-        .iter()
-        .find(|r| r["observable"] == name)
-        .unwrap_or_else(|| panic!("{name} missing"));
-    (r["value"].as_f64().unwrap(), r["error"].as_f64().unwrap())
-}
+use common::{fieldflow, ok, rows, value_error};
 
 const MOG: &str = "seed = 3\n[target]\nkind = \"mog4\"\n[data]\nexact = true\nn_train = 500\nn_heldout = 500\n\
 [train]\nloss = { preset = \"fkl\" }\nbatch_size = 128\nsteps = 60\nlr = 3e-3\nmetrics_every = 20\n";

@@ -8,7 +8,7 @@ use fieldflow_targets::{DoubleWell, Modes};
 use std::path::Path;
 
 mod common;
-use common::{fails, fieldflow, ok};
+use common::{fails, fieldflow, ok, rows, value_error};
 
 /// Double well (REFERENCE §3: a = −0.5, b = −6, c = 1), default MLP
 /// couplings split around a MALA block and a random-walk Metropolis block.
@@ -16,19 +16,6 @@ const SNF: &str = "seed = 5\ncheckpoint_every = 10\n[target]\nkind = \"double_we
 [flow]\nstages = [\n  { flow = { n_layers = 2 } },\n  { langevin = { steps = 4, eps = 0.02, mala = true } },\n\
   { flow = { n_layers = 2 } },\n  { metropolis = { steps = 3, width = 0.4 } },\n]\n\
 [train]\nloss = { w_fkl = 1.0, w_rkl = 1.0 }\nbatch_size = 64\nsteps = 40\nlr = 3e-3\nmetrics_every = 10\n";
-
-fn rows(json: &str) -> Vec<serde_json::Value> {
-    let v: serde_json::Value = serde_json::from_str(json).unwrap();
-    v[0]["rows"].as_array().unwrap().clone()
-}
-
-fn value_error(rows: &[serde_json::Value], name: &str) -> (f64, f64) {
-    let r = rows
-        .iter()
-        .find(|r| r["observable"] == name)
-        .unwrap_or_else(|| panic!("{name} missing"));
-    (r["value"].as_f64().unwrap(), r["error"].as_f64().unwrap())
-}
 
 #[test]
 fn snf_trains_samples_exactly_and_resumes_bit_identically() {

@@ -551,14 +551,9 @@ mod tests {
         worst
     }
 
-    #[test]
-    fn hessian_vector_products_match_score_differences() {
-        hvp_error_near_between_and_far(&GaussianMixture::mog4(), 5.0, 100);
-        hvp_error_near_between_and_far(&GaussianMixture::mog8(), 8.0, 200);
-        hvp_error_near_between_and_far(&GaussianMixture::two_modes(16).unwrap(), 0.6, 300);
-        hvp_error_near_between_and_far(&GaussianMixture::two_modes(2).unwrap(), 0.6, 350);
-        hvp_error_near_between_and_far(&general(), 1.5, 400);
-        let t = GaussianMixture::new(
+    /// Two 2D components, one with a full and one with an isotropic covariance.
+    fn full_and_isotropic() -> GaussianMixture {
+        GaussianMixture::new(
             vec![array![0.0, 1.0], array![2.0, -1.0]],
             vec![
                 Covariance::Full(array![[1.0, 0.7], [0.7, 1.0]]),
@@ -566,7 +561,17 @@ mod tests {
             ],
             vec![0.25, 0.75],
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn hessian_vector_products_match_score_differences() {
+        hvp_error_near_between_and_far(&GaussianMixture::mog4(), 5.0, 100);
+        hvp_error_near_between_and_far(&GaussianMixture::mog8(), 8.0, 200);
+        hvp_error_near_between_and_far(&GaussianMixture::two_modes(16).unwrap(), 0.6, 300);
+        hvp_error_near_between_and_far(&GaussianMixture::two_modes(2).unwrap(), 0.6, 350);
+        hvp_error_near_between_and_far(&general(), 1.5, 400);
+        let t = full_and_isotropic();
         hvp_error_near_between_and_far(&t, 1.5, 500);
         // On the boundary between the two modes (r = ½, ½: x = t𝟙 with
         // t = ⅓ + σ² ln 2/(2d)), where the score-covariance term is largest.
@@ -603,15 +608,7 @@ mod tests {
         let t = GaussianMixture::mog8();
         let grid = grid_log_z_2d(&t, (-16.0, 16.0), (-16.0, 16.0), 0.05);
         assert!(grid.abs() < 1e-9, "grid log Z = {grid}");
-        let t = GaussianMixture::new(
-            vec![array![0.0, 1.0], array![2.0, -1.0]],
-            vec![
-                Covariance::Full(array![[1.0, 0.7], [0.7, 1.0]]),
-                Covariance::Isotropic(0.3),
-            ],
-            vec![0.25, 0.75],
-        )
-        .unwrap();
+        let t = full_and_isotropic();
         let grid = grid_log_z_2d(&t, (-9.0, 9.0), (-9.0, 9.0), 0.03);
         assert!(grid.abs() < 1e-9, "grid log Z = {grid}");
     }

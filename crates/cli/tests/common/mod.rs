@@ -43,3 +43,18 @@ pub fn fails(args: &[&str], needle: &str) {
         "{args:?}: error is not one line: {err}"
     );
 }
+
+/// The rows of the first table of `analyze --json` output.
+pub fn rows(json: &str) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v[0]["rows"].as_array().unwrap().clone()
+}
+
+/// (value, error) of observable `name` in `rows`.
+pub fn value_error(rows: &[serde_json::Value], name: &str) -> (f64, f64) {
+    let r = rows
+        .iter()
+        .find(|r| r["observable"] == name)
+        .unwrap_or_else(|| panic!("{name} missing"));
+    (r["value"].as_f64().unwrap(), r["error"].as_f64().unwrap())
+}
