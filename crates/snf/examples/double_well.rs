@@ -1,10 +1,10 @@
 //! RealNVP vs RealNVP + Langevin blocks on the double well (see
 //! `fieldflow_snf::experiment`). Usage:
 //! `cargo run --release -p fieldflow-snf --example double_well -- [train_steps] [ml_weight] [kl_weight] [target]
-//! [--layers=N] [--hidden=a,b]`;
+//! [--layers=N] [--hidden=a,b] [--seed=N]`;
 //! `target` puts every Langevin block at λ = 1; `--layers` (even) and
 //! `--hidden` change the coupling architecture shared by both models
-//! (default 8 layers, hidden 32,32).
+//! (default 8 layers, hidden 32,32); `--seed` the master seed (default 1).
 
 use fieldflow_snf::experiment::{run_double_well_experiment, ExperimentConfig};
 
@@ -15,13 +15,14 @@ fn main() {
     for f in flags {
         match f.split_once('=') {
             Some(("--layers", v)) => cfg.n_layers = v.parse().expect("--layers=N: an even integer"),
+            Some(("--seed", v)) => cfg.seed = v.parse().expect("--seed=N: an integer"),
             Some(("--hidden", v)) => {
                 cfg.hidden = v
                     .split(',')
                     .map(|h| h.parse().expect("--hidden=a,b: integers"))
                     .collect()
             }
-            _ => panic!("unknown flag {f} (expected --layers=N or --hidden=a,b)"),
+            _ => panic!("unknown flag {f} (expected --layers=N, --hidden=a,b or --seed=N)"),
         }
     }
     if let Some(s) = args.first() {

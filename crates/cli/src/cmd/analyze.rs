@@ -378,7 +378,7 @@ pub fn render_table(a: &FileAnalysis) -> String {
 }
 
 /// Observables common to several files, one column per file:
-/// value ± error [τ_int].
+/// value ± error \[τ_int\].
 pub fn side_by_side(analyses: &[FileAnalysis]) -> String {
     let names: Vec<String> = analyses
         .iter()
