@@ -170,6 +170,19 @@ fn free_field_flow_pipeline_is_exact_and_resumes_bit_identically() {
     );
     assert_eq!(x.configs().unwrap(), y.configs().unwrap());
     assert_eq!(x.series("log_w").unwrap(), y.series("log_w").unwrap());
+    // The sample file names its model by fingerprint; a model that changed
+    // between the interruption and the resume is refused.
+    let fp = ModelFile::read(p("straight.h5")).unwrap().state.fingerprint();
+    assert_eq!(
+        x.header().extra.get("model_fingerprint"),
+        Some(&fieldflow_io::AttrValue::Str(fp))
+    );
+    let s4 = p("s4.h5");
+    let args4: Vec<&str> = args.iter().map(|a| if *a == s2 { s4.as_str() } else { a }).collect();
+    let out = fieldflow(&args4, &[("FIELDFLOW_STOP_AFTER_BLOCKS", "1")]);
+    assert_eq!(out.status.code(), Some(130));
+    ok(&["train", "--resume", "--steps", "45", "--out", &p("straight.h5"), "-q"]);
+    common::fails(&["sample", "--resume", "--out", &s4], "the model changed");
 }
 
 #[test]

@@ -54,6 +54,33 @@ pub struct ModelState {
     pub rng_state: Vec<u64>,
 }
 
+impl ModelState {
+    /// A fingerprint of the model itself — the architecture text and the
+    /// parameters' bits, not the optimizer state — as `fnv1a64:` + 16 hex
+    /// digits (64-bit FNV-1a: stable across platforms and Rust versions).
+    /// Sample files record it, so a file names the exact model that made it
+    /// and a resume can refuse a model that changed in between.
+    ///
+    /// ```
+    /// # use fieldflow_io::ModelState;
+    /// let mut m = ModelState { architecture: "{}".into(), params: vec![1.0, 2.0], adam_m: vec![],
+    ///                          adam_v: vec![], adam_step: 0, rng_state: vec![] };
+    /// let a = m.fingerprint();
+    /// m.params[1] = 2.0 + 1e-15;
+    /// assert!(a.starts_with("fnv1a64:") && a != m.fingerprint());
+    /// ```
+    pub fn fingerprint(&self) -> String {
+        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let bytes = self
+            .architecture
+            .bytes()
+            .chain(self.params.iter().flat_map(|p| p.to_le_bytes()));
+        let h = bytes.fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+        format!("fnv1a64:{h:016x}")
+    }
+}
+
 /// A whole model file in memory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelFile {

@@ -27,7 +27,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use fieldflow_core::{Par, Proposal, Rng, Seed};
 use fieldflow_imh::{importance_sample, ImhBuffers, ImhChain, ImhConfig, ImhState, LocalKernel, RandomWalk};
-use fieldflow_io::{EnsembleSpec, EnsembleWriter, FileKind, Header, ModelFile, SeriesSpec};
+use fieldflow_io::{AttrValue, EnsembleSpec, EnsembleWriter, FileKind, Header, ModelFile, SeriesSpec};
 use fieldflow_lattice::metropolis::sweep;
 use fieldflow_lattice::{Metropolis, MetropolisConfig, Phi4};
 use ndarray::{Array2, Array3};
@@ -153,6 +153,8 @@ pub struct Model {
     pub target: RunTarget,
     /// The model's stored config (TOML).
     pub config: toml::Table,
+    /// [`fieldflow_io::ModelState::fingerprint`] of the model file.
+    pub fingerprint: String,
 }
 
 /// Loads the model file of `c` (model from architecture + parameters,
@@ -187,6 +189,7 @@ pub fn load_model(c: &SampleConfig) -> Result<Model> {
         sampler,
         target,
         config,
+        fingerprint: file.state.fingerprint(),
     })
 }
 
@@ -265,6 +268,16 @@ pub fn run(args: SampleArgs) -> Result<()> {
         t.remove("target");
         let c: SampleConfig = config::parse(&t, "stored sample")?;
         let model = load_model(&c)?;
+        if let Some(AttrValue::Str(stored)) = resumed.header.extra.get("model_fingerprint") {
+            if *stored != model.fingerprint {
+                bail!(
+                    "{}: the model changed since this run started (fingerprint {stored}, now {}); \
+                     resuming would mix two models: start a new run",
+                    c.model,
+                    model.fingerprint
+                );
+            }
+        }
         (writer, c, resumed.checkpoint.map(|cp| cp.chains), model)
     } else {
         let c = resolve(&args)?;
@@ -300,7 +313,8 @@ fn header(c: &SampleConfig, model: &Model) -> Result<Header> {
         model.target.as_target().describe(),
     )
     .with_attr("method", c.method.as_str())
-    .with_attr("model", c.model.as_str()))
+    .with_attr("model", c.model.as_str())
+    .with_attr("model_fingerprint", model.fingerprint.as_str()))
 }
 
 fn spec(c: &SampleConfig, model: &Model) -> EnsembleSpec {
