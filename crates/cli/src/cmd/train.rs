@@ -407,22 +407,28 @@ pub struct TrainSummary {
     pub seconds: f64,
     /// Rejected steps.
     pub rejections: u64,
+    /// Whether the model is an SNF (its loss parts are path ML / path KL and
+    /// its NLL the path NLL, an upper bound).
+    pub snf: bool,
 }
 
 impl TrainSummary {
     /// The lines printed at the end of a run (`note` follows the file name).
     pub fn render(&self, out: &Path, note: &str) -> String {
         let m = &self.last;
+        let parts = if self.snf {
+            format!("path ML {:.4}, path KL {:.4}", m.fkl, m.rkl)
+        } else {
+            format!("fkl {:.4}, rkl {:.4}, sm {:.4}", m.fkl, m.rkl, m.sm)
+        };
+        let nll_note = if self.snf { " (path NLL, an upper bound)" } else { "" };
         format!(
-            "wrote {}{note}\nsteps             {}\nloss              {:.5} (fkl {:.4}, rkl {:.4}, sm {:.4})\n\
-             ESS               {:.4}\nIMH acceptance    {:.4}\nheld-out NLL      {:.4}\nrejected steps    {}\n\
-             time              {:.1} s",
+            "wrote {}{note}\nsteps             {}\nloss              {:.5} ({parts})\n\
+             ESS               {:.4}\nIMH acceptance    {:.4}\nheld-out NLL      {:.4}{nll_note}\n\
+             rejected steps    {}\ntime              {:.1} s",
             out.display(),
             m.step,
             m.loss,
-            m.fkl,
-            m.rkl,
-            m.sm,
             m.ess,
             m.acceptance,
             m.nll,
@@ -689,6 +695,7 @@ fn train_on(
         last,
         seconds: start.elapsed().as_secs_f64(),
         rejections: trainer.as_loop().total_rejections(),
+        snf: matches!(trainer, ModelTrainer::Snf(_)),
     })
 }
 
