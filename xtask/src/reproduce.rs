@@ -18,11 +18,13 @@
 //! Every stage's output is kept (`ensembles/`, `models/`, `samples/`,
 //! `configs/`, `logs/`) and reused by a later invocation when its resolved
 //! config and inputs are unchanged (`--force` reruns everything). Tables
-//! (Markdown and CSV) and `summary.md` go to the results folder. Errors over
-//! seeds are standard errors of the mean (sample std / √n).
+//! (Markdown and CSV), SVG figures (fieldflow-plot, from the same records as
+//! the tables) and `summary.md` go to the results folder. Errors over seeds
+//! are standard errors of the mean (sample std / √n).
 
 use crate::{run_cmd, workspace_root};
 use anyhow::{bail, Context, Result};
+use fieldflow_plot::{Figure, Series};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -406,6 +408,25 @@ impl Runner {
         Ok(())
     }
 
+    /// Saves `fig` as `name`.svg in the results folder and links it (with
+    /// `alt` text) at the end of the last section. A figure without data is
+    /// skipped; a figure that cannot be written only warns (the tables stand).
+    fn figure(&mut self, name: &str, alt: &str, mut fig: Figure) {
+        if fig.series.iter().all(|s| s.data.is_empty()) {
+            eprintln!("reproduce: figure {name}.svg skipped (no data)");
+            return;
+        }
+        legend_room(&mut fig);
+        let file = format!("{name}.svg");
+        if let Err(e) = fig.save(&self.out.join(&file)) {
+            eprintln!("reproduce: warning: {e:#}");
+            return;
+        }
+        if let Some((_, body)) = self.sections.last_mut() {
+            let _ = writeln!(body, "\n![{alt}]({file})");
+        }
+    }
+
     fn steps_override(text: &str, steps: Option<u64>) -> String {
         let Some(s) = steps else { return text.to_string() };
         let mut t = set_key(text, "train", "steps", &s.to_string());
@@ -533,6 +554,26 @@ impl Runner {
             ),
             &t,
         )?;
+        let mut fig = Figure::new(
+            &format!("{}: IMH mode weights", mix.to_uppercase()),
+            "mode index",
+            "IMH mode weight (mean ± s.e. over seeds)",
+        );
+        let variants = variants_of(&records);
+        for (i, v) in variants.iter().enumerate() {
+            // Side by side within a mode so that the error bars stay apart.
+            let dx = 0.08 * (i as f64 - (variants.len() - 1) as f64 / 2.0);
+            fig.series.push(Series::points(
+                *v,
+                (0..n_modes).filter_map(|k| {
+                    let (m, e) = stat(&records, v, &format!("imh_mode_{k}"))?;
+                    Some((k as f64 + dx, m, e))
+                }),
+            ));
+        }
+        let exact = (0..n_modes).filter_map(|k| Some((k as f64, stat(&records, "", &format!("true_mode_{k}"))?.0)));
+        fig.series.push(Series::line("exact", exact));
+        self.figure(&format!("modes_{mix}"), &format!("{mix} mode weights"), fig);
         // Annealed vs plain RKL.
         cols.retain(|(_, k)| *k != "nll");
         let ann: Vec<Record> = records
@@ -816,6 +857,37 @@ impl Runner {
              HMC τ in units of trajectories (Omelyan, 10 steps, length 1), IMH τ in proposals.",
             &tau,
         )?;
+        let mut fig = Figure::new(
+            "IMH vs HMC: τ_int of |M| (E1–E5)",
+            "L",
+            "log10 τ_int(|M|) (mean ± s.e. over seeds)",
+        );
+        // The tutorial set (L = 8 at other couplings) is left out.
+        let by_l: Vec<(f64, &[Record])> = loss_records
+            .iter()
+            .filter(|(set, _)| set != "tutorial")
+            .filter_map(|(set, rs)| Some((lattice_of(hmc_rows.get(set)).parse::<f64>().ok()?, rs.as_slice())))
+            .collect();
+        let log10 = |(m, e): (f64, f64)| (m > 0.0).then(|| (m.log10(), e / (m * std::f64::consts::LN_10)));
+        fig.series.push(Series::points(
+            "HMC",
+            by_l.iter().filter_map(|&(l, rs)| {
+                let (m, e) = log10(stat(rs, "", "hmc_tau_abs_M")?)?;
+                Some((l, m, e))
+            }),
+        ));
+        for (i, loss) in LOSSES.iter().enumerate() {
+            let dx = 0.06 * (i as f64 + 1.0);
+            fig.series.push(Series::points(
+                format!("IMH ({loss})"),
+                by_l.iter().filter_map(|&(l, rs)| {
+                    let (m, e) = log10(stat(rs, loss, "imh_tau_abs_M")?)?;
+                    Some((l + dx, m, e))
+                }),
+            ));
+        }
+        fig.series.retain(|s| !s.data.is_empty());
+        self.figure("tau_vs_L", "τ_int vs L", fig);
         // Training-set size sweep on the tutorial set.
         let (ens, ens_id) = self.ensemble("tutorial")?;
         let total = hmc_rows
@@ -886,6 +958,22 @@ impl Runner {
             &note,
             &t,
         )?;
+        for (name, key, y_label) in [
+            ("sweep_phi4", "nll", "held-out NLL (mean ± s.e. over seeds)"),
+            ("sweep_phi4_ess", "ess", "ESS (mean ± s.e. over seeds)"),
+        ] {
+            let mut fig = Figure::new("φ⁴ tutorial: training-set size sweep", "log10 n_train", y_label);
+            for (i, loss) in ["scorenf", "fkl"].iter().enumerate() {
+                fig.series.push(Series::points(
+                    *loss,
+                    self.scale.sweep.iter().filter_map(|&n| {
+                        let (m, e) = stat(&sweep, &format!("{loss} n_train={n}"), key)?;
+                        Some(((n as f64).log10() + 0.02 * i as f64, m, e))
+                    }),
+                ));
+            }
+            self.figure(name, &format!("sweep: {key} vs n_train"), fig);
+        }
         Ok(())
     }
 
@@ -971,6 +1059,27 @@ impl Runner {
             "SNF double well (arXiv 2002.06707): RealNVP vs RealNVP + Langevin blocks".into(),
             md,
         ));
+        let x_label = capacities
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| format!("{i}: {c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut fig = Figure::new(
+            "SNF double well: ESS per coupling capacity",
+            &format!("capacity ({x_label})"),
+            "ESS (mean ± s.e. over seeds)",
+        );
+        for (j, model) in ["RealNVP", "RealNVP + Langevin"].iter().enumerate() {
+            fig.series.push(Series::points(
+                *model,
+                capacities.iter().enumerate().filter_map(|(i, (c, _))| {
+                    let (m, e) = stat(&records, &format!("{c}, {model}"), "ess")?;
+                    Some((i as f64 + 0.05 * j as f64, m, e))
+                }),
+            ));
+        }
+        self.figure("snf", "SNF ESS per capacity", fig);
         Ok(())
     }
 
@@ -1029,13 +1138,7 @@ impl Table {
             header: h,
             rows: vec![],
         };
-        let mut variants: Vec<&str> = vec![];
-        for r in records {
-            if !variants.contains(&r.variant.as_str()) {
-                variants.push(&r.variant);
-            }
-        }
-        for v in variants {
+        for v in variants_of(records) {
             let sel: Vec<&Record> = records.iter().filter(|r| r.variant == v).collect();
             let mut row = vec![v.to_string(), sel.len().to_string()];
             for (_, key) in cols {
@@ -1066,6 +1169,52 @@ impl Table {
         }
         s
     }
+}
+
+/// Fixes the y range so that the data stay below the legend (upper right, about
+/// 0.05 of the height per entry).
+fn legend_room(fig: &mut Figure) {
+    let (lo, hi) = fig
+        .series
+        .iter()
+        .flat_map(|s| &s.data)
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .map(|p| {
+            if p.2.is_finite() {
+                (p.1 - p.2, p.1 + p.2)
+            } else {
+                (p.1, p.1)
+            }
+        })
+        .fold((f64::MAX, f64::MIN), |(a, b), (l, h)| (a.min(l), b.max(h)));
+    if lo > hi {
+        return;
+    }
+    let span = if hi > lo { hi - lo } else { lo.abs().max(1.0) };
+    let legend = 0.05 * (fig.series.len() + 1) as f64 + 0.05;
+    fig.y_range = Some((lo - 0.05 * span, hi + span * legend / (1.0 - legend)));
+}
+
+/// The records' variants in order of first appearance.
+fn variants_of(records: &[Record]) -> Vec<&str> {
+    let mut variants: Vec<&str> = vec![];
+    for r in records {
+        if !variants.contains(&r.variant.as_str()) {
+            variants.push(&r.variant);
+        }
+    }
+    variants
+}
+
+/// Mean and standard error over seeds of `key` in the records of `variant`
+/// (all records for ""), as in the tables; None without a finite value.
+fn stat(records: &[Record], variant: &str, key: &str) -> Option<(f64, f64)> {
+    let xs: Vec<f64> = records
+        .iter()
+        .filter(|r| variant.is_empty() || r.variant == variant)
+        .map(|r| r.values.get(key).copied().unwrap_or(f64::NAN))
+        .collect();
+    mean_err(&xs).map(|(m, e, _)| (m, e))
 }
 
 fn csv_cell(c: &str) -> String {
@@ -1166,22 +1315,31 @@ fn fmt_pm(v: f64, e: f64) -> String {
     format!("{v:.digits$} ± {e:.digits$}")
 }
 
-/// Mean ± standard error over the finite entries (notes how many were not finite).
-fn mean_se(xs: &[f64]) -> String {
+/// Mean, standard error (sample std / √n; 0 for one entry) and count of the
+/// finite entries; None if there are none.
+fn mean_err(xs: &[f64]) -> Option<(f64, f64, usize)> {
     let f: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
     if f.is_empty() {
-        return "—".into();
+        return None;
     }
     let n = f.len() as f64;
     let m = f.iter().sum::<f64>() / n;
-    let s = if f.len() > 1 {
-        let var = f.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
-        fmt_pm(m, (var / n).sqrt())
+    let var = if f.len() > 1 {
+        f.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
     } else {
-        fmt_num(m)
+        0.0
     };
-    if f.len() < xs.len() {
-        format!("{s} ({}/{} finite)", f.len(), xs.len())
+    Some((m, (var / n).sqrt(), f.len()))
+}
+
+/// Mean ± standard error over the finite entries (notes how many were not finite).
+fn mean_se(xs: &[f64]) -> String {
+    let Some((m, e, n)) = mean_err(xs) else {
+        return "—".into();
+    };
+    let s = if n > 1 { fmt_pm(m, e) } else { fmt_num(m) };
+    if n < xs.len() {
+        format!("{s} ({n}/{} finite)", xs.len())
     } else {
         s
     }
@@ -1542,5 +1700,22 @@ mod tests {
         assert_eq!(mean_se(&[0.5]), "0.5000");
         assert_eq!(mean_se(&[f64::NAN]), "—");
         assert!(mean_se(&[1.0, f64::NAN]).ends_with("(1/2 finite)"));
+        assert_eq!(mean_err(&[1.0, 3.0, f64::NAN]), Some((2.0, 1.0, 2)));
+        assert_eq!(mean_err(&[f64::NAN]), None);
+    }
+
+    #[test]
+    fn stat_aggregates_a_variant_over_seeds() {
+        let rec = |variant: &str, seed, v: f64| Record {
+            variant: variant.into(),
+            seed,
+            values: [("ess".to_string(), v)].into_iter().collect(),
+        };
+        let rs = [rec("a", 1, 1.0), rec("a", 2, 3.0), rec("b", 1, 10.0)];
+        assert_eq!(stat(&rs, "a", "ess"), Some((2.0, 1.0)));
+        assert_eq!(stat(&rs, "b", "ess"), Some((10.0, 0.0)));
+        assert_eq!(stat(&rs, "c", "ess"), None);
+        assert_eq!(stat(&rs, "a", "nll"), None);
+        assert_eq!(variants_of(&rs), ["a", "b"]);
     }
 }
