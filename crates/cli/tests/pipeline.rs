@@ -45,11 +45,7 @@ fn mog4_imh_and_importance_sampling_recover_the_exact_mode_weights() {
             "-q",
         ]);
         let r = rows(&ok(&["analyze", &s, "--json"]));
-        for (k, w) in [0.1, 0.2, 0.3, 0.4].iter().enumerate() {
-            let (v, e) = value_error(&r, &format!("mode_{k}"));
-            assert!(e > 0.0 && e < 0.02, "{method}: mode {k}: error {e}");
-            assert!((v - w).abs() < 4.0 * e, "{method}: mode {k}: {v} ± {e} vs {w}");
-        }
+        common::assert_mode_weights(method, &r, &[0.1, 0.2, 0.3, 0.4], 0.02);
         // Mixture mean: Σ w_k μ_k = (0.8, 1.6).
         let (x0, e0) = value_error(&r, "x0");
         assert!((x0 - 0.8).abs() < 4.0 * e0, "{method}: <x0> = {x0} ± {e0}");

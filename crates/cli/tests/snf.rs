@@ -8,7 +8,7 @@ use fieldflow_targets::{DoubleWell, Modes};
 use std::path::Path;
 
 mod common;
-use common::{fails, fieldflow, ok, rows, value_error};
+use common::{assert_mode_weights, fails, fieldflow, ok, rows};
 
 /// Double well (REFERENCE §3: a = −0.5, b = −6, c = 1), default MLP
 /// couplings split around a MALA block and a random-walk Metropolis block.
@@ -61,11 +61,7 @@ fn snf_trains_samples_exactly_and_resumes_bit_identically() {
             "-q",
         ]);
         let r = rows(&ok(&["analyze", &s, "--json"]));
-        for (k, w) in truth.iter().enumerate() {
-            let (v, e) = value_error(&r, &format!("mode_{k}"));
-            assert!(e > 0.0 && e < 0.05, "{method}: mode {k}: error {e}");
-            assert!((v - w).abs() < 4.0 * e, "{method}: mode {k}: {v} ± {e} vs {w}");
-        }
+        assert_mode_weights(method, &r, &truth, 0.05);
     }
 
     // What an SNF cannot do: hybrid sampling (no log q of a moved state).

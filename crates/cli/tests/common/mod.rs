@@ -58,3 +58,13 @@ pub fn value_error(rows: &[serde_json::Value], name: &str) -> (f64, f64) {
         .unwrap_or_else(|| panic!("{name} missing"));
     (r["value"].as_f64().unwrap(), r["error"].as_f64().unwrap())
 }
+
+/// Asserts that the `mode_k` rows of `rows` match `truth` within 4σ, with
+/// errors in (0, `max_err`) (`what` names the run in messages).
+pub fn assert_mode_weights(what: &str, rows: &[serde_json::Value], truth: &[f64], max_err: f64) {
+    for (k, w) in truth.iter().enumerate() {
+        let (v, e) = value_error(rows, &format!("mode_{k}"));
+        assert!(e > 0.0 && e < max_err, "{what}: mode {k}: error {e}");
+        assert!((v - w).abs() < 4.0 * e, "{what}: mode {k}: {v} ± {e} vs {w}");
+    }
+}
