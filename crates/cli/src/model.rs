@@ -167,14 +167,6 @@ impl Sampler {
         })
     }
 
-    /// The flow, when the model is one.
-    pub fn flow(&self) -> Option<&Flow> {
-        match self {
-            Sampler::Flow(f) => Some(f),
-            Sampler::Snf(_) => None,
-        }
-    }
-
     /// Whether log q(x) of an arbitrary x is tractable (flows only).
     pub fn has_log_q(&self) -> bool {
         matches!(self, Sampler::Flow(_))

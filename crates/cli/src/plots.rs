@@ -91,12 +91,12 @@ pub fn analysis_figures(a: &FileAnalysis, dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Training curves (loss parts, ESS, acceptance, NLL vs step) and, for 2-D
-/// targets, the target density beside the flow density and a scatter of
-/// flow samples. Files are named `{prefix}_*.svg`.
+/// targets, the target density beside the flow density (flows only) and a
+/// scatter of the model's samples. Files are named `{prefix}_*.svg`.
 pub fn training_figures(
     metrics: &std::collections::BTreeMap<String, Vec<f64>>,
     target: &crate::target::RunTarget,
-    flow: Option<&fieldflow_flows::Flow>,
+    model: &crate::model::Sampler,
     dir: &Path,
     prefix: &str,
 ) -> Result<Vec<PathBuf>> {
@@ -130,17 +130,17 @@ pub fn training_figures(
             written.push(p);
         }
     }
-    if let (2, Some(flow)) = (target.as_target().dim(), flow) {
-        written.extend(density_figures(target.as_target(), flow, dir, prefix)?);
+    if target.as_target().dim() == 2 {
+        written.extend(density_figures(target.as_target(), model, dir, prefix)?);
     }
     Ok(written)
 }
 
-/// Heat maps of p̃ (normalized on the grid) and q on a common grid, and a
-/// scatter of flow samples.
+/// Heat maps of p̃ (normalized on the grid) and, for a flow, q on a common
+/// grid, and a scatter of the model's samples (an SNF's: ends of paths).
 fn density_figures(
     target: &dyn fieldflow_core::Target,
-    flow: &fieldflow_flows::Flow,
+    model: &crate::model::Sampler,
     dir: &Path,
     prefix: &str,
 ) -> Result<Vec<PathBuf>> {
@@ -149,7 +149,7 @@ fn density_figures(
     let n_draw = 2000;
     let mut xs = Array2::zeros((n_draw, 2));
     let mut lq = Array1::zeros(n_draw);
-    flow.draw_batch(Seed::new(12345), xs.view_mut(), lq.view_mut(), Par::default());
+    model.draw_batch(Seed::new(12345), xs.view_mut(), lq.view_mut(), Par::default());
     // Grid covering the flow samples and a margin.
     let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
     for r in xs.rows() {
@@ -172,14 +172,19 @@ fn density_figures(
     }
     let mut log_p = Array1::zeros(n * n);
     target.log_prob_batch(grid.view(), log_p.view_mut(), Par::default());
-    let mut log_q = Array1::zeros(n * n);
-    flow.log_q_batch(grid.view(), log_q.view_mut(), Par::default());
+    // The model's density where it is tractable (flows; an SNF's marginal is not).
+    let log_q = model.has_log_q().then(|| {
+        let mut log_q = Array1::zeros(n * n);
+        model.log_q_batch(grid.view(), log_q.view_mut(), Par::default());
+        log_q
+    });
     let mut written = vec![];
     let cell = [
         (hi[0] - lo[0] + 2.0 * pad[0]) / n as f64,
         (hi[1] - lo[1] + 2.0 * pad[1]) / n as f64,
     ];
-    for (what, values) in [("target_density", &log_p), ("flow_density", &log_q)] {
+    let maps = std::iter::once(("target_density", &log_p)).chain(log_q.as_ref().map(|q| ("flow_density", q)));
+    for (what, values) in maps {
         let max = values
             .iter()
             .copied()

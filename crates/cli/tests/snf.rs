@@ -22,8 +22,22 @@ fn snf_trains_samples_exactly_and_resumes_bit_identically() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n).display().to_string();
     std::fs::write(p("snf.toml"), SNF).unwrap();
-    let out = ok(&["train", "--config", &p("snf.toml"), "--out", &p("m.h5")]);
+    let out = ok(&[
+        "train",
+        "--config",
+        &p("snf.toml"),
+        "--out",
+        &p("m.h5"),
+        "--plots",
+        &p("figs"),
+    ]);
     assert!(out.contains("held-out NLL"), "{out}");
+    // Figures: curves, the target density and the SNF's samples; no q map
+    // (an SNF has no tractable marginal).
+    for f in ["train_loss", "train_target_density", "train_samples"] {
+        assert!(Path::new(&p(&format!("figs/{f}.svg"))).exists(), "{f}");
+    }
+    assert!(!Path::new(&p("figs/train_flow_density.svg")).exists());
     // The model file stores the SNF architecture (stages) and its config.
     let m = ModelFile::read(Path::new(&p("m.h5"))).unwrap();
     assert!(m.state.architecture.contains("\"stages\""), "{}", m.state.architecture);

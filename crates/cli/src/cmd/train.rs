@@ -505,7 +505,7 @@ fn run_single(args: TrainArgs) -> Result<()> {
         let model = fieldflow_io::ModelFile::read(&args.out)?;
         let target = RunTarget::from_table(&table, "config")?;
         let sampler = Sampler::from_parts(&model.state.architecture, model.state.params.clone(), &target)?;
-        for f in plots::training_figures(&model.metrics, &target, sampler.flow(), dir, "train")? {
+        for f in plots::training_figures(&model.metrics, &target, &sampler, dir, "train")? {
             if !args.quiet {
                 emit(&format!("figure: {}", f.display()));
             }
