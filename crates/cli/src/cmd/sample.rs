@@ -317,6 +317,25 @@ fn header(c: &SampleConfig, model: &Model) -> Result<Header> {
     .with_attr("model_fingerprint", model.fingerprint.as_str()))
 }
 
+/// The per-step series of one block, in the order `spec` declares them
+/// (docs/FORMATS.md): log p̃, log q, log w = log p̃ − log q, the IMH
+/// decision and the local acceptance.
+fn block_series(
+    log_p: Array2<f64>,
+    log_q: Array2<f64>,
+    log_w: Array2<f64>,
+    accepted: Array2<u8>,
+    local: Array2<f64>,
+) -> Vec<Series> {
+    vec![
+        Series::F64("log_p", log_p),
+        Series::F64("log_q", log_q),
+        Series::F64("log_w", log_w),
+        Series::U8("accepted", accepted),
+        Series::F64("local_acceptance", local),
+    ]
+}
+
 fn spec(c: &SampleConfig, model: &Model) -> EnsembleSpec {
     EnsembleSpec::new(c.chains as usize, model.target.shape())
         .with_series(SeriesSpec::f64("log_p"))
@@ -401,13 +420,7 @@ fn run_imh(
         Ok(BlockData {
             state: Array2::from_shape_fn((n_chains, dim), |(i, j)| states[i].x[j]),
             chains_json: serde_json::to_string(&states)?,
-            series: vec![
-                Series::F64("log_p", log_p),
-                Series::F64("log_q", log_q),
-                Series::F64("log_w", log_w),
-                Series::U8("accepted", accepted),
-                Series::F64("local_acceptance", local),
-            ],
+            series: block_series(log_p, log_q, log_w, accepted, local),
             configs,
         })
     };
@@ -460,13 +473,13 @@ fn run_is(
         Ok(BlockData {
             state: last,
             chains_json: "{}".into(),
-            series: vec![
-                Series::F64("log_p", log_p),
-                Series::F64("log_q", log_q),
-                Series::F64("log_w", log_w),
-                Series::U8("accepted", Array2::ones((n_chains, k))),
-                Series::F64("local_acceptance", Array2::from_elem((n_chains, k), f64::NAN)),
-            ],
+            series: block_series(
+                log_p,
+                log_q,
+                log_w,
+                Array2::ones((n_chains, k)),
+                Array2::from_elem((n_chains, k), f64::NAN),
+            ),
             configs,
         })
     };
@@ -643,13 +656,7 @@ fn run_chains_parallel(
                     &BlockData {
                         state,
                         chains_json,
-                        series: vec![
-                            Series::F64("log_p", log_p),
-                            Series::F64("log_q", log_q),
-                            Series::F64("log_w", log_w),
-                            Series::U8("accepted", accepted),
-                            Series::F64("local_acceptance", local),
-                        ],
+                        series: block_series(log_p, log_q, log_w, accepted, local),
                         configs,
                     },
                 )
