@@ -1,77 +1,88 @@
-//! The block loop shared by `generate` and `sample`: produce k steps for all
-//! chains, append them with the chains' checkpoint, flush, repeat; stop
-//! cleanly on Ctrl-C after a complete block.
+//! The block loop of `generate` and `sample`, serial or over MPI ranks: a
+//! [`BlockRun`] of the library with the run's [`Dist`] as its exchange, the
+//! output file as its sink (rank 0 only), Ctrl-C as its stop request and
+//! the progress bar as its observer of updates.
 
 use crate::interrupt::{self, Interrupted};
+use crate::mpi_dist::{pack_arrays, unpack_arrays, Dist};
 use anyhow::Result;
-use fieldflow_io::{Block, EnsembleWriter, SeriesView};
-use ndarray::{Array2, Array3};
+use fieldflow_core::run::{BlockChains, BlockObserver, BlockRun, BlockSink, ChainBlock, Exchange, RunError};
+use fieldflow_io::{EnsembleSpec, EnsembleWriter, SeriesSpec};
 
-/// A per-step series of a block, owned.
-pub enum Series {
-    /// f64 values `[chains, k]`.
-    F64(&'static str, Array2<f64>),
-    /// u8 values `[chains, k]`.
-    U8(&'static str, Array2<u8>),
+/// The file layout of a run whose blocks have the given series (name, is
+/// u8), in that order.
+pub fn ensemble_spec(n_chains: usize, shape: &[usize], series: &[(&str, bool)]) -> EnsembleSpec {
+    series.iter().fold(EnsembleSpec::new(n_chains, shape), |spec, &(name, u8)| {
+        spec.with_series(if u8 { SeriesSpec::u8(name) } else { SeriesSpec::f64(name) })
+    })
 }
 
-/// One block of output: k steps of every chain and the chains' state after it.
-pub struct BlockData {
-    /// Configurations `[chains, k, dim]`.
-    pub configs: Array3<f64>,
-    /// Named per-step series.
-    pub series: Vec<Series>,
-    /// Current configuration of every chain `[chains, dim]`.
-    pub state: Array2<f64>,
-    /// Everything else a resume needs, as JSON.
-    pub chains_json: String,
-}
-
-/// Appends one block (configurations, series, checkpoint) to the file.
-pub fn append_block(writer: &mut EnsembleWriter, data: &BlockData) -> Result<()> {
-    let views: Vec<(&str, SeriesView)> = data
-        .series
-        .iter()
-        .map(|s| match s {
-            Series::F64(name, a) => (*name, SeriesView::F64(a.view())),
-            Series::U8(name, a) => (*name, SeriesView::U8(a.view())),
-        })
-        .collect();
-    writer.append(&Block {
-        configs: data.configs.view(),
-        series: &views,
-        state: data.state.view(),
-        chains: &data.chains_json,
-    })?;
-    Ok(())
-}
-
-/// Appends blocks of at most `block` steps until the file holds `total`
-/// steps per chain; `produce(k)` makes the next k steps. After each block
-/// `after_block(steps_written)` may update a progress message.
-pub fn write_blocks(
-    writer: &mut EnsembleWriter,
-    total: usize,
-    block: usize,
-    mut produce: impl FnMut(usize) -> Result<BlockData>,
-    mut after_block: impl FnMut(usize),
-) -> Result<()> {
-    let mut blocks = 0;
-    while writer.n_cfg() < total {
-        let k = block.min(total - writer.n_cfg());
-        let data = produce(k)?;
-        append_block(writer, &data)?;
-        blocks += 1;
-        after_block(writer.n_cfg());
-        if (interrupt::requested() || interrupt::simulated(blocks)) && writer.n_cfg() < total {
-            return Err(Interrupted(format!(
-                "interrupted: {} of {} steps per chain saved in {}; continue with --resume",
-                writer.n_cfg(),
-                total,
-                writer.partial_path().display()
-            ))
-            .into());
-        }
+impl Exchange for Dist {
+    fn is_root(&self) -> bool {
+        Dist::is_root(self)
     }
-    Ok(())
+
+    fn gather(&self, mine: ChainBlock) -> Result<Option<Vec<ChainBlock>>, RunError> {
+        if !self.is_parallel() {
+            return Ok(Some(vec![mine]));
+        }
+        let (arrays, chain_json) = mine.to_message();
+        let views: Vec<&[f64]> = arrays.iter().map(Vec::as_slice).collect();
+        let json = serde_json::to_string(&chain_json).expect("strings serialize");
+        let parts = self.gather_bytes(&pack_arrays(&views, &json));
+        if !Dist::is_root(self) {
+            return Ok(None);
+        }
+        let bad = |e: String| RunError::Exchange(format!("MPI block message: {e}"));
+        let mut blocks = Vec::with_capacity(parts.len());
+        for bytes in &parts {
+            let (arrays, json) = unpack_arrays(bytes).map_err(|e| bad(e.to_string()))?;
+            let chain_json: Vec<String> = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+            blocks.push(ChainBlock::from_message(&mine, arrays, chain_json)?);
+        }
+        Ok(Some(blocks))
+    }
+
+    fn any(&self, flag: bool) -> bool {
+        Dist::any(self, flag)
+    }
+}
+
+/// Runs `chains` (this process's chains) until `writer` (rank 0's output)
+/// holds `total` steps per chain, in blocks of `block`; `observer` sees
+/// every stored block on rank 0 and `progress` every finished update.
+/// Without a writer (ranks > 0) the run starts at step 0.
+///
+/// # Errors
+/// A write or exchange failed, or the run was interrupted (the message
+/// says where the partial file is and how to continue).
+pub fn run_blocks(
+    chains: &mut dyn BlockChains,
+    writer: Option<&mut EnsembleWriter>,
+    dist: &Dist,
+    (total, block): (usize, usize),
+    observer: &mut dyn BlockObserver,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
+    let written = writer.as_ref().map_or(0, |w| w.n_cfg());
+    let partial = writer.as_ref().map(|w| w.partial_path().display().to_string());
+    let run = BlockRun { total, block, written };
+    let stop = |blocks: usize| interrupt::requested() || interrupt::simulated(blocks);
+    let sink = writer.map(|w| w as &mut dyn BlockSink);
+    match run.run(chains, sink, dist, observer, progress, &stop) {
+        Ok(()) => Ok(()),
+        Err(RunError::Interrupted { written, total }) => {
+            let how = if dist.is_parallel() {
+                "--resume (one process)"
+            } else {
+                "--resume"
+            };
+            Err(Interrupted(format!(
+                "interrupted: {written} of {total} steps per chain saved in {}; continue with {how}",
+                partial.unwrap_or_default()
+            ))
+            .into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -30,3 +30,16 @@ pub fn emit(text: &str) {
         std::process::exit(1);
     }
 }
+
+/// The resume guard of every command: `--resume` continues with what the
+/// unfinished `OUT.partial` stores (`what`: its settings or configuration),
+/// so any other setting given with it is refused.
+pub fn check_resume_only(settings_given: bool, out: &Path, what: &str) -> Result<()> {
+    if settings_given {
+        bail!(
+            "--resume continues with the {what} stored in {}.partial; pass only --out",
+            out.display()
+        );
+    }
+    Ok(())
+}

@@ -23,15 +23,18 @@
 pub mod error;
 pub mod gaussian;
 pub mod hessian;
+pub mod kernel;
 pub mod measure;
 pub mod par;
 pub mod proposal;
+pub mod run;
 pub mod seed;
 pub mod target;
 
 pub use error::ConfigError;
 pub use gaussian::IsotropicGaussian;
 pub use hessian::HessianVector;
+pub use kernel::LocalKernel;
 pub use measure::Measure;
 pub use par::Par;
 pub use proposal::{ExactSampler, Proposal};

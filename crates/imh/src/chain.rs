@@ -123,6 +123,11 @@ impl<'a> ImhChain<'a> {
         }
     }
 
+    /// Dimension of the chains' states.
+    pub fn dim(&self) -> usize {
+        self.target.dim()
+    }
+
     /// Adds `local_steps` updates of `kernel` before each IMH proposal (hybrid sampler).
     pub fn with_local(mut self, kernel: &'a dyn LocalKernel, local_steps: usize) -> Self {
         self.local = Some(kernel);

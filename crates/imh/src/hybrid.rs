@@ -5,17 +5,11 @@
 //! one IMH proposal from the flow ([`crate::ImhChain::with_local`]). Local moves
 //! explore within a mode; flow proposals jump between modes.
 
+pub use fieldflow_core::LocalKernel;
 use fieldflow_core::{Rng, Target};
 use ndarray::ArrayView1;
 use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
-
-/// One update of a Markov kernel that leaves the target invariant.
-pub trait LocalKernel: Send + Sync {
-    /// Updates `x` in place with random numbers from `rng`; returns whether the
-    /// move was accepted.
-    fn update(&self, x: &mut [f64], rng: &mut Rng) -> bool;
-}
 
 /// Gaussian random-walk Metropolis on all coordinates at once:
 /// x′ = x + σ ξ, ξ ~ N(0, I), accepted with min(1, p̃(x′)/p̃(x)).

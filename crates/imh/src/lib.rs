@@ -20,11 +20,13 @@
 //! parallel batches, accept/reject decisions sequentially on their own random
 //! stream, so a chain is bit-identical for any number of threads.
 
+pub mod blocks;
 pub mod chain;
 pub mod hybrid;
 pub mod importance;
 pub mod modes;
 
+pub use blocks::{ImhBlocks, ImportanceBlocks, SAMPLE_SERIES};
 pub use chain::{accept, rejection_summary, ImhBuffers, ImhChain, ImhConfig, ImhState};
 pub use hybrid::{LocalKernel, RandomWalk};
 pub use importance::{importance_sample, ImportanceBatch};

@@ -19,6 +19,7 @@
 //! Kernels never print, never touch files, and allocate nothing per update.
 
 pub mod action;
+pub mod blocks;
 pub mod chains;
 pub mod fft;
 pub mod free_field;
@@ -31,6 +32,7 @@ pub mod observables;
 pub mod tuning;
 
 pub use action::{CouplingForm, Phi4, Phi4Config};
+pub use blocks::{Phi4Blocks, ENSEMBLE_SERIES};
 pub use chains::{
     advance, init_states, thermalize, update_seed, Algorithm, AlgorithmConfig, ChainRecords, ChainState, Start,
     ThermalizationReport, UpdateRecord,
@@ -39,5 +41,5 @@ pub use free_field::FreeField;
 pub use geometry::Lattice;
 pub use hmc::{Hmc, HmcConfig};
 pub use integrator::Integrator;
-pub use metropolis::{Metropolis, MetropolisConfig};
+pub use metropolis::{Metropolis, MetropolisConfig, MetropolisSweep};
 pub use observables::{Phi4Observables, TwoPoint};

@@ -98,6 +98,23 @@ pub struct Metropolis {
     pub tune: bool,
 }
 
+/// Checkerboard sweeps of a φ⁴ target as a [`LocalKernel`] (the local
+/// move of hybrid flow + MCMC samplers): one update is one sweep.
+pub struct MetropolisSweep<'a> {
+    /// The target.
+    pub target: &'a Phi4,
+    /// The sweep's settings.
+    pub metropolis: Metropolis,
+    /// Proposal width.
+    pub width: f64,
+}
+
+impl fieldflow_core::LocalKernel for MetropolisSweep<'_> {
+    fn update(&self, x: &mut [f64], rng: &mut Rng) -> bool {
+        sweep(self.target, &self.metropolis, self.width, x, rng).accepted
+    }
+}
+
 /// One checkerboard sweep of `phi` (in place) with width `width`.
 ///
 /// # Panics

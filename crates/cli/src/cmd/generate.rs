@@ -9,19 +9,18 @@
 //! `seed.child(c).child(t)`, so the chains' state (field, update counter,
 //! frozen step size) is all a resume needs.
 
-use crate::blocks::append_block;
-use crate::blocks::{write_blocks, BlockData, Series};
+use crate::blocks::{ensemble_spec, run_blocks};
 use crate::config::{self, parse_shape};
 use crate::interrupt;
-use crate::interrupt::Interrupted;
-use crate::mpi_dist::{Dist, Gathered};
-use crate::output::check_new_output;
+use crate::mpi_dist::Dist;
+use crate::output::{check_new_output, check_resume_only};
 use crate::progress;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use fieldflow_core::{ConfigError, Seed, Target};
-use fieldflow_io::{EnsembleSpec, EnsembleWriter, FileKind, Header, SeriesSpec};
-use fieldflow_lattice::{advance, init_states, thermalize, Algorithm, AlgorithmConfig, ChainRecords, ChainState};
+use fieldflow_core::run::ChainBlock;
+use fieldflow_io::{EnsembleWriter, FileKind, Header};
+use fieldflow_lattice::{init_states, thermalize, Algorithm, AlgorithmConfig, ChainState, Phi4Blocks, ENSEMBLE_SERIES};
 use fieldflow_lattice::{Phi4, Phi4Config, Start};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -230,81 +229,102 @@ fn resolve(args: &GenerateArgs) -> Result<GenerateConfig> {
     config::parse(&t, "generate")
 }
 
-/// Per-step series of an ensemble file.
-fn spec(n_chains: usize, shape: &[usize]) -> EnsembleSpec {
-    EnsembleSpec::new(n_chains, shape.to_vec())
-        .with_series(SeriesSpec::f64("log_p"))
-        .with_series(SeriesSpec::u8("accepted"))
-        .with_series(SeriesSpec::f64("delta_h"))
-        .with_series(SeriesSpec::f64("acceptance"))
-}
-
-/// Runs `fieldflow generate`.
+/// Runs `fieldflow generate` (one process, or the ranks of an MPI job).
 pub fn run(args: GenerateArgs) -> Result<()> {
     interrupt::install();
     let dist = Dist::init()?;
-    if dist.is_parallel() {
-        let r = run_parallel(&args, &dist);
-        return dist.finish(r);
-    }
-    let (mut writer, resolved, mut states) = if args.resume {
-        let any_setting = args.config.is_some()
-            || args.lattice.is_some()
-            || args.m2.is_some()
-            || args.lambda.is_some()
-            || args.kappa.is_some()
-            || args.lambda_hat.is_some()
-            || args.algorithm.is_some()
-            || args.n_therm.is_some()
-            || args.n_cfg.is_some()
-            || args.thin.is_some()
-            || args.chains.is_some()
-            || args.seed.is_some();
-        if any_setting {
-            bail!(
-                "--resume continues with the configuration stored in {}.partial; pass only --out",
-                args.out.display()
-            );
-        }
-        let (writer, resumed) = EnsembleWriter::resume(&args.out, args.force)?;
-        let config: GenerateConfig = toml::from_str(&resumed.header.config).map_err(|e| {
-            anyhow::anyhow!(
-                "{}: stored config unreadable: {}",
-                args.out.display(),
-                config::one_line(&e.to_string())
-            )
-        })?;
-        let resolved = config.validate()?;
-        let states = match resumed.checkpoint {
-            Some(cp) => serde_json::from_str::<Vec<ChainState>>(&cp.chains)
-                .with_context(|| format!("{}: checkpoint unreadable", args.out.display()))?,
-            None => Vec::new(),
-        };
-        (writer, resolved, states)
-    } else {
-        let config = resolve(&args)?;
-        let resolved = config.validate()?;
-        check_new_output(&args.out, args.force)?;
-        let c = &resolved.config;
-        let header = Header::new(
-            FileKind::Ensemble,
-            toml::to_string(c)?,
-            c.seed,
-            resolved.target.describe(),
+    let r = run_on(&args, &dist);
+    dist.finish(r)
+}
+
+/// The settings given with `--resume` (which takes only `--out`).
+fn any_setting(args: &GenerateArgs) -> bool {
+    args.config.is_some()
+        || args.lattice.is_some()
+        || args.m2.is_some()
+        || args.lambda.is_some()
+        || args.kappa.is_some()
+        || args.lambda_hat.is_some()
+        || args.algorithm.is_some()
+        || args.n_therm.is_some()
+        || args.n_cfg.is_some()
+        || args.thin.is_some()
+        || args.chains.is_some()
+        || args.seed.is_some()
+}
+
+/// A resumed run: the writer, the stored configuration and the chains.
+fn resume(args: &GenerateArgs) -> Result<(EnsembleWriter, Resolved, Vec<ChainState>)> {
+    let (writer, resumed) = EnsembleWriter::resume(&args.out, args.force)?;
+    let config: GenerateConfig = toml::from_str(&resumed.header.config).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: stored config unreadable: {}",
+            args.out.display(),
+            config::one_line(&e.to_string())
         )
-        .with_attr("algorithm", resolved.algorithm.describe());
-        let writer = EnsembleWriter::create(
-            &args.out,
-            &header,
-            &spec(c.chains as usize, &c.phi4.lattice),
-            args.force,
-        )?;
+    })?;
+    let resolved = config.validate()?;
+    let states = match resumed.checkpoint {
+        Some(cp) => serde_json::from_str::<Vec<ChainState>>(&cp.chains)
+            .with_context(|| format!("{}: checkpoint unreadable", args.out.display()))?,
+        None => Vec::new(),
+    };
+    Ok((writer, resolved, states))
+}
+
+/// A new output file for `resolved`.
+fn create(args: &GenerateArgs, resolved: &Resolved) -> Result<EnsembleWriter> {
+    check_new_output(&args.out, args.force)?;
+    let c = &resolved.config;
+    let header = Header::new(
+        FileKind::Ensemble,
+        toml::to_string(c)?,
+        c.seed,
+        resolved.target.describe(),
+    )
+    .with_attr("algorithm", resolved.algorithm.describe());
+    Ok(EnsembleWriter::create(
+        &args.out,
+        &header,
+        &ensemble_spec(c.chains as usize, &c.phi4.lattice, &ENSEMBLE_SERIES),
+        args.force,
+    )?)
+}
+
+/// `fieldflow generate` on this process: rank r runs the contiguous block
+/// of chains [`Dist::block`] (all of them in one process); chain c's
+/// updates use the streams of (seed, c) whichever process runs it, so the
+/// file rank 0 writes (it gathers every block) is the one-process file.
+fn run_on(args: &GenerateArgs, dist: &Dist) -> Result<()> {
+    let (mut writer, resolved, states) = if args.resume {
+        if dist.is_parallel() {
+            bail!("--resume is not supported with several MPI ranks: resume with one process (the file is the same)");
+        }
+        check_resume_only(any_setting(args), &args.out, "configuration")?;
+        let (writer, resolved, states) = resume(args)?;
+        (Some(writer), resolved, states)
+    } else {
+        let resolved = resolve(args)?.validate()?;
+        let writer = if dist.is_root() {
+            Some(dist.agree(create(args, &resolved))?)
+        } else {
+            dist.agree(Ok(()))?;
+            None
+        };
         (writer, resolved, Vec::new())
     };
-    let summary = generate(&mut writer, &resolved, &mut states, args.quiet)?;
-    let path = writer.finish()?;
-    if !args.quiet {
-        crate::output::emit(&summary.render(&path));
+    let quiet = args.quiet || !dist.is_root();
+    let summary = generate(writer.as_mut(), &resolved, states, quiet, dist)?;
+    let path = dist.agree(match writer {
+        Some(w) => w.finish().map_err(anyhow::Error::from).map(Some),
+        None => Ok(None),
+    })?;
+    if let (Some(path), false) = (path, quiet) {
+        let mut text = summary.render(&path);
+        if dist.is_parallel() {
+            text += &format!("\n({} MPI ranks)", dist.size());
+        }
+        crate::output::emit(&text);
     }
     Ok(())
 }
@@ -346,62 +366,78 @@ impl GenerateSummary {
     }
 }
 
-/// Thermalizes (unless the states already are) and writes the remaining
-/// blocks; returns the run's summary.
+/// Thermalizes this process's chains (unless they already are: a resumed
+/// run) and writes the remaining blocks (rank 0; the others send theirs);
+/// returns the run's summary (complete on rank 0).
 pub fn generate(
-    writer: &mut EnsembleWriter,
+    mut writer: Option<&mut EnsembleWriter>,
     r: &Resolved,
-    states: &mut Vec<ChainState>,
+    mut states: Vec<ChainState>,
     quiet: bool,
+    dist: &Dist,
 ) -> Result<GenerateSummary> {
     let c = &r.config;
     let seed = Seed::new(c.seed);
-    let n_chains = c.chains as usize;
+    let mine = dist.block(c.chains as usize, dist.rank());
     let start = Instant::now();
     if states.is_empty() {
-        *states = init_states(n_chains, r.target.dim(), c.start, seed, &r.algorithm);
+        states = init_states(c.chains as usize, r.target.dim(), c.start, seed, &r.algorithm)
+            .drain(mine.clone())
+            .collect();
     }
     if !states[0].thermalized {
-        let pb = progress::bar(c.n_therm * c.chains, "therm");
+        let pb = progress::bar(c.n_therm * mine.len() as u64, "therm");
         if quiet {
             pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         }
-        thermalize(&r.target, &r.algorithm, seed, states, c.n_therm, &|k| pb.inc(k));
+        thermalize(&r.target, &r.algorithm, seed, &mut states, c.n_therm, &|k| pb.inc(k));
         pb.finish_and_clear();
     }
-    let tuned: Vec<f64> = states.iter().map(|s| s.tuned).collect();
     let total = c.n_cfg as usize;
-    let pb = progress::bar((total - writer.n_cfg()) as u64 * c.thin * c.chains, "generate");
+    let done = writer.as_ref().map_or(0, |w| w.n_cfg());
+    let pb = progress::bar((total - done) as u64 * c.thin * mine.len() as u64, "generate");
     if quiet {
         pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let t_run = Instant::now();
-    let mut updates = 0u64;
     let mut stats = AcceptanceStats::default();
-    let dim = r.target.dim();
-    let produce = |k: usize| -> Result<BlockData> {
-        let mut rec = ChainRecords::new(n_chains, k, dim);
-        advance(&r.target, &r.algorithm, seed, states, c.thin, &mut rec, &|u| pb.inc(u));
-        updates += k as u64 * c.thin;
-        stats.add(&rec);
+    let mut last_states = String::new();
+    let mut observe = |b: &ChainBlock, _: usize| {
+        stats.add(b);
+        last_states = b.checkpoint_json();
         pb.set_message(format!("acc {:.3}", stats.acceptance()));
-        Ok(BlockData {
-            state: ndarray::Array2::from_shape_fn((n_chains, dim), |(i, j)| states[i].phi[j]),
-            chains_json: serde_json::to_string(&states)?,
-            series: vec![
-                Series::F64("log_p", rec.log_p),
-                Series::U8("accepted", rec.accepted.mapv(u8::from)),
-                Series::F64("delta_h", rec.delta_h),
-                Series::F64("acceptance", rec.acceptance),
-            ],
-            configs: rec.configs,
-        })
     };
-    write_blocks(writer, total, c.block as usize, produce, |_| {}).inspect_err(|_| pb.abandon())?;
+    let mut chains = Phi4Blocks {
+        target: &r.target,
+        algorithm: &r.algorithm,
+        seed,
+        thin: c.thin,
+        states,
+    };
+    run_blocks(
+        &mut chains,
+        writer.as_deref_mut(),
+        dist,
+        (total, c.block as usize),
+        &mut observe,
+        &|u| pb.inc(u),
+    )
+    .inspect_err(|_| pb.abandon())?;
     pb.finish_and_clear();
     let secs = t_run.elapsed().as_secs_f64();
-    writer.set_attr("seconds", start.elapsed().as_secs_f64())?;
-    writer.set_attr("tuned", serde_json::to_string(&tuned)?)?;
+    // Rank 0 knows every chain's frozen step size from the last block.
+    let tuned: Vec<f64> = match serde_json::from_str::<Vec<ChainState>>(&last_states) {
+        Ok(all) => all.iter().map(|s| s.tuned).collect(),
+        Err(_) => chains.states.iter().map(|s| s.tuned).collect(),
+    };
+    dist.agree(match writer {
+        Some(w) => w
+            .set_attr("seconds", start.elapsed().as_secs_f64())
+            .and_then(|()| w.set_attr("tuned", serde_json::to_string(&tuned).unwrap_or_default()))
+            .map_err(anyhow::Error::from),
+        None => Ok(()),
+    })?;
+    let updates = (total - done) as u64 * c.thin;
     Ok(GenerateSummary {
         acceptance: stats.acceptance(),
         mean_delta_h: stats.mean_delta_h(),
@@ -419,12 +455,14 @@ struct AcceptanceStats {
 }
 
 impl AcceptanceStats {
-    fn add(&mut self, rec: &ChainRecords) {
-        self.acceptance.extend(rec.acceptance.iter());
+    fn add(&mut self, block: &ChainBlock) {
+        let series = |name| block.series(name).and_then(|s| s.as_f64()).expect("a generate block");
+        self.acceptance.extend(series("acceptance").iter());
+        let delta_h = series("delta_h");
         if self.delta_h.is_empty() {
-            self.delta_h = vec![Vec::new(); rec.n_chains()];
+            self.delta_h = vec![Vec::new(); delta_h.nrows()];
         }
-        for (c, row) in rec.delta_h.outer_iter().enumerate() {
+        for (c, row) in delta_h.outer_iter().enumerate() {
             self.delta_h[c].extend(row.iter().filter(|v| !v.is_nan()));
         }
     }
@@ -456,180 +494,3 @@ impl AcceptanceStats {
     }
 }
 
-/// `fieldflow generate` on the ranks of an MPI job (docs/MPI.md): rank r
-/// runs the contiguous block of chains [`Dist::block`]; chain c's updates
-/// use the streams of (seed, c) as in one process, so the file rank 0
-/// writes (it gathers every block) is the one-process file whatever the
-/// number of ranks.
-fn run_parallel(args: &GenerateArgs, dist: &Dist) -> Result<()> {
-    if args.resume {
-        bail!("--resume is not supported with several MPI ranks: resume with one process (the file is the same)");
-    }
-    let config = resolve(args)?;
-    let resolved = config.validate()?;
-    let c = &resolved.config;
-    let mut writer = if dist.is_root() {
-        let w = check_new_output(&args.out, args.force).and_then(|()| {
-            let header = Header::new(
-                FileKind::Ensemble,
-                toml::to_string(c)?,
-                c.seed,
-                resolved.target.describe(),
-            )
-            .with_attr("algorithm", resolved.algorithm.describe());
-            Ok(EnsembleWriter::create(
-                &args.out,
-                &header,
-                &spec(c.chains as usize, &c.phi4.lattice),
-                args.force,
-            )?)
-        });
-        Some(dist.agree(w)?)
-    } else {
-        dist.agree(Ok(()))?;
-        None
-    };
-    let quiet = args.quiet || !dist.is_root();
-    let summary = generate_parallel(writer.as_mut(), &resolved, quiet, dist)?;
-    let path = dist.agree(match writer {
-        Some(w) => w.finish().map_err(anyhow::Error::from).map(Some),
-        None => Ok(None),
-    })?;
-    if let (Some(path), false) = (path, quiet) {
-        crate::output::emit(&format!("{}\n({} MPI ranks)", summary.render(&path), dist.size()));
-    }
-    Ok(())
-}
-
-/// The block loop of [`generate`] with the chains spread over the ranks.
-fn generate_parallel(
-    mut writer: Option<&mut EnsembleWriter>,
-    r: &Resolved,
-    quiet: bool,
-    dist: &Dist,
-) -> Result<GenerateSummary> {
-    let c = &r.config;
-    let seed = Seed::new(c.seed);
-    let n_chains = c.chains as usize;
-    let dim = r.target.dim();
-    let start = Instant::now();
-    let mine = dist.block(n_chains, dist.rank());
-    let mut states: Vec<ChainState> = init_states(n_chains, dim, c.start, seed, &r.algorithm)
-        .drain(mine.clone())
-        .collect();
-    let pb = progress::bar(c.n_therm * mine.len() as u64, "therm");
-    if quiet {
-        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    thermalize(&r.target, &r.algorithm, seed, &mut states, c.n_therm, &|k| pb.inc(k));
-    pb.finish_and_clear();
-    let total = c.n_cfg as usize;
-    let pb = progress::bar(total as u64 * c.thin * mine.len() as u64, "generate");
-    if quiet {
-        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let t_run = Instant::now();
-    let mut stats = AcceptanceStats::default();
-    let mut all_states: Vec<ChainState> = Vec::new();
-    let (mut written, mut blocks) = (0usize, 0usize);
-    while written < total {
-        let k = (c.block as usize).min(total - written);
-        let mut rec = ChainRecords::new(mine.len(), k, dim);
-        advance(&r.target, &r.algorithm, seed, &mut states, c.thin, &mut rec, &|u| {
-            pb.inc(u)
-        });
-        let accepted: Vec<f64> = rec.accepted.iter().map(|&a| f64::from(u8::from(a))).collect();
-        let mine_arrays = [
-            rec.configs.iter().copied().collect::<Vec<f64>>(),
-            rec.log_p.iter().copied().collect(),
-            rec.delta_h.iter().copied().collect(),
-            rec.acceptance.iter().copied().collect(),
-            accepted,
-        ];
-        let views: Vec<&[f64]> = mine_arrays.iter().map(Vec::as_slice).collect();
-        let gathered = dist.gather_arrays(&views, &serde_json::to_string(&states)?);
-        let appended = match (writer.as_deref_mut(), gathered) {
-            (Some(w), Ok(Some(g))) => assemble(g, n_chains, k, dim).and_then(|(full, states)| {
-                all_states = states;
-                stats.add(&full);
-                let data = BlockData {
-                    state: ndarray::Array2::from_shape_fn((n_chains, dim), |(i, j)| all_states[i].phi[j]),
-                    chains_json: serde_json::to_string(&all_states)?,
-                    series: vec![
-                        Series::F64("log_p", full.log_p),
-                        Series::U8("accepted", full.accepted.mapv(u8::from)),
-                        Series::F64("delta_h", full.delta_h),
-                        Series::F64("acceptance", full.acceptance),
-                    ],
-                    configs: full.configs,
-                };
-                append_block(w, &data)
-            }),
-            (_, Err(e)) => Err(e),
-            _ => Ok(()),
-        };
-        dist.agree(appended)?;
-        written += k;
-        blocks += 1;
-        pb.set_message(format!("acc {:.3}", stats.acceptance()));
-        if dist.any(interrupt::requested() || interrupt::simulated(blocks)) && written < total {
-            pb.abandon();
-            let partial = writer.as_deref().map(|w| w.partial_path().display().to_string());
-            return Err(Interrupted(format!(
-                "interrupted: {written} of {total} steps per chain saved in {}; continue with --resume (one process)",
-                partial.unwrap_or_default()
-            ))
-            .into());
-        }
-    }
-    pb.finish_and_clear();
-    let secs = t_run.elapsed().as_secs_f64();
-    let tuned: Vec<f64> = all_states.iter().map(|s| s.tuned).collect();
-    dist.agree(match writer {
-        Some(w) => w
-            .set_attr("seconds", start.elapsed().as_secs_f64())
-            .and_then(|()| w.set_attr("tuned", serde_json::to_string(&tuned).unwrap_or_default()))
-            .map_err(anyhow::Error::from),
-        None => Ok(()),
-    })?;
-    let updates = total as u64 * c.thin;
-    Ok(GenerateSummary {
-        acceptance: stats.acceptance(),
-        mean_delta_h: stats.mean_delta_h(),
-        exp_delta_h: stats.creutz(),
-        tuned,
-        seconds_per_update: if updates > 0 { secs / updates as f64 } else { f64::NAN },
-    })
-}
-
-/// The records and states of all chains from the ranks' gathered messages
-/// (arrays: configs, log_p, delta_h, acceptance, accepted as 0/1; JSON: the
-/// ranks' chain states).
-fn assemble(g: Gathered, n_chains: usize, k: usize, dim: usize) -> Result<(ChainRecords, Vec<ChainState>)> {
-    let mut states: Vec<ChainState> = Vec::with_capacity(n_chains);
-    for json in &g.json {
-        let part: Vec<ChainState> = serde_json::from_str(json).context("MPI block message: chain states unreadable")?;
-        states.extend(part);
-    }
-    if states.len() != n_chains {
-        bail!("MPI block message: {} chain states, expected {n_chains}", states.len());
-    }
-    let shape_err = |_| anyhow::anyhow!("MPI block message: array sizes do not match the block");
-    let mut arrays = g.arrays.into_iter();
-    let mut next = || arrays.next().context("MPI block message: arrays missing");
-    let configs = ndarray::Array3::from_shape_vec((n_chains, k, dim), next()?).map_err(shape_err)?;
-    let mut two = || -> Result<ndarray::Array2<f64>> {
-        ndarray::Array2::from_shape_vec((n_chains, k), next()?).map_err(shape_err)
-    };
-    let (log_p, delta_h, acceptance, accepted) = (two()?, two()?, two()?, two()?);
-    Ok((
-        ChainRecords {
-            configs,
-            accepted: accepted.mapv(|a| a != 0.0),
-            delta_h,
-            log_p,
-            acceptance,
-        },
-        states,
-    ))
-}

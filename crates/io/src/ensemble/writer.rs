@@ -319,3 +319,35 @@ impl EnsembleWriter {
         Ok(path)
     }
 }
+
+/// A writer is where a block run (`fieldflow_core::run`) stores its blocks:
+/// each block is appended with the chains' JSON states as the checkpoint
+/// ([`fieldflow_core::run::ChainBlock::checkpoint_json`]).
+impl fieldflow_core::run::BlockSink for EnsembleWriter {
+    fn n_written(&self) -> usize {
+        self.n_cfg
+    }
+
+    fn append(&mut self, block: &fieldflow_core::run::ChainBlock) -> std::result::Result<(), fieldflow_core::run::RunError> {
+        use fieldflow_core::run::Series;
+        let views: Vec<(&str, SeriesView)> = block
+            .series
+            .iter()
+            .map(|s| match s {
+                Series::F64(name, a) => (*name, SeriesView::F64(a.view())),
+                Series::U8(name, a) => (*name, SeriesView::U8(a.view())),
+            })
+            .collect();
+        let chains = block.checkpoint_json();
+        EnsembleWriter::append(
+            self,
+            &Block {
+                configs: block.configs.view(),
+                series: &views,
+                state: block.state.view(),
+                chains: &chains,
+            },
+        )
+        .map_err(|e| fieldflow_core::run::RunError::Sink(e.to_string()))
+    }
+}
