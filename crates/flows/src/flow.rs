@@ -26,6 +26,11 @@
 //!   The same sweep also yields dx̄ = ∇ₓ log q (the score) and
 //!   x̄ = ∇²ₓ log q · r (a Hessian-vector product).
 //!
+//! # Building from a configuration
+//! [`FlowConfig`] ([`crate::config`]) only describes an architecture; this
+//! module turns it into a flow ([`FlowConfig::build`], [`Flow::from_parts`]),
+//! so the dependency runs one way, flow → config.
+//!
 //! # Determinism and parallelism
 //! Batches are split into chunks of `par.chunk_rows` rows (core's [`Par`]);
 //! each chunk allocates its tapes and scratch once, runs sequentially, and
@@ -36,7 +41,7 @@
 use crate::config::FlowConfig;
 use crate::coupling::Coupling;
 use crate::layer::{Direction, Layer, ScoreLayer, Scratch};
-use fieldflow_core::{Par, Proposal, Seed};
+use fieldflow_core::{ConfigError, Par, Proposal, Seed};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Slice};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -115,6 +120,27 @@ impl Flow<Coupling> {
     /// Network flops (2 × multiply-adds) of one sample through all layers, one direction.
     pub fn flops_per_sample(&self) -> f64 {
         self.layers.iter().map(|l| l.flops_per_sample()).sum()
+    }
+}
+
+impl FlowConfig {
+    /// A new flow with freshly initialized parameters drawn from `seed`
+    /// (uniform ±1/√fan_in; last conditioner layer zero if `identity_init`).
+    pub fn build(&self, seed: Seed) -> Result<Flow, ConfigError> {
+        let layers = self.layers()?;
+        let n: usize = layers.iter().map(Layer::n_params).sum();
+        let mut params = vec![0.0; n];
+        let mut rng = seed.rng();
+        let mut off = 0;
+        for l in &layers {
+            let np = l.net().n_params();
+            l.net()
+                .init_params(&mut params[off..off + np], &mut rng, self.identity_init);
+            off += np;
+        }
+        let mut flow = Flow::from_layers(self.base_sigma, layers, params);
+        flow.config = Some(self.clone());
+        Ok(flow)
     }
 }
 

@@ -119,7 +119,7 @@ pub mod net;
 pub mod spline;
 
 pub use activation::{Act, ActivationKind};
-pub use config::{ConditionerConfig, ConditionerKind, FlowConfig, MaskKind, ScaleBound};
+pub use config::{ConditionerConfig, ConditionerKind, CouplingKind, FlowConfig, MaskKind, ScaleBound, SplineConfig};
 pub use coupling::{ConditionerSpec, Coupling, CouplingTape, Transform};
 pub use flow::{Flow, FlowError, ScoreModel};
 pub use layer::{Direction, Layer, ScoreLayer, Scratch};
