@@ -86,7 +86,8 @@ pub struct Flow<L: Layer = Coupling> {
     layers: Vec<L>,
     offsets: Vec<usize>,
     params: Vec<f64>,
-    pub(crate) config: Option<FlowConfig>,
+    /// Boxed: keeps `Flow` small (callers hold it in enums by value).
+    config: Option<Box<FlowConfig>>,
 }
 
 /// Per-chunk state of one batched call: tapes (one per layer) and scratch.
@@ -108,7 +109,7 @@ impl Flow<Coupling> {
             });
         }
         let mut f = Flow::from_layers(config.base_sigma, layers, params);
-        f.config = Some(config);
+        f.config = Some(Box::new(config));
         Ok(f)
     }
 
@@ -139,7 +140,7 @@ impl FlowConfig {
             off += np;
         }
         let mut flow = Flow::from_layers(self.base_sigma, layers, params);
-        flow.config = Some(self.clone());
+        flow.config = Some(Box::new(self.clone()));
         Ok(flow)
     }
 }
@@ -170,7 +171,7 @@ impl<L: Layer> Flow<L> {
 
     /// The architecture, when the flow was built from one.
     pub fn config(&self) -> Option<&FlowConfig> {
-        self.config.as_ref()
+        self.config.as_deref()
     }
 
     /// The architecture as JSON (for the model file), when known.
