@@ -45,13 +45,13 @@
 //! Everything the coupling needs is a derivative of (T, ℓ) with respect to
 //! u = (x, X_k, w, Y_k, h, δ_k, δ_{k+1}) and, through the knots, θ:
 //!
-//! * JVP along a tangent v = (dx, dθ) ([`RqSpline::rq`]): each step of the
+//! * JVP along a tangent v = (dx, dθ) (`RqSpline::rq`): each step of the
 //!   chain q = x − X_k, ξ = q/w, s = h/w, η = ξ − ξ², σ, D, N, r = N/D,
 //!   z = Y_k + h r, M, ℓ carries its tangent (e.g. dr = (dN − r dD)/D,
 //!   dℓ = 2 ds/s + dM/M − 2 dD/D); the knots carry theirs,
 //!   dp = p ⊙ (da − ⟨p, da⟩) for p = softmax(a), dX_{j} = Σ_{i<j} dW_i
 //!   (dX_K = 0), dδ_i = sigmoid(c_i + c₀) dc_i.
-//! * Reverse mode of that JVP ([`RqSpline::adjoint`]): given adjoints
+//! * Reverse mode of that JVP (`RqSpline::adjoint`): given adjoints
 //!   (z̄, dz̄, ℓ̄, dℓ̄) of (z, dz, ℓ, dℓ), every step y = f(u) with dy = f'(u)du
 //!   is reversed by the pair rule ū += ȳ f'(u) + dȳ f''(u) du,
 //!   dū += dȳ f'(u) (for several inputs, f'' is the Hessian of the step);
