@@ -124,7 +124,7 @@ impl Transform {
 }
 
 /// Where the raw outputs of one transformed coordinate live: raw output q
-/// of coordinate x is network output `base + q·stride`.
+/// of coordinate x is network output `s + q·stride`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct OutEntry {
     /// Index of the transformed coordinate j ∈ B.

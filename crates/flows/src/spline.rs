@@ -34,6 +34,11 @@
 //! T is strictly increasing (M, D > 0 for positive s, δ), C¹ on ℝ, with
 //! T(X_i) = Y_i and T'(X_i) = δ_i.
 //!
+//! In a coupling ([`crate::coupling::Transform::Spline`]) the density
+//! direction x → z (log q, score, score matching) evaluates T itself, so
+//! the second-order term differentiates an explicit rational function;
+//! the sampling direction solves the quadratic below.
+//!
 //! # The inverse T⁻¹ (z → x)
 //! In bin k of the Y knots, with Δ = z − Y_k and σ = δ_k + δ_{k+1} − 2s,
 //! z = T(x) is the quadratic α ξ² + β ξ + γ = 0 with
