@@ -2,7 +2,9 @@
 //! checkerboard couplings, conv 1→8→8→2, kernel 3, LeakyReLU, tanh outputs)
 //! at L = 8, 16, 32 and batch 64, 256: forward (sampling), inverse
 //! (density), forward + backward (RKL gradient), score, and the
-//! score-matching second-order term.
+//! score-matching second-order term. The same architecture with
+//! rational-quadratic spline couplings (8 bins, tail bound 5; conv
+//! 1→8→8→23) runs as `spline8_L{L}`.
 //!
 //! Throughput is reported in samples/s. Nominal GEMM flops per sample, in
 //! units of F = network flops of one pass (printed at start): forward 1F,
@@ -10,27 +12,36 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use fieldflow_core::{Par, Proposal, Seed};
-use fieldflow_flows::{Flow, FlowConfig, ScoreModel};
+use fieldflow_flows::{CouplingKind, Flow, FlowConfig, ScoreModel, SplineConfig};
 use ndarray::{Array1, Array2};
 use std::time::Duration;
 
-fn flow(l: usize) -> Flow {
+fn flow(l: usize, coupling: CouplingKind) -> Flow {
     let mut cfg = FlowConfig::tutorial(l);
     cfg.identity_init = false;
+    cfg.coupling = coupling;
     cfg.build(Seed::new(1)).unwrap()
 }
 
 fn bench(c: &mut Criterion) {
     let par = Par::default();
-    for l in [8usize, 16, 32] {
-        let f = flow(l);
+    let spline8 = CouplingKind::Spline(SplineConfig {
+        bins: 8,
+        tail_bound: 5.0,
+    });
+    for (name, coupling, l) in [8usize, 16, 32]
+        .map(|l| ("tutorial", CouplingKind::Affine, l))
+        .into_iter()
+        .chain([8usize, 16].map(|l| ("spline8", spline8, l)))
+    {
+        let f = flow(l, coupling);
         let d = f.dim();
         eprintln!(
-            "L = {l}: D = {d}, params = {}, F = {:.3} MFLOP/sample",
+            "{name} L = {l}: D = {d}, params = {}, F = {:.3} MFLOP/sample",
             f.n_params(),
             f.flops_per_sample() / 1e6
         );
-        let mut g = c.benchmark_group(format!("tutorial_L{l}"));
+        let mut g = c.benchmark_group(format!("{name}_L{l}"));
         g.sample_size(10)
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(1));

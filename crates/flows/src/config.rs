@@ -14,13 +14,23 @@
 //!                    "activation": "leaky_relu", "output_activation": "tanh" },
 //!   "scale_bound": { "kind": "none" } }
 //! ```
+//!
+//! Couplings are affine unless `coupling` selects the rational-quadratic
+//! spline ([`crate::spline`]); in TOML
+//! `coupling = { spline = { bins = 8, tail_bound = 5.0 } }` (JSON
+//! `"coupling": { "spline": { "bins": 8, "tail_bound": 5.0 } }`). The
+//! default `coupling = "affine"` is not written out, so affine architectures
+//! serialize exactly as before the key existed.
+//!
+//! This module describes architectures only; [`FlowConfig::build`] and
+//! [`crate::Flow::from_parts`] (in [`crate::flow`]) turn them into flows.
 
 use crate::activation::{Act, ActivationKind};
-use crate::coupling::{ConditionerSpec, Coupling};
-use crate::flow::Flow;
+use crate::coupling::{ConditionerSpec, Coupling, Transform};
 use crate::mask;
 use crate::net::ConvGeometry;
-use fieldflow_core::{ConfigError, Seed};
+use crate::spline::{RqSpline, MAX_BINS};
+use fieldflow_core::ConfigError;
 use serde::{Deserialize, Serialize};
 
 /// How couplings split x.
@@ -88,6 +98,35 @@ impl Default for ScaleBound {
     }
 }
 
+/// The elementwise transform of every coupling.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CouplingKind {
+    /// y = x e^{s} + t (RealNVP) with s bounded by `scale_bound`.
+    #[default]
+    Affine,
+    /// Monotone rational-quadratic spline on [−B, B], identity outside
+    /// (`scale_bound` does not apply).
+    Spline(SplineConfig),
+}
+
+impl CouplingKind {
+    /// Whether this is the default affine coupling.
+    pub fn is_affine(&self) -> bool {
+        *self == CouplingKind::Affine
+    }
+}
+
+/// Shape of the rational-quadratic spline couplings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplineConfig {
+    /// Number of bins K (2 ≤ K ≤ 256); 3K − 1 conditioner outputs per coordinate.
+    pub bins: usize,
+    /// Tail bound B > 0: the spline acts on [−B, B], the identity outside.
+    pub tail_bound: f64,
+}
+
 impl ScaleBound {
     fn act(self) -> Act {
         match self {
@@ -119,6 +158,10 @@ pub struct FlowConfig {
     /// Bound on the scale (default: soft clamp at 3).
     #[serde(default)]
     pub scale_bound: ScaleBound,
+    /// Elementwise transform of the couplings (default affine; omitted
+    /// from the serialized form when affine).
+    #[serde(default, skip_serializing_if = "CouplingKind::is_affine")]
+    pub coupling: CouplingKind,
     /// Symmetrize every coupling so that q(−x) = q(x) exactly (φ⁴).
     #[serde(default)]
     pub z2_equivariant: bool,
@@ -160,6 +203,7 @@ impl FlowConfig {
                 negative_slope: 0.01,
             },
             scale_bound: ScaleBound::None,
+            coupling: CouplingKind::Affine,
             z2_equivariant: false,
             identity_init: true,
         }
@@ -182,6 +226,7 @@ impl FlowConfig {
                 negative_slope: 0.01,
             },
             scale_bound: ScaleBound::default(),
+            coupling: CouplingKind::Affine,
             z2_equivariant: false,
             identity_init: true,
         }
@@ -265,6 +310,29 @@ impl FlowConfig {
                 return Err(ConfigError::new("flow.scale_bound.c", c, "must be finite and > 0"));
             }
         }
+        if let CouplingKind::Spline(sp) = self.coupling {
+            if !(2..=MAX_BINS).contains(&sp.bins) {
+                return Err(ConfigError::new(
+                    "flow.coupling.spline.bins",
+                    sp.bins,
+                    format!("must be between 2 and {MAX_BINS}"),
+                ));
+            }
+            if !(sp.tail_bound.is_finite() && sp.tail_bound > 0.0) {
+                return Err(ConfigError::new(
+                    "flow.coupling.spline.tail_bound",
+                    sp.tail_bound,
+                    "must be finite and > 0",
+                ));
+            }
+            if self.z2_equivariant {
+                return Err(ConfigError::new(
+                    "flow.z2_equivariant",
+                    true,
+                    "is only available with affine couplings",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -276,6 +344,10 @@ impl FlowConfig {
         let act = Act::from_kind(c.activation, c.negative_slope);
         let out_act = Act::from_kind(c.output_activation, c.negative_slope);
         let geom = (c.kind == ConditionerKind::Conv).then(|| ConvGeometry::periodic(&self.shape, c.kernel));
+        let transform = match self.coupling {
+            CouplingKind::Affine => Transform::Affine(self.scale_bound.act()),
+            CouplingKind::Spline(sp) => Transform::Spline(RqSpline::new(sp.bins, sp.tail_bound)),
+        };
         Ok((0..self.n_layers)
             .map(|k| {
                 let m = match self.mask {
@@ -296,34 +368,16 @@ impl FlowConfig {
                         out_act,
                     },
                 };
-                Coupling::new(&m, spec, self.scale_bound.act(), self.z2_equivariant)
+                Coupling::with_transform(&m, spec, transform, self.z2_equivariant)
             })
             .collect())
-    }
-
-    /// A new flow with freshly initialized parameters drawn from `seed`
-    /// (uniform ±1/√fan_in; last conditioner layer zero if `identity_init`).
-    pub fn build(&self, seed: Seed) -> Result<Flow, ConfigError> {
-        let layers = self.layers()?;
-        let n: usize = layers.iter().map(crate::Layer::n_params).sum();
-        let mut params = vec![0.0; n];
-        let mut rng = seed.rng();
-        let mut off = 0;
-        for l in &layers {
-            let np = l.net().n_params();
-            l.net()
-                .init_params(&mut params[off..off + np], &mut rng, self.identity_init);
-            off += np;
-        }
-        let mut flow = Flow::from_layers(self.base_sigma, layers, params);
-        flow.config = Some(self.clone());
-        Ok(flow)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fieldflow_core::Seed;
 
     #[test]
     fn tutorial_config_round_trips_and_counts_parameters() {
@@ -367,5 +421,81 @@ mod tests {
         let mut cfg = FlowConfig::tutorial(4);
         cfg.shape = vec![2, 2, 2, 2];
         assert_eq!(cfg.validate().unwrap_err().field, "flow.shape");
+    }
+
+    #[test]
+    fn coupling_defaults_to_affine_and_affine_configs_serialize_as_before() {
+        let doc = r#"{ "shape": [4], "n_layers": 2, "mask": "halves",
+            "conditioner": { "kind": "mlp", "hidden": [4], "activation": "tanh" } }"#;
+        let cfg: FlowConfig = serde_json::from_str(doc).unwrap();
+        assert_eq!(cfg.coupling, CouplingKind::Affine);
+        let json = serde_json::to_string(&FlowConfig::tutorial(8)).unwrap();
+        assert!(!json.contains("coupling"), "{json}");
+        let explicit: FlowConfig =
+            serde_json::from_str(&doc.replace("\"n_layers\"", "\"coupling\": \"affine\", \"n_layers\"")).unwrap();
+        assert_eq!(explicit, cfg);
+    }
+
+    #[test]
+    fn spline_couplings_parse_from_toml_and_json_and_round_trip() {
+        let toml_doc = r#"
+            shape = [6]
+            n_layers = 4
+            mask = "halves"
+            coupling = { spline = { bins = 8, tail_bound = 5.0 } }
+            [conditioner]
+            kind = "mlp"
+            hidden = [16]
+            activation = "silu"
+        "#;
+        let cfg: FlowConfig = toml::from_str(toml_doc).unwrap();
+        let sp = SplineConfig {
+            bins: 8,
+            tail_bound: 5.0,
+        };
+        assert_eq!(cfg.coupling, CouplingKind::Spline(sp));
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert!(
+            json.contains(r#""coupling":{"spline":{"bins":8,"tail_bound":5.0}}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<FlowConfig>(&json).unwrap(), cfg);
+        // 3 transformed coordinates × (3·8 − 1) outputs from 16 hidden units.
+        let flow = cfg.build(Seed::new(1)).unwrap();
+        assert_eq!(flow.n_params(), 4 * ((3 * 16 + 16) + (16 * 3 * 23 + 3 * 23)));
+        let typo = toml_doc.replace("tail_bound", "tailbound");
+        assert!(toml::from_str::<FlowConfig>(&typo).is_err());
+    }
+
+    #[test]
+    fn bad_spline_settings_are_rejected_with_the_field_name() {
+        let spline = |bins, tail_bound| {
+            let mut c = FlowConfig::mlp(4, 2, vec![8]);
+            c.coupling = CouplingKind::Spline(SplineConfig { bins, tail_bound });
+            c
+        };
+        assert!(spline(2, 0.5).validate().is_ok());
+        let e = spline(1, 3.0).validate().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "flow.coupling.spline.bins = 1: must be between 2 and 256"
+        );
+        assert_eq!(
+            spline(257, 3.0).validate().unwrap_err().field,
+            "flow.coupling.spline.bins"
+        );
+        for b in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let e = spline(8, b).validate().unwrap_err();
+            assert_eq!(e.field, "flow.coupling.spline.tail_bound");
+            assert!(!e.to_string().contains('\n'));
+        }
+        let mut c = spline(8, 3.0);
+        c.z2_equivariant = true;
+        let e = c.validate().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "flow.z2_equivariant = true: is only available with affine couplings"
+        );
+        assert!(c.build(Seed::new(0)).is_err());
     }
 }

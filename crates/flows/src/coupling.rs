@@ -1,5 +1,15 @@
-//! Affine coupling layer (RealNVP, REFERENCE §4) with hand-written first-
-//! and second-order derivatives, optionally Z₂-equivariant.
+//! Coupling layers with hand-written first- and second-order derivatives:
+//! the conditioner and mask logic is shared, the elementwise map of the
+//! transformed coordinates is a [`Transform`]: affine (RealNVP, REFERENCE
+//! §4, optionally Z₂-equivariant, documented below) or a monotone
+//! rational-quadratic spline ([`crate::spline`], whose docs give its map
+//! and derivatives; the coupling only gathers each coordinate's 3K − 1 raw
+//! conditioner outputs and scatters their adjoints).
+//!
+//! # Raw-output layout
+//! With n raw outputs per transformed coordinate (2 for affine), raw output
+//! q of the k-th transformed coordinate j is MLP output q·|B| + k, or
+//! channel q of site j of the CNN (output n·j + q).
 //!
 //! # The map
 //! With a mask splitting x into a frozen part A and a transformed part B
@@ -62,6 +72,7 @@
 use crate::activation::Act;
 use crate::layer::{Direction, Layer, ScoreLayer, Scratch};
 use crate::net::{ConvGeometry, Net, NetTape};
+use crate::spline::{RqSpline, SplineWork};
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
 /// Which network conditions a coupling.
@@ -89,14 +100,47 @@ pub enum ConditionerSpec {
     },
 }
 
+/// The elementwise bijection a coupling applies to each transformed
+/// coordinate, given that coordinate's raw conditioner outputs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Transform {
+    /// y = x e^{h(ŝ)} + t with the scale bound h (`Act::ScaledTanh(c)` or
+    /// `Act::Identity`); raw outputs (ŝ, t).
+    Affine(Act),
+    /// Monotone rational-quadratic spline ([`crate::spline`]): the density
+    /// direction (`Inverse`) applies the spline T, the sampling direction
+    /// (`Forward`) its inverse; 3K − 1 raw outputs.
+    Spline(RqSpline),
+}
+
+impl Transform {
+    /// Raw conditioner outputs per transformed coordinate.
+    pub fn n_raw(&self) -> usize {
+        match self {
+            Transform::Affine(_) => 2,
+            Transform::Spline(sp) => sp.n_params(),
+        }
+    }
+}
+
+/// Where the raw outputs of one transformed coordinate live: raw output q
+/// of coordinate x is network output `s + q·stride`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct OutEntry {
     /// Index of the transformed coordinate j ∈ B.
     x: usize,
-    /// Position of ŝ_j in the network output.
+    /// Position of raw output 0 (ŝ_j for the affine map).
     s: usize,
-    /// Position of t_j in the network output.
-    t: usize,
+    /// Distance between consecutive raw outputs (t_j = s + stride).
+    stride: usize,
+}
+
+impl OutEntry {
+    /// Position of raw output q.
+    #[inline]
+    fn at(self, q: usize) -> usize {
+        self.s + q * self.stride
+    }
 }
 
 /// An affine coupling layer (see the module docs).
@@ -108,7 +152,7 @@ pub struct Coupling {
     /// (network input position, coordinate in A).
     in_map: Vec<(usize, usize)>,
     out_map: Vec<OutEntry>,
-    scale: Act,
+    transform: Transform,
     equivariant: bool,
 }
 
@@ -129,6 +173,9 @@ pub struct CouplingTape {
     ds: Array2<f64>,
     dt: Array2<f64>,
     dx: Array2<f64>,
+    /// Spline argument per transformed coordinate: the input x of the
+    /// inverse (T) pass, the output of the forward (T⁻¹) pass.
+    arg: Array2<f64>,
 }
 
 impl Coupling {
@@ -140,6 +187,25 @@ impl Coupling {
     /// If the mask freezes nothing or everything, or a convolution's lattice
     /// size differs from the mask length.
     pub fn new(frozen_mask: &[bool], cond: ConditionerSpec, scale: Act, equivariant: bool) -> Self {
+        Self::with_transform(frozen_mask, cond, Transform::Affine(scale), equivariant)
+    }
+
+    /// A coupling with elementwise transform `transform` (affine or spline).
+    ///
+    /// # Panics
+    /// As [`Coupling::new`], and for a Z₂-equivariant spline coupling (not
+    /// supported: the configuration refuses it).
+    pub fn with_transform(
+        frozen_mask: &[bool],
+        cond: ConditionerSpec,
+        transform: Transform,
+        equivariant: bool,
+    ) -> Self {
+        assert!(
+            !(equivariant && matches!(transform, Transform::Spline(_))),
+            "spline couplings are not Z₂-equivariant"
+        );
+        let n_raw = transform.n_raw();
         let dim = frozen_mask.len();
         let frozen: Vec<usize> = (0..dim).filter(|&i| frozen_mask[i]).collect();
         let free: Vec<usize> = (0..dim).filter(|&i| !frozen_mask[i]).collect();
@@ -147,12 +213,12 @@ impl Coupling {
         let (net, in_map, out_map) = match cond {
             ConditionerSpec::Mlp { hidden, act, out_act } => {
                 let nb = free.len();
-                let net = Net::mlp(frozen.len(), &hidden, 2 * nb, act, out_act);
+                let net = Net::mlp(frozen.len(), &hidden, n_raw * nb, act, out_act);
                 let in_map = frozen.iter().enumerate().map(|(k, &i)| (k, i)).collect();
                 let out_map = free
                     .iter()
                     .enumerate()
-                    .map(|(k, &j)| OutEntry { x: j, s: k, t: nb + k })
+                    .map(|(k, &j)| OutEntry { x: j, s: k, stride: nb })
                     .collect();
                 (net, in_map, out_map)
             }
@@ -163,14 +229,14 @@ impl Coupling {
                 out_act,
             } => {
                 assert_eq!(geom.sites, dim, "lattice size differs from the mask");
-                let net = Net::conv(geom, 1, &hidden, 2, act, out_act);
+                let net = Net::conv(geom, 1, &hidden, n_raw, act, out_act);
                 let in_map = frozen.iter().map(|&i| (i, i)).collect();
                 let out_map = free
                     .iter()
                     .map(|&j| OutEntry {
                         x: j,
-                        s: 2 * j,
-                        t: 2 * j + 1,
+                        s: n_raw * j,
+                        stride: 1,
                     })
                     .collect();
                 (net, in_map, out_map)
@@ -182,9 +248,14 @@ impl Coupling {
             frozen,
             in_map,
             out_map,
-            scale,
+            transform,
             equivariant,
         }
+    }
+
+    /// The elementwise transform.
+    pub fn transform(&self) -> Transform {
+        self.transform
     }
 
     /// The conditioner network.
@@ -230,8 +301,11 @@ impl Coupling {
     #[inline]
     fn raw(&self, op: &Array2<f64>, om: Option<&Array2<f64>>, r: usize, e: OutEntry) -> (f64, f64) {
         match om {
-            Some(om) => (0.5 * (op[(r, e.s)] + om[(r, e.s)]), 0.5 * (op[(r, e.t)] - om[(r, e.t)])),
-            None => (op[(r, e.s)], op[(r, e.t)]),
+            Some(om) => (
+                0.5 * (op[(r, e.s)] + om[(r, e.s)]),
+                0.5 * (op[(r, e.at(1))] - om[(r, e.at(1))]),
+            ),
+            None => (op[(r, e.s)], op[(r, e.at(1))]),
         }
     }
 
@@ -250,13 +324,13 @@ impl Coupling {
         match gm {
             Some(gm) => {
                 gp[(r, e.s)] = 0.5 * gs;
-                gp[(r, e.t)] = 0.5 * gt;
+                gp[(r, e.at(1))] = 0.5 * gt;
                 gm[(r, e.s)] = 0.5 * gs;
-                gm[(r, e.t)] = -0.5 * gt;
+                gm[(r, e.at(1))] = -0.5 * gt;
             }
             None => {
                 gp[(r, e.s)] = gs;
-                gp[(r, e.t)] = gt;
+                gp[(r, e.at(1))] = gt;
             }
         }
     }
@@ -313,6 +387,35 @@ impl Coupling {
     fn check_tape(&self, tape: &CouplingTape, rows: usize) {
         assert_eq!(tape.rows, rows, "tape rows differ from the batch rows");
     }
+
+    /// Loads the raw outputs of entry `e` in row `r` (and their tangents)
+    /// into the spline buffers and computes the knots.
+    fn spline_knots(
+        &self,
+        sp: &RqSpline,
+        w: &mut SplineWork,
+        op: &Array2<f64>,
+        dop: Option<&Array2<f64>>,
+        r: usize,
+        e: OutEntry,
+    ) {
+        for (q, v) in w.theta.iter_mut().enumerate() {
+            *v = op[(r, e.at(q))];
+        }
+        if let Some(dop) = dop {
+            for (q, v) in w.dtheta.iter_mut().enumerate() {
+                *v = dop[(r, e.at(q))];
+            }
+        }
+        sp.knots(w, dop.is_some());
+    }
+}
+
+/// Writes raw-output adjoints `g` of entry `e` in row `r` into `go`.
+fn scatter_raw(go: &mut ArrayViewMut2<f64>, r: usize, e: OutEntry, g: &[f64]) {
+    for (q, &v) in g.iter().enumerate() {
+        go[(r, e.at(q))] = v;
+    }
 }
 
 /// Zeroed views of the first `rows·w` entries of the coupling buffers.
@@ -339,14 +442,16 @@ impl Layer for Coupling {
 
     fn new_tape(&self, rows: usize, tangent: bool) -> CouplingTape {
         let nb = self.out_map.len();
-        let z = || Array2::zeros((rows, nb));
-        let zt = || {
-            if tangent {
+        let affine = matches!(self.transform, Transform::Affine(_));
+        let sized = |on: bool| {
+            if on {
                 Array2::zeros((rows, nb))
             } else {
                 Array2::zeros((0, 0))
             }
         };
+        let z = || sized(affine);
+        let zt = || sized(affine && tangent);
         CouplingTape {
             rows,
             dir: None,
@@ -361,7 +466,8 @@ impl Layer for Coupling {
             dshat: zt(),
             ds: zt(),
             dt: zt(),
-            dx: zt(),
+            dx: sized(tangent),
+            arg: sized(!affine),
         }
     }
 
@@ -389,29 +495,53 @@ impl Layer for Coupling {
         }
         let op = tape.net_p.acts.last().unwrap();
         let om = tape.net_m.as_ref().map(|m| m.acts.last().unwrap());
+        let sw = &mut scratch.spline;
+        if let Transform::Spline(sp) = &self.transform {
+            sp.prepare(sw);
+        }
         for r in 0..rows {
             let mut ld = 0.0;
             for (k, &e) in self.out_map.iter().enumerate() {
-                let (sh, t) = self.raw(op, om, r, e);
-                let s = self.scale.value(sh);
                 let a = x[(r, e.x)];
-                let (ex, b) = match dir {
-                    Direction::Forward => {
-                        let ex = s.exp();
-                        ld += s;
-                        (ex, a * ex + t)
+                y[(r, e.x)] = match &self.transform {
+                    Transform::Affine(scale) => {
+                        let (sh, t) = self.raw(op, om, r, e);
+                        let s = scale.value(sh);
+                        let (ex, b) = match dir {
+                            Direction::Forward => {
+                                let ex = s.exp();
+                                ld += s;
+                                (ex, a * ex + t)
+                            }
+                            Direction::Inverse => {
+                                let ex = (-s).exp();
+                                ld -= s;
+                                (ex, (a - t) * ex)
+                            }
+                        };
+                        tape.shat[(r, k)] = sh;
+                        tape.ex[(r, k)] = ex;
+                        tape.t[(r, k)] = t;
+                        tape.y[(r, k)] = b;
+                        b
                     }
-                    Direction::Inverse => {
-                        let ex = (-s).exp();
-                        ld -= s;
-                        (ex, (a - t) * ex)
+                    Transform::Spline(sp) => {
+                        self.spline_knots(sp, sw, op, None, r, e);
+                        let (b, arg, l) = match dir {
+                            Direction::Inverse => {
+                                let [z, _, l, _] = sp.rq(sw, a, 0.0);
+                                (z, a, l)
+                            }
+                            Direction::Forward => {
+                                let (u, l) = sp.solve(sw, a);
+                                (u, u, -l)
+                            }
+                        };
+                        tape.arg[(r, k)] = arg;
+                        ld += l;
+                        b
                     }
                 };
-                y[(r, e.x)] = b;
-                tape.shat[(r, k)] = sh;
-                tape.ex[(r, k)] = ex;
-                tape.t[(r, k)] = t;
-                tape.y[(r, k)] = b;
             }
             for &i in &self.frozen {
                 y[(r, i)] = x[(r, i)];
@@ -442,18 +572,43 @@ impl Layer for Coupling {
             let mut gom = self
                 .equivariant
                 .then(|| ArrayViewMut2::from_shape((rows, no), &mut go_m[..rows * no]).unwrap());
+            let op = tape.net_p.acts.last().unwrap();
+            let sw = &mut scratch.spline;
+            if let Transform::Spline(sp) = &self.transform {
+                sp.prepare(sw);
+            }
             for r in 0..rows {
                 let gl = gld[r];
                 for (k, &e) in self.out_map.iter().enumerate() {
                     let gb = gy[(r, e.x)];
-                    let ex = tape.ex[(r, k)];
-                    let (gs, gt) = match dir {
-                        Direction::Forward => (gb * (tape.y[(r, k)] - tape.t[(r, k)]) + gl, gb),
-                        Direction::Inverse => (-gb * tape.y[(r, k)] - gl, -gb * ex),
+                    gx[(r, e.x)] = match &self.transform {
+                        Transform::Affine(scale) => {
+                            let ex = tape.ex[(r, k)];
+                            let (gs, gt) = match dir {
+                                Direction::Forward => (gb * (tape.y[(r, k)] - tape.t[(r, k)]) + gl, gb),
+                                Direction::Inverse => (-gb * tape.y[(r, k)] - gl, -gb * ex),
+                            };
+                            let gsh = gs * scale.d1(tape.shat[(r, k)]);
+                            self.scatter(&mut gop, &mut gom, r, e, gsh, gt);
+                            gb * ex
+                        }
+                        Transform::Spline(sp) => {
+                            self.spline_knots(sp, sw, op, None, r, e);
+                            let a = tape.arg[(r, k)];
+                            let ga = match dir {
+                                Direction::Inverse => sp.adjoint(sw, a, 0.0, [gb, 0.0, gl, 0.0]).0,
+                                Direction::Forward => {
+                                    // x = T⁻¹(z) at a = x: x̃ = x̄ − λ̄ ℓ'(x), z̄ = x̃/T'.
+                                    let [_, t1, _, l1] = sp.rq(sw, a, 1.0);
+                                    let xt = gb - gl * l1;
+                                    sp.adjoint(sw, a, 0.0, [-xt / t1, 0.0, -gl, 0.0]);
+                                    xt / t1
+                                }
+                            };
+                            scatter_raw(&mut gop, r, e, &sw.g);
+                            ga
+                        }
                     };
-                    gx[(r, e.x)] = gb * ex;
-                    let gsh = gs * self.scale.d1(tape.shat[(r, k)]);
-                    self.scatter(&mut gop, &mut gom, r, e, gsh, gt);
                 }
                 for &i in &self.frozen {
                     gx[(r, i)] = gy[(r, i)];
@@ -496,30 +651,47 @@ impl ScoreLayer for Coupling {
         let dop = tape.net_p.dacts.last().unwrap();
         let om = tape.net_m.as_ref().map(|m| m.acts.last().unwrap());
         let dom = tape.net_m.as_ref().map(|m| m.dacts.last().unwrap());
+        let sw = &mut scratch.spline;
+        if let Transform::Spline(sp) = &self.transform {
+            sp.prepare(sw);
+        }
         for r in 0..rows {
             let (mut ld, mut dld) = (0.0, 0.0);
             for (k, &e) in self.out_map.iter().enumerate() {
-                let (sh, t) = self.raw(op, om, r, e);
-                let (dsh, dt) = self.raw(dop, dom, r, e);
-                let (h1, _) = self.scale.d1_d2(sh);
-                let s = self.scale.value(sh);
-                let ds = h1 * dsh;
                 let a = x[(r, e.x)];
                 let da = dx[(r, e.x)];
-                let ex = (-s).exp();
-                let b = (a - t) * ex;
-                let db = (da - dt) * ex - b * ds;
-                ld -= s;
-                dld -= ds;
+                let (b, db) = match &self.transform {
+                    Transform::Affine(scale) => {
+                        let (sh, t) = self.raw(op, om, r, e);
+                        let (dsh, dt) = self.raw(dop, dom, r, e);
+                        let (h1, _) = scale.d1_d2(sh);
+                        let s = scale.value(sh);
+                        let ds = h1 * dsh;
+                        let ex = (-s).exp();
+                        let b = (a - t) * ex;
+                        let db = (da - dt) * ex - b * ds;
+                        ld -= s;
+                        dld -= ds;
+                        tape.shat[(r, k)] = sh;
+                        tape.ex[(r, k)] = ex;
+                        tape.t[(r, k)] = t;
+                        tape.y[(r, k)] = b;
+                        tape.dshat[(r, k)] = dsh;
+                        tape.ds[(r, k)] = ds;
+                        tape.dt[(r, k)] = dt;
+                        (b, db)
+                    }
+                    Transform::Spline(sp) => {
+                        self.spline_knots(sp, sw, op, Some(dop), r, e);
+                        let [z, dz, l, dl] = sp.rq(sw, a, da);
+                        tape.arg[(r, k)] = a;
+                        ld += l;
+                        dld += dl;
+                        (z, dz)
+                    }
+                };
                 y[(r, e.x)] = b;
                 dy[(r, e.x)] = db;
-                tape.shat[(r, k)] = sh;
-                tape.ex[(r, k)] = ex;
-                tape.t[(r, k)] = t;
-                tape.y[(r, k)] = b;
-                tape.dshat[(r, k)] = dsh;
-                tape.ds[(r, k)] = ds;
-                tape.dt[(r, k)] = dt;
                 tape.dx[(r, k)] = da;
             }
             for &i in &self.frozen {
@@ -560,28 +732,47 @@ impl ScoreLayer for Coupling {
             let mut dgom = self
                 .equivariant
                 .then(|| ArrayViewMut2::from_shape((rows, no), &mut dgo_m[..rows * no]).unwrap());
+            let op = tape.net_p.acts.last().unwrap();
+            let dop = tape.net_p.dacts.last().unwrap();
+            let sw = &mut scratch.spline;
+            if let Transform::Spline(sp) = &self.transform {
+                sp.prepare(sw);
+            }
             for r in 0..rows {
                 let (lbar, lambar) = (gld[r], gdld[r]);
                 for (k, &e) in self.out_map.iter().enumerate() {
                     let ybar_out = gy[(r, e.x)];
                     let dbar = gdy[(r, e.x)];
-                    let ex = tape.ex[(r, k)];
-                    let b = tape.y[(r, k)];
-                    let ds = tape.ds[(r, k)];
-                    let dt = tape.dt[(r, k)];
                     let da = tape.dx[(r, k)];
-                    let ybar = ybar_out - dbar * ds;
-                    gx[(r, e.x)] = ybar * ex;
-                    gdx[(r, e.x)] = dbar * ex;
-                    let gt = -ybar * ex;
-                    let gdt = -dbar * ex;
-                    let gs = -dbar * (da - dt) * ex - ybar * b - lbar;
-                    let gds = -dbar * b - lambar;
-                    let (h1, h2) = self.scale.d1_d2(tape.shat[(r, k)]);
-                    let gsh = gs * h1 + gds * h2 * tape.dshat[(r, k)];
-                    let gdsh = gds * h1;
-                    self.scatter(&mut gop, &mut gom, r, e, gsh, gt);
-                    self.scatter(&mut dgop, &mut dgom, r, e, gdsh, gdt);
+                    let (xb, dxb) = match &self.transform {
+                        Transform::Affine(scale) => {
+                            let ex = tape.ex[(r, k)];
+                            let b = tape.y[(r, k)];
+                            let ds = tape.ds[(r, k)];
+                            let dt = tape.dt[(r, k)];
+                            let ybar = ybar_out - dbar * ds;
+                            let gt = -ybar * ex;
+                            let gdt = -dbar * ex;
+                            let gs = -dbar * (da - dt) * ex - ybar * b - lbar;
+                            let gds = -dbar * b - lambar;
+                            let (h1, h2) = scale.d1_d2(tape.shat[(r, k)]);
+                            let gsh = gs * h1 + gds * h2 * tape.dshat[(r, k)];
+                            let gdsh = gds * h1;
+                            self.scatter(&mut gop, &mut gom, r, e, gsh, gt);
+                            self.scatter(&mut dgop, &mut dgom, r, e, gdsh, gdt);
+                            (ybar * ex, dbar * ex)
+                        }
+                        Transform::Spline(sp) => {
+                            self.spline_knots(sp, sw, op, Some(dop), r, e);
+                            let bar = [ybar_out, dbar, lbar, lambar];
+                            let xb = sp.adjoint(sw, tape.arg[(r, k)], da, bar);
+                            scatter_raw(&mut gop, r, e, &sw.g);
+                            scatter_raw(&mut dgop, r, e, &sw.dg);
+                            xb
+                        }
+                    };
+                    gx[(r, e.x)] = xb;
+                    gdx[(r, e.x)] = dxb;
                 }
                 for &i in &self.frozen {
                     gx[(r, i)] = gy[(r, i)];

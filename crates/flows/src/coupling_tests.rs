@@ -1,6 +1,7 @@
 //! Finite-difference proofs of every derivative of the coupling layer, for
-//! each conditioner, mask, activation, bound and the Z₂ option, on random
-//! inputs and random (non-identity) parameters.
+//! each conditioner, mask, activation, bound, the Z₂ option and the
+//! rational-quadratic spline transform, on random inputs (for splines both
+//! inside the bins and in the tails) and random (non-identity) parameters.
 
 use super::*;
 use crate::mask;
@@ -112,6 +113,59 @@ fn cases() -> Vec<(&'static str, Coupling)> {
             ),
         ),
         (
+            "mlp/halves/silu/spline K=5",
+            Coupling::with_transform(
+                &mask::halves(6, 0),
+                ConditionerSpec::Mlp {
+                    hidden: vec![5, 4],
+                    act: Act::Silu,
+                    out_act: Act::Identity,
+                },
+                Transform::Spline(RqSpline::new(5, 1.2)),
+                false,
+            ),
+        ),
+        (
+            "mlp/random/tanh/spline K=2",
+            Coupling::with_transform(
+                &mask::random(7, 1, 3),
+                ConditionerSpec::Mlp {
+                    hidden: vec![6],
+                    act: t,
+                    out_act: Act::Identity,
+                },
+                Transform::Spline(RqSpline::new(2, 1.0)),
+                false,
+            ),
+        ),
+        (
+            "mlp/halves/softplus/tanh-out/spline K=4",
+            Coupling::with_transform(
+                &mask::halves(5, 1),
+                ConditionerSpec::Mlp {
+                    hidden: vec![3, 3],
+                    act: Act::Softplus,
+                    out_act: t,
+                },
+                Transform::Spline(RqSpline::new(4, 1.5)),
+                false,
+            ),
+        ),
+        (
+            "conv2d/checkerboard/silu/spline K=8",
+            Coupling::with_transform(
+                &mask::checkerboard(&[4, 4], 1),
+                ConditionerSpec::Conv {
+                    geom: ConvGeometry::periodic(&[4, 4], 3),
+                    hidden: vec![3],
+                    act: Act::Silu,
+                    out_act: Act::Identity,
+                },
+                Transform::Spline(RqSpline::new(8, 1.5)),
+                false,
+            ),
+        ),
+        (
             "conv3d/kernel3/tanh/z2",
             Coupling::new(
                 &mask::checkerboard(&[3, 2, 2], 0),
@@ -206,17 +260,23 @@ fn log_det_matches_finite_difference_jacobian() {
         let d = c.dim();
         let p = random_params(&c, 3);
         let x = random_rows(1, d, 4, 1.0);
+        // Narrow spline bins have large third derivatives: a smaller step
+        // keeps the O(h²) truncation of the Jacobian below the tolerance.
+        let h = match c.transform() {
+            Transform::Affine(_) => H,
+            Transform::Spline(_) => 1e-6,
+        };
         for dir in [Direction::Forward, Direction::Inverse] {
             let mut jac = vec![0.0; d * d];
             for j in 0..d {
                 let mut xp = x.clone();
-                xp[(0, j)] += H;
+                xp[(0, j)] += h;
                 let mut xm = x.clone();
-                xm[(0, j)] -= H;
+                xm[(0, j)] -= h;
                 let (yp, _) = apply(&c, dir, &p, &xp);
                 let (ym, _) = apply(&c, dir, &p, &xm);
                 for i in 0..d {
-                    jac[i * d + j] = (yp[(0, i)] - ym[(0, i)]) / (2.0 * H);
+                    jac[i * d + j] = (yp[(0, i)] - ym[(0, i)]) / (2.0 * h);
                 }
             }
             let fd = log_abs_det(jac, d);
@@ -388,9 +448,51 @@ fn identity_initialized_layer_is_the_identity() {
         c.net().init_params(&mut p, &mut Seed::new(21).rng(), true);
         assert!(p.iter().any(|&v| v != 0.0) || c.n_params() == 0);
         let x = random_rows(ROWS, c.dim(), 22, 1.0);
-        let (y, ld) = apply(&c, Direction::Forward, &p, &x);
-        assert_eq!(y, x, "{name}");
-        assert!(ld.iter().all(|&v| v == 0.0), "{name}");
+        match c.transform() {
+            Transform::Affine(_) => {
+                let (y, ld) = apply(&c, Direction::Forward, &p, &x);
+                assert_eq!(y, x, "{name}");
+                assert!(ld.iter().all(|&v| v == 0.0), "{name}");
+            }
+            // Equal bins with unit slopes: the identity up to rounding.
+            Transform::Spline(_) => {
+                for dir in [Direction::Forward, Direction::Inverse] {
+                    let (y, ld) = apply(&c, dir, &p, &x);
+                    let err = (&y - &x).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                    assert!(err < 1e-14, "{name} {dir:?}: |y − x| = {err:e}");
+                    assert!(ld.iter().all(|&v| v.abs() < 1e-14), "{name} {dir:?}: {ld}");
+                }
+            }
+        }
         let _ = Seed::new(0).rng().random::<f64>();
+    }
+}
+
+/// The random inputs of the derivative tests put transformed coordinates
+/// of every spline case both inside [−B, B) and in the tails.
+#[test]
+fn spline_test_inputs_reach_the_bins_and_the_tails() {
+    for (name, c) in cases() {
+        let Transform::Spline(sp) = c.transform() else {
+            continue;
+        };
+        let free: Vec<usize> = c.out_map.iter().map(|e| e.x).collect();
+        for (seed, rows, scale) in [(2, ROWS, 1.5), (6, ROWS, 1.2), (10, ROWS, 1.2), (13, ROWS, 1.2)] {
+            let x = random_rows(rows, c.dim(), seed, scale);
+            let vals: Vec<f64> = x
+                .rows()
+                .into_iter()
+                .flat_map(|r| free.iter().map(move |&j| r[j]))
+                .collect();
+            let b = sp.tail_bound();
+            assert!(
+                vals.iter().any(|v| v.abs() < b),
+                "{name} seed {seed}: no point in the bins"
+            );
+            assert!(
+                vals.iter().any(|v| v.abs() >= b),
+                "{name} seed {seed}: no point in the tails"
+            );
+        }
     }
 }

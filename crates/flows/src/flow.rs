@@ -26,6 +26,11 @@
 //!   The same sweep also yields dx̄ = ∇ₓ log q (the score) and
 //!   x̄ = ∇²ₓ log q · r (a Hessian-vector product).
 //!
+//! # Building from a configuration
+//! [`FlowConfig`] ([`crate::config`]) only describes an architecture; this
+//! module turns it into a flow ([`FlowConfig::build`], [`Flow::from_parts`]),
+//! so the dependency runs one way, flow → config.
+//!
 //! # Determinism and parallelism
 //! Batches are split into chunks of `par.chunk_rows` rows (core's [`Par`]);
 //! each chunk allocates its tapes and scratch once, runs sequentially, and
@@ -36,7 +41,7 @@
 use crate::config::FlowConfig;
 use crate::coupling::Coupling;
 use crate::layer::{Direction, Layer, ScoreLayer, Scratch};
-use fieldflow_core::{Par, Proposal, Seed};
+use fieldflow_core::{ConfigError, Par, Proposal, Seed};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Slice};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -81,7 +86,8 @@ pub struct Flow<L: Layer = Coupling> {
     layers: Vec<L>,
     offsets: Vec<usize>,
     params: Vec<f64>,
-    pub(crate) config: Option<FlowConfig>,
+    /// Boxed: keeps `Flow` small (callers hold it in enums by value).
+    config: Option<Box<FlowConfig>>,
 }
 
 /// Per-chunk state of one batched call: tapes (one per layer) and scratch.
@@ -103,7 +109,7 @@ impl Flow<Coupling> {
             });
         }
         let mut f = Flow::from_layers(config.base_sigma, layers, params);
-        f.config = Some(config);
+        f.config = Some(Box::new(config));
         Ok(f)
     }
 
@@ -115,6 +121,27 @@ impl Flow<Coupling> {
     /// Network flops (2 × multiply-adds) of one sample through all layers, one direction.
     pub fn flops_per_sample(&self) -> f64 {
         self.layers.iter().map(|l| l.flops_per_sample()).sum()
+    }
+}
+
+impl FlowConfig {
+    /// A new flow with freshly initialized parameters drawn from `seed`
+    /// (uniform ±1/√fan_in; last conditioner layer zero if `identity_init`).
+    pub fn build(&self, seed: Seed) -> Result<Flow, ConfigError> {
+        let layers = self.layers()?;
+        let n: usize = layers.iter().map(Layer::n_params).sum();
+        let mut params = vec![0.0; n];
+        let mut rng = seed.rng();
+        let mut off = 0;
+        for l in &layers {
+            let np = l.net().n_params();
+            l.net()
+                .init_params(&mut params[off..off + np], &mut rng, self.identity_init);
+            off += np;
+        }
+        let mut flow = Flow::from_layers(self.base_sigma, layers, params);
+        flow.config = Some(Box::new(self.clone()));
+        Ok(flow)
     }
 }
 
@@ -144,7 +171,7 @@ impl<L: Layer> Flow<L> {
 
     /// The architecture, when the flow was built from one.
     pub fn config(&self) -> Option<&FlowConfig> {
-        self.config.as_ref()
+        self.config.as_deref()
     }
 
     /// The architecture as JSON (for the model file), when known.

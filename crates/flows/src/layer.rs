@@ -26,6 +26,7 @@
 //! Shapes are programming errors: every method panics when the rows of its
 //! arguments disagree with the tape it was given.
 
+use crate::spline::SplineWork;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
 /// Which way a layer is run.
@@ -48,6 +49,7 @@ pub struct Scratch {
     pub(crate) d: Vec<f64>,
     pub(crate) e: Vec<f64>,
     pub(crate) coupling: [Vec<f64>; 8],
+    pub(crate) spline: SplineWork,
 }
 
 /// `buf[..len]`, growing `buf` when it is too short (contents unspecified).

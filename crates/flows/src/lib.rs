@@ -9,8 +9,11 @@
 //! * [`activation`], [`net`]: conditioner primitives (dense, periodic
 //!   convolution, activations) with value, reverse, forward and
 //!   reverse-of-forward modes;
-//! * [`coupling`]: the affine coupling layer (RealNVP), bounded scale,
-//!   identity initialization, Z₂-equivariant option;
+//! * [`coupling`]: coupling layers (masks + conditioner) with an affine
+//!   (RealNVP: bounded scale, Z₂-equivariant option) or spline transform,
+//!   identity initialization;
+//! * [`spline`]: the monotone rational-quadratic spline (Neural Spline
+//!   Flows) with its JVP and the reverse mode of both;
 //! * [`mask`]: checkerboard, halves and random masks;
 //! * [`flow`]: [`Flow`] = base N(0, σ²I) + layers + one flat parameter
 //!   vector; sampling, density, score, FKL / RKL gradients, and
@@ -113,13 +116,15 @@ pub mod flow;
 pub mod layer;
 pub mod mask;
 pub mod net;
+pub mod spline;
 
 pub use activation::{Act, ActivationKind};
-pub use config::{ConditionerConfig, ConditionerKind, FlowConfig, MaskKind, ScaleBound};
-pub use coupling::{ConditionerSpec, Coupling, CouplingTape};
+pub use config::{ConditionerConfig, ConditionerKind, CouplingKind, FlowConfig, MaskKind, ScaleBound, SplineConfig};
+pub use coupling::{ConditionerSpec, Coupling, CouplingTape, Transform};
 pub use flow::{Flow, FlowError, ScoreModel};
 pub use layer::{Direction, Layer, ScoreLayer, Scratch};
 pub use net::{ConvGeometry, Net, NetTape};
+pub use spline::RqSpline;
 
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -1,10 +1,13 @@
 //! End-to-end proofs for whole flows: invertibility, exact identity
 //! initialization, score, FKL / RKL gradients and the score-matching
 //! second-order term against finite differences, Z₂ symmetry, thread-count
-//! independence and bit-identical serialization round trips.
+//! independence and bit-identical serialization round trips, for affine
+//! and rational-quadratic spline couplings.
 
 use fieldflow_core::{Par, Proposal, Seed};
-use fieldflow_flows::{ActivationKind, Flow, FlowConfig, FlowError, MaskKind, ScaleBound, ScoreModel};
+use fieldflow_flows::{
+    ActivationKind, CouplingKind, Flow, FlowConfig, FlowError, MaskKind, ScaleBound, ScoreModel, SplineConfig,
+};
 use ndarray::{Array1, Array2};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -53,6 +56,21 @@ fn mlp_cfg() -> FlowConfig {
     c.conditioner.activation = ActivationKind::Tanh;
     c.scale_bound = ScaleBound::SoftClamp { c: 2.0 };
     c
+}
+
+fn spline(mut c: FlowConfig, bins: usize, tail_bound: f64) -> FlowConfig {
+    c.coupling = CouplingKind::Spline(SplineConfig { bins, tail_bound });
+    c
+}
+
+/// Spline couplings with an MLP conditioner (random masks, tanh hidden).
+fn spline_mlp_cfg() -> FlowConfig {
+    spline(mlp_cfg(), 6, 1.5)
+}
+
+/// Spline couplings with the tutorial's convolutional conditioner (SiLU).
+fn spline_conv_cfg() -> FlowConfig {
+    spline(tutorial_smooth(4, false), 4, 2.0)
 }
 
 /// A flow with random, non-trivial parameters.
@@ -112,6 +130,8 @@ fn flows_invert_and_agree_on_log_q_in_both_directions() {
         ),
         ("tutorial L=6 z2", tutorial_smooth(6, true)),
         ("mlp", mlp_cfg()),
+        ("spline mlp", spline_mlp_cfg()),
+        ("spline conv", spline_conv_cfg()),
     ] {
         let f = random_flow(&cfg, 1, 1.5);
         let d = f.dim();
@@ -148,8 +168,38 @@ fn identity_initialized_flow_is_its_base_distribution() {
 }
 
 #[test]
+fn identity_initialized_spline_flow_is_its_base_distribution_to_rounding() {
+    for mut cfg in [
+        spline(FlowConfig::tutorial(4), 8, 3.0),
+        spline(FlowConfig::mlp(5, 3, vec![8]), 4, 2.0),
+    ] {
+        cfg.base_sigma = 0.7;
+        let f = cfg.build(Seed::new(3)).unwrap();
+        let x = rows(5, f.dim(), 4, 1.5);
+        let lq = log_q(&f, &x);
+        let base = fieldflow_core::IsotropicGaussian {
+            dim: f.dim(),
+            mean: 0.0,
+            sigma: 0.7,
+        };
+        for r in 0..5 {
+            let exact = fieldflow_core::Target::log_prob(&base, x.row(r));
+            assert!((lq[r] - exact).abs() < 1e-12, "{} vs {exact}", lq[r]);
+        }
+        let (s, _) = scores(&f, &x);
+        let err = (&s + &x.mapv(|v| v / 0.49)).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(err < 1e-12, "score of the identity spline flow off by {err:e}");
+    }
+}
+
+#[test]
 fn score_matches_finite_differences_of_log_q() {
-    for (name, cfg) in [("tutorial L=4", tutorial_smooth(4, false)), ("mlp", mlp_cfg())] {
+    for (name, cfg) in [
+        ("tutorial L=4", tutorial_smooth(4, false)),
+        ("mlp", mlp_cfg()),
+        ("spline mlp", spline_mlp_cfg()),
+        ("spline conv", spline_conv_cfg()),
+    ] {
         let f = random_flow(&cfg, 5, 1.5);
         let x = rows(3, f.dim(), 6, 1.0);
         let (s, lq) = scores(&f, &x);
@@ -170,7 +220,12 @@ fn score_matches_finite_differences_of_log_q() {
 
 #[test]
 fn forward_kl_gradient_matches_finite_differences() {
-    for (name, cfg) in [("tutorial L=4", tutorial_smooth(4, true)), ("mlp", mlp_cfg())] {
+    for (name, cfg) in [
+        ("tutorial L=4", tutorial_smooth(4, true)),
+        ("mlp", mlp_cfg()),
+        ("spline mlp", spline_mlp_cfg()),
+        ("spline conv", spline_conv_cfg()),
+    ] {
         let f = random_flow(&cfg, 7, 1.5);
         let x = rows(5, f.dim(), 8, 1.0);
         let w = rows(5, 1, 9, 1.0).column(0).to_owned();
@@ -186,7 +241,12 @@ fn forward_kl_gradient_matches_finite_differences() {
 
 #[test]
 fn reverse_kl_gradient_through_the_forward_pass_matches_finite_differences() {
-    for (name, cfg) in [("tutorial L=4", tutorial_smooth(4, false)), ("mlp", mlp_cfg())] {
+    for (name, cfg) in [
+        ("tutorial L=4", tutorial_smooth(4, false)),
+        ("mlp", mlp_cfg()),
+        ("spline mlp", spline_mlp_cfg()),
+        ("spline conv", spline_conv_cfg()),
+    ] {
         let f = random_flow(&cfg, 10, 1.5);
         let d = f.dim();
         let z = rows(5, d, 11, f.base_sigma());
@@ -226,6 +286,8 @@ fn score_matching_second_order_term_matches_finite_differences() {
         ("tutorial L=4", tutorial_smooth(4, false)),
         ("tutorial L=4 z2", tutorial_smooth(4, true)),
         ("mlp", mlp_cfg()),
+        ("spline mlp", spline_mlp_cfg()),
+        ("spline conv", spline_conv_cfg()),
     ] {
         let f = random_flow(&cfg, 14, 1.5);
         let d = f.dim();
@@ -306,14 +368,16 @@ fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
 
 #[test]
 fn every_batched_result_is_bit_identical_for_one_and_two_threads() {
-    let f = random_flow(
-        &FlowConfig {
-            identity_init: false,
-            ..FlowConfig::tutorial(4)
-        },
-        19,
-        1.3,
-    );
+    let affine = FlowConfig {
+        identity_init: false,
+        ..FlowConfig::tutorial(4)
+    };
+    for cfg in [affine.clone(), spline(affine, 8, 2.0)] {
+        bit_identical_for_one_and_two_threads(&random_flow(&cfg, 19, 1.3));
+    }
+}
+
+fn bit_identical_for_one_and_two_threads(f: &Flow) {
     let d = f.dim();
     let n = 37;
     let par = Par {
@@ -331,7 +395,7 @@ fn every_batched_result_is_bit_identical_for_one_and_two_threads() {
         let w = Array1::from_elem(n, -1.0 / n as f64);
         f.log_q_grad_batch(x.view(), w.view(), lq3.view_mut(), &mut g_fkl, par);
         let mut g_sm = vec![0.0; f.n_params()];
-        ScoreModel::score_param_vjp_batch(&f, x.view(), s.view(), &mut g_sm, par);
+        ScoreModel::score_param_vjp_batch(f, x.view(), s.view(), &mut g_sm, par);
         let z = rows(n, d, 6, 1.0);
         let mut g_rkl = vec![0.0; f.n_params()];
         let (mut x2, mut lq4) = (Array2::zeros((n, d)), Array1::zeros(n));
@@ -361,13 +425,18 @@ fn every_batched_result_is_bit_identical_for_one_and_two_threads() {
 
 #[test]
 fn serde_round_trip_gives_bit_identical_outputs() {
-    let f = random_flow(&tutorial_smooth(4, true), 21, 1.2);
+    for cfg in [tutorial_smooth(4, true), spline_conv_cfg()] {
+        serde_round_trip(&random_flow(&cfg, 21, 1.2));
+    }
+}
+
+fn serde_round_trip(f: &Flow) {
     let json = f.architecture_json().unwrap();
     let params = f.params().to_vec();
     let g = Flow::from_json_parts(&json, params.clone()).unwrap();
-    assert_eq!(f, g);
+    assert_eq!(*f, g);
     let x = rows(6, f.dim(), 22, 1.0);
-    assert_eq!(scores(&f, &x), scores(&g, &x));
+    assert_eq!(scores(f, &x), scores(&g, &x));
     let (mut a, mut la) = (Array2::zeros((6, f.dim())), Array1::zeros(6));
     let (mut b, mut lb) = (Array2::zeros((6, f.dim())), Array1::zeros(6));
     f.draw_batch(Seed::new(1), a.view_mut(), la.view_mut(), Par::default());

@@ -1,0 +1,615 @@
+//! Monotone rational-quadratic (RQ) spline, the elementwise transform of
+//! spline couplings (Durkan, Bekasov, Murray, Papamakarios 2019, "Neural
+//! Spline Flows"; the interpolant is Gregory & Delbourgo 1982), with hand-
+//! written first- and second-order derivatives.
+//!
+//! # Parametrization
+//! One transformed coordinate has P = 3K − 1 raw parameters θ (conditioner
+//! outputs): width logits a₀…a_{K−1}, height logits b₀…b_{K−1} and
+//! derivative pre-activations c₁…c_{K−1} of the inner knots. With tail
+//! bound B, minimum bin fraction m = [`RqSpline::MIN_BIN`] and minimum
+//! derivative δ_min = [`RqSpline::MIN_DERIVATIVE`]:
+//!
+//! * widths  W_i = 2B [m + (1 − Km) softmax(a)_i], knots X₀ = −B,
+//!   X_{i+1} = X_i + W_i (i < K − 1), X_K = B exactly (Σ W = 2B);
+//! * heights H_i and knots Y_i the same from b;
+//! * derivatives δ₀ = δ_K = 1 (so the map joins the identity tails with a
+//!   continuous slope), δ_i = δ_min + softplus(c_i + c₀) for 0 < i < K with
+//!   c₀ = ln(e^{1−δ_min} − 1), so that δ_i = 1 at c_i = 0.
+//!
+//! **Identity initialization**: θ = 0 gives equal bins, W_i = H_i = 2B/K,
+//! X = Y and all δ = 1; then s = 1 below and T(x) = x (to rounding).
+//!
+//! # The map T (x → z) and its log-derivative
+//! Outside [−B, B) T is the identity (linear tails, log T' = 0). In bin k
+//! (X_k ≤ x < X_{k+1}) with w = X_{k+1} − X_k, h = Y_{k+1} − Y_k,
+//! s = h/w, ξ = (x − X_k)/w ∈ [0, 1), η = ξ(1 − ξ):
+//!
+//!   T(x) = Y_k + h N/D,  N = s ξ² + δ_k η,  D = s + (δ_k + δ_{k+1} − 2s) η,
+//!
+//!   T'(x) = s² M / D²,   M = δ_{k+1} ξ² + 2 s η + δ_k (1 − ξ)²,
+//!
+//!   ℓ(x) = log T'(x) = 2 ln s + ln M − 2 ln D.
+//!
+//! T is strictly increasing (M, D > 0 for positive s, δ), C¹ on ℝ, with
+//! T(X_i) = Y_i and T'(X_i) = δ_i.
+//!
+//! In a coupling ([`crate::coupling::Transform::Spline`]) the density
+//! direction x → z (log q, score, score matching) evaluates T itself, so
+//! the second-order term differentiates an explicit rational function;
+//! the sampling direction solves the quadratic below.
+//!
+//! # The inverse T⁻¹ (z → x)
+//! In bin k of the Y knots, with Δ = z − Y_k and σ = δ_k + δ_{k+1} − 2s,
+//! z = T(x) is the quadratic α ξ² + β ξ + γ = 0 with
+//! α = h(s − δ_k) + Δσ, β = hδ_k − Δσ, γ = −sΔ ≤ 0. The root in [0, 1] is
+//! taken in the cancellation-free form ξ = 2γ / (−β − √(β² − 4αγ)), and
+//! x = X_k + ξ w.
+//!
+//! # Derivatives: one pair-mode sweep
+//! Everything the coupling needs is a derivative of (T, ℓ) with respect to
+//! u = (x, X_k, w, Y_k, h, δ_k, δ_{k+1}) and, through the knots, θ:
+//!
+//! * JVP along a tangent v = (dx, dθ) (`RqSpline::rq`): each step of the
+//!   chain q = x − X_k, ξ = q/w, s = h/w, η = ξ − ξ², σ, D, N, r = N/D,
+//!   z = Y_k + h r, M, ℓ carries its tangent (e.g. dr = (dN − r dD)/D,
+//!   dℓ = 2 ds/s + dM/M − 2 dD/D); the knots carry theirs,
+//!   dp = p ⊙ (da − ⟨p, da⟩) for p = softmax(a), dX_{j} = Σ_{i<j} dW_i
+//!   (dX_K = 0), dδ_i = sigmoid(c_i + c₀) dc_i.
+//! * Reverse mode of that JVP (`RqSpline::adjoint`): given adjoints
+//!   (z̄, dz̄, ℓ̄, dℓ̄) of (z, dz, ℓ, dℓ), every step y = f(u) with dy = f'(u)du
+//!   is reversed by the pair rule ū += ȳ f'(u) + dȳ f''(u) du,
+//!   dū += dȳ f'(u) (for several inputs, f'' is the Hessian of the step);
+//!   e.g. for r = N/D: N̄ += r̄/D − dr̄ dD/D², dN̄ += dr̄/D,
+//!   D̄ += −r̄ r/D + dr̄ (2r dD − dN)/D², dD̄ += −dr̄ r/D. Through the knots:
+//!   X̄_k, X̄_{k+1} come from (X_k, w), then W̄_i = Σ_{j>i, j<K} X̄_j; for the
+//!   softmax with p̄ = c_w W̄ (c_w = 2B(1 − Km)) and g = dp̄, G = ⟨g, p⟩:
+//!   ā_j = p_j(p̄_j − ⟨p, p̄⟩) + dp_j(g_j − G) − p_j⟨g, dp⟩,
+//!   dā_j = p_j(g_j − G); for δ_i: c̄_i = δ̄_i σ_i + dδ̄_i σ_i(1 − σ_i) dc_i,
+//!   dc̄_i = dδ̄_i σ_i with σ_i = sigmoid(c_i + c₀).
+//!
+//! With zero tangents and dz̄ = dℓ̄ = 0 the same sweep is the plain reverse
+//! mode x̄ = z̄ T' + ℓ̄ ℓ', θ̄ = z̄ ∂θT + ℓ̄ ∂θℓ, so first- and second-order
+//! passes share one implementation.
+//!
+//! **Reverse mode of the inverse.** For x = T⁻¹(z) with log-determinant
+//! −ℓ(x) and adjoints (x̄, λ̄): the total adjoint of x is x̃ = x̄ − λ̄ ℓ'(x),
+//! and by the implicit-function theorem (∂x/∂z = 1/T', ∂x/∂θ = −∂θT/T')
+//! z̄ = x̃/T' and θ̄ = (−x̃/T') ∂θT − λ̄ ∂θℓ: the sweep above at x with
+//! z̄ ← −x̃/T', ℓ̄ ← −λ̄; T'(x) and ℓ'(x) are its JVP along dx = 1.
+
+use crate::activation::Act;
+
+/// Largest supported number of bins (K·m must stay well below 1).
+pub const MAX_BINS: usize = 256;
+
+/// A monotone rational-quadratic spline on [−B, B] with K bins and identity
+/// tails (see the module docs). It only holds the shape; the knots come
+/// from the raw parameters of each coordinate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RqSpline {
+    bins: usize,
+    tail_bound: f64,
+}
+
+/// Working buffers of the spline for one coordinate (reused, held by
+/// [`crate::Scratch`]): raw parameters, knots, their tangents and the
+/// adjoints of the raw parameters.
+#[derive(Debug, Default)]
+pub struct SplineWork {
+    /// Raw parameters θ (filled by the caller before [`RqSpline::knots`]).
+    pub(crate) theta: Vec<f64>,
+    /// Tangent dθ (read when `knots` is asked for tangents).
+    pub(crate) dtheta: Vec<f64>,
+    /// θ̄ written by [`RqSpline::adjoint`].
+    pub(crate) g: Vec<f64>,
+    /// dθ̄ written by [`RqSpline::adjoint`].
+    pub(crate) dg: Vec<f64>,
+    tangent: bool,
+    pw: Vec<f64>,
+    ph: Vec<f64>,
+    dpw: Vec<f64>,
+    dph: Vec<f64>,
+    xs: Vec<f64>,
+    ys: Vec<f64>,
+    dxs: Vec<f64>,
+    dys: Vec<f64>,
+    ds: Vec<f64>,
+    dds: Vec<f64>,
+}
+
+/// The six local parameters of one bin (or their tangents / adjoints).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Bin {
+    x: f64,
+    w: f64,
+    y: f64,
+    h: f64,
+    d0: f64,
+    d1: f64,
+}
+
+impl RqSpline {
+    /// Minimum bin width and height as a fraction m of the interval 2B.
+    pub const MIN_BIN: f64 = 1e-3;
+    /// Minimum derivative at the inner knots.
+    pub const MIN_DERIVATIVE: f64 = 1e-3;
+
+    /// A spline with `bins` bins on [−`tail_bound`, `tail_bound`].
+    ///
+    /// # Panics
+    /// Unless 2 ≤ bins ≤ [`MAX_BINS`] and the tail bound is finite and > 0
+    /// (the configuration validates both first).
+    pub fn new(bins: usize, tail_bound: f64) -> Self {
+        assert!((2..=MAX_BINS).contains(&bins), "bins = {bins} outside 2..={MAX_BINS}");
+        assert!(tail_bound.is_finite() && tail_bound > 0.0, "tail bound {tail_bound}");
+        RqSpline { bins, tail_bound }
+    }
+
+    /// Number of bins K.
+    pub fn bins(&self) -> usize {
+        self.bins
+    }
+
+    /// Tail bound B.
+    pub fn tail_bound(&self) -> f64 {
+        self.tail_bound
+    }
+
+    /// Raw parameters per transformed coordinate, 3K − 1.
+    pub fn n_params(&self) -> usize {
+        3 * self.bins - 1
+    }
+
+    /// c₀ with δ_min + softplus(c₀) = 1.
+    fn c0() -> f64 {
+        (1.0 - Self::MIN_DERIVATIVE).exp_m1().ln()
+    }
+
+    /// Sizes the buffers of `w` for this spline.
+    pub(crate) fn prepare(&self, w: &mut SplineWork) {
+        let (k, p) = (self.bins, self.n_params());
+        for v in [&mut w.theta, &mut w.dtheta, &mut w.g, &mut w.dg] {
+            v.resize(p, 0.0);
+        }
+        for v in [&mut w.pw, &mut w.ph, &mut w.dpw, &mut w.dph] {
+            v.resize(k, 0.0);
+        }
+        for v in [&mut w.xs, &mut w.ys, &mut w.dxs, &mut w.dys, &mut w.ds, &mut w.dds] {
+            v.resize(k + 1, 0.0);
+        }
+    }
+
+    /// Knots (X, Y, δ) from `w.theta`, and their tangents from `w.dtheta`
+    /// when `tangent` (otherwise every tangent counts as zero).
+    pub(crate) fn knots(&self, w: &mut SplineWork, tangent: bool) {
+        let (k, b) = (self.bins, self.tail_bound);
+        let cw = 2.0 * b * (1.0 - k as f64 * Self::MIN_BIN);
+        let wmin = 2.0 * b * Self::MIN_BIN;
+        w.tangent = tangent;
+        for (off, p, dp, kn, dkn) in [
+            (0, &mut w.pw, &mut w.dpw, &mut w.xs, &mut w.dxs),
+            (k, &mut w.ph, &mut w.dph, &mut w.ys, &mut w.dys),
+        ] {
+            let a = &w.theta[off..off + k];
+            softmax(a, p);
+            kn[0] = -b;
+            for i in 0..k - 1 {
+                kn[i + 1] = kn[i] + (wmin + cw * p[i]);
+            }
+            kn[k] = b;
+            if tangent {
+                let da = &w.dtheta[off..off + k];
+                let m: f64 = p.iter().zip(da).map(|(p, d)| p * d).sum();
+                for i in 0..k {
+                    dp[i] = p[i] * (da[i] - m);
+                }
+                dkn[0] = 0.0;
+                for i in 0..k - 1 {
+                    dkn[i + 1] = dkn[i] + cw * dp[i];
+                }
+                dkn[k] = 0.0;
+            }
+        }
+        let c0 = Self::c0();
+        w.ds[0] = 1.0;
+        w.ds[k] = 1.0;
+        w.dds[0] = 0.0;
+        w.dds[k] = 0.0;
+        for i in 1..k {
+            let u = w.theta[2 * k + i - 1] + c0;
+            w.ds[i] = Self::MIN_DERIVATIVE + Act::Softplus.value(u);
+            w.dds[i] = if tangent {
+                Act::Softplus.d1(u) * w.dtheta[2 * k + i - 1]
+            } else {
+                0.0
+            };
+        }
+    }
+
+    /// Bin of `v` among the knots `kn` (None in the tails).
+    fn locate(&self, kn: &[f64], v: f64) -> Option<usize> {
+        let b = self.tail_bound;
+        (v >= -b && v < b).then(|| kn[1..self.bins].partition_point(|&t| t <= v))
+    }
+
+    /// Local parameters of bin `k` and their tangents.
+    fn bin(&self, w: &SplineWork, k: usize) -> (Bin, Bin) {
+        let p = Bin {
+            x: w.xs[k],
+            w: w.xs[k + 1] - w.xs[k],
+            y: w.ys[k],
+            h: w.ys[k + 1] - w.ys[k],
+            d0: w.ds[k],
+            d1: w.ds[k + 1],
+        };
+        let dp = if w.tangent {
+            Bin {
+                x: w.dxs[k],
+                w: w.dxs[k + 1] - w.dxs[k],
+                y: w.dys[k],
+                h: w.dys[k + 1] - w.dys[k],
+                d0: w.dds[k],
+                d1: w.dds[k + 1],
+            }
+        } else {
+            Bin::default()
+        };
+        (p, dp)
+    }
+
+    /// [z, dz, ℓ, dℓ]: z = T(x), ℓ = log T'(x) and their derivatives along
+    /// (dx, dθ) (dθ as given to [`Self::knots`]).
+    pub(crate) fn rq(&self, w: &SplineWork, x: f64, dx: f64) -> [f64; 4] {
+        match self.locate(&w.xs, x) {
+            None => [x, dx, 0.0, 0.0],
+            Some(k) => {
+                let (p, dp) = self.bin(w, k);
+                rq_bin(&p, &dp, x, dx)
+            }
+        }
+    }
+
+    /// (x, ℓ(x)) with x = T⁻¹(z) (root of the quadratic) and ℓ = log T'(x).
+    pub(crate) fn solve(&self, w: &SplineWork, z: f64) -> (f64, f64) {
+        match self.locate(&w.ys, z) {
+            None => (z, 0.0),
+            Some(k) => {
+                let (p, _) = self.bin(w, k);
+                let s = p.h / p.w;
+                let delta = z - p.y;
+                let sg = p.d0 + p.d1 - 2.0 * s;
+                let a = p.h * (s - p.d0) + delta * sg;
+                let b = p.h * p.d0 - delta * sg;
+                let c = -s * delta;
+                let disc = (b * b - 4.0 * a * c).max(0.0);
+                let xi = (2.0 * c / (-b - disc.sqrt())).clamp(0.0, 1.0);
+                let x = p.x + xi * p.w;
+                let l = rq_bin(&p, &Bin::default(), x, 0.0)[2];
+                (x, l)
+            }
+        }
+    }
+
+    /// Reverse mode of [`Self::rq`] at (x, dx) with adjoints `bar` of
+    /// [z, dz, ℓ, dℓ]: returns (x̄, dx̄) and overwrites `w.g` ← θ̄,
+    /// `w.dg` ← dθ̄ (knots as last computed by [`Self::knots`]).
+    pub(crate) fn adjoint(&self, w: &mut SplineWork, x: f64, dx: f64, bar: [f64; 4]) -> (f64, f64) {
+        w.g.fill(0.0);
+        w.dg.fill(0.0);
+        let Some(k) = self.locate(&w.xs, x) else {
+            return (bar[0], bar[1]);
+        };
+        let (p, dp) = self.bin(w, k);
+        let (xb, dxb, pb, pt) = rq_bin_adjoint(&p, &dp, x, dx, bar);
+        let nb = self.bins;
+        let cw = 2.0 * self.tail_bound * (1.0 - nb as f64 * Self::MIN_BIN);
+        // Knot adjoints: X_k from (X_k, w), X_{k+1} from w (X_K is constant).
+        for (off, p, dp, kb, kt) in [
+            (0, &w.pw, &w.dpw, (pb.x - pb.w, pb.w), (pt.x - pt.w, pt.w)),
+            (nb, &w.ph, &w.dph, (pb.y - pb.h, pb.h), (pt.y - pt.h, pt.h)),
+        ] {
+            // W̄_i = [i < k] X̄_k + [i ≤ k < K−1] X̄_{k+1}; p̄ = c_w W̄.
+            let wbar = |i: usize, (lo, hi): (f64, f64)| {
+                let mut v = 0.0;
+                if i < k {
+                    v += lo;
+                }
+                if i <= k && k + 1 < nb {
+                    v += hi;
+                }
+                cw * v
+            };
+            let (mut pp, mut gdp, mut big_g) = (0.0, 0.0, 0.0);
+            for i in 0..nb {
+                let (pbar, g) = (wbar(i, kb), wbar(i, kt));
+                pp += p[i] * pbar;
+                big_g += p[i] * g;
+                if w.tangent {
+                    gdp += g * dp[i];
+                }
+            }
+            for i in 0..nb {
+                let (pbar, g) = (wbar(i, kb), wbar(i, kt));
+                let mut a = p[i] * (pbar - pp);
+                if w.tangent {
+                    a += dp[i] * (g - big_g) - p[i] * gdp;
+                }
+                w.g[off + i] = a;
+                w.dg[off + i] = p[i] * (g - big_g);
+            }
+        }
+        let c0 = Self::c0();
+        for (i, db, dt) in [(k, pb.d0, pt.d0), (k + 1, pb.d1, pt.d1)] {
+            if i == 0 || i == nb {
+                continue;
+            }
+            let j = 2 * nb + i - 1;
+            let (s1, s2) = Act::Softplus.d1_d2(w.theta[j] + c0);
+            let dc = if w.tangent { w.dtheta[j] } else { 0.0 };
+            w.g[j] += db * s1 + dt * s2 * dc;
+            w.dg[j] += dt * s1;
+        }
+        (xb, dxb)
+    }
+}
+
+/// p ← softmax(a), shifted by max a.
+fn softmax(a: &[f64], p: &mut [f64]) {
+    let m = a.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = 0.0;
+    for (p, &a) in p.iter_mut().zip(a) {
+        *p = (a - m).exp();
+        sum += *p;
+    }
+    p.iter_mut().for_each(|p| *p /= sum);
+}
+
+/// [z, dz, ℓ, dℓ] inside one bin (module docs).
+fn rq_bin(p: &Bin, dp: &Bin, x: f64, dx: f64) -> [f64; 4] {
+    let (xi, dxi) = ((x - p.x) / p.w, ((dx - dp.x) - (x - p.x) / p.w * dp.w) / p.w);
+    let s = p.h / p.w;
+    let ds = (dp.h - s * dp.w) / p.w;
+    let eta = xi - xi * xi;
+    let deta = (1.0 - 2.0 * xi) * dxi;
+    let sg = p.d0 + p.d1 - 2.0 * s;
+    let dsg = dp.d0 + dp.d1 - 2.0 * ds;
+    let den = s + sg * eta;
+    let dden = ds + dsg * eta + sg * deta;
+    let num = s * xi * xi + p.d0 * eta;
+    let dnum = ds * xi * xi + 2.0 * s * xi * dxi + dp.d0 * eta + p.d0 * deta;
+    let r = num / den;
+    let dr = (dnum - r * dden) / den;
+    let om = 1.0 - xi;
+    let m = p.d1 * xi * xi + 2.0 * s * eta + p.d0 * om * om;
+    let dm = dp.d1 * xi * xi + 2.0 * p.d1 * xi * dxi + 2.0 * ds * eta + 2.0 * s * deta + dp.d0 * om * om
+        - 2.0 * p.d0 * om * dxi;
+    [
+        p.y + p.h * r,
+        dp.y + dp.h * r + p.h * dr,
+        2.0 * s.ln() + m.ln() - 2.0 * den.ln(),
+        2.0 * ds / s + dm / m - 2.0 * dden / den,
+    ]
+}
+
+/// Pair-mode reverse of [`rq_bin`]: (x̄, dx̄, ū, dū) for the bin parameters.
+fn rq_bin_adjoint(p: &Bin, dp: &Bin, x: f64, dx: f64, bar: [f64; 4]) -> (f64, f64, Bin, Bin) {
+    let [zb, zt, lb, lt] = bar;
+    // Forward sweep (as rq_bin).
+    let q = x - p.x;
+    let dq = dx - dp.x;
+    let xi = q / p.w;
+    let dxi = (dq - xi * dp.w) / p.w;
+    let s = p.h / p.w;
+    let ds = (dp.h - s * dp.w) / p.w;
+    let eta = xi - xi * xi;
+    let deta = (1.0 - 2.0 * xi) * dxi;
+    let sg = p.d0 + p.d1 - 2.0 * s;
+    let dsg = dp.d0 + dp.d1 - 2.0 * ds;
+    let den = s + sg * eta;
+    let dden = ds + dsg * eta + sg * deta;
+    let num = s * xi * xi + p.d0 * eta;
+    let dnum = ds * xi * xi + 2.0 * s * xi * dxi + dp.d0 * eta + p.d0 * deta;
+    let r = num / den;
+    let dr = (dnum - r * dden) / den;
+    let om = 1.0 - xi;
+    let m = p.d1 * xi * xi + 2.0 * s * eta + p.d0 * om * om;
+    let dm = dp.d1 * xi * xi + 2.0 * p.d1 * xi * dxi + 2.0 * ds * eta + 2.0 * s * deta + dp.d0 * om * om
+        - 2.0 * p.d0 * om * dxi;
+
+    // Reverse sweep: `_b` adjoint of a value, `_t` adjoint of its tangent.
+    let mut ub = Bin::default();
+    let mut ut = Bin::default();
+    // ℓ = 2 ln s + ln M − 2 ln D.
+    let mut s_b = 2.0 * lb / s - 2.0 * lt * ds / (s * s);
+    let mut s_t = 2.0 * lt / s;
+    let m_b = lb / m - lt * dm / (m * m);
+    let m_t = lt / m;
+    let mut den_b = -2.0 * lb / den + 2.0 * lt * dden / (den * den);
+    let mut den_t = -2.0 * lt / den;
+    // z = Y_k + h r.
+    ub.y = zb;
+    ut.y = zt;
+    ub.h = zb * r + zt * dr;
+    ut.h = zt * r;
+    let r_b = zb * p.h + zt * dp.h;
+    let r_t = zt * p.h;
+    // r = N / D.
+    let num_b = r_b / den - r_t * dden / (den * den);
+    let num_t = r_t / den;
+    den_b += -r_b * r / den + r_t * (2.0 * r * dden - dnum) / (den * den);
+    den_t += -r_t * r / den;
+    // M = δ₁ ξ² + 2 s η + δ₀ (1 − ξ)².
+    ub.d1 = m_b * xi * xi + m_t * 2.0 * xi * dxi;
+    ut.d1 = m_t * xi * xi;
+    let mut xi_b = m_b * (2.0 * p.d1 * xi - 2.0 * p.d0 * om)
+        + m_t * (2.0 * dp.d1 * xi + 2.0 * p.d1 * dxi - 2.0 * dp.d0 * om + 2.0 * p.d0 * dxi);
+    let mut xi_t = m_t * (2.0 * p.d1 * xi - 2.0 * p.d0 * om);
+    s_b += m_b * 2.0 * eta + m_t * 2.0 * deta;
+    s_t += m_t * 2.0 * eta;
+    let mut eta_b = m_b * 2.0 * s + m_t * 2.0 * ds;
+    let mut eta_t = m_t * 2.0 * s;
+    ub.d0 = m_b * om * om - m_t * 2.0 * om * dxi;
+    ut.d0 = m_t * om * om;
+    // N = s ξ² + δ₀ η.
+    s_b += num_b * xi * xi + num_t * 2.0 * xi * dxi;
+    s_t += num_t * xi * xi;
+    xi_b += num_b * 2.0 * s * xi + num_t * (2.0 * ds * xi + 2.0 * s * dxi);
+    xi_t += num_t * 2.0 * s * xi;
+    ub.d0 += num_b * eta + num_t * deta;
+    ut.d0 += num_t * eta;
+    eta_b += num_b * p.d0 + num_t * dp.d0;
+    eta_t += num_t * p.d0;
+    // D = s + σ η.
+    s_b += den_b;
+    s_t += den_t;
+    let sg_b = den_b * eta + den_t * deta;
+    let sg_t = den_t * eta;
+    eta_b += den_b * sg + den_t * dsg;
+    eta_t += den_t * sg;
+    // σ = δ₀ + δ₁ − 2s.
+    ub.d0 += sg_b;
+    ub.d1 += sg_b;
+    s_b -= 2.0 * sg_b;
+    ut.d0 += sg_t;
+    ut.d1 += sg_t;
+    s_t -= 2.0 * sg_t;
+    // η = ξ − ξ².
+    xi_b += eta_b * (1.0 - 2.0 * xi) - eta_t * 2.0 * dxi;
+    xi_t += eta_t * (1.0 - 2.0 * xi);
+    // s = h / w.
+    let w2 = p.w * p.w;
+    ub.h += s_b / p.w - s_t * dp.w / w2;
+    ut.h += s_t / p.w;
+    ub.w = -s_b * s / p.w + s_t * (2.0 * s * dp.w - dp.h) / w2;
+    ut.w = -s_t * s / p.w;
+    // ξ = q / w.
+    let q_b = xi_b / p.w - xi_t * dp.w / w2;
+    let q_t = xi_t / p.w;
+    ub.w += -xi_b * xi / p.w + xi_t * (2.0 * xi * dp.w - dq) / w2;
+    ut.w += -xi_t * xi / p.w;
+    // q = x − X_k.
+    ub.x = -q_b;
+    ut.x = -q_t;
+    (q_b, q_t, ub, ut)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{assert_close, fd_grad};
+    use fieldflow_core::Seed;
+    use rand_distr::{Distribution, StandardNormal};
+
+    const H: f64 = 1e-6;
+
+    fn work(sp: &RqSpline, theta: &[f64], dtheta: Option<&[f64]>) -> SplineWork {
+        let mut w = SplineWork::default();
+        sp.prepare(&mut w);
+        w.theta.copy_from_slice(theta);
+        if let Some(d) = dtheta {
+            w.dtheta.copy_from_slice(d);
+        }
+        sp.knots(&mut w, dtheta.is_some());
+        w
+    }
+
+    fn normals(n: usize, seed: u64, scale: f64) -> Vec<f64> {
+        let mut rng = Seed::new(seed).rng();
+        (0..n)
+            .map(|_| {
+                let z: f64 = StandardNormal.sample(&mut rng);
+                scale * z
+            })
+            .collect()
+    }
+
+    /// Arguments: interior points of several bins, both tails, a knot region.
+    fn points(b: f64) -> Vec<f64> {
+        vec![-1.7 * b, -0.93 * b, -0.41 * b, 0.05 * b, 0.37 * b, 0.88 * b, 1.3 * b]
+    }
+
+    fn splines() -> Vec<RqSpline> {
+        vec![RqSpline::new(2, 1.0), RqSpline::new(5, 3.0), RqSpline::new(8, 2.5)]
+    }
+
+    #[test]
+    fn inverse_undoes_the_map_and_the_map_is_monotone_and_continuous() {
+        for sp in splines() {
+            let theta = normals(sp.n_params(), 1, 1.5);
+            let w = work(&sp, &theta, None);
+            let b = sp.tail_bound();
+            let mut prev = f64::NEG_INFINITY;
+            for i in 0..=2000 {
+                let x = -1.2 * b + 2.4 * b * i as f64 / 2000.0;
+                let [z, _, l, _] = sp.rq(&w, x, 0.0);
+                assert!(z > prev, "not increasing at {x}");
+                prev = z;
+                let (x2, l2) = sp.solve(&w, z);
+                assert!((x2 - x).abs() < 1e-10 * (1.0 + x.abs()), "{x} → {z} → {x2}");
+                assert!((l2 - l).abs() < 1e-9, "log-derivative {l} vs {l2}");
+            }
+            // Knots are interpolated with the prescribed slopes.
+            for k in 0..=sp.bins() {
+                let [z, dz, ..] = sp.rq(&w, w.xs[k], 1.0);
+                assert!((z - w.ys[k]).abs() < 1e-12, "knot {k}: {z} vs {}", w.ys[k]);
+                assert!((dz - w.ds[k]).abs() < 1e-9, "slope at knot {k}: {dz} vs {}", w.ds[k]);
+            }
+        }
+    }
+
+    #[test]
+    fn zero_parameters_give_the_identity() {
+        for sp in splines() {
+            let w = work(&sp, &vec![0.0; sp.n_params()], None);
+            for x in points(sp.tail_bound()) {
+                let [z, _, l, _] = sp.rq(&w, x, 0.0);
+                assert!((z - x).abs() < 1e-14 && l.abs() < 1e-14, "T({x}) = {z}, ℓ = {l}");
+            }
+        }
+    }
+
+    #[test]
+    fn jvp_and_its_reverse_mode_match_finite_differences() {
+        for (n, sp) in splines().into_iter().enumerate() {
+            let np = sp.n_params();
+            let theta = normals(np, 10 + n as u64, 1.2);
+            let dtheta = normals(np, 20 + n as u64, 1.0);
+            let bar = [0.7, -1.3, 0.4, 0.9];
+            for (j, x) in points(sp.tail_bound()).into_iter().enumerate() {
+                let dx = 0.3 - 0.2 * j as f64;
+                // u = (x, θ), v = (dx, dθ); F(u, v) = ⟨bar, rq(u; v)⟩.
+                let f = |u: &[f64], v: &[f64]| {
+                    let w = work(&sp, &u[1..], Some(&v[1..]));
+                    let o = sp.rq(&w, u[0], v[0]);
+                    o.iter().zip(bar).map(|(a, b)| a * b).sum::<f64>()
+                };
+                let mut u = vec![x];
+                u.extend(&theta);
+                let mut v = vec![dx];
+                v.extend(&dtheta);
+                // JVP: dz, dℓ against differences of z, ℓ along v.
+                let w = work(&sp, &theta, Some(&dtheta));
+                let [_, dz, _, dl] = sp.rq(&w, x, dx);
+                let at = |e: f64| {
+                    let th: Vec<f64> = theta.iter().zip(&dtheta).map(|(t, d)| t + e * d).collect();
+                    sp.rq(&work(&sp, &th, None), x + e * dx, 0.0)
+                };
+                let (p, m) = (at(H), at(-H));
+                assert_close("dz", &[dz], &[(p[0] - m[0]) / (2.0 * H)], 1e-6);
+                assert_close("dℓ", &[dl], &[(p[2] - m[2]) / (2.0 * H)], 1e-6);
+                // Reverse mode of the JVP.
+                let mut w = work(&sp, &theta, Some(&dtheta));
+                let (xb, dxb) = sp.adjoint(&mut w, x, dx, bar);
+                let mut an_u = vec![xb];
+                an_u.extend(&w.g);
+                let mut an_v = vec![dxb];
+                an_v.extend(&w.dg);
+                let fd_u = fd_grad(|u| f(u, &v), &u, H);
+                let fd_v = fd_grad(|v| f(&u, v), &v, H);
+                assert_close(&format!("K={} x={x} ∂u", sp.bins()), &an_u, &fd_u, 1e-6);
+                assert_close(&format!("K={} x={x} ∂v", sp.bins()), &an_v, &fd_v, 1e-6);
+            }
+        }
+    }
+}
