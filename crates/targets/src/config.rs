@@ -3,7 +3,8 @@
 //!
 //! In TOML, one table per target (field names exactly as below; unknown
 //! fields are refused; the double-well and φ⁴ fields are optional and default
-//! to REFERENCE §3):
+//! to REFERENCE §3; `separated_mixture` needs `dim` and `separation`, and
+//! defaults to σ = 1, two equal weights and the diagonal axis):
 //!
 //! ```
 //! use fieldflow_targets::TargetConfig;
@@ -12,6 +13,12 @@
 //!     r#"kind = "mog8""#,
 //!     r#"kind = "two_modes"
 //!        dim = 32"#,
+//!     r#"kind = "separated_mixture"
+//!        dim = 16
+//!        separation = 6.0
+//!        sigma = 1.0
+//!        weights = [0.6666666666666666, 0.3333333333333334]
+//!        axis = "diagonal""#,
 //!     r#"kind = "gaussian"
 //!        mean = [0.0, 1.0]
 //!        cov = [[1.0, 0.5], [0.5, 2.0]]"#,
@@ -48,6 +55,7 @@ use crate::linalg::{format_vec, vec1};
 use crate::mixture::{Covariance, GaussianMixture};
 use crate::modes::SyntheticTarget;
 use crate::phi4_1d::{self, Phi4Field1d};
+use crate::presets::SeparationAxis;
 use fieldflow_core::ConfigError;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -108,6 +116,24 @@ pub enum TargetConfig {
         /// Dimension d ≥ 1 (the benchmarks use 8, 16, 32, 64, 128).
         dim: usize,
     },
+    /// K isotropic modes on a line, neighbouring means `separation` σ apart:
+    /// [`GaussianMixture::separated`].
+    SeparatedMixture {
+        /// Dimension d ≥ 1.
+        dim: usize,
+        /// Distance s > 0 between neighbouring means in units of σ.
+        separation: f64,
+        /// Standard deviation σ > 0 of every component (default 1).
+        #[serde(default = "default_sigma")]
+        sigma: f64,
+        /// Component weights, > 0, summing to 1; their number is K
+        /// (default [0.5, 0.5]).
+        #[serde(default = "default_separated_weights")]
+        weights: Vec<f64>,
+        /// Direction of the line: "diagonal" (𝟙/√d, default) or "first" (e₁).
+        #[serde(default)]
+        axis: SeparationAxis,
+    },
     /// N(mean, cov), unnormalized with exact log Z: [`Gaussian`].
     Gaussian {
         /// The mean μ; its length is the dimension.
@@ -154,6 +180,12 @@ pub enum TargetConfig {
     },
 }
 
+fn default_sigma() -> f64 {
+    1.0
+}
+fn default_separated_weights() -> Vec<f64> {
+    vec![0.5, 0.5]
+}
 fn default_dw_a() -> f64 {
     double_well::DEFAULT_A
 }
@@ -183,6 +215,7 @@ impl TargetConfig {
             TargetConfig::Mog4 {} => "mog4",
             TargetConfig::Mog8 {} => "mog8",
             TargetConfig::TwoModes { .. } => "two_modes",
+            TargetConfig::SeparatedMixture { .. } => "separated_mixture",
             TargetConfig::Gaussian { .. } => "gaussian",
             TargetConfig::Mixture { .. } => "mixture",
             TargetConfig::DoubleWell { .. } => "double_well",
@@ -201,6 +234,19 @@ impl TargetConfig {
             TargetConfig::Mog4 {} => Box::new(GaussianMixture::mog4()),
             TargetConfig::Mog8 {} => Box::new(GaussianMixture::mog8()),
             TargetConfig::TwoModes { dim } => Box::new(GaussianMixture::two_modes(*dim)?),
+            TargetConfig::SeparatedMixture {
+                dim,
+                separation,
+                sigma,
+                weights,
+                axis,
+            } => Box::new(GaussianMixture::separated(
+                *dim,
+                *separation,
+                *sigma,
+                weights.clone(),
+                *axis,
+            )?),
             TargetConfig::Gaussian { mean, cov } => {
                 let d = mean.len();
                 let cov = match cov.to_covariance("cov")? {
@@ -271,6 +317,12 @@ mod tests {
             ("kind = \"mog4\"", 2, "MOG-4"),
             ("kind = \"mog8\"", 2, "MOG-8"),
             ("kind = \"two_modes\"\ndim = 8", 8, "two modes"),
+            ("kind = \"separated_mixture\"\ndim = 8\nseparation = 5.0", 8, "separated (K = 2, s = 5"),
+            (
+                "kind = \"separated_mixture\"\ndim = 3\nseparation = 3.0\nsigma = 0.5\nweights = [0.2, 0.3, 0.5]\naxis = \"first\"",
+                3,
+                "K = 3, s = 3, sigma = 0.5, axis = First",
+            ),
             ("kind = \"gaussian\"\nmean = [0.0, 1.0]\ncov = [[1.0, 0.5], [0.5, 2.0]]", 2, "Gaussian"),
             ("kind = \"gaussian\"\nmean = [0.0, 1.0, 2.0]\ncov = 0.5", 3, "Gaussian"),
             ("kind = \"gaussian\"\nmean = [0.0, 1.0]\ncov = [1.0, 2.0]", 2, "Gaussian"),
@@ -333,6 +385,8 @@ mod tests {
         assert!(parse("kind = \"mog4\"\ndim = 3").is_err());
         assert!(parse("kind = \"two_modes\"\ndim = 3\nsigma = 1.0").is_err());
         assert!(parse("kind = \"double_well\"\nd = 1.0").is_err());
+        assert!(parse("kind = \"separated_mixture\"\ndim = 2").is_err());
+        assert!(parse("kind = \"separated_mixture\"\ndim = 2\nseparation = 4.0\naxis = \"x\"").is_err());
         assert!(parse("kind = \"banana\"").is_err());
         assert!(parse("dim = 3").is_err());
     }
@@ -370,6 +424,20 @@ mod tests {
         let e = err("kind = \"mixture\"\nmeans = [[0.0, 0.0], [1.0]]\ncovs = [1.0, 1.0]\nweights = [0.5, 0.5]");
         assert_eq!(e.field, "means[1]");
         assert_eq!(err("kind = \"two_modes\"\ndim = 0").field, "dim");
+        let sep = |rest: &str| err(&format!("kind = \"separated_mixture\"\n{rest}"));
+        assert_eq!(sep("dim = 0\nseparation = 4.0").field, "dim");
+        assert_eq!(sep("dim = 2\nseparation = -4.0").field, "separation");
+        assert_eq!(sep("dim = 2\nseparation = 4.0\nsigma = 0.0").field, "sigma");
+        assert_eq!(sep("dim = 2\nseparation = 4.0\nweights = []").field, "weights");
+        assert_eq!(sep("dim = 2\nseparation = 4.0\nweights = [0.5, 0.6]").field, "weights");
+        assert_eq!(
+            sep("dim = 2\nseparation = 4.0\nweights = [1.5, -0.5]").field,
+            "weights[1]"
+        );
+        assert_eq!(
+            sep("dim = 2\nseparation = 4.0\nsigma = -2.0").to_string(),
+            "sigma = -2: must be finite and > 0"
+        );
         assert_eq!(err("kind = \"double_well\"\nc = -1.0").field, "c");
         assert_eq!(err("kind = \"phi4_1d\"\nbeta = 0.0").field, "beta");
         assert_eq!(err("kind = \"phi4_1d\"\nb = -0.5").field, "b");

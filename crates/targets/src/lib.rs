@@ -13,8 +13,9 @@
 //! | [`Gaussian`] | exp(−½ (x−μ)ᵀΣ⁻¹(x−μ)), unnormalized | ½ log det 2πΣ | μ + Lz | 1 |
 //! | [`GaussianMixture`] | Σₖ wₖ N(μₖ, Σₖ), normalized | 0 | yes | nearest mean, weights wₖ |
 //! | [`GaussianMixture::mog4`], [`mog8`](GaussianMixture::mog8), [`two_modes`](GaussianMixture::two_modes) | presets of REFERENCE §3 | 0 | yes | nearest mean |
+//! | [`GaussianMixture::separated`] | K isotropic modes on a line, separation s σ | 0 | yes | nearest mean, exact region weights |
 //! | [`DoubleWell`] | exp(−a x₁ − b x₁² − c x₁⁴ − ½ x₂²) | quadrature (≈1e-14) | rejection | sign of x₁, weights by quadrature |
-//! | [`Phi4Field1d`] | exp(−βU(φ)), Dirichlet ends | — | — | sign of the mean field |
+//! | [`Phi4Field1d`] | exp(−βU(φ)), Dirichlet ends | transfer operator ([`transfer_operator`], to rounding) | — | sign of the middle site, weights by the transfer operator |
 //!
 //! The densities are stated in each module's documentation. A run selects a
 //! target through [`TargetConfig`] (serde, tagged by `kind`), whose
@@ -39,6 +40,7 @@ mod presets;
 mod quadrature;
 #[cfg(test)]
 mod testing;
+pub mod transfer_operator;
 
 pub use config::{CovarianceConfig, TargetConfig};
 pub use double_well::DoubleWell;
@@ -46,3 +48,4 @@ pub use gaussian::Gaussian;
 pub use mixture::{Covariance, GaussianMixture};
 pub use modes::{Modes, SyntheticTarget};
 pub use phi4_1d::Phi4Field1d;
+pub use presets::SeparationAxis;

@@ -2,8 +2,8 @@
 //! belongs to, and the exact weight of every mode where it is known.
 //!
 //! Mixtures assign a sample to the nearest mean (Euclidean distance), the
-//! double well by the sign of x₁, the 1D φ⁴ field by the sign of its mean
-//! M = (1/N) Σᵢ φᵢ. Mode weights estimated from samples are the fractions of
+//! double well by the sign of x₁, the 1D φ⁴ field by the sign of its middle
+//! site φ_m, m = ⌈N/2⌉ (REFERENCE §9). Mode weights estimated from samples are the fractions of
 //! samples assigned to each mode ([`Modes::mode_fractions`]).
 
 use fieldflow_core::{ExactSampler, HessianVector, Target};
@@ -15,8 +15,9 @@ pub trait Modes: Send + Sync {
     fn n_modes(&self) -> usize;
 
     /// The exact probability of every mode, summing to 1, when known
-    /// (mixtures: the mixture weights; double well: by quadrature; φ⁴ with
-    /// b = 0: ½, ½ by symmetry); `None` otherwise.
+    /// (mixtures: the mixture weights; double well: by quadrature; 1D φ⁴:
+    /// by the transfer operator, ½, ½ at b = 0 by symmetry); `None`
+    /// otherwise.
     fn true_weights(&self) -> Option<Vec<f64>>;
 
     /// The mode `x` belongs to, in `0..n_modes()`.

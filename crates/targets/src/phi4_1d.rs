@@ -15,14 +15,25 @@
 //!
 //! Defaults N = 100, a = 0.1, β = 20, b = 0. At b = 0 the density is
 //! symmetric under φ → −φ; its two modes are the fields near +1 and near −1.
-//! A sample is assigned by the sign of the mean field M = (1/N) Σᵢ φᵢ:
-//! mode 0 if M < 0, mode 1 otherwise. The mode weights are exactly ½, ½ at
-//! b = 0 (symmetry) and unknown otherwise (a tilt b > 0 favours M < 0).
-//! Neither log Z nor exact samples are available.
+//!
+//! **Modes** (REFERENCE §9): a sample is assigned by the sign of the middle
+//! site φ_m, m = ⌈N/2⌉ in 1-based numbering, i.e. index
+//! [`middle_site`](Phi4Field1d::middle_site) = ⌊(N − 1)/2⌋ of the field
+//! vector (site 50 of 100): mode 0 if φ_m < 0, mode 1 if φ_m ≥ 0.
+//!
+//! **Exact values**: the chain has nearest-neighbour couplings, so log Z
+//! and the two mode weights are computed by the transfer-operator oracle of
+//! [`crate::transfer_operator`] (converged to rounding; its module docs
+//! hold the benchmark table). The oracle runs once, lazily, the first time
+//! [`Target::log_z`], [`Modes::true_weights`] or
+//! [`oracle`](Phi4Field1d::oracle) is called; at b = 0 the weights are ½, ½
+//! exactly (symmetry). A tilt b > 0 favours φ < 0. No exact sampler.
 
 use crate::modes::{impl_synthetic_target, Modes};
+use crate::transfer_operator::{self, TransferConvergence, TransferResult};
 use fieldflow_core::{ConfigError, HessianVector, Target};
 use ndarray::{ArrayView1, ArrayViewMut1};
+use std::sync::OnceLock;
 
 /// Default number of sites N.
 pub const DEFAULT_N: usize = 100;
@@ -34,12 +45,22 @@ pub const DEFAULT_BETA: f64 = 20.0;
 pub const DEFAULT_B: f64 = 0.0;
 
 /// The 1D φ⁴ field with Dirichlet ends (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Phi4Field1d {
     n: usize,
     a: f64,
     beta: f64,
     b: f64,
+    /// The transfer-operator oracle on its default grid, computed on first
+    /// use (`None` if the grid would be too large).
+    oracle: OnceLock<Option<TransferResult>>,
+}
+
+/// Equal parameters (the lazily computed oracle is not compared).
+impl PartialEq for Phi4Field1d {
+    fn eq(&self, other: &Self) -> bool {
+        (self.n, self.a, self.beta, self.b) == (other.n, other.a, other.beta, other.b)
+    }
 }
 
 impl Default for Phi4Field1d {
@@ -50,6 +71,7 @@ impl Default for Phi4Field1d {
             a: DEFAULT_A,
             beta: DEFAULT_BETA,
             b: DEFAULT_B,
+            oracle: OnceLock::new(),
         }
     }
 }
@@ -74,7 +96,13 @@ impl Phi4Field1d {
         if !(b.is_finite() && b >= 0.0) {
             return Err(ConfigError::new("b", b, "must be finite and >= 0"));
         }
-        Ok(Phi4Field1d { n, a, beta, b })
+        Ok(Phi4Field1d {
+            n,
+            a,
+            beta,
+            b,
+            oracle: OnceLock::new(),
+        })
     }
 
     /// Number of sites N.
@@ -97,6 +125,29 @@ impl Phi4Field1d {
     /// The mean field M = (1/N) Σᵢ φᵢ.
     pub fn mean_field(&self, phi: ArrayView1<f64>) -> f64 {
         phi.sum() / self.n as f64
+    }
+
+    /// The middle site's index ⌊(N − 1)/2⌋ in the field vector, i.e. site
+    /// m = ⌈N/2⌉ in 1-based numbering (see the module docs).
+    pub fn middle_site(&self) -> usize {
+        (self.n - 1) / 2
+    }
+
+    /// The transfer-operator oracle on its default grid
+    /// ([`transfer_operator::default_oracle`]), computed on the first call
+    /// and cached; `None` if that grid would exceed
+    /// [`transfer_operator::MAX_GRID_POINTS`] points.
+    pub fn oracle(&self) -> Option<&TransferResult> {
+        self.oracle
+            .get_or_init(|| transfer_operator::default_oracle(self).ok())
+            .as_ref()
+    }
+
+    /// The oracle on its default grid, at h/2 and at Φ + 1
+    /// ([`transfer_operator::convergence`]): the changes bound its error.
+    pub fn oracle_convergence(&self) -> Option<TransferConvergence> {
+        let grid = self.oracle()?.grid;
+        transfer_operator::convergence(self, grid).ok()
     }
 
     /// The energy U(φ) (without β).
@@ -140,6 +191,11 @@ impl Target for Phi4Field1d {
         self.log_prob(x)
     }
 
+    /// From the transfer-operator oracle ([`Phi4Field1d::oracle`]).
+    fn log_z(&self) -> Option<f64> {
+        self.oracle().map(|r| r.log_z)
+    }
+
     fn describe(&self) -> String {
         format!(
             "1D phi^4 (Allen-Cahn, Dirichlet ends): n = {}, a = {}, beta = {}, b = {}",
@@ -171,14 +227,19 @@ impl Modes for Phi4Field1d {
         2
     }
 
-    /// ½, ½ at b = 0 by the φ → −φ symmetry; `None` for b ≠ 0.
+    /// ½, ½ at b = 0 by the φ → −φ symmetry; otherwise [w₋, w₊] from the
+    /// transfer-operator oracle ([`Phi4Field1d::oracle`]).
     fn true_weights(&self) -> Option<Vec<f64>> {
-        (self.b == 0.0).then(|| vec![0.5, 0.5])
+        if self.b == 0.0 {
+            return Some(vec![0.5, 0.5]);
+        }
+        self.oracle().map(|r| r.weights().to_vec())
     }
 
-    /// Mode 0 if the mean field M < 0, mode 1 otherwise.
+    /// Mode 0 if the middle site φ_m < 0, mode 1 otherwise
+    /// ([`Phi4Field1d::middle_site`]).
     fn assign(&self, x: ArrayView1<f64>) -> usize {
-        usize::from(self.mean_field(x) >= 0.0)
+        usize::from(x[self.middle_site()] >= 0.0)
     }
 }
 
@@ -234,7 +295,7 @@ mod tests {
     }
 
     #[test]
-    fn modes_follow_the_sign_of_the_mean_field_and_the_symmetry() {
+    fn modes_follow_the_sign_of_the_middle_site_and_the_symmetry() {
         let t = Phi4Field1d::default();
         let plus = Array1::from_elem(100, 0.9);
         assert_eq!(t.assign(plus.view()), 1);
@@ -244,7 +305,38 @@ mod tests {
         assert_eq!(t.true_weights(), Some(vec![0.5, 0.5]));
         let tilted = Phi4Field1d::new(100, 0.1, 20.0, 0.1).unwrap();
         assert!(tilted.log_prob((-&plus).view()) > tilted.log_prob(plus.view()));
-        assert_eq!(tilted.true_weights(), None);
+        // A tilt b > 0 favours φ < 0; the weights come from the oracle.
+        let w = tilted.true_weights().unwrap();
+        assert_eq!(w, tilted.oracle().unwrap().weights().to_vec());
+        assert!(w[0] > w[1] && w[1] > 0.0 && (w[0] + w[1] - 1.0).abs() < 1e-15, "{w:?}");
+        // The middle site, not the mean field, decides: site 50 of 100
+        // (index 49), site 3 of 5 (index 2), site 1 of 1.
+        assert_eq!(t.middle_site(), 49);
+        assert_eq!(Phi4Field1d::new(5, 0.1, 1.0, 0.0).unwrap().middle_site(), 2);
+        assert_eq!(Phi4Field1d::new(1, 0.1, 1.0, 0.0).unwrap().middle_site(), 0);
+        let mut bubble = -&plus;
+        bubble[49] = 0.2;
+        assert!(t.mean_field(bubble.view()) < 0.0);
+        assert_eq!(t.assign(bubble.view()), 1);
+        bubble[49] = -0.2;
+        bubble[50] = 0.2;
+        assert_eq!(t.assign(bubble.view()), 0);
+    }
+
+    #[test]
+    fn log_z_and_weights_come_from_the_cached_oracle() {
+        let t = Phi4Field1d::new(100, 0.1, 20.0, 0.05).unwrap();
+        let r = *t.oracle().unwrap();
+        assert_eq!(t.log_z(), Some(r.log_z));
+        assert!(std::ptr::eq(t.oracle().unwrap(), t.oracle().unwrap()));
+        // Clones and equal parameters compare equal whatever the cache holds.
+        assert_eq!(t.clone(), Phi4Field1d::new(100, 0.1, 20.0, 0.05).unwrap());
+        let c = t.oracle_convergence().unwrap();
+        assert_eq!(c.base, r);
+        assert!(c.log_z_change() < 1e-10 && c.log_ratio_change() < 1e-10);
+        // At b = 0 the oracle agrees with the symmetry to rounding.
+        let w = Phi4Field1d::default().oracle().unwrap().weights();
+        assert!((w[0] - 0.5).abs() < 1e-13 && (w[1] - 0.5).abs() < 1e-13);
     }
 
     #[test]

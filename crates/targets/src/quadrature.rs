@@ -47,18 +47,23 @@ impl GaussLegendre {
         GaussLegendre { nodes, weights }
     }
 
-    /// ∫ₐᵇ f(x) dx with `panels` equal panels.
-    pub fn integrate(&self, f: impl Fn(f64) -> f64, a: f64, b: f64, panels: usize) -> f64 {
+    /// Calls `visit(x, w)` for every node x and weight w of the composite
+    /// rule on [a, b] with `panels` equal panels, panel by panel from a to b,
+    /// so that ∫ₐᵇ f ≈ Σ w f(x).
+    pub fn for_each_node(&self, a: f64, b: f64, panels: usize, mut visit: impl FnMut(f64, f64)) {
         let h = (b - a) / panels as f64;
-        let mut total = 0.0;
         for p in 0..panels {
             let mid = a + (p as f64 + 0.5) * h;
-            let mut s = 0.0;
             for (x, w) in self.nodes.iter().zip(&self.weights) {
-                s += w * f(mid + 0.5 * h * x);
+                visit(mid + 0.5 * h * x, 0.5 * h * w);
             }
-            total += 0.5 * h * s;
         }
+    }
+
+    /// ∫ₐᵇ f(x) dx with `panels` equal panels.
+    pub fn integrate(&self, f: impl Fn(f64) -> f64, a: f64, b: f64, panels: usize) -> f64 {
+        let mut total = 0.0;
+        self.for_each_node(a, b, panels, |x, w| total += w * f(x));
         total
     }
 }

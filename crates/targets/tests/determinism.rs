@@ -22,6 +22,7 @@ fn exact_samples_do_not_depend_on_the_thread_count() {
         "kind = \"mog4\"",
         "kind = \"mog8\"",
         "kind = \"two_modes\"\ndim = 16",
+        "kind = \"separated_mixture\"\ndim = 8\nseparation = 4.0\nweights = [0.25, 0.75]",
         "kind = \"gaussian\"\nmean = [0.0, 1.0]\ncov = [[1.0, 0.5], [0.5, 2.0]]",
         "kind = \"mixture\"\nmeans = [[-2.0, 0.0], [2.0, 0.0]]\ncovs = [0.5, [[1.0, 0.2], [0.2, 1.0]]]\nweights = [0.3, 0.7]",
         "kind = \"double_well\"",
