@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Context, Result};
 use fieldflow_core::{HessianVector, Measure, Par, Target};
-use fieldflow_lattice::{Phi4, Phi4Config, Phi4Observables};
+use fieldflow_lattice::{Phi4, Phi4Config, Phi4Modes, Phi4Observables};
 use fieldflow_targets::{Modes, SyntheticTarget, TargetConfig};
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1};
 use std::path::Path;
@@ -128,22 +128,6 @@ impl HessianVector for RunTarget {
                 .expect("every synthetic target implements HessianVector")
                 .hvp(x, v, out),
         }
-    }
-}
-
-/// φ⁴ modes (REFERENCE §8): mode 0 for M < 0, mode 1 for M ≥ 0; by the Z₂
-/// symmetry the true weights are ½, ½.
-pub struct Phi4Modes;
-
-impl Modes for Phi4Modes {
-    fn n_modes(&self) -> usize {
-        2
-    }
-    fn true_weights(&self) -> Option<Vec<f64>> {
-        Some(vec![0.5, 0.5])
-    }
-    fn assign(&self, x: ArrayView1<f64>) -> usize {
-        (x.sum() >= 0.0) as usize
     }
 }
 

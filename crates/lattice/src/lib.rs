@@ -28,6 +28,7 @@ pub mod hmc;
 pub mod integrator;
 mod kernel;
 pub mod metropolis;
+pub mod modes;
 pub mod observables;
 pub mod tuning;
 
@@ -42,4 +43,5 @@ pub use geometry::Lattice;
 pub use hmc::{Hmc, HmcConfig};
 pub use integrator::Integrator;
 pub use metropolis::{Metropolis, MetropolisConfig, MetropolisSweep};
+pub use modes::Phi4Modes;
 pub use observables::{Phi4Observables, TwoPoint};
