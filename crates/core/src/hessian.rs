@@ -1,7 +1,7 @@
 //! Exact Hessian-vector products of a target's energy, and the shared check
 //! of an implementation against finite differences of the score.
 //!
-//! For a target p̃(x) = exp(−u(x)) (u = S = −log p̃, REFERENCE §1) the
+//! For a target p̃(x) = exp(−u(x)) (u = S = −log p̃, docs/THEORY.md §1.1, §3.7) the
 //! Hessian-vector product is
 //!
 //!   (∇²u(x) v)ᵢ = Σⱼ ∂²u/∂xᵢ∂xⱼ (x) vⱼ = −Σⱼ ∂²log p̃/∂xᵢ∂xⱼ (x) vⱼ,

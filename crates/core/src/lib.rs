@@ -3,7 +3,7 @@
 //! The vocabulary every other fieldflow crate speaks, and nothing else:
 //!
 //! * [`Target`]: an unnormalized density p̃(x) = exp(−S(x)) with its score
-//!   ∇ₓ log p̃(x) = −∇S(x) (REFERENCE §1);
+//!   ∇ₓ log p̃(x) = −∇S(x) (docs/THEORY.md §1.1);
 //! * [`Proposal`]: something that draws x ~ q with an exact, normalized log q(x)
 //!   (a normalizing flow, a Gaussian);
 //! * [`HessianVector`]: targets with exact Hessian-vector products ∇²u·v of

@@ -7,7 +7,8 @@
 //! stream depends only on (root, stream), never on which thread runs it, so a
 //! result is bit-identical for any number of threads.
 //!
-//! **Stream derivation (ours).** REFERENCE §1 suggests `jump()` per stream.
+//! **Stream derivation (ours, docs/THEORY.md §1.3).** The usual recipe is one
+//! Xoshiro `jump()` per stream.
 //! Jumping to stream k costs O(k) jumps, and training needs streams indexed by
 //! (step, chunk) up to ~10⁸, so instead the 256-bit state of stream k is filled
 //! by SplitMix64 from a 64-bit key that mixes `root` and `stream` through the

@@ -1,4 +1,4 @@
-//! Unnormalized target densities (REFERENCE §1).
+//! Unnormalized target densities (docs/THEORY.md §1.1).
 //!
 //! A target is p(x) = p̃(x)/Z with p̃(x) = exp(−S(x)). It offers log p̃(x) = −S(x)
 //! and the score ∇ₓ log p̃(x) = −∇S(x), ideally in one fused pass

@@ -1,6 +1,6 @@
 //! # fieldflow-io
 //!
-//! The HDF5 files of fieldflow (DESIGN §4), schema version 1, and the only
+//! The HDF5 files of fieldflow (layouts in docs/FORMATS.md), schema version 1, and the only
 //! fieldflow crate that touches HDF5. Every file can be read with h5py:
 //! strings are variable-length UTF-8 (Python `str`), numbers are native
 //! little-endian f64, u64 and u8.

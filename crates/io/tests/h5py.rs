@@ -1,4 +1,4 @@
-//! Interoperability: h5py reads every file kind (DESIGN §4).
+//! Interoperability: h5py reads every file kind (docs/FORMATS.md).
 //!
 //! If `python3` exists, a virtual environment with h5py and numpy is created
 //! once under `$CARGO_TARGET_DIR/pyenv` (or `target/pyenv`) and reused; the

@@ -1,8 +1,8 @@
-//! The lattice φ⁴ action as a [`Target`] (REFERENCE §2.1, §2.2).
+//! The lattice φ⁴ action as a [`Target`] (docs/THEORY.md §2.2, §2.3).
 //!
 //! Internally every model is in the standard (Albergo–Kanwar–Shanahan) form
 //!
-//! S(φ) = Σₓ [ Σ_μ (φ(x+μ̂) − φ(x))² + m² φ(x)² + λ φ(x)⁴ ]      (§2.1)
+//! S(φ) = Σₓ [ Σ_μ (φ(x+μ̂) − φ(x))² + m² φ(x)² + λ φ(x)⁴ ]      (THEORY §2.2)
 //!
 //! with force ∂S/∂φ(x) = 2 Σ_μ (2φ(x) − φ(x+μ̂) − φ(x−μ̂)) + 2m² φ(x) + 4λ φ(x)³,
 //! both computed in one pass by the kernel of `kernel` (private). As a target,
@@ -17,7 +17,7 @@
 //! −4v(x) cancel the 4v(x) of the 2·2d. Since a hopping-form model is
 //! stored in standard form, the same formula covers it (in the variable φ).
 //!
-//! **Hopping form (§2.2).** A config may instead give (κ, λ̂) for
+//! **Hopping form (docs/THEORY.md §2.3).** A config may instead give (κ, λ̂) for
 //! S(ϕ) = Σₓ [ −2κ Σ_μ ϕ(x)ϕ(x+μ̂) + (1 − 2λ̂) ϕ(x)² + λ̂ ϕ(x)⁴ ].
 //! It is converted at the config boundary by φ = √κ ϕ:
 //!
@@ -349,7 +349,7 @@ impl Target for Phi4 {
         }
     }
 
-    /// Exact for the free field (λ = 0), in the variable φ: REFERENCE §2.3.
+    /// Exact for the free field (λ = 0), in the variable φ: docs/THEORY.md §2.4.
     fn log_z(&self) -> Option<f64> {
         self.free_field().map(|f| f.log_z())
     }
@@ -424,7 +424,7 @@ mod tests {
     use fieldflow_core::Seed;
     use rand::Rng as _;
 
-    /// Direct transcription of the difference form of REFERENCE §2.1.
+    /// Direct transcription of the difference form of docs/THEORY.md §2.2.
     fn reference_action(lat: &Lattice, m2: f64, lambda: f64, phi: &[f64]) -> f64 {
         let mut s = 0.0;
         for i in 0..lat.volume() {
@@ -436,7 +436,7 @@ mod tests {
         s
     }
 
-    /// Direct transcription of the hopping form of REFERENCE §2.2.
+    /// Direct transcription of the hopping form of docs/THEORY.md §2.3.
     fn hopping_action(lat: &Lattice, kappa: f64, lambda_hat: f64, varphi: &[f64]) -> f64 {
         let mut s = 0.0;
         for i in 0..lat.volume() {

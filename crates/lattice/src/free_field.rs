@@ -1,4 +1,4 @@
-//! Exact results for the free field λ = 0, m² > 0 (REFERENCE §2.3): the
+//! Exact results for the free field λ = 0, m² > 0 (docs/THEORY.md §2.4): the
 //! oracle every sampler and estimator is checked against.
 //!
 //! S = ½ φᵀ A φ with A = 2(−Δ + m²). On a periodic lattice of extents L_μ the

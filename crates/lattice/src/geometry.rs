@@ -1,4 +1,4 @@
-//! Periodic hypercubic lattices in d = 1..4 dimensions (REFERENCE §2).
+//! Periodic hypercubic lattices in d = 1..4 dimensions (docs/THEORY.md §2.1).
 //!
 //! A lattice has extents `shape = [L₀, …, L_{d−1}]` (any positive integers, not
 //! necessarily equal) and V = Π_μ L_μ sites. Site x = (x₀, …, x_{d−1}) has the

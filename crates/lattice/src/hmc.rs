@@ -1,4 +1,4 @@
-//! Hybrid Monte Carlo (REFERENCE §6).
+//! Hybrid Monte Carlo (docs/THEORY.md §2.5).
 //!
 //! One trajectory: draw π ~ N(0, I), integrate Hamilton's equations of
 //! H(φ, π) = ½‖π‖² + S(φ) for `n_steps` steps of size ε with the chosen

@@ -1,5 +1,5 @@
 //! Reversible, symplectic integrators of Hamilton's equations for
-//! H(φ, π) = ½‖π‖² + S(φ) (REFERENCE §6): φ̇ = π, π̇ = −∂S/∂φ = ∇ log p̃(φ).
+//! H(φ, π) = ½‖π‖² + S(φ) (docs/THEORY.md §2.5): φ̇ = π, π̇ = −∂S/∂φ = ∇ log p̃(φ).
 //!
 //! With the kick K(h): π ← π + h ∇log p̃(φ) and the drift D(h): φ ← φ + h π,
 //! one step of size ε is

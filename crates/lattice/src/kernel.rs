@@ -1,4 +1,4 @@
-//! The fused φ⁴ action-and-force kernel (REFERENCE §2.1).
+//! The fused φ⁴ action-and-force kernel (docs/THEORY.md §2.2).
 //!
 //! With a = 2d + m² and the neighbour sum n(x) = Σ_μ [φ(x+μ̂) + φ(x−μ̂)],
 //!

@@ -1,13 +1,13 @@
 //! # fieldflow-lattice
 //!
-//! Lattice φ⁴ field theory in d = 1..4 dimensions (REFERENCE §2):
+//! Lattice φ⁴ field theory in d = 1..4 dimensions (docs/THEORY.md §2):
 //!
 //! * [`geometry`]: periodic lattices of any shape, row-major indices,
 //!   neighbour tables, checkerboard parity;
 //! * [`action`]: the φ⁴ action and force ([`Phi4`] implements
 //!   [`fieldflow_core::Target`]), standard or hopping-parameter couplings;
 //! * [`hmc`] and [`integrator`]: Hybrid Monte Carlo with leapfrog or Omelyan
-//!   integration (REFERENCE §6);
+//!   integration (docs/THEORY.md §2.5);
 //! * [`metropolis`]: local Metropolis with checkerboard sweeps;
 //! * [`tuning`]: step-size / width adaptation during thermalization only;
 //! * [`chains`]: many independent chains in parallel, bit-reproducible for

@@ -1,5 +1,5 @@
 //! Local Metropolis updates of lattice φ⁴ with checkerboard sweeps
-//! (REFERENCE §2.1, §6).
+//! (docs/THEORY.md §2.2, §2.7).
 //!
 //! As a function of the value v = φ(x) at one site, with all other sites
 //! fixed, the action is

@@ -1,4 +1,4 @@
-//! Per-configuration observables of lattice φ⁴ (REFERENCE §2.4).
+//! Per-configuration observables of lattice φ⁴ (docs/THEORY.md §2.9).
 //!
 //! [`Phi4Observables`] implements [`Measure`]; for a field φ on V sites with
 //! M = (1/V) Σₓ φ(x) it returns these **primaries**, in this order:
@@ -13,7 +13,7 @@
 //! | `pmin2_{μ}`, μ = 0..d−1 | \|φ̃(p_min,μ)\|²/V, φ̃(p) = Σₓ φ(x) e^{−ipx}, p_min,μ = 2π/L_μ along μ |
 //!
 //! Ensemble quantities then follow from the **means** of the primaries, so
-//! their errors come by propagation (Γ-method / jackknife, REFERENCE §7):
+//! their errors come by propagation (Γ-method / jackknife, docs/THEORY.md §7.5, §7.7):
 //!
 //! * χ₂ = V⟨M²⟩; χ = V(⟨M²⟩ − ⟨|M|⟩²); U₄ = 1 − ⟨M⁴⟩/(3⟨M²⟩²);
 //! * zero-momentum correlator C(t) = Σ_{x₁…} G_c(t, x₁, …)

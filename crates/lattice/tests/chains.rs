@@ -116,7 +116,7 @@ fn resuming_equals_one_long_run_and_states_serialize_exactly() {
 
 #[test]
 fn tuning_reaches_the_target_acceptance_then_freezes() {
-    // Tutorial parameters (REFERENCE §2.5).
+    // Tutorial parameters (docs/THEORY.md §2.10).
     let t = Phi4Config::standard(&[8, 8], -4.0, 8.0).validate().unwrap();
     let seed = Seed::new(9);
     for (alg, target) in [

@@ -1,4 +1,4 @@
-//! HMC and Metropolis against the exact free field (REFERENCE §2.3):
+//! HMC and Metropolis against the exact free field (docs/THEORY.md §2.4):
 //! χ₂, G(x) at several separations, ⟨S⟩/V = ½ and ⟨M⟩ = 0, each within 4σ
 //! (σ from binned, independent chains).
 

@@ -95,7 +95,7 @@ fn energy_error_scales_as_step_size_squared() {
 
 #[test]
 fn creutz_equality_holds() {
-    // Tutorial parameters (REFERENCE §2.5), deliberately coarse steps so that
+    // Tutorial parameters (docs/THEORY.md §2.10), deliberately coarse steps so that
     // e^{−ΔH} fluctuates: ⟨e^{−ΔH}⟩ = 1 exactly for a reversible,
     // area-preserving integrator in equilibrium.
     let t = Phi4Config::standard(&[8, 8], -4.0, 8.0).validate().unwrap();

@@ -1,4 +1,4 @@
-//! The stochastic blocks and their path terms (REFERENCE §6, Wu, Köhler &
+//! The stochastic blocks and their path terms (docs/THEORY.md §6.4–§6.5; Wu, Köhler &
 //! Noé, arXiv 2002.06707).
 //!
 //! # Conventions
@@ -25,8 +25,8 @@
 //!
 //!   η̃ = (a − b + ε ∇u_λ(b)) / √(2ε) = √(ε/2) (∇u_λ(a) + ∇u_λ(b)) − η.
 //!
-//! The Gaussian normalizations cancel, so ΔS = ½ (‖η‖² − ‖η̃‖²) (REFERENCE §6
-//! writes η̃ = (x − y − εF(y))/√(2ε) with the force F = −∇u_λ: the same).
+//! The Gaussian normalizations cancel, so ΔS = ½ (‖η‖² − ‖η̃‖²)
+//! (equivalently η̃ = (a − b − εF(b))/√(2ε) with the force F = −∇u_λ).
 //! A block of n steps adds the n step terms.
 //!
 //! ## Metropolis random walk and MALA

@@ -1,4 +1,6 @@
-//! SNF architectures as serde configurations (DESIGN §3 "Configs").
+//! SNF architectures as serde configurations: unknown fields are refused,
+//! and [`SnfConfig::validate`] names the first offending field in a
+//! [`ConfigError`].
 //!
 //! An [`SnfConfig`] is a flow architecture ([`FlowConfig`], the same as for
 //! a plain flow) whose coupling layers are split into flow stages, with

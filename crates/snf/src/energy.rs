@@ -1,7 +1,7 @@
 //! Energies of the stochastic blocks and the Hessian-vector capability.
 //!
 //! A stochastic block at schedule point λ ∈ [0, 1] acts on the interpolated
-//! energy (REFERENCE §6)
+//! energy (docs/THEORY.md §6.4)
 //!
 //!   u_λ(x) = (1 − λ) u_base(x) + λ u_target(x),
 //!   u_base(x) = ‖x‖² / (2σ²),  u_target(x) = −log p̃(x),

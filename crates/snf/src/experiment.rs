@@ -1,5 +1,5 @@
 //! Experiment (not a test): RealNVP vs RealNVP + stochastic blocks on the
-//! double well of REFERENCE §3 (a = −0.5, b = −6, c = 1), as in Fig. 3 of
+//! double well of docs/THEORY.md §3.4 (a = −0.5, b = −6, c = 1), as in Fig. 3 of
 //! arXiv 2002.06707.
 //!
 //! Both models share the coupling architecture and initial parameters; the

@@ -1,7 +1,7 @@
 //! # fieldflow-snf: stochastic normalizing flows
 //!
 //! Stochastic normalizing flows (Wu, Köhler & Noé, arXiv 2002.06707;
-//! REFERENCE §6): coupling-flow layers interleaved with stochastic blocks —
+//! docs/THEORY.md §6.4–§6.5): coupling-flow layers interleaved with stochastic blocks —
 //! overdamped Langevin (plain or MALA-corrected) and Gaussian random-walk
 //! Metropolis — acting on the interpolated energy
 //!

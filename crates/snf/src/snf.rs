@@ -1,6 +1,6 @@
 //! The stochastic normalizing flow: base N(0, σ²I), then a sequence of
 //! stages, each a block of consecutive flow layers or a stochastic block
-//! (REFERENCE §6; arXiv 2002.06707).
+//! (docs/THEORY.md §6.4; arXiv 2002.06707).
 //!
 //! # Path weights
 //! A forward path z = y₀ → y₁ → … → y_T = x (z ~ N(0, σ²I), each stage one

@@ -1,4 +1,4 @@
-//! Training losses of an SNF and their gradients, by hand (REFERENCE §5–§6).
+//! Training losses of an SNF and their gradients, by hand (docs/THEORY.md §6.5).
 //!
 //! # Path KL (reverse KL on path space)
 //! With forward paths driven by reparametrized noise (z = σε₀, Langevin

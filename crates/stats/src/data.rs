@@ -1,7 +1,7 @@
 //! Input handling shared by every estimator: series and multi-observable
 //! replica, validation (finite, non-empty, same number of columns), means.
 //!
-//! Conventions (REFERENCE §7, Wolff 2004): a data set consists of R
+//! Conventions (docs/THEORY.md §7.1, Wolff 2004): a data set consists of R
 //! *replica* (independent Markov chains) r = 0..R with N_r configurations
 //! each, N = Σ_r N_r. For several primary observables a replica is an
 //! `ArrayView2` with one configuration per row and one primary observable

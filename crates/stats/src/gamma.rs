@@ -1,6 +1,6 @@
 //! Wolff's Γ-method: mean values, their errors, the error of the error and
 //! the integrated autocorrelation time, for primary observables and for
-//! derived quantities F = f(A_1, A_2, …) (REFERENCE §7; U. Wolff, "Monte Carlo
+//! derived quantities F = f(A_1, A_2, …) (docs/THEORY.md §7.2–§7.6; U. Wolff, "Monte Carlo
 //! errors with less errors", hep-lat/0306017, Comput. Phys. Commun. 156
 //! (2004) 143, cited below as "Wolff").
 //!
@@ -125,7 +125,8 @@ pub enum GammaWarning {
         /// The estimated τ_int.
         tau_int: f64,
     },
-    /// C_F(W_opt) ≤ 0 (strongly anticorrelated data): error and τ_int set to 0.
+    /// C_F(W_opt) ≤ 0 (strongly anticorrelated data): the naive error
+    /// √(Γ_F(0)/N) and τ_int = ½ are reported instead (docs/THEORY.md §7.6).
     NonPositiveCf {
         /// The computed C_F.
         c_f: f64,

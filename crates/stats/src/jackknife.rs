@@ -1,5 +1,5 @@
 //! Jackknife with binning, for any derived quantity F = f(A_1, …, A_m)
-//! (REFERENCE §7, "also offer jackknife with binning").
+//! (docs/THEORY.md §7.7).
 //!
 //! Binning: each replica r is cut into ⌊N_r/B⌋ consecutive bins of B
 //! configurations; the N_r mod B configurations at the end of a replica are

@@ -3,7 +3,7 @@
 //! Honest error bars for Monte Carlo data, generic over slices and ndarray
 //! views (this crate knows nothing of φ⁴):
 //!
-//! * [`gamma`]: Wolff's Γ-method (REFERENCE §7; U. Wolff, hep-lat/0306017,
+//! * [`gamma`]: Wolff's Γ-method (docs/THEORY.md §7.2–§7.6; U. Wolff, hep-lat/0306017,
 //!   Comput. Phys. Commun. 156 (2004) 143): Γ(t), ρ(t), τ_int with automatic
 //!   windowing, bias correction, errors of errors, several replica, derived
 //!   quantities by gradient projection;
@@ -12,7 +12,7 @@
 //!   error-versus-bin-size scan;
 //! * [`mod@bootstrap`]: seeded block bootstrap for any derived quantity;
 //! * [`weights`]: log-sum-exp, ESS, self-normalized estimators and log Ẑ for
-//!   importance weights (REFERENCE §6).
+//!   importance weights (docs/THEORY.md §7.9).
 //!
 //! ## Data layout
 //! A data set is a list of replica (independent chains, lengths may differ).

@@ -1,4 +1,4 @@
-//! Importance-weight tools (REFERENCE §6): log-sum-exp, effective sample
+//! Importance-weight tools (docs/THEORY.md §7.9): log-sum-exp, effective sample
 //! size, self-normalized estimators and the normalizing-constant estimate.
 //!
 //! Samples x_i ~ q (i = 1 … N, independent) carry log-weights

@@ -1,5 +1,5 @@
 //! Statistical tests of the Γ-method on AR(1) chains with known τ_int
-//! (DESIGN §5, stats row). Seeds are fixed; tolerances derive from the
+//! (τ_int = (1 + ρ)/(2(1 − ρ)) for AR(1) with coefficient ρ). Seeds are fixed; tolerances derive from the
 //! reported errors.
 
 mod common;

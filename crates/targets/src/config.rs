@@ -3,8 +3,9 @@
 //!
 //! In TOML, one table per target (field names exactly as below; unknown
 //! fields are refused; the double-well and φ⁴ fields are optional and default
-//! to REFERENCE §3; `separated_mixture` needs `dim` and `separation`, and
-//! defaults to σ = 1, two equal weights and the diagonal axis):
+//! to the values of docs/THEORY.md §3.4–§3.5; `separated_mixture` needs `dim`
+//! and `separation`, and defaults to σ = 1, two equal weights and the
+//! diagonal axis):
 //!
 //! ```
 //! use fieldflow_targets::TargetConfig;
@@ -103,7 +104,7 @@ fn matrix(rows: &[Vec<f64>], field: &str) -> Result<Array2<f64>, ConfigError> {
     Ok(Array2::from_shape_fn((n, m), |(i, j)| rows[i][j]))
 }
 
-/// Which synthetic target to build (REFERENCE §3), tagged by `kind`.
+/// Which synthetic target to build (docs/THEORY.md §3.6), tagged by `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TargetConfig {

@@ -1,4 +1,4 @@
-//! The double well of Stochastic Normalizing Flows (REFERENCE §3,
+//! The double well of Stochastic Normalizing Flows (docs/THEORY.md §3.4,
 //! arXiv 2002.06707), in two dimensions:
 //!
 //! u(x) = a x₁ + b x₁² + c x₁⁴ + ½ x₂²,  log p̃(x) = −u(x),
@@ -29,11 +29,11 @@ use ndarray::{Array1, ArrayView1, ArrayViewMut1, ArrayViewMut2};
 use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 
-/// Default linear coefficient a (REFERENCE §3).
+/// Default linear coefficient a (docs/THEORY.md §3.4).
 pub const DEFAULT_A: f64 = -0.5;
-/// Default quadratic coefficient b (REFERENCE §3).
+/// Default quadratic coefficient b (docs/THEORY.md §3.4).
 pub const DEFAULT_B: f64 = -6.0;
-/// Default quartic coefficient c (REFERENCE §3).
+/// Default quartic coefficient c (docs/THEORY.md §3.4).
 pub const DEFAULT_C: f64 = 1.0;
 
 /// Truncation of the x₁ support: u₁ − min u₁ at the ends.
@@ -65,7 +65,7 @@ pub struct DoubleWell {
 }
 
 impl Default for DoubleWell {
-    /// a = −0.5, b = −6, c = 1 (REFERENCE §3).
+    /// a = −0.5, b = −6, c = 1 (docs/THEORY.md §3.4).
     fn default() -> Self {
         DoubleWell::new(DEFAULT_A, DEFAULT_B, DEFAULT_C).expect("the default double well is valid")
     }

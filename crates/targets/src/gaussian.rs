@@ -1,4 +1,4 @@
-//! The Gaussian with arbitrary covariance (REFERENCE §3), as an
+//! The Gaussian with arbitrary covariance (docs/THEORY.md §3.1), as an
 //! **unnormalized** target with exactly known normalization:
 //!
 //! log p̃(x) = −½ (x − μ)ᵀ Σ⁻¹ (x − μ),  score ∇ₓ log p̃ = −Σ⁻¹ (x − μ),

@@ -1,6 +1,6 @@
 //! # fieldflow-targets
 //!
-//! The synthetic targets of REFERENCE §3, test beds for normalizing-flow
+//! The synthetic targets of docs/THEORY.md §3, test beds for normalizing-flow
 //! samplers. Every target implements [`fieldflow_core::Target`] (log p̃, the
 //! score ∇ₓ log p̃ in one fused pass, a description, and log Z where it is
 //! known), [`Modes`] (mode assignment and exact mode weights) and
@@ -12,7 +12,7 @@
 //! |---|---|---|---|---|
 //! | [`Gaussian`] | exp(−½ (x−μ)ᵀΣ⁻¹(x−μ)), unnormalized | ½ log det 2πΣ | μ + Lz | 1 |
 //! | [`GaussianMixture`] | Σₖ wₖ N(μₖ, Σₖ), normalized | 0 | yes | nearest mean, weights wₖ |
-//! | [`GaussianMixture::mog4`], [`mog8`](GaussianMixture::mog8), [`two_modes`](GaussianMixture::two_modes) | presets of REFERENCE §3 | 0 | yes | nearest mean |
+//! | [`GaussianMixture::mog4`], [`mog8`](GaussianMixture::mog8), [`two_modes`](GaussianMixture::two_modes) | presets of docs/THEORY.md §3.3 | 0 | yes | nearest mean |
 //! | [`GaussianMixture::separated`] | K isotropic modes on a line, separation s σ | 0 | yes | nearest mean, exact region weights |
 //! | [`DoubleWell`] | exp(−a x₁ − b x₁² − c x₁⁴ − ½ x₂²) | quadrature (≈1e-14) | rejection | sign of x₁, weights by quadrature |
 //! | [`Phi4Field1d`] | exp(−βU(φ)), Dirichlet ends | transfer operator ([`transfer_operator`], to rounding) | — | sign of the middle site, weights by the transfer operator |

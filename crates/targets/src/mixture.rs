@@ -1,4 +1,4 @@
-//! Gaussian mixtures (REFERENCE §3), **normalized** (log Z = 0):
+//! Gaussian mixtures (docs/THEORY.md §3.2), **normalized** (log Z = 0):
 //!
 //! p(x) = Σₖ wₖ N(x; μₖ, Σₖ),  log p(x) = log Σₖ exp lₖ(x),
 //! lₖ(x) = log wₖ − ½ (d log 2π + log det Σₖ) − ½ (x − μₖ)ᵀ Σₖ⁻¹ (x − μₖ),
@@ -22,9 +22,9 @@
 //! Covariances are isotropic (σₖ² I, the fast path) or full (Cholesky through
 //! ndarray-linalg). Exact samples: k ~ Categorical(w), then x = μₖ + Lₖ z.
 //! Modes are the components; a sample is assigned to the **nearest mean**
-//! (Euclidean, REFERENCE §8), and the exact mode weights are the wₖ.
+//! (Euclidean, docs/THEORY.md §3.8), and the exact mode weights are the wₖ.
 //!
-//! Presets (REFERENCE §3): [`GaussianMixture::mog4`],
+//! Presets (docs/THEORY.md §3.3): [`GaussianMixture::mog4`],
 //! [`GaussianMixture::mog8`], [`GaussianMixture::two_modes`], and the
 //! mixtures of separation s along a line, [`GaussianMixture::separated`].
 
@@ -488,7 +488,7 @@ impl Modes for GaussianMixture {
         Some(self.region_weights.clone().unwrap_or_else(|| self.weights.clone()))
     }
 
-    /// The nearest mean in Euclidean distance (REFERENCE §8); ties go to
+    /// The nearest mean in Euclidean distance (docs/THEORY.md §3.8); ties go to
     /// the lower index.
     fn assign(&self, x: ArrayView1<f64>) -> usize {
         let mut best = (0, f64::INFINITY);

@@ -1,4 +1,4 @@
-//! Mode assignment (REFERENCE §8): which mode of a multimodal target a sample
+//! Mode assignment (docs/THEORY.md §3.8, §8.5): which mode of a multimodal target a sample
 //! belongs to, and the exact weight of every mode where it is known.
 //!
 //! Mixtures assign a sample to the nearest mean (Euclidean distance), the

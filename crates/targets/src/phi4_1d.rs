@@ -1,5 +1,5 @@
 //! The one-dimensional φ⁴ / Allen–Cahn field of Gabrié, Rotskoff and
-//! Vanden-Eijnden (REFERENCE §3): N sites φ₁..φ_N with Dirichlet ends
+//! Vanden-Eijnden (arXiv 2105.12603; docs/THEORY.md §3.5): N sites φ₁..φ_N with Dirichlet ends
 //! φ₀ = φ_{N+1} = 0 and
 //!
 //! βU(φ) = β [ (aN/2) Σ_{i=0}^{N} (φ_{i+1} − φᵢ)² + (1/(aN)) Σ_{i=1}^{N} ((1 − φᵢ²)²/4 + b φᵢ) ],
@@ -64,7 +64,7 @@ impl PartialEq for Phi4Field1d {
 }
 
 impl Default for Phi4Field1d {
-    /// N = 100, a = 0.1, β = 20, b = 0 (REFERENCE §3).
+    /// N = 100, a = 0.1, β = 20, b = 0 (docs/THEORY.md §3.5).
     fn default() -> Self {
         Phi4Field1d {
             n: DEFAULT_N,

@@ -1,4 +1,4 @@
-//! The mixture presets of REFERENCE §3 (all normalized, log Z = 0):
+//! The mixture presets of docs/THEORY.md §3.3 (all normalized, log Z = 0):
 //!
 //! * **MOG-4 (ours)**: 2D, means (±4, ±4), covariance 0.5·I, weights
 //!   (0.1, 0.2, 0.3, 0.4) in the order (−,−), (+,−), (−,+), (+,+);
@@ -62,7 +62,7 @@ fn normal_mass(a: f64, b: f64) -> f64 {
 }
 
 impl GaussianMixture {
-    /// MOG-4 (REFERENCE §3, ours): 2D, means (±4, ±4), covariance 0.5·I,
+    /// MOG-4 (docs/THEORY.md §3.3, ours): 2D, means (±4, ±4), covariance 0.5·I,
     /// weights (0.1, 0.2, 0.3, 0.4) for modes 0..3 at (−4, −4), (4, −4),
     /// (−4, 4), (4, 4).
     pub fn mog4() -> Self {
@@ -76,7 +76,7 @@ impl GaussianMixture {
         m
     }
 
-    /// MOG-8 (REFERENCE §3, ours): 2D, 8 equal-weight modes, mode k at
+    /// MOG-8 (docs/THEORY.md §3.3, ours): 2D, 8 equal-weight modes, mode k at
     /// 10 (cos 2πk/8, sin 2πk/8), covariance 0.7·I.
     pub fn mog8() -> Self {
         let means = (0..8)
@@ -91,7 +91,7 @@ impl GaussianMixture {
         m
     }
 
-    /// Two modes in `dim` dimensions (REFERENCE §3, SLIPS / LRDS):
+    /// Two modes in `dim` dimensions (docs/THEORY.md §3.3, SLIPS / LRDS):
     /// ⅔ N(−𝟙 + 𝟙/3, 0.05 I) + ⅓ N(𝟙 + 𝟙/3, 0.05 I), i.e. mode 0 (weight ⅔)
     /// at −⅔𝟙 and mode 1 (weight ⅓) at (4/3)𝟙.
     ///
