@@ -20,7 +20,7 @@ impl Config {
         Ok(Config(text.parse::<Table>()?))
     }
 
-    /// The config as TOML text (what a run's configs/<name>.toml holds).
+    /// The config as TOML text (what a run's `configs/<name>.toml` holds).
     pub fn text(&self) -> Result<String> {
         toml::to_string(&self.0).context("config cannot be written as TOML")
     }

@@ -27,8 +27,16 @@
 //! run's numbers and the grid of runs over methods × seeds; [`table`] and
 //! [`stats`] turn records into mean ± s.e. tables (Markdown and CSV);
 //! [`config`] edits the TOML configs; [`cli_json`] reads the CLI's `--json`
-//! output. A new experiment is a module with a `run(&mut Runner)` and a line
-//! in [`EXPERIMENTS`].
+//! output; [`mode_weights`] turns an IMH chain's mode fractions into values,
+//! a table and a figure.
+//!
+//! A new experiment is a module with a `run(&mut Runner)` and a line in
+//! [`EXPERIMENTS`]. A benchmark over targets × methods × seeds calls
+//! [`records::grid`] once per target (each run through
+//! [`Runner::train_and_sample`], skipped when its outputs are up to date),
+//! writes [`records::flatten`] of all targets with [`records::write_raw`],
+//! and one [`table::Table::aggregate`] (mean ± s.e. over seeds) per target
+//! through [`Runner::table`] (Markdown and CSV).
 
 mod args;
 mod cli_json;

@@ -1,7 +1,7 @@
 //! Running the experiments' stages: the `fieldflow` CLI (train, sample,
 //! analyze, compare, generate) with every output kept and reused while its
 //! key (arguments, resolved config, upstream identity; stored beside it in
-//! configs/<name>.key) is unchanged, and the results folder's tables and
+//! `configs/<name>.key`) is unchanged, and the results folder's tables and
 //! figures.
 
 use super::args::Scale;

@@ -1,6 +1,6 @@
 //! `reproduce snf`: the double-well example of crates/snf (arXiv
 //! 2002.06707), RealNVP against RealNVP + Langevin blocks, for three coupling
-//! capacities (the default 8 × [32, 32], and the weak 4 × [8] and 2 × [8]
+//! capacities (the default `8 × [32, 32]`, and the weak `4 × [8]` and `2 × [8]`
 //! where a flow alone is visibly imperfect) and every seed; per-seed rows in
 //! runs_snf.csv, mean ± s.e. over seeds in snf.md / snf.csv.
 
