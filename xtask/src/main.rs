@@ -8,7 +8,7 @@
 //! * `demo`     – the main job: a complete small pipeline into `results/demo/`.
 //! * `lint`     – `cargo fmt --check` and `cargo clippy --all-targets -D warnings`.
 //! * `bench`    – the criterion benches (optionally one crate: `bench lattice`).
-//! * `reproduce` – the seed papers' experiments (see `reproduce.rs`).
+//! * `reproduce` – the seed papers' experiments (see `reproduce/mod.rs`).
 //! * `validate` – the long validation tests (`#[ignore]`d in the default
 //!   suite because they take minutes), in release mode.
 
