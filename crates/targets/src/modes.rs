@@ -3,7 +3,7 @@
 //!
 //! Mixtures assign a sample to the nearest mean (Euclidean distance), the
 //! double well by the sign of x₁, the 1D φ⁴ field by the sign of its middle
-//! site φ_m, m = ⌈N/2⌉ (REFERENCE §9). Mode weights estimated from samples are the fractions of
+//! site φ_m, m = ⌈N/2⌉ (docs/THEORY.md §3.5). Mode weights estimated from samples are the fractions of
 //! samples assigned to each mode ([`Modes::mode_fractions`]).
 
 use fieldflow_core::{ExactSampler, HessianVector, Target};

@@ -16,7 +16,7 @@
 //! Defaults N = 100, a = 0.1, β = 20, b = 0. At b = 0 the density is
 //! symmetric under φ → −φ; its two modes are the fields near +1 and near −1.
 //!
-//! **Modes** (REFERENCE §9): a sample is assigned by the sign of the middle
+//! **Modes** (docs/THEORY.md §3.8): a sample is assigned by the sign of the middle
 //! site φ_m, m = ⌈N/2⌉ in 1-based numbering, i.e. index
 //! [`middle_site`](Phi4Field1d::middle_site) = ⌊(N − 1)/2⌋ of the field
 //! vector (site 50 of 100): mode 0 if φ_m < 0, mode 1 if φ_m ≥ 0.

@@ -7,7 +7,7 @@
 //! * **two modes in d dimensions** (SLIPS / LRDS):
 //!   ⅔ N(−𝟙 + 𝟙/3, 0.05 I) + ⅓ N(𝟙 + 𝟙/3, 0.05 I);
 //! * **separated mixture** (the "mode separation × dimension" protocol of
-//!   Grenioux et al., REFERENCE §9): K isotropic components N(μₖ, σ² I) with
+//!   Grenioux et al., docs/THEORY.md §3.3): K isotropic components N(μₖ, σ² I) with
 //!   weights wₖ and means on a line through 0 along a unit vector e,
 //!   μₖ = (k − (K−1)/2) s σ e, k = 0..K−1, so neighbouring means are s σ
 //!   apart (K = 2: μ = ∓(sσ/2) e). e is the normalized diagonal 𝟙/√d

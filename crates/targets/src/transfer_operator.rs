@@ -1,5 +1,5 @@
 //! Transfer-operator oracle for the 1D φ⁴ / Allen–Cahn chain
-//! ([`Phi4Field1d`], REFERENCE §3 and §9): log Z and the exact weights of the
+//! ([`Phi4Field1d`], docs/THEORY.md §3.5): log Z and the exact weights of the
 //! two modes defined by the sign of the middle site.
 //!
 //! # The factorization
