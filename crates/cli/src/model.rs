@@ -24,10 +24,10 @@
 use crate::config::one_line;
 use crate::target::RunTarget;
 use anyhow::{bail, Result};
-use fieldflow_core::{Par, Proposal, Seed};
+use fieldflow_core::{Par, Proposal, ProposalDensity, Seed};
 use fieldflow_flows::{Flow, FlowConfig};
 use fieldflow_snf::{PathProposal, Snf, SnfConfig, StageConfig};
-use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use ndarray::{ArrayViewMut1, ArrayViewMut2};
 
 /// The architecture of a run's model.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,9 +167,13 @@ impl Sampler {
         })
     }
 
-    /// Whether log q(x) of an arbitrary x is tractable (flows only).
-    pub fn has_log_q(&self) -> bool {
-        matches!(self, Sampler::Flow(_))
+    /// The model's normalized density q(x) at any x, where it has one
+    /// (flows; an SNF only has path weights of its own draws).
+    pub fn density(&self) -> Option<&dyn ProposalDensity> {
+        match self {
+            Sampler::Flow(f) => Some(f),
+            Sampler::Snf(_) => None,
+        }
     }
 }
 
@@ -185,15 +189,6 @@ impl Proposal for Sampler {
         match self {
             Sampler::Flow(f) => f.draw_batch(seed, xs, log_q, par),
             Sampler::Snf(s) => PathProposal(s).draw_batch(seed, xs, log_q, par),
-        }
-    }
-
-    /// # Panics
-    /// For an SNF (no tractable marginal): callers check [`Sampler::has_log_q`].
-    fn log_q_batch(&self, xs: ArrayView2<f64>, out: ArrayViewMut1<f64>, par: Par) {
-        match self {
-            Sampler::Flow(f) => f.log_q_batch(xs, out, par),
-            Sampler::Snf(s) => PathProposal(s).log_q_batch(xs, out, par),
         }
     }
 }

@@ -173,9 +173,9 @@ fn density_figures(
     let mut log_p = Array1::zeros(n * n);
     target.log_prob_batch(grid.view(), log_p.view_mut(), Par::default());
     // The model's density where it is tractable (flows; an SNF's marginal is not).
-    let log_q = model.has_log_q().then(|| {
+    let log_q = model.density().map(|density| {
         let mut log_q = Array1::zeros(n * n);
-        model.log_q_batch(grid.view(), log_q.view_mut(), Par::default());
+        density.log_q_batch(grid.view(), log_q.view_mut(), Par::default());
         log_q
     });
     let mut written = vec![];

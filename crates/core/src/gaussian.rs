@@ -5,7 +5,7 @@
 //! Hessian of the energy ∇²u = I/σ² ([`HessianVector`]).
 //! As a [`Target`] it is normalized, so log Z = 0.
 
-use crate::{ExactSampler, HessianVector, Par, Proposal, Seed, Target};
+use crate::{ExactSampler, HessianVector, Par, Proposal, ProposalDensity, Seed, Target};
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Zip};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -96,6 +96,9 @@ impl Proposal for IsotropicGaussian {
         self.sample_batch(seed, xs.view_mut(), par);
         self.log_q_batch(xs.view(), log_q, par);
     }
+}
+
+impl ProposalDensity for IsotropicGaussian {
     fn log_q_batch(&self, xs: ArrayView2<f64>, out: ArrayViewMut1<f64>, par: Par) {
         par.rows_to_values(xs, out, |_, _, x, mut o| {
             for (i, row) in x.axis_iter(Axis(0)).enumerate() {

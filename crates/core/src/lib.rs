@@ -39,6 +39,6 @@ pub use kernel::LocalKernel;
 pub use measure::Measure;
 pub use modes::Modes;
 pub use par::Par;
-pub use proposal::{ExactSampler, Proposal};
+pub use proposal::{ExactSampler, Proposal, ProposalDensity};
 pub use seed::{Rng, Seed};
 pub use target::Target;

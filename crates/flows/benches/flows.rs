@@ -11,7 +11,7 @@
 //! inverse 1F, forward+backward 3F, score 2F, second order 6F.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use fieldflow_core::{Par, Proposal, Seed};
+use fieldflow_core::{Par, ProposalDensity, Seed};
 use fieldflow_flows::{CouplingKind, Flow, FlowConfig, ScoreModel, SplineConfig};
 use ndarray::{Array1, Array2};
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! `cargo run --release -p fieldflow-flows --example perf_probe -- L BATCH REPS`
 //! (no arguments: GEMM rates only). Linux only (reads /proc/thread-self/schedstat).
 
-use fieldflow_core::{Par, Proposal, Seed};
+use fieldflow_core::{Par, ProposalDensity, Seed};
 use fieldflow_flows::{FlowConfig, ScoreModel};
 use ndarray::{Array1, Array2};
 

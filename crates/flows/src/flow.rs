@@ -41,7 +41,7 @@
 use crate::config::FlowConfig;
 use crate::coupling::Coupling;
 use crate::layer::{Direction, Layer, ScoreLayer, Scratch};
-use fieldflow_core::{ConfigError, Par, Proposal, Seed};
+use fieldflow_core::{ConfigError, Par, Proposal, ProposalDensity, Seed};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Slice};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -637,7 +637,9 @@ impl<L: Layer> Proposal for Flow<L> {
         self.sample_base_batch(seed, zs.view_mut(), par);
         self.forward_batch(zs.view(), xs.view_mut(), log_q, par);
     }
+}
 
+impl<L: Layer> ProposalDensity for Flow<L> {
     fn log_q_batch(&self, xs: ArrayView2<f64>, out: ArrayViewMut1<f64>, par: Par) {
         let mut zs = Array2::zeros(xs.raw_dim());
         self.inverse_batch(xs, zs.view_mut(), out, par);

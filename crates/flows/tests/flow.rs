@@ -4,7 +4,7 @@
 //! independence and bit-identical serialization round trips, for affine
 //! and rational-quadratic spline couplings.
 
-use fieldflow_core::{Par, Proposal, Seed};
+use fieldflow_core::{Par, Proposal, ProposalDensity, Seed};
 use fieldflow_flows::{
     ActivationKind, CouplingKind, Flow, FlowConfig, FlowError, MaskKind, ScaleBound, ScoreModel, SplineConfig,
 };

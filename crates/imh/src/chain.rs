@@ -22,7 +22,7 @@
 //! pieces (resume) equals an uninterrupted one.
 
 use crate::hybrid::LocalKernel;
-use fieldflow_core::{Par, Proposal, Seed, Target};
+use fieldflow_core::{Par, Proposal, ProposalDensity, Seed, Target};
 use ndarray::{Array1, Array2, ArrayViewMut2, ArrayViewMut3, Axis};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -91,7 +91,7 @@ pub struct ImhBuffers<'a> {
 pub struct ImhChain<'a> {
     target: &'a dyn Target,
     proposal: &'a dyn Proposal,
-    local: Option<&'a dyn LocalKernel>,
+    local: Option<(&'a dyn LocalKernel, &'a dyn ProposalDensity)>,
     seed: Seed,
     config: ImhConfig,
     first_chain: u64,
@@ -128,9 +128,13 @@ impl<'a> ImhChain<'a> {
         self.target.dim()
     }
 
-    /// Adds `local_steps` updates of `kernel` before each IMH proposal (hybrid sampler).
-    pub fn with_local(mut self, kernel: &'a dyn LocalKernel, local_steps: usize) -> Self {
-        self.local = Some(kernel);
+    /// Adds `local_steps` updates of `kernel` before each IMH proposal
+    /// (hybrid sampler). A moved state needs log q at its new position, so
+    /// the proposal must have a density: `density` is the same proposal seen
+    /// as a [`ProposalDensity`] (a stochastic normalizing flow, which has
+    /// none, cannot be used here).
+    pub fn with_local(mut self, kernel: &'a dyn LocalKernel, local_steps: usize, density: &'a dyn ProposalDensity) -> Self {
+        self.local = Some((kernel, density));
         self.config.local_steps = local_steps;
         self
     }
@@ -234,7 +238,7 @@ impl<'a> ImhChain<'a> {
 
     /// The local updates of step `t` (hybrid); returns their acceptance fraction.
     fn local_updates(&self, chain: u64, t: u64, state: &mut ImhState) -> f64 {
-        let (Some(kernel), k) = (self.local, self.config.local_steps) else {
+        let (Some((kernel, density)), k) = (self.local, self.config.local_steps) else {
             return f64::NAN;
         };
         if k == 0 {
@@ -247,8 +251,7 @@ impl<'a> ImhChain<'a> {
         }
         let x = ndarray::ArrayView2::from_shape((1, state.x.len()), &state.x[..]).expect("one row");
         let mut lq = [0.0];
-        self.proposal
-            .log_q_batch(x, ndarray::ArrayViewMut1::from(&mut lq[..]), Par::serial(1));
+        density.log_q_batch(x, ndarray::ArrayViewMut1::from(&mut lq[..]), Par::serial(1));
         state.log_q = lq[0];
         state.log_p = self.target.log_prob(x.row(0));
         n_acc as f64 / k as f64

@@ -1,7 +1,7 @@
 //! Issue 6's exactness tests: IMH and importance sampling are exact whatever
 //! the proposal, so estimates must agree with known answers within errors.
 
-use fieldflow_core::{ExactSampler, IsotropicGaussian, Par, Proposal, Seed, Target};
+use fieldflow_core::{ExactSampler, IsotropicGaussian, Par, Proposal, ProposalDensity, Seed, Target};
 use fieldflow_flows::FlowConfig;
 use fieldflow_imh::modes::{chain_mode_weights, raw_mode_weights};
 use fieldflow_imh::{importance_sample, ImhBuffers, ImhChain, ImhConfig, ModeReport};
@@ -116,6 +116,9 @@ impl Proposal for MixtureProposal {
         self.0.sample_batch(seed, xs.view_mut(), par);
         self.log_q_batch(xs.view(), log_q, par);
     }
+}
+
+impl ProposalDensity for MixtureProposal {
     fn log_q_batch(&self, xs: ArrayView2<f64>, out: ArrayViewMut1<f64>, par: Par) {
         self.0.log_prob_batch(xs, out, par);
     }

@@ -211,7 +211,7 @@ fn hybrid_sampler_recovers_mode_weights() {
         target: &target,
         width: 0.5,
     };
-    let chain = ImhChain::new(&target, &proposal, Seed::new(8), ImhConfig::default()).with_local(&rw, 3);
+    let chain = ImhChain::new(&target, &proposal, Seed::new(8), ImhConfig::default()).with_local(&rw, 3, &proposal);
     let mut states = chain.initial_states(1);
     let out = run(&chain, &mut states, 40_000);
     let right: Vec<f64> = out.configs.iter().map(|&x| (x > 0.0) as u8 as f64).collect();

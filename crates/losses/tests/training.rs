@@ -105,7 +105,7 @@ fn fkl_mog4(n_layers: usize, batch: usize, steps: u64) -> (f64, f64, Vec<f64>) {
     let m = tr.metrics();
     // Entropy H = −E log p by Monte Carlo on the held-out samples (log Z = 0),
     // and NLL − H paired on the same samples (KL(p‖q) with a small error).
-    use fieldflow_core::Proposal;
+    use fieldflow_core::ProposalDensity;
     let n = held.nrows();
     let (mut lp, mut lq) = (Array1::zeros(n), Array1::zeros(n));
     mog.log_prob_batch(held.view(), lp.view_mut(), Par::default());

@@ -25,7 +25,8 @@
 //! "effective" log q = log p̃(x) − log w, so a consumer computing
 //! log p̃ − log q recovers log w. What is *not* valid is anything that needs
 //! log q at a point not produced by a fresh path (hybrid local-MCMC + IMH,
-//! held-out NLL): [`PathProposal`]'s `log_q_batch` panics.
+//! held-out NLL): [`PathProposal`] is a `Proposal` but not a
+//! `ProposalDensity`, so such consumers do not compile with it.
 //!
 //! # Reverse paths
 //! Given x (e.g. data), the backward kernels generate x = y_T → … → y₀ = z:
@@ -501,6 +502,17 @@ impl<T: crate::HessianVector, L: Layer> Snf<T, L> {
 /// log q = log N(z) − Σ ΔS = log p̃(x) − log w (see the module docs): IMH and
 /// importance sampling that compute log p̃ − log q then use the exact path
 /// weight.
+///
+/// It is deliberately not a [`fieldflow_core::ProposalDensity`]: an SNF has
+/// no tractable q(x) at a point it did not produce, so code that needs one
+/// (the hybrid sampler, held-out NLL) does not compile with it:
+///
+/// ```compile_fail
+/// fn needs_density(_: &dyn fieldflow_core::ProposalDensity) {}
+/// fn refuse<T: fieldflow_core::Target>(snf: &fieldflow_snf::Snf<T>) {
+///     needs_density(&fieldflow_snf::PathProposal(snf));
+/// }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct PathProposal<'a, T, L: Layer = Coupling>(pub &'a Snf<T, L>);
 
@@ -515,12 +527,5 @@ impl<T: Target, L: Layer> Proposal for PathProposal<'_, T, L> {
         let b = self.0.sample_paths(seed, xs.nrows(), par);
         xs.assign(&b.xs);
         log_q.assign(&b.log_q_eff);
-    }
-
-    /// # Panics
-    /// Always: an SNF has no tractable marginal density. Only consumers that
-    /// use fresh draws (IMH, importance sampling) are valid with path weights.
-    fn log_q_batch(&self, _xs: ArrayView2<f64>, _out: ArrayViewMut1<f64>, _par: Par) {
-        panic!("a stochastic normalizing flow has no tractable log q(x); use path weights from fresh draws (IMH, importance sampling)")
     }
 }

@@ -91,7 +91,7 @@ fn deterministic_stages_give_log_p_minus_log_q_exactly() {
         let flow = Flow::from_layers(1.3, snf.layers().to_vec(), snf.params().to_vec());
         let b = snf.sample_paths(Seed::new(3), 200, Par::default());
         let mut log_q = Array1::zeros(200);
-        flow.log_q_batch(b.xs.view(), log_q.view_mut(), Par::default());
+        fieldflow_core::ProposalDensity::log_q_batch(&flow, b.xs.view(), log_q.view_mut(), Par::default());
         let t = snf.target();
         for i in 0..200 {
             let exact = t.log_prob(b.xs.row(i)) - log_q[i];
@@ -131,14 +131,6 @@ fn path_proposal_reports_the_effective_log_q() {
         let lp = snf.target().log_prob(xs.row(i));
         assert!((lp - lq[i] - lw[i]).abs() < 1e-12 * (1.0 + lw[i].abs()));
     }
-}
-
-#[test]
-#[should_panic(expected = "no tractable log q")]
-fn path_proposal_has_no_density() {
-    let snf = snf_1d(vec![langevin(1, 0.1, false, 1.0)]);
-    let xs = ndarray::Array2::zeros((1, 1));
-    PathProposal(&snf).log_q_batch(xs.view(), Array1::zeros(1).view_mut(), Par::default());
 }
 
 #[test]

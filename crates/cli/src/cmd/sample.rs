@@ -175,7 +175,7 @@ pub fn load_model(c: &SampleConfig) -> Result<Model> {
             target.as_target().dim()
         );
     }
-    if c.method == Method::Hybrid && !sampler.has_log_q() {
+    if c.method == Method::Hybrid && sampler.density().is_none() {
         bail!(
             "method = hybrid: {} is a stochastic normalizing flow, which has no tractable log q(x) to \
              re-weigh the state after local moves; use method imh or is (exact with path weights)",
@@ -318,8 +318,8 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
             };
             let mut chain =
                 ImhChain::new(target, &model.sampler, seed, config).with_first_chain(mine.start as u64);
-            if let Some(k) = kernel.as_deref() {
-                chain = chain.with_local(k, c.local_steps as usize);
+            if let (Some(k), Some(density)) = (kernel.as_deref(), model.sampler.density()) {
+                chain = chain.with_local(k, c.local_steps as usize, density);
             }
             let states: Vec<ImhState> = match resumed_chains {
                 Some(json) => serde_json::from_str(&json).context("checkpoint unreadable")?,
