@@ -131,28 +131,63 @@ pub fn training_figures(
         }
     }
     if target.as_target().dim() == 2 {
-        written.extend(density_figures(target.as_target(), model, dir, prefix)?);
+        written.extend(density_figures(target, model, dir, prefix)?);
     }
     Ok(written)
 }
 
-/// Heat maps of p̃ (normalized on the grid) and, for a flow, q on a common
-/// grid, and a scatter of the model's samples (an SNF's: ends of paths).
+/// Heat maps of p̃ (normalized on the grid) and, for a flow, q on one
+/// common grid, and a scatter of the model's samples (an SNF's: ends of
+/// paths) over exact samples of the target. The grid covers the target's
+/// range (its exact samples, where it has an exact sampler) as well as the
+/// model's, and every mode is marked with its exact weight, so a collapsed
+/// model is visible at a glance: an empty mode, not a zoom onto the one it
+/// kept.
 fn density_figures(
-    target: &dyn fieldflow_core::Target,
+    run_target: &crate::target::RunTarget,
     model: &crate::model::Sampler,
     dir: &Path,
     prefix: &str,
 ) -> Result<Vec<PathBuf>> {
     use fieldflow_core::{Par, Proposal, Seed};
     use ndarray::{Array1, Array2};
+    let target = run_target.as_target();
     let n_draw = 2000;
     let mut xs = Array2::zeros((n_draw, 2));
     let mut lq = Array1::zeros(n_draw);
     model.draw_batch(Seed::new(12345), xs.view_mut(), lq.view_mut(), Par::default());
-    // Grid covering the flow samples and a margin.
+    let exact = match run_target {
+        crate::target::RunTarget::Synthetic(s) => s.exact_sampler().map(|e| {
+            let mut ys = Array2::zeros((n_draw, 2));
+            e.sample_batch(Seed::new(54321), ys.view_mut(), Par::default());
+            ys
+        }),
+        crate::target::RunTarget::Phi4(_) => None,
+    };
+    // Each mode's centre (mean of the exact samples assigned to it) and
+    // exact weight.
+    let marks: Vec<(f64, f64, String)> = match (&exact, run_target.modes()) {
+        (Some(ys), Some(modes)) if modes.n_modes() > 1 => {
+            let weights = modes.true_weights();
+            let mut sums = vec![(0.0, 0.0, 0usize); modes.n_modes()];
+            for r in ys.rows() {
+                let k = modes.assign(r);
+                sums[k] = (sums[k].0 + r[0], sums[k].1 + r[1], sums[k].2 + 1);
+            }
+            sums.iter()
+                .enumerate()
+                .filter(|(_, s)| s.2 > 0)
+                .map(|(k, s)| {
+                    let w = weights.as_ref().map_or(String::new(), |w| format!(" w={:.3}", w[k]));
+                    (s.0 / s.2 as f64, s.1 / s.2 as f64, format!("mode {k}{w}"))
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    // Grid covering the target's exact samples, the flow samples and a margin.
     let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
-    for r in xs.rows() {
+    for r in xs.rows().into_iter().chain(exact.iter().flat_map(|e| e.rows())) {
         for k in 0..2 {
             if r[k].is_finite() {
                 lo[k] = lo[k].min(r[k]);
@@ -219,6 +254,18 @@ fn density_figures(
                     Rectangle::new([(x, y), (x + cell[0], y + cell[1])], RGBColor(c, c, 255).filled())
                 }))
                 .map_err(|e| e.to_string())?;
+            for (x, y, label) in &marks {
+                chart
+                    .draw_series(std::iter::once(Cross::new((*x, *y), 6, RED.stroke_width(2))))
+                    .map_err(|e| e.to_string())?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        label.clone(),
+                        (*x, *y),
+                        ("sans-serif", 13).into_font().color(&RED),
+                    )))
+                    .map_err(|e| e.to_string())?;
+            }
             Ok(())
         };
         draw().map_err(|e| anyhow::anyhow!("{}: cannot draw figure: {e}", p.display()))?;
@@ -226,7 +273,19 @@ fn density_figures(
             .map_err(|e| anyhow::anyhow!("{}: cannot write figure: {e}", p.display()))?;
         written.push(p.clone());
     }
-    let mut sc = Figure::new("Flow samples", "x₀", "x₁");
+    let mut sc = Figure::new("Flow samples over exact target samples", "x₀", "x₁");
+    if let Some(ys) = &exact {
+        sc.series.push(Series::points(
+            "target (exact samples)",
+            ys.rows().into_iter().map(|r| (r[0], r[1], 0.0)),
+        ));
+    }
+    if !marks.is_empty() {
+        sc.series.push(Series::points(
+            "mode centres",
+            marks.iter().map(|(x, y, _)| (*x, *y, 0.0)),
+        ));
+    }
     sc.series.push(Series::points(
         "flow samples",
         xs.rows().into_iter().map(|r| (r[0], r[1], 0.0)),

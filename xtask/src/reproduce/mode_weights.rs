@@ -102,6 +102,6 @@ mod tests {
         let t = table("loss", &[rec("fkl", 1), rec("fkl", 2)]);
         assert_eq!(t.header, ["loss", "seeds", "w0", "w1"]);
         assert_eq!(t.rows[0], ["fkl", "2", "0.6000", "0.4000"]);
-        assert_eq!(t.rows[1], ["exact", "0.500", "0.500"]);
+        assert_eq!(t.rows[1], ["exact", "", "0.500", "0.500"]);
     }
 }
