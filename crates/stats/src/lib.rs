@@ -12,7 +12,10 @@
 //!   error-versus-bin-size scan;
 //! * [`mod@bootstrap`]: seeded block bootstrap for any derived quantity;
 //! * [`weights`]: log-sum-exp, ESS, self-normalized estimators and log Ẑ for
-//!   importance weights (REFERENCE §6).
+//!   importance weights (REFERENCE §6);
+//! * [`diagnostics`]: sampler diagnostics shared by training and sampling —
+//!   the IMH decision and acceptance estimate, ESS, total variation, mode
+//!   collapse and covering.
 //!
 //! ## Data layout
 //! A data set is a list of replica (independent chains, lengths may differ).
@@ -40,6 +43,7 @@ pub mod autocov;
 mod binning;
 pub mod bootstrap;
 mod data;
+pub mod diagnostics;
 pub mod error;
 pub mod gamma;
 pub mod jackknife;
