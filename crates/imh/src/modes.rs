@@ -10,8 +10,8 @@
 //! * against the truth: total-variation distance, collapse and covering,
 //!   defined once in [`fieldflow_stats::diagnostics`] (re-exported here).
 
-pub use fieldflow_stats::diagnostics::{collapsed, total_variation};
 use fieldflow_stats::diagnostics::{self, COLLAPSE_FRACTION};
+pub use fieldflow_stats::diagnostics::{collapsed, total_variation};
 use fieldflow_stats::{gamma_primary, self_normalized_mean, GammaConfig, StatsError};
 use serde::Serialize;
 

@@ -166,7 +166,6 @@ pub struct TrainData<'a> {
     pub modes: Option<&'a dyn Modes>,
 }
 
-
 /// Checks the widths and sizes of the training and held-out samples
 /// against the model dimension `d`, and returns the covering threshold:
 /// the [`COVERING_QUANTILE`] quantile of log p̃ over the held-out samples

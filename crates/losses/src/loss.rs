@@ -434,7 +434,11 @@ impl Loss {
             .map(|r| {
                 terms
                     .iter()
-                    .map(|t| shard(t.rows.div_ceil(c), r, size).map(|k| record_len(t, k)).sum::<usize>())
+                    .map(|t| {
+                        shard(t.rows.div_ceil(c), r, size)
+                            .map(|k| record_len(t, k))
+                            .sum::<usize>()
+                    })
                     .sum()
             })
             .collect();
@@ -583,7 +587,14 @@ fn check_batch<'a>(
 
 /// The FKL share of the rows `xs` of an `n`-row batch: adds
 /// `weight`·∂θ[−(1/n) Σ_{x∈xs} log q_θ(x)] to `grad`, returns log q per row.
-fn fkl_terms<L: Layer>(flow: &Flow<L>, xs: ArrayView2<f64>, n: usize, weight: f64, grad: &mut [f64], par: Par) -> Vec<f64> {
+fn fkl_terms<L: Layer>(
+    flow: &Flow<L>,
+    xs: ArrayView2<f64>,
+    n: usize,
+    weight: f64,
+    grad: &mut [f64],
+    par: Par,
+) -> Vec<f64> {
     let w = Array1::from_elem(xs.nrows(), -weight / n as f64);
     let mut log_q = Array1::zeros(xs.nrows());
     flow.log_q_grad_batch(xs, w.view(), log_q.view_mut(), grad, par);

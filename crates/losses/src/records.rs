@@ -145,7 +145,6 @@ pub struct MetricsRecord {
     pub covering: f64,
 }
 
-
 /// A scalar column of the metrics: its name and how to read it.
 pub type MetricColumn = (&'static str, fn(&MetricsRecord) -> f64);
 

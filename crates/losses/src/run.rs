@@ -5,7 +5,8 @@
 //! trainer). [`TrainRun`] owns the loop up to `steps`:
 //!
 //! * a metrics record at the start of a fresh run, every `metrics_every`
-//!   steps and after the last step, passed to the observers
+//!   steps and after the last step, passed to the checkpoint sink
+//!   ([`CheckpointSink::metrics`]) and the observers
 //!   ([`TrainObserver::metrics`]);
 //! * a checkpoint ([`CheckpointSink::save`] of the [`TrainerState`]) every
 //!   `checkpoint_every` steps, after the last step, when the trainer stops
@@ -27,6 +28,7 @@
 
 use crate::exchange::Exchange;
 use crate::records::{MetricsRecord, StepOutcome, TrainError, TrainerState};
+use fieldflow_core::ConfigError;
 use std::time::Instant;
 
 /// A trainer as a training loop drives it, whatever the model.
@@ -85,7 +87,12 @@ pub trait TrainObserver {
 pub trait CheckpointSink {
     /// The sink's error.
     type Error;
-    /// Saves `state` (the metrics so far came through the observers).
+    /// Keeps a metrics record (part of the next checkpoint; made just
+    /// before any observer hears of it).
+    fn metrics(&mut self, record: &MetricsRecord) {
+        let _ = record;
+    }
+    /// Saves `state` together with the metrics kept so far.
     ///
     /// # Errors
     /// The sink's.
@@ -166,20 +173,24 @@ pub struct TrainRun<'a> {
 impl<'a> TrainRun<'a> {
     /// A fresh run of `trainer` with `schedule`.
     ///
-    /// # Panics
-    /// If `metrics_every` or `checkpoint_every` is 0 (validated configs
-    /// never have them).
-    pub fn new(trainer: &'a mut dyn TrainLoop, schedule: RunSchedule) -> Self {
-        assert!(
-            schedule.metrics_every > 0 && schedule.checkpoint_every > 0,
-            "metrics_every and checkpoint_every must be >= 1"
-        );
-        TrainRun {
+    /// # Errors
+    /// [`TrainError::Config`] naming `metrics_every` or `checkpoint_every`
+    /// when it is 0.
+    pub fn new(trainer: &'a mut dyn TrainLoop, schedule: RunSchedule) -> Result<Self, TrainError> {
+        for (name, every) in [
+            ("metrics_every", schedule.metrics_every),
+            ("checkpoint_every", schedule.checkpoint_every),
+        ] {
+            if every == 0 {
+                return Err(ConfigError::new(name, 0, "must be >= 1").into());
+            }
+        }
+        Ok(TrainRun {
             trainer,
             schedule,
             resumed: false,
             stop: None,
-        }
+        })
     }
 
     /// Polls `stop(steps_done)` after every step; `true` (on any process)
@@ -227,7 +238,7 @@ impl<'a> TrainRun<'a> {
             .for_each(|o| o.started(self.trainer.step_index(), steps));
         let mut last = None;
         if root && !self.resumed && self.trainer.step_index() == 0 {
-            last = Some(self.record(observers));
+            last = Some(self.record(observers, sink));
         }
         while self.trainer.step_index() < steps {
             match self.trainer.step_sharded(exchange) {
@@ -240,7 +251,7 @@ impl<'a> TrainRun<'a> {
             }
             let t = self.trainer.step_index();
             if root && (t % metrics_every == 0 || t == steps) {
-                last = Some(self.record(observers));
+                last = Some(self.record(observers, sink));
             }
             if t % checkpoint_every == 0 || t == steps {
                 self.checkpoint(exchange, sink)?;
@@ -264,8 +275,9 @@ impl<'a> TrainRun<'a> {
         })
     }
 
-    fn record(&self, observers: &mut [&mut dyn TrainObserver]) -> MetricsRecord {
+    fn record<S: CheckpointSink>(&self, observers: &mut [&mut dyn TrainObserver], sink: &mut S) -> MetricsRecord {
         let m = self.trainer.metrics();
+        sink.metrics(&m);
         observers.iter_mut().for_each(|o| o.metrics(&m));
         m
     }

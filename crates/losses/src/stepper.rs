@@ -1,10 +1,8 @@
-//! What every trainer shares, whatever the model (a flow, an SNF):
-//!
-//! * [`Stepper`]: steps 4–5 of a training step (see [`crate::trainer`]): the
-//!   non-finite guard, gradient clipping, the Adam update with its undo,
-//!   and the step / rejection counters, plus their plain-data state;
-//!   the data checks, metrics records and the loss live in
-//!   [`crate::config`], [`crate::metrics`] and [`crate::loss`].
+//! The optimizer side every trainer shares, whatever the model (a flow, an
+//! SNF): [`Stepper`] does steps 4–5 of a training step (see
+//! [`crate::trainer`]) — the non-finite guard, gradient clipping, the Adam
+//! update with its undo — and keeps the step / rejection counters with
+//! their plain-data state.
 
 use crate::config::TrainConfig;
 use crate::loss::LossReport;

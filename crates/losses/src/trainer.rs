@@ -1,7 +1,7 @@
-//! The training loop's kernel: one optimizer step at a time, metrics on
-//! demand, plain-data state for checkpoints (DESIGN §3). It never prints and
-//! never touches files; the caller (the CLI) decides when to step, record
-//! metrics and checkpoint.
+//! The flow trainer: one optimizer step at a time, metrics on demand,
+//! plain-data state for checkpoints (DESIGN §3). It never prints and never
+//! touches files; a [`crate::TrainRun`] (or any caller) decides when to
+//! step, record metrics and checkpoint.
 //!
 //! # One step (step index t = 0, 1, …, counting rejected steps too)
 //! 1. β = annealing.β(t), η = lr_schedule.η(lr, t);
@@ -9,7 +9,8 @@
 //!    fewer) drawn from stream `seed.child(0).child(t)`;
 //!    base noise z: `batch_size` rows from `seed.child(1).child(t)`
 //!    ([`Flow::sample_base_batch`]);
-//! 3. L and ∂L/∂θ ([`Loss::value_and_grad`]);
+//! 3. L and ∂L/∂θ ([`Loss::value_and_grad`]; with the batch shared among
+//!    processes, [`Trainer::step_sharded`], bit-identically);
 //! 4. **guard**: if L or any gradient entry is non-finite the step is
 //!    *rejected*: parameters and Adam state unchanged, the rejection counted
 //!    and reported; after `max_consecutive_rejections` consecutive
@@ -31,7 +32,8 @@
 //! * the estimated IMH acceptance: the independence-Metropolis rule
 //!   accept ⇔ ln u < log w(x′) − log w(x) run sequentially through the batch
 //!   (the first sample starts the chain; uniforms from
-//!   `seed.child(3).child(t)`), accepted / (N − 1);
+//!   `seed.child(3).child(t)`), accepted / (N − 1), with the rule for
+//!   non-finite weights of [`fieldflow_stats::diagnostics`];
 //! * the RKL estimate mean(log q − log p̃) = KL(q‖p) − log Z;
 //! * NLL = −mean log q on all held-out rows (when given);
 //! * for targets with modes: the flow's mode weights (fractions of the

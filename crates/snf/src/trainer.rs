@@ -38,8 +38,8 @@ use crate::{HessianVector, Snf};
 use fieldflow_core::{ConfigError, Par, Seed};
 use fieldflow_flows::{Coupling, Layer};
 use fieldflow_losses::{
-    check_data, minibatch, Annealing, Exchange, Loss, LossError, LossReport, MetricsRecord, SampleMetrics,
-    StepOutcome, Stepper, TrainConfig, TrainData, TrainError, TrainLoop, TrainerState,
+    check_data, minibatch, Annealing, Exchange, Loss, LossError, LossReport, MetricsRecord, SampleMetrics, StepOutcome,
+    Stepper, TrainConfig, TrainData, TrainError, TrainLoop, TrainerState,
 };
 
 /// Trains an [`Snf`] (module docs).

@@ -170,14 +170,20 @@ mod tests {
         let acc = imh_acceptance(&lw, Seed::new(9));
         let exact = 0.75;
         let sigma = (0.25 * ((n - 1) / 2) as f64).sqrt() / (n - 1) as f64;
-        assert!((acc - exact).abs() < 4.0 * sigma, "acceptance {acc}, exact {exact} ± {sigma}");
+        assert!(
+            (acc - exact).abs() < 4.0 * sigma,
+            "acceptance {acc}, exact {exact} ± {sigma}"
+        );
     }
 
     #[test]
     fn total_variation_and_collapse() {
         let w = [0.25, 0.625, 0.125];
         assert!((total_variation(&w, &[0.25, 0.5, 0.25]) - 0.125).abs() < 1e-15);
-        assert_eq!(collapsed(&w, &[0.25, 0.5, 0.3], COLLAPSE_FRACTION), vec![false, false, true]);
+        assert_eq!(
+            collapsed(&w, &[0.25, 0.5, 0.3], COLLAPSE_FRACTION),
+            vec![false, false, true]
+        );
     }
 
     #[test]
