@@ -10,7 +10,7 @@
 //! only rank 0 prints (see [`Dist::finish`]).
 
 use anyhow::{anyhow, Result};
-use fieldflow_losses::trainer::ShardExchange;
+use fieldflow_losses::Exchange;
 
 /// This process's place among the processes of the run.
 pub struct Dist {
@@ -300,7 +300,9 @@ fn counts_displs(lens: &[usize]) -> (Vec<mpi::Count>, Vec<mpi::Count>) {
     (counts, displs)
 }
 
-impl ShardExchange for &Dist {
+/// The ranks as the exchange of data-parallel training
+/// ([`fieldflow_losses::exchange`]).
+impl Exchange for &Dist {
     fn rank(&self) -> usize {
         self.rank
     }
@@ -309,7 +311,7 @@ impl ShardExchange for &Dist {
         self.size
     }
 
-    fn all_gather(&mut self, mine: &[f64], counts: &[usize]) -> Vec<f64> {
+    fn all_gather(&mut self, mine: Vec<f64>, counts: &[usize]) -> Vec<f64> {
         #[cfg(feature = "mpi")]
         if let Some(m) = &self.mpi {
             use mpi::datatype::PartitionMut;
@@ -317,10 +319,14 @@ impl ShardExchange for &Dist {
             let (c, d) = counts_displs(counts);
             let mut buf = vec![0.0; counts.iter().sum()];
             let mut part = PartitionMut::new(&mut buf[..], c, &d[..]);
-            m.world.all_gather_varcount_into(mine, &mut part);
+            m.world.all_gather_varcount_into(&mine[..], &mut part);
             return buf;
         }
         let _ = counts;
-        mine.to_vec()
+        mine
+    }
+
+    fn any(&mut self, flag: bool) -> bool {
+        Dist::any(self, flag)
     }
 }

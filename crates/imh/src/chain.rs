@@ -258,19 +258,10 @@ impl<'a> ImhChain<'a> {
     }
 }
 
-/// The IMH decision: accept ⇔ ln u < ln w(x′) − ln w(x).
-///
-/// A non-finite proposal weight is rejected (recorded as a rejection, not an
-/// error); a current state with ln w = −∞ accepts any finite proposal.
-pub fn accept(log_w_current: f64, log_w_proposed: f64, u: f64) -> bool {
-    if log_w_proposed.is_nan() || log_w_proposed == f64::NEG_INFINITY {
-        return false;
-    }
-    if log_w_current == f64::NEG_INFINITY || log_w_current.is_nan() {
-        return true;
-    }
-    u.ln() < log_w_proposed - log_w_current
-}
+/// The IMH decision: accept ⇔ ln u < ln w(x′) − ln w(x); non-finite
+/// proposal weights (NaN, ±∞) are rejected and a non-finite current state
+/// accepts any finite proposal ([`fieldflow_stats::diagnostics`]).
+pub use fieldflow_stats::diagnostics::imh_accept as accept;
 
 /// Acceptance rate and the longest run of consecutive rejections of a chain.
 pub fn rejection_summary(accepted: &[u8]) -> (f64, usize) {

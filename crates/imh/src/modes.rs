@@ -7,13 +7,11 @@
 //!   importance sampling, delta-method errors);
 //! * weights from Markov chains (IMH, HMC), with Γ-method errors over the
 //!   chains as replica;
-//! * total-variation distance ½ Σ_k |ŵ_k − w_k|;
-//! * collapse (ours): mode k collapsed if its sampler mass is below
-//!   `fraction` (default ½) of its true weight;
-//! * covering (ours): the fraction of sampler draws whose log p̃ lies below
-//!   the 0.1 % quantile of log p̃ over target samples (mass spilled where the
-//!   target has next to none).
+//! * against the truth: total-variation distance, collapse and covering,
+//!   defined once in [`fieldflow_stats::diagnostics`] (re-exported here).
 
+use fieldflow_stats::diagnostics::{self, COLLAPSE_FRACTION};
+pub use fieldflow_stats::diagnostics::{collapsed, total_variation};
 use fieldflow_stats::{gamma_primary, self_normalized_mean, GammaConfig, StatsError};
 use serde::Serialize;
 
@@ -68,27 +66,14 @@ pub fn chain_mode_weights(chains: &[Vec<usize>], n_modes: usize) -> Result<ModeW
     Ok(ModeWeights { weights, errors })
 }
 
-/// Total-variation distance ½ Σ |a_k − b_k|.
-pub fn total_variation(a: &[f64], b: &[f64]) -> f64 {
-    0.5 * a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>()
-}
-
-/// Per-mode collapse flags: sampler weight below `fraction` × true weight.
-pub fn collapsed(weights: &[f64], truth: &[f64], fraction: f64) -> Vec<bool> {
-    weights.iter().zip(truth).map(|(w, t)| *w < fraction * t).collect()
-}
-
-/// Fraction of `sampler_log_p` below the `quantile` (e.g. 0.001) of `target_log_p`.
+/// Fraction of `sampler_log_p` below the `quantile` (e.g. 0.001) of
+/// `target_log_p` (a NaN draw counts as below; see
+/// [`fieldflow_stats::diagnostics`]).
 ///
 /// # Panics
 /// If `target_log_p` is empty.
 pub fn covering_fraction(sampler_log_p: &[f64], target_log_p: &[f64], quantile: f64) -> f64 {
-    assert!(!target_log_p.is_empty(), "no target samples for the covering quantile");
-    let mut sorted: Vec<f64> = target_log_p.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let idx = ((quantile * sorted.len() as f64).floor() as usize).min(sorted.len() - 1);
-    let threshold = sorted[idx];
-    sampler_log_p.iter().filter(|&&l| l < threshold).count() as f64 / sampler_log_p.len().max(1) as f64
+    diagnostics::covering_fraction(sampler_log_p, diagnostics::covering_threshold(target_log_p, quantile))
 }
 
 /// Everything REFERENCE §8 asks about a sampler's modes.
@@ -127,7 +112,7 @@ impl ModeReport {
         ModeReport {
             truth: truth.to_vec(),
             tv: total_variation(&estimate.weights, truth),
-            collapsed: collapsed(&estimate.weights, truth, 0.5),
+            collapsed: collapsed(&estimate.weights, truth, COLLAPSE_FRACTION),
             max_deviation_sigma: max_dev,
             estimate,
         }

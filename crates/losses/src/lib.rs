@@ -3,25 +3,43 @@
 //! * [`loss`]: FKL, RKL, score matching (on data or on flow samples) and
 //!   their weighted sum (ScoreNF), with hand-written gradients w.r.t. the
 //!   flat parameter vector (REFERENCE §5); [`LossConfig`] with the presets
-//!   `fkl`, `rkl`, `sm`, `scorenf`;
+//!   `fkl`, `rkl`, `sm`, `scorenf`; one evaluator, for one process or with
+//!   the batch shared among several;
+//! * [`exchange`]: how the processes of a data-parallel run share a batch
+//!   ([`Exchange`]; a single process is [`SingleProcess`]);
 //! * [`optim`]: Adam with bias correction and global gradient-norm clipping;
 //! * [`schedule`]: learning-rate schedules (constant, cosine, step) and
 //!   annealing schedules β(step) for training on p̃^β (REFERENCE §5);
-//! * [`trainer`]: the training kernel — one step at a time, the non-finite
-//!   guard, metrics records (REFERENCE §8) and plain-data state for
-//!   bit-identical resumption. It never prints and never touches files.
+//! * [`config`]: the training settings and data, their checks, minibatches;
+//! * [`records`]: step outcomes, metrics records and their columns, the
+//!   resumable trainer state, errors;
+//! * [`stepper`]: the non-finite guard, clipping and the Adam update, shared
+//!   by every trainer;
+//! * [`metrics`]: a metrics record from a fresh batch of model samples;
+//! * [`trainer`]: the flow trainer — one step at a time, metrics on demand,
+//!   plain-data state for bit-identical resumption;
+//! * [`run`]: the training run — the loop, metrics and checkpoint cadence,
+//!   stop requests and resumption, reporting to observers and a checkpoint
+//!   sink. Nothing here prints or touches files.
 
+pub mod config;
+pub mod exchange;
 pub mod loss;
+pub mod metrics;
 pub mod optim;
+pub mod records;
+pub mod run;
 pub mod schedule;
 pub mod stepper;
 pub mod trainer;
 
+pub use config::{check_data, minibatch, TrainConfig, TrainData};
+pub use exchange::{Exchange, SingleProcess};
 pub use loss::{Loss, LossConfig, LossError, LossInputs, LossPreset, LossReport, SmOn, SCORENF_DEFAULT_W_SM};
+pub use metrics::SampleMetrics;
 pub use optim::{clip_grad_norm, Adam, AdamConfig, AdamState};
+pub use records::{MetricColumn, MetricsRecord, StepOutcome, StepReport, TrainError, TrainerState};
+pub use run::{CheckpointSink, RunError, RunSchedule, RunSummary, TrainLoop, TrainObserver, TrainRun};
 pub use schedule::{Annealing, LrSchedule};
-pub use stepper::{check_data, SampleMetrics, Stepper};
-pub use trainer::{
-    imh_acceptance, MetricsRecord, StepOutcome, StepReport, TrainConfig, TrainData, TrainError, TrainLoop, Trainer,
-    TrainerState,
-};
+pub use stepper::Stepper;
+pub use trainer::Trainer;

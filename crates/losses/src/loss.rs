@@ -63,9 +63,10 @@
 //! log wᵢ = log p̃(xᵢ) − log q_θ(xᵢ) at β = 1, the importance log-weights
 //! from which the trainer reports the ESS of the training batch.
 
+use crate::exchange::{shard, Exchange, SingleProcess};
 use fieldflow_core::{ConfigError, Par, Target};
 use fieldflow_flows::{Flow, Layer, ScoreLayer, ScoreModel};
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -316,7 +317,8 @@ impl Loss {
     }
 
     /// Evaluates L and ∂L/∂θ at the flow's current parameters, with inverse
-    /// temperature `beta` on the target terms (module docs).
+    /// temperature `beta` on the target terms (module docs): one process's
+    /// [`Loss::value_and_grad_exchanged`].
     ///
     /// Non-finite values are returned as they are (the trainer rejects the
     /// step); only missing or mis-shaped inputs are errors.
@@ -327,6 +329,34 @@ impl Loss {
         inputs: LossInputs<'_>,
         beta: f64,
         par: Par,
+    ) -> Result<LossReport, LossError> {
+        self.value_and_grad_exchanged(flow, target, inputs, beta, par, &mut SingleProcess)
+    }
+
+    /// [`Loss::value_and_grad`] with the batch shared among the processes
+    /// of `exchange` ([`crate::exchange`]); every process passes the same
+    /// inputs and gets the same report, bit-identical to one process's.
+    ///
+    /// # Evaluation order
+    /// The active terms, in the order FKL (data), flow batch (x = f(z) with
+    /// log q, log p̃ and the RKL gradient when w_rkl > 0), SM (data or flow
+    /// samples), are each cut into Par chunks. This process evaluates its
+    /// [`shard`] of every term's chunks (in parallel when `par.parallel`),
+    /// each into a record [∂θ of the chunk's share of the weighted loss,
+    /// per-row values]; one all-gather shares the records; then every
+    /// process adds the gradients term by term, chunk by chunk (the order
+    /// of a single process) and forms the means from the per-row values.
+    ///
+    /// # Errors
+    /// As [`Loss::value_and_grad`].
+    pub fn value_and_grad_exchanged<L: ScoreLayer>(
+        &self,
+        flow: &Flow<L>,
+        target: &dyn Target,
+        inputs: LossInputs<'_>,
+        beta: f64,
+        par: Par,
+        exchange: &mut dyn Exchange,
     ) -> Result<LossReport, LossError> {
         assert_eq!(target.dim(), flow.dim(), "target and flow dimensions differ");
         let data = if self.needs_data() {
@@ -343,38 +373,127 @@ impl Loss {
         } else {
             None
         };
-        let mut grad = vec![0.0; flow.n_params()];
+        let c = par.chunk_rows.max(1);
+        let p = flow.n_params();
+        let (rank, size) = (exchange.rank(), exchange.size());
+        let terms = self.terms(data.map_or(0, |x| x.nrows()), noise.map_or(0, |z| z.nrows()));
+        let rows_of = |n: usize, k: usize| k * c..((k + 1) * c).min(n);
+        let record_len = |t: &TermBatch, k: usize| {
+            let grad = if t.with_grad { p } else { 0 };
+            grad + t.per_row * rows_of(t.rows, k).len()
+        };
+        let serial = Par::serial(c);
+        let over_chunks = Par {
+            chunk_rows: 1,
+            parallel: par.parallel,
+        };
+        // This process's records, and its flow samples (for SM on them).
+        let mut mine = Vec::new();
+        let mut flow_xs: Vec<Array2<f64>> = Vec::new();
+        for t in &terms {
+            let chunks = shard(t.rows.div_ceil(c), rank, size);
+            let parts = over_chunks.map_chunks(chunks.len(), |i, _| {
+                let rows = rows_of(t.rows, chunks.start + i);
+                let mut rec = vec![0.0; if t.with_grad { p } else { 0 }];
+                let mut xs_out = None;
+                match t.term {
+                    Term::Fkl => {
+                        let x = data.expect("fkl has data").slice_move(s![rows, ..]);
+                        let lq = fkl_terms(flow, x, t.rows, self.w_fkl, &mut rec, serial);
+                        rec.extend(lq);
+                    }
+                    Term::Flow => {
+                        let z = noise.expect("noise checked").slice_move(s![rows, ..]);
+                        let (xs, lq, lp) = if self.w_rkl > 0.0 {
+                            rkl_terms(flow, target, z, t.rows, beta, self.w_rkl, &mut rec, serial)
+                        } else {
+                            let (xs, lq, lp) = flow_batch(flow, target, z, serial);
+                            (xs, lq.to_vec(), lp.to_vec())
+                        };
+                        rec.extend(lq);
+                        rec.extend(lp);
+                        xs_out = Some(xs);
+                    }
+                    Term::Sm => {
+                        let x = match self.sm_on {
+                            SmOn::Data => data.expect("sm on data has data").slice_move(s![rows, ..]),
+                            SmOn::Flow => flow_xs[i].view(),
+                        };
+                        let r2 = sm_terms(flow, target, x, t.rows, beta, self.w_sm, &mut rec, serial);
+                        rec.extend(r2);
+                    }
+                }
+                (rec, xs_out)
+            });
+            for (rec, xs) in parts {
+                mine.extend(rec);
+                flow_xs.extend(xs);
+            }
+        }
+        let counts: Vec<usize> = (0..size)
+            .map(|r| {
+                terms
+                    .iter()
+                    .map(|t| {
+                        shard(t.rows.div_ceil(c), r, size)
+                            .map(|k| record_len(t, k))
+                            .sum::<usize>()
+                    })
+                    .sum()
+            })
+            .collect();
+        debug_assert_eq!(counts[rank], mine.len());
+        let all = exchange.all_gather(mine, &counts);
+        // Records arrive in (rank, term, chunk) order: regroup per term, in
+        // chunk order.
+        let mut records: Vec<Vec<&[f64]>> = terms.iter().map(|_| Vec::new()).collect();
+        let mut at = 0;
+        for r in 0..size {
+            for (ti, t) in terms.iter().enumerate() {
+                for k in shard(t.rows.div_ceil(c), r, size) {
+                    let len = record_len(t, k);
+                    records[ti].push(&all[at..at + len]);
+                    at += len;
+                }
+            }
+        }
+        let mut grad = vec![0.0; p];
         let (mut fkl, mut rkl, mut sm) = (f64::NAN, f64::NAN, f64::NAN);
         let mut total = 0.0;
-        if self.w_fkl > 0.0 {
-            let x = data.expect("checked above");
-            fkl = fkl_value_and_grad(flow, x, self.w_fkl, &mut grad, par);
-            total += self.w_fkl * fkl;
-        }
         let mut log_w = Vec::new();
-        let mut flow_x = None;
-        if let Some(z) = noise {
-            let (x, lw, value) = if self.w_rkl > 0.0 {
-                let out = rkl_value_and_grad(flow, target, z, beta, self.w_rkl, &mut grad, par);
-                (out.xs, out.log_w, out.value)
-            } else {
-                let (x, lw) = flow_samples(flow, target, z, par);
-                (x, lw, f64::NAN)
-            };
-            if self.w_rkl > 0.0 {
-                rkl = value;
-                total += self.w_rkl * rkl;
+        for (t, recs) in terms.iter().zip(&records) {
+            let (mut first, mut second) = (Vec::new(), Vec::new());
+            for rec in recs {
+                let vals = if t.with_grad {
+                    for (g, v) in grad.iter_mut().zip(&rec[..p]) {
+                        *g += v;
+                    }
+                    &rec[p..]
+                } else {
+                    rec
+                };
+                let m = vals.len() / t.per_row;
+                first.extend_from_slice(&vals[..m]);
+                second.extend_from_slice(&vals[m..]);
             }
-            log_w = lw;
-            flow_x = Some(x);
-        }
-        if self.w_sm > 0.0 {
-            let x = match self.sm_on {
-                SmOn::Data => data.expect("checked above"),
-                SmOn::Flow => flow_x.as_ref().expect("drawn above").view(),
-            };
-            sm = sm_value_and_grad(flow, target, x, beta, self.w_sm, &mut grad, par);
-            total += self.w_sm * sm;
+            match t.term {
+                Term::Fkl => {
+                    fkl = -mean(first.iter().copied());
+                    total += self.w_fkl * fkl;
+                }
+                Term::Flow => {
+                    let (lq, lp) = (first, second);
+                    if self.w_rkl > 0.0 {
+                        rkl = mean(lq.iter().zip(&lp).map(|(q, p)| q - beta * p));
+                        total += self.w_rkl * rkl;
+                    }
+                    log_w = lp.iter().zip(&lq).map(|(p, q)| p - q).collect();
+                }
+                Term::Sm => {
+                    sm = mean(first.iter().copied());
+                    total += self.w_sm * sm;
+                }
+            }
         }
         Ok(LossReport {
             total,
@@ -385,6 +504,60 @@ impl Loss {
             log_w,
         })
     }
+
+    /// The active terms with their batch sizes, in evaluation order.
+    fn terms(&self, n_data: usize, n_noise: usize) -> Vec<TermBatch> {
+        let mut terms = Vec::new();
+        if self.w_fkl > 0.0 {
+            terms.push(TermBatch {
+                term: Term::Fkl,
+                rows: n_data,
+                per_row: 1,
+                with_grad: true,
+            });
+        }
+        if self.needs_noise() {
+            terms.push(TermBatch {
+                term: Term::Flow,
+                rows: n_noise,
+                per_row: 2,
+                with_grad: self.w_rkl > 0.0,
+            });
+        }
+        if self.w_sm > 0.0 {
+            let rows = match self.sm_on {
+                SmOn::Data => n_data,
+                SmOn::Flow => n_noise,
+            };
+            terms.push(TermBatch {
+                term: Term::Sm,
+                rows,
+                per_row: 1,
+                with_grad: true,
+            });
+        }
+        terms
+    }
+}
+
+/// The parts of an evaluation, in the order their gradients are added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Term {
+    /// FKL on the data minibatch.
+    Fkl,
+    /// Flow samples of the base noise (with the RKL gradient when active).
+    Flow,
+    /// Score matching on data or flow samples.
+    Sm,
+}
+
+/// A term with its batch: rows, values per row in a chunk record (log q;
+/// log q and log p̃; ‖r‖²) and whether the record starts with a gradient.
+struct TermBatch {
+    term: Term,
+    rows: usize,
+    per_row: usize,
+    with_grad: bool,
 }
 
 fn check_width(x: ArrayView2<f64>, dim: usize, what: &'static str) -> Result<(), LossError> {
@@ -412,6 +585,91 @@ fn check_batch<'a>(
     Ok(x)
 }
 
+/// The FKL share of the rows `xs` of an `n`-row batch: adds
+/// `weight`·∂θ[−(1/n) Σ_{x∈xs} log q_θ(x)] to `grad`, returns log q per row.
+fn fkl_terms<L: Layer>(
+    flow: &Flow<L>,
+    xs: ArrayView2<f64>,
+    n: usize,
+    weight: f64,
+    grad: &mut [f64],
+    par: Par,
+) -> Vec<f64> {
+    let w = Array1::from_elem(xs.nrows(), -weight / n as f64);
+    let mut log_q = Array1::zeros(xs.nrows());
+    flow.log_q_grad_batch(xs, w.view(), log_q.view_mut(), grad, par);
+    log_q.to_vec()
+}
+
+/// The RKL share of the base draws `zs` of an `n`-row batch: adds
+/// `weight`·∂θ (1/n) Σ_{z∈zs} [log q_θ(f(z)) − β log p̃(f(z))] to `grad`;
+/// returns x = f(z), log q and log p̃ per row.
+#[allow(clippy::too_many_arguments)] // the loss's inputs, weight and batch size
+fn rkl_terms<L: Layer>(
+    flow: &Flow<L>,
+    target: &dyn Target,
+    zs: ArrayView2<f64>,
+    n: usize,
+    beta: f64,
+    weight: f64,
+    grad: &mut [f64],
+    par: Par,
+) -> (Array2<f64>, Vec<f64>, Vec<f64>) {
+    let m = zs.nrows();
+    let inv_n = 1.0 / n as f64;
+    let log_p: Vec<AtomicU64> = (0..m).map(|_| AtomicU64::new(0)).collect();
+    let mut xs = Array2::zeros(zs.raw_dim());
+    let mut log_q = Array1::zeros(m);
+    flow.forward_vjp_batch(
+        zs,
+        xs.view_mut(),
+        log_q.view_mut(),
+        grad,
+        par,
+        |first, x, _lq, mut gx, mut glq| {
+            for (i, (xr, gr)) in x.rows().into_iter().zip(gx.rows_mut()).enumerate() {
+                let lp = target.log_prob_and_score(xr, gr);
+                log_p[first + i].store(lp.to_bits(), Ordering::Relaxed);
+            }
+            gx.mapv_inplace(|s| -weight * beta * inv_n * s);
+            glq.fill(weight * inv_n);
+        },
+    );
+    let log_p = log_p.into_iter().map(|a| f64::from_bits(a.into_inner())).collect();
+    (xs, log_q.to_vec(), log_p)
+}
+
+/// The SM share of the rows `xs` (held fixed) of an `n`-row batch: adds
+/// `weight`·∂θ (1/n) Σ_{x∈xs} ‖s_θ(x) − β s_p(x)‖² to `grad`; returns
+/// ‖s_θ(x) − β s_p(x)‖² per row.
+#[allow(clippy::too_many_arguments)] // the loss's inputs, weight and batch size
+fn sm_terms<M: ScoreModel + ?Sized>(
+    model: &M,
+    target: &dyn Target,
+    xs: ArrayView2<f64>,
+    n: usize,
+    beta: f64,
+    weight: f64,
+    grad: &mut [f64],
+    par: Par,
+) -> Vec<f64> {
+    let m = xs.nrows();
+    let mut s_q = Array2::zeros(xs.raw_dim());
+    let mut log_q = Array1::zeros(m);
+    model.score_batch(xs, s_q.view_mut(), log_q.view_mut(), par);
+    let mut s_p = Array2::zeros(xs.raw_dim());
+    let mut log_p = Array1::zeros(m);
+    target.log_prob_and_score_batch(xs, s_p.view_mut(), log_p.view_mut(), par);
+    // r = s_θ − β s_p, then SM = mean ‖r‖², cotangent 2 w r / n.
+    let mut r = s_q;
+    r.scaled_add(-beta, &s_p);
+    let r2 = r.axis_iter(Axis(0)).map(|row| row.dot(&row)).collect();
+    let c = 2.0 * weight / n as f64;
+    r.mapv_inplace(|v| c * v);
+    model.score_param_vjp_batch(xs, r.view(), grad, par);
+    r2
+}
+
 /// FKL = −mean log q_θ(x) over the rows of `xs`; adds `weight`·∂θ FKL to
 /// `grad` and returns FKL.
 pub fn fkl_value_and_grad<L: Layer>(
@@ -421,11 +679,7 @@ pub fn fkl_value_and_grad<L: Layer>(
     grad: &mut [f64],
     par: Par,
 ) -> f64 {
-    let n = xs.nrows();
-    let w = Array1::from_elem(n, -weight / n as f64);
-    let mut log_q = Array1::zeros(n);
-    flow.log_q_grad_batch(xs, w.view(), log_q.view_mut(), grad, par);
-    -mean(log_q.iter().copied())
+    -mean(fkl_terms(flow, xs, xs.nrows(), weight, grad, par).into_iter())
 }
 
 /// Result of [`rkl_value_and_grad`].
@@ -452,35 +706,31 @@ pub fn rkl_value_and_grad<L: Layer>(
     grad: &mut [f64],
     par: Par,
 ) -> RklOutput {
-    let n = zs.nrows();
-    let inv_n = 1.0 / n as f64;
-    let log_p: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
-    let mut xs = Array2::zeros(zs.raw_dim());
-    let mut log_q = Array1::zeros(n);
-    flow.forward_vjp_batch(
-        zs,
-        xs.view_mut(),
-        log_q.view_mut(),
-        grad,
-        par,
-        |first, x, _lq, mut gx, mut glq| {
-            for (i, (xr, gr)) in x.rows().into_iter().zip(gx.rows_mut()).enumerate() {
-                let lp = target.log_prob_and_score(xr, gr);
-                log_p[first + i].store(lp.to_bits(), Ordering::Relaxed);
-            }
-            gx.mapv_inplace(|s| -weight * beta * inv_n * s);
-            glq.fill(weight * inv_n);
-        },
-    );
-    let log_p: Vec<f64> = log_p.into_iter().map(|a| f64::from_bits(a.into_inner())).collect();
+    let (xs, log_q, log_p) = rkl_terms(flow, target, zs, zs.nrows(), beta, weight, grad, par);
     let value = mean(log_q.iter().zip(&log_p).map(|(q, p)| q - beta * p));
-    let log_w = log_p.iter().zip(log_q.iter()).map(|(p, q)| p - q).collect();
+    let log_w = log_p.iter().zip(&log_q).map(|(p, q)| p - q).collect();
     RklOutput {
         value,
         xs,
-        log_q: log_q.to_vec(),
+        log_q,
         log_w,
     }
+}
+
+/// Flow samples x = f(z) with log q(x) and log p̃(x), no gradient.
+fn flow_batch<L: Layer>(
+    flow: &Flow<L>,
+    target: &dyn Target,
+    zs: ArrayView2<f64>,
+    par: Par,
+) -> (Array2<f64>, Array1<f64>, Array1<f64>) {
+    let n = zs.nrows();
+    let mut xs = Array2::zeros(zs.raw_dim());
+    let mut log_q = Array1::zeros(n);
+    flow.forward_batch(zs, xs.view_mut(), log_q.view_mut(), par);
+    let mut log_p = Array1::zeros(n);
+    target.log_prob_batch(xs.view(), log_p.view_mut(), par);
+    (xs, log_q, log_p)
 }
 
 /// Flow samples x = f(z) and their log-weights log p̃ − log q, no gradient.
@@ -490,12 +740,7 @@ pub fn flow_samples<L: Layer>(
     zs: ArrayView2<f64>,
     par: Par,
 ) -> (Array2<f64>, Vec<f64>) {
-    let n = zs.nrows();
-    let mut xs = Array2::zeros(zs.raw_dim());
-    let mut log_q = Array1::zeros(n);
-    flow.forward_batch(zs, xs.view_mut(), log_q.view_mut(), par);
-    let mut log_p = Array1::zeros(n);
-    target.log_prob_batch(xs.view(), log_p.view_mut(), par);
+    let (xs, log_q, log_p) = flow_batch(flow, target, zs, par);
     let log_w = log_p.iter().zip(log_q.iter()).map(|(p, q)| p - q).collect();
     (xs, log_w)
 }
@@ -511,23 +756,10 @@ pub fn sm_value_and_grad<M: ScoreModel + ?Sized>(
     grad: &mut [f64],
     par: Par,
 ) -> f64 {
-    let n = xs.nrows();
-    let mut s_q = Array2::zeros(xs.raw_dim());
-    let mut log_q = Array1::zeros(n);
-    model.score_batch(xs, s_q.view_mut(), log_q.view_mut(), par);
-    let mut s_p = Array2::zeros(xs.raw_dim());
-    let mut log_p = Array1::zeros(n);
-    target.log_prob_and_score_batch(xs, s_p.view_mut(), log_p.view_mut(), par);
-    // r = s_θ − β s_p, then SM = mean ‖r‖², cotangent 2 w r / N.
-    let mut r = s_q;
-    r.scaled_add(-beta, &s_p);
-    let value = mean(r.axis_iter(Axis(0)).map(|row| row.dot(&row)));
-    let c = 2.0 * weight / n as f64;
-    r.mapv_inplace(|v| c * v);
-    model.score_param_vjp_batch(xs, r.view(), grad, par);
-    value
+    mean(sm_terms(model, target, xs, xs.nrows(), beta, weight, grad, par).into_iter())
 }
 
+/// The mean as a sequential sum / n (the order fixes the rounding).
 fn mean(it: impl Iterator<Item = f64>) -> f64 {
     let (mut s, mut n) = (0.0, 0usize);
     for v in it {

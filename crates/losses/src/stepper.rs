@@ -1,20 +1,13 @@
-//! What every trainer shares, whatever the model (a flow, an SNF):
-//!
-//! * [`Stepper`]: steps 4–5 of a training step (see [`crate::trainer`]): the
-//!   non-finite guard, gradient clipping, the Adam update with its undo,
-//!   and the step / rejection counters, plus their plain-data state;
-//! * [`check_data`]: the checks of the training and held-out samples and
-//!   the covering threshold;
-//! * [`SampleMetrics::record`]: a [`MetricsRecord`] from a fresh batch of
-//!   model samples and their log-weights.
+//! The optimizer side every trainer shares, whatever the model (a flow, an
+//! SNF): [`Stepper`] does steps 4–5 of a training step (see
+//! [`crate::trainer`]) — the non-finite guard, gradient clipping, the Adam
+//! update with its undo — and keeps the step / rejection counters with
+//! their plain-data state.
 
-use crate::loss::{LossError, LossReport};
+use crate::config::TrainConfig;
+use crate::loss::LossReport;
 use crate::optim::{clip_grad_norm, Adam};
-use crate::trainer::{
-    MetricsRecord, StepOutcome, StepReport, TrainConfig, TrainData, TrainError, TrainerState, COVERING_QUANTILE,
-};
-use fieldflow_core::{Par, Target};
-use ndarray::{Array1, Array2, ArrayView2};
+use crate::records::{StepOutcome, StepReport, TrainError, TrainerState};
 
 /// The optimizer side of training (module docs).
 #[derive(Debug, Clone)]
@@ -103,7 +96,7 @@ impl Stepper {
         let batch_ess = if report.log_w.is_empty() {
             f64::NAN
         } else {
-            fieldflow_stats::ess_normalized(&report.log_w).unwrap_or(f64::NAN)
+            fieldflow_stats::diagnostics::ess_normalized(&report.log_w).unwrap_or(f64::NAN)
         };
         let r = StepReport {
             step: t,
@@ -174,133 +167,5 @@ impl Stepper {
         self.last = state.last;
         self.last_rejection = None;
         Ok(())
-    }
-}
-
-/// Checks the widths and sizes of the training and held-out samples
-/// against the model dimension `d`, and returns the covering threshold:
-/// the [`COVERING_QUANTILE`] quantile of log p̃ over the held-out samples
-/// (or the training samples without held-out ones).
-///
-/// # Errors
-/// [`LossError::Dimension`] or [`LossError::Empty`].
-pub fn check_data(d: usize, target: &dyn Target, data: &TrainData<'_>, par: Par) -> Result<Option<f64>, TrainError> {
-    for (what, x) in [("data", &data.train), ("held-out data", &data.held_out)] {
-        if let Some(x) = x {
-            if x.ncols() != d {
-                return Err(LossError::Dimension {
-                    what,
-                    expected: d,
-                    got: x.ncols(),
-                }
-                .into());
-            }
-            if x.nrows() == 0 {
-                return Err(LossError::Empty { what }.into());
-            }
-        }
-    }
-    let reference = data.held_out.as_ref().or(data.train.as_ref());
-    Ok(reference.map(|x| {
-        let mut lp = Array1::zeros(x.nrows());
-        target.log_prob_batch(x.view(), lp.view_mut(), par);
-        quantile(lp.to_vec(), COVERING_QUANTILE)
-    }))
-}
-
-/// The data minibatch of one step: `b` distinct rows of `x` drawn from
-/// `seed` (all rows, in order, if there are no more than `b`).
-pub fn minibatch(x: &Array2<f64>, b: usize, seed: fieldflow_core::Seed) -> Array2<f64> {
-    let n = x.nrows();
-    if b >= n {
-        x.clone()
-    } else {
-        let mut rng = seed.rng();
-        let idx = rand::seq::index::sample(&mut rng, n, b).into_vec();
-        x.select(ndarray::Axis(0), &idx)
-    }
-}
-
-/// The q-quantile of `v` (lower empirical quantile; NaNs sort last).
-fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let k = ((q * v.len() as f64).floor() as usize).min(v.len() - 1);
-    v[k]
-}
-
-/// A fresh batch of model samples with everything a metrics record needs.
-pub struct SampleMetrics<'b> {
-    /// The samples (rows).
-    pub xs: ArrayView2<'b, f64>,
-    /// Their log-weights log p̃ − log q (for an SNF: path weights).
-    pub log_w: &'b [f64],
-    /// The held-out NLL (NaN without held-out data).
-    pub nll: f64,
-    /// Uniforms of the IMH-acceptance estimate.
-    pub acceptance_seed: fieldflow_core::Seed,
-}
-
-impl SampleMetrics<'_> {
-    /// The metrics record of step `t` (see [`crate::trainer`], "Metrics").
-    pub fn record(
-        &self,
-        config: &TrainConfig,
-        stepper: &Stepper,
-        target: &dyn Target,
-        data: &TrainData<'_>,
-        covering_threshold: Option<f64>,
-        par: Par,
-    ) -> MetricsRecord {
-        let t = stepper.step;
-        let n = self.log_w.len();
-        let ess = fieldflow_stats::ess_normalized(self.log_w).unwrap_or(f64::NAN);
-        let acceptance = crate::trainer::imh_acceptance(self.log_w, self.acceptance_seed);
-        let rkl_estimate = -self.log_w.iter().sum::<f64>() / n as f64;
-        let covering = match covering_threshold {
-            Some(th) => {
-                let mut lp = Array1::zeros(n);
-                target.log_prob_batch(self.xs, lp.view_mut(), par);
-                lp.iter().filter(|&&v| !(v >= th)).count() as f64 / n as f64
-            }
-            None => f64::NAN,
-        };
-        let (mode_weights, true_weights, tv_distance, collapsed) = match data.modes {
-            Some(m) => {
-                let w_hat = m.mode_fractions(self.xs);
-                match m.true_weights() {
-                    Some(w) => {
-                        let tv = 0.5 * w_hat.iter().zip(&w).map(|(a, b)| (a - b).abs()).sum::<f64>();
-                        let c = w_hat.iter().zip(&w).map(|(a, b)| *a < 0.5 * b).collect();
-                        (w_hat, w, tv, c)
-                    }
-                    None => (w_hat, Vec::new(), f64::NAN, Vec::new()),
-                }
-            }
-            None => (Vec::new(), Vec::new(), f64::NAN, Vec::new()),
-        };
-        let n_collapsed = collapsed.iter().filter(|&&c| c).count();
-        let last = stepper.last.as_ref();
-        let pick = |f: fn(&StepReport) -> f64| last.map(f).unwrap_or(f64::NAN);
-        MetricsRecord {
-            step: t,
-            loss: pick(|r| r.loss),
-            fkl: pick(|r| r.fkl),
-            rkl: pick(|r| r.rkl),
-            sm: pick(|r| r.sm),
-            grad_norm: pick(|r| r.grad_norm),
-            lr: config.lr_schedule.lr(config.lr, t),
-            beta: config.annealing.beta(t),
-            ess,
-            acceptance,
-            nll: self.nll,
-            rkl_estimate,
-            total_rejections: stepper.total_rejections,
-            mode_weights,
-            true_weights,
-            tv_distance,
-            collapsed,
-            n_collapsed,
-            covering,
-        }
     }
 }

@@ -18,7 +18,7 @@
 //!
 //! # One step t
 //! As for flows: the data minibatch is `batch_size` distinct rows from
-//! `seed.child(0).child(t)` ([`fieldflow_losses::stepper::minibatch`]); the
+//! `seed.child(0).child(t)` ([`fieldflow_losses::minibatch`]); the
 //! forward paths of L_KL are driven by `seed.child(1).child(t)`, the
 //! reverse paths of L_ML by `seed.child(4).child(t)`; then the shared
 //! [`Stepper`] rejects a non-finite loss or gradient (e.g. a diverged
@@ -37,10 +37,9 @@
 use crate::{HessianVector, Snf};
 use fieldflow_core::{ConfigError, Par, Seed};
 use fieldflow_flows::{Coupling, Layer};
-use fieldflow_losses::stepper::minibatch;
 use fieldflow_losses::{
-    check_data, Annealing, Loss, LossError, LossReport, MetricsRecord, SampleMetrics, StepOutcome, Stepper,
-    TrainConfig, TrainData, TrainError, TrainLoop, TrainerState,
+    check_data, minibatch, Annealing, Exchange, Loss, LossError, LossReport, MetricsRecord, SampleMetrics, StepOutcome,
+    Stepper, TrainConfig, TrainData, TrainError, TrainLoop, TrainerState,
 };
 
 /// Trains an [`Snf`] (module docs).
@@ -153,6 +152,15 @@ impl<T: HessianVector, L: Layer> TrainLoop for SnfTrainer<'_, T, L> {
         let t = self.stepper.step_index();
         let report = self.evaluate(t);
         Ok(self.stepper.apply(&self.config, t, self.snf.params_mut(), report))
+    }
+
+    /// One process steps as [`TrainLoop::step`]; the path losses do not
+    /// share their batch among processes yet.
+    fn step_sharded(&mut self, exchange: &mut dyn Exchange) -> Result<StepOutcome, TrainError> {
+        if exchange.size() > 1 {
+            return Err(TrainError::NotDistributed("a stochastic normalizing flow"));
+        }
+        self.step()
     }
 
     fn metrics(&self) -> MetricsRecord {

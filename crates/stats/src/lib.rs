@@ -12,7 +12,10 @@
 //!   error-versus-bin-size scan;
 //! * [`mod@bootstrap`]: seeded block bootstrap for any derived quantity;
 //! * [`weights`]: log-sum-exp, ESS, self-normalized estimators and log Ẑ for
-//!   importance weights (docs/THEORY.md §7.9).
+//!   importance weights (docs/THEORY.md §7.9);
+//! * [`diagnostics`]: sampler diagnostics shared by training and sampling —
+//!   the IMH decision and acceptance estimate, ESS, total variation, mode
+//!   collapse and covering (docs/THEORY.md §8).
 //!
 //! ## Data layout
 //! A data set is a list of replica (independent chains, lengths may differ).
@@ -40,6 +43,7 @@ pub mod autocov;
 mod binning;
 pub mod bootstrap;
 mod data;
+pub mod diagnostics;
 pub mod error;
 pub mod gamma;
 pub mod jackknife;

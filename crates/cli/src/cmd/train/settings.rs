@@ -1,0 +1,187 @@
+//! The settings of `fieldflow train`: the config table with the flags
+//! applied, the target copied from a data file when the config has none,
+//! and the defaults written into the stored config.
+
+use super::TrainArgs;
+use crate::config;
+use anyhow::{bail, Context, Result};
+use fieldflow_io::{EnsembleReader, ModelState, ModelWriter};
+use fieldflow_losses::TrainConfig;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Where training samples come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Ensemble file.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Use exact samples of the target (synthetic targets with a sampler).
+    #[serde(default)]
+    pub exact: bool,
+    /// Training configurations.
+    #[serde(default = "default_n_train")]
+    pub n_train: u64,
+    /// Held-out configurations.
+    #[serde(default = "default_n_heldout")]
+    pub n_heldout: u64,
+    /// Configurations dropped at the start of every chain.
+    #[serde(default)]
+    pub skip: u64,
+}
+
+fn default_n_train() -> u64 {
+    1000
+}
+fn default_n_heldout() -> u64 {
+    1000
+}
+fn default_checkpoint_every() -> u64 {
+    200
+}
+
+/// The resolved `train` config (target section kept separately in the table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainRunConfig {
+    /// Master seed (flow initialization, data draws, training streams).
+    #[serde(default = "one")]
+    pub seed: u64,
+    /// Steps between checkpoints.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// Model architecture: a flow, or an SNF when it lists `stages`
+    /// ([`ModelConfig::from_section`]; default: the target's flow).
+    #[serde(default)]
+    pub flow: Option<toml::Value>,
+    /// Data.
+    #[serde(default)]
+    pub data: DataConfig,
+    /// Training.
+    pub train: TrainConfig,
+    /// Lattice target (or `target`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phi4: Option<toml::Value>,
+    /// Synthetic target (or `phi4`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<toml::Value>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// The config table with the flags of `args` applied and the defaults
+/// filled in, and its parsed form.
+///
+/// # Errors
+/// Unreadable config or data file, no target, invalid values.
+pub fn resolve(args: &TrainArgs) -> Result<(toml::Table, TrainRunConfig)> {
+    let mut t = config::load_table(args.config.as_deref())?;
+    if let Some(d) = &args.data {
+        config::set(&mut t, "data.file", d.display().to_string());
+    }
+    if let Some(n) = args.n_train {
+        config::set(&mut t, "data.n_train", n as i64);
+    }
+    if let Some(l) = &args.loss {
+        let mut loss = toml::Table::new();
+        loss.insert("preset".into(), l.clone().into());
+        config::set(&mut t, "train.loss", loss);
+    }
+    if let Some(s) = args.steps {
+        config::set(&mut t, "train.steps", s as i64);
+    }
+    if let Some(lr) = args.lr {
+        config::set(&mut t, "train.lr", lr);
+    }
+    if let Some(s) = args.seed {
+        config::set(&mut t, "seed", s as i64);
+        config::set(&mut t, "train.seed", s as i64);
+    }
+    // Targets defined by a data file: copy its [phi4]/[target] section.
+    if !t.contains_key("phi4") && !t.contains_key("target") {
+        let file = t
+            .get("data")
+            .and_then(|d| d.get("file"))
+            .and_then(|f| f.as_str())
+            .map(PathBuf::from);
+        let Some(file) = file else {
+            bail!("no target: give [phi4] or [target] in --config, or --data ENSEMBLE");
+        };
+        let r = EnsembleReader::open(&file)?;
+        let stored: toml::Table = r
+            .header()
+            .config
+            .parse()
+            .context("data file's stored config is not TOML")?;
+        for key in ["phi4", "target"] {
+            if let Some(v) = stored.get(key) {
+                t.insert(key.into(), v.clone());
+            }
+        }
+    }
+    // Defaults for what the user left out (written into the stored config).
+    let has_data = t
+        .get("data")
+        .and_then(|d| d.as_table())
+        .is_some_and(|d| d.contains_key("file") || d.get("exact").and_then(|e| e.as_bool()) == Some(true));
+    let is_snf = t
+        .get("flow")
+        .and_then(|f| f.as_table())
+        .is_some_and(|f| f.contains_key("stages"));
+    // Without data: RKL; with data: ScoreNF for flows, path ML for SNFs
+    // (score matching needs log q, which an SNF lacks).
+    let preset = match (has_data, is_snf) {
+        (false, _) => "rkl",
+        (true, false) => "scorenf",
+        (true, true) => "fkl",
+    };
+    let train = t
+        .entry("train")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(train) = train.as_table_mut() {
+        let defaults: [(&str, toml::Value); 4] = [
+            ("batch_size", 64.into()),
+            ("steps", 1000.into()),
+            ("lr", 1e-3.into()),
+            (
+                "loss",
+                toml::Value::Table(toml::Table::from_iter([("preset".to_string(), preset.into())])),
+            ),
+        ];
+        for (k, v) in defaults {
+            train.entry(k).or_insert(v);
+        }
+    }
+    let c: TrainRunConfig = config::parse(&t, "train")?;
+    Ok((t, c))
+}
+
+/// The stored config of the checkpoint in `args.out` (with `--steps`
+/// applied) and the opened file, for `--resume`.
+///
+/// # Errors
+/// Other settings given with `--resume`; unreadable file or config.
+pub fn stored(args: &TrainArgs) -> Result<(toml::Table, TrainRunConfig, ModelWriter, ModelState)> {
+    let any_setting = args.config.is_some()
+        || args.data.is_some()
+        || args.loss.is_some()
+        || args.n_train.is_some()
+        || args.lr.is_some()
+        || args.seed.is_some();
+    if any_setting {
+        bail!(
+            "--resume continues with the config stored in {}; pass only --out (and --steps to extend)",
+            args.out.display()
+        );
+    }
+    let (mut writer, state) = ModelWriter::resume(&args.out)?;
+    let mut table: toml::Table = writer.header_mut().config.clone().parse()?;
+    if let Some(s) = args.steps {
+        config::set(&mut table, "train.steps", s as i64);
+    }
+    let c: TrainRunConfig = config::parse(&table, "stored train")?;
+    Ok((table, c, writer, state))
+}

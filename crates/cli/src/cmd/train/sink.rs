@@ -1,0 +1,193 @@
+//! Where a training run's reports go: the model file (DESIGN §4) as the
+//! checkpoint sink and metrics store, with the metrics CSV beside it, and
+//! the progress bar, and the summary printed at the end.
+//!
+//! A checkpoint stores the parameters and Adam moments as datasets and the
+//! trainer's counters ([`TrainerState::counters`]) as the `trainer_state`
+//! attribute; [`restore_state`] puts the two back together.
+
+use crate::progress;
+use anyhow::{bail, Context, Result};
+use fieldflow_io::{AttrValue, ModelState, ModelWriter};
+use fieldflow_losses::{CheckpointSink, MetricsRecord, StepOutcome, TrainObserver, TrainerState};
+use indicatif::ProgressBar;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The model file of a run (absent on MPI ranks other than 0).
+pub struct ModelSink {
+    /// The open model file.
+    pub writer: Option<ModelWriter>,
+    /// The model's architecture (JSON).
+    pub architecture: String,
+    /// The training seed (stored as the random state with the step).
+    pub seed: u64,
+    /// The metrics CSV.
+    pub csv: PathBuf,
+}
+
+impl CheckpointSink for ModelSink {
+    type Error = anyhow::Error;
+
+    fn metrics(&mut self, record: &MetricsRecord) {
+        if let Some(w) = self.writer.as_mut() {
+            for (name, v) in record.columns() {
+                w.push_metric(&name, v);
+            }
+        }
+    }
+
+    fn save(&mut self, st: &TrainerState) -> Result<()> {
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        // Counters only: parameters and moments are stored as datasets, and
+        // the last step's report (with NaN parts) is not needed to resume.
+        let counters = serde_json::to_string(&st.counters())?;
+        let extra = &mut writer.header_mut().extra;
+        extra.insert("trainer_state".into(), AttrValue::Str(counters));
+        extra.insert("steps_done".into(), AttrValue::U64(st.step));
+        writer.save(&ModelState {
+            architecture: self.architecture.clone(),
+            params: st.params.clone(),
+            adam_m: st.adam.m.clone(),
+            adam_v: st.adam.v.clone(),
+            adam_step: st.adam.step,
+            rng_state: vec![self.seed, st.step],
+        })?;
+        write_csv(&self.csv, writer.metrics())
+    }
+}
+
+/// The trainer state of a checkpoint: the stored counters with the vectors
+/// of `saved`.
+///
+/// # Errors
+/// No or unreadable `trainer_state` attribute.
+pub fn restore_state(w: &mut ModelWriter, saved: ModelState, out: &Path) -> Result<TrainerState> {
+    let json = match w.header_mut().extra.get("trainer_state") {
+        Some(AttrValue::Str(j)) => j.clone(),
+        _ => bail!("{}: no trainer state to resume from", out.display()),
+    };
+    let counters: TrainerState = serde_json::from_str(&json).context("stored trainer state unreadable")?;
+    Ok(counters.with_vectors(saved.params, saved.adam_m, saved.adam_v, saved.adam_step))
+}
+
+/// Writes the metrics as CSV (one row per record, columns in
+/// [`MetricsRecord::column_order`]).
+fn write_csv(path: &Path, metrics: &BTreeMap<String, Vec<f64>>) -> Result<()> {
+    let mut names: Vec<&String> = metrics.keys().collect();
+    names.sort_by_key(|n| MetricsRecord::column_order(n));
+    let rows = metrics.get("step").map_or(0, Vec::len);
+    let mut s = names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(",") + "\n";
+    for i in 0..rows {
+        let line: Vec<String> = names
+            .iter()
+            .map(|n| metrics[*n].get(i).map_or(String::new(), |v| format!("{v}")))
+            .collect();
+        let _ = writeln!(s, "{}", line.join(","));
+    }
+    let tmp = path.with_extension("csv.partial");
+    std::fs::write(&tmp, s).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}
+
+/// The CSV written beside a model file.
+pub fn csv_path(model: &Path) -> PathBuf {
+    let mut s = model.as_os_str().to_owned();
+    s.push(".metrics.csv");
+    PathBuf::from(s)
+}
+
+/// The progress bar of a run (hidden when `quiet`).
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+}
+
+impl Progress {
+    /// A bar shown from the run's start unless `quiet`.
+    pub fn new(quiet: bool) -> Self {
+        Progress { bar: None, quiet }
+    }
+}
+
+impl TrainObserver for Progress {
+    fn started(&mut self, first: u64, steps: u64) {
+        let pb = progress::bar(steps.saturating_sub(first), "train");
+        if self.quiet {
+            pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        self.bar = Some(pb);
+    }
+
+    fn step(&mut self, outcome: &StepOutcome) {
+        let Some(pb) = &self.bar else { return };
+        match outcome {
+            StepOutcome::Accepted(r) => pb.set_message(format!("loss {:.4} ess {:.3}", r.loss, r.batch_ess)),
+            StepOutcome::Rejected {
+                reason,
+                consecutive,
+                step,
+            } => pb.println(format!("step {step}: rejected ({reason}); {consecutive} in a row")),
+        }
+        pb.inc(1);
+    }
+
+    fn metrics(&mut self, m: &MetricsRecord) {
+        if let Some(pb) = &self.bar {
+            pb.set_message(format!("loss {:.4} ess {:.3} acc {:.3}", m.loss, m.ess, m.acceptance));
+        }
+    }
+
+    fn finished(&mut self, completed: bool) {
+        if let Some(pb) = self.bar.take() {
+            if completed {
+                pb.finish_and_clear();
+            } else {
+                pb.abandon();
+            }
+        }
+    }
+}
+
+/// What a finished training run reports.
+pub struct TrainSummary {
+    /// The last metrics record.
+    pub last: MetricsRecord,
+    /// Seconds spent in this run.
+    pub seconds: f64,
+    /// Rejected steps.
+    pub rejections: u64,
+    /// Whether the model is an SNF (its loss parts are path ML / path KL and
+    /// its NLL the path NLL, an upper bound).
+    pub snf: bool,
+}
+
+impl TrainSummary {
+    /// The lines printed at the end of a run (`note` follows the file name).
+    pub fn render(&self, out: &Path, note: &str) -> String {
+        let m = &self.last;
+        let parts = if self.snf {
+            format!("path ML {:.4}, path KL {:.4}", m.fkl, m.rkl)
+        } else {
+            format!("fkl {:.4}, rkl {:.4}, sm {:.4}", m.fkl, m.rkl, m.sm)
+        };
+        let nll_note = if self.snf { " (path NLL, an upper bound)" } else { "" };
+        format!(
+            "wrote {}{note}\nsteps             {}\nloss              {:.5} ({parts})\n\
+             ESS               {:.4}\nIMH acceptance    {:.4}\nheld-out NLL      {:.4}{nll_note}\n\
+             rejected steps    {}\ntime              {:.1} s",
+            out.display(),
+            m.step,
+            m.loss,
+            m.ess,
+            m.acceptance,
+            m.nll,
+            self.rejections,
+            self.seconds
+        )
+    }
+}

@@ -1,0 +1,211 @@
+//! The settings of a training run ([`TrainConfig`], `[train]` in a TOML
+//! config) and the samples it may use ([`TrainData`]): their checks, the
+//! covering threshold of the held-out samples and the data minibatch of a
+//! step.
+
+use crate::loss::{Loss, LossConfig, LossError};
+use crate::optim::AdamConfig;
+use crate::records::TrainError;
+use crate::schedule::{Annealing, LrSchedule};
+use fieldflow_core::{ConfigError, Par, Seed, Target};
+use fieldflow_stats::diagnostics::{covering_threshold, COVERING_QUANTILE};
+use fieldflow_targets::Modes;
+use ndarray::{Array1, Array2, Axis};
+use serde::{Deserialize, Serialize};
+
+/// Training settings (`[train]` in a TOML config).
+///
+/// ```toml
+/// batch_size = 256
+/// steps = 5000
+/// lr = 1e-3
+/// seed = 42
+/// clip_grad_norm = 10.0          # optional
+/// max_consecutive_rejections = 10
+/// metrics_every = 100
+/// eval_batch = 2048
+///
+/// [loss]
+/// preset = "scorenf"
+///
+/// [lr_schedule]
+/// kind = "cosine"
+/// total_steps = 5000
+/// min_lr = 1e-5
+///
+/// [optimizer]
+/// beta1 = 0.9
+/// beta2 = 0.999
+///
+/// [annealing]
+/// kind = "geometric"
+/// beta0 = 0.1
+/// steps = 2000
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The objective.
+    pub loss: LossConfig,
+    /// Rows per minibatch (data and base noise).
+    pub batch_size: usize,
+    /// Number of steps the caller runs (the trainer itself steps on
+    /// request; the schedules carry their own lengths).
+    pub steps: u64,
+    /// Base learning rate η₀.
+    pub lr: f64,
+    /// Learning-rate schedule (default constant).
+    #[serde(default = "default_lr_schedule")]
+    pub lr_schedule: LrSchedule,
+    /// Adam hyper-parameters.
+    #[serde(default)]
+    pub optimizer: AdamConfig,
+    /// Annealing β(step) (default constant β = 1).
+    #[serde(default = "default_annealing")]
+    pub annealing: Annealing,
+    /// Clip the gradient to this Euclidean norm (no clipping if absent).
+    #[serde(default)]
+    pub clip_grad_norm: Option<f64>,
+    /// Stop after this many consecutive rejected steps (default 10).
+    #[serde(default = "default_max_rejections")]
+    pub max_consecutive_rejections: u32,
+    /// Steps between metrics records (used by the caller; default 100).
+    #[serde(default = "default_metrics_every")]
+    pub metrics_every: u64,
+    /// Flow samples per metrics evaluation (default 2048).
+    #[serde(default = "default_eval_batch")]
+    pub eval_batch: usize,
+    /// Master seed of the run's random streams.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_lr_schedule() -> LrSchedule {
+    LrSchedule::Constant
+}
+fn default_annealing() -> Annealing {
+    Annealing::Constant
+}
+fn default_max_rejections() -> u32 {
+    10
+}
+fn default_metrics_every() -> u64 {
+    100
+}
+fn default_eval_batch() -> usize {
+    2048
+}
+
+impl TrainConfig {
+    /// A configuration with the given loss, batch size, steps and learning
+    /// rate, and defaults elsewhere.
+    pub fn new(loss: LossConfig, batch_size: usize, steps: u64, lr: f64) -> Self {
+        TrainConfig {
+            loss,
+            batch_size,
+            steps,
+            lr,
+            lr_schedule: default_lr_schedule(),
+            optimizer: AdamConfig::default(),
+            annealing: default_annealing(),
+            clip_grad_norm: None,
+            max_consecutive_rejections: default_max_rejections(),
+            metrics_every: default_metrics_every(),
+            eval_batch: default_eval_batch(),
+            seed: 0,
+        }
+    }
+
+    /// Checks every field and resolves the loss.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first offending field (`batch_size`,
+    /// `steps`, `lr`, `clip_grad_norm`, `max_consecutive_rejections`,
+    /// `metrics_every`, `eval_batch`, `loss.*`, `lr_schedule.*`,
+    /// `optimizer.*`, `annealing.*`).
+    pub fn validate(&self) -> Result<Loss, ConfigError> {
+        let loss = self.loss.validate()?;
+        if self.batch_size == 0 {
+            return Err(ConfigError::new("batch_size", 0, "must be >= 1"));
+        }
+        if self.steps == 0 {
+            return Err(ConfigError::new("steps", 0, "must be >= 1"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(ConfigError::new("lr", self.lr, "must be finite and > 0"));
+        }
+        self.lr_schedule.validate()?;
+        self.optimizer.validate()?;
+        self.annealing.validate()?;
+        if let Some(c) = self.clip_grad_norm {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(ConfigError::new("clip_grad_norm", c, "must be finite and > 0"));
+            }
+        }
+        if self.max_consecutive_rejections == 0 {
+            return Err(ConfigError::new("max_consecutive_rejections", 0, "must be >= 1"));
+        }
+        if self.metrics_every == 0 {
+            return Err(ConfigError::new("metrics_every", 0, "must be >= 1"));
+        }
+        if self.eval_batch < 2 {
+            return Err(ConfigError::new("eval_batch", self.eval_batch, "must be >= 2"));
+        }
+        Ok(loss)
+    }
+}
+
+/// Data and mode information the trainer may use (all optional).
+#[derive(Default)]
+pub struct TrainData<'a> {
+    /// Training samples of the target (rows): the ensemble for FKL / SM.
+    pub train: Option<Array2<f64>>,
+    /// Held-out target samples (rows) for NLL and the covering threshold.
+    pub held_out: Option<Array2<f64>>,
+    /// Mode assignment (and true weights) for the mode metrics.
+    pub modes: Option<&'a dyn Modes>,
+}
+
+/// Checks the widths and sizes of the training and held-out samples
+/// against the model dimension `d`, and returns the covering threshold:
+/// the [`COVERING_QUANTILE`] quantile of log p̃ over the held-out samples
+/// (or the training samples without held-out ones).
+///
+/// # Errors
+/// [`LossError::Dimension`] or [`LossError::Empty`].
+pub fn check_data(d: usize, target: &dyn Target, data: &TrainData<'_>, par: Par) -> Result<Option<f64>, TrainError> {
+    for (what, x) in [("data", &data.train), ("held-out data", &data.held_out)] {
+        if let Some(x) = x {
+            if x.ncols() != d {
+                return Err(LossError::Dimension {
+                    what,
+                    expected: d,
+                    got: x.ncols(),
+                }
+                .into());
+            }
+            if x.nrows() == 0 {
+                return Err(LossError::Empty { what }.into());
+            }
+        }
+    }
+    let reference = data.held_out.as_ref().or(data.train.as_ref());
+    Ok(reference.map(|x| {
+        let mut lp = Array1::zeros(x.nrows());
+        target.log_prob_batch(x.view(), lp.view_mut(), par);
+        covering_threshold(lp.as_slice().expect("contiguous"), COVERING_QUANTILE)
+    }))
+}
+
+/// The data minibatch of one step: `b` distinct rows of `x` drawn from
+/// `seed` (all rows, in order, if there are no more than `b`).
+pub fn minibatch(x: &Array2<f64>, b: usize, seed: Seed) -> Array2<f64> {
+    let n = x.nrows();
+    if b >= n {
+        x.clone()
+    } else {
+        let mut rng = seed.rng();
+        let idx = rand::seq::index::sample(&mut rng, n, b).into_vec();
+        x.select(Axis(0), &idx)
+    }
+}
