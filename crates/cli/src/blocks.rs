@@ -12,9 +12,15 @@ use fieldflow_io::{EnsembleSpec, EnsembleWriter, SeriesSpec};
 /// The file layout of a run whose blocks have the given series (name, is
 /// u8), in that order.
 pub fn ensemble_spec(n_chains: usize, shape: &[usize], series: &[(&str, bool)]) -> EnsembleSpec {
-    series.iter().fold(EnsembleSpec::new(n_chains, shape), |spec, &(name, u8)| {
-        spec.with_series(if u8 { SeriesSpec::u8(name) } else { SeriesSpec::f64(name) })
-    })
+    series
+        .iter()
+        .fold(EnsembleSpec::new(n_chains, shape), |spec, &(name, u8)| {
+            spec.with_series(if u8 {
+                SeriesSpec::u8(name)
+            } else {
+                SeriesSpec::f64(name)
+            })
+        })
 }
 
 impl Exchange for Dist {

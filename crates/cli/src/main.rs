@@ -11,6 +11,7 @@
 //! exit with 2 (clap); a run stopped by Ctrl-C writes its checkpoint and
 //! exits with 130.
 
+mod analysis;
 mod blocks;
 mod cmd;
 mod config;

@@ -1,6 +1,14 @@
-//! The two model kinds a run can train and sample with: a normalizing flow
-//! and a stochastic normalizing flow (SNF: flow layers with Langevin / MALA /
-//! Metropolis blocks in between, crates/snf).
+//! The models a run can train and sample with, in one place: a normalizing
+//! flow and a stochastic normalizing flow (SNF: flow layers with Langevin /
+//! MALA / Metropolis blocks in between, crates/snf).
+//!
+//! [`ModelConfig`] is the only enum over model kinds: it parses a run's
+//! `[flow]` section, builds the kind's trainer ([`ModelConfig::trainer`],
+//! a [`TrainLoop`]) and rebuilds a trained model from a model file
+//! ([`Sampler::from_parts`]) as a [`TrainedModel`] trait object, which says
+//! what the model can do (draw with a log weight; a normalized density or
+//! not). Commands never match on the kind, so a new model kind is a library
+//! module, a variant here and its arms in these few methods.
 //!
 //! In a config both are the `[flow]` section; an SNF is a flow whose section
 //! also lists `stages` (and optionally a λ `schedule`):
@@ -16,17 +24,19 @@
 //! ```
 //!
 //! The keys given replace those of the target's default architecture
-//! ([`crate::cmd::train::default_flow`]), so `[flow] n_layers = 12` alone is
+//! ([`default_flow`]), so `[flow] n_layers = 12` alone is
 //! a complete section; an SNF without `n_layers` gets the sum of its flow
 //! stages' layers. In a model file the architecture JSON is the `FlowConfig` or the
 //! `SnfConfig` (which has a top-level `stages`).
 
 use crate::config::one_line;
+use crate::mpi_dist::Dist;
 use crate::target::RunTarget;
 use anyhow::{bail, Result};
 use fieldflow_core::{Par, Proposal, ProposalDensity, Seed};
 use fieldflow_flows::{Flow, FlowConfig};
-use fieldflow_snf::{PathProposal, Snf, SnfConfig, StageConfig};
+use fieldflow_losses::{TrainConfig, TrainData, TrainLoop, Trainer};
+use fieldflow_snf::{PathProposal, Snf, SnfConfig, SnfTrainer, StageConfig};
 use ndarray::{ArrayViewMut1, ArrayViewMut2};
 
 /// The architecture of a run's model.
@@ -43,10 +53,10 @@ const SNF_KEYS: [&str; 2] = ["stages", "schedule"];
 
 impl ModelConfig {
     /// The architecture from a run's `[flow]` section (absent: the default
-    /// flow of `target`, see [`crate::cmd::train::default_flow`]).
+    /// flow of `target`, see [`default_flow`]).
     pub fn from_section(section: Option<&toml::Value>, target: &RunTarget) -> Result<Self> {
         let Some(section) = section else {
-            return Ok(ModelConfig::Flow(crate::cmd::train::default_flow(target)));
+            return Ok(ModelConfig::Flow(default_flow(target)));
         };
         let Some(table) = section.as_table() else {
             bail!("flow: expected a table, found `{section}`");
@@ -69,7 +79,7 @@ impl ModelConfig {
         };
         // The given keys over the target's default architecture; an SNF
         // without `n_layers` gets the sum of its flow stages' layers.
-        let mut merged = match toml::Value::try_from(crate::cmd::train::default_flow(target))? {
+        let mut merged = match toml::Value::try_from(default_flow(target))? {
             toml::Value::Table(t) => t,
             _ => unreachable!("a FlowConfig serializes to a table"),
         };
@@ -147,48 +157,130 @@ pub fn snf_error(e: fieldflow_core::ConfigError) -> anyhow::Error {
     anyhow::anyhow!("flow.{field} = {}: {}", e.value, e.problem)
 }
 
-/// A trained model ready to propose: x ~ q with log q (a flow), or x at the
-/// end of a stochastic path with the effective log q = log p̃(x) − log w
-/// (an SNF, [`PathProposal`]), so that IMH and importance sampling use the
-/// exact path weight.
-pub enum Sampler {
-    /// A normalizing flow.
-    Flow(Flow),
-    /// A stochastic normalizing flow on the run's target.
-    Snf(Box<Snf<RunTarget>>),
+/// Default architecture: the tutorial flow for lattices (docs/THEORY.md
+/// §4.4), MLP couplings for vectors.
+pub fn default_flow(target: &RunTarget) -> FlowConfig {
+    match target {
+        RunTarget::Phi4(p) => {
+            let mut f = FlowConfig::tutorial(p.lattice().shape()[0]);
+            f.shape = p.lattice().shape().to_vec();
+            f
+        }
+        RunTarget::Synthetic(t) => FlowConfig::mlp(t.dim(), 8, vec![32, 32]),
+    }
 }
+
+impl ModelConfig {
+    /// Whether the trained model has a normalized density q(x) (flows); an
+    /// SNF is trained and judged by path losses instead.
+    pub fn has_density(&self) -> bool {
+        matches!(self, ModelConfig::Flow(_))
+    }
+
+    /// A fresh model of this architecture (parameters from `seed`) and its
+    /// trainer: a flow's [`Trainer`] (data-parallel over the processes of
+    /// `dist`) or an SNF's [`SnfTrainer`] (one process).
+    ///
+    /// # Errors
+    /// The architecture does not fit the target, or the kind cannot run on
+    /// several processes.
+    pub fn trainer<'a>(
+        &self,
+        train: &TrainConfig,
+        seed: u64,
+        target: &'a RunTarget,
+        data: TrainData<'a>,
+        dist: &Dist,
+    ) -> Result<Box<dyn TrainLoop + 'a>> {
+        let par = Par::default();
+        Ok(match self {
+            ModelConfig::Flow(cfg) => {
+                let flow = cfg.build(Seed::new(seed)).map_err(|e| anyhow::anyhow!("flow.{e}"))?;
+                if flow.dim() != target.as_target().dim() {
+                    bail!(
+                        "flow.shape {:?} does not match the target's {} sites",
+                        cfg.shape,
+                        target.as_target().dim()
+                    );
+                }
+                Box::new(Trainer::new(train, flow, target.as_target(), data, par)?)
+            }
+            ModelConfig::Snf(cfg) => {
+                if dist.is_parallel() {
+                    bail!("training a stochastic normalizing flow is not distributed over MPI ranks yet: run it with one process");
+                }
+                let snf = cfg.build(target.clone(), Seed::new(seed)).map_err(snf_error)?;
+                Box::new(SnfTrainer::new(train, snf, data, par)?)
+            }
+        })
+    }
+}
+
+/// What a trained model can do, whatever its kind: draw with a log
+/// importance weight (every model), and evaluate its normalized density at
+/// any point (only models that have one).
+pub trait TrainedModel: Send + Sync {
+    /// The model as a proposal of IMH and importance sampling.
+    fn proposal(&self) -> &dyn Proposal;
+    /// The model's normalized density q(x) at any x, if it has one.
+    fn density(&self) -> Option<&dyn ProposalDensity>;
+}
+
+impl TrainedModel for Flow {
+    fn proposal(&self) -> &dyn Proposal {
+        self
+    }
+    fn density(&self) -> Option<&dyn ProposalDensity> {
+        Some(self)
+    }
+}
+
+/// An SNF on the run's target, proposing with its exact path weights
+/// ([`PathProposal`]); it has no tractable q(x).
+struct SnfModel(Snf<RunTarget>);
+
+impl Proposal for SnfModel {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn draw_batch(&self, seed: Seed, xs: ArrayViewMut2<f64>, log_q: ArrayViewMut1<f64>, par: Par) {
+        PathProposal(&self.0).draw_batch(seed, xs, log_q, par)
+    }
+}
+
+impl TrainedModel for SnfModel {
+    fn proposal(&self) -> &dyn Proposal {
+        self
+    }
+    fn density(&self) -> Option<&dyn ProposalDensity> {
+        None
+    }
+}
+
+/// A trained model ready to propose (see [`TrainedModel`]).
+pub struct Sampler(Box<dyn TrainedModel>);
 
 impl Sampler {
     /// Rebuilds the model from its architecture JSON and parameters.
     pub fn from_parts(architecture: &str, params: Vec<f64>, target: &RunTarget) -> Result<Self> {
-        Ok(match ModelConfig::from_json(architecture)? {
-            ModelConfig::Flow(_) => Sampler::Flow(Flow::from_json_parts(architecture, params)?),
-            ModelConfig::Snf(cfg) => Sampler::Snf(Box::new(cfg.rebuild(target.clone(), params).map_err(snf_error)?)),
-        })
+        Ok(Sampler(match ModelConfig::from_json(architecture)? {
+            ModelConfig::Flow(_) => Box::new(Flow::from_json_parts(architecture, params)?),
+            ModelConfig::Snf(cfg) => Box::new(SnfModel(cfg.rebuild(target.clone(), params).map_err(snf_error)?)),
+        }))
     }
 
     /// The model's normalized density q(x) at any x, where it has one
     /// (flows; an SNF only has path weights of its own draws).
     pub fn density(&self) -> Option<&dyn ProposalDensity> {
-        match self {
-            Sampler::Flow(f) => Some(f),
-            Sampler::Snf(_) => None,
-        }
+        self.0.density()
     }
 }
 
 impl Proposal for Sampler {
     fn dim(&self) -> usize {
-        match self {
-            Sampler::Flow(f) => f.dim(),
-            Sampler::Snf(s) => s.dim(),
-        }
+        self.0.proposal().dim()
     }
-
     fn draw_batch(&self, seed: Seed, xs: ArrayViewMut2<f64>, log_q: ArrayViewMut1<f64>, par: Par) {
-        match self {
-            Sampler::Flow(f) => f.draw_batch(seed, xs, log_q, par),
-            Sampler::Snf(s) => PathProposal(s).draw_batch(seed, xs, log_q, par),
-        }
+        self.0.proposal().draw_batch(seed, xs, log_q, par)
     }
 }

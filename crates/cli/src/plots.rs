@@ -1,7 +1,7 @@
 //! The command-line tool's figures (SVG): analysis and training figures built
 //! from the generic [`Figure`] of `fieldflow-plot`, and 2-D density heat maps.
 
-use crate::cmd::analyze::FileAnalysis;
+use crate::analysis::FileAnalysis;
 use anyhow::{Context, Result};
 use fieldflow_plot::{histogram, Figure, Series};
 use plotters::prelude::*;

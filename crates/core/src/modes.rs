@@ -40,4 +40,3 @@ pub trait Modes: Send + Sync {
         counts.into_iter().map(|c| c as f64 / n).collect()
     }
 }
-

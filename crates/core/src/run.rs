@@ -183,7 +183,11 @@ impl ChainBlock {
     ///
     /// # Errors
     /// The message does not fit the layout.
-    pub fn from_message(layout: &ChainBlock, arrays: Vec<Vec<f64>>, chain_json: Vec<String>) -> Result<ChainBlock, RunError> {
+    pub fn from_message(
+        layout: &ChainBlock,
+        arrays: Vec<Vec<f64>>,
+        chain_json: Vec<String>,
+    ) -> Result<ChainBlock, RunError> {
         let (k, dim) = (layout.len(), layout.state.ncols());
         if arrays.len() != layout.series.len() + 2 {
             return Err(RunError::Exchange(format!(
@@ -333,16 +337,18 @@ impl BlockRun {
             let k = self.block.min(self.total - written);
             let b = (written / self.block) as u64;
             let mine = chains.advance_block(b, k, progress);
-            let stored = exchange.gather(mine).and_then(|parts| match (parts, sink.as_deref_mut()) {
-                (Some(parts), Some(sink)) => {
-                    let all = ChainBlock::concatenate(parts)?;
-                    sink.append(&all)?;
-                    observer.observe_block(&all, written + k);
-                    Ok(())
-                }
-                (Some(_), None) => Err(RunError::Sink("the root process has no output".into())),
-                (None, _) => Ok(()),
-            });
+            let stored = exchange
+                .gather(mine)
+                .and_then(|parts| match (parts, sink.as_deref_mut()) {
+                    (Some(parts), Some(sink)) => {
+                        let all = ChainBlock::concatenate(parts)?;
+                        sink.append(&all)?;
+                        observer.observe_block(&all, written + k);
+                        Ok(())
+                    }
+                    (Some(_), None) => Err(RunError::Sink("the root process has no output".into())),
+                    (None, _) => Ok(()),
+                });
             let failed = exchange.any(stored.is_err());
             match stored {
                 Err(e) => return Err(e),
@@ -491,11 +497,26 @@ mod tests {
 
     #[test]
     fn joining_mismatched_blocks_is_an_error() {
-        let mut a = Counter { first: 0, n: 1, step: 0 }.advance_block(0, 2, &|_| {});
-        let b = Counter { first: 1, n: 1, step: 0 }.advance_block(0, 3, &|_| {});
+        let mut a = Counter {
+            first: 0,
+            n: 1,
+            step: 0,
+        }
+        .advance_block(0, 2, &|_| {});
+        let b = Counter {
+            first: 1,
+            n: 1,
+            step: 0,
+        }
+        .advance_block(0, 3, &|_| {});
         assert!(ChainBlock::concatenate(vec![a.clone(), b]).is_err());
         a.series.pop();
-        let c = Counter { first: 1, n: 1, step: 0 }.advance_block(0, 2, &|_| {});
+        let c = Counter {
+            first: 1,
+            n: 1,
+            step: 0,
+        }
+        .advance_block(0, 2, &|_| {});
         assert!(ChainBlock::concatenate(vec![a, c]).is_err());
         assert!(ChainBlock::concatenate(vec![]).is_err());
     }

@@ -27,12 +27,7 @@ pub const SAMPLE_SERIES: [(&str, bool); 5] = [
 ];
 
 /// The series of one block, in the order of [`SAMPLE_SERIES`].
-fn sample_series(
-    log_p: Array2<f64>,
-    log_q: Array2<f64>,
-    accepted: Array2<u8>,
-    local: Array2<f64>,
-) -> Vec<Series> {
+fn sample_series(log_p: Array2<f64>, log_q: Array2<f64>, accepted: Array2<u8>, local: Array2<f64>) -> Vec<Series> {
     let log_w = &log_p - &log_q;
     vec![
         Series::F64(SAMPLE_SERIES[0].0, log_p),

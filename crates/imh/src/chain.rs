@@ -133,7 +133,12 @@ impl<'a> ImhChain<'a> {
     /// the proposal must have a density: `density` is the same proposal seen
     /// as a [`ProposalDensity`] (a stochastic normalizing flow, which has
     /// none, cannot be used here).
-    pub fn with_local(mut self, kernel: &'a dyn LocalKernel, local_steps: usize, density: &'a dyn ProposalDensity) -> Self {
+    pub fn with_local(
+        mut self,
+        kernel: &'a dyn LocalKernel,
+        local_steps: usize,
+        density: &'a dyn ProposalDensity,
+    ) -> Self {
         self.local = Some((kernel, density));
         self.config.local_steps = local_steps;
         self

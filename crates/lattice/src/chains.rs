@@ -29,27 +29,12 @@ use crate::action::Phi4;
 use crate::hmc::{trajectory, Hmc, HmcConfig, HmcWorkspace};
 use crate::metropolis::{sweep, Metropolis, MetropolisConfig};
 use crate::tuning::DualAveraging;
+pub use crate::update::UpdateRecord;
 use fieldflow_core::{ConfigError, Seed, Target};
 use ndarray::{Array2, Array3, ArrayView1, ArrayViewMut1, ArrayViewMut2};
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-
-/// The outcome of one update (trajectory or sweep).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct UpdateRecord {
-    /// HMC: trajectory accepted; Metropolis: at least one hit accepted.
-    pub accepted: bool,
-    /// Fraction of accepted proposals (HMC: 0 or 1).
-    pub acceptance: f64,
-    /// HMC: min(1, e^{−ΔH}) (0 if ΔH is not finite); Metropolis: the
-    /// acceptance fraction. This is what the tuning feeds on.
-    pub accept_prob: f64,
-    /// HMC: H(end) − H(start); NaN for Metropolis.
-    pub delta_h: f64,
-    /// log p̃ = −S of the field after the update.
-    pub log_p: f64,
-}
 
 /// Which update algorithm, as written in a config: exactly one of
 /// `hmc = {…}` or `metropolis = {…}` (TOML `[algorithm.hmc]`).

@@ -12,8 +12,8 @@
 //! `n_steps` stays fixed, so after tuning the trajectory length is
 //! n_steps · ε_tuned. HMC works for any [`Target`].
 
-use crate::chains::UpdateRecord;
 use crate::integrator::{integrate, Integrator};
+use crate::update::UpdateRecord;
 use fieldflow_core::{ConfigError, Rng, Target};
 use ndarray::{ArrayView1, ArrayViewMut1};
 use rand::Rng as _;

@@ -31,6 +31,7 @@ pub mod metropolis;
 pub mod modes;
 pub mod observables;
 pub mod tuning;
+pub mod update;
 
 pub use action::{CouplingForm, Phi4, Phi4Config};
 pub use blocks::{Phi4Blocks, ENSEMBLE_SERIES};

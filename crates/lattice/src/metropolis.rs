@@ -25,7 +25,7 @@
 //! `target_acceptance` during thermalization only, then frozen.
 
 use crate::action::Phi4;
-use crate::chains::UpdateRecord;
+use crate::update::UpdateRecord;
 use fieldflow_core::{ConfigError, Rng};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};

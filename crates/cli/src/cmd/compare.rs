@@ -9,7 +9,7 @@
 //! (generation or sampling; flow training time is not included — see the
 //! model file's metrics for it).
 
-use crate::cmd::analyze::{analyze_file, fmt_err, FileAnalysis};
+use crate::analysis::{analyze_file, fmt_err, FileAnalysis};
 use crate::output::emit;
 use anyhow::Result;
 use clap::Args;

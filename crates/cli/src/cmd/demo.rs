@@ -13,7 +13,7 @@
 //! Everything goes to one folder: HDF5 files, figures/, report.md (tables
 //! and figures) and summary.json (the key numbers, for tests).
 
-use crate::cmd::analyze::{analyze_file, fmt_err, render_table, FileAnalysis};
+use crate::analysis::{analyze_file, fmt_err, render_table, FileAnalysis};
 use crate::cmd::compare::{compare, Comparison};
 use crate::cmd::generate::{self, GenerateArgs};
 use crate::cmd::sample::{self, SampleArgs};

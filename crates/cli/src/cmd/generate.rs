@@ -17,8 +17,8 @@ use crate::output::{check_new_output, check_resume_only};
 use crate::progress;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use fieldflow_core::{ConfigError, Seed, Target};
 use fieldflow_core::run::ChainBlock;
+use fieldflow_core::{ConfigError, Seed, Target};
 use fieldflow_io::{EnsembleWriter, FileKind, Header};
 use fieldflow_lattice::{init_states, thermalize, Algorithm, AlgorithmConfig, ChainState, Phi4Blocks, ENSEMBLE_SERIES};
 use fieldflow_lattice::{Phi4, Phi4Config, Start};
@@ -493,4 +493,3 @@ impl AcceptanceStats {
         }
     }
 }
-

@@ -282,7 +282,12 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
         let model = dist.agree(load_model(&c))?;
         let writer = if dist.is_root() {
             let w = check_new_output(&args.out, args.force).and_then(|()| {
-                Ok(EnsembleWriter::create(&args.out, &header(&c, &model)?, &spec(&c, &model), args.force)?)
+                Ok(EnsembleWriter::create(
+                    &args.out,
+                    &header(&c, &model)?,
+                    &spec(&c, &model),
+                    args.force,
+                )?)
             });
             Some(dist.agree(w)?)
         } else {
@@ -316,8 +321,7 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
                 local_steps: 0,
                 par: Par::default(),
             };
-            let mut chain =
-                ImhChain::new(target, &model.sampler, seed, config).with_first_chain(mine.start as u64);
+            let mut chain = ImhChain::new(target, &model.sampler, seed, config).with_first_chain(mine.start as u64);
             if let (Some(k), Some(density)) = (kernel.as_deref(), model.sampler.density()) {
                 chain = chain.with_local(k, c.local_steps as usize, density);
             }
@@ -357,7 +361,11 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
         } else {
             String::new()
         };
-        emit(&format!("wrote {}\n{}{ranks}", path.display(), summary.render(c.method)));
+        emit(&format!(
+            "wrote {}\n{}{ranks}",
+            path.display(),
+            summary.render(c.method)
+        ));
     }
     Ok(())
 }

@@ -28,7 +28,7 @@
 //! chains (after `skip`), so a small `n_train` still spans the whole ensemble
 //! and is as decorrelated as the ensemble allows.
 //!
-//! The model file (DESIGN §4) is rewritten atomically at every checkpoint:
+//! The model file (docs/FORMATS.md) is rewritten atomically at every checkpoint:
 //! parameters, Adam state, the trainer's full state (step, rejection
 //! counters: randomness is a function of (seed, step)), the resolved config
 //! and the metrics so far; `MODEL.metrics.csv` beside it holds the same
@@ -47,11 +47,8 @@ use crate::plots;
 use crate::target::RunTarget;
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
-use fieldflow_core::{Par, Seed};
-use fieldflow_flows::FlowConfig;
 use fieldflow_io::{FileKind, Header, ModelState, ModelWriter};
-use fieldflow_losses::{RunError, RunSchedule, TrainData, TrainLoop, TrainRun, Trainer};
-use fieldflow_snf::SnfTrainer;
+use fieldflow_losses::{RunError, RunSchedule, TrainData, TrainRun};
 pub use settings::TrainRunConfig;
 pub use sink::csv_path;
 use std::path::{Path, PathBuf};
@@ -95,19 +92,6 @@ pub struct TrainArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
-}
-
-/// Default architecture: the tutorial flow for lattices (REFERENCE §4), MLP
-/// couplings for vectors.
-pub fn default_flow(target: &RunTarget) -> FlowConfig {
-    match target {
-        RunTarget::Phi4(p) => {
-            let mut f = FlowConfig::tutorial(p.lattice().shape()[0]);
-            f.shape = p.lattice().shape().to_vec();
-            f
-        }
-        RunTarget::Synthetic(t) => FlowConfig::mlp(t.dim(), 8, vec![32, 32]),
-    }
 }
 
 /// Runs `fieldflow train`.
@@ -191,7 +175,7 @@ fn train(
         held_out,
         modes: target.modes(),
     };
-    let mut trainer = build_trainer(&model, c, &target, data, dist)?;
+    let mut trainer = model.trainer(&c.train, c.seed, &target, data, dist)?;
     let schedule = RunSchedule {
         steps: c.train.steps,
         metrics_every: c.train.metrics_every,
@@ -236,41 +220,7 @@ fn train(
         last: summary.last,
         seconds: summary.seconds,
         rejections: summary.rejections,
-        snf: matches!(model, ModelConfig::Snf(_)),
-    })
-}
-
-/// The trainer of a run's model: a flow ([`Trainer`], data-parallel over
-/// MPI ranks) or an SNF ([`SnfTrainer`], one process).
-fn build_trainer<'a>(
-    model: &ModelConfig,
-    c: &TrainRunConfig,
-    target: &'a RunTarget,
-    data: TrainData<'a>,
-    dist: &Dist,
-) -> Result<Box<dyn TrainLoop + 'a>> {
-    let par = Par::default();
-    Ok(match model {
-        ModelConfig::Flow(cfg) => {
-            let flow = cfg.build(Seed::new(c.seed)).map_err(|e| anyhow!("flow.{e}"))?;
-            if flow.dim() != target.as_target().dim() {
-                bail!(
-                    "flow.shape {:?} does not match the target's {} sites",
-                    cfg.shape,
-                    target.as_target().dim()
-                );
-            }
-            Box::new(Trainer::new(&c.train, flow, target.as_target(), data, par)?)
-        }
-        ModelConfig::Snf(cfg) => {
-            if dist.is_parallel() {
-                bail!("training a stochastic normalizing flow is not distributed over MPI ranks yet: run it with one process");
-            }
-            let snf = cfg
-                .build(target.clone(), Seed::new(c.seed))
-                .map_err(crate::model::snf_error)?;
-            Box::new(SnfTrainer::new(&c.train, snf, data, par)?)
-        }
+        snf: !model.has_density(),
     })
 }
 

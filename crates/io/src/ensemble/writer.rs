@@ -328,7 +328,10 @@ impl fieldflow_core::run::BlockSink for EnsembleWriter {
         self.n_cfg
     }
 
-    fn append(&mut self, block: &fieldflow_core::run::ChainBlock) -> std::result::Result<(), fieldflow_core::run::RunError> {
+    fn append(
+        &mut self,
+        block: &fieldflow_core::run::ChainBlock,
+    ) -> std::result::Result<(), fieldflow_core::run::RunError> {
         use fieldflow_core::run::Series;
         let views: Vec<(&str, SeriesView)> = block
             .series

@@ -1,0 +1,387 @@
+//! Observables of an ensemble or sample file with honest error bars.
+//!
+//! Every configuration of every chain is measured through the target's
+//! observables ([`fieldflow_lattice::Phi4Observables`] for lattices: the
+//! same code for HMC, Metropolis and flow chains); the first `skip`
+//! configurations of each chain are dropped as thermalization. Primaries get
+//! Wolff's Γ-method with the chains as replica; derived quantities (χ₂, χ,
+//! U₄, ξ₂, C(t), m_eff) get their errors by gradient projection
+//! (docs/THEORY.md §2.9, §7.5), never as if primary. Where the target has
+//! exact values (the free field, docs/THEORY.md §2.4; exact mode weights)
+//! they are shown beside the estimates with the deviation in units of the
+//! error. Sample files from importance sampling are analyzed with
+//! self-normalized estimators (docs/THEORY.md §7.9).
+
+use crate::target::RunTarget;
+use anyhow::{bail, Result};
+use fieldflow_core::Measure;
+use fieldflow_io::{AttrValue, EnsembleReader, FileKind};
+use fieldflow_lattice::observables::{effective_mass, xi2};
+use fieldflow_lattice::{Phi4, Phi4Observables};
+use fieldflow_stats::{gamma_derived, GammaConfig, GammaReport};
+use ndarray::{s, Array2, ArrayView2, Axis};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::path::Path;
+
+/// One line of the results table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Observable name.
+    pub observable: String,
+    /// Estimate.
+    pub value: f64,
+    /// Its error (Γ-method).
+    pub error: f64,
+    /// Integrated autocorrelation time.
+    pub tau_int: f64,
+    /// Its error.
+    pub tau_int_error: f64,
+    /// Summation window W.
+    pub window: usize,
+    /// Number of configurations.
+    pub n: usize,
+    /// Exact value where known (free field).
+    pub exact: Option<f64>,
+    /// Warnings of the error analysis (short chain, zero variance).
+    pub warnings: Vec<String>,
+    /// Γ(t) / Γ(0) up to the window (for plots and the analysis file).
+    #[serde(skip)]
+    pub rho: Vec<f64>,
+    /// τ_int as a function of the window (for plots).
+    #[serde(skip)]
+    pub tau_int_vs_window: Vec<f64>,
+}
+
+/// The analysis of one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileAnalysis {
+    /// The file.
+    pub file: String,
+    /// Target description.
+    pub target: String,
+    /// How the file was sampled: `mcmc` (generate), `imh`, `hybrid`, `is`.
+    pub method: String,
+    /// Wall-clock seconds the file took to produce, if recorded.
+    pub seconds: Option<f64>,
+    /// Chains and configurations per chain used.
+    pub chains: usize,
+    /// Configurations per chain after `--skip`.
+    pub n_per_chain: usize,
+    /// The table.
+    pub rows: Vec<Row>,
+    /// Monte Carlo history of M, per chain.
+    #[serde(skip)]
+    pub m_history: Vec<Vec<f64>>,
+}
+
+impl FileAnalysis {
+    /// The row of `observable`.
+    pub fn row(&self, observable: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.observable == observable)
+    }
+}
+
+fn row(name: &str, r: &GammaReport, exact: Option<f64>) -> Row {
+    Row {
+        observable: name.to_string(),
+        value: r.value,
+        error: r.error,
+        tau_int: r.tau_int,
+        tau_int_error: r.tau_int_error,
+        window: r.window,
+        n: r.n,
+        exact,
+        warnings: r.warnings.iter().map(|w| format!("{w:?}")).collect(),
+        rho: r.rho.clone(),
+        tau_int_vs_window: r.tau_int_vs_window.clone(),
+    }
+}
+
+/// Measures all primaries of every chain: one `[n, n_obs]` array per chain.
+pub fn measure_chains(reader: &EnsembleReader, obs: &dyn Measure, skip: usize) -> Result<Vec<Array2<f64>>> {
+    let configs = reader.configs_flat()?;
+    let n_obs = obs.names().len();
+    let n = configs.dim().1;
+    if skip >= n {
+        bail!(
+            "{}: --skip {skip} leaves nothing of {n} configurations per chain",
+            reader.path().display()
+        );
+    }
+    Ok(configs
+        .outer_iter()
+        .map(|chain| {
+            let chain = chain.slice(s![skip.., ..]);
+            let mut out = Array2::zeros((chain.nrows(), n_obs));
+            out.axis_iter_mut(Axis(0))
+                .into_par_iter()
+                .zip(chain.axis_iter(Axis(0)))
+                .for_each(|(mut o, x)| {
+                    obs.measure(x, o.as_slice_mut().expect("row-major"));
+                });
+            out
+        })
+        .collect())
+}
+
+/// Γ-method estimates of functions of the means of the primaries, for plain
+/// chains or for importance-weighted draws.
+///
+/// With weights wᵢ the columns become (wᵢ, wᵢ a₁ᵢ, …) and a function f of the
+/// means is evaluated at the ratios ⟨w a_j⟩/⟨w⟩: the self-normalized
+/// estimator, whose error then follows from the same gradient projection.
+struct Estimator {
+    columns: Vec<Array2<f64>>,
+    weighted: bool,
+    config: GammaConfig,
+}
+
+impl Estimator {
+    fn new(per_chain: Vec<Array2<f64>>, log_w: Option<Array2<f64>>, skip: usize, config: &GammaConfig) -> Self {
+        let Some(log_w) = log_w else {
+            return Estimator {
+                columns: per_chain,
+                weighted: false,
+                config: *config,
+            };
+        };
+        let max = log_w.iter().copied().filter(|v| v.is_finite()).fold(f64::MIN, f64::max);
+        let columns = per_chain
+            .iter()
+            .zip(log_w.outer_iter())
+            .map(|(a, lw)| {
+                let lw = lw.slice(s![skip..]);
+                Array2::from_shape_fn((a.nrows(), a.ncols() + 1), |(i, j)| {
+                    let w = (lw[i] - max).exp();
+                    if j == 0 {
+                        w
+                    } else {
+                        w * a[[i, j - 1]]
+                    }
+                })
+            })
+            .collect();
+        Estimator {
+            columns,
+            weighted: true,
+            config: *config,
+        }
+    }
+
+    fn estimate(&self, f: &dyn Fn(&[f64]) -> f64) -> Result<GammaReport> {
+        let views: Vec<ArrayView2<f64>> = self.columns.iter().map(|a| a.view()).collect();
+        let r = if self.weighted {
+            let g = |m: &[f64]| {
+                let ratios: Vec<f64> = m[1..].iter().map(|v| v / m[0]).collect();
+                f(&ratios)
+            };
+            gamma_derived(&views, g, &self.config)
+        } else {
+            gamma_derived(&views, f, &self.config)
+        };
+        Ok(r?)
+    }
+}
+
+/// Analyzes one file.
+pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileAnalysis> {
+    let reader = EnsembleReader::open(path)?;
+    if !matches!(reader.kind(), FileKind::Ensemble | FileKind::Samples) {
+        bail!(
+            "{}: a {} file holds no configurations to analyze",
+            path.display(),
+            reader.kind().as_str()
+        );
+    }
+    let target = RunTarget::from_stored(&reader.header().config, path)?;
+    let method = match reader.header().extra.get("method") {
+        Some(AttrValue::Str(m)) => m.clone(),
+        _ => "mcmc".to_string(),
+    };
+    let obs = target.observables();
+    let names = obs.names();
+    let per_chain = measure_chains(&reader, obs.as_ref(), skip)?;
+    let n_per_chain = per_chain[0].nrows();
+    let chains = per_chain.len();
+    let col = |name: &str| names.iter().position(|n| n == name);
+    let m_history = match col("M").or(col("x0")) {
+        Some(c) => per_chain.iter().map(|a| a.column(c).to_vec()).collect(),
+        None => vec![],
+    };
+    let log_w = if method == "is" {
+        Some(reader.series("log_w")?)
+    } else {
+        None
+    };
+    let est = Estimator::new(per_chain, log_w, skip, cfg);
+    let ctx = |e: anyhow::Error| e.context(format!("{}: error analysis failed", path.display()));
+    let mut rows = Vec::new();
+    match &target {
+        RunTarget::Phi4(phi4) => phi4_rows(phi4, &est, &names, &mut rows).map_err(ctx)?,
+        RunTarget::Synthetic(t) => {
+            let truth = t.true_weights();
+            for (c, name) in names.iter().enumerate() {
+                let exact = name
+                    .strip_prefix("mode_")
+                    .and_then(|k| k.parse::<usize>().ok())
+                    .and_then(|k| truth.as_ref().map(|w| w[k]));
+                rows.push(row(name, &est.estimate(&|a: &[f64]| a[c]).map_err(ctx)?, exact));
+            }
+        }
+    }
+    let seconds = match reader.header().extra.get("seconds") {
+        Some(AttrValue::F64(s)) => Some(*s),
+        _ => None,
+    };
+    Ok(FileAnalysis {
+        file: path.display().to_string(),
+        target: reader.header().target.clone(),
+        method,
+        seconds,
+        chains,
+        n_per_chain,
+        rows,
+        m_history,
+    })
+}
+
+/// The φ⁴ table: primaries, χ₂, χ, U₄, ξ₂, C(t), m_eff(t) (REFERENCE §2.4),
+/// with the free-field values where λ = 0.
+fn phi4_rows(target: &Phi4, est: &Estimator, names: &[String], rows: &mut Vec<Row>) -> Result<()> {
+    let col = |name: &str| names.iter().position(|n| n == name).expect("known observable");
+    let lat = target.lattice();
+    let v = lat.volume() as f64;
+    let l0 = lat.shape()[0];
+    let free = target.free_field();
+    let exact_primary = |name: &str| -> Option<f64> {
+        let f = free.as_ref()?;
+        match name {
+            "M" => Some(0.0),
+            "M2" => Some(f.chi2() / v),
+            "action_density" => Some(f.action_density()),
+            _ => None,
+        }
+    };
+    for name in ["M", "abs_M", "M2", "M4", "action_density"] {
+        let c = col(name);
+        rows.push(row(name, &est.estimate(&|a: &[f64]| a[c])?, exact_primary(name)));
+    }
+    let (m, m2, m4, am) = (col("M"), col("M2"), col("M4"), col("abs_M"));
+    rows.push(row(
+        "chi2",
+        &est.estimate(&|a: &[f64]| v * a[m2])?,
+        free.as_ref().map(|f| f.chi2()),
+    ));
+    rows.push(row(
+        "chi",
+        &est.estimate(&|a: &[f64]| v * (a[m2] - a[am] * a[am]))?,
+        None,
+    ));
+    rows.push(row(
+        "U4",
+        &est.estimate(&|a: &[f64]| 1.0 - a[m4] / (3.0 * a[m2] * a[m2]))?,
+        None,
+    ));
+    let p0 = Phi4Observables::new(target).pmin2_offset();
+    if l0 > 2 {
+        // ξ₂ is undefined when χ₂/F < 1 (tiny or noisy samples): left out then.
+        if let Ok(xi) = est.estimate(&|a: &[f64]| xi2(v * a[m2], a[p0], l0)) {
+            rows.push(row("xi2", &xi, free.as_ref().and_then(|f| f.xi2(0))));
+        }
+    }
+    let ct0 = Phi4Observables::CT_OFFSET;
+    let exact_c = free.as_ref().map(|f| f.zero_momentum_correlator());
+    let corr = |t: usize, a: &[f64]| a[ct0 + t] - (v / l0 as f64) * a[m] * a[m];
+    for t in 0..=l0 / 2 {
+        let r = est.estimate(&|a: &[f64]| corr(t, a))?;
+        rows.push(row(&format!("C({t})"), &r, exact_c.as_ref().map(|c| c[t])));
+    }
+    for t in 1..l0 / 2 {
+        let f = |a: &[f64]| {
+            let c: Vec<f64> = (t - 1..=t + 1).map(|s| corr(s, a)).collect();
+            effective_mass(&c).first().copied().unwrap_or(f64::NAN)
+        };
+        let exact = exact_c.as_ref().map(|c| effective_mass(&c[t - 1..=t + 1])[0]);
+        // m_eff is undefined where C(t±1) are noise; such t are left out.
+        if let Ok(r) = est.estimate(&f) {
+            if r.value.is_finite() {
+                rows.push(row(&format!("m_eff({t})"), &r, exact));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Formats value ± error with the error's two significant digits.
+pub fn fmt_err(value: f64, error: f64) -> String {
+    if !(error > 0.0) || !error.is_finite() {
+        return format!("{value:.6}");
+    }
+    let digits = (1 - error.log10().floor() as i32).clamp(0, 12) as usize;
+    format!("{value:.digits$} ± {error:.digits$}")
+}
+
+/// The text table of one analysis.
+pub fn render_table(a: &FileAnalysis) -> String {
+    let mut s = format!(
+        "{}\n  target: {}\n  {} chains × {} configurations ({})\n",
+        a.file, a.target, a.chains, a.n_per_chain, a.method
+    );
+    s += &format!(
+        "  {:<16} {:>26} {:>16} {:>6} {:>26} {:>7}\n",
+        "observable", "value ± error", "τ_int ± error", "W", "exact", "dev/σ"
+    );
+    for r in &a.rows {
+        let (exact, dev) = match r.exact {
+            Some(e) => (format!("{e:.6}"), format!("{:+.2}", (r.value - e) / r.error)),
+            None => (String::new(), String::new()),
+        };
+        let warn = if r.warnings.is_empty() { "" } else { "  (!)" };
+        s += &format!(
+            "  {:<16} {:>26} {:>16} {:>6} {:>26} {:>7}{warn}\n",
+            r.observable,
+            fmt_err(r.value, r.error),
+            format!("{:.2} ± {:.2}", r.tau_int, r.tau_int_error),
+            r.window,
+            exact,
+            dev
+        );
+    }
+    s
+}
+
+/// Observables common to several files, one column per file:
+/// value ± error \[τ_int\].
+pub fn side_by_side(analyses: &[FileAnalysis]) -> String {
+    let names: Vec<String> = analyses
+        .iter()
+        .map(|a| {
+            Path::new(&a.file)
+                .file_name()
+                .map_or(a.file.clone(), |n| n.to_string_lossy().to_string())
+        })
+        .collect();
+    let mut s = format!("{:<16}", "observable");
+    for n in &names {
+        s += &format!(" {n:>34}");
+    }
+    s.push('\n');
+    for r in &analyses[0].rows {
+        let cells: Option<Vec<String>> = analyses
+            .iter()
+            .map(|a| {
+                a.row(&r.observable)
+                    .map(|x| format!("{} [{:.1}]", fmt_err(x.value, x.error), x.tau_int))
+            })
+            .collect();
+        if let Some(cells) = cells {
+            s += &format!("{:<16}", r.observable);
+            for c in cells {
+                s += &format!(" {c:>34}");
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
