@@ -100,6 +100,12 @@ pub fn run_cmd(program: &str, args: &[&str]) -> Result<()> {
 
 fn test(rest: &[String]) -> Result<()> {
     run_cmd("cargo", &["fmt", "--all", "--check"])?;
+    // Lints are part of the suite (the release profile, so the build is
+    // shared with the tests below).
+    run_cmd(
+        "cargo",
+        &["clippy", "--release", "--workspace", "--all-targets", "--", "-D", "warnings"],
+    )?;
     let mut args = vec!["test", "--release", "--workspace", "--all-targets"];
     args.extend(rest.iter().map(String::as_str));
     run_cmd("cargo", &args)?;
