@@ -104,7 +104,15 @@ fn test(rest: &[String]) -> Result<()> {
     // shared with the tests below).
     run_cmd(
         "cargo",
-        &["clippy", "--release", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--release",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
     )?;
     let mut args = vec!["test", "--release", "--workspace", "--all-targets"];
     args.extend(rest.iter().map(String::as_str));

@@ -338,6 +338,7 @@ impl Coupling {
     /// Runs the network adjoint(s) and adds ū (and dū) to the frozen
     /// coordinates of gx (and gdx). `bufs` holds the network output
     /// adjoints filled by [`Self::scatter`].
+    #[allow(clippy::too_many_arguments)] // every buffer of an allocation-free kernel is explicit
     fn net_backward(
         &self,
         p: &[f64],

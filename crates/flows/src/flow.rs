@@ -562,6 +562,7 @@ impl<L: ScoreLayer> Flow<L> {
     /// The full second-order sweep: `grad += Σᵢ ∂θ⟨rᵢ, ∇ₓ log q(xᵢ)⟩`, and,
     /// as by-products, log q(xᵢ), the score ∇ₓ log q(xᵢ) and the
     /// Hessian-vector product ∇²ₓ log q(xᵢ) rᵢ.
+    #[allow(clippy::too_many_arguments)] // every buffer of an allocation-free kernel is explicit
     pub fn score_second_order_batch(
         &self,
         xs: ArrayView2<f64>,

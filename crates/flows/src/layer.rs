@@ -76,6 +76,7 @@ pub trait Layer: Send + Sync {
     fn new_tape(&self, rows: usize, tangent: bool) -> Self::Tape;
 
     /// y = f(x) or f⁻¹(x) per row, `logdet += log|det ∂y/∂x|`, recorded on `tape`.
+    #[allow(clippy::too_many_arguments)] // every buffer of an allocation-free kernel is explicit
     fn apply(
         &self,
         dir: Direction,
@@ -89,6 +90,7 @@ pub trait Layer: Send + Sync {
 
     /// Reverse mode of the last `apply`: overwrites `gx` with ∂L/∂x and adds
     /// ∂L/∂θ (summed over rows) to `gp` when given.
+    #[allow(clippy::too_many_arguments)] // every buffer of an allocation-free kernel is explicit
     fn backward(
         &self,
         p: &[f64],
@@ -108,6 +110,7 @@ pub trait ScoreLayer: Layer {
     /// Inverse pass with a tangent: y = f⁻¹(x), dy = (∂y/∂x) dx,
     /// `logdet += ℓ(x)` and `dlogdet += ⟨∇ₓ ℓ, dx⟩` with ℓ = log|det ∂y/∂x|.
     /// The tape must have been made with `tangent = true`.
+    #[allow(clippy::too_many_arguments)] // every buffer of an allocation-free kernel is explicit
     fn inverse_jvp(
         &self,
         p: &[f64],
@@ -123,6 +126,7 @@ pub trait ScoreLayer: Layer {
 
     /// Reverse mode of `inverse_jvp`: given ∂L/∂y, ∂L/∂dy, ∂L/∂logdet and
     /// ∂L/∂dlogdet, overwrites ∂L/∂x and ∂L/∂dx and adds ∂L/∂θ to `gp`.
+    #[allow(clippy::too_many_arguments)] // every buffer of an allocation-free kernel is explicit
     fn inverse_jvp_backward(
         &self,
         p: &[f64],

@@ -367,6 +367,7 @@ impl Net {
 
     /// Op k on rows `u` into `y`; with `primal = Some(v)` the tangent map
     /// du ↦ (∂y/∂u)(v) du instead (no bias, φ'(v) for activations).
+    #[allow(clippy::too_many_arguments)] // every buffer of an allocation-free kernel is explicit
     fn apply_op(
         &self,
         k: usize,
@@ -429,6 +430,7 @@ impl Net {
     /// Reverse mode. Plain (`dg_out = None`): ū = (∂y/∂u)ᵀ ȳ. Pair mode
     /// (`dg_out = Some`, tape with tangents): adjoint of (u, du) ↦ (y, dy),
     /// writing ū into `g_in` and dū into `dg_in`. Adds θ̄ to `gp` when given.
+    #[allow(clippy::too_many_arguments)] // every buffer of an allocation-free kernel is explicit
     pub fn backward(
         &self,
         p: &[f64],

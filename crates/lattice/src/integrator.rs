@@ -69,6 +69,7 @@ fn drift(phi: &mut [f64], pi: &[f64], h: f64) {
 ///
 /// # Panics
 /// If the slices differ in length from `target.dim()`.
+#[allow(clippy::too_many_arguments)] // every buffer of an allocation-free kernel is explicit
 pub fn integrate<T: Target + ?Sized>(
     target: &T,
     integrator: Integrator,
