@@ -238,53 +238,6 @@ pub fn unpack_arrays(bytes: &[u8]) -> Result<(Vec<Vec<f64>>, &str)> {
     Ok((arrays, json))
 }
 
-/// Per-array concatenations over the ranks and each rank's JSON text, as
-/// gathered on rank 0 by [`Dist::gather_arrays`].
-pub struct Gathered {
-    /// Array i of every rank, concatenated in rank order.
-    pub arrays: Vec<Vec<f64>>,
-    /// Every rank's JSON text, in rank order.
-    pub json: Vec<String>,
-}
-
-impl Dist {
-    /// Gathers every rank's arrays and JSON text on rank 0 (collective).
-    ///
-    /// Ranks own contiguous blocks of chains ([`Dist::block`]) and every
-    /// array has the chain as its outermost axis, so the concatenation of
-    /// array i over the ranks is the array of all chains, exactly as one
-    /// process builds it. `Ok(None)` on the other ranks.
-    ///
-    /// # Errors
-    /// (Rank 0 only) a message is malformed or the ranks sent different
-    /// numbers of arrays; follow with [`Dist::agree`].
-    pub fn gather_arrays(&self, arrays: &[&[f64]], json: &str) -> Result<Option<Gathered>> {
-        let parts = self.gather_bytes(&pack_arrays(arrays, json));
-        if !self.is_root() {
-            return Ok(None);
-        }
-        let mut out = Gathered {
-            arrays: vec![Vec::new(); arrays.len()],
-            json: Vec::with_capacity(parts.len()),
-        };
-        for bytes in &parts {
-            let (a, j) = unpack_arrays(bytes)?;
-            if a.len() != arrays.len() {
-                return Err(anyhow!(
-                    "MPI block message: {} arrays, expected {}",
-                    a.len(),
-                    arrays.len()
-                ));
-            }
-            for (all, part) in out.arrays.iter_mut().zip(a) {
-                all.extend(part);
-            }
-            out.json.push(j.to_owned());
-        }
-        Ok(Some(out))
-    }
-}
-
 /// MPI counts and displacements of consecutive blocks of the given lengths.
 #[cfg(feature = "mpi")]
 fn counts_displs(lens: &[usize]) -> (Vec<mpi::Count>, Vec<mpi::Count>) {

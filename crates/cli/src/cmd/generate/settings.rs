@@ -1,0 +1,214 @@
+//! The settings of `fieldflow generate`: flags, the TOML config they
+//! override, validation into a runnable [`Resolved`] run.
+
+use crate::config::{self, parse_shape};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use fieldflow_core::ConfigError;
+use fieldflow_lattice::{Algorithm, AlgorithmConfig};
+use fieldflow_lattice::{Phi4, Phi4Config, Start};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Arguments of `fieldflow generate`.
+#[derive(Args, Debug, Default)]
+pub struct GenerateArgs {
+    /// TOML config (data/configs/*.toml); flags below override its keys.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Lattice extents, e.g. 16x16.
+    #[arg(long)]
+    pub lattice: Option<String>,
+    /// Bare mass squared m² (standard form).
+    #[arg(long, allow_hyphen_values = true)]
+    pub m2: Option<f64>,
+    /// Quartic coupling λ (standard form).
+    #[arg(long, allow_hyphen_values = true)]
+    pub lambda: Option<f64>,
+    /// Hopping parameter κ (hopping form).
+    #[arg(long, allow_hyphen_values = true)]
+    pub kappa: Option<f64>,
+    /// Quartic coupling λ̂ (hopping form).
+    #[arg(long, allow_hyphen_values = true)]
+    pub lambda_hat: Option<f64>,
+    /// Update algorithm: hmc or metropolis.
+    #[arg(long)]
+    pub algorithm: Option<String>,
+    /// Thermalization updates per chain (step size tuned here only).
+    #[arg(long)]
+    pub n_therm: Option<u64>,
+    /// Saved configurations per chain.
+    #[arg(long)]
+    pub n_cfg: Option<u64>,
+    /// Updates between saved configurations.
+    #[arg(long)]
+    pub thin: Option<u64>,
+    /// Independent chains.
+    #[arg(long)]
+    pub chains: Option<u64>,
+    /// Master seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output ensemble file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace an existing output file (only once the new one is complete).
+    #[arg(long)]
+    pub force: bool,
+    /// Continue the interrupted run whose unfinished file is OUT.partial.
+    #[arg(long)]
+    pub resume: bool,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// The resolved configuration of a `generate` run (stored in the file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateConfig {
+    /// Master seed.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Independent chains.
+    #[serde(default = "default_chains")]
+    pub chains: u64,
+    /// Thermalization updates per chain.
+    #[serde(default = "default_n_therm")]
+    pub n_therm: u64,
+    /// Saved configurations per chain.
+    #[serde(default = "default_n_cfg")]
+    pub n_cfg: u64,
+    /// Updates between saves.
+    #[serde(default = "one")]
+    pub thin: u64,
+    /// Saved configurations per chain per write block (checkpoint interval).
+    #[serde(default = "default_block")]
+    pub block: u64,
+    /// How chains start.
+    #[serde(default)]
+    pub start: Start,
+    /// The φ⁴ model.
+    pub phi4: Phi4Config,
+    /// Update algorithm (`[algorithm.hmc]` or `[algorithm.metropolis]`).
+    #[serde(default = "default_algorithm")]
+    pub algorithm: AlgorithmConfig,
+}
+
+pub(super) fn default_seed() -> u64 {
+    1
+}
+pub(super) fn default_chains() -> u64 {
+    4
+}
+pub(super) fn default_n_therm() -> u64 {
+    500
+}
+pub(super) fn default_n_cfg() -> u64 {
+    1000
+}
+pub(super) fn one() -> u64 {
+    1
+}
+pub(super) fn default_block() -> u64 {
+    100
+}
+pub(super) fn default_algorithm() -> AlgorithmConfig {
+    AlgorithmConfig::Hmc(Default::default())
+}
+
+/// A validated run.
+pub struct Resolved {
+    /// The config as stored in the file.
+    pub config: GenerateConfig,
+    /// The target.
+    pub target: Phi4,
+    /// The algorithm.
+    pub algorithm: Algorithm,
+}
+
+impl GenerateConfig {
+    /// Checks every field; errors name it.
+    pub fn validate(&self) -> Result<Resolved, ConfigError> {
+        let target = self.phi4.validate()?;
+        let algorithm = self.algorithm.validate()?;
+        for (name, v) in [
+            ("chains", self.chains),
+            ("n_cfg", self.n_cfg),
+            ("thin", self.thin),
+            ("block", self.block),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::new(name, v, "must be > 0"));
+            }
+        }
+        if let Start::Hot { sigma } = self.start {
+            if !(sigma > 0.0 && sigma.is_finite()) {
+                return Err(ConfigError::new("start.hot.sigma", sigma, "must be > 0"));
+            }
+        }
+        Ok(Resolved {
+            config: self.clone(),
+            target,
+            algorithm,
+        })
+    }
+}
+
+/// Builds the config table from `--config` and the flags.
+pub(super) fn resolve(args: &GenerateArgs) -> Result<GenerateConfig> {
+    let mut t = config::load_table(args.config.as_deref())?;
+    if let Some(l) = &args.lattice {
+        let shape: Vec<i64> = parse_shape(l)?.into_iter().map(|v| v as i64).collect();
+        config::set(&mut t, "phi4.lattice", shape);
+    }
+    let standard = args.m2.is_some() || args.lambda.is_some();
+    let hopping = args.kappa.is_some() || args.lambda_hat.is_some();
+    if standard && hopping {
+        bail!("--m2/--lambda and --kappa/--lambda-hat are two forms of the couplings: give one");
+    }
+    let forms = [
+        ("m2", args.m2),
+        ("lambda", args.lambda),
+        ("kappa", args.kappa),
+        ("lambda_hat", args.lambda_hat),
+    ];
+    for (i, (key, v)) in forms.iter().enumerate() {
+        if let Some(v) = v {
+            config::set(&mut t, &format!("phi4.{key}"), *v);
+            // A flag in one form replaces the file's couplings of the other form.
+            let others = if i < 2 { &forms[2..] } else { &forms[..2] };
+            for (k, _) in others {
+                config::remove(&mut t, &format!("phi4.{k}"));
+            }
+        }
+    }
+    if let Some(a) = &args.algorithm {
+        let a = a.to_lowercase();
+        if a != "hmc" && a != "metropolis" {
+            bail!("--algorithm {a}: expected hmc or metropolis");
+        }
+        let keep = t.get("algorithm").and_then(|v| v.get(&a)).cloned();
+        let mut alg = toml::Table::new();
+        alg.insert(
+            a.clone(),
+            keep.unwrap_or_else(|| toml::Value::Table(toml::Table::new())),
+        );
+        t.insert("algorithm".into(), toml::Value::Table(alg));
+    }
+    for (key, v) in [
+        ("n_therm", args.n_therm),
+        ("n_cfg", args.n_cfg),
+        ("thin", args.thin),
+        ("chains", args.chains),
+        ("seed", args.seed),
+    ] {
+        if let Some(v) = v {
+            config::set(&mut t, key, i64::try_from(v).context("value too large")?);
+        }
+    }
+    if !t.contains_key("phi4") {
+        bail!("no model given: pass --config FILE or --lattice, --m2 and --lambda");
+    }
+    config::parse(&t, "generate")
+}
