@@ -224,6 +224,13 @@ fn presets_overrides_and_errors() {
     let l = c.validate().unwrap();
     assert_eq!((l.w_rkl, l.w_sm, l.sm_on), (1.0, 0.5, SmOn::Flow));
     assert!(l.needs_noise() && !l.needs_data());
+    // The multimodal recipe: FKL + 0.1 RKL + 0.1 SM on the flow's samples;
+    // an explicit sm_on still overrides the preset's.
+    let m: LossConfig = toml::from_str("preset = \"scorenf_modes\"").unwrap();
+    let m = m.validate().unwrap();
+    assert_eq!((m.w_fkl, m.w_rkl, m.w_sm, m.sm_on), (1.0, 0.1, 0.1, SmOn::Flow));
+    let m: LossConfig = toml::from_str("preset = \"scorenf_modes\"\nsm_on = \"data\"").unwrap();
+    assert_eq!(m.validate().unwrap().sm_on, SmOn::Data);
     assert!(toml::from_str::<LossConfig>("preset = \"rkl\"\nw_typo = 1.0").is_err());
     assert!(toml::from_str::<LossConfig>("preset = \"nope\"").is_err());
     let e = LossConfig {

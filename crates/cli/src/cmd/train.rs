@@ -65,7 +65,7 @@ pub struct TrainArgs {
     /// Training configurations taken from the data (sets data.n_train).
     #[arg(long)]
     pub n_train: Option<u64>,
-    /// Loss preset: fkl, rkl, sm or scorenf (sets train.loss).
+    /// Loss preset: fkl, rkl, sm, scorenf or scorenf_modes (sets train.loss).
     #[arg(long)]
     pub loss: Option<String>,
     /// Training steps (sets train.steps).
