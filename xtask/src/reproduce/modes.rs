@@ -22,9 +22,9 @@
 //! sampling (`--method is`, self-normalized reweighting in `analyze`).
 //!
 //! **Metrics** per run, mean ± s.e. over seeds in one table per target:
-//! the mode weights ŵ_k of IMH and IS with Γ-method errors σ_k, the
-//! largest deviation max_k |ŵ_k − w_k|/σ_k over the modes with an error bar,
-//! and the number of modes (w_k > 0) never seen; TV = ½ Σ_k |ŵ_k − w_k|; for two modes
+//! the mode weights ŵ_k of IMH and IS with Γ-method errors σ_k, the number
+//! of modes (w_k > 0) never seen and, when every mode was seen, the largest
+//! deviation max_k |ŵ_k − w_k|/σ_k (over the modes with σ_k > 0); TV = ½ Σ_k |ŵ_k − w_k|; for two modes
 //! |ŵ₀ − w₀| and the log-ratio error
 //!
 //! Δ = ln(ŵ₁/ŵ₀) − ln(w₁/w₀),   σ_Δ = σ₀/(ŵ₀ ŵ₁)
@@ -42,19 +42,30 @@
 //! one series per method.
 //!
 //! **Peers** (`--peers`): flowMC 0.6.4 (`/work/shared/peers/flowmc_modes.py`,
-//! RQ-spline flow + MALA) on MOG-4 and the two-mode targets, one run per
-//! seed, in a venv under target/peers (CPU wheels from PyPI, installed on
-//! first use; never in CI); its pooled mode fractions appear as the method
-//! "flowMC" in the same tables (IMH columns: its production chains).
+//! RQ-spline flow + MALA, its tutorial settings) on MOG-4 and the two-mode
+//! targets, one run per seed, in a venv under target/peers (created with
+//! `python3 -m venv target/peers && target/peers/bin/python -m pip install
+//! flowMC==0.6.4` on first use: CPU wheels from PyPI; never in CI). Its
+//! result (`peers/<target>_s<seed>.json`, reused) appears as the method
+//! "flowMC" in the same tables: the IMH columns hold its pooled production
+//! samples (nearest-mean assignment, errors over its 40 chains), "IMH acc."
+//! its global (flow) acceptance, "IMH s" its wall time (training included).
+//! Without the script or the venv the step warns and the tables stand.
 //!
 //! Scale: `--quick` (300 steps, 1 seed, 2 × 2000 samples, small targets) is
 //! the smoke test; the default (config steps, 3 seeds, 4 × 10 000 samples)
 //! is sized for about an hour on 2 cores; `--full` adds the rest of the
 //! dimensions. Every stage is resumable (see [`super::runner`]).
 //!
-//! Not yet here: lattice φ⁴ in the broken phase (L = 16, m² = −4, λ = 4;
-//! `fieldflow analyze` prints no sign-of-M mode rows for lattice ensembles
-//! yet) and the hybrid sampler.
+//! TODO (not yet here): lattice φ⁴ in the broken phase (L = 16, m² = −4,
+//! λ = 4; exact sign-of-M weights ½, HMC as the baseline): `fieldflow
+//! analyze` prints no sign-of-M mode rows for lattice ensembles yet; once it
+//! does, the target is an HMC ensemble (`fieldflow generate --lattice 16x16
+//! --m2 -4 --lambda 4 …`, as [`super::phi4`] makes them) and training from
+//! it with `[data] file = …`, behind a flag. The hybrid sampler
+//! (`--method hybrid`) is one more [`Runner::sample_with`] call. FKL, SM and
+//! ScoreNF on the φ⁴ chain need training data: MCMC ensembles of synthetic
+//! targets (`fieldflow generate` makes lattice φ⁴ only).
 
 use super::cli_json::{num, Analysis};
 use super::config::Config;
@@ -252,8 +263,9 @@ pub fn methods(t: &Spec) -> Vec<Method> {
 /// (module docs).
 pub fn weight_errors(prefix: &str, w: &[f64], err: &[f64], exact: &[f64]) -> Values {
     let mut v = Values::new();
-    // A mode never seen has no error bar (nor has any mode of a chain that
-    // stayed in one): such modes are counted, not measured in σ.
+    // With a mode never seen the error bars describe the modes seen only
+    // (a chain that stayed in one mode has σ = 0; reweighting gives σ ≈ 0):
+    // the unseen modes are counted and no deviation in σ is claimed.
     let unseen = (0..w.len()).filter(|&k| w[k] <= 0.0 && exact[k] > 0.0).count();
     let dev = |k: usize| {
         let d = (w[k] - exact[k]).abs();
@@ -263,7 +275,11 @@ pub fn weight_errors(prefix: &str, w: &[f64], err: &[f64], exact: &[f64]) -> Val
             (err[k] > 0.0).then(|| d / err[k])
         }
     };
-    let max_dev = (0..w.len()).filter_map(dev).fold(f64::NAN, f64::max);
+    let max_dev = if unseen == 0 {
+        (0..w.len()).filter_map(dev).fold(f64::NAN, f64::max)
+    } else {
+        f64::NAN
+    };
     v.insert(format!("{prefix}_max_dev_sigma"), max_dev);
     v.insert(format!("{prefix}_unseen"), unseen as f64);
     if let (Some(w0), Some(e0)) = (w.first(), exact.first()) {
@@ -332,14 +348,16 @@ pub fn columns(t: &Spec, n_modes: usize) -> Vec<(&'static str, &'static str)> {
     if n_modes == 2 {
         c.extend([
             ("ŵ₀ IMH", "imh_mode_0"),
+            ("Γ σ(ŵ₀) IMH", "imh_mode_0_err"),
             ("ŵ₀ IS", "is_mode_0"),
             ("|ŵ₀ − w₀| IMH", "imh_w0_abs_err"),
-            ("|ŵ₀ − w₀| IS", "is_w0_abs_err"),
             ("ln-ratio err IMH", "imh_log_ratio_err"),
             ("ln-ratio err IS", "is_log_ratio_err"),
             ("ln-ratio dev/σ IS", "is_log_ratio_dev_sigma"),
-            ("minority unseen IS", "is_minority_unseen"),
         ]);
+        if t.family == "phi4_1d" {
+            c.push(("minority unseen IS", "is_minority_unseen"));
+        }
     }
     c.extend([
         ("unseen IMH", "imh_unseen"),
@@ -372,7 +390,7 @@ pub fn columns(t: &Spec, n_modes: usize) -> Vec<(&'static str, &'static str)> {
 pub fn run(r: &mut Runner) -> Result<()> {
     let cfg_dir = workspace_root().join("data/configs/reproduce/modes");
     let specs = targets(r.scale.quick, r.scale.full);
-    let peers = if r.scale.peers { peer_setup(r) } else { None };
+    let peers = if r.scale.peers { peer_setup() } else { None };
     let mut groups: Vec<(String, Vec<Record>)> = vec![];
     for t in &specs {
         let base = Config::read(&cfg_dir.join(format!("{}.toml", t.base)))?;
@@ -428,10 +446,12 @@ fn target_table(r: &mut Runner, t: &Spec, base: &Config, records: &[Record]) -> 
     let table = Table::aggregate("method", records, &columns(t, n_modes));
     let exact: Vec<String> = (0..n_modes)
         .map(|k| {
-            format!(
-                "{:.6e}",
-                stat(records, "", &format!("true_mode_{k}")).map_or(f64::NAN, |s| s.0)
-            )
+            let w = stat(records, "", &format!("true_mode_{k}")).map_or(f64::NAN, |s| s.0);
+            if w >= 1e-3 {
+                format!("{w:.6}")
+            } else {
+                format!("{w:.4e}")
+            }
         })
         .collect();
     let ratio = stat(records, "", "exact_log_ratio")
@@ -544,7 +564,7 @@ const PEER_SCRIPT: &str = "/work/shared/peers/flowmc_modes.py";
 /// The venv's python with flowMC installed (created under target/peers on
 /// first use), or None (with a warning) if the script or the venv is not
 /// available: the peer columns are optional.
-fn peer_setup(r: &Runner) -> Option<PathBuf> {
+fn peer_setup() -> Option<PathBuf> {
     if !Path::new(PEER_SCRIPT).exists() {
         eprintln!("reproduce: --peers: {PEER_SCRIPT} not found; peers skipped");
         return None;
@@ -585,12 +605,11 @@ fn peer_setup(r: &Runner) -> Option<PathBuf> {
             }
         }
     }
-    let _ = r;
     ready(&python).then_some(python)
 }
 
 /// flowMC's runs on `t` (MOG-4 and the two-mode targets; none otherwise),
-/// one per seed, each kept as peers/<target>_s<seed>.json and reused.
+/// one per seed, each kept as `peers/<target>_s<seed>.json` and reused.
 fn peer_records(r: &Runner, python: &Path, t: &Spec) -> Result<Vec<Record>> {
     let (target, dim) = match (t.family, t.name.as_str()) {
         ("mog", "mog4") => ("mog4", 2),
@@ -706,7 +725,10 @@ mod tests {
         assert!(v["imh_max_dev_sigma"].is_nan());
         let v = weight_errors("is", &[0.5, 0.0, 0.5], &[0.1, 0.0, 0.1], &[0.4, 0.2, 0.4]);
         assert_eq!(v["is_unseen"], 1.0);
-        assert!((v["is_max_dev_sigma"] - 1.0).abs() < 1e-12);
+        assert!(v["is_max_dev_sigma"].is_nan());
+        let v = weight_errors("is", &[0.5, 0.1, 0.4], &[0.1, 0.05, 0.0], &[0.4, 0.2, 0.4]);
+        assert_eq!(v["is_unseen"], 0.0);
+        assert!((v["is_max_dev_sigma"] - 2.0).abs() < 1e-12);
         // The heavier mode missing is not "minority unseen".
         let v = weight_errors("imh", &[0.0, 1.0], &[0.0, 0.0], &[0.6, 0.4]);
         assert_eq!((v["imh_minority_unseen"], v["imh_unseen"]), (0.0, 1.0));
