@@ -73,7 +73,7 @@ const HELP: &str = "usage: cargo xtask <command>
   lint             cargo fmt --check and clippy -D warnings
   bench [crate]    criterion benches (all, or one crate: lattice, stats, flows)
   validate         the long validation tests (ignored in `test`; minutes)
-  reproduce [mog4|mog8|phi4|snf|all] [--quick] [--seeds N] [--out DIR] …
+  reproduce [mog4|mog8|phi4|snf|modes|all] [--quick] [--seeds N] [--out DIR] …
                    the papers' experiments: tables in results/reproduce/";
 
 /// The workspace root (the parent of this crate's manifest directory).

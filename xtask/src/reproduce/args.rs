@@ -6,9 +6,10 @@ use crate::workspace_root;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
-pub const HELP: &str = "reproduce [mog4|mog8|phi4|snf|all] [--quick] [--seeds N] [--out DIR] [--steps N]
+pub const HELP: &str = "reproduce [mog4|mog8|phi4|snf|modes|all] [--quick] [--seeds N] [--out DIR] [--steps N]
                    [--mix-steps N] [--phi4-steps N] [--snf-steps N] [--sets tutorial,e1,..]
                    [--losses fkl,scorenf] [--sweep 10,100,..] [--n-cfg N] [--samples N] [--force]
+                   [--full] [--peers]
                    the papers' experiments into results/reproduce/ (see docs/RESULTS.md)";
 
 /// The four training losses compared (fieldflow's `train.loss` presets).
@@ -39,6 +40,10 @@ pub struct Scale {
     pub snf_steps: u64,
     /// Losses of the loss comparison on E1–E5 (the tutorial set gets all four).
     pub losses: Vec<String>,
+    /// `modes`: the full grid (every dimension of the two-mode target).
+    pub full: bool,
+    /// `modes`: run the flowMC peer too (a Python venv under target/).
+    pub peers: bool,
 }
 
 impl Scale {
@@ -58,6 +63,8 @@ impl Scale {
                 sweep: vec![10, 100, 1000],
                 snf_steps: 200,
                 losses: strings(&LOSSES),
+                full: false,
+                peers: false,
             }
         } else {
             Scale {
@@ -73,6 +80,8 @@ impl Scale {
                 sweep: vec![10, 100, 1000, 10_000],
                 snf_steps: 1500,
                 losses: strings(&LOSSES),
+                full: false,
+                peers: false,
             }
         }
     }
@@ -127,6 +136,8 @@ pub fn parse_args(rest: &[String]) -> Result<Opts> {
         match a.as_str() {
             "--quick" => {}
             "--force" => force = true,
+            "--full" => scale.full = true,
+            "--peers" => scale.peers = true,
             "--seeds" => scale.seeds = num("--seeds", value("--seeds")?)?,
             "--steps" => {
                 let s = num("--steps", value("--steps")?)?;

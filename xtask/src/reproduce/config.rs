@@ -78,6 +78,18 @@ impl Config {
         Ok(c)
     }
 
+    /// The config with the TOML text `overlay` merged over it: tables merge
+    /// key by key (recursively, dotted keys included), any other value of
+    /// the overlay replaces the config's.
+    pub fn merged(&self, overlay: &str) -> Result<Self> {
+        let over: Table = overlay
+            .parse()
+            .with_context(|| format!("config overrides `{}`: not TOML", overlay.replace('\n', "; ")))?;
+        let mut c = self.clone();
+        merge(&mut c.0, over);
+        Ok(c)
+    }
+
     /// The config trained for `steps` (None: unchanged): the step count of
     /// the training, its learning-rate schedule and (half of it) of its
     /// annealing; below 1000 steps a checkpoint at the end and two metrics
@@ -134,6 +146,18 @@ impl Config {
     }
 }
 
+/// Merges `over` into `base` (tables recursively, other values replaced).
+fn merge(base: &mut Table, over: Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(Value::Table(b)), Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
 /// A value as a note quotes it: TOML's own form, small floats with an
 /// exponent (2e-3 rather than 0.002, as the configs write learning rates).
 fn show(v: &Value) -> String {
@@ -184,6 +208,28 @@ mod tests {
             (long.count("", "checkpoint_every"), long.count("train", "metrics_every")),
             (None, None)
         );
+    }
+
+    #[test]
+    fn overlays_merge_tables_and_replace_values() {
+        let c = Config::parse(TEXT).unwrap();
+        let m = c
+            .merged("seed = 7\ntrain.loss = { preset = \"rkl\" }\n[train.annealing]\nbeta0 = 0.5\n")
+            .unwrap();
+        assert_eq!(m.count("", "seed"), Some(7));
+        assert_eq!(m.get("train", "loss").unwrap().to_string(), "{ preset = \"rkl\" }");
+        // Merged key by key: the other keys of the tables stay.
+        assert_eq!(m.count("train", "steps"), Some(10));
+        assert_eq!(
+            m.section_text("train.annealing"),
+            "kind = \"geometric\", beta0 = 0.5, steps = 5"
+        );
+        // A non-table value replaces a table and vice versa.
+        let r = m.merged("train = 3").unwrap();
+        assert_eq!(r.show("", "train"), "3");
+        assert_eq!(c.merged("").unwrap(), c);
+        let e = c.merged("train.loss = \n").unwrap_err().to_string();
+        assert!(e.starts_with("config overrides `train.loss = ; `: not TOML"), "{e}");
     }
 
     #[test]

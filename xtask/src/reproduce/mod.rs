@@ -1,4 +1,4 @@
-//! `cargo xtask reproduce [mog4|mog8|phi4|snf|all] [--quick] [--seeds N] [--out DIR] …`:
+//! `cargo xtask reproduce [mog4|mog8|phi4|snf|modes|all] [--quick] [--seeds N] [--out DIR] …`:
 //! the seed papers' experiments, driven through the release `fieldflow`
 //! binary and the configs under `data/configs/reproduce/`.
 //!
@@ -14,6 +14,11 @@
 //!   independent sample); a training-set size sweep (ScoreNF vs FKL) on the
 //!   tutorial set.
 //! * `snf` ([`snf`]): the double-well example of crates/snf (RealNVP vs SNF).
+//! * `modes` ([`modes`]): the multimodal benchmark (issue 14 §1): mode
+//!   weights after IMH and IS on MOG-4/8, two modes in d dimensions,
+//!   separated mixtures and the tilted 1D φ⁴ chain, for every recipe of
+//!   [`modes::RECIPES`] with affine and spline couplings (`--full`: every
+//!   dimension; `--peers`: flowMC side by side).
 //!
 //! Every stage's output is kept (`ensembles/`, `models/`, `samples/`,
 //! `configs/`, `logs/`) and reused by a later invocation when its resolved
@@ -42,6 +47,7 @@ mod args;
 mod cli_json;
 mod config;
 mod mode_weights;
+mod modes;
 mod mog;
 mod phi4;
 mod phi4_sweep;
@@ -81,6 +87,10 @@ pub const EXPERIMENTS: &[Experiment] = &[
     Experiment {
         name: "snf",
         run: snf::run,
+    },
+    Experiment {
+        name: "modes",
+        run: modes::run,
     },
 ];
 

@@ -11,20 +11,27 @@ use super::records::{stat, variants_of, Record, Values};
 use super::table::Table;
 use fieldflow_plot::{Figure, Series};
 
-/// The mode weights of one analysis as values.
+/// The mode weights of one analysis of an IMH chain as values.
 pub fn values(a: &Analysis) -> Values {
+    values_as("imh", a)
+}
+
+/// The mode weights of one analysis as values `PREFIX_mode_k`,
+/// `PREFIX_mode_k_err`, `PREFIX_tv` (and `true_mode_k`, `n_modes`); the
+/// prefix names the sampler ("imh", or "is" for reweighted estimates).
+pub fn values_as(prefix: &str, a: &Analysis) -> Values {
     let mut values = Values::new();
     let mut tv = 0.0;
     let mut k = 0;
     while let Some(row) = a.find(&format!("mode_{k}")) {
         let (w, e, exact) = (num(row.value), num(row.error), num(row.exact));
-        values.insert(format!("imh_mode_{k}"), w);
-        values.insert(format!("imh_mode_{k}_err"), e);
+        values.insert(format!("{prefix}_mode_{k}"), w);
+        values.insert(format!("{prefix}_mode_{k}_err"), e);
         values.insert(format!("true_mode_{k}"), exact);
         tv += 0.5 * (w - exact).abs();
         k += 1;
     }
-    values.insert("imh_tv".into(), tv);
+    values.insert(format!("{prefix}_tv"), tv);
     values.insert("n_modes".into(), k as f64);
     values
 }
@@ -89,6 +96,11 @@ mod tests {
         };
         let v = values(&a);
         assert_eq!(v["n_modes"], 2.0); // mode_2 absent: the count stops there
+        let is = values_as("is", &a);
+        assert_eq!(
+            (is["is_mode_0"], is["is_tv"], is["true_mode_0"]),
+            (0.6, v["imh_tv"], 0.5)
+        );
         assert!((v["imh_tv"] - 0.1).abs() < 1e-15);
         assert_eq!(
             (v["imh_mode_1"], v["imh_mode_1_err"], v["true_mode_1"]),
@@ -102,6 +114,8 @@ mod tests {
         let t = table("loss", &[rec("fkl", 1), rec("fkl", 2)]);
         assert_eq!(t.header, ["loss", "seeds", "w0", "w1"]);
         assert_eq!(t.rows[0], ["fkl", "2", "0.6000", "0.4000"]);
+        // The exact row is aligned with the header (empty seeds cell).
         assert_eq!(t.rows[1], ["exact", "", "0.500", "0.500"]);
+        assert_eq!(t.rows[1].len(), t.header.len());
     }
 }

@@ -155,10 +155,26 @@ impl Runner {
     /// IMH-samples models/`name`.h5 into samples/`name`.h5 (unless up to
     /// date); returns the samples' path and the realized acceptance.
     pub fn sample(&self, name: &str, seed: u64, model_identity: &str) -> Result<(PathBuf, f64)> {
+        let (out, log) = self.sample_with(name, "imh", seed, model_identity)?;
+        let acc = summary_numbers(&log, "acceptance").first().copied().unwrap_or(f64::NAN);
+        Ok((out, acc))
+    }
+
+    /// Samples models/`name`.h5 with `fieldflow sample --method METHOD`
+    /// (imh: into samples/`name`.h5, otherwise samples/`name`_METHOD.h5;
+    /// unless up to date), `scale.chains` chains × `scale.samples`; returns
+    /// the samples' path and the run's log (its printed summary: acceptance,
+    /// or ESS/N and log Z estimate; read with [`summary_numbers`]).
+    pub fn sample_with(&self, name: &str, method: &str, seed: u64, model_identity: &str) -> Result<(PathBuf, String)> {
         let model = self.path("models", &format!("{name}.h5"));
-        let out = self.path("samples", &format!("{name}.h5"));
+        let tag = if method == "imh" {
+            name.to_string()
+        } else {
+            format!("{name}_{method}")
+        };
+        let out = self.path("samples", &format!("{tag}.h5"));
         let s = &self.scale;
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "sample",
             "--model",
             &model.display().to_string(),
@@ -175,18 +191,15 @@ impl Runner {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        // IMH is the CLI's default (its key, and so earlier results, unchanged).
+        if method != "imh" {
+            args.extend(["--method".to_string(), method.to_string()]);
+        }
         let key = format!("{}\n{model_identity}", args.join(" "));
-        let stamp = format!("sample_{name}");
+        let stamp = format!("sample_{tag}");
         self.stage(&stamp, &stamp, &[&out], &args, &key)?;
-        // The realized acceptance, from the run's printed summary.
         let log = std::fs::read_to_string(self.path("logs", &format!("{stamp}.log"))).unwrap_or_default();
-        let acc = log
-            .lines()
-            .find_map(|l| l.strip_prefix("acceptance"))
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(f64::NAN);
-        Ok((out, acc))
+        Ok((out, log))
     }
 
     /// [`Runner::train`] then [`Runner::sample`] with the same seed: the
@@ -265,6 +278,16 @@ impl Runner {
     }
 }
 
+/// The numbers on the first line of a run's printed summary that starts
+/// with `label`: "log Z estimate    -1.25 ± 0.03" → [−1.25, 0.03] (words
+/// that are not numbers are skipped; empty if there is no such line).
+pub fn summary_numbers(log: &str, label: &str) -> Vec<f64> {
+    log.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .map(|rest| rest.split_whitespace().filter_map(|w| w.parse::<f64>().ok()).collect())
+        .unwrap_or_default()
+}
+
 fn stem(p: &Path) -> String {
     p.file_stem()
         .map(|s| s.to_string_lossy().to_string())
@@ -312,4 +335,21 @@ fn legend_room(fig: &mut Figure) {
     let span = if hi > lo { hi - lo } else { lo.abs().max(1.0) };
     let legend = 0.05 * (fig.series.len() + 1) as f64 + 0.05;
     fig.y_range = Some((lo - 0.05 * span, hi + span * legend / (1.0 - legend)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_numbers_read_the_printed_summary() {
+        let log = "$ fieldflow sample …\nESS/N             0.4123 (this run)\nlog Z estimate    -1.25000 ± 0.03000\n";
+        assert_eq!(summary_numbers(log, "ESS/N"), [0.4123]);
+        assert_eq!(summary_numbers(log, "log Z estimate"), [-1.25, 0.03]);
+        assert!(summary_numbers(log, "acceptance").is_empty());
+        assert_eq!(
+            summary_numbers("acceptance        0.5000 (this run)", "acceptance"),
+            [0.5]
+        );
+    }
 }

@@ -126,7 +126,10 @@ fn mog_config(loss: &str, steps: u64) -> String {
     // The recommended recipe includes geometric annealing over the first
     // half of training.
     let annealing = if loss == RECOMMENDED {
-        format!("annealing = {{ kind = \"geometric\", beta0 = 0.1, steps = {} }}\n", (steps / 2).max(1))
+        format!(
+            "annealing = {{ kind = \"geometric\", beta0 = 0.1, steps = {} }}\n",
+            (steps / 2).max(1)
+        )
     } else {
         String::new()
     };
