@@ -793,7 +793,8 @@ mod tests {
         assert_eq!(c.section_text("flow.coupling.spline"), "bins = 8, tail_bound = 6.0");
         // The data section of the base stays (and the plain recipe has no spline).
         assert_eq!(c.show("data", "n_train"), "100");
-        let fkl = methods(t)[0].config(&base, t, None).unwrap();
+        let fkl = methods(t).into_iter().find(|m| m.name() == "fkl").unwrap();
+        let fkl = fkl.config(&base, t, None).unwrap();
         assert!(!fkl.has("flow") && !fkl.has("train.annealing"));
         assert_eq!(fkl.count("train", "steps"), Some(2000));
         // The φ⁴ base config has a target table only after the merge.
