@@ -125,6 +125,3 @@ pub use flow::{Flow, FlowError, ScoreModel};
 pub use layer::{Direction, Layer, ScoreLayer, Scratch};
 pub use net::{ConvGeometry, Net, NetTape};
 pub use spline::RqSpline;
-
-#[cfg(test)]
-pub(crate) mod testutil;

@@ -595,8 +595,8 @@ fn add_col_sums(a: ArrayView2<f64>, out: &mut [f64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{assert_close, fd_grad};
     use fieldflow_core::Seed;
+    use fieldflow_testkit::{assert_close, central_gradient, FD_REL_TOL, FD_STEP};
     use rand::Rng as _;
 
     fn random(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
@@ -668,6 +668,6 @@ mod tests {
             let av = a.iter().zip(&r[0]).map(|(x, y)| x * y).sum::<f64>();
             av + c.iter().zip(&r[1]).map(|(x, y)| x * y).sum::<f64>()
         };
-        assert_close("conv θ̄", &all[4], &fd_grad(loss, &p, 1e-5), 1e-6);
+        assert_close("conv θ̄", &all[4], &central_gradient(loss, &p, FD_STEP), FD_REL_TOL);
     }
 }
