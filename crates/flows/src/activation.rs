@@ -8,7 +8,7 @@
 //! * reverse mode (vector-Jacobian product): v̄ = ȳ φ'(v);
 //! * forward mode (Jacobian-vector product): dy = φ'(v) dv;
 //! * reverse mode of the pair (y, dy) w.r.t. (v, dv), needed by the
-//!   score-matching term (REFERENCE §5):
+//!   score-matching term (docs/THEORY.md §4.8):
 //!   v̄ = ȳ φ'(v) + dȳ φ''(v) dv,  dv̄ = dȳ φ'(v).
 //!
 //! | φ | φ(v) | φ'(v) | φ''(v) |

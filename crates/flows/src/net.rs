@@ -12,7 +12,7 @@
 //! Notation: u input, y output, du / dy tangents (forward mode along an input
 //! direction), ū = ∂L/∂u adjoints, dū = ∂L/∂(du) adjoints of tangents. The
 //! *pair* reverse mode propagates (ȳ, dȳ) → (ū, dū, θ̄) through the map
-//! (u, du) ↦ (y, dy); it is what score matching needs (REFERENCE §5): with
+//! (u, du) ↦ (y, dy); it is what score matching needs (docs/THEORY.md §4.8): with
 //! F(θ) = ⟨r, ∇ₓ log q_θ(x)⟩ = d/dε log q_θ(x + εr), F is the forward mode
 //! of the network along du = r, and ∂θ F is the reverse mode of that forward
 //! mode (reverse-over-forward = "forward-over-reverse" in the usual naming

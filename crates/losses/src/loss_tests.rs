@@ -1,4 +1,4 @@
-//! Finite-difference checks of every loss gradient (REFERENCE §5, DESIGN §5):
+//! Finite-difference checks of every loss gradient (docs/THEORY.md §5):
 //! a small non-identity MLP flow (SiLU, no kinks) in f64, fixed noise and
 //! data, β ≠ 1; the analytic gradient must match central differences of the
 //! loss *value* to a relative error below 1e-6.
