@@ -7,8 +7,8 @@
 //! * [`Proposal`]: something that draws x ~ q with an exact, normalized log q(x)
 //!   (a normalizing flow, a Gaussian);
 //! * [`HessianVector`]: targets with exact Hessian-vector products ∇²u·v of
-//!   their energy u = −log p̃ ([`hessian`], with the shared finite-difference
-//!   check [`hessian::check_hvp_against_score_differences`]);
+//!   their energy u = −log p̃ ([`hessian`]; tests check them against
+//!   finite differences of the score with the dev-only `fieldflow-testkit`);
 //! * [`ExactSampler`]: targets that can also be sampled exactly (test beds);
 //! * [`Measure`]: per-configuration observables, so every sampler's output is
 //!   measured through one interface;

@@ -1,4 +1,4 @@
-//! Criterion benches of the tutorial architecture (REFERENCE §4: 16
+//! Criterion benches of the tutorial architecture (docs/THEORY.md §4.4: 16
 //! checkerboard couplings, conv 1→8→8→2, kernel 3, LeakyReLU, tanh outputs)
 //! at L = 8, 16, 32 and batch 64, 256: forward (sampling), inverse
 //! (density), forward + backward (RKL gradient), score, and the

@@ -8,7 +8,7 @@
 //! * reverse mode (vector-Jacobian product): v̄ = ȳ φ'(v);
 //! * forward mode (Jacobian-vector product): dy = φ'(v) dv;
 //! * reverse mode of the pair (y, dy) w.r.t. (v, dv), needed by the
-//!   score-matching term (REFERENCE §5):
+//!   score-matching term (docs/THEORY.md §4.8):
 //!   v̄ = ȳ φ'(v) + dȳ φ''(v) dv,  dv̄ = dȳ φ'(v).
 //!
 //! | φ | φ(v) | φ'(v) | φ''(v) |
@@ -155,6 +155,7 @@ impl Act {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fieldflow_testkit::central_derivative;
 
     #[test]
     fn derivatives_match_finite_differences() {
@@ -167,14 +168,14 @@ mod tests {
             Act::Silu,
             Act::Softplus,
         ];
-        let h = 1e-5;
+        let h = fieldflow_testkit::FD_STEP;
         for a in acts {
             for &v in &[-3.1, -0.7, -0.05, 0.03, 0.4, 1.3, 4.2, -40.0, 40.0] {
-                let fd1 = (a.value(v + h) - a.value(v - h)) / (2.0 * h);
+                let fd1 = central_derivative(|v| a.value(v), v, h);
                 let (d1, d2) = a.d1_d2(v);
                 assert!((fd1 - d1).abs() < 1e-8, "{a:?} φ' at {v}: {d1} vs {fd1}");
                 assert_eq!(d1, a.d1(v));
-                let fd2 = (a.d1(v + h) - a.d1(v - h)) / (2.0 * h);
+                let fd2 = central_derivative(|v| a.d1(v), v, h);
                 assert!((fd2 - d2).abs() < 1e-7, "{a:?} φ'' at {v}: {d2} vs {fd2}");
             }
         }

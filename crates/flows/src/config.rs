@@ -1,11 +1,11 @@
-//! Flow architectures as serde configurations (DESIGN §3 "Configs").
+//! Flow architectures as serde configurations.
 //!
 //! A [`FlowConfig`] fully determines the architecture (layers, masks,
 //! conditioners, bounds, base σ); together with the flat parameter vector it
 //! rebuilds a flow bit for bit ([`crate::Flow::from_parts`]). It is what the
 //! model file stores as its `architecture` attribute (JSON).
 //!
-//! The tutorial architecture of REFERENCE §4 (arXiv 2101.08176) is
+//! The tutorial architecture of docs/THEORY.md §4.4 (arXiv 2101.08176) is
 //! [`FlowConfig::tutorial`]; as JSON:
 //!
 //! ```json
@@ -184,7 +184,7 @@ fn default_true() -> bool {
 }
 
 impl FlowConfig {
-    /// The tutorial architecture (REFERENCE §4, arXiv 2101.08176) on an
+    /// The tutorial architecture (docs/THEORY.md §4.4, arXiv 2101.08176) on an
     /// L×L lattice: 16 checkerboard couplings, conv 1→8→8→2, kernel 3,
     /// LeakyReLU, tanh outputs, no extra scale bound.
     pub fn tutorial(l: usize) -> Self {

@@ -1,7 +1,7 @@
 //! Coupling layers with hand-written first- and second-order derivatives:
 //! the conditioner and mask logic is shared, the elementwise map of the
-//! transformed coordinates is a [`Transform`]: affine (RealNVP, REFERENCE
-//! §4, optionally Z₂-equivariant, documented below) or a monotone
+//! transformed coordinates is a [`Transform`]: affine (RealNVP, docs/THEORY.md
+//! §4.2, optionally Z₂-equivariant, documented below) or a monotone
 //! rational-quadratic spline ([`crate::spline`], whose docs give its map
 //! and derivatives; the coupling only gathers each coordinate's 3K − 1 raw
 //! conditioner outputs and scatters their adjoints).

@@ -5,15 +5,17 @@
 
 use super::*;
 use crate::mask;
-use crate::testutil::{assert_close, fd_grad, log_abs_det};
 use fieldflow_core::Seed;
+use fieldflow_testkit::{
+    assert_close, central_gradient, central_jacobian, central_jvp, log_abs_det, FD_REL_TOL, FD_STEP,
+};
 use ndarray::Array1;
 use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 
 const ROWS: usize = 3;
-const H: f64 = 1e-5;
-const TOL: f64 = 1e-6;
+const H: f64 = FD_STEP;
+const TOL: f64 = FD_REL_TOL;
 
 fn cases() -> Vec<(&'static str, Coupling)> {
     let t = Act::ScaledTanh(1.0);
@@ -267,18 +269,11 @@ fn log_det_matches_finite_difference_jacobian() {
             Transform::Spline(_) => 1e-6,
         };
         for dir in [Direction::Forward, Direction::Inverse] {
-            let mut jac = vec![0.0; d * d];
-            for j in 0..d {
-                let mut xp = x.clone();
-                xp[(0, j)] += h;
-                let mut xm = x.clone();
-                xm[(0, j)] -= h;
-                let (yp, _) = apply(&c, dir, &p, &xp);
-                let (ym, _) = apply(&c, dir, &p, &xm);
-                for i in 0..d {
-                    jac[i * d + j] = (yp[(0, i)] - ym[(0, i)]) / (2.0 * h);
-                }
-            }
+            let y_of = |v: &[f64]| {
+                let (y, _) = apply(&c, dir, &p, &Array2::from_shape_vec((1, d), v.to_vec()).unwrap());
+                y.into_raw_vec_and_offset().0
+            };
+            let jac = central_jacobian(y_of, x.as_slice().unwrap(), h);
             let fd = log_abs_det(jac, d);
             let (_, ld) = apply(&c, dir, &p, &x);
             assert!(
@@ -319,13 +314,13 @@ fn backward_matches_finite_differences_in_both_directions() {
                 Some(&mut gp),
                 &mut scratch,
             );
-            let fdx = fd_grad(
+            let fdx = central_gradient(
                 |v| loss(&p, &Array2::from_shape_vec(x.raw_dim(), v.to_vec()).unwrap()),
                 x.as_slice().unwrap(),
                 H,
             );
             assert_close(&format!("{name} {dir:?} ∂L/∂x"), gx.as_slice().unwrap(), &fdx, TOL);
-            let fdp = fd_grad(|q| loss(q, &x), &p, H);
+            let fdp = central_gradient(|q| loss(q, &x), &p, H);
             assert_close(&format!("{name} {dir:?} ∂L/∂θ"), &gp, &fdp, TOL);
             // Without gp the input gradient is the same.
             let mut gx2 = Array2::zeros(x.raw_dim());
@@ -343,10 +338,19 @@ fn inverse_jvp_matches_finite_differences() {
         let x = random_rows(ROWS, d, 10, 1.2);
         let dx = random_rows(ROWS, d, 11, 1.0);
         let [ydy, lds] = jvp(&c, &p, &x, &dx);
-        let (yp, ldp) = apply(&c, Direction::Inverse, &p, &(&x + &(&dx * H)));
-        let (ym, ldm) = apply(&c, Direction::Inverse, &p, &(&x - &(&dx * H)));
-        let fd_dy = (&yp - &ym) / (2.0 * H);
-        let fd_dld = (&ldp - &ldm) / (2.0 * H);
+        // Differences of (y, log-det) along dx: y entries first, then log-dets.
+        let y_ld_of = |v: &[f64]| {
+            let (y, ld) = apply(
+                &c,
+                Direction::Inverse,
+                &p,
+                &Array2::from_shape_vec((ROWS, d), v.to_vec()).unwrap(),
+            );
+            y.iter().chain(&ld).copied().collect::<Vec<f64>>()
+        };
+        let fd = central_jvp(y_ld_of, x.as_slice().unwrap(), dx.as_slice().unwrap(), H);
+        let fd_dy = Array2::from_shape_vec((ROWS, d), fd[..ROWS * d].to_vec()).unwrap();
+        let fd_dld = &fd[ROWS * d..];
         let (y0, ld0) = apply(&c, Direction::Inverse, &p, &x);
         for r in 0..ROWS {
             for i in 0..d {
@@ -418,11 +422,11 @@ fn reverse_mode_of_the_jvp_matches_finite_differences() {
         );
         let shape = x.raw_dim();
         let mk = |v: &[f64]| Array2::from_shape_vec(shape, v.to_vec()).unwrap();
-        let fdx = fd_grad(|v| loss(&p, &mk(v), &dx), x.as_slice().unwrap(), H);
+        let fdx = central_gradient(|v| loss(&p, &mk(v), &dx), x.as_slice().unwrap(), H);
         assert_close(&format!("{name} ∂L/∂x"), gx.as_slice().unwrap(), &fdx, TOL);
-        let fddx = fd_grad(|v| loss(&p, &x, &mk(v)), dx.as_slice().unwrap(), H);
+        let fddx = central_gradient(|v| loss(&p, &x, &mk(v)), dx.as_slice().unwrap(), H);
         assert_close(&format!("{name} ∂L/∂dx"), gdx.as_slice().unwrap(), &fddx, TOL);
-        let fdp = fd_grad(|q| loss(q, &x, &dx), &p, H);
+        let fdp = central_gradient(|q| loss(q, &x, &dx), &p, H);
         assert_close(&format!("{name} ∂L/∂θ"), &gp, &fdp, TOL);
     }
 }

@@ -1,5 +1,5 @@
 //! A normalizing flow: base N(0, σ²I), a sequence of layers, one flat
-//! parameter vector (REFERENCE §1, §4, §5; DESIGN §3).
+//! parameter vector (docs/THEORY.md §1, §4, §5).
 //!
 //! # Conventions
 //! x = f(z) = f_{K−1} ∘ … ∘ f₀(z), z ~ N(0, σ²I). Layer k owns
@@ -64,7 +64,7 @@ pub enum FlowError {
     Json(#[from] serde_json::Error),
 }
 
-/// Score matching capability (REFERENCE §5): the score of the model and the
+/// Score matching capability (docs/THEORY.md §4.7–§4.8, §5.3): the score of the model and the
 /// θ-gradient of its contraction with a fixed vector field. Implemented by
 /// [`Flow<L>`] only when `L: ScoreLayer`.
 pub trait ScoreModel: Send + Sync {

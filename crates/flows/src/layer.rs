@@ -1,4 +1,4 @@
-//! The derivative contract of an invertible layer (REFERENCE §4, DESIGN §3).
+//! The derivative contract of an invertible layer (docs/THEORY.md §4.1, §4.6).
 //!
 //! A layer is a bijection y = f_θ(x) of ℝᴰ, applied to a batch (one sample
 //! per row). Its parameters θ are a slice of the flow's single flat parameter
@@ -104,7 +104,7 @@ pub trait Layer: Send + Sync {
 }
 
 /// A layer with the second-order capability needed by score matching
-/// (REFERENCE §4–§5): forward mode of the inverse, and the reverse mode of
+/// (docs/THEORY.md §4.8): forward mode of the inverse, and the reverse mode of
 /// that forward mode.
 pub trait ScoreLayer: Layer {
     /// Inverse pass with a tangent: y = f⁻¹(x), dy = (∂y/∂x) dx,

@@ -1,7 +1,7 @@
 //! # fieldflow-flows
 //!
 //! Normalizing flows with every derivative written by hand (no autodiff) and
-//! checked against finite differences (REFERENCE §1, §4, §5; DESIGN §3).
+//! checked against finite differences (docs/THEORY.md §1, §4, §5).
 //!
 //! * [`layer`]: the derivative contract — [`Layer`] (apply in either
 //!   direction with log|det|, reverse mode) and [`ScoreLayer`] (forward mode
@@ -125,6 +125,3 @@ pub use flow::{Flow, FlowError, ScoreModel};
 pub use layer::{Direction, Layer, ScoreLayer, Scratch};
 pub use net::{ConvGeometry, Net, NetTape};
 pub use spline::RqSpline;
-
-#[cfg(test)]
-pub(crate) mod testutil;

@@ -1,4 +1,4 @@
-//! Binary coupling masks (REFERENCE §4).
+//! Binary coupling masks (docs/THEORY.md §4.3).
 //!
 //! A mask m ∈ {0, 1}ᴰ splits x into the *frozen* part A = {i : mᵢ = 1},
 //! which conditions the layer and passes through unchanged, and the

@@ -12,7 +12,7 @@
 //! Notation: u input, y output, du / dy tangents (forward mode along an input
 //! direction), ū = ∂L/∂u adjoints, dū = ∂L/∂(du) adjoints of tangents. The
 //! *pair* reverse mode propagates (ȳ, dȳ) → (ū, dū, θ̄) through the map
-//! (u, du) ↦ (y, dy); it is what score matching needs (REFERENCE §5): with
+//! (u, du) ↦ (y, dy); it is what score matching needs (docs/THEORY.md §4.8): with
 //! F(θ) = ⟨r, ∇ₓ log q_θ(x)⟩ = d/dε log q_θ(x + εr), F is the forward mode
 //! of the network along du = r, and ∂θ F is the reverse mode of that forward
 //! mode (reverse-over-forward = "forward-over-reverse" in the usual naming
@@ -597,8 +597,8 @@ fn add_col_sums(a: ArrayView2<f64>, out: &mut [f64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{assert_close, fd_grad};
     use fieldflow_core::Seed;
+    use fieldflow_testkit::{assert_close, central_gradient, FD_REL_TOL, FD_STEP};
     use rand::Rng as _;
 
     fn random(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
@@ -670,6 +670,6 @@ mod tests {
             let av = a.iter().zip(&r[0]).map(|(x, y)| x * y).sum::<f64>();
             av + c.iter().zip(&r[1]).map(|(x, y)| x * y).sum::<f64>()
         };
-        assert_close("conv θ̄", &all[4], &fd_grad(loss, &p, 1e-5), 1e-6);
+        assert_close("conv θ̄", &all[4], &central_gradient(loss, &p, FD_STEP), FD_REL_TOL);
     }
 }

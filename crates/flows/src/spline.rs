@@ -497,8 +497,8 @@ fn rq_bin_adjoint(p: &Bin, dp: &Bin, x: f64, dx: f64, bar: [f64; 4]) -> (f64, f6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{assert_close, fd_grad};
     use fieldflow_core::Seed;
+    use fieldflow_testkit::{assert_close, central_gradient, central_jvp, FD_REL_TOL};
     use rand_distr::{Distribution, StandardNormal};
 
     const H: f64 = 1e-6;
@@ -591,13 +591,14 @@ mod tests {
                 // JVP: dz, dℓ against differences of z, ℓ along v.
                 let w = work(&sp, &theta, Some(&dtheta));
                 let [_, dz, _, dl] = sp.rq(&w, x, dx);
-                let at = |e: f64| {
-                    let th: Vec<f64> = theta.iter().zip(&dtheta).map(|(t, d)| t + e * d).collect();
-                    sp.rq(&work(&sp, &th, None), x + e * dx, 0.0)
+                // (z, ℓ) as functions of u = (x, θ), differentiated along v.
+                let z_l = |u: &[f64]| {
+                    let r = sp.rq(&work(&sp, &u[1..], None), u[0], 0.0);
+                    vec![r[0], r[2]]
                 };
-                let (p, m) = (at(H), at(-H));
-                assert_close("dz", &[dz], &[(p[0] - m[0]) / (2.0 * H)], 1e-6);
-                assert_close("dℓ", &[dl], &[(p[2] - m[2]) / (2.0 * H)], 1e-6);
+                let fd = central_jvp(z_l, &u, &v, H);
+                assert_close("dz", &[dz], &fd[..1], FD_REL_TOL);
+                assert_close("dℓ", &[dl], &fd[1..], FD_REL_TOL);
                 // Reverse mode of the JVP.
                 let mut w = work(&sp, &theta, Some(&dtheta));
                 let (xb, dxb) = sp.adjoint(&mut w, x, dx, bar);
@@ -605,10 +606,10 @@ mod tests {
                 an_u.extend(&w.g);
                 let mut an_v = vec![dxb];
                 an_v.extend(&w.dg);
-                let fd_u = fd_grad(|u| f(u, &v), &u, H);
-                let fd_v = fd_grad(|v| f(&u, v), &v, H);
-                assert_close(&format!("K={} x={x} ∂u", sp.bins()), &an_u, &fd_u, 1e-6);
-                assert_close(&format!("K={} x={x} ∂v", sp.bins()), &an_v, &fd_v, 1e-6);
+                let fd_u = central_gradient(|u| f(u, &v), &u, H);
+                let fd_v = central_gradient(|v| f(&u, v), &v, H);
+                assert_close(&format!("K={} x={x} ∂u", sp.bins()), &an_u, &fd_u, FD_REL_TOL);
+                assert_close(&format!("K={} x={x} ∂v", sp.bins()), &an_v, &fd_v, FD_REL_TOL);
             }
         }
     }

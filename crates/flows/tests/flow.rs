@@ -8,11 +8,12 @@ use fieldflow_core::{Par, Proposal, ProposalDensity, Seed};
 use fieldflow_flows::{
     ActivationKind, CouplingKind, Flow, FlowConfig, FlowError, MaskKind, ScaleBound, ScoreModel, SplineConfig,
 };
+use fieldflow_testkit::{central_gradient, central_jvp, central_partials, rel_err, FD_REL_TOL, FD_STEP};
 use ndarray::{Array1, Array2};
 use rand_distr::{Distribution, StandardNormal};
 
-const H: f64 = 1e-5;
-const TOL: f64 = 1e-6;
+const H: f64 = FD_STEP;
+const TOL: f64 = FD_REL_TOL;
 
 fn rows(n: usize, d: usize, seed: u64, scale: f64) -> Array2<f64> {
     let mut rng = Seed::new(seed).rng();
@@ -22,19 +23,8 @@ fn rows(n: usize, d: usize, seed: u64, scale: f64) -> Array2<f64> {
     })
 }
 
-fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    let num = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
-    num / b.iter().map(|y| y.abs()).fold(0.0, f64::max).max(1e-8)
-}
-
 fn assert_close(what: &str, a: &[f64], b: &[f64]) {
-    let e = rel_err(a, b);
-    assert!(
-        e < TOL,
-        "{what}: relative error {e:.3e}\n analytic {:?}\n fd {:?}",
-        &a[..a.len().min(6)],
-        &b[..b.len().min(6)]
-    );
+    fieldflow_testkit::assert_close(what, a, b, TOL);
 }
 
 /// Tutorial architecture on L×L (SiLU hidden for the finite-difference
@@ -93,16 +83,7 @@ fn probe(n: usize) -> Vec<usize> {
 }
 
 fn fd_params(f: &Flow, idx: &[usize], loss: impl Fn(&Flow) -> f64) -> Vec<f64> {
-    idx.iter()
-        .map(|&i| {
-            let mut p = f.params().to_vec();
-            p[i] += H;
-            let lp = loss(&with_params(f, &p));
-            p[i] -= 2.0 * H;
-            let lm = loss(&with_params(f, &p));
-            (lp - lm) / (2.0 * H)
-        })
-        .collect()
+    central_partials(|p| loss(&with_params(f, p)), f.params(), idx, H)
 }
 
 fn log_q(f: &Flow, x: &Array2<f64>) -> Array1<f64> {
@@ -205,14 +186,8 @@ fn score_matches_finite_differences_of_log_q() {
         let (s, lq) = scores(&f, &x);
         assert_eq!(lq, log_q(&f, &x));
         for r in 0..3 {
-            let mut fd = vec![0.0; f.dim()];
-            for i in 0..f.dim() {
-                let mut xp = x.row(r).to_owned().insert_axis(ndarray::Axis(0));
-                xp[(0, i)] += H;
-                let lp = log_q(&f, &xp)[0];
-                xp[(0, i)] -= 2.0 * H;
-                fd[i] = (lp - log_q(&f, &xp)[0]) / (2.0 * H);
-            }
+            let log_q_row = |v: &[f64]| log_q(&f, &Array2::from_shape_vec((1, v.len()), v.to_vec()).unwrap())[0];
+            let fd = central_gradient(log_q_row, &x.row(r).to_vec(), H);
             assert_close(&format!("{name} score row {r}"), s.row(r).as_slice().unwrap(), &fd);
         }
     }
@@ -319,12 +294,12 @@ fn score_matching_second_order_term_matches_finite_differences() {
             "{name}: score by-product"
         );
         assert!(rel_err(lq.as_slice().unwrap(), lq0.as_slice().unwrap()) < 1e-12);
-        let fd_hr = (&scores(&f, &(&x + &(&r * H))).0 - &scores(&f, &(&x - &(&r * H))).0) / (2.0 * H);
-        assert_close(
-            &format!("{name} ∇²log q · r"),
-            hr.as_slice().unwrap(),
-            fd_hr.as_slice().unwrap(),
-        );
+        let score_of = |v: &[f64]| {
+            let (s, _) = scores(&f, &Array2::from_shape_vec((3, d), v.to_vec()).unwrap());
+            s.into_raw_vec_and_offset().0
+        };
+        let fd_hr = central_jvp(score_of, x.as_slice().unwrap(), r.as_slice().unwrap(), H);
+        assert_close(&format!("{name} ∇²log q · r"), hr.as_slice().unwrap(), &fd_hr);
     }
 }
 

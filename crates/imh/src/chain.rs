@@ -1,4 +1,4 @@
-//! Independent Metropolis–Hastings chains (REFERENCE §6), optionally hybrid.
+//! Independent Metropolis–Hastings chains (docs/THEORY.md §6.1–§6.2), optionally hybrid.
 //!
 //! With importance weight w(x) = p̃(x)/q(x), a proposal x′ ~ q (independent of
 //! the current state x) is accepted with probability

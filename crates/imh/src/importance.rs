@@ -1,4 +1,4 @@
-//! Importance sampling with an exact proposal density (REFERENCE §6).
+//! Importance sampling with an exact proposal density (docs/THEORY.md §6.3).
 //!
 //! With N draws xᵢ ~ q and weights wᵢ = p̃(xᵢ)/q(xᵢ):
 //!

@@ -1,7 +1,7 @@
 //! # fieldflow-imh: exact sampling with an approximate proposal
 //!
 //! A normalizing flow q trained to match p(x) ∝ p̃(x) is only approximate; the
-//! samplers here make its output exact (REFERENCE §6):
+//! samplers here make its output exact (docs/THEORY.md §6.1–§6.3):
 //!
 //! * [`chain`]: independent Metropolis–Hastings (IMH). A proposal x′ ~ q is
 //!   accepted with probability min(1, w(x′)/w(x)), w = p̃/q. The chain's
@@ -13,7 +13,7 @@
 //!   log-weights, normalized ESS, log Ẑ.
 //! * [`modes`]: per-mode weights from flow samples, reweighted samples and IMH
 //!   chains, against the truth, with the collapse and covering figures of
-//!   REFERENCE §8.
+//!   docs/THEORY.md §8.5–§8.6.
 //!
 //! Everything works with any [`fieldflow_core::Proposal`] and any
 //! [`fieldflow_core::Target`]; proposals and target densities are computed in

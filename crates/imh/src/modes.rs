@@ -1,4 +1,4 @@
-//! Mode diagnostics (REFERENCE §8): how a sampler distributes its mass over
+//! Mode diagnostics (docs/THEORY.md §8.5–§8.6): how a sampler distributes its mass over
 //! the modes of a multimodal target, against the truth.
 //!
 //! * raw weights from independent draws, with binomial errors
@@ -76,7 +76,7 @@ pub fn covering_fraction(sampler_log_p: &[f64], target_log_p: &[f64], quantile: 
     diagnostics::covering_fraction(sampler_log_p, diagnostics::covering_threshold(target_log_p, quantile))
 }
 
-/// Everything REFERENCE §8 asks about a sampler's modes.
+/// Everything docs/THEORY.md §8.5–§8.6 asks about a sampler's modes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModeReport {
     /// True weights.

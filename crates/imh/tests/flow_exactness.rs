@@ -57,7 +57,7 @@ fn exact_proposal_gives_acceptance_one_ess_one_and_exact_log_z() {
 
 #[test]
 fn free_field_with_untrained_and_perturbed_flows_is_exact() {
-    // 4×4 free field, m² = 1: exact χ₂ = 1/(2m²) and log Z (REFERENCE §2.3).
+    // 4×4 free field, m² = 1: exact χ₂ = 1/(2m²) and log Z (docs/THEORY.md §2.4).
     let target = Phi4Config::standard(&[4, 4], 1.0, 0.0).validate().unwrap();
     let exact_log_z = target.log_z().unwrap();
     let v = 16.0;

@@ -2,14 +2,14 @@
 //!
 //! * [`loss`]: FKL, RKL, score matching (on data or on flow samples) and
 //!   their weighted sum (ScoreNF), with hand-written gradients w.r.t. the
-//!   flat parameter vector (REFERENCE §5); [`LossConfig`] with the presets
+//!   flat parameter vector (docs/THEORY.md §5.1–§5.4); [`LossConfig`] with the presets
 //!   `fkl`, `rkl`, `sm`, `scorenf`; one evaluator, for one process or with
 //!   the batch shared among several;
 //! * [`exchange`]: how the processes of a data-parallel run share a batch
 //!   ([`Exchange`]; a single process is [`SingleProcess`]);
 //! * [`optim`]: Adam with bias correction and global gradient-norm clipping;
 //! * [`schedule`]: learning-rate schedules (constant, cosine, step) and
-//!   annealing schedules β(step) for training on p̃^β (REFERENCE §5);
+//!   annealing schedules β(step) for training on p̃^β (docs/THEORY.md §5.5);
 //! * [`config`]: the training settings and data, their checks, minibatches;
 //! * [`records`]: step outcomes, metrics records and their columns, the
 //!   resumable trainer state, errors;

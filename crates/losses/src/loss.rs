@@ -1,4 +1,4 @@
-//! Training objectives and their hand-written gradients (REFERENCE §5).
+//! Training objectives and their hand-written gradients (docs/THEORY.md §5).
 //!
 //! Notation: a flow q_θ with x = f_θ(z), z ~ N(0, σ²I); a target
 //! p̃(x) = exp(−S(x)) with score s_p(x) = ∇ₓ log p̃(x); the flow's score

@@ -1,4 +1,4 @@
-//! Finite-difference checks of every loss gradient (REFERENCE §5, DESIGN §5):
+//! Finite-difference checks of every loss gradient (docs/THEORY.md §5):
 //! a small non-identity MLP flow (SiLU, no kinks) in f64, fixed noise and
 //! data, β ≠ 1; the analytic gradient must match central differences of the
 //! loss *value* to a relative error below 1e-6.
@@ -7,6 +7,7 @@ use super::*;
 use fieldflow_core::Seed;
 use fieldflow_flows::{ActivationKind, FlowConfig};
 use fieldflow_targets::{Covariance, GaussianMixture};
+use fieldflow_testkit::{central_gradient, rel_err_with_floor, FD_REL_TOL, FD_STEP};
 use ndarray::{array, Array2};
 use rand_distr_free::normal_rows;
 
@@ -74,15 +75,10 @@ fn fixture() -> Fixture {
     }
 }
 
-/// Central differences with step `h` in every coordinate (the stats crate's).
-fn fd_grad(f: impl Fn(&[f64]) -> f64, x0: &[f64], h: f64) -> Vec<f64> {
-    fieldflow_stats::numerical_gradient(&f, x0, &vec![h; x0.len()])
-}
-
+/// The shared relative error with a negligible floor (these gradients are
+/// checked to be far from zero).
 fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    let num = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
-    let den = b.iter().map(|y| y.abs()).fold(0.0, f64::max).max(1e-300);
-    num / den
+    rel_err_with_floor(a, b, 1e-300)
 }
 
 /// Checks `loss` at the fixture: analytic gradient vs FD of its value.
@@ -103,9 +99,9 @@ fn check(loss: Loss, par: Par) {
     assert!(rep.total.is_finite());
     let gmax = rep.grad.iter().map(|g| g.abs()).fold(0.0, f64::max);
     assert!(gmax > 1e-3, "gradient too small to test: {gmax}");
-    let fd = fd_grad(value, &fx.theta, 1e-5);
+    let fd = central_gradient(value, &fx.theta, FD_STEP);
     let e = rel_err(&rep.grad, &fd);
-    assert!(e < 1e-6, "{loss:?}: relative error {e:.3e}");
+    assert!(e < FD_REL_TOL, "{loss:?}: relative error {e:.3e}");
 }
 
 #[test]
@@ -162,18 +158,18 @@ fn sm_on_flow_samples_gradient_treats_samples_as_fixed() {
         w_rkl * rkl.value + w_sm * sm
     };
     assert!((value(&fx.theta) - rep.total).abs() < 1e-12 * rep.total.abs().max(1.0));
-    let fd = fd_grad(value, &fx.theta, 1e-5);
+    let fd = central_gradient(value, &fx.theta, FD_STEP);
     let e = rel_err(&rep.grad, &fd);
-    assert!(e < 1e-6, "relative error {e:.3e}");
+    assert!(e < FD_REL_TOL, "relative error {e:.3e}");
     // And it differs from the full derivative through the sampling path.
-    let full = fd_grad(
+    let full = central_gradient(
         |th: &[f64]| {
             loss.value_and_grad(&flow_at(th), &fx.target, inputs, BETA, par)
                 .unwrap()
                 .total
         },
         &fx.theta,
-        1e-5,
+        FD_STEP,
     );
     assert!(rel_err(&rep.grad, &full) > 1e-3);
 }

@@ -1,5 +1,5 @@
 //! Schedules over training steps: the learning rate η(step) and the inverse
-//! temperature β(step) of annealed training on p̃^β (REFERENCE §5).
+//! temperature β(step) of annealed training on p̃^β (docs/THEORY.md §5.5).
 //!
 //! Learning rate (base η₀, T total steps):
 //! * constant: η₀;

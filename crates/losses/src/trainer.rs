@@ -1,5 +1,5 @@
 //! The flow trainer: one optimizer step at a time, metrics on demand,
-//! plain-data state for checkpoints (DESIGN §3). It never prints and never
+//! plain-data state for checkpoints. It never prints and never
 //! touches files; a [`crate::TrainRun`] (or any caller) decides when to
 //! step, record metrics and checkpoint.
 //!
@@ -25,7 +25,7 @@
 //! trainer state is plain data ([`TrainerState`]: θ, Adam moments, t,
 //! rejection counters); restoring it continues bit-identically.
 //!
-//! # Metrics (REFERENCE §8), [`Trainer::metrics`]
+//! # Metrics (docs/THEORY.md §8), [`Trainer::metrics`]
 //! A fresh batch of `eval_batch` flow samples from `seed.child(2).child(t)`
 //! gives, at β = 1 and with log w = log p̃ − log q:
 //! * the normalized ESS (Σw)²/(N Σw²);

@@ -1,4 +1,4 @@
-//! End-to-end training tests of the trainer (DESIGN §5, issue 5): RKL learns
+//! End-to-end training tests of the trainer (issue 5): RKL learns
 //! a Gaussian, FKL learns MOG-4 from exact samples, checkpoint/resume is
 //! bit-identical, non-finite steps are rejected cleanly, metrics are exact
 //! where the answer is known.

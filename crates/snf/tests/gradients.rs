@@ -8,10 +8,11 @@ use common::*;
 use fieldflow_core::{ExactSampler, Par, Seed};
 use fieldflow_snf::{Snf, Stage};
 use fieldflow_targets::{DoubleWell, Gaussian};
+use fieldflow_testkit::{FD_REL_TOL, FD_STEP};
 use ndarray::{array, Array2};
 
-const H: f64 = 1e-5;
-const TOL: f64 = 1e-6;
+const H: f64 = FD_STEP;
+const TOL: f64 = FD_REL_TOL;
 
 /// Which loss to check.
 #[derive(Clone, Copy, Debug)]

@@ -70,14 +70,10 @@ fn combined_step_gradient_matches_finite_differences() {
         SnfTrainer::new(&cfg, s, data(50), par).unwrap().evaluate(t).total
     };
     let idx: Vec<usize> = (0..theta.len()).step_by((theta.len() / 30).max(1)).collect();
-    let h: Vec<f64> = (0..theta.len())
-        .map(|i| if idx.contains(&i) { 1e-5 } else { 0.0 })
-        .collect();
-    let fd = fieldflow_stats::numerical_gradient(&loss_at, &theta, &h);
+    let b = fieldflow_testkit::central_partials(loss_at, &theta, &idx, fieldflow_testkit::FD_STEP);
     let a: Vec<f64> = idx.iter().map(|&i| report.grad[i]).collect();
-    let b: Vec<f64> = idx.iter().map(|&i| fd[i]).collect();
     let err = rel_err(&a, &b);
-    assert!(err < 1e-6, "relative error {err:e}");
+    assert!(err < fieldflow_testkit::FD_REL_TOL, "relative error {err:e}");
 }
 
 #[test]

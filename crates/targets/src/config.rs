@@ -354,7 +354,7 @@ mod tests {
                 .expect("every synthetic target implements HessianVector");
             let x = Array1::from_shape_fn(t.dim(), |i| 0.3 * i as f64 - 0.4);
             let v = Array1::from_shape_fn(t.dim(), |i| (0.7 * i as f64).sin() + 0.2);
-            let err = fieldflow_core::hessian::check_hvp_against_score_differences(h, x.view(), v.view());
+            let err = crate::testing::hvp_error(h, x.view(), v.view());
             assert!(err < 1e-6, "{s}: relative error {err:e}");
         }
         let dw = parse("kind = \"double_well\"").unwrap();

@@ -1,33 +1,23 @@
 //! Shared helpers of the unit tests (finite differences, grids, moments).
 
-use fieldflow_core::hessian::check_hvp_against_score_differences;
 use fieldflow_core::{HessianVector, Seed, Target};
+use fieldflow_testkit::{central_gradient_with_steps, hvp_rel_err, rel_err_with_floor, FD_STEP};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use rand_distr::{Distribution, StandardNormal};
 
 /// Checks the score of `t` against central finite differences of log p̃ at
-/// every row of `points`: ‖s − s_fd‖∞ ≤ 1e-7 · max(‖s‖∞, 1), and that the
-/// fused call returns log p̃ bit for bit.
+/// every row of `points` (step h·max(|xᵢ|, 1), h = [`FD_STEP`]):
+/// ‖s − s_fd‖∞ ≤ 1e-7 · max(‖s‖∞, 1), and that the fused call returns log p̃
+/// bit for bit.
 pub fn assert_score_matches_fd_at(t: &dyn Target, points: ArrayView2<f64>) {
     let d = t.dim();
     let mut s = Array1::zeros(d);
     for x in points.rows() {
         let lp = t.log_prob_and_score(x, s.view_mut());
         assert_eq!(lp, t.log_prob(x), "fused log p differs from log_prob");
-        let mut worst: f64 = 0.0;
-        let mut xp = x.to_owned();
-        for i in 0..d {
-            let h = 1e-5 * x[i].abs().max(1.0);
-            xp[i] = x[i] + h;
-            let up = t.log_prob(xp.view());
-            xp[i] = x[i] - h;
-            let dn = t.log_prob(xp.view());
-            xp[i] = x[i];
-            let fd = (up - dn) / (2.0 * h);
-            worst = worst.max((fd - s[i]).abs());
-        }
-        let scale = s.iter().fold(1.0_f64, |m, v| m.max(v.abs()));
-        let rel = worst / scale;
+        let steps: Vec<f64> = x.iter().map(|xi| FD_STEP * xi.abs().max(1.0)).collect();
+        let fd = central_gradient_with_steps(|y| t.log_prob(y.into()), &x.to_vec(), &steps);
+        let rel = rel_err_with_floor(&fd, s.as_slice().unwrap(), 1.0);
         assert!(
             rel < 1e-7,
             "{}: score vs FD relative error {rel:e} at x = {x}",
@@ -36,14 +26,14 @@ pub fn assert_score_matches_fd_at(t: &dyn Target, points: ArrayView2<f64>) {
     }
 }
 
-/// Checks `t.hvp` with core's shared [`check_hvp_against_score_differences`]
+/// Checks `t.hvp` with the shared [`hvp_rel_err`] of `fieldflow-testkit`
 /// at every row of `points`, each with its own direction v ~ N(0, I)
 /// (seeded): relative error < 1e-6. Returns the largest relative error.
 pub fn assert_hvp_matches_fd_at(t: &dyn HessianVector, points: ArrayView2<f64>, seed: u64) -> f64 {
     let dirs = gaussian_points(Array1::zeros(t.dim()).view(), 1.0, points.nrows(), seed);
     let mut worst: f64 = 0.0;
     for (x, v) in points.rows().into_iter().zip(dirs.rows()) {
-        let err = check_hvp_against_score_differences(t, x, v);
+        let err = hvp_error(t, x, v);
         assert!(
             err < 1e-6,
             "{}: hvp vs score differences relative error {err:e} at x = {x}, v = {v}",
@@ -52,6 +42,17 @@ pub fn assert_hvp_matches_fd_at(t: &dyn HessianVector, points: ArrayView2<f64>, 
         worst = worst.max(err);
     }
     worst
+}
+
+/// Relative error of `t.hvp(x, v)` against central differences of the score
+/// along v (the shared [`hvp_rel_err`] of `fieldflow-testkit`).
+pub fn hvp_error(t: &dyn HessianVector, x: ArrayView1<f64>, v: ArrayView1<f64>) -> f64 {
+    hvp_rel_err(
+        &x.to_vec(),
+        &v.to_vec(),
+        |out| t.hvp(x, v, out.into()),
+        |y, s| t.log_prob_and_score(y.into(), s.into()),
+    )
 }
 
 /// `n` points at distance `r` from `center` in uniformly random directions

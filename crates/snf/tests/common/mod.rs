@@ -34,8 +34,8 @@ pub fn snf_with<T: Target>(target: T, n_layers: usize, stages: Vec<Stage>, seed:
     Snf::new(target, sigma, flow.layers().to_vec(), params, stages)
 }
 
-/// max |a − b| / max |b|.
+/// The shared relative error max |a − b| / max(max |b|, 1e-12) of the
+/// gradient checks (a floor below the default one of `fieldflow-testkit`).
 pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    let num = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
-    num / b.iter().map(|y| y.abs()).fold(0.0, f64::max).max(1e-12)
+    fieldflow_testkit::rel_err_with_floor(a, b, 1e-12)
 }
