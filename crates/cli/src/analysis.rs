@@ -246,7 +246,7 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
     })
 }
 
-/// The φ⁴ table: primaries, χ₂, χ, U₄, ξ₂, C(t), m_eff(t) (REFERENCE §2.4),
+/// The φ⁴ table: primaries, χ₂, χ, U₄, ξ₂, C(t), m_eff(t) (docs/THEORY.md §2.9),
 /// with the free-field values where λ = 0.
 fn phi4_rows(target: &Phi4, est: &Estimator, names: &[String], rows: &mut Vec<Row>) -> Result<()> {
     let col = |name: &str| names.iter().position(|n| n == name).expect("known observable");

@@ -10,7 +10,7 @@ use std::path::Path;
 mod common;
 use common::{assert_mode_weights, fails, fieldflow, ok, rows};
 
-/// Double well (REFERENCE §3: a = −0.5, b = −6, c = 1), default MLP
+/// Double well (docs/THEORY.md §3.4: a = −0.5, b = −6, c = 1), default MLP
 /// couplings split around a MALA block and a random-walk Metropolis block.
 const SNF: &str = "seed = 5\ncheckpoint_every = 10\n[target]\nkind = \"double_well\"\n[data]\nexact = true\nn_train = 400\nn_heldout = 400\n\
 [flow]\nstages = [\n  { flow = { n_layers = 2 } },\n  { langevin = { steps = 4, eps = 0.02, mala = true } },\n\

@@ -1,11 +1,12 @@
 //! `fieldflow demo`: the complete small pipeline into one results folder.
 //!
-//! 1. **MOG-4** (REFERENCE §3): flows trained with FKL, RKL, SM and ScoreNF
+//! 1. **MOG-4** (docs/THEORY.md §3.3): flows trained with the recommended
+//!    multimodal recipe `scorenf_modes` (first), FKL, RKL, SM and ScoreNF
 //!    from a small set of exact samples, each sampled with IMH and with
 //!    importance sampling; a table of NLL, RNLL, ESS, acceptance, mode
 //!    weights, collapse and covering; figures of target vs flow densities.
 //! 2. **Free field** (λ = 0): an HMC ensemble checked against the exact
-//!    oracle of REFERENCE §2.3.
+//!    oracle of docs/THEORY.md §2.4.
 //! 3. **φ⁴ at the tutorial set** (L = 8, m² = −4, λ = 8): an HMC ensemble, a
 //!    ScoreNF flow trained on 100 of its configurations, an IMH chain;
 //!    ⟨|M|⟩, χ₂, U₄ … from both with errors and τ_int, side by side.
@@ -94,7 +95,7 @@ pub struct MogRun {
     pub is_weights: Vec<(f64, f64)>,
     /// Modes with flow mass below half their weight.
     pub n_collapsed: usize,
-    /// Covering fraction (REFERENCE §8).
+    /// Covering fraction (docs/THEORY.md §8.6).
     pub covering: f64,
 }
 

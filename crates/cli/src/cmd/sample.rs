@@ -1,7 +1,7 @@
 //! `fieldflow sample`: exact sampling with a trained flow.
 //!
 //! * `imh` (default): independent Metropolis–Hastings chains with the flow
-//!   as proposal; exact whatever the flow's quality (REFERENCE §6);
+//!   as proposal; exact whatever the flow's quality (docs/THEORY.md §6.1);
 //! * `hybrid`: `--local-steps k` local updates (Metropolis sweeps for φ⁴, a
 //!   Gaussian random walk for vector targets) before every flow proposal;
 //! * `is`: independent flow draws with importance weights log w = log p̃ −

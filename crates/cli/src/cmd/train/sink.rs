@@ -1,4 +1,4 @@
-//! Where a training run's reports go: the model file (DESIGN §4) as the
+//! Where a training run's reports go: the model file (docs/FORMATS.md) as the
 //! checkpoint sink and metrics store, with the metrics CSV beside it, and
 //! the progress bar, and the summary printed at the end.
 //!
