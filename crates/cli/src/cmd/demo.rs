@@ -320,7 +320,10 @@ fn mog_table(s: &DemoSummary) -> String {
     for r in &s.mog {
         let fw: Vec<String> = r.flow_weights.iter().map(|w| format!("{w:.3}")).collect();
         let name = match (r.loss == RECOMMENDED, r.n_collapsed > 0) {
-            (_, true) => format!("{} ⚠ collapsed: IMH cannot visit the missing modes", r.loss),
+            (_, true) => format!(
+                "{} ⚠ {} mode(s) below ½ their weight in the flow: IMH weights unreliable",
+                r.loss, r.n_collapsed
+            ),
             (true, false) => format!("**{}** (recommended)", r.loss),
             (false, false) => r.loss.clone(),
         };
