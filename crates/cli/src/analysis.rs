@@ -214,6 +214,27 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
     } else {
         None
     };
+    // Importance sampling also estimates log Z = log E_q[w] (docs/THEORY.md
+    // §6.3) from the draws after `skip`, with the delta-method error.
+    let log_z_row = match &log_w {
+        Some(lw) => {
+            let draws: Vec<f64> = lw.slice(s![.., skip.min(lw.ncols())..]).iter().copied().collect();
+            fieldflow_stats::log_z(&draws).ok().map(|r| Row {
+                observable: "log_Z".into(),
+                value: r.log_z,
+                error: r.error,
+                tau_int: 0.5,
+                tau_int_error: 0.0,
+                window: 0,
+                n: draws.len(),
+                exact: target.as_target().log_z(),
+                warnings: vec![],
+                rho: vec![],
+                tau_int_vs_window: vec![],
+            })
+        }
+        None => None,
+    };
     let est = Estimator::new(per_chain, log_w, skip, cfg);
     let ctx = |e: anyhow::Error| e.context(format!("{}: error analysis failed", path.display()));
     let mut rows = Vec::new();
@@ -230,6 +251,7 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
             }
         }
     }
+    rows.extend(log_z_row);
     let seconds = match reader.header().extra.get("seconds") {
         Some(AttrValue::F64(s)) => Some(*s),
         _ => None,
