@@ -17,6 +17,7 @@
 use crate::analysis::{analyze_file, fmt_err, render_table, FileAnalysis};
 use crate::cmd::compare::{compare, Comparison};
 use crate::cmd::generate::{self, GenerateArgs};
+use crate::cmd::run_args::RunArgs;
 use crate::cmd::sample::{self, SampleArgs};
 use crate::cmd::train::{self, TrainArgs};
 use crate::output::emit;
@@ -162,10 +163,13 @@ fn run_mog(out: &Path, loss: &str, b: &Budget) -> Result<MogRun> {
     eprintln!("demo: MOG-4, training with {loss}");
     train::run(TrainArgs {
         config: Some(cfg),
-        out: model.clone(),
-        force: true,
         plots: Some(out.join("figures").join(format!("mog4_{loss}"))),
-        quiet: true,
+        run: RunArgs {
+            out: model.clone(),
+            force: true,
+            quiet: true,
+            ..Default::default()
+        },
         ..Default::default()
     })?;
     let mut results = vec![];
@@ -176,10 +180,13 @@ fn run_mog(out: &Path, loss: &str, b: &Budget) -> Result<MogRun> {
             n: Some(b.mog_samples),
             chains: Some(4),
             method: Some(method.into()),
-            seed: Some(11),
-            out: file.clone(),
-            force: true,
-            quiet: true,
+            run: RunArgs {
+                seed: Some(11),
+                out: file.clone(),
+                force: true,
+                quiet: true,
+                ..Default::default()
+            },
             ..Default::default()
         })?;
         results.push(analyze_file(&file, 0, &GammaConfig::default())?);
@@ -213,10 +220,13 @@ fn generate_hmc(file: &Path, m2: f64, lambda: f64, b: &Budget) -> Result<()> {
         n_therm: Some(500),
         n_cfg: Some(b.phi4_cfg),
         chains: Some(4),
-        seed: Some(2026),
-        out: file.to_path_buf(),
-        force: true,
-        quiet: true,
+        run: RunArgs {
+            seed: Some(2026),
+            out: file.to_path_buf(),
+            force: true,
+            quiet: true,
+            ..Default::default()
+        },
         ..Default::default()
     })
 }
@@ -255,11 +265,14 @@ pub fn run_demo(out: &Path, force: bool, quick: bool) -> Result<DemoSummary> {
         loss: Some("scorenf".into()),
         steps: Some(b.phi4_steps),
         lr: Some(1e-3),
-        seed: Some(5),
-        out: model.clone(),
-        force: true,
         plots: Some(figures.join("phi4_scorenf")),
-        quiet: true,
+        run: RunArgs {
+            seed: Some(5),
+            out: model.clone(),
+            force: true,
+            quiet: true,
+            ..Default::default()
+        },
         ..Default::default()
     })?;
     let imh = out.join("phi4_imh.h5");
@@ -267,10 +280,13 @@ pub fn run_demo(out: &Path, force: bool, quick: bool) -> Result<DemoSummary> {
         model: Some(model.clone()),
         n: Some(b.phi4_samples),
         chains: Some(4),
-        seed: Some(13),
-        out: imh.clone(),
-        force: true,
-        quiet: true,
+        run: RunArgs {
+            seed: Some(13),
+            out: imh.clone(),
+            force: true,
+            quiet: true,
+            ..Default::default()
+        },
         ..Default::default()
     })?;
     let hmc_a = analyze_file(&hmc, 0, &GammaConfig::default())?;

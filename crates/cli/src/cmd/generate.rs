@@ -48,23 +48,23 @@ fn any_setting(args: &GenerateArgs) -> bool {
         || args.n_cfg.is_some()
         || args.thin.is_some()
         || args.chains.is_some()
-        || args.seed.is_some()
+        || args.run.seed.is_some()
 }
 
 /// A resumed run: the writer, the stored configuration and the chains.
 fn resume(args: &GenerateArgs) -> Result<(EnsembleWriter, Resolved, Vec<ChainState>)> {
-    let (writer, resumed) = EnsembleWriter::resume(&args.out, args.force)?;
+    let (writer, resumed) = EnsembleWriter::resume(&args.run.out, args.run.force)?;
     let config: GenerateConfig = toml::from_str(&resumed.header.config).map_err(|e| {
         anyhow::anyhow!(
             "{}: stored config unreadable: {}",
-            args.out.display(),
+            args.run.out.display(),
             config::one_line(&e.to_string())
         )
     })?;
     let resolved = config.validate()?;
     let states = match resumed.checkpoint {
         Some(cp) => serde_json::from_str::<Vec<ChainState>>(&cp.chains)
-            .with_context(|| format!("{}: checkpoint unreadable", args.out.display()))?,
+            .with_context(|| format!("{}: checkpoint unreadable", args.run.out.display()))?,
         None => Vec::new(),
     };
     Ok((writer, resolved, states))
@@ -72,7 +72,7 @@ fn resume(args: &GenerateArgs) -> Result<(EnsembleWriter, Resolved, Vec<ChainSta
 
 /// A new output file for `resolved`.
 fn create(args: &GenerateArgs, resolved: &Resolved) -> Result<EnsembleWriter> {
-    check_new_output(&args.out, args.force)?;
+    check_new_output(&args.run.out, args.run.force)?;
     let c = &resolved.config;
     let header = Header::new(
         FileKind::Ensemble,
@@ -82,10 +82,10 @@ fn create(args: &GenerateArgs, resolved: &Resolved) -> Result<EnsembleWriter> {
     )
     .with_attr("algorithm", resolved.algorithm.describe());
     Ok(EnsembleWriter::create(
-        &args.out,
+        &args.run.out,
         &header,
         &ensemble_spec(c.chains as usize, &c.phi4.lattice, &ENSEMBLE_SERIES),
-        args.force,
+        args.run.force,
     )?)
 }
 
@@ -94,11 +94,11 @@ fn create(args: &GenerateArgs, resolved: &Resolved) -> Result<EnsembleWriter> {
 /// updates use the streams of (seed, c) whichever process runs it, so the
 /// file rank 0 writes (it gathers every block) is the one-process file.
 fn run_on(args: &GenerateArgs, dist: &Dist) -> Result<()> {
-    let (mut writer, resolved, states) = if args.resume {
+    let (mut writer, resolved, states) = if args.run.resume {
         if dist.is_parallel() {
             bail!("--resume is not supported with several MPI ranks: resume with one process (the file is the same)");
         }
-        check_resume_only(any_setting(args), &args.out, "configuration")?;
+        check_resume_only(any_setting(args), &args.run.out, "configuration")?;
         let (writer, resolved, states) = resume(args)?;
         (Some(writer), resolved, states)
     } else {
@@ -111,7 +111,7 @@ fn run_on(args: &GenerateArgs, dist: &Dist) -> Result<()> {
         };
         (writer, resolved, Vec::new())
     };
-    let quiet = args.quiet || !dist.is_root();
+    let quiet = args.run.quiet || !dist.is_root();
     let summary = generate(writer.as_mut(), &resolved, states, quiet, dist)?;
     let path = dist.agree(match writer {
         Some(w) => w.finish().map_err(anyhow::Error::from).map(Some),

@@ -5,5 +5,6 @@ pub mod compare;
 pub mod demo;
 pub mod generate;
 pub mod inspect;
+pub mod run_args;
 pub mod sample;
 pub mod train;

@@ -98,7 +98,7 @@ fn resolve(args: &SampleArgs) -> Result<SampleConfig> {
         block: 1000,
         local_steps: args.local_steps.unwrap_or(if method == Method::Hybrid { 1 } else { 0 }),
         local_width: args.local_width.unwrap_or(0.5),
-        seed: args.seed.unwrap_or(1),
+        seed: args.run.seed.unwrap_or(1),
     })
 }
 
@@ -127,7 +127,7 @@ fn any_setting(args: &SampleArgs) -> bool {
         || args.n.is_some()
         || args.method.is_some()
         || args.chains.is_some()
-        || args.seed.is_some()
+        || args.run.seed.is_some()
         || args.batch.is_some()
         || args.local_steps.is_some()
         || args.local_width.is_some()
@@ -136,7 +136,7 @@ fn any_setting(args: &SampleArgs) -> bool {
 /// A resumed run: the writer, the stored settings, the chains' JSON
 /// checkpoint and the model (refused if it changed since the run started).
 fn resume(args: &SampleArgs) -> Result<(EnsembleWriter, SampleConfig, Option<String>, Model)> {
-    let (writer, resumed) = EnsembleWriter::resume(&args.out, args.force)?;
+    let (writer, resumed) = EnsembleWriter::resume(&args.run.out, args.run.force)?;
     let mut t: toml::Table = resumed.header.config.parse()?;
     t.remove("phi4");
     t.remove("target");
@@ -160,11 +160,11 @@ fn resume(args: &SampleArgs) -> Result<(EnsembleWriter, SampleConfig, Option<Str
 /// are those of chain c whichever process runs it, and rank 0 gathers
 /// every block and writes the one-process file (docs/MPI.md).
 fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
-    let (mut writer, c, resumed_chains, model) = if args.resume {
+    let (mut writer, c, resumed_chains, model) = if args.run.resume {
         if dist.is_parallel() {
             bail!("--resume is not supported with several MPI ranks: resume with one process (the file is the same)");
         }
-        check_resume_only(any_setting(args), &args.out, "settings")?;
+        check_resume_only(any_setting(args), &args.run.out, "settings")?;
         let (writer, c, chains, model) = resume(args)?;
         (Some(writer), c, chains, model)
     } else {
@@ -172,12 +172,12 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
         c.validate()?;
         let model = dist.agree(load_model(&c))?;
         let writer = if dist.is_root() {
-            let w = check_new_output(&args.out, args.force).and_then(|()| {
+            let w = check_new_output(&args.run.out, args.run.force).and_then(|()| {
                 Ok(EnsembleWriter::create(
-                    &args.out,
+                    &args.run.out,
                     &header(&c, &model)?,
                     &spec(&c, &model),
-                    args.force,
+                    args.run.force,
                 )?)
             });
             Some(dist.agree(w)?)
@@ -187,7 +187,7 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
         };
         (writer, c, None, model)
     };
-    let quiet = args.quiet || !dist.is_root();
+    let quiet = args.run.quiet || !dist.is_root();
     let start = Instant::now();
     let mine = dist.block(c.chains as usize, dist.rank());
     let done = writer.as_ref().map_or(0, |w| w.n_cfg() as u64);

@@ -74,24 +74,12 @@ pub struct TrainArgs {
     /// Learning rate (sets train.lr).
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Master seed.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Output model file.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Replace an existing model file.
-    #[arg(long)]
-    pub force: bool,
-    /// Continue training the checkpoint in OUT (up to train.steps).
-    #[arg(long)]
-    pub resume: bool,
+    /// Output, seed, resume, verbosity.
+    #[command(flatten)]
+    pub run: crate::cmd::run_args::RunArgs,
     /// Write training figures (SVG) into this folder.
     #[arg(long)]
     pub plots: Option<PathBuf>,
-    /// Print nothing but errors.
-    #[arg(long, short)]
-    pub quiet: bool,
 }
 
 /// Runs `fieldflow train`.
@@ -109,7 +97,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
 /// every step is shared among the ranks, the result is bit-identical to a
 /// one-process run; rank 0 writes the model file and prints.
 fn run_parallel(args: &TrainArgs, dist: &Dist) -> Result<()> {
-    if args.resume {
+    if args.run.resume {
         bail!("--resume is not supported with several MPI ranks yet: resume with one process");
     }
     if args.plots.is_some() {
@@ -117,41 +105,49 @@ fn run_parallel(args: &TrainArgs, dist: &Dist) -> Result<()> {
     }
     let (table, c) = settings::resolve(args)?;
     let created = if dist.is_root() {
-        check_new_output(&args.out, args.force)
+        check_new_output(&args.run.out, args.run.force)
     } else {
         Ok(())
     };
     dist.agree(created)?;
-    let quiet = args.quiet || !dist.is_root();
-    let summary = train(&args.out, &table, &c, None, args.force, quiet, dist)?;
+    let quiet = args.run.quiet || !dist.is_root();
+    let summary = train(&args.run.out, &table, &c, None, args.run.force, quiet, dist)?;
     if !quiet {
-        emit(&summary.render(&args.out, &format!(" ({} MPI ranks)", dist.size())));
+        emit(&summary.render(&args.run.out, &format!(" ({} MPI ranks)", dist.size())));
     }
     Ok(())
 }
 
 fn run_single(args: TrainArgs) -> Result<()> {
-    let (table, c, resumed) = if args.resume {
+    let (table, c, resumed) = if args.run.resume {
         let (table, c, writer, state) = settings::stored(&args)?;
         (table, c, Some((writer, state)))
     } else {
         let (t, c) = settings::resolve(&args)?;
-        check_new_output(&args.out, args.force)?;
+        check_new_output(&args.run.out, args.run.force)?;
         (t, c, None)
     };
-    let summary = train(&args.out, &table, &c, resumed, args.force, args.quiet, &Dist::single())?;
+    let summary = train(
+        &args.run.out,
+        &table,
+        &c,
+        resumed,
+        args.run.force,
+        args.run.quiet,
+        &Dist::single(),
+    )?;
     if let Some(dir) = &args.plots {
-        let model = fieldflow_io::ModelFile::read(&args.out)?;
+        let model = fieldflow_io::ModelFile::read(&args.run.out)?;
         let target = RunTarget::from_table(&table, "config")?;
         let sampler = Sampler::from_parts(&model.state.architecture, model.state.params.clone(), &target)?;
         for f in plots::training_figures(&model.metrics, &target, &sampler, dir, "train")? {
-            if !args.quiet {
+            if !args.run.quiet {
                 emit(&format!("figure: {}", f.display()));
             }
         }
     }
-    if !args.quiet {
-        emit(&summary.render(&args.out, ""));
+    if !args.run.quiet {
+        emit(&summary.render(&args.run.out, ""));
     }
     Ok(())
 }

@@ -46,21 +46,9 @@ pub struct GenerateArgs {
     /// Independent chains.
     #[arg(long)]
     pub chains: Option<u64>,
-    /// Master seed.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Output ensemble file.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Replace an existing output file (only once the new one is complete).
-    #[arg(long)]
-    pub force: bool,
-    /// Continue the interrupted run whose unfinished file is OUT.partial.
-    #[arg(long)]
-    pub resume: bool,
-    /// Print nothing but errors.
-    #[arg(long, short)]
-    pub quiet: bool,
+    /// Output, seed, resume, verbosity.
+    #[command(flatten)]
+    pub run: crate::cmd::run_args::RunArgs,
 }
 
 /// The resolved configuration of a `generate` run (stored in the file).
@@ -201,7 +189,7 @@ pub(super) fn resolve(args: &GenerateArgs) -> Result<GenerateConfig> {
         ("n_cfg", args.n_cfg),
         ("thin", args.thin),
         ("chains", args.chains),
-        ("seed", args.seed),
+        ("seed", args.run.seed),
     ] {
         if let Some(v) = v {
             config::set(&mut t, key, i64::try_from(v).context("value too large")?);

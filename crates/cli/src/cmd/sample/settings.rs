@@ -30,21 +30,9 @@ pub struct SampleArgs {
     /// Proposals evaluated per parallel batch.
     #[arg(long)]
     pub batch: Option<u64>,
-    /// Master seed.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Output samples file.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Replace an existing output (only once the new one is complete).
-    #[arg(long)]
-    pub force: bool,
-    /// Continue the interrupted run whose unfinished file is OUT.partial.
-    #[arg(long)]
-    pub resume: bool,
-    /// Print nothing but errors.
-    #[arg(long, short)]
-    pub quiet: bool,
+    /// Output, seed, resume, verbosity.
+    #[command(flatten)]
+    pub run: crate::cmd::run_args::RunArgs,
 }
 
 /// Sampling methods.

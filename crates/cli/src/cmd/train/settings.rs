@@ -96,7 +96,7 @@ pub fn resolve(args: &TrainArgs) -> Result<(toml::Table, TrainRunConfig)> {
     if let Some(lr) = args.lr {
         config::set(&mut t, "train.lr", lr);
     }
-    if let Some(s) = args.seed {
+    if let Some(s) = args.run.seed {
         config::set(&mut t, "seed", s as i64);
         config::set(&mut t, "train.seed", s as i64);
     }
@@ -159,7 +159,7 @@ pub fn resolve(args: &TrainArgs) -> Result<(toml::Table, TrainRunConfig)> {
     Ok((t, c))
 }
 
-/// The stored config of the checkpoint in `args.out` (with `--steps`
+/// The stored config of the checkpoint in `args.run.out` (with `--steps`
 /// applied) and the opened file, for `--resume`.
 ///
 /// # Errors
@@ -170,14 +170,14 @@ pub fn stored(args: &TrainArgs) -> Result<(toml::Table, TrainRunConfig, ModelWri
         || args.loss.is_some()
         || args.n_train.is_some()
         || args.lr.is_some()
-        || args.seed.is_some();
+        || args.run.seed.is_some();
     if any_setting {
         bail!(
             "--resume continues with the config stored in {}; pass only --out (and --steps to extend)",
-            args.out.display()
+            args.run.out.display()
         );
     }
-    let (mut writer, state) = ModelWriter::resume(&args.out)?;
+    let (mut writer, state) = ModelWriter::resume(&args.run.out)?;
     let mut table: toml::Table = writer.header_mut().config.clone().parse()?;
     if let Some(s) = args.steps {
         config::set(&mut table, "train.steps", s as i64);
