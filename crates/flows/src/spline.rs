@@ -365,37 +365,30 @@ fn softmax(a: &[f64], p: &mut [f64]) {
     p.iter_mut().for_each(|p| *p /= sum);
 }
 
-/// [z, dz, ℓ, dℓ] inside one bin (module docs).
-fn rq_bin(p: &Bin, dp: &Bin, x: f64, dx: f64) -> [f64; 4] {
-    let (xi, dxi) = ((x - p.x) / p.w, ((dx - dp.x) - (x - p.x) / p.w * dp.w) / p.w);
-    let s = p.h / p.w;
-    let ds = (dp.h - s * dp.w) / p.w;
-    let eta = xi - xi * xi;
-    let deta = (1.0 - 2.0 * xi) * dxi;
-    let sg = p.d0 + p.d1 - 2.0 * s;
-    let dsg = dp.d0 + dp.d1 - 2.0 * ds;
-    let den = s + sg * eta;
-    let dden = ds + dsg * eta + sg * deta;
-    let num = s * xi * xi + p.d0 * eta;
-    let dnum = ds * xi * xi + 2.0 * s * xi * dxi + dp.d0 * eta + p.d0 * deta;
-    let r = num / den;
-    let dr = (dnum - r * dden) / den;
-    let om = 1.0 - xi;
-    let m = p.d1 * xi * xi + 2.0 * s * eta + p.d0 * om * om;
-    let dm = dp.d1 * xi * xi + 2.0 * p.d1 * xi * dxi + 2.0 * ds * eta + 2.0 * s * deta + dp.d0 * om * om
-        - 2.0 * p.d0 * om * dxi;
-    [
-        p.y + p.h * r,
-        dp.y + dp.h * r + p.h * dr,
-        2.0 * s.ln() + m.ln() - 2.0 * den.ln(),
-        2.0 * ds / s + dm / m - 2.0 * dden / den,
-    ]
+/// The intermediates of the forward sweep inside one bin, each with its
+/// tangent (`d…`): shared by [`rq_bin`] and its reverse [`rq_bin_adjoint`].
+struct BinSweep {
+    dq: f64,
+    xi: f64,
+    dxi: f64,
+    s: f64,
+    ds: f64,
+    eta: f64,
+    deta: f64,
+    sg: f64,
+    dsg: f64,
+    den: f64,
+    dden: f64,
+    dnum: f64,
+    r: f64,
+    dr: f64,
+    om: f64,
+    m: f64,
+    dm: f64,
 }
 
-/// Pair-mode reverse of [`rq_bin`]: (x̄, dx̄, ū, dū) for the bin parameters.
-fn rq_bin_adjoint(p: &Bin, dp: &Bin, x: f64, dx: f64, bar: [f64; 4]) -> (f64, f64, Bin, Bin) {
-    let [zb, zt, lb, lt] = bar;
-    // Forward sweep (as rq_bin).
+/// The forward sweep inside one bin at x along the tangent (dx, dp).
+fn rq_sweep(p: &Bin, dp: &Bin, x: f64, dx: f64) -> BinSweep {
     let q = x - p.x;
     let dq = dx - dp.x;
     let xi = q / p.w;
@@ -416,6 +409,70 @@ fn rq_bin_adjoint(p: &Bin, dp: &Bin, x: f64, dx: f64, bar: [f64; 4]) -> (f64, f6
     let m = p.d1 * xi * xi + 2.0 * s * eta + p.d0 * om * om;
     let dm = dp.d1 * xi * xi + 2.0 * p.d1 * xi * dxi + 2.0 * ds * eta + 2.0 * s * deta + dp.d0 * om * om
         - 2.0 * p.d0 * om * dxi;
+    BinSweep {
+        dq,
+        xi,
+        dxi,
+        s,
+        ds,
+        eta,
+        deta,
+        sg,
+        dsg,
+        den,
+        dden,
+        dnum,
+        r,
+        dr,
+        om,
+        m,
+        dm,
+    }
+}
+
+/// [z, dz, ℓ, dℓ] inside one bin (module docs).
+fn rq_bin(p: &Bin, dp: &Bin, x: f64, dx: f64) -> [f64; 4] {
+    let BinSweep {
+        s,
+        ds,
+        den,
+        dden,
+        r,
+        dr,
+        m,
+        dm,
+        ..
+    } = rq_sweep(p, dp, x, dx);
+    [
+        p.y + p.h * r,
+        dp.y + dp.h * r + p.h * dr,
+        2.0 * s.ln() + m.ln() - 2.0 * den.ln(),
+        2.0 * ds / s + dm / m - 2.0 * dden / den,
+    ]
+}
+
+/// Pair-mode reverse of [`rq_bin`]: (x̄, dx̄, ū, dū) for the bin parameters.
+fn rq_bin_adjoint(p: &Bin, dp: &Bin, x: f64, dx: f64, bar: [f64; 4]) -> (f64, f64, Bin, Bin) {
+    let [zb, zt, lb, lt] = bar;
+    let BinSweep {
+        dq,
+        xi,
+        dxi,
+        s,
+        ds,
+        eta,
+        deta,
+        sg,
+        dsg,
+        den,
+        dden,
+        dnum,
+        r,
+        dr,
+        om,
+        m,
+        dm,
+    } = rq_sweep(p, dp, x, dx);
 
     // Reverse sweep: `_b` adjoint of a value, `_t` adjoint of its tangent.
     let mut ub = Bin::default();
