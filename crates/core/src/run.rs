@@ -126,35 +126,25 @@ impl ChainBlock {
         {
             return Err(bad("series"));
         }
-        let configs = concatenate(Axis(0), &parts.iter().map(|p| p.configs.view()).collect::<Vec<_>>())
-            .map_err(|_| bad("shape"))?;
-        let state = concatenate(Axis(0), &parts.iter().map(|p| p.state.view()).collect::<Vec<_>>())
-            .map_err(|_| bad("shape"))?;
+        // The parts' arrays picked by `get` (None: a series of another type),
+        // stacked along the chain axis.
+        fn join<T: Clone, D: ndarray::RemoveAxis>(
+            parts: &[ChainBlock],
+            get: impl Fn(&ChainBlock) -> Option<ndarray::ArrayView<'_, T, D>>,
+        ) -> Result<ndarray::Array<T, D>, RunError> {
+            let views = parts
+                .iter()
+                .map(|p| get(p).ok_or_else(|| RunError::Exchange("blocks to join differ in types".into())))
+                .collect::<Result<Vec<_>, _>>()?;
+            concatenate(Axis(0), &views).map_err(|_| RunError::Exchange("blocks to join differ in shape".into()))
+        }
+        let configs = join(&parts, |p| Some(p.configs.view()))?;
+        let state = join(&parts, |p| Some(p.state.view()))?;
         let mut series = Vec::with_capacity(names.len());
         for (i, s) in first.series.iter().enumerate() {
             series.push(match s {
-                Series::F64(n, _) => Series::F64(
-                    n,
-                    concatenate(
-                        Axis(0),
-                        &parts
-                            .iter()
-                            .map(|p| p.series[i].as_f64().map(|a| a.view()).ok_or_else(|| bad("types")))
-                            .collect::<Result<Vec<_>, _>>()?,
-                    )
-                    .map_err(|_| bad("shape"))?,
-                ),
-                Series::U8(n, _) => Series::U8(
-                    n,
-                    concatenate(
-                        Axis(0),
-                        &parts
-                            .iter()
-                            .map(|p| p.series[i].as_u8().map(|a| a.view()).ok_or_else(|| bad("types")))
-                            .collect::<Result<Vec<_>, _>>()?,
-                    )
-                    .map_err(|_| bad("shape"))?,
-                ),
+                Series::F64(n, _) => Series::F64(n, join(&parts, |p| p.series[i].as_f64().map(|a| a.view()))?),
+                Series::U8(n, _) => Series::U8(n, join(&parts, |p| p.series[i].as_u8().map(|a| a.view()))?),
             });
         }
         let chain_json = parts.into_iter().flat_map(|p| p.chain_json).collect();
@@ -276,9 +266,10 @@ impl Exchange for SingleProcess {
 }
 
 /// Where complete blocks go (on the root): a file that appends and flushes.
+///
+/// A resumed run starts at the steps the sink already holds
+/// ([`BlockRun::written`]).
 pub trait BlockSink {
-    /// Steps per chain already stored (a resumed run continues from here).
-    fn n_written(&self) -> usize;
     /// Stores one block of all chains with its checkpoint.
     ///
     /// # Errors
@@ -403,10 +394,13 @@ mod tests {
         blocks: Vec<ChainBlock>,
     }
 
-    impl BlockSink for Memory {
+    impl Memory {
         fn n_written(&self) -> usize {
             self.blocks.iter().map(ChainBlock::len).sum()
         }
+    }
+
+    impl BlockSink for Memory {
         fn append(&mut self, block: &ChainBlock) -> Result<(), RunError> {
             self.blocks.push(block.clone());
             Ok(())

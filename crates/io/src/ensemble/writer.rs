@@ -324,10 +324,6 @@ impl EnsembleWriter {
 /// each block is appended with the chains' JSON states as the checkpoint
 /// ([`fieldflow_core::run::ChainBlock::checkpoint_json`]).
 impl fieldflow_core::run::BlockSink for EnsembleWriter {
-    fn n_written(&self) -> usize {
-        self.n_cfg
-    }
-
     fn append(
         &mut self,
         block: &fieldflow_core::run::ChainBlock,
