@@ -18,6 +18,9 @@
 //!   log q = log N(z) − ℓ_f; the caller supplies x̄ = ∂L/∂x (e.g. −w ∇log p̃(x))
 //!   and ∂L/∂log q per row; reverse mode with ℓ̄_f = −∂L/∂log q
 //!   ([`Flow::forward_vjp_batch`]).
+//! * **latent score** ∇_z log π̃(z) of the pull-back π̃(z) = p̃(f(z)) |det ∂f/∂z|
+//!   (neutra-MCMC): the same forward pass and reverse mode seeded with
+//!   x̄ = ∇ₓ log p̃(x), ℓ̄_f = 1 ([`Flow::pullback_batch`], [`crate::pullback`]).
 //! * **score-matching term** ∂θ⟨r, ∇ₓ log q_θ(x)⟩ ([`ScoreModel`]): with
 //!   F(θ) = d/dε log q_θ(x + εr) = ⟨−z/σ², dz⟩ + Σ_k dℓ_k, run the inverse
 //!   pass in forward mode along dx = r (each layer's `inverse_jvp`), then
@@ -41,7 +44,8 @@
 use crate::config::FlowConfig;
 use crate::coupling::Coupling;
 use crate::layer::{Direction, Layer, ScoreLayer, Scratch};
-use fieldflow_core::{ConfigError, Par, Proposal, ProposalDensity, Seed};
+use crate::pullback::PullbackRows;
+use fieldflow_core::{ConfigError, Par, Proposal, ProposalDensity, Seed, Target};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Slice};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -477,6 +481,62 @@ impl<L: Layer> Flow<L> {
             log_q.slice_axis_mut(Axis(0), Slice::from(r)).assign(&lq);
             for (g, v) in grad.iter_mut().zip(&gp) {
                 *g += v;
+            }
+        }
+    }
+
+    /// The pull-back of `target` through the sampling direction
+    /// (docs/THEORY.md §6.9, [`crate::pullback`]): per row z of `zs`,
+    /// x = f(z), log p̃(x) and ℓ_f(z) = log|det ∂f/∂z| into `out`, and, when
+    /// `out.scores` is given, the latent score
+    /// ∇_z log π̃(z) = J_fᵀ ∇ₓ log p̃(x) + ∇_z ℓ_f(z): the reverse mode of
+    /// the forward pass seeded with x̄ = ∇ₓ log p̃(x) and ℓ̄_f = 1 (no
+    /// parameter gradient). The target is evaluated on each chunk serially
+    /// (the chunks themselves run as `par` says).
+    ///
+    /// # Panics
+    /// If the shapes disagree with each other, with the flow's or with the
+    /// target's dimension.
+    pub fn pullback_batch(&self, target: &dyn Target, zs: ArrayView2<f64>, out: PullbackRows<'_>, par: Par) {
+        let PullbackRows {
+            mut xs,
+            mut log_p,
+            mut log_det,
+            mut scores,
+        } = out;
+        self.check(zs, xs.nrows(), log_p.len());
+        assert_eq!(target.dim(), self.dim, "target and flow dimensions differ");
+        assert_eq!(xs.dim(), zs.dim(), "latent and output batch shapes differ");
+        assert_eq!(log_det.len(), zs.nrows(), "rows and log-det length differ");
+        if let Some(s) = &scores {
+            assert_eq!(s.dim(), zs.dim(), "latent batch and score shapes differ");
+        }
+        let want_score = scores.is_some();
+        let parts = par.map_chunks(zs.nrows(), |_, r| {
+            let z = zs.slice_axis(Axis(0), Slice::from(r.clone()));
+            let rows = r.len();
+            let mut w = self.work(rows, false);
+            let (x, ld) = self.run(Direction::Forward, z, &mut w);
+            let mut lp = Array1::zeros(rows);
+            let inner = Par::serial(rows);
+            let gz = if want_score {
+                let mut gx = Array2::zeros((rows, self.dim));
+                target.log_prob_and_score_batch(x.view(), gx.view_mut(), lp.view_mut(), inner);
+                let one = Array1::ones(rows);
+                Some(self.run_backward(Direction::Forward, gx, one.view(), None, &mut w))
+            } else {
+                target.log_prob_batch(x.view(), lp.view_mut(), inner);
+                None
+            };
+            (r, x, lp, ld, gz)
+        });
+        for (r, x, lp, ld, gz) in parts {
+            let rows = Slice::from(r);
+            xs.slice_axis_mut(Axis(0), rows).assign(&x);
+            log_p.slice_axis_mut(Axis(0), rows).assign(&lp);
+            log_det.slice_axis_mut(Axis(0), rows).assign(&ld);
+            if let (Some(s), Some(g)) = (scores.as_mut(), gz) {
+                s.slice_axis_mut(Axis(0), rows).assign(&g);
             }
         }
     }

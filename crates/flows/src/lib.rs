@@ -19,6 +19,9 @@
 //!   vector; sampling, density, score, FKL / RKL gradients, and
 //!   [`ScoreModel`] (the score-matching second-order term); implements
 //!   core's [`fieldflow_core::Proposal`];
+//! * [`pullback`]: [`Pullback`], the target pulled back to latent space,
+//!   π̃(z) = p̃(f(z)) |det ∂f/∂z|, with its score (neutra-MCMC), as a
+//!   [`fieldflow_core::Target`];
 //! * [`config`]: [`FlowConfig`], the serde architecture (with the tutorial
 //!   preset) from which [`Flow::from_parts`] rebuilds a flow.
 //!
@@ -116,6 +119,7 @@ pub mod flow;
 pub mod layer;
 pub mod mask;
 pub mod net;
+pub mod pullback;
 pub mod spline;
 
 pub use activation::{Act, ActivationKind};
@@ -124,4 +128,5 @@ pub use coupling::{ConditionerSpec, Coupling, CouplingTape, Transform};
 pub use flow::{Flow, FlowError, ScoreModel};
 pub use layer::{Direction, Layer, ScoreLayer, Scratch};
 pub use net::{ConvGeometry, Net, NetTape};
+pub use pullback::{Pullback, PullbackRows, PushedForward};
 pub use spline::RqSpline;
