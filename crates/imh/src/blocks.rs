@@ -26,8 +26,9 @@ pub const SAMPLE_SERIES: [(&str, bool); 5] = [
     ("local_acceptance", false),
 ];
 
-/// The series of one block, in the order of [`SAMPLE_SERIES`].
-fn sample_series(log_p: Array2<f64>, log_q: Array2<f64>, accepted: Array2<u8>, local: Array2<f64>) -> Vec<Series> {
+/// The series of one block, in the order of [`SAMPLE_SERIES`] (log w computed
+/// here as log p̃ − log q); every sampler that writes a sample run uses it.
+pub fn sample_series(log_p: Array2<f64>, log_q: Array2<f64>, accepted: Array2<u8>, local: Array2<f64>) -> Vec<Series> {
     let log_w = &log_p - &log_q;
     vec![
         Series::F64(SAMPLE_SERIES[0].0, log_p),

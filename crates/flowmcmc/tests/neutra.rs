@@ -1,0 +1,334 @@
+//! Neutra-MCMC is exact for any flow: with the exact affine flow of a
+//! Gaussian log w is the constant log Z and the moments of x are the exact
+//! ones; with a random flow the moments are still exact within Γ-method
+//! errors (and dropping the Jacobian from the latent density is caught).
+//! Blocks are bit-identical for any thread count, for a resumed run and for
+//! chains split over processes.
+
+use fieldflow_core::run::{BlockChains, ChainBlock};
+use fieldflow_core::{LocalKernel, Par, Seed, Target};
+use fieldflow_flowmcmc::{NeutraBlocks, NeutraChain, NeutraState};
+use fieldflow_flows::{ActivationKind, Flow, FlowConfig, MaskKind, Pullback, ScaleBound};
+use fieldflow_imh::{RandomWalk, SAMPLE_SERIES};
+use fieldflow_stats::{gamma_primary, GammaConfig};
+use fieldflow_targets::{Covariance, Gaussian, GaussianMixture};
+use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayViewMut1, Axis};
+use rand_distr::{Distribution, StandardNormal};
+
+/// A flow whose couplings have constant scales and shifts (conditioner
+/// weights zero, last biases random): x = a ⊙ z + b exactly.
+fn constant_affine_flow(d: usize, sigma: f64, seed: u64) -> Flow {
+    let mut cfg = FlowConfig::mlp(d, 2, vec![3]);
+    cfg.base_sigma = sigma;
+    let mut flow = cfg.build(Seed::new(seed)).unwrap();
+    let offsets = flow.param_offsets().to_vec();
+    let mut rng = Seed::new(seed + 1).rng();
+    // The last dense layer of each conditioner outputs (ŝ, t) for the |B|
+    // transformed coordinates; its bias is the last 2|B| parameters.
+    let n_out = 2 * (d / 2);
+    for k in 0..offsets.len() - 1 {
+        for p in &mut flow.params_mut()[offsets[k + 1] - n_out..offsets[k + 1]] {
+            let e: f64 = StandardNormal.sample(&mut rng);
+            *p = 0.7 * e;
+        }
+    }
+    flow
+}
+
+/// The exact target of `constant_affine_flow`: its base pushed forward,
+/// N(b, diag (σa)²), with x = a ⊙ z + b probed at z = 0 and z = 1.
+fn pushed_base(flow: &Flow) -> Gaussian {
+    let d = flow.dim();
+    let mut zs = Array2::zeros((2, d));
+    zs.row_mut(1).fill(1.0);
+    let (mut xs, mut lq) = (Array2::zeros((2, d)), Array1::zeros(2));
+    flow.forward_batch(zs.view(), xs.view_mut(), lq.view_mut(), Par::serial(2));
+    let b = xs.row(0).to_owned();
+    let a = &xs.row(1) - &b;
+    assert!(
+        a.iter().all(|v| (v - 1.0).abs() > 1e-2),
+        "the flow must not be trivial: a = {a}"
+    );
+    let s = flow.base_sigma();
+    Gaussian::new(b, Array2::from_diag(&a.mapv(|v| (s * v).powi(2)))).unwrap()
+}
+
+/// An affine RealNVP flow with random (untrained) parameters.
+fn random_flow(d: usize, seed: u64, gain: f64) -> Flow {
+    let mut c = FlowConfig::mlp(d, 4, vec![6]);
+    c.mask = MaskKind::Random;
+    c.mask_seed = 3;
+    c.identity_init = false;
+    c.conditioner.activation = ActivationKind::Tanh;
+    c.scale_bound = ScaleBound::SoftClamp { c: 1.0 };
+    let mut f = c.build(Seed::new(seed)).unwrap();
+    f.params_mut().iter_mut().for_each(|v| *v *= gain);
+    f
+}
+
+/// `blocks` blocks of `k` steps of `chains` chains; returns the blocks.
+fn run_blocks(chain: NeutraChain<'_>, chains: usize, blocks: usize, k: usize) -> Vec<ChainBlock> {
+    let states = chain.initial_states(chains);
+    let mut b = NeutraBlocks::new(chain, states).unwrap();
+    (0..blocks).map(|i| b.advance_block(i as u64, k, &|_| {})).collect()
+}
+
+/// x of every chain and step, `[chains, steps, dim]`, and a series, `[chains, steps]`.
+fn joined(blocks: &[ChainBlock], series: &str) -> (Array3<f64>, Array2<f64>) {
+    let configs: Vec<_> = blocks.iter().map(|b| b.configs.view()).collect();
+    let values: Vec<Array2<f64>> = blocks
+        .iter()
+        .map(|b| match b.series(series).unwrap() {
+            fieldflow_core::run::Series::F64(_, a) => a.clone(),
+            fieldflow_core::run::Series::U8(_, a) => a.mapv(f64::from),
+        })
+        .collect();
+    let views: Vec<_> = values.iter().map(|a| a.view()).collect();
+    (
+        ndarray::concatenate(Axis(1), &configs).unwrap(),
+        ndarray::concatenate(Axis(1), &views).unwrap(),
+    )
+}
+
+/// Γ-method mean of `f(x)` over the chains (replica), after `burn` steps.
+fn mean_of(xs: &Array3<f64>, burn: usize, f: impl Fn(ArrayView1<f64>) -> f64) -> (f64, f64) {
+    let replica: Vec<Vec<f64>> = xs
+        .outer_iter()
+        .map(|chain| chain.outer_iter().skip(burn).map(&f).collect())
+        .collect();
+    let r = gamma_primary(&replica, &GammaConfig::default()).unwrap();
+    (r.value, r.error)
+}
+
+/// Means and variances of every coordinate of x against the exact ones
+/// within 4σ; returns the largest |deviation|/σ.
+fn check_moments(name: &str, xs: &Array3<f64>, burn: usize, mean: ArrayView1<f64>, var: ArrayView1<f64>) -> f64 {
+    let mut worst = 0.0f64;
+    for i in 0..mean.len() {
+        let (m, dm) = mean_of(xs, burn, |x| x[i]);
+        let (v, dv) = mean_of(xs, burn, |x| (x[i] - mean[i]).powi(2));
+        for (what, got, err, exact) in [("mean", m, dm, mean[i]), ("variance", v, dv, var[i])] {
+            let z = (got - exact).abs() / err;
+            assert!(
+                z < 4.0,
+                "{name}: {what} of x_{i} = {got} ± {err}, exact {exact} ({z:.1}σ)"
+            );
+            worst = worst.max(z);
+        }
+    }
+    worst
+}
+
+#[test]
+fn exact_flow_has_constant_log_w_and_exact_moments() {
+    let (d, sigma) = (4, 0.8);
+    let flow = constant_affine_flow(d, sigma, 5);
+    let target = pushed_base(&flow);
+    let pullback = Pullback::new(&flow, &target).unwrap();
+    let kernel = RandomWalk {
+        target: &pullback,
+        width: 0.9 * sigma,
+    };
+    let chain = NeutraChain::new(&pullback, &kernel, 2, Seed::new(6)).unwrap();
+    let blocks = run_blocks(chain, 8, 2, 1500);
+    let (xs, log_w) = joined(&blocks, "log_w");
+    let log_z = target.log_z().unwrap();
+    let dev = log_w.iter().fold(0.0f64, |m, w| m.max((w - log_z).abs()));
+    assert!(dev < 1e-10, "log w − log Z up to {dev:e}");
+    let var: Array1<f64> = target.cov().diag().to_owned();
+    let worst = check_moments("exact flow", &xs, 0, target.mean(), var.view());
+    eprintln!("exact flow: worst deviation {worst:.2}σ");
+    let (_, acc) = joined(&blocks, "local_acceptance");
+    let rate = acc.mean().unwrap();
+    assert!(rate > 0.2 && rate < 0.9, "local acceptance {rate}");
+}
+
+fn correlated_gaussian() -> Gaussian {
+    Gaussian::new(
+        Array1::from(vec![0.7, -0.4]),
+        Array2::from_shape_vec((2, 2), vec![1.3, 0.6, 0.6, 0.8]).unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn random_flow_still_gives_exact_moments() {
+    let flow = random_flow(2, 7, 2.0);
+    let target = correlated_gaussian();
+    let pullback = Pullback::new(&flow, &target).unwrap();
+    let kernel = RandomWalk {
+        target: &pullback,
+        width: 0.8,
+    };
+    let chain = NeutraChain::new(&pullback, &kernel, 2, Seed::new(8)).unwrap();
+    let blocks = run_blocks(chain, 8, 1, 4000);
+    let (xs, log_w) = joined(&blocks, "log_w");
+    let spread = log_w.std(0.0);
+    assert!(
+        spread > 0.1,
+        "the random flow must be far from exact: std log w = {spread}"
+    );
+    let var = target.cov().diag().to_owned();
+    let worst = check_moments("random flow", &xs, 100, target.mean(), var.view());
+    eprintln!("random flow: std log w {spread:.3}, worst deviation {worst:.2}σ");
+}
+
+/// log p̃(f(z)) without the Jacobian: the wrong latent density.
+struct NoJacobian<'a>(&'a Pullback<'a>);
+
+impl Target for NoJacobian<'_> {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn log_prob(&self, z: ArrayView1<f64>) -> f64 {
+        let mut x = vec![0.0; self.dim()];
+        self.0.push_forward(&z.to_vec(), &mut x).log_p
+    }
+    fn log_prob_and_score(&self, _z: ArrayView1<f64>, _score: ArrayViewMut1<f64>) -> f64 {
+        unimplemented!("the random walk needs no score")
+    }
+    fn describe(&self) -> String {
+        "no-jacobian".into()
+    }
+}
+
+#[test]
+fn dropping_the_jacobian_is_detected() {
+    // The control of the test above: the same run with the kernel on
+    // p̃(f(z)) instead of π̃ must fail the 4σ check by far.
+    let flow = random_flow(2, 7, 2.0);
+    let target = correlated_gaussian();
+    let pullback = Pullback::new(&flow, &target).unwrap();
+    let wrong = NoJacobian(&pullback);
+    let kernel = RandomWalk {
+        target: &wrong,
+        width: 0.8,
+    };
+    let chain = NeutraChain::new(&pullback, &kernel, 2, Seed::new(8)).unwrap();
+    let blocks = run_blocks(chain, 8, 1, 4000);
+    let (xs, _) = joined(&blocks, "log_w");
+    let mut worst = 0.0f64;
+    for i in 0..2 {
+        let mu = target.mean()[i];
+        let (m, dm) = mean_of(&xs, 100, |x| x[i]);
+        let (v, dv) = mean_of(&xs, 100, |x| (x[i] - mu).powi(2));
+        worst = worst
+            .max((m - mu).abs() / dm)
+            .max((v - target.cov()[[i, i]]).abs() / dv);
+    }
+    eprintln!("without the Jacobian: worst deviation {worst:.1}σ");
+    assert!(worst > 8.0, "a sampler of the wrong density passed: {worst:.1}σ");
+}
+
+fn mixture() -> GaussianMixture {
+    GaussianMixture::new(
+        vec![Array1::from(vec![0.5, -0.5, 0.0]), Array1::from(vec![-0.5, 0.8, 0.4])],
+        vec![
+            Covariance::Isotropic(0.7),
+            Covariance::Diagonal(Array1::from(vec![0.5, 1.0, 0.6])),
+        ],
+        vec![0.6, 0.4],
+    )
+    .unwrap()
+}
+
+/// The blocks of a 4-chain run of the mixture with a random flow.
+/// Builds a local kernel on a pull-back.
+type MakeKernel = for<'a> fn(&'a Pullback<'a>) -> Box<dyn LocalKernel + 'a>;
+
+fn mixture_run(first: u64, chains: usize, blocks: usize, k: usize, kernel: MakeKernel) -> Vec<ChainBlock> {
+    let flow = random_flow(3, 9, 1.5);
+    let target = mixture();
+    let pullback = Pullback::new(&flow, &target).unwrap();
+    let kernel = kernel(&pullback);
+    let chain = NeutraChain::new(&pullback, kernel.as_ref(), 3, Seed::new(10))
+        .unwrap()
+        .with_first_chain(first);
+    run_blocks(chain, chains, blocks, k)
+}
+
+fn random_walk<'a>(pb: &'a Pullback<'a>) -> Box<dyn LocalKernel + 'a> {
+    Box::new(RandomWalk { target: pb, width: 0.7 })
+}
+
+/// Every kernel the determinism tests run with.
+fn kernels() -> Vec<(&'static str, MakeKernel)> {
+    vec![("random walk", random_walk as MakeKernel)]
+}
+
+#[test]
+fn blocks_are_bit_identical_for_any_thread_count() {
+    for (name, kernel) in kernels() {
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| mixture_run(0, 4, 2, 30, kernel))
+        };
+        let one = run(1);
+        assert_eq!(one, run(2), "{name}: 1 vs 2 threads");
+        let names: Vec<&str> = one[0].series.iter().map(|s| s.name()).collect();
+        let expected: Vec<&str> = SAMPLE_SERIES.iter().map(|s| s.0).collect();
+        assert_eq!(names, expected);
+        assert!(one[1].configs != one[0].configs, "{name}: the chains do not move");
+    }
+}
+
+#[test]
+fn resumed_and_split_runs_equal_the_whole_run() {
+    for (name, kernel) in kernels() {
+        let whole = mixture_run(0, 4, 1, 40, kernel);
+        // Two blocks of 20 steps, the second from the first's JSON states.
+        let flow = random_flow(3, 9, 1.5);
+        let target = mixture();
+        let pullback = Pullback::new(&flow, &target).unwrap();
+        let k = kernel(&pullback);
+        let chain = || NeutraChain::new(&pullback, k.as_ref(), 3, Seed::new(10)).unwrap();
+        let first = run_blocks(chain(), 4, 1, 20).remove(0);
+        let states: Vec<NeutraState> = first
+            .chain_json
+            .iter()
+            .map(|j| serde_json::from_str(j).unwrap())
+            .collect();
+        let mut resumed = NeutraBlocks::new(chain(), states).unwrap();
+        let second = resumed.advance_block(1, 20, &|_| {});
+        for s in SAMPLE_SERIES.iter().map(|s| s.0) {
+            let (xw, sw) = joined(&whole, s);
+            let (xr, sr) = joined(&[first.clone(), second.clone()], s);
+            assert_eq!(xw, xr, "{name}: resumed configurations");
+            // NaN-free series compare bit for bit.
+            assert_eq!(sw, sr, "{name}: resumed series {s}");
+        }
+        assert_eq!(whole[0].state, second.state);
+        assert_eq!(whole[0].chain_json, second.chain_json);
+        // Chains 0..2 and 2..4 on two "processes", joined, equal the 4-chain run.
+        let parts = vec![
+            mixture_run(0, 2, 1, 40, kernel).remove(0),
+            mixture_run(2, 2, 1, 40, kernel).remove(0),
+        ];
+        assert_eq!(
+            ChainBlock::concatenate(parts).unwrap(),
+            whole[0],
+            "{name}: split over processes"
+        );
+    }
+}
+
+#[test]
+fn bad_settings_are_one_line_errors() {
+    let flow = random_flow(2, 7, 1.0);
+    let target = correlated_gaussian();
+    let pullback = Pullback::new(&flow, &target).unwrap();
+    let kernel = RandomWalk {
+        target: &pullback,
+        width: 0.5,
+    };
+    let e = NeutraChain::new(&pullback, &kernel, 0, Seed::new(1)).err().unwrap();
+    assert_eq!(e.to_string(), "neutra.local_steps = 0: must be >= 1");
+    let chain = NeutraChain::new(&pullback, &kernel, 1, Seed::new(1)).unwrap();
+    let mut states = chain.initial_states(2);
+    states[1].z.push(0.0);
+    let e = NeutraBlocks::new(chain, states).err().unwrap();
+    assert_eq!(
+        e.to_string(),
+        "states[1].z = 3 entries: must have the flow's dimension 2"
+    );
+}
