@@ -6,9 +6,10 @@
 //! * [`chain`]: independent Metropolis–Hastings (IMH). A proposal x′ ~ q is
 //!   accepted with probability min(1, w(x′)/w(x)), w = p̃/q. The chain's
 //!   stationary distribution is p whatever q is (as long as q > 0 where p > 0).
-//! * [`hybrid`]: k local MCMC steps (any [`LocalKernel`], e.g. HMC) between IMH
-//!   proposals, for targets where the flow alone is poor (flow-MCMC,
-//!   arXiv 2302.04763).
+//! * [`hybrid`]: local kernels (random walk, MALA; HMC is in
+//!   `fieldflow-lattice`) and their step-size warm-up; k local updates
+//!   between IMH proposals make the global–local sampler, for targets where
+//!   the flow alone is poor (flow-MCMC, arXiv 2302.04763).
 //! * [`importance`]: self-normalized importance sampling from raw flow draws:
 //!   log-weights, normalized ESS, log Ẑ.
 //! * [`modes`]: per-mode weights from flow samples, reweighted samples and IMH
@@ -28,6 +29,6 @@ pub mod modes;
 
 pub use blocks::{ImhBlocks, ImportanceBlocks, SAMPLE_SERIES};
 pub use chain::{accept, rejection_summary, ImhBuffers, ImhChain, ImhConfig, ImhState};
-pub use hybrid::{LocalKernel, RandomWalk};
+pub use hybrid::{tune_step, LocalKernel, Mala, RandomWalk, StepTuning};
 pub use importance::{importance_sample, ImportanceBatch};
 pub use modes::{ModeReport, ModeWeights};
