@@ -12,8 +12,10 @@
 //! kernels (MALA, HMC) sample with large steps; a poor flow only slows them.
 //!
 //! One step of a chain applies `k` updates of a local kernel to z (the
-//! kernel is built by the caller **on the [`Pullback`]**, e.g. a random
-//! walk, MALA or HMC on the pull-back), then maps z to x = f(z) and
+//! kernel is built by the caller **on the [`Pullback`]**, e.g.
+//! `fieldflow_imh::RandomWalk`, `fieldflow_imh::Mala` or
+//! `fieldflow_lattice::HmcKernel` with the pull-back as their target), then
+//! maps z to x = f(z) and
 //! evaluates
 //!
 //!   log p̃(x),   log q(x) = log N(z; 0, σ²I) − log|det ∂f/∂z|,
@@ -39,13 +41,15 @@
 //! parallel on the rayon pool, each chain sequentially.
 //!
 //! # Allocation
-//! The chain loop reuses its buffers (the kernel's scratch, the previous z);
+//! The chain loop reuses its buffers (the kernel's scratch, kept for the
+//! whole block, so a kernel's score cache carries over from step to step;
+//! the previous z);
 //! mapping z to x is a one-row flow pass, which allocates the flow's tapes
 //! inside the flow. A step whose updates left z unchanged (all rejected)
 //! skips the flow pass: x, log p̃ and log q are unchanged.
 
 use fieldflow_core::run::{BlockChains, ChainBlock};
-use fieldflow_core::{ConfigError, LocalKernel, Par, Rng, Seed, Target};
+use fieldflow_core::{ConfigError, LocalKernel, Par, Seed, Target};
 use fieldflow_flows::{Coupling, Flow, Layer, Pullback};
 use fieldflow_imh::blocks::sample_series;
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayViewMut2};
@@ -128,6 +132,11 @@ impl<'a, L: Layer> NeutraChain<'a, L> {
     pub fn with_first_chain(mut self, first: u64) -> Self {
         self.first_chain = first;
         self
+    }
+
+    /// The pull-back the chains sample in latent space.
+    pub fn pullback(&self) -> &'a Pullback<'a, L> {
+        self.pullback
     }
 
     /// Dimension of z and x.
@@ -262,7 +271,7 @@ impl<'a, L: Layer> NeutraChain<'a, L> {
             z_before.copy_from_slice(&state.z);
             let (mut n_acc, mut last) = (0usize, false);
             for _ in 0..self.local_steps {
-                last = local_update(self.kernel, &mut state.z, &mut scratch, &mut rng);
+                last = self.kernel.update(&mut state.z, &mut scratch, &mut rng).accepted;
                 n_acc += usize::from(last);
             }
             if state.z != z_before {
@@ -278,12 +287,6 @@ impl<'a, L: Layer> NeutraChain<'a, L> {
         }
         out
     }
-}
-
-/// One local update of z; whether it was accepted. `scratch` is the
-/// chain's reusable buffer.
-fn local_update(kernel: &dyn LocalKernel, z: &mut [f64], _scratch: &mut Vec<f64>, rng: &mut Rng) -> bool {
-    kernel.update(z, rng)
 }
 
 /// Neutra chains `first..first + states.len()` of a run, as the

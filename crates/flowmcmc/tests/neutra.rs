@@ -9,7 +9,8 @@ use fieldflow_core::run::{BlockChains, ChainBlock};
 use fieldflow_core::{LocalKernel, Par, Seed, Target};
 use fieldflow_flowmcmc::{NeutraBlocks, NeutraChain, NeutraState};
 use fieldflow_flows::{ActivationKind, Flow, FlowConfig, MaskKind, Pullback, ScaleBound};
-use fieldflow_imh::{RandomWalk, SAMPLE_SERIES};
+use fieldflow_imh::{tune_step, Mala, RandomWalk, StepTuning, SAMPLE_SERIES};
+use fieldflow_lattice::{HmcConfig, HmcKernel};
 use fieldflow_stats::{gamma_primary, GammaConfig};
 use fieldflow_targets::{Covariance, Gaussian, GaussianMixture};
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayViewMut1, Axis};
@@ -151,26 +152,102 @@ fn correlated_gaussian() -> Gaussian {
     .unwrap()
 }
 
-#[test]
-fn random_flow_still_gives_exact_moments() {
-    let flow = random_flow(2, 7, 2.0);
-    let target = correlated_gaussian();
-    let pullback = Pullback::new(&flow, &target).unwrap();
-    let kernel = RandomWalk {
-        target: &pullback,
-        width: 0.8,
-    };
-    let chain = NeutraChain::new(&pullback, &kernel, 2, Seed::new(8)).unwrap();
-    let blocks = run_blocks(chain, 8, 1, 4000);
-    let (xs, log_w) = joined(&blocks, "log_w");
+/// The random-flow fixture: an untrained affine flow far from the
+/// correlated Gaussian target.
+fn random_flow_fixture() -> (Flow, Gaussian) {
+    (random_flow(2, 7, 2.0), correlated_gaussian())
+}
+
+/// Moments of x from `steps` steps of `chain` started at `states`, against
+/// the exact ones of `target` (4σ, 100 steps of burn-in); returns the
+/// largest |deviation|/σ.
+fn moments_of_run(
+    name: &str,
+    chain: NeutraChain<'_>,
+    states: Vec<NeutraState>,
+    steps: usize,
+    target: &Gaussian,
+) -> f64 {
+    let mut blocks = NeutraBlocks::new(chain, states).unwrap();
+    let block = blocks.advance_block(0, steps, &|_| {});
+    let (xs, log_w) = joined(std::slice::from_ref(&block), "log_w");
     let spread = log_w.std(0.0);
     assert!(
         spread > 0.1,
-        "the random flow must be far from exact: std log w = {spread}"
+        "{name}: the flow must be far from exact: std log w = {spread}"
     );
     let var = target.cov().diag().to_owned();
-    let worst = check_moments("random flow", &xs, 100, target.mean(), var.view());
-    eprintln!("random flow: std log w {spread:.3}, worst deviation {worst:.2}σ");
+    let worst = check_moments(name, &xs, 100, target.mean(), var.view());
+    let (_, acc) = joined(&[block], "local_acceptance");
+    eprintln!(
+        "{name}: std log w {spread:.3}, local acceptance {:.3}, worst deviation {worst:.2}σ",
+        acc.mean().unwrap()
+    );
+    worst
+}
+
+#[test]
+fn random_flow_still_gives_exact_moments_with_a_random_walk() {
+    let (flow, target) = random_flow_fixture();
+    let pullback = Pullback::new(&flow, &target).unwrap();
+    let kernel = random_walk(&pullback);
+    let chain = NeutraChain::new(&pullback, kernel.as_ref(), 2, Seed::new(8)).unwrap();
+    let states = chain.initial_states(8);
+    moments_of_run("random walk", chain, states, 4000, &target);
+}
+
+#[test]
+fn random_flow_still_gives_exact_moments_with_mala_after_a_step_warm_up() {
+    let (flow, target) = random_flow_fixture();
+    let pullback = Pullback::new(&flow, &target).unwrap();
+    // The warm-up adapts ε toward acceptance 0.57 on the chains' starting
+    // points (base draws), which it also thermalizes; the frozen ε then
+    // runs the chains from the warmed-up points.
+    let fresh = NeutraChain::new(
+        &pullback,
+        &RandomWalk {
+            target: &pullback,
+            width: 0.0,
+        },
+        1,
+        Seed::new(8),
+    )
+    .unwrap()
+    .initial_states(8);
+    let mut zs: Vec<Vec<f64>> = fresh.into_iter().map(|s| s.z).collect();
+    let tuning = StepTuning {
+        initial: 0.05,
+        target_acceptance: 0.57,
+        updates: 300,
+    };
+    let eps = tune_step(
+        |step| Mala {
+            target: &pullback,
+            step,
+        },
+        &mut zs,
+        tuning,
+        Seed::new(30),
+    );
+    assert!(eps > 0.0 && eps.is_finite(), "tuned step {eps}");
+    let kernel = Mala {
+        target: &pullback,
+        step: eps,
+    };
+    let chain = NeutraChain::new(&pullback, &kernel, 1, Seed::new(8)).unwrap();
+    let states = zs.into_iter().map(|z| chain.state_at(z, 0).unwrap()).collect();
+    eprintln!("MALA: tuned step {eps:.4}");
+    moments_of_run("MALA", chain, states, 4000, &target);
+}
+
+#[test]
+fn random_flow_still_gives_exact_moments_with_hmc() {
+    let (flow, target) = random_flow_fixture();
+    let pullback = Pullback::new(&flow, &target).unwrap();
+    let kernel = hmc(&pullback);
+    let chain = NeutraChain::new(&pullback, kernel.as_ref(), 1, Seed::new(8)).unwrap();
+    let states = chain.initial_states(8);
+    moments_of_run("HMC", chain, states, 2000, &target);
 }
 
 /// log p̃(f(z)) without the Jacobian: the wrong latent density.
@@ -252,8 +329,35 @@ fn random_walk<'a>(pb: &'a Pullback<'a>) -> Box<dyn LocalKernel + 'a> {
 }
 
 /// Every kernel the determinism tests run with.
+fn mala<'a>(pb: &'a Pullback<'a>) -> Box<dyn LocalKernel + 'a> {
+    Box::new(Mala { target: pb, step: 0.1 })
+}
+
+fn hmc<'a>(pb: &'a Pullback<'a>) -> Box<dyn LocalKernel + 'a> {
+    Box::new(HmcKernel {
+        target: pb,
+        hmc: hmc_settings(),
+        eps: 0.2,
+    })
+}
+
+/// Trajectories of length 1 with jitter (5 leapfrog steps before tuning).
+fn hmc_settings() -> fieldflow_lattice::Hmc {
+    HmcConfig {
+        trajectory_length: 1.0,
+        n_steps: 5,
+        ..HmcConfig::default()
+    }
+    .validate()
+    .unwrap()
+}
+
 fn kernels() -> Vec<(&'static str, MakeKernel)> {
-    vec![("random walk", random_walk as MakeKernel)]
+    vec![
+        ("random walk", random_walk as MakeKernel),
+        ("MALA", mala as MakeKernel),
+        ("HMC", hmc as MakeKernel),
+    ]
 }
 
 #[test]
