@@ -16,6 +16,9 @@ use fieldflow_targets::{Covariance, Gaussian, GaussianMixture};
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayViewMut1, Axis};
 use rand_distr::{Distribution, StandardNormal};
 
+/// Builds a local kernel on a pull-back.
+type MakeKernel = for<'a> fn(&'a Pullback<'a>) -> Box<dyn LocalKernel + 'a>;
+
 /// A flow whose couplings have constant scales and shifts (conditioner
 /// weights zero, last biases random): x = a ⊙ z + b exactly.
 fn constant_affine_flow(d: usize, sigma: f64, seed: u64) -> Flow {
@@ -186,14 +189,19 @@ fn moments_of_run(
     worst
 }
 
-#[test]
-fn random_flow_still_gives_exact_moments_with_a_random_walk() {
+/// [`moments_of_run`] of chains started from their base draws.
+fn moments_from_base_draws(name: &str, kernel: MakeKernel, local_steps: usize, steps: usize) -> f64 {
     let (flow, target) = random_flow_fixture();
     let pullback = Pullback::new(&flow, &target).unwrap();
-    let kernel = random_walk(&pullback);
-    let chain = NeutraChain::new(&pullback, kernel.as_ref(), 2, Seed::new(8)).unwrap();
+    let kernel = kernel(&pullback);
+    let chain = NeutraChain::new(&pullback, kernel.as_ref(), local_steps, Seed::new(8)).unwrap();
     let states = chain.initial_states(8);
-    moments_of_run("random walk", chain, states, 4000, &target);
+    moments_of_run(name, chain, states, steps, &target)
+}
+
+#[test]
+fn random_flow_still_gives_exact_moments_with_a_random_walk() {
+    moments_from_base_draws("random walk", random_walk, 2, 4000);
 }
 
 #[test]
@@ -242,12 +250,7 @@ fn random_flow_still_gives_exact_moments_with_mala_after_a_step_warm_up() {
 
 #[test]
 fn random_flow_still_gives_exact_moments_with_hmc() {
-    let (flow, target) = random_flow_fixture();
-    let pullback = Pullback::new(&flow, &target).unwrap();
-    let kernel = hmc(&pullback);
-    let chain = NeutraChain::new(&pullback, kernel.as_ref(), 1, Seed::new(8)).unwrap();
-    let states = chain.initial_states(8);
-    moments_of_run("HMC", chain, states, 2000, &target);
+    moments_from_base_draws("HMC", hmc, 1, 2000);
 }
 
 /// log p̃(f(z)) without the Jacobian: the wrong latent density.
@@ -310,9 +313,6 @@ fn mixture() -> GaussianMixture {
 }
 
 /// The blocks of a 4-chain run of the mixture with a random flow.
-/// Builds a local kernel on a pull-back.
-type MakeKernel = for<'a> fn(&'a Pullback<'a>) -> Box<dyn LocalKernel + 'a>;
-
 fn mixture_run(first: u64, chains: usize, blocks: usize, k: usize, kernel: MakeKernel) -> Vec<ChainBlock> {
     let flow = random_flow(3, 9, 1.5);
     let target = mixture();
