@@ -283,7 +283,7 @@ impl<'a, L: Layer> NeutraChain<'a, L> {
 /// One local update of z; whether it was accepted. `scratch` is the
 /// chain's reusable buffer.
 fn local_update(kernel: &dyn LocalKernel, z: &mut [f64], _scratch: &mut Vec<f64>, rng: &mut Rng) -> bool {
-    kernel.update(z, rng)
+    kernel.update(z, _scratch, rng).accepted
 }
 
 /// Neutra chains `first..first + states.len()` of a run, as the
