@@ -6,6 +6,9 @@
 //! * [`chain`]: independent Metropolis–Hastings (IMH). A proposal x′ ~ q is
 //!   accepted with probability min(1, w(x′)/w(x)), w = p̃/q. The chain's
 //!   stationary distribution is p whatever q is (as long as q > 0 where p > 0).
+//! * [`isir`]: the selection rule of i-SIR (docs/THEORY.md §6.7): K proposals
+//!   per step, the new state drawn among them and the current one with
+//!   probability ∝ w.
 //! * [`hybrid`]: k local MCMC steps (any [`LocalKernel`], e.g. HMC) between IMH
 //!   proposals, for targets where the flow alone is poor (flow-MCMC,
 //!   arXiv 2302.04763).
@@ -24,10 +27,12 @@ pub mod blocks;
 pub mod chain;
 pub mod hybrid;
 pub mod importance;
+pub mod isir;
 pub mod modes;
 
 pub use blocks::{ImhBlocks, ImportanceBlocks, SAMPLE_SERIES};
 pub use chain::{accept, rejection_summary, ImhBuffers, ImhChain, ImhConfig, ImhState};
 pub use hybrid::{LocalKernel, RandomWalk};
 pub use importance::{importance_sample, ImportanceBatch};
+pub use isir::{isir_probabilities, isir_select};
 pub use modes::{ModeReport, ModeWeights};
