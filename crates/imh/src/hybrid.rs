@@ -2,7 +2,8 @@
 //!
 //! A hybrid step applies k updates of a [`LocalKernel`] (each leaving the
 //! target p invariant, e.g. an HMC trajectory or a Metropolis sweep) and then
-//! one IMH proposal from the flow ([`crate::ImhChain::with_local`]). Local moves
+//! one global move from the flow (IMH or i-SIR, [`crate::GlobalMove`];
+//! [`crate::ImhChain::with_local`]). Local moves
 //! explore within a mode; flow proposals jump between modes.
 
 pub use fieldflow_core::LocalKernel;

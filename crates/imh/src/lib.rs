@@ -6,11 +6,11 @@
 //! * [`chain`]: independent Metropolis–Hastings (IMH). A proposal x′ ~ q is
 //!   accepted with probability min(1, w(x′)/w(x)), w = p̃/q. The chain's
 //!   stationary distribution is p whatever q is (as long as q > 0 where p > 0).
-//! * [`isir`]: the selection rule of i-SIR (docs/THEORY.md §6.7): K proposals
-//!   per step, the new state drawn among them and the current one with
-//!   probability ∝ w.
-//! * [`hybrid`]: k local MCMC steps (any [`LocalKernel`], e.g. HMC) between IMH
-//!   proposals, for targets where the flow alone is poor (flow-MCMC,
+//! * [`isir`]: the selection rule of i-SIR, the other global move of a
+//!   chain ([`GlobalMove`]): K proposals per step, the new state drawn among
+//!   them and the current one with probability ∝ w (docs/THEORY.md §6.7).
+//! * [`hybrid`]: k local MCMC steps (any [`LocalKernel`], e.g. HMC) between global
+//!   moves (IMH or i-SIR), for targets where the flow alone is poor (flow-MCMC,
 //!   arXiv 2302.04763).
 //! * [`importance`]: self-normalized importance sampling from raw flow draws:
 //!   log-weights, normalized ESS, log Ẑ.
@@ -31,7 +31,7 @@ pub mod isir;
 pub mod modes;
 
 pub use blocks::{ImhBlocks, ImportanceBlocks, SAMPLE_SERIES};
-pub use chain::{accept, rejection_summary, ImhBuffers, ImhChain, ImhConfig, ImhState};
+pub use chain::{accept, rejection_summary, GlobalMove, ImhBuffers, ImhChain, ImhConfig, ImhState};
 pub use hybrid::{LocalKernel, RandomWalk};
 pub use importance::{importance_sample, ImportanceBatch};
 pub use isir::{isir_probabilities, isir_select};

@@ -1,7 +1,7 @@
 //! IMH is exact whatever the proposal: checks against known answers.
 
 use fieldflow_core::{IsotropicGaussian, Par, Seed, Target};
-use fieldflow_imh::{accept, rejection_summary, ImhBuffers, ImhChain, ImhConfig, ImhState, RandomWalk};
+use fieldflow_imh::{accept, rejection_summary, GlobalMove, ImhBuffers, ImhChain, ImhConfig, ImhState, RandomWalk};
 use ndarray::{Array2, Array3, ArrayView1, ArrayViewMut1};
 
 /// Output of a run: configs [chains, n, dim], accepted [chains, n].
@@ -151,6 +151,7 @@ fn chains_are_identical_for_one_and_two_threads_and_resume_equals_straight_run()
             chunk_rows: 8,
             parallel: true,
         },
+        global: GlobalMove::Imh,
     };
     let chain = ImhChain::new(&target, &proposal, Seed::new(3), config);
     let in_pool = |threads: usize| {
