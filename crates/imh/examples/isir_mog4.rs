@@ -10,10 +10,10 @@
 //! (defaults 2²⁰, 4, 4).
 
 use fieldflow_core::{IsotropicGaussian, Seed};
-use fieldflow_imh::{GlobalMove, ImhBuffers, ImhChain, ImhConfig};
+use fieldflow_imh::{GlobalMove, ImhChain, ImhConfig};
 use fieldflow_stats::{gamma_primary, GammaConfig, GammaReport};
 use fieldflow_targets::{GaussianMixture, Modes};
-use ndarray::{Array2, Array3, Axis};
+use ndarray::Axis;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -54,22 +54,8 @@ fn main() {
         };
         let chain = ImhChain::new(&target, &proposal, Seed::new(2024), config);
         let mut states = chain.initial_states(chains);
-        let mut configs = Array3::zeros((chains, n, 2));
-        let mut accepted = Array2::zeros((chains, n));
-        let (mut log_p, mut log_q, mut local) = (
-            Array2::zeros((chains, n)),
-            Array2::zeros((chains, n)),
-            Array2::zeros((chains, n)),
-        );
-        let bufs = ImhBuffers {
-            configs: configs.view_mut(),
-            accepted: accepted.view_mut(),
-            log_p: log_p.view_mut(),
-            log_q: log_q.view_mut(),
-            local_acceptance: local.view_mut(),
-        };
-        chain.advance(&mut states, n, bufs, &|_| {});
-        let modes: Vec<Vec<usize>> = configs.axis_iter(Axis(0)).map(|c| target.assign_batch(c)).collect();
+        let run = chain.run(&mut states, n, &|_| {});
+        let modes: Vec<Vec<usize>> = run.configs.axis_iter(Axis(0)).map(|c| target.assign_batch(c)).collect();
         let indicator = |m: usize| -> GammaReport {
             let series: Vec<Vec<f64>> = modes
                 .iter()
@@ -78,7 +64,7 @@ fn main() {
             gamma_primary(&series, &GammaConfig::default()).expect("finite series")
         };
         let (m0, m3) = (indicator(0), indicator(3));
-        let rate = accepted.iter().map(|&a| a as f64).sum::<f64>() / accepted.len() as f64;
+        let rate = run.accepted.iter().map(|&a| a as f64).sum::<f64>() / run.accepted.len() as f64;
         println!(
             "{:<10} {:>8} {:>7.4} {:>7.2} ± {:<5.2} {:>7.2} ± {:<5.2} {:>9.5} ± {:<8.5} {:>8.2} {:>12.1}",
             name,

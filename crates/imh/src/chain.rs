@@ -34,7 +34,7 @@
 use crate::hybrid::LocalKernel;
 use crate::isir::isir_select;
 use fieldflow_core::{ConfigError, Par, Proposal, ProposalDensity, Seed, Target};
-use ndarray::{Array1, Array2, ArrayViewMut2, ArrayViewMut3, Axis};
+use ndarray::{Array1, Array2, Array3, ArrayViewMut2, ArrayViewMut3, Axis};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
@@ -141,6 +141,21 @@ pub struct ImhBuffers<'a> {
     pub log_q: ArrayViewMut2<'a, f64>,
     /// Fraction of accepted local updates in the step (NaN without local steps).
     pub local_acceptance: ArrayViewMut2<'a, f64>,
+}
+
+/// The owned per-step output of [`ImhChain::run`], `[chains, steps, …]`
+/// (the arrays of [`ImhBuffers`]).
+pub struct ImhRun {
+    /// Configurations after each step, `[chains, steps, dim]`.
+    pub configs: Array3<f64>,
+    /// 1 if the global move of the step changed the state.
+    pub accepted: Array2<u8>,
+    /// ln p̃ of the state after each step.
+    pub log_p: Array2<f64>,
+    /// ln q of the state after each step.
+    pub log_q: Array2<f64>,
+    /// Fraction of accepted local updates in the step (NaN without local steps).
+    pub local_acceptance: Array2<f64>,
 }
 
 /// IMH chains of a target with a proposal.
@@ -318,6 +333,27 @@ impl<'a> ImhChain<'a> {
                 progress(1);
             }
         }
+    }
+
+    /// [`ImhChain::advance`] into freshly allocated arrays.
+    pub fn run(&self, states: &mut [ImhState], n: usize, progress: &(dyn Fn(u64) + Sync)) -> ImhRun {
+        let c = states.len();
+        let mut out = ImhRun {
+            configs: Array3::zeros((c, n, self.dim())),
+            accepted: Array2::zeros((c, n)),
+            log_p: Array2::zeros((c, n)),
+            log_q: Array2::zeros((c, n)),
+            local_acceptance: Array2::zeros((c, n)),
+        };
+        let bufs = ImhBuffers {
+            configs: out.configs.view_mut(),
+            accepted: out.accepted.view_mut(),
+            log_p: out.log_p.view_mut(),
+            log_q: out.log_q.view_mut(),
+            local_acceptance: out.local_acceptance.view_mut(),
+        };
+        self.advance(states, n, bufs, progress);
+        out
     }
 
     /// The local updates of step `t` (hybrid); returns their acceptance fraction.

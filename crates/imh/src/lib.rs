@@ -31,7 +31,7 @@ pub mod isir;
 pub mod modes;
 
 pub use blocks::{ImhBlocks, ImportanceBlocks, SAMPLE_SERIES};
-pub use chain::{accept, rejection_summary, GlobalMove, ImhBuffers, ImhChain, ImhConfig, ImhState};
+pub use chain::{accept, rejection_summary, GlobalMove, ImhBuffers, ImhChain, ImhConfig, ImhRun, ImhState};
 pub use hybrid::{LocalKernel, RandomWalk};
 pub use importance::{importance_sample, ImportanceBatch};
 pub use isir::{isir_probabilities, isir_select};

@@ -1,37 +1,20 @@
 //! i-SIR is exact whatever the proposal (docs/THEORY.md §6.7): the selection
 //! rule against an exact discrete transition matrix, chains against exact
-//! moments and mode weights, and the determinism of the chain.
+//! moments and mode weights (determinism: `imh_exactness.rs`).
 
-use fieldflow_core::{IsotropicGaussian, Par, Seed};
+use fieldflow_core::{IsotropicGaussian, Seed};
 use fieldflow_imh::{
-    isir_probabilities, isir_select, GlobalMove, ImhBuffers, ImhChain, ImhConfig, ImhState, RandomWalk,
+    isir_probabilities, isir_select, GlobalMove, ImhChain, ImhConfig, ImhRun, ImhState, LocalKernel, RandomWalk,
 };
 use fieldflow_stats::{gamma_primary, GammaConfig};
 use fieldflow_targets::{GaussianMixture, Modes};
-use ndarray::{Array2, Array3, Axis};
+use ndarray::Axis;
 use rand::Rng as _;
 
-/// Output of a run: configs [chains, n, dim], accepted [chains, n].
-struct Run {
-    configs: Array3<f64>,
-    accepted: Array2<u8>,
-}
-
-fn run(chain: &ImhChain, states: &mut [ImhState], n: usize) -> Run {
-    let (c, d) = (states.len(), states[0].x.len());
-    let mut configs = Array3::zeros((c, n, d));
-    let mut accepted = Array2::zeros((c, n));
-    let (mut log_p, mut log_q, mut local) = (Array2::zeros((c, n)), Array2::zeros((c, n)), Array2::zeros((c, n)));
-    let buffers = ImhBuffers {
-        configs: configs.view_mut(),
-        accepted: accepted.view_mut(),
-        log_p: log_p.view_mut(),
-        log_q: log_q.view_mut(),
-        local_acceptance: local.view_mut(),
-    };
-    chain.advance(states, n, buffers, &|_| {});
-    assert!(log_p.iter().all(|v: &f64| v.is_finite()));
-    Run { configs, accepted }
+fn run(chain: &ImhChain, states: &mut [ImhState], n: usize) -> ImhRun {
+    let out = chain.run(states, n, &|_| {});
+    assert!(out.log_p.iter().all(|v| v.is_finite()));
+    out
 }
 
 fn isir(batch: usize, proposals: usize) -> ImhConfig {
@@ -48,7 +31,7 @@ fn gamma(x: &[f64]) -> (f64, f64) {
     (r.value, r.error)
 }
 
-fn acceptance(out: &Run) -> f64 {
+fn acceptance(out: &ImhRun) -> f64 {
     out.accepted.iter().map(|&a| a as f64).sum::<f64>() / out.accepted.len() as f64
 }
 
@@ -187,31 +170,48 @@ fn exact_proposal_moves_with_probability_k_over_k_plus_one() {
     }
 }
 
-#[test]
-fn poor_proposal_gives_exact_mean_and_variance_for_every_k() {
-    // Target N(1, 0.5²); proposal N(0, 2²) is too wide and off-centre.
+/// The target N(1, 0.5²) in `dim` dimensions and the proposal N(0, 2²),
+/// too wide and off-centre.
+fn poor_proposal_fixture(dim: usize) -> (IsotropicGaussian, IsotropicGaussian) {
     let target = IsotropicGaussian {
-        dim: 1,
+        dim,
         mean: 1.0,
         sigma: 0.5,
     };
     let proposal = IsotropicGaussian {
-        dim: 1,
+        dim,
         mean: 0.0,
         sigma: 2.0,
     };
-    for (k, seed) in [(1, 21), (4, 22), (16, 23)] {
-        let chain = ImhChain::new(&target, &proposal, Seed::new(seed), isir(256, k));
-        let mut states = chain.initial_states(1);
-        let out = run(&chain, &mut states, 60_000);
-        let x: Vec<f64> = out.configs.iter().copied().collect();
+    (target, proposal)
+}
+
+/// Mean 1 and variance 0.25 of every coordinate of `out` (the target of
+/// [`poor_proposal_fixture`]) within 4 Γ-method errors, errors below 0.01.
+fn assert_exact_moments(out: &ImhRun, what: &str) {
+    for coord in 0..out.configs.dim().2 {
+        let x: Vec<f64> = out.configs.index_axis(Axis(2), coord).iter().copied().collect();
         let (m, dm) = gamma(&x);
         let sq: Vec<f64> = x.iter().map(|v| (v - 1.0).powi(2)).collect();
         let (v, dv) = gamma(&sq);
-        assert!((m - 1.0).abs() < 4.0 * dm, "K = {k}: mean {m} ± {dm}");
-        assert!((v - 0.25).abs() < 4.0 * dv, "K = {k}: variance {v} ± {dv}");
-        // The error bars are informative, not inflated to pass.
-        assert!(dm < 0.01 && dv < 0.01, "K = {k}: errors {dm}, {dv}");
+        assert!(
+            (m - 1.0).abs() < 4.0 * dm && dm < 0.01,
+            "{what}, x{coord}: mean {m} ± {dm}"
+        );
+        assert!(
+            (v - 0.25).abs() < 4.0 * dv && dv < 0.01,
+            "{what}, x{coord}: variance {v} ± {dv}"
+        );
+    }
+}
+
+#[test]
+fn poor_proposal_gives_exact_mean_and_variance_for_every_k() {
+    let (target, proposal) = poor_proposal_fixture(1);
+    for (k, seed) in [(1, 21), (4, 22), (16, 23)] {
+        let chain = ImhChain::new(&target, &proposal, Seed::new(seed), isir(256, k));
+        let mut states = chain.initial_states(1);
+        assert_exact_moments(&run(&chain, &mut states, 60_000), &format!("K = {k}"));
     }
 }
 
@@ -247,90 +247,30 @@ fn mode_weights_are_exact_and_acceptance_grows_with_k() {
     );
 }
 
-#[test]
-fn global_local_with_isir_and_random_walk_is_exact() {
-    // Target N(1, 0.5²) in 2D; proposal N(0, 2²); three random-walk steps per i-SIR move.
-    let target = IsotropicGaussian {
-        dim: 2,
-        mean: 1.0,
-        sigma: 0.5,
-    };
-    let proposal = IsotropicGaussian {
-        dim: 2,
-        mean: 0.0,
-        sigma: 2.0,
-    };
-    let rw = RandomWalk {
-        target: &target,
-        width: 0.4,
-    };
-    let chain = ImhChain::new(&target, &proposal, Seed::new(41), isir(128, 4)).with_local(&rw, 3, &proposal);
+/// i-SIR with K = 4 and three updates of `kernel` per step on the 2D
+/// fixture: exact moments, and the global move does act.
+fn assert_global_local_exact(
+    target: &IsotropicGaussian,
+    proposal: &IsotropicGaussian,
+    kernel: &dyn LocalKernel,
+    seed: u64,
+) {
+    let chain = ImhChain::new(target, proposal, Seed::new(seed), isir(128, 4)).with_local(kernel, 3, proposal);
     let mut states = chain.initial_states(1);
     let out = run(&chain, &mut states, 30_000);
-    for coord in 0..2 {
-        let x: Vec<f64> = out.configs.index_axis(Axis(2), coord).iter().copied().collect();
-        let (m, dm) = gamma(&x);
-        let sq: Vec<f64> = x.iter().map(|v| (v - 1.0).powi(2)).collect();
-        let (v, dv) = gamma(&sq);
-        assert!((m - 1.0).abs() < 4.0 * dm && dm < 0.01, "x{coord}: mean {m} ± {dm}");
-        assert!(
-            (v - 0.25).abs() < 4.0 * dv && dv < 0.01,
-            "x{coord}: variance {v} ± {dv}"
-        );
-    }
-    // With exact moments from local moves alone being possible, make sure
-    // the global move does act.
+    assert_exact_moments(&out, "global-local");
     let a = acceptance(&out);
     assert!(a > 0.2 && a < 0.95, "i-SIR acceptance {a}");
 }
 
 #[test]
-fn isir_chains_are_identical_for_one_and_two_threads_and_resume_equals_straight_run() {
-    let target = IsotropicGaussian {
-        dim: 4,
-        mean: 0.3,
-        sigma: 0.8,
-    };
-    let proposal = IsotropicGaussian {
-        dim: 4,
-        mean: 0.0,
-        sigma: 1.0,
-    };
+fn global_local_with_isir_and_random_walk_is_exact() {
+    let (target, proposal) = poor_proposal_fixture(2);
     let rw = RandomWalk {
         target: &target,
-        width: 0.3,
+        width: 0.4,
     };
-    let config = ImhConfig {
-        batch: 50,
-        local_steps: 0,
-        par: Par {
-            chunk_rows: 8,
-            parallel: true,
-        },
-        global: GlobalMove::Isir { proposals: 3 },
-    };
-    for local_steps in [0, 2] {
-        let chain = ImhChain::new(&target, &proposal, Seed::new(3), config).with_local(&rw, local_steps, &proposal);
-        let in_pool = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| {
-                let mut s = chain.initial_states(3);
-                run(&chain, &mut s, 173).configs
-            })
-        };
-        let one = in_pool(1);
-        assert_eq!(one, in_pool(2));
-        // 60 + 113 steps (60 is not a multiple of the batch) equals 173 straight.
-        let mut s = chain.initial_states(3);
-        let a = run(&chain, &mut s, 60).configs;
-        let b = run(&chain, &mut s, 113).configs;
-        let joined = ndarray::concatenate(Axis(1), &[a.view(), b.view()]).unwrap();
-        assert_eq!(joined, one);
-        // Chains 1..3 run on their own (an MPI rank's block) equal rows 1..3.
-        let part = chain.with_first_chain(1);
-        let mut s = part.initial_states(2);
-        assert_eq!(run(&part, &mut s, 173).configs, one.slice(ndarray::s![1..3, .., ..]));
-    }
+    assert_global_local_exact(&target, &proposal, &rw, 41);
 }
 
 #[test]
