@@ -10,6 +10,8 @@
 //!   their energy u = −log p̃ ([`hessian`]; tests check them against
 //!   finite differences of the score with the dev-only `fieldflow-testkit`);
 //! * [`ExactSampler`]: targets that can also be sampled exactly (test beds);
+//! * [`LocalKernel`]: one Markov update that leaves the target invariant,
+//!   reporting an [`UpdateRecord`]; [`tuning`] adapts its step in warm-ups;
 //! * [`Measure`]: per-configuration observables, so every sampler's output is
 //!   measured through one interface;
 //! * [`Seed`]: reproducible, thread-count independent random streams
@@ -31,14 +33,17 @@ pub mod proposal;
 pub mod run;
 pub mod seed;
 pub mod target;
+pub mod tuning;
+pub mod update;
 
 pub use error::ConfigError;
 pub use gaussian::IsotropicGaussian;
 pub use hessian::HessianVector;
-pub use kernel::LocalKernel;
+pub use kernel::{LocalKernel, ScoreCache};
 pub use measure::Measure;
 pub use modes::Modes;
 pub use par::Par;
 pub use proposal::{ExactSampler, Proposal, ProposalDensity};
 pub use seed::{Rng, Seed};
 pub use target::Target;
+pub use update::UpdateRecord;

@@ -292,9 +292,10 @@ impl<'a> ImhChain<'a> {
             let chain = self.first_chain + c as u64;
             let mut block: Option<(u64, ProposalBlock)> = None;
             let mut configs = out.configs.index_axis_mut(Axis(0), c);
+            let mut scratch = Vec::new();
             for i in 0..n {
                 let t = state.n_steps;
-                let local_acc = self.local_updates(chain, t, state);
+                let local_acc = self.local_updates(chain, t, state, &mut scratch);
                 let (b, r) = (t / big_b, (t % big_b) as usize);
                 if block.as_ref().map(|(k, _)| *k) != Some(b) {
                     block = Some((b, self.draw_block(chain, b)));
@@ -357,7 +358,7 @@ impl<'a> ImhChain<'a> {
     }
 
     /// The local updates of step `t` (hybrid); returns their acceptance fraction.
-    fn local_updates(&self, chain: u64, t: u64, state: &mut ImhState) -> f64 {
+    fn local_updates(&self, chain: u64, t: u64, state: &mut ImhState, scratch: &mut Vec<f64>) -> f64 {
         let (Some((kernel, density)), k) = (self.local, self.config.local_steps) else {
             return f64::NAN;
         };
@@ -367,7 +368,7 @@ impl<'a> ImhChain<'a> {
         let mut rng = self.seed.child(chain).child(LOCAL).child(t).rng();
         let mut n_acc = 0usize;
         for _ in 0..k {
-            n_acc += kernel.update(&mut state.x, &mut rng) as usize;
+            n_acc += kernel.update(&mut state.x, scratch, &mut rng).accepted as usize;
         }
         let x = ndarray::ArrayView2::from_shape((1, state.x.len()), &state.x[..]).expect("one row");
         let mut lq = [0.0];

@@ -9,9 +9,10 @@
 //! * [`isir`]: the selection rule of i-SIR, the other global move of a
 //!   chain ([`GlobalMove`]): K proposals per step, the new state drawn among
 //!   them and the current one with probability ∝ w (docs/THEORY.md §6.7).
-//! * [`hybrid`]: k local MCMC steps (any [`LocalKernel`], e.g. HMC) between global
-//!   moves (IMH or i-SIR), for targets where the flow alone is poor (flow-MCMC,
-//!   arXiv 2302.04763).
+//! * [`hybrid`]: local kernels (random walk, MALA; HMC is in
+//!   `fieldflow-lattice`) and their step-size warm-up; k local updates
+//!   between global moves (IMH or i-SIR) make the global–local sampler, for
+//!   targets where the flow alone is poor (flow-MCMC, arXiv 2302.04763).
 //! * [`importance`]: self-normalized importance sampling from raw flow draws:
 //!   log-weights, normalized ESS, log Ẑ.
 //! * [`modes`]: per-mode weights from flow samples, reweighted samples and IMH
@@ -32,7 +33,7 @@ pub mod modes;
 
 pub use blocks::{ImhBlocks, ImportanceBlocks, SAMPLE_SERIES};
 pub use chain::{accept, rejection_summary, GlobalMove, ImhBuffers, ImhChain, ImhConfig, ImhRun, ImhState};
-pub use hybrid::{LocalKernel, RandomWalk};
+pub use hybrid::{tune_step, LocalKernel, Mala, RandomWalk, StepTuning};
 pub use importance::{importance_sample, ImportanceBatch};
 pub use isir::{isir_probabilities, isir_select};
 pub use modes::{ModeReport, ModeWeights};

@@ -14,7 +14,7 @@
 
 use crate::integrator::{integrate, Integrator};
 use crate::update::UpdateRecord;
-use fieldflow_core::{ConfigError, Rng, Target};
+use fieldflow_core::{ConfigError, LocalKernel, Rng, ScoreCache, Target};
 use ndarray::{ArrayView1, ArrayViewMut1};
 use rand::Rng as _;
 use rand_distr::StandardNormal;
@@ -172,14 +172,41 @@ pub fn trajectory<T: Target + ?Sized>(
         Some(l) => l,
         None => target.log_prob_and_score(ArrayView1::from(&*phi), ArrayViewMut1::from(&mut ws.score[..])),
     };
+    let record = trajectory_from(
+        target,
+        hmc,
+        eps,
+        phi,
+        log_p0,
+        [&mut ws.score, &mut ws.pi, &mut ws.phi_new, &mut ws.score_new],
+        rng,
+    );
+    ws.cached = Some(record.log_p);
+    record
+}
+
+/// The trajectory of [`trajectory`] from `phi` with log p̃(φ) = `log_p0`;
+/// `bufs` = [score at φ (valid on entry), momenta, proposed field, its
+/// score], each of length V. On acceptance `phi` and the score become the
+/// end point's.
+fn trajectory_from<T: Target + ?Sized>(
+    target: &T,
+    hmc: &Hmc,
+    eps: f64,
+    phi: &mut [f64],
+    log_p0: f64,
+    bufs: [&mut [f64]; 4],
+    rng: &mut Rng,
+) -> UpdateRecord {
+    let [score, pi, phi_new, score_new] = bufs;
     let mut kinetic0 = 0.0;
-    for p in ws.pi.iter_mut() {
+    for p in pi.iter_mut() {
         *p = rng.sample(StandardNormal);
         kinetic0 += *p * *p;
     }
     let u: f64 = rng.random();
-    ws.phi_new.copy_from_slice(phi);
-    ws.score_new.copy_from_slice(&ws.score);
+    phi_new.copy_from_slice(phi);
+    score_new.copy_from_slice(score);
     let length = hmc.trajectory_length * (1.0 - hmc.jitter * rng.random::<f64>());
     let n_steps = ((length / eps).ceil() as usize).max(1);
     let log_p1 = integrate(
@@ -187,23 +214,22 @@ pub fn trajectory<T: Target + ?Sized>(
         hmc.integrator,
         length / n_steps as f64,
         n_steps,
-        &mut ws.phi_new,
-        &mut ws.pi,
-        &mut ws.score_new,
+        phi_new,
+        pi,
+        score_new,
         log_p0,
     );
-    let kinetic1: f64 = ws.pi.iter().map(|p| p * p).sum();
+    let kinetic1: f64 = pi.iter().map(|p| p * p).sum();
     // H = ½‖π‖² − log p̃.
     let delta_h = (0.5 * kinetic1 - log_p1) - (0.5 * kinetic0 - log_p0);
     let accepted = delta_h.is_finite() && (delta_h <= 0.0 || u < (-delta_h).exp());
     let log_p = if accepted {
-        phi.copy_from_slice(&ws.phi_new);
-        std::mem::swap(&mut ws.score, &mut ws.score_new);
+        phi.copy_from_slice(phi_new);
+        score.copy_from_slice(score_new);
         log_p1
     } else {
         log_p0
     };
-    ws.cached = Some(log_p);
     UpdateRecord {
         accepted,
         acceptance: if accepted { 1.0 } else { 0.0 },
@@ -214,5 +240,39 @@ pub fn trajectory<T: Target + ?Sized>(
         },
         delta_h,
         log_p,
+    }
+}
+
+/// HMC trajectories of any [`Target`] with a score as a [`LocalKernel`]
+/// (the local move of global–local flow samplers and of neutra-MCMC): one
+/// update is one trajectory of [`trajectory`] with step size at most `eps`.
+/// The chain's scratch caches the score of the current state
+/// ([`ScoreCache`]).
+pub struct HmcKernel<'a> {
+    /// The target.
+    pub target: &'a dyn Target,
+    /// Trajectory length, jitter and integrator.
+    pub hmc: Hmc,
+    /// Step size ε.
+    pub eps: f64,
+}
+
+impl LocalKernel for HmcKernel<'_> {
+    fn update(&self, x: &mut [f64], scratch: &mut Vec<f64>, rng: &mut Rng) -> UpdateRecord {
+        let c = ScoreCache::get(self.target, x, scratch, 3);
+        let (pi, rest) = c.work.split_at_mut(x.len());
+        let (phi_new, score_new) = rest.split_at_mut(x.len());
+        let record = trajectory_from(
+            self.target,
+            &self.hmc,
+            self.eps,
+            x,
+            *c.log_p,
+            [c.score, pi, phi_new, score_new],
+            rng,
+        );
+        c.x.copy_from_slice(x);
+        *c.log_p = record.log_p;
+        record
     }
 }

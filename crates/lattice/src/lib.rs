@@ -30,8 +30,11 @@ mod kernel;
 pub mod metropolis;
 pub mod modes;
 pub mod observables;
-pub mod tuning;
-pub mod update;
+/// Step-size tuning (moved to `fieldflow_core::tuning`, shared with the
+/// flow-MCMC kernels).
+pub use fieldflow_core::tuning;
+/// The outcome of an update (moved to `fieldflow_core::update`).
+pub use fieldflow_core::update;
 
 pub use action::{CouplingForm, Phi4, Phi4Config};
 pub use blocks::{Phi4Blocks, ENSEMBLE_SERIES};
@@ -41,7 +44,7 @@ pub use chains::{
 };
 pub use free_field::FreeField;
 pub use geometry::Lattice;
-pub use hmc::{Hmc, HmcConfig};
+pub use hmc::{Hmc, HmcConfig, HmcKernel};
 pub use integrator::Integrator;
 pub use metropolis::{Metropolis, MetropolisConfig, MetropolisSweep};
 pub use modes::Phi4Modes;

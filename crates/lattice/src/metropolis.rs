@@ -110,8 +110,8 @@ pub struct MetropolisSweep<'a> {
 }
 
 impl fieldflow_core::LocalKernel for MetropolisSweep<'_> {
-    fn update(&self, x: &mut [f64], rng: &mut Rng) -> bool {
-        sweep(self.target, &self.metropolis, self.width, x, rng).accepted
+    fn update(&self, x: &mut [f64], _scratch: &mut Vec<f64>, rng: &mut Rng) -> UpdateRecord {
+        sweep(self.target, &self.metropolis, self.width, x, rng)
     }
 }
 

@@ -1,5 +1,6 @@
-//! Adaptation of a step size (HMC) or proposal width (Metropolis) toward a
-//! target acceptance, used during thermalization only (docs/THEORY.md §2.6).
+//! Adaptation of a step size (HMC, MALA) or proposal width (Metropolis) toward
+//! a target acceptance, used during thermalization / warm-up only
+//! (docs/THEORY.md §2.6).
 //!
 //! Nesterov dual averaging as adapted to MCMC by Hoffman & Gelman (2014,
 //! "The No-U-Turn Sampler", §3.2). With acceptance αₜ of update t, target δ,
