@@ -4,7 +4,8 @@
 
 use fieldflow_core::{IsotropicGaussian, Seed};
 use fieldflow_imh::{
-    isir_probabilities, isir_select, GlobalMove, ImhChain, ImhConfig, ImhRun, ImhState, LocalKernel, RandomWalk,
+    isir_probabilities, isir_select, tune_step, GlobalMove, ImhChain, ImhConfig, ImhRun, ImhState, LocalKernel, Mala,
+    RandomWalk, StepTuning,
 };
 use fieldflow_stats::{gamma_primary, GammaConfig};
 use fieldflow_targets::{GaussianMixture, Modes};
@@ -271,6 +272,25 @@ fn global_local_with_isir_and_random_walk_is_exact() {
         width: 0.4,
     };
     assert_global_local_exact(&target, &proposal, &rw, 41);
+}
+
+#[test]
+fn global_local_with_isir_and_tuned_mala_is_exact() {
+    let (target, proposal) = poor_proposal_fixture(2);
+    // The MALA step from a warm-up aiming at acceptance 0.57, started from draws of q.
+    let mut warm: Vec<Vec<f64>> = ImhChain::new(&target, &proposal, Seed::new(50), isir(8, 4))
+        .initial_states(4)
+        .into_iter()
+        .map(|s| s.x)
+        .collect();
+    let tuning = StepTuning {
+        initial: 0.05,
+        target_acceptance: 0.57,
+        updates: 300,
+    };
+    let step = tune_step(|step| Mala { target: &target, step }, &mut warm, tuning, Seed::new(51));
+    assert!(step.is_finite() && step > 0.0, "tuned step {step}");
+    assert_global_local_exact(&target, &proposal, &Mala { target: &target, step }, 52);
 }
 
 #[test]
