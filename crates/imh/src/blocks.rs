@@ -11,7 +11,7 @@
 //! (IMH streams: [`crate::chain`]), so a run split over processes or
 //! resumed equals an uninterrupted one.
 
-use crate::chain::{ImhBuffers, ImhChain, ImhState};
+use crate::chain::{ImhChain, ImhState};
 use crate::importance::importance_sample;
 use fieldflow_core::run::{BlockChains, ChainBlock, Series};
 use fieldflow_core::{Par, Proposal, Seed, Target};
@@ -61,17 +61,7 @@ impl<'a> ImhBlocks<'a> {
 impl BlockChains for ImhBlocks<'_> {
     fn advance_block(&mut self, _b: u64, k: usize, progress: &(dyn Fn(u64) + Sync)) -> ChainBlock {
         let (n, dim) = (self.states.len(), self.chain.dim());
-        let mut configs = Array3::zeros((n, k, dim));
-        let mut accepted = Array2::zeros((n, k));
-        let (mut log_p, mut log_q, mut local) = (Array2::zeros((n, k)), Array2::zeros((n, k)), Array2::zeros((n, k)));
-        let bufs = ImhBuffers {
-            configs: configs.view_mut(),
-            accepted: accepted.view_mut(),
-            log_p: log_p.view_mut(),
-            log_q: log_q.view_mut(),
-            local_acceptance: local.view_mut(),
-        };
-        self.chain.advance(&mut self.states, k, bufs, progress);
+        let run = self.chain.run(&mut self.states, k, progress);
         ChainBlock {
             state: Array2::from_shape_fn((n, dim), |(i, j)| self.states[i].x[j]),
             chain_json: self
@@ -79,8 +69,8 @@ impl BlockChains for ImhBlocks<'_> {
                 .iter()
                 .map(|s| serde_json::to_string(s).expect("an IMH state serializes"))
                 .collect(),
-            series: sample_series(log_p, log_q, accepted, local),
-            configs,
+            series: sample_series(run.log_p, run.log_q, run.accepted, run.local_acceptance),
+            configs: run.configs,
         }
     }
 }

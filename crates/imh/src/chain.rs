@@ -1,29 +1,40 @@
-//! Independent Metropolis–Hastings chains (docs/THEORY.md §6.1–§6.2), optionally hybrid.
+//! Chains with a global move from an independent proposal q (docs/THEORY.md
+//! §6.1, §6.2, §6.7), optionally alternated with local moves (global–local).
 //!
-//! With importance weight w(x) = p̃(x)/q(x), a proposal x′ ~ q (independent of
-//! the current state x) is accepted with probability
+//! With importance weight w(x) = p̃(x)/q(x), the global move of a step is
+//! ([`GlobalMove`]):
 //!
-//! ```text
-//! a(x → x′) = min(1, w(x′)/w(x)),   i.e.   accept  ⇔  ln u < ln w(x′) − ln w(x),  u ~ U(0,1).
-//! ```
+//! * **IMH**: a proposal x′ ~ q (independent of the current state x) is
+//!   accepted with probability
 //!
-//! Detailed balance p(x) q(x′) a(x → x′) = p(x′) q(x) a(x′ → x) holds for any q,
-//! so the chain samples p exactly; q only sets the efficiency. With a
+//!   ```text
+//!   a(x → x′) = min(1, w(x′)/w(x)),   i.e.   accept  ⇔  ln u < ln w(x′) − ln w(x),  u ~ U(0,1).
+//!   ```
+//!
+//!   Detailed balance p(x) q(x′) a(x → x′) = p(x′) q(x) a(x′ → x) holds for any q.
+//! * **i-SIR** with K proposals: x₁ … x_K ~ q, and the new state is x_J with
+//!   P(J = j) = wⱼ / Σ_{k=0}^{K} w_k, x₀ = x ([`crate::isir`]); the step counts
+//!   as accepted when J ≠ 0.
+//!
+//! Both leave p invariant for any q (as long as q > 0 where p > 0), so the
+//! chain samples p exactly; q only sets the efficiency. With a
 //! [`LocalKernel`] and `local_steps = k > 0` every step first applies k local
 //! updates (each leaving p invariant), re-evaluates ln q at the moved state and
-//! then makes the IMH proposal: the composition still leaves p invariant.
+//! then makes the global move: the composition still leaves p invariant.
 //!
-//! **Random streams.** Chain c draws the proposals of steps
-//! `b·B .. (b+1)·B` (B = `batch`) as one batch from
-//! `seed.child(c).child(PROPOSALS).child(b)` and its accept/reject uniforms from
-//! `seed.child(c).child(DECISIONS).child(b)`; local updates of step t use
-//! `seed.child(c).child(LOCAL).child(t)`. Step t always sees the same
-//! numbers, so a chain is identical for any thread count and a run split into
-//! pieces (resume) equals an uninterrupted one.
+//! **Random streams.** With K proposals per step (K = 1 for IMH), chain c
+//! draws the proposals of steps `b·B .. (b+1)·B` (B = `batch`) as one batch of
+//! B·K rows from `seed.child(c).child(PROPOSALS).child(b)` (step t uses rows
+//! `(t mod B)·K .. (t mod B + 1)·K`) and one uniform per step (the IMH
+//! decision or the i-SIR draw) from `seed.child(c).child(DECISIONS).child(b)`;
+//! local updates of step t use `seed.child(c).child(LOCAL).child(t)`. Step t
+//! always sees the same numbers, so a chain is identical for any thread count
+//! and a run split into pieces (resume) equals an uninterrupted one.
 
 use crate::hybrid::LocalKernel;
-use fieldflow_core::{Par, Proposal, ProposalDensity, Seed, Target};
-use ndarray::{Array1, Array2, ArrayViewMut2, ArrayViewMut3, Axis};
+use crate::isir::isir_select;
+use fieldflow_core::{ConfigError, Par, Proposal, ProposalDensity, Seed, Target};
+use ndarray::{Array1, Array2, Array3, ArrayViewMut2, ArrayViewMut3, Axis};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
@@ -32,15 +43,45 @@ const DECISIONS: u64 = 1;
 const LOCAL: u64 = 2;
 const INITIAL: u64 = 3;
 
-/// Settings of an IMH (or hybrid) run.
+/// The global move of a step: how the proposals of q are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GlobalMove {
+    /// Independent Metropolis–Hastings: one proposal, accepted with
+    /// min(1, w(x′)/w(x)) (docs/THEORY.md §6.1).
+    #[default]
+    Imh,
+    /// i-SIR: `proposals` = K ≥ 1 proposals, the new state drawn among them
+    /// and the current state with probability ∝ w (docs/THEORY.md §6.7).
+    Isir {
+        /// Proposals per step, K ≥ 1.
+        proposals: usize,
+    },
+}
+
+impl GlobalMove {
+    /// Proposals drawn per step (1 for IMH).
+    pub fn proposals_per_step(&self) -> usize {
+        match *self {
+            GlobalMove::Imh => 1,
+            GlobalMove::Isir { proposals } => proposals,
+        }
+    }
+}
+
+/// Settings of an IMH, i-SIR or global–local run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ImhConfig {
-    /// Proposals drawn (and evaluated in parallel) per batch.
+    /// Steps whose proposals are drawn (and evaluated in parallel) as one
+    /// batch; a batch holds `batch` × K proposals.
     pub batch: usize,
-    /// Local updates before each IMH proposal (0 = pure IMH).
+    /// Local updates before each global move (0 = global moves only).
     pub local_steps: usize,
     /// Chunking of the batched proposal and target evaluations.
     pub par: Par,
+    /// The global move (default IMH).
+    #[serde(default)]
+    pub global: GlobalMove,
 }
 
 impl Default for ImhConfig {
@@ -49,7 +90,21 @@ impl Default for ImhConfig {
             batch: 256,
             local_steps: 0,
             par: Par::default(),
+            global: GlobalMove::Imh,
         }
+    }
+}
+
+impl ImhConfig {
+    /// Checks the settings: `batch` ≥ 1 and, for i-SIR, `proposals` ≥ 1.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.batch == 0 {
+            return Err(ConfigError::new("batch", 0, "must be >= 1"));
+        }
+        if let GlobalMove::Isir { proposals: 0 } = self.global {
+            return Err(ConfigError::new("global.proposals", 0, "must be >= 1"));
+        }
+        Ok(())
     }
 }
 
@@ -77,7 +132,8 @@ impl ImhState {
 pub struct ImhBuffers<'a> {
     /// Configurations after each step, `[chains, steps, dim]`.
     pub configs: ArrayViewMut3<'a, f64>,
-    /// 1 if the IMH proposal of the step was accepted.
+    /// 1 if the global move of the step changed the state (IMH: the proposal
+    /// was accepted; i-SIR: a proposal was selected).
     pub accepted: ArrayViewMut2<'a, u8>,
     /// ln p̃ of the state after each step.
     pub log_p: ArrayViewMut2<'a, f64>,
@@ -85,6 +141,21 @@ pub struct ImhBuffers<'a> {
     pub log_q: ArrayViewMut2<'a, f64>,
     /// Fraction of accepted local updates in the step (NaN without local steps).
     pub local_acceptance: ArrayViewMut2<'a, f64>,
+}
+
+/// The owned per-step output of [`ImhChain::run`], `[chains, steps, …]`
+/// (the arrays of [`ImhBuffers`]).
+pub struct ImhRun {
+    /// Configurations after each step, `[chains, steps, dim]`.
+    pub configs: Array3<f64>,
+    /// 1 if the global move of the step changed the state.
+    pub accepted: Array2<u8>,
+    /// ln p̃ of the state after each step.
+    pub log_p: Array2<f64>,
+    /// ln q of the state after each step.
+    pub log_q: Array2<f64>,
+    /// Fraction of accepted local updates in the step (NaN without local steps).
+    pub local_acceptance: Array2<f64>,
 }
 
 /// IMH chains of a target with a proposal.
@@ -109,10 +180,13 @@ impl<'a> ImhChain<'a> {
     /// IMH chains for `target` with `proposal`; `seed` is the run's seed.
     ///
     /// # Panics
-    /// If the dimensions of target and proposal differ, or `batch == 0`.
+    /// If the dimensions of target and proposal differ, or `config` is
+    /// invalid ([`ImhConfig::validate`], which callers with user input check first).
     pub fn new(target: &'a dyn Target, proposal: &'a dyn Proposal, seed: Seed, config: ImhConfig) -> Self {
         assert_eq!(target.dim(), proposal.dim(), "target and proposal dimensions differ");
-        assert!(config.batch > 0, "batch must be positive");
+        if let Err(e) = config.validate() {
+            panic!("{e}");
+        }
         ImhChain {
             target,
             proposal,
@@ -172,11 +246,13 @@ impl<'a> ImhChain<'a> {
             .collect()
     }
 
+    /// The proposals (`batch` × K rows) and uniforms (`batch`) of block `block`.
     fn draw_block(&self, chain: u64, block: u64) -> ProposalBlock {
         let (b, d) = (self.config.batch, self.target.dim());
-        let mut xs = Array2::zeros((b, d));
-        let mut log_q = Array1::zeros(b);
-        let mut log_p = Array1::zeros(b);
+        let rows = b * self.config.global.proposals_per_step();
+        let mut xs = Array2::zeros((rows, d));
+        let mut log_q = Array1::zeros(rows);
+        let mut log_p = Array1::zeros(rows);
         let chain_seed = self.seed.child(chain);
         let par = self.config.par;
         self.proposal.draw_batch(
@@ -209,6 +285,9 @@ impl<'a> ImhChain<'a> {
             "configs buffer has the wrong shape"
         );
         let big_b = self.config.batch as u64;
+        let n_prop = self.config.global.proposals_per_step();
+        // ln w of the current state and the K proposals of an i-SIR step.
+        let mut log_w = vec![0.0; n_prop + 1];
         for (c, state) in states.iter_mut().enumerate() {
             let chain = self.first_chain + c as u64;
             let mut block: Option<(u64, ProposalBlock)> = None;
@@ -222,14 +301,29 @@ impl<'a> ImhChain<'a> {
                     block = Some((b, self.draw_block(chain, b)));
                 }
                 let blk = &block.as_ref().expect("block drawn above").1;
-                let log_w_new = blk.log_p[r] - blk.log_q[r];
-                let accepted = accept(state.log_w(), log_w_new, blk.uniforms[r]);
-                if accepted {
+                let selected = match self.config.global {
+                    GlobalMove::Imh => {
+                        let log_w_new = blk.log_p[r] - blk.log_q[r];
+                        accept(state.log_w(), log_w_new, blk.uniforms[r]).then_some(r)
+                    }
+                    GlobalMove::Isir { .. } => {
+                        log_w[0] = state.log_w();
+                        for (j, lw) in log_w[1..].iter_mut().enumerate() {
+                            *lw = blk.log_p[r * n_prop + j] - blk.log_q[r * n_prop + j];
+                        }
+                        match isir_select(&log_w, blk.uniforms[r]) {
+                            0 => None,
+                            j => Some(r * n_prop + j - 1),
+                        }
+                    }
+                };
+                let accepted = selected.is_some();
+                if let Some(row) = selected {
                     state
                         .x
-                        .copy_from_slice(blk.xs.row(r).as_slice().expect("rows are contiguous"));
-                    state.log_p = blk.log_p[r];
-                    state.log_q = blk.log_q[r];
+                        .copy_from_slice(blk.xs.row(row).as_slice().expect("rows are contiguous"));
+                    state.log_p = blk.log_p[row];
+                    state.log_q = blk.log_q[row];
                 }
                 state.n_steps += 1;
                 configs.row_mut(i).assign(&ndarray::ArrayView1::from(&state.x[..]));
@@ -240,6 +334,27 @@ impl<'a> ImhChain<'a> {
                 progress(1);
             }
         }
+    }
+
+    /// [`ImhChain::advance`] into freshly allocated arrays.
+    pub fn run(&self, states: &mut [ImhState], n: usize, progress: &(dyn Fn(u64) + Sync)) -> ImhRun {
+        let c = states.len();
+        let mut out = ImhRun {
+            configs: Array3::zeros((c, n, self.dim())),
+            accepted: Array2::zeros((c, n)),
+            log_p: Array2::zeros((c, n)),
+            log_q: Array2::zeros((c, n)),
+            local_acceptance: Array2::zeros((c, n)),
+        };
+        let bufs = ImhBuffers {
+            configs: out.configs.view_mut(),
+            accepted: out.accepted.view_mut(),
+            log_p: out.log_p.view_mut(),
+            log_q: out.log_q.view_mut(),
+            local_acceptance: out.local_acceptance.view_mut(),
+        };
+        self.advance(states, n, bufs, progress);
+        out
     }
 
     /// The local updates of step `t` (hybrid); returns their acceptance fraction.

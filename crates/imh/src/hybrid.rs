@@ -2,8 +2,8 @@
 //! arXiv 2302.04763) and for neutra-MCMC (docs/THEORY.md §6.2, §6.8).
 //!
 //! A global–local step applies k updates of a [`LocalKernel`] (each leaving
-//! the target p invariant) and then one global flow move
-//! ([`crate::ImhChain::with_local`]). Local moves explore within a mode; flow
+//! the target p invariant) and then one global flow move, IMH or i-SIR
+//! ([`crate::GlobalMove`], [`crate::ImhChain::with_local`]). Local moves explore within a mode; flow
 //! proposals jump between modes. Kernels for any [`Target`]:
 //!
 //! * [`RandomWalk`]: x′ = x + σξ, ξ ~ N(0, I), accepted with

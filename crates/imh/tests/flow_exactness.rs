@@ -4,7 +4,7 @@
 use fieldflow_core::{ExactSampler, IsotropicGaussian, Par, Proposal, ProposalDensity, Seed, Target};
 use fieldflow_flows::FlowConfig;
 use fieldflow_imh::modes::{chain_mode_weights, raw_mode_weights};
-use fieldflow_imh::{importance_sample, ImhBuffers, ImhChain, ImhConfig, ModeReport};
+use fieldflow_imh::{importance_sample, ImhChain, ImhConfig, ModeReport};
 use fieldflow_lattice::Phi4Config;
 use fieldflow_stats::{gamma_primary, GammaConfig};
 use fieldflow_targets::{Gaussian, GaussianMixture, Modes};
@@ -15,23 +15,8 @@ use rand::Rng as _;
 fn imh(target: &dyn Target, proposal: &dyn Proposal, seed: u64, chains: usize, n: usize) -> (Array3<f64>, Array2<u8>) {
     let chain = ImhChain::new(target, proposal, Seed::new(seed), ImhConfig::default());
     let mut states = chain.initial_states(chains);
-    let d = target.dim();
-    let mut configs = Array3::zeros((chains, n, d));
-    let mut accepted = Array2::zeros((chains, n));
-    let (mut lp, mut lq, mut la) = (
-        Array2::zeros((chains, n)),
-        Array2::zeros((chains, n)),
-        Array2::zeros((chains, n)),
-    );
-    let bufs = ImhBuffers {
-        configs: configs.view_mut(),
-        accepted: accepted.view_mut(),
-        log_p: lp.view_mut(),
-        log_q: lq.view_mut(),
-        local_acceptance: la.view_mut(),
-    };
-    chain.advance(&mut states, n, bufs, &|_| {});
-    (configs, accepted)
+    let out = chain.run(&mut states, n, &|_| {});
+    (out.configs, out.accepted)
 }
 
 #[test]

@@ -1,36 +1,11 @@
 //! IMH is exact whatever the proposal: checks against known answers.
 
 use fieldflow_core::{IsotropicGaussian, Par, Seed, Target};
-use fieldflow_imh::{accept, rejection_summary, ImhBuffers, ImhChain, ImhConfig, ImhState, RandomWalk};
-use ndarray::{Array2, Array3, ArrayView1, ArrayViewMut1};
+use fieldflow_imh::{accept, rejection_summary, GlobalMove, ImhChain, ImhConfig, ImhRun, ImhState, RandomWalk};
+use ndarray::{ArrayView1, ArrayViewMut1};
 
-/// Output of a run: configs [chains, n, dim], accepted [chains, n].
-struct Run {
-    configs: Array3<f64>,
-    accepted: Array2<u8>,
-    log_p: Array2<f64>,
-}
-
-fn run(chain: &ImhChain, states: &mut [ImhState], n: usize) -> Run {
-    let (c, d) = (states.len(), states[0].x.len());
-    let mut configs = Array3::zeros((c, n, d));
-    let mut accepted = Array2::zeros((c, n));
-    let mut log_p = Array2::zeros((c, n));
-    let mut log_q = Array2::zeros((c, n));
-    let mut local = Array2::zeros((c, n));
-    let buffers = ImhBuffers {
-        configs: configs.view_mut(),
-        accepted: accepted.view_mut(),
-        log_p: log_p.view_mut(),
-        log_q: log_q.view_mut(),
-        local_acceptance: local.view_mut(),
-    };
-    chain.advance(states, n, buffers, &|_| {});
-    Run {
-        configs,
-        accepted,
-        log_p,
-    }
+fn run(chain: &ImhChain, states: &mut [ImhState], n: usize) -> ImhRun {
+    chain.run(states, n, &|_| {})
 }
 
 /// Mean and its error by batch means (64 batches), for correlated series.
@@ -132,8 +107,10 @@ fn acceptance_rule_satisfies_detailed_balance_on_a_discrete_space() {
     }
 }
 
-#[test]
-fn chains_are_identical_for_one_and_two_threads_and_resume_equals_straight_run() {
+/// A run of 3 chains × 173 steps (`batch` 50, chunks of 8 rows, `global`,
+/// `local_steps` random-walk updates) is the same for 1 and 2 threads, for
+/// 60 + 113 steps, and for chains 1..3 run as their own block.
+fn assert_deterministic(global: GlobalMove, local_steps: usize) {
     let target = IsotropicGaussian {
         dim: 4,
         mean: 0.3,
@@ -144,6 +121,10 @@ fn chains_are_identical_for_one_and_two_threads_and_resume_equals_straight_run()
         mean: 0.0,
         sigma: 1.0,
     };
+    let rw = RandomWalk {
+        target: &target,
+        width: 0.3,
+    };
     let config = ImhConfig {
         batch: 50,
         local_steps: 0,
@@ -151,8 +132,12 @@ fn chains_are_identical_for_one_and_two_threads_and_resume_equals_straight_run()
             chunk_rows: 8,
             parallel: true,
         },
+        global,
     };
-    let chain = ImhChain::new(&target, &proposal, Seed::new(3), config);
+    let mut chain = ImhChain::new(&target, &proposal, Seed::new(3), config);
+    if local_steps > 0 {
+        chain = chain.with_local(&rw, local_steps, &proposal);
+    }
     let in_pool = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
@@ -173,6 +158,18 @@ fn chains_are_identical_for_one_and_two_threads_and_resume_equals_straight_run()
     let mut s = part.initial_states(2);
     let block = run(&part, &mut s, 173).configs;
     assert_eq!(block, one.slice(ndarray::s![1..3, .., ..]));
+}
+
+#[test]
+fn chains_are_identical_for_one_and_two_threads_and_resume_equals_straight_run() {
+    assert_deterministic(GlobalMove::Imh, 0);
+}
+
+#[test]
+fn isir_chains_are_identical_for_one_and_two_threads_and_resume_equals_straight_run() {
+    for local_steps in [0, 2] {
+        assert_deterministic(GlobalMove::Isir { proposals: 3 }, local_steps);
+    }
 }
 
 /// p(x) ∝ 0.3 N(−3, 0.5²) + 0.7 N(3, 0.5²) in one dimension.

@@ -27,7 +27,9 @@ use crate::target::RunTarget;
 use anyhow::{bail, Context, Result};
 use fieldflow_core::run::{BlockChains, ChainBlock};
 use fieldflow_core::{LocalKernel, Par, Proposal, Seed};
-use fieldflow_imh::{ImhBlocks, ImhChain, ImhConfig, ImhState, ImportanceBlocks, RandomWalk, SAMPLE_SERIES};
+use fieldflow_imh::{
+    GlobalMove, ImhBlocks, ImhChain, ImhConfig, ImhState, ImportanceBlocks, RandomWalk, SAMPLE_SERIES,
+};
 use fieldflow_io::{AttrValue, EnsembleSpec, EnsembleWriter, FileKind, Header, ModelFile};
 use fieldflow_lattice::{MetropolisConfig, MetropolisSweep};
 use std::path::Path;
@@ -211,6 +213,7 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
                 batch: c.batch as usize,
                 local_steps: 0,
                 par: Par::default(),
+                global: GlobalMove::Imh,
             };
             let mut chain = ImhChain::new(target, &model.sampler, seed, config).with_first_chain(mine.start as u64);
             if let (Some(k), Some(density)) = (kernel.as_deref(), model.sampler.density()) {
