@@ -76,3 +76,9 @@ impl<'s> ScoreCache<'s> {
         }
     }
 }
+
+impl<K: LocalKernel + ?Sized> LocalKernel for Box<K> {
+    fn update(&self, x: &mut [f64], scratch: &mut Vec<f64>, rng: &mut Rng) -> UpdateRecord {
+        (**self).update(x, scratch, rng)
+    }
+}

@@ -1,9 +1,9 @@
 //! Probe: adaptive flow-MCMC on a preset from broad walkers, then frozen-flow
-//! IMH mode weights. Usage: adaptive_probe <mog4|mog8|two:D> <seed> [rounds]
+//! IMH mode weights. Usage: adaptive_probe <mog4|mog8|two:D> <seed> [rounds] [sigma_init] [walkers]
 use fieldflow_core::{Modes, Par, Seed, Target};
 use fieldflow_flowmcmc::{broad_starts, Adaptive, AdaptiveConfig};
 use fieldflow_flows::FlowConfig;
-use fieldflow_imh::{tune_step, ImhBuffers, ImhChain, ImhConfig, Mala, StepTuning};
+use fieldflow_imh::{GlobalMove, tune_step, ImhBuffers, ImhChain, ImhConfig, Mala, StepTuning};
 use fieldflow_losses::{LossConfig, LossPreset, TrainConfig};
 use fieldflow_targets::GaussianMixture;
 use ndarray::{Array2, Array3};
@@ -22,7 +22,7 @@ fn main() {
     let d = target.dim();
     let t0 = Instant::now();
     let mut flow = FlowConfig::mlp(d, 8, vec![32, 32]).build(Seed::new(seed)).unwrap();
-    let walkers = 256;
+    let walkers: usize = args.get(5).map_or(256, |s| s.parse().unwrap());
     let starts = broad_starts(walkers, d, sigma_init, Seed::new(seed).child(7));
     let mut warm: Vec<Vec<f64>> = starts.outer_iter().map(|r| r.to_vec()).collect();
     let step = tune_step(
@@ -50,6 +50,7 @@ fn main() {
             batch: 16,
             local_steps: 0,
             par: Par::default(),
+            global: GlobalMove::Imh,
         },
     };
     let mut train = TrainConfig::new(LossConfig::preset(LossPreset::Fkl), 256, (rounds * 25) as u64, 3e-3);

@@ -29,9 +29,9 @@
 
 use fieldflow_core::{LocalKernel, Modes, Par, ProposalDensity, Seed, Target};
 use fieldflow_flows::{Flow, ScoreLayer};
-use fieldflow_imh::{ImhBuffers, ImhChain, ImhConfig, ImhState};
+use fieldflow_imh::{ImhChain, ImhConfig, ImhState};
 use fieldflow_losses::{StepOutcome, TrainConfig, TrainData, TrainError, Trainer, TrainerState};
-use ndarray::{Array1, Array2, Array3};
+use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
 const SAMPLING: u64 = 0;
@@ -177,11 +177,7 @@ impl Adaptive<'_> {
                 n_steps: 0,
             })
             .collect();
-        let k = self.config.steps_per_round;
-        let mut configs = Array3::zeros((n, k, d));
-        let mut accepted = Array2::zeros((n, k));
-        let (mut lp, mut lq, mut local) = (Array2::zeros((n, k)), Array2::zeros((n, k)), Array2::zeros((n, k)));
-        {
+        let run = {
             let mut chain = ImhChain::new(
                 self.target,
                 &*flow,
@@ -191,15 +187,8 @@ impl Adaptive<'_> {
             if let (Some(kernel), true) = (self.kernel, self.config.local_steps > 0) {
                 chain = chain.with_local(kernel, self.config.local_steps, &*flow);
             }
-            let bufs = ImhBuffers {
-                configs: configs.view_mut(),
-                accepted: accepted.view_mut(),
-                log_p: lp.view_mut(),
-                log_q: lq.view_mut(),
-                local_acceptance: local.view_mut(),
-            };
-            chain.advance(&mut chains, k, bufs, &|_| {});
-        }
+            chain.run(&mut chains, self.config.steps_per_round, &|_| {})
+        };
         let positions = Array2::from_shape_fn((n, d), |(i, j)| chains[i].x[j]);
         let mut trainer = self.trainer(flow.clone(), positions.clone())?;
         trainer.restore(state.trainer.clone())?;
@@ -222,8 +211,8 @@ impl Adaptive<'_> {
         let mean = |a: &Array2<f64>| a.iter().sum::<f64>() / a.len().max(1) as f64;
         let record = RoundRecord {
             round: state.round,
-            acceptance: accepted.iter().map(|&a| f64::from(a)).sum::<f64>() / accepted.len().max(1) as f64,
-            local_acceptance: (self.kernel.is_some() && self.config.local_steps > 0).then(|| mean(&local)),
+            acceptance: run.accepted.iter().map(|&a| f64::from(a)).sum::<f64>() / run.accepted.len().max(1) as f64,
+            local_acceptance: (self.kernel.is_some() && self.config.local_steps > 0).then(|| mean(&run.local_acceptance)),
             loss: (n_ok > 0).then(|| loss_sum / n_ok as f64),
             rejected_steps: rejected,
             walker_modes: self.modes.map_or_else(Vec::new, |m| m.mode_fractions(positions.view())),

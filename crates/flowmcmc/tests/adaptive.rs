@@ -5,7 +5,7 @@
 use fieldflow_core::{Modes, Par, Proposal, Seed, Target};
 use fieldflow_flowmcmc::{broad_starts, Adaptive, AdaptiveConfig, AdaptiveState};
 use fieldflow_flows::{Flow, FlowConfig};
-use fieldflow_imh::{ImhConfig, Mala};
+use fieldflow_imh::{GlobalMove, ImhConfig, Mala};
 use fieldflow_losses::{LossConfig, LossPreset, TrainConfig};
 use fieldflow_targets::GaussianMixture;
 use ndarray::{Array1, Array2};
@@ -24,6 +24,7 @@ fn setup(target: &GaussianMixture) -> (Flow, AdaptiveConfig, TrainConfig, Array2
             batch: 8,
             local_steps: 0,
             par: Par::default(),
+            global: GlobalMove::Imh,
         },
     };
     let mut train = TrainConfig::new(LossConfig::preset(LossPreset::Fkl), 128, (ROUNDS * 20) as u64, 3e-3);
