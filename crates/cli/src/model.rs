@@ -224,6 +224,9 @@ pub trait TrainedModel: Send + Sync {
     fn proposal(&self) -> &dyn Proposal;
     /// The model's normalized density q(x) at any x, if it has one.
     fn density(&self) -> Option<&dyn ProposalDensity>;
+    /// The model as a bijection x = f(z), if it is one (flows): what
+    /// neutra-MCMC and adaptive flow-MCMC need.
+    fn flow(&self) -> Option<&Flow>;
 }
 
 impl TrainedModel for Flow {
@@ -231,6 +234,9 @@ impl TrainedModel for Flow {
         self
     }
     fn density(&self) -> Option<&dyn ProposalDensity> {
+        Some(self)
+    }
+    fn flow(&self) -> Option<&Flow> {
         Some(self)
     }
 }
@@ -255,6 +261,9 @@ impl TrainedModel for SnfModel {
     fn density(&self) -> Option<&dyn ProposalDensity> {
         None
     }
+    fn flow(&self) -> Option<&Flow> {
+        None
+    }
 }
 
 /// A trained model ready to propose (see [`TrainedModel`]).
@@ -273,6 +282,12 @@ impl Sampler {
     /// (flows; an SNF only has path weights of its own draws).
     pub fn density(&self) -> Option<&dyn ProposalDensity> {
         self.0.density()
+    }
+
+    /// The model as a normalizing flow x = f(z), if it is one (an SNF is not
+    /// a bijection).
+    pub fn flow(&self) -> Option<&Flow> {
+        self.0.flow()
     }
 }
 

@@ -5,7 +5,21 @@
 //! * `hybrid`: `--local-steps k` local updates (Metropolis sweeps for φ⁴, a
 //!   Gaussian random walk for vector targets) before every flow proposal;
 //! * `is`: independent flow draws with importance weights log w = log p̃ −
-//!   log q; `analyze` then reweights (self-normalized estimators).
+//!   log q; `analyze` then reweights (self-normalized estimators);
+//! * `isir`: i-SIR, K = `sampler.proposals` flow proposals per step, the
+//!   new state picked among them and the current one by weight (§6.7);
+//! * `global-local`: k local updates (`sampler.local`: MALA by default, HMC,
+//!   random walk, or Metropolis sweeps for φ⁴) then a global flow move
+//!   (`sampler.global`: imh or isir); the local step is adapted in a
+//!   warm-up first (§6.8);
+//! * `neutra`: neutra-MCMC, the local kernel on the flow's pulled-back
+//!   density in latent space, states mapped back through the flow (§6.9);
+//! * `adaptive`: adaptive flow-MCMC (§6.10): the model's flow is trained on
+//!   walkers moved by global–local steps, written to
+//!   `sampler.adapted_model`, and production is global-local with it.
+//!
+//! The method's settings are the `[sampler]` table of `--config FILE`
+//! (module `settings`).
 //!
 //! The output has the ensemble schema (kind `samples`) plus the series
 //! `log_q`, `log_w` and `accepted`, so `fieldflow analyze` reads it unchanged.
@@ -13,7 +27,10 @@
 //! target section, so the file is self-describing. Written in blocks with
 //! checkpoints; `--resume` continues exactly.
 
+mod adaptive;
+mod kernels;
 mod settings;
+use settings::LocalKind;
 pub use settings::{Method, SampleArgs, SampleConfig};
 
 use crate::blocks::{ensemble_spec, run_blocks};
@@ -26,12 +43,12 @@ use crate::progress;
 use crate::target::RunTarget;
 use anyhow::{bail, Context, Result};
 use fieldflow_core::run::{BlockChains, ChainBlock};
-use fieldflow_core::{LocalKernel, Par, Proposal, Seed};
-use fieldflow_imh::{
-    GlobalMove, ImhBlocks, ImhChain, ImhConfig, ImhState, ImportanceBlocks, RandomWalk, SAMPLE_SERIES,
-};
+use fieldflow_core::{IsotropicGaussian, Par, Proposal, Seed};
+use fieldflow_flowmcmc::{NeutraBlocks, NeutraChain};
+use fieldflow_flows::Pullback;
+use fieldflow_imh::{GlobalMove, ImhBlocks, ImhChain, ImhConfig, ImhState, ImportanceBlocks, SAMPLE_SERIES};
 use fieldflow_io::{AttrValue, EnsembleSpec, EnsembleWriter, FileKind, Header, ModelFile};
-use fieldflow_lattice::{MetropolisConfig, MetropolisSweep};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -50,7 +67,11 @@ pub struct Model {
 /// Loads the model file of `c` (model from architecture + parameters,
 /// target from the stored config) and checks that `c.method` can use it.
 pub fn load_model(c: &SampleConfig) -> Result<Model> {
-    let path = Path::new(&c.model);
+    load_model_at(Path::new(&c.model), c.method)
+}
+
+/// Loads the model file at `path` for `method`.
+fn load_model_at(path: &Path, method: Method) -> Result<Model> {
     let file = ModelFile::read(path)?;
     let config: toml::Table = file
         .header
@@ -68,10 +89,18 @@ pub fn load_model(c: &SampleConfig) -> Result<Model> {
             target.as_target().dim()
         );
     }
-    if c.method == Method::Hybrid && sampler.density().is_none() {
+    if method.needs_flow() && sampler.flow().is_none() {
         bail!(
-            "method = hybrid: {} is a stochastic normalizing flow, which has no tractable log q(x) to \
-             re-weigh the state after local moves; use method imh or is (exact with path weights)",
+            "method = {}: {} is a stochastic normalizing flow, not a bijection x = f(z); use imh, isir or is",
+            method.as_str(),
+            path.display()
+        );
+    }
+    if method.has_local() && sampler.density().is_none() {
+        bail!(
+            "method = {}: {} is a stochastic normalizing flow, which has no tractable log q(x) to \
+             re-weigh the state after local moves; use method imh, isir or is (exact with path weights)",
+            method.as_str(),
             path.display()
         );
     }
@@ -83,25 +112,14 @@ pub fn load_model(c: &SampleConfig) -> Result<Model> {
     })
 }
 
-fn resolve(args: &SampleArgs) -> Result<SampleConfig> {
-    let model = args.model.as_ref().context("--model is required")?;
-    let method = match args.method.as_deref().unwrap_or("imh") {
-        "imh" => Method::Imh,
-        "hybrid" => Method::Hybrid,
-        "is" => Method::Is,
-        other => bail!("--method {other}: expected imh, hybrid or is"),
-    };
-    Ok(SampleConfig {
-        model: model.display().to_string(),
-        method,
-        n: args.n.unwrap_or(10_000),
-        chains: args.chains.unwrap_or(4),
-        batch: args.batch.unwrap_or(256),
-        block: 1000,
-        local_steps: args.local_steps.unwrap_or(if method == Method::Hybrid { 1 } else { 0 }),
-        local_width: args.local_width.unwrap_or(0.5),
-        seed: args.run.seed.unwrap_or(1),
-    })
+/// Refuses a local kernel that cannot act where the method runs it
+/// (Metropolis sweeps need lattice φ⁴ in x), before any output exists.
+fn check_kernel(c: &SampleConfig, model: &Model) -> Result<()> {
+    let phi4 = matches!(model.target, RunTarget::Phi4(_));
+    if c.method.has_local() && c.local_kind(phi4) == LocalKind::Metropolis && (!phi4 || c.method == Method::Neutra) {
+        bail!("sampler.local = metropolis: Metropolis sweeps need a lattice φ⁴ target in x; use mala, hmc or rw");
+    }
+    Ok(())
 }
 
 /// The stored config: the sample settings plus the model's target section.
@@ -123,21 +141,19 @@ pub fn run(args: SampleArgs) -> Result<()> {
     dist.finish(r)
 }
 
-/// The settings given with `--resume` (which takes only `--out`).
-fn any_setting(args: &SampleArgs) -> bool {
-    args.model.is_some()
-        || args.n.is_some()
-        || args.method.is_some()
-        || args.chains.is_some()
-        || args.run.seed.is_some()
-        || args.batch.is_some()
-        || args.local_steps.is_some()
-        || args.local_width.is_some()
-}
-
 /// A resumed run: the writer, the stored settings, the chains' JSON
-/// checkpoint and the model (refused if it changed since the run started).
-fn resume(args: &SampleArgs) -> Result<(EnsembleWriter, SampleConfig, Option<String>, Model)> {
+/// checkpoint, the model (refused if it changed since the run started) and
+/// the stored attributes.
+type Resumed = (
+    EnsembleWriter,
+    SampleConfig,
+    Option<String>,
+    Model,
+    BTreeMap<String, AttrValue>,
+);
+
+/// Opens the interrupted run in `--out` (see [`Resumed`]).
+fn resume(args: &SampleArgs) -> Result<Resumed> {
     let (writer, resumed) = EnsembleWriter::resume(&args.run.out, args.run.force)?;
     let mut t: toml::Table = resumed.header.config.parse()?;
     t.remove("phi4");
@@ -154,7 +170,13 @@ fn resume(args: &SampleArgs) -> Result<(EnsembleWriter, SampleConfig, Option<Str
             );
         }
     }
-    Ok((writer, c, resumed.checkpoint.map(|cp| cp.chains), model))
+    Ok((
+        writer,
+        c,
+        resumed.checkpoint.map(|cp| cp.chains),
+        model,
+        resumed.header.extra,
+    ))
 }
 
 /// `fieldflow sample` on this process: rank r runs the contiguous block of
@@ -162,17 +184,20 @@ fn resume(args: &SampleArgs) -> Result<(EnsembleWriter, SampleConfig, Option<Str
 /// are those of chain c whichever process runs it, and rank 0 gathers
 /// every block and writes the one-process file (docs/MPI.md).
 fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
-    let (mut writer, c, resumed_chains, model) = if args.run.resume {
+    let (mut writer, c, resumed_chains, model, extra) = if args.run.resume {
         if dist.is_parallel() {
             bail!("--resume is not supported with several MPI ranks: resume with one process (the file is the same)");
         }
-        check_resume_only(any_setting(args), &args.run.out, "settings")?;
-        let (writer, c, chains, model) = resume(args)?;
-        (Some(writer), c, chains, model)
+        check_resume_only(args.any_setting(), &args.run.out, "settings")?;
+        let (writer, c, chains, model, extra) = resume(args)?;
+        (Some(writer), c, chains, model, extra)
     } else {
-        let c = resolve(args)?;
+        let c = SampleConfig::resolve(args)?;
         c.validate()?;
-        let model = dist.agree(load_model(&c))?;
+        if c.method == Method::Adaptive && dist.is_parallel() {
+            bail!("method = adaptive: the adaptation runs on one process; run it without MPI (its production is the global-local method, which runs on many)");
+        }
+        let model = dist.agree(load_model(&c).and_then(|m| check_kernel(&c, &m).map(|()| m)))?;
         let writer = if dist.is_root() {
             let w = check_new_output(&args.run.out, args.run.force).and_then(|()| {
                 Ok(EnsembleWriter::create(
@@ -187,34 +212,93 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
             dist.agree(Ok(()))?;
             None
         };
-        (writer, c, None, model)
+        (writer, c, None, model, BTreeMap::new())
     };
     let quiet = args.run.quiet || !dist.is_root();
     let start = Instant::now();
+    let model = if c.method == Method::Adaptive {
+        adapted_model(&c, model, writer.as_mut(), &extra, args.run.force, quiet)?
+    } else {
+        model
+    };
+    let target = model.target.as_target();
+    let phi4 = match &model.target {
+        RunTarget::Phi4(p) => Some(p),
+        RunTarget::Synthetic(_) => None,
+    };
+    let kind = c.local_kind(phi4.is_some());
+    // neutra: the kernel acts on the pulled-back density in z.
+    let pullback = match (c.method, model.sampler.flow()) {
+        (Method::Neutra, Some(flow)) => Some(Pullback::new(flow, target)?),
+        _ => None,
+    };
+    let (space, space_phi4): (&dyn fieldflow_core::Target, _) = match &pullback {
+        Some(p) => (p, None),
+        None => (target, phi4),
+    };
+    let step = match (c.method.has_local(), extra.get("local_step")) {
+        (false, _) => None,
+        (true, Some(AttrValue::F64(s))) => Some(*s),
+        (true, _) => {
+            let base = model.sampler.flow().map(|f| IsotropicGaussian {
+                dim: f.dim(),
+                mean: 0.0,
+                sigma: f.base_sigma(),
+            });
+            let start: &dyn Proposal = match (&pullback, &base) {
+                (Some(_), Some(b)) => b,
+                _ => &model.sampler,
+            };
+            let s = kernels::warm_up(&c, kind, space, space_phi4, start)?;
+            if let Some(w) = writer.as_mut() {
+                w.set_attr("local_step", s)?;
+            }
+            Some(s)
+        }
+    };
+    let kernel = step
+        .map(|s| kernels::kernel(kind, s, c.sampler.hmc_length, space, space_phi4))
+        .transpose()?;
     let mine = dist.block(c.chains as usize, dist.rank());
     let done = writer.as_ref().map_or(0, |w| w.n_cfg() as u64);
     let pb = progress::bar((c.n - done) * mine.len() as u64, c.method.as_str());
     if quiet {
         pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let target = model.target.as_target();
-    let kernel = local_kernel(&model, &c)?;
     let seed = Seed::new(c.seed);
-    let mut chains: Box<dyn BlockChains + '_> = match c.method {
-        Method::Is => Box::new(ImportanceBlocks {
+    let global = match c.method {
+        Method::Isir => GlobalMove::Isir {
+            proposals: c.sampler.proposals as usize,
+        },
+        Method::GlobalLocal | Method::Adaptive => adaptive::global_move(&c),
+        _ => GlobalMove::Imh,
+    };
+    let mut chains: Box<dyn BlockChains + '_> = match (c.method, &pullback, kernel.as_deref()) {
+        (Method::Is, _, _) => Box::new(ImportanceBlocks {
             target,
             proposal: &model.sampler,
             seed,
             first: mine.start as u64,
             n: mine.len(),
         }),
-        Method::Imh | Method::Hybrid => {
+        (Method::Neutra, Some(pullback), Some(k)) => {
+            let chain =
+                NeutraChain::new(pullback, k, c.local_steps as usize, seed)?.with_first_chain(mine.start as u64);
+            let states = match resumed_chains {
+                Some(json) => serde_json::from_str(&json).context("checkpoint unreadable")?,
+                None => chain.initial_states(mine.len()),
+            };
+            Box::new(NeutraBlocks::new(chain, states)?)
+        }
+        (Method::Neutra, ..) => unreachable!("neutra has a flow (load_model) and a kernel (has_local)"),
+        _ => {
             let config = ImhConfig {
                 batch: c.batch as usize,
                 local_steps: 0,
                 par: Par::default(),
-                global: GlobalMove::Imh,
+                global,
             };
+            config.validate()?;
             let mut chain = ImhChain::new(target, &model.sampler, seed, config).with_first_chain(mine.start as u64);
             if let (Some(k), Some(density)) = (kernel.as_deref(), model.sampler.density()) {
                 chain = chain.with_local(k, c.local_steps as usize, density);
@@ -295,13 +379,28 @@ impl SampleSummary {
     fn progress_message(&self, method: Method) -> String {
         match method {
             Method::Is => format!("ESS {:.3}", self.ess()),
-            Method::Imh | Method::Hybrid => format!("acc {:.3}", self.acceptance()),
+            _ => format!("{} {:.3}", Self::accepted_label(method), self.acceptance()),
+        }
+    }
+
+    /// What the `accepted` series counts: the global move's acceptance, the
+    /// fraction of i-SIR steps that moved, or (neutra) the last local update's.
+    fn accepted_label(method: Method) -> &'static str {
+        match method {
+            Method::Isir => "moved",
+            Method::Neutra => "local acc",
+            _ => "acc",
         }
     }
 
     fn render(&self, method: Method) -> String {
         if method != Method::Is {
-            return format!("acceptance        {:.4} (this run)", self.acceptance());
+            let label = match method {
+                Method::Isir => "moved (i-SIR)    ",
+                Method::Neutra => "local acceptance ",
+                _ => "acceptance       ",
+            };
+            return format!("{label} {:.4} (this run)", self.acceptance());
         }
         let lz = fieldflow_stats::log_z(&self.log_w)
             .map(|r| (r.log_z, r.error))
@@ -331,30 +430,36 @@ fn spec(c: &SampleConfig, model: &Model) -> EnsembleSpec {
     ensemble_spec(c.chains as usize, &model.target.shape(), &SAMPLE_SERIES)
 }
 
-/// The local updates of the hybrid method: Metropolis sweeps for φ⁴, a
-/// Gaussian random walk for vector targets; `None` for the other methods.
-fn local_kernel<'a>(model: &'a Model, c: &SampleConfig) -> Result<Option<Box<dyn LocalKernel + 'a>>> {
-    if c.method != Method::Hybrid {
-        return Ok(None);
+/// The model production samples with in an adaptive run: the adapted model
+/// of this run if its adaptation is complete (a resumed run; refused if it
+/// changed since), otherwise the result of running (or continuing) the
+/// adaptation. Its fingerprint and path are stored in the output.
+fn adapted_model(
+    c: &SampleConfig,
+    start: Model,
+    writer: Option<&mut EnsembleWriter>,
+    extra: &BTreeMap<String, AttrValue>,
+    force: bool,
+    quiet: bool,
+) -> Result<Model> {
+    let path = Path::new(&c.sampler.adapted_model);
+    let done = extra.contains_key("adapted_model_fingerprint") && path.exists() && !adaptive::in_progress(path);
+    if !done {
+        adaptive::adapt(c, &start, force, quiet)?;
     }
-    Ok(Some(match &model.target {
-        RunTarget::Phi4(p) => {
-            let metropolis = MetropolisConfig {
-                width: c.local_width,
-                hits: 1,
-                tune: false,
-                ..Default::default()
+    let m = load_model_at(path, Method::GlobalLocal)?;
+    match extra.get("adapted_model_fingerprint") {
+        Some(AttrValue::Str(fp)) if done && *fp != m.fingerprint => bail!(
+            "{}: the adapted model changed since this run started (fingerprint {fp}, now {}): start a new run",
+            path.display(),
+            m.fingerprint
+        ),
+        _ => {
+            if let Some(w) = writer {
+                w.set_attr("adapted_model", c.sampler.adapted_model.as_str())?;
+                w.set_attr("adapted_model_fingerprint", m.fingerprint.as_str())?;
             }
-            .validate()?;
-            Box::new(MetropolisSweep {
-                target: p,
-                metropolis,
-                width: c.local_width,
-            })
         }
-        RunTarget::Synthetic(_) => Box::new(RandomWalk {
-            target: model.target.as_target(),
-            width: c.local_width,
-        }),
-    }))
+    }
+    Ok(m)
 }

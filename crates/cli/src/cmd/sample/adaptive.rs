@@ -1,0 +1,270 @@
+//! The adaptation phase of `fieldflow sample --method adaptive`
+//! (docs/THEORY.md §6.10): the model's flow is trained on walkers moved by
+//! global–local steps ([`fieldflow_flowmcmc::Adaptive`]), then written as a
+//! model file (`sampler.adapted_model`) that every method can use;
+//! production is then a global-local run with that frozen flow.
+//!
+//! Walkers start from N(0, init_sigma² I) (a broad start that knows nothing
+//! of the modes), thermalized by the local kernel's warm-up. After every
+//! round the plain-data state is written atomically to
+//! `ADAPTED.adapt.json`; an interrupted adaptation continues from it with
+//! `--resume` and ends bit-identical to an uninterrupted one. The file is
+//! removed once the adapted model is written. Nothing sampled during the
+//! adaptation is stored as a sample: the output holds production only.
+
+use super::kernels::{kernel, warmup_seed};
+use super::settings::{Global, SampleConfig};
+use super::Model;
+use crate::interrupt::{self, Interrupted};
+use crate::progress;
+use anyhow::{bail, Context, Result};
+use fieldflow_core::{Par, Seed};
+use fieldflow_flowmcmc::{broad_starts, Adaptive, AdaptiveConfig, AdaptiveState};
+use fieldflow_imh::{tune_step, GlobalMove, ImhConfig, StepTuning};
+use fieldflow_io::{AttrValue, FileKind, Header, ModelFile, ModelState};
+use fieldflow_lattice::Phi4;
+use fieldflow_losses::{LossConfig, SmOn, TrainConfig};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The checkpoint of an adaptation whose model goes to `adapted`.
+fn checkpoint_path(adapted: &Path) -> PathBuf {
+    let mut s = adapted.as_os_str().to_owned();
+    s.push(".adapt.json");
+    PathBuf::from(s)
+}
+
+/// Whether an adaptation toward `adapted` was interrupted (its checkpoint
+/// exists).
+pub fn in_progress(adapted: &Path) -> bool {
+    checkpoint_path(adapted).exists()
+}
+
+/// The global move of the run's settings.
+pub fn global_move(c: &SampleConfig) -> GlobalMove {
+    match c.sampler.global {
+        Global::Imh => GlobalMove::Imh,
+        Global::Isir => GlobalMove::Isir {
+            proposals: c.sampler.proposals as usize,
+        },
+    }
+}
+
+/// Runs (or continues) the adaptation and writes the adapted model file;
+/// returns its path. Refuses to replace an existing adapted model unless
+/// `force`.
+///
+/// # Errors
+/// Bad settings, a model that is not a flow, training failures, file
+/// errors; an interruption (the checkpoint is kept).
+pub fn adapt(c: &SampleConfig, model: &Model, force: bool, quiet: bool) -> Result<PathBuf> {
+    let s = &c.sampler;
+    let out = PathBuf::from(&s.adapted_model);
+    let ckpt = checkpoint_path(&out);
+    let resuming = ckpt.exists();
+    if out.exists() && !force && !resuming {
+        bail!(
+            "{}: the adapted model exists; pass --force to replace it or set --adapted-model",
+            out.display()
+        );
+    }
+    let Some(flow0) = model.sampler.flow() else {
+        bail!("method = adaptive: {} is not a normalizing flow", c.model);
+    };
+    let mut flow = flow0.clone();
+    let target = model.target.as_target();
+    let phi4: Option<&Phi4> = match &model.target {
+        crate::target::RunTarget::Phi4(p) => Some(p),
+        crate::target::RunTarget::Synthetic(_) => None,
+    };
+    let kind = c.local_kind(phi4.is_some());
+    let seed = Seed::new(c.seed);
+    let mut train = TrainConfig::new(
+        LossConfig::weights(1.0, s.w_rkl, 0.0, SmOn::Data),
+        s.train_batch as usize,
+        s.rounds * s.train_steps,
+        s.lr,
+    );
+    train.seed = c.seed;
+    let config = AdaptiveConfig {
+        rounds: s.rounds as usize,
+        steps_per_round: s.steps_per_round as usize,
+        local_steps: c.local_steps as usize,
+        train_steps: s.train_steps as usize,
+        stop_acceptance: None,
+        imh: ImhConfig {
+            batch: (c.batch as usize).min(s.steps_per_round as usize),
+            local_steps: 0,
+            par: Par::default(),
+            global: global_move(c),
+        },
+    };
+    // The step: read from the checkpoint, or tuned on the walkers (which
+    // the warm-up moves toward the modes).
+    let (mut state, step) = if resuming {
+        let json = std::fs::read_to_string(&ckpt).with_context(|| format!("{}: cannot read", ckpt.display()))?;
+        let saved: Checkpoint =
+            serde_json::from_str(&json).with_context(|| format!("{}: unreadable adaptation state", ckpt.display()))?;
+        (saved.state, saved.step)
+    } else {
+        let starts = broad_starts(
+            s.walkers as usize,
+            target.dim(),
+            s.init_sigma,
+            warmup_seed(c.seed).child(2),
+        );
+        let mut walkers: Vec<Vec<f64>> = starts.outer_iter().map(|r| r.to_vec()).collect();
+        kernel(kind, c.local_width, s.hmc_length, target, phi4)?;
+        let step = if s.warmup > 0 {
+            tune_step(
+                |st| kernel(kind, st, s.hmc_length, target, phi4).expect("checked above"),
+                &mut walkers,
+                StepTuning {
+                    initial: c.local_width,
+                    target_acceptance: s.target_acceptance.unwrap_or(kind.default_acceptance()),
+                    updates: s.warmup as usize,
+                },
+                warmup_seed(c.seed).child(3),
+            )
+        } else {
+            c.local_width
+        };
+        let starts = ndarray::Array2::from_shape_fn((walkers.len(), target.dim()), |(i, j)| walkers[i][j]);
+        let ad = adaptive(target, None, model, config, &train, seed);
+        (ad.initial_state(&flow, starts)?, step)
+    };
+    let k = kernel(kind, step, s.hmc_length, target, phi4)?;
+    let ad = adaptive(target, Some(k.as_ref()), model, config, &train, seed);
+    let pb = progress::bar(s.rounds, "adapt");
+    if quiet {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    pb.set_position(state.round);
+    let mut failure: Option<anyhow::Error> = None;
+    let result = ad.run(&mut flow, &mut state, |st| {
+        if let Err(e) = save_checkpoint(&ckpt, st, step) {
+            failure = Some(e);
+            return false;
+        }
+        let r = st.history.last().expect("a round was recorded");
+        pb.set_position(st.round);
+        pb.set_message(format!("global acc {:.3}", r.acceptance));
+        !(interrupt::requested() || interrupt::simulated(st.round as usize))
+    });
+    if let Err(e) = result {
+        pb.abandon();
+        return Err(e.into());
+    }
+    if let Some(e) = failure {
+        pb.abandon();
+        return Err(e);
+    }
+    if !state.finished(&config) {
+        pb.abandon();
+        return Err(Interrupted(format!(
+            "interrupted: {} of {} adaptation rounds saved in {}; continue with --resume",
+            state.round,
+            s.rounds,
+            ckpt.display()
+        ))
+        .into());
+    }
+    pb.finish_and_clear();
+    write_model(c, model, &flow, &state, step, &out, force || resuming)?;
+    std::fs::remove_file(&ckpt).with_context(|| format!("{}: cannot remove", ckpt.display()))?;
+    Ok(out)
+}
+
+fn adaptive<'a>(
+    target: &'a dyn fieldflow_core::Target,
+    kernel: Option<&'a dyn fieldflow_core::LocalKernel>,
+    model: &'a Model,
+    config: AdaptiveConfig,
+    train: &TrainConfig,
+    seed: Seed,
+) -> Adaptive<'a> {
+    Adaptive {
+        target,
+        kernel,
+        modes: model.target.modes(),
+        config,
+        train: train.clone(),
+        seed,
+    }
+}
+
+/// The adaptation state with the frozen local step.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Checkpoint {
+    step: f64,
+    state: AdaptiveState,
+}
+
+/// Writes the checkpoint atomically (temporary file, then rename).
+fn save_checkpoint(path: &Path, state: &AdaptiveState, step: f64) -> Result<()> {
+    let json = serde_json::to_string(&Checkpoint {
+        step,
+        state: state.clone(),
+    })?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, json).with_context(|| format!("{}: cannot write", PathBuf::from(&tmp).display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}
+
+/// The adapted model: the starting model's config and architecture with the
+/// adapted parameters and Adam state, the per-round records as metrics.
+fn write_model(
+    c: &SampleConfig,
+    model: &Model,
+    flow: &fieldflow_flows::Flow,
+    state: &AdaptiveState,
+    step: f64,
+    out: &Path,
+    force: bool,
+) -> Result<()> {
+    let source = ModelFile::read(&c.model)?;
+    let mut header = Header::new(
+        FileKind::Model,
+        source.header.config.clone(),
+        c.seed,
+        model.target.as_target().describe(),
+    );
+    header.extra = source.header.extra.clone();
+    header
+        .extra
+        .insert("adapted_from".into(), AttrValue::Str(c.model.clone()));
+    header
+        .extra
+        .insert("adaptive_rounds".into(), AttrValue::U64(state.round));
+    header.extra.insert("local_step".into(), AttrValue::F64(step));
+    let mut metrics: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for r in &state.history {
+        let mut push = |k: &str, v: f64| metrics.entry(k.to_string()).or_default().push(v);
+        push("round", r.round as f64);
+        push("global_acceptance", r.acceptance);
+        push("local_acceptance", r.local_acceptance.unwrap_or(f64::NAN));
+        push("loss", r.loss.unwrap_or(f64::NAN));
+        for (k, w) in r.walker_modes.iter().enumerate() {
+            push(&format!("walker_mode_{k}"), *w);
+        }
+    }
+    let t = &state.trainer;
+    ModelFile {
+        header,
+        state: ModelState {
+            architecture: flow
+                .architecture_json()
+                .context("the flow has no architecture to store")?,
+            params: flow.params().to_vec(),
+            adam_m: t.adam.m.clone(),
+            adam_v: t.adam.v.clone(),
+            adam_step: t.adam.step,
+            rng_state: vec![c.seed, t.step],
+        },
+        metrics,
+    }
+    .write(out, force)?;
+    Ok(())
+}
