@@ -212,7 +212,8 @@ impl Adaptive<'_> {
         let record = RoundRecord {
             round: state.round,
             acceptance: run.accepted.iter().map(|&a| f64::from(a)).sum::<f64>() / run.accepted.len().max(1) as f64,
-            local_acceptance: (self.kernel.is_some() && self.config.local_steps > 0).then(|| mean(&run.local_acceptance)),
+            local_acceptance: (self.kernel.is_some() && self.config.local_steps > 0)
+                .then(|| mean(&run.local_acceptance)),
             loss: (n_ok > 0).then(|| loss_sum / n_ok as f64),
             rejected_steps: rejected,
             walker_modes: self.modes.map_or_else(Vec::new, |m| m.mode_fractions(positions.view())),
