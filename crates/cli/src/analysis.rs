@@ -70,9 +70,39 @@ pub struct FileAnalysis {
     pub n_per_chain: usize,
     /// The table.
     pub rows: Vec<Row>,
+    /// Warnings about the file as a whole (independence chains that stuck).
+    pub warnings: Vec<String>,
     /// Monte Carlo history of M, per chain.
     #[serde(skip)]
     pub m_history: Vec<Vec<f64>>,
+}
+
+/// The fraction of a chain's steps beyond which a stay at one state makes
+/// its error bars unreliable ([`stuck_chains`]).
+pub const STUCK_FRACTION: f64 = 0.1;
+
+/// Warnings for chains of an independence sampler (IMH, i-SIR: the state
+/// changes only by flow moves) that stayed at one state for at least
+/// [`STUCK_FRACTION`] of their `accepted` steps. Such a stay comes from a
+/// state whose weight w = p̃/q is far above the typical one (a region the
+/// flow underweights); the chain is still exact, but the Γ-method sees a few
+/// long plateaus as little autocorrelation and its errors are too small
+/// (docs/RESULTS.md, "Flow-MCMC benchmark").
+pub fn stuck_chains(accepted: ArrayView2<u8>) -> Vec<String> {
+    accepted
+        .outer_iter()
+        .enumerate()
+        .filter_map(|(c, a)| {
+            let (_, longest) = fieldflow_imh::rejection_summary(a.as_slice()?);
+            (a.len() > 0 && longest as f64 >= STUCK_FRACTION * a.len() as f64).then(|| {
+                format!(
+                    "chain {c} stayed at one state for {longest} of {} steps: its weight p/q is far above the \
+                     typical one, the error bars are too small; use global-local moves, more chains or a better flow",
+                    a.len()
+                )
+            })
+        })
+        .collect()
 }
 
 impl FileAnalysis {
@@ -252,6 +282,12 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
         }
     }
     rows.extend(log_z_row);
+    let warnings = if matches!(method.as_str(), "imh" | "isir") {
+        let acc = reader.series_u8("accepted")?;
+        stuck_chains(acc.slice(s![.., skip.min(acc.ncols())..]).as_standard_layout().view())
+    } else {
+        Vec::new()
+    };
     let seconds = match reader.header().extra.get("seconds") {
         Some(AttrValue::F64(s)) => Some(*s),
         _ => None,
@@ -264,6 +300,7 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
         chains,
         n_per_chain,
         rows,
+        warnings,
         m_history,
     })
 }
@@ -370,6 +407,9 @@ pub fn render_table(a: &FileAnalysis) -> String {
             dev
         );
     }
+    for w in &a.warnings {
+        s += &format!("  warning: {w}\n");
+    }
     s
 }
 
@@ -406,4 +446,29 @@ pub fn side_by_side(analyses: &[FileAnalysis]) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_that_stays_for_a_tenth_of_its_steps_is_flagged() {
+        // Chain 0 moves at every step; chain 1 stays 10 of 100 steps in a
+        // row (flagged), chain 2 stays 9 (not flagged).
+        let mut acc = Array2::<u8>::ones((3, 100));
+        for i in 20..30 {
+            acc[[1, i]] = 0;
+        }
+        for i in 20..29 {
+            acc[[2, i]] = 0;
+        }
+        let w = stuck_chains(acc.view());
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("chain 1 stayed at one state for 10 of 100 steps"),
+            "{}",
+            w[0]
+        );
+    }
 }
