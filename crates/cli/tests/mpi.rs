@@ -143,7 +143,7 @@ fn sample_on_two_ranks_writes_the_one_process_file() {
     fieldflow(0, &["train", "--config", &cfg, "--out", &p("m.h5"), "--quiet"]);
     // 5 chains over 2 ranks (2 + 3); 1100 samples per chain = two blocks of
     // the fixed block size 1000.
-    for method in ["is", "imh", "hybrid"] {
+    for method in ["is", "imh", "hybrid", "isir", "global-local", "neutra"] {
         let sample = |ranks: usize, out: &str| {
             let args = [
                 "sample",
