@@ -232,6 +232,11 @@ fn write_model(
         model.target.as_target().describe(),
     );
     header.extra = source.header.extra.clone();
+    // The starting model's training counters describe its own training run,
+    // not this adaptation (whose counters are the Adam state stored below).
+    for stale in ["trainer_state", "steps_done"] {
+        header.extra.remove(stale);
+    }
     header
         .extra
         .insert("adapted_from".into(), AttrValue::Str(c.model.clone()));
