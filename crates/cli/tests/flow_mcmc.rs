@@ -56,8 +56,12 @@ fn adaptive_learns_two_modes_in_d16_and_every_method_samples_the_adapted_flow() 
         let out = p(&format!("s_{method}_{}.h5", extra.len()));
         let r = sample(&adapted, method, &out, extra);
         let (w, e) = value_error(&r, "mode_0");
+        // neutra moves between the modes only through the latent region
+        // between them (τ_int of the mode ≈ 10–400, docs/RESULTS.md): its
+        // error is several times larger.
+        let max_err = if method == "neutra" { 0.1 } else { 0.03 };
         assert!(
-            (w - 2.0 / 3.0).abs() < 4.0 * e && e < 0.06,
+            (w - 2.0 / 3.0).abs() < 4.0 * e && e < max_err,
             "{method} {extra:?}: {w} ± {e}"
         );
     }

@@ -11,7 +11,7 @@ Per (target, seed):
   1. a practically untrained starting flow (`fieldflow train`, one RKL step at
      lr 1e-12: the flow never sees a target sample);
   2. `fieldflow sample --method adaptive` (walkers from N(0, init_sigma² I),
-     MALA warm-up, `rounds` rounds of 10 global-local steps + 25 FKL Adam
+     MALA warm-up, `rounds` rounds of 10 global-local steps + `--train-steps` FKL Adam
      steps, then global-local production with the frozen flow, 4 chains × 4000);
   3. with the adapted model: imh, isir (K = 8) and neutra (MALA), 4 × 4000 each.
 Every run is analysed with `fieldflow analyze --json`; one JSON line per run
@@ -68,7 +68,7 @@ def main():
     ap.add_argument("--only", nargs="+", default=list(TARGETS))
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--init-sigma", type=float, default=3.0)
-    ap.add_argument("--train-steps", type=int, default=25, help="Adam steps per round")
+    ap.add_argument("--train-steps", type=int, default=10, help="Adam steps per round (the CLI default)")
     ap.add_argument("--walkers", type=int, default=256)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results.jsonl"))
     a = ap.parse_args()

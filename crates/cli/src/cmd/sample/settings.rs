@@ -243,7 +243,7 @@ impl Default for SamplerSettings {
             walkers: 256,
             rounds: 40,
             steps_per_round: 10,
-            train_steps: 25,
+            train_steps: 10,
             lr: 3e-3,
             train_batch: 256,
             w_rkl: 0.0,
