@@ -69,7 +69,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--init-sigma", type=float, default=3.0)
     ap.add_argument("--train-steps", type=int, default=10, help="Adam steps per round (the CLI default)")
-    ap.add_argument("--walkers", type=int, default=256)
+    ap.add_argument("--walkers", type=int, default=None, help="default: the CLI's (256, or 8·d above d = 32)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results.jsonl"))
     a = ap.parse_args()
     done = set()
@@ -78,10 +78,11 @@ def main():
             r = json.loads(line)
             done.add((r["target"], r["seed"], r["method"], r.get("init_sigma", 3.0), r.get("train_steps", 25),
                       r.get("walkers", 256)))
+    walkers = a.walkers or "auto"
     work = tempfile.mkdtemp(prefix="ff_flowmcmc_")
     for tname in a.only:
         for seed in a.seeds:
-            tag = f"{tname.replace(':', '')}_s{seed}_sig{a.init_sigma:g}_ts{a.train_steps}_w{a.walkers}"
+            tag = f"{tname.replace(':', '')}_s{seed}_sig{a.init_sigma:g}_ts{a.train_steps}_w{walkers}"
             init = os.path.join(work, f"{tag}_init.h5")
             cfg = os.path.join(work, f"{tag}.toml")
             with open(cfg, "w") as f:
@@ -89,8 +90,9 @@ def main():
                         "batch_size = 64\nsteps = 1\nlr = 1e-12\n")
             sampler_cfg = os.path.join(work, f"{tag}_sampler.toml")
             with open(sampler_cfg, "w") as f:
-                f.write(f"[sampler]\ninit_sigma = {a.init_sigma}\ntrain_steps = {a.train_steps}\n"
-                        f"walkers = {a.walkers}\n")
+                f.write(f"[sampler]\ninit_sigma = {a.init_sigma}\ntrain_steps = {a.train_steps}\n")
+                if a.walkers:
+                    f.write(f"walkers = {a.walkers}\n")
             adapted = os.path.join(work, f"{tag}_adapted.h5")
             methods = [
                 ("adaptive", init, ["--rounds", str(a.rounds), "--config", sampler_cfg, "--adapted-model", adapted]),
@@ -98,7 +100,7 @@ def main():
                 ("isir", adapted, ["--proposals", "8"]),
                 ("neutra", adapted, []),
             ]
-            if all((tname, seed, m, a.init_sigma, a.train_steps, a.walkers) in done for m, _, _ in methods):
+            if all((tname, seed, m, a.init_sigma, a.train_steps, walkers) in done for m, _, _ in methods):
                 continue
             run(["train", "--config", cfg, "--out", init, "-q", "--force"])
             for method, model, extra in methods:
@@ -106,7 +108,7 @@ def main():
                 secs, stdout = run(["sample", "--model", model, "--method", method, "--n", "4000", "--chains", "4",
                                     "--seed", str(seed), "--out", out, "--force"] + extra)
                 rec = {"target": tname, "seed": seed, "method": method, "init_sigma": a.init_sigma,
-                       "train_steps": a.train_steps, "walkers": a.walkers,
+                       "train_steps": a.train_steps, "walkers": walkers,
                        "rounds": a.rounds if method == "adaptive" else None, "seconds": round(secs, 2)}
                 rec.update(analyze(out))
                 rec["stuck_chains"] = len(json.loads(run(["analyze", out, "--json"])[1])[0]["warnings"])

@@ -192,12 +192,13 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
         let (writer, c, chains, model, extra) = resume(args)?;
         (Some(writer), c, chains, model, extra)
     } else {
-        let c = SampleConfig::resolve(args)?;
+        let mut c = SampleConfig::resolve(args)?;
         c.validate()?;
         if c.method == Method::Adaptive && dist.is_parallel() {
             bail!("method = adaptive: the adaptation runs on one process; run it without MPI (its production is the global-local method, which runs on many)");
         }
         let model = dist.agree(load_model(&c).and_then(|m| check_kernel(&c, &m).map(|()| m)))?;
+        c.resolve_for_dim(model.target.as_target().dim());
         let writer = if dist.is_root() {
             let w = check_new_output(&args.run.out, args.run.force).and_then(|()| {
                 Ok(EnsembleWriter::create(

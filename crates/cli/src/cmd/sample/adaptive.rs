@@ -108,7 +108,7 @@ pub fn adapt(c: &SampleConfig, model: &Model, force: bool, quiet: bool) -> Resul
         (saved.state, saved.step)
     } else {
         let starts = broad_starts(
-            s.walkers as usize,
+            s.walkers.expect("resolved for the target's dimension") as usize,
             target.dim(),
             s.init_sigma,
             warmup_seed(c.seed).child(2),

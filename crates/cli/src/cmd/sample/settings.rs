@@ -211,8 +211,10 @@ pub struct SamplerSettings {
     pub target_acceptance: Option<f64>,
     /// HMC trajectory length (in units of the step: the warm-up keeps it).
     pub hmc_length: f64,
-    /// Adaptive: walkers.
-    pub walkers: u64,
+    /// Adaptive: walkers (default, resolved when the run starts: 256, or
+    /// 8·d above d = 32, where 256 walkers lose the light mode of two modes
+    /// in d = 64 on one seed in three; docs/RESULTS.md).
+    pub walkers: Option<u64>,
     /// Adaptive: rounds.
     pub rounds: u64,
     /// Adaptive: global–local steps of every walker per round.
@@ -240,7 +242,7 @@ impl Default for SamplerSettings {
             warmup: 200,
             target_acceptance: None,
             hmc_length: 1.0,
-            walkers: 256,
+            walkers: None,
             rounds: 40,
             steps_per_round: 10,
             train_steps: 10,
@@ -336,6 +338,14 @@ impl SampleConfig {
         })
     }
 
+    /// Resolves the settings that depend on the target's dimension `dim`
+    /// (the adaptive walkers), so the stored config says what was used.
+    pub(super) fn resolve_for_dim(&mut self, dim: usize) {
+        if self.method == Method::Adaptive && self.sampler.walkers.is_none() {
+            self.sampler.walkers = Some(if dim > 32 { 8 * dim as u64 } else { 256 });
+        }
+    }
+
     /// The local kernel of this run (`phi4`: the target is lattice φ⁴).
     pub(super) fn local_kind(&self, phi4: bool) -> LocalKind {
         self.sampler.local.unwrap_or(match (self.method, phi4) {
@@ -379,7 +389,7 @@ impl SampleConfig {
         }
         if self.method == Method::Adaptive {
             for (name, v) in [
-                ("walkers", s.walkers),
+                ("walkers", s.walkers.unwrap_or(1)),
                 ("rounds", s.rounds),
                 ("steps_per_round", s.steps_per_round),
                 ("train_steps", s.train_steps),
