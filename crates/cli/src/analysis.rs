@@ -15,9 +15,10 @@
 use crate::target::RunTarget;
 use anyhow::{bail, Result};
 use fieldflow_core::Measure;
+use fieldflow_core::Modes;
 use fieldflow_io::{AttrValue, EnsembleReader, FileKind};
 use fieldflow_lattice::observables::{effective_mass, xi2};
-use fieldflow_lattice::{Phi4, Phi4Observables};
+use fieldflow_lattice::{Phi4, Phi4Modes, Phi4Observables};
 use fieldflow_stats::{gamma_derived, GammaConfig, GammaReport};
 use ndarray::{s, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
@@ -94,7 +95,7 @@ pub fn stuck_chains(accepted: ArrayView2<u8>) -> Vec<String> {
         .enumerate()
         .filter_map(|(c, a)| {
             let (_, longest) = fieldflow_imh::rejection_summary(a.as_slice()?);
-            (a.len() > 0 && longest as f64 >= STUCK_FRACTION * a.len() as f64).then(|| {
+            (!a.is_empty() && longest as f64 >= STUCK_FRACTION * a.len() as f64).then(|| {
                 format!(
                     "chain {c} stayed at one state for {longest} of {} steps: its weight p/q is far above the \
                      typical one, the error bars are too small; use global-local moves, more chains or a better flow",
@@ -325,6 +326,14 @@ fn phi4_rows(target: &Phi4, est: &Estimator, names: &[String], rows: &mut Vec<Ro
     for name in ["M", "abs_M", "M2", "M4", "action_density"] {
         let c = col(name);
         rows.push(row(name, &est.estimate(&|a: &[f64]| a[c])?, exact_primary(name)));
+    }
+    // The modes of the broken phase by the sign of M: exact ½ each by the
+    // φ → −φ symmetry of the action.
+    let weights = Phi4Modes.true_weights().expect("φ⁴ modes have exact weights");
+    for (k, w) in weights.iter().enumerate() {
+        let name = format!("mode_{k}");
+        let c = col(&name);
+        rows.push(row(&name, &est.estimate(&|a: &[f64]| a[c])?, Some(*w)));
     }
     let (m, m2, m4, am) = (col("M"), col("M2"), col("M4"), col("abs_M"));
     rows.push(row(

@@ -79,7 +79,7 @@ impl RunTarget {
     /// The per-configuration observables of this target.
     pub fn observables(&self) -> Box<dyn Measure> {
         match self {
-            RunTarget::Phi4(p) => Box::new(Phi4Observables::new(p)),
+            RunTarget::Phi4(p) => Box::new(Phi4WithModes(Phi4Observables::new(p))),
             RunTarget::Synthetic(s) => Box::new(VectorObservables(s.clone())),
         }
     }
@@ -127,6 +127,27 @@ impl HessianVector for RunTarget {
                 .hessian_vector()
                 .expect("every synthetic target implements HessianVector")
                 .hvp(x, v, out),
+        }
+    }
+}
+
+/// The φ⁴ observables and the indicators of the two modes by the sign of M
+/// ([`Phi4Modes`]: `mode_0` for M < 0, `mode_1` for M ≥ 0), so the weights
+/// of the broken phase's modes and the τ_int of sign M get Γ-method errors.
+pub struct Phi4WithModes(pub Phi4Observables);
+
+impl Measure for Phi4WithModes {
+    fn names(&self) -> Vec<String> {
+        let mut n = self.0.names();
+        n.extend((0..Phi4Modes.n_modes()).map(|k| format!("mode_{k}")));
+        n
+    }
+    fn measure(&self, x: ArrayView1<f64>, out: &mut [f64]) {
+        let n = out.len() - Phi4Modes.n_modes();
+        self.0.measure(x, &mut out[..n]);
+        let m = Phi4Modes.assign(x);
+        for (k, o) in out[n..].iter_mut().enumerate() {
+            *o = f64::from(u8::from(k == m));
         }
     }
 }

@@ -48,6 +48,8 @@ fn free_field_ensemble_reproduces_the_exact_results_within_errors() {
         ("xi2", exact.xi2(0).unwrap()),
         ("C(0)", exact.zero_momentum_correlator()[0]),
         ("C(2)", exact.zero_momentum_correlator()[2]),
+        // The sign of M (the modes of the broken phase): ½ by symmetry.
+        ("mode_0", 0.5),
     ] {
         let r = get(name);
         let (value, error) = (r["value"].as_f64().unwrap(), r["error"].as_f64().unwrap());
@@ -63,7 +65,7 @@ fn free_field_ensemble_reproduces_the_exact_results_within_errors() {
         assert!((r["exact"].as_f64().unwrap() - truth).abs() < 1e-12);
         checked += 1;
     }
-    assert_eq!(checked, 5);
+    assert_eq!(checked, 6);
     let inspect = ok(&["inspect", &ens]);
     assert!(
         inspect.contains("ensemble") && inspect.contains("[4, 3000, 8, 8]"),

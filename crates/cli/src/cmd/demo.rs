@@ -5,13 +5,14 @@
 //!    from a small set of exact samples, each sampled with IMH and with
 //!    importance sampling; a table of NLL, RNLL, ESS, acceptance, mode
 //!    weights, collapse and covering; figures of target vs flow densities.
-//! 1b. **Two modes in d = 16 without samples** (docs/THEORY.md §6.10):
+//! 2. **Two modes in d = 16 without samples** (docs/THEORY.md §6.10):
 //!    adaptive flow-MCMC from walkers spread by a broad Gaussian (the
 //!    recommended sampler when no target samples exist), then neutra-MCMC
 //!    and i-SIR with the adapted flow; mode weights against the exact ⅔, ⅓.
-//! 2. **Free field** (λ = 0): an HMC ensemble checked against the exact
+//!    (Section 1b of the report.)
+//! 3. **Free field** (λ = 0): an HMC ensemble checked against the exact
 //!    oracle of docs/THEORY.md §2.4.
-//! 3. **φ⁴ at the tutorial set** (L = 8, m² = −4, λ = 8): an HMC ensemble, a
+//! 4. **φ⁴ at the tutorial set** (L = 8, m² = −4, λ = 8): an HMC ensemble, a
 //!    ScoreNF flow trained on 100 of its configurations, an IMH chain;
 //!    ⟨|M|⟩, χ₂, U₄ … from both with errors and τ_int, side by side.
 //!
