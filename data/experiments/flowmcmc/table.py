@@ -11,16 +11,35 @@ import os
 import sys
 from collections import defaultdict
 
-path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "results.jsonl")
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+path = args[0] if args else os.path.join(os.path.dirname(__file__), "results.jsonl")
+# --default: only the CLI's defaults (10 Adam steps per round; walkers 256,
+# or 8·d above d = 32, which is what "auto" resolves to).
+# --adaptive: only the adaptive rows (the tuning history).
+default_only = "--default" in sys.argv
+adaptive_only = "--adaptive" in sys.argv
+
+
+def is_default(r):
+    dim = int(r["target"].split(":")[1]) if ":" in r["target"] else 2
+    w = r.get("walkers", 256)
+    return r.get("train_steps", 25) == 10 and (w == "auto" or (w == 256 and dim <= 32))
+
 runs = defaultdict(list)
 order = []
 for line in open(path):
     r = json.loads(line)
+    if (default_only and not is_default(r)) or (adaptive_only and r["method"] != "adaptive"):
+        continue
     key = (r["target"], r["method"], r.get("init_sigma", 3.0), r.get("train_steps", 25), r.get("walkers", 256))
     if key not in runs:
         order.append(key)
     runs[key].append(r)
 
+TARGETS = ["two_modes:8", "two_modes:16", "two_modes:32", "two_modes:64", "two_modes:128", "mog4", "mog8"]
+METHODS = ["adaptive", "imh", "isir", "neutra"]
+order.sort(key=lambda k: (TARGETS.index(k[0]) if k[0] in TARGETS else 99, METHODS.index(k[1]) if k[1] in METHODS else 99,
+                          str(k[2:])))
 print("| target | sampler | σ_init, Adam steps/round, walkers | per seed: ŵ₀ ± σ (dev/σ; TV) | τ_int(mode) | acceptance | seconds |")
 print("|---|---|---|---|---|---|---|")
 for key in order:
