@@ -162,12 +162,7 @@ fn run_flow_mcmc(out: &Path, b: &Budget) -> Result<Vec<FlowMcmcRun>> {
     let init = out.join("two_modes_init.h5");
     train::run(TrainArgs {
         config: Some(cfg),
-        run: RunArgs {
-            out: init.clone(),
-            force: true,
-            quiet: true,
-            ..Default::default()
-        },
+        run: demo_run(init.clone(), None),
         ..Default::default()
     })?;
     let adapted = out.join("two_modes_adapted.h5");
@@ -182,13 +177,7 @@ fn run_flow_mcmc(out: &Path, b: &Budget) -> Result<Vec<FlowMcmcRun>> {
             chains: Some(4),
             rounds: (method == "adaptive").then_some(if b.mog_samples < 10_000 { 30 } else { 40 }),
             adapted_model: (method == "adaptive").then(|| adapted.clone()),
-            run: RunArgs {
-                seed: Some(17),
-                out: file.clone(),
-                force: true,
-                quiet: true,
-                ..Default::default()
-            },
+            run: demo_run(file.clone(), Some(17)),
             ..Default::default()
         })?;
         let seconds = t0.elapsed().as_secs_f64();
@@ -210,6 +199,17 @@ fn run_flow_mcmc(out: &Path, b: &Budget) -> Result<Vec<FlowMcmcRun>> {
         });
     }
     Ok(runs)
+}
+
+/// The run arguments of every demo step: quiet, replacing earlier results.
+fn demo_run(out: PathBuf, seed: Option<u64>) -> RunArgs {
+    RunArgs {
+        seed,
+        out,
+        force: true,
+        quiet: true,
+        ..Default::default()
+    }
 }
 
 const MOG_TRUTH: [f64; 4] = [0.1, 0.2, 0.3, 0.4];
@@ -258,12 +258,7 @@ fn run_mog(out: &Path, loss: &str, b: &Budget) -> Result<MogRun> {
     train::run(TrainArgs {
         config: Some(cfg),
         plots: Some(out.join("figures").join(format!("mog4_{loss}"))),
-        run: RunArgs {
-            out: model.clone(),
-            force: true,
-            quiet: true,
-            ..Default::default()
-        },
+        run: demo_run(model.clone(), None),
         ..Default::default()
     })?;
     let mut results = vec![];
@@ -274,13 +269,7 @@ fn run_mog(out: &Path, loss: &str, b: &Budget) -> Result<MogRun> {
             n: Some(b.mog_samples),
             chains: Some(4),
             method: Some(method.into()),
-            run: RunArgs {
-                seed: Some(11),
-                out: file.clone(),
-                force: true,
-                quiet: true,
-                ..Default::default()
-            },
+            run: demo_run(file.clone(), Some(11)),
             ..Default::default()
         })?;
         results.push(analyze_file(&file, 0, &GammaConfig::default())?);
@@ -314,13 +303,7 @@ fn generate_hmc(file: &Path, m2: f64, lambda: f64, b: &Budget) -> Result<()> {
         n_therm: Some(500),
         n_cfg: Some(b.phi4_cfg),
         chains: Some(4),
-        run: RunArgs {
-            seed: Some(2026),
-            out: file.to_path_buf(),
-            force: true,
-            quiet: true,
-            ..Default::default()
-        },
+        run: demo_run(file.to_path_buf(), Some(2026)),
         ..Default::default()
     })
 }
@@ -361,13 +344,7 @@ pub fn run_demo(out: &Path, force: bool, quick: bool) -> Result<DemoSummary> {
         steps: Some(b.phi4_steps),
         lr: Some(1e-3),
         plots: Some(figures.join("phi4_scorenf")),
-        run: RunArgs {
-            seed: Some(5),
-            out: model.clone(),
-            force: true,
-            quiet: true,
-            ..Default::default()
-        },
+        run: demo_run(model.clone(), Some(5)),
         ..Default::default()
     })?;
     let imh = out.join("phi4_imh.h5");
@@ -375,13 +352,7 @@ pub fn run_demo(out: &Path, force: bool, quick: bool) -> Result<DemoSummary> {
         model: Some(model.clone()),
         n: Some(b.phi4_samples),
         chains: Some(4),
-        run: RunArgs {
-            seed: Some(13),
-            out: imh.clone(),
-            force: true,
-            quiet: true,
-            ..Default::default()
-        },
+        run: demo_run(imh.clone(), Some(13)),
         ..Default::default()
     })?;
     let hmc_a = analyze_file(&hmc, 0, &GammaConfig::default())?;
