@@ -1,4 +1,4 @@
-//! `cargo xtask reproduce [mog4|mog8|phi4|snf|modes|all] [--quick] [--seeds N] [--out DIR] …`:
+//! `cargo xtask reproduce [mog4|mog8|phi4|snf|modes|flowmcmc|all] [--quick] [--seeds N] [--out DIR] …`:
 //! the seed papers' experiments, driven through the release `fieldflow`
 //! binary and the configs under `data/configs/reproduce/`.
 //!
@@ -19,6 +19,9 @@
 //!   separated mixtures and the tilted 1D φ⁴ chain, for every recipe of
 //!   [`modes::RECIPES`] with affine and spline couplings (`--full`: every
 //!   dimension; `--peers`: flowMC side by side).
+//! * `flowmcmc` ([`flowmcmc`]): the flow-MCMC benchmark (issue 15): adaptive
+//!   flow-MCMC from a broad start, then IMH, i-SIR and neutra-MCMC with the
+//!   adapted flow, on two modes in d = 8 … 128 and MOG-4/8.
 //!
 //! Every stage's output is kept (`ensembles/`, `models/`, `samples/`,
 //! `configs/`, `logs/`) and reused by a later invocation when its resolved
@@ -46,6 +49,7 @@
 mod args;
 mod cli_json;
 mod config;
+mod flowmcmc;
 mod mode_weights;
 mod modes;
 mod mog;
@@ -91,6 +95,10 @@ pub const EXPERIMENTS: &[Experiment] = &[
     Experiment {
         name: "modes",
         run: modes::run,
+    },
+    Experiment {
+        name: "flowmcmc",
+        run: flowmcmc::run,
     },
 ];
 
