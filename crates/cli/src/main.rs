@@ -42,7 +42,7 @@ enum Command {
     Inspect(cmd::inspect::InspectArgs),
     /// Train a normalizing flow (FKL, RKL, score matching, ScoreNF; annealing).
     Train(cmd::train::TrainArgs),
-    /// Exact sampling with a trained flow: IMH, hybrid local + IMH, or importance sampling.
+    /// Exact sampling with a flow: IMH, i-SIR, global-local (MALA/HMC/RW + flow move), neutra-MCMC, importance sampling, or adaptive flow-MCMC (trains the flow on its walkers first).
     Sample(cmd::sample::SampleArgs),
     /// Observables with Γ-method errors from ensembles or sample files.
     Analyze(cmd::analyze::AnalyzeArgs),
