@@ -154,3 +154,53 @@ fn bad_flow_mcmc_settings_are_one_line_errors() {
         assert!(!std::path::Path::new(&p(x)).exists(), "{x} was written");
     }
 }
+
+#[test]
+fn adaptive_continues_a_trained_model_at_its_own_learning_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    // Untrained (one step): the adaptation's own rate 3e-3; trained (20
+    // steps at 2e-3): that rate, resolved into the stored config.
+    let trained = INIT
+        .replace("dim = 16", "dim = 2")
+        .replace("steps = 1\nlr = 1e-12", "steps = 20\nlr = 2e-3");
+    for (name, config, lr) in [
+        ("untrained", INIT.replace("dim = 16", "dim = 2"), 3e-3),
+        ("trained", trained, 2e-3),
+    ] {
+        std::fs::write(p(&format!("{name}.toml")), config).unwrap();
+        ok(&[
+            "train",
+            "--config",
+            &p(&format!("{name}.toml")),
+            "--out",
+            &p(&format!("{name}.h5")),
+            "-q",
+        ]);
+        let out = p(&format!("{name}_ad.h5"));
+        ok(&[
+            "sample",
+            "--model",
+            &p(&format!("{name}.h5")),
+            "--method",
+            "adaptive",
+            "--rounds",
+            "2",
+            "--n",
+            "50",
+            "--chains",
+            "1",
+            "--out",
+            &out,
+            "-q",
+        ]);
+        let stored: toml::Table = fieldflow_io::EnsembleReader::open(&out)
+            .unwrap()
+            .header()
+            .config
+            .parse()
+            .unwrap();
+        assert_eq!(stored["sampler"]["lr"].as_float(), Some(lr), "{name}");
+        assert_eq!(stored["sampler"]["walkers"].as_integer(), Some(256), "{name}");
+    }
+}

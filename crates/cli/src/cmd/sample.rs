@@ -198,7 +198,7 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
             bail!("method = adaptive: the adaptation runs on one process; run it without MPI (its production is the global-local method, which runs on many)");
         }
         let model = dist.agree(load_model(&c).and_then(|m| check_kernel(&c, &m).map(|()| m)))?;
-        c.resolve_for_dim(model.target.as_target().dim());
+        c.resolve_for_model(model.target.as_target().dim(), adaptive::trained_lr(&c)?);
         let writer = if dist.is_root() {
             let w = check_new_output(&args.run.out, args.run.force).and_then(|()| {
                 Ok(EnsembleWriter::create(

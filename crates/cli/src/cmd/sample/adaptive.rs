@@ -23,7 +23,7 @@ use fieldflow_flowmcmc::{broad_starts, Adaptive, AdaptiveConfig, AdaptiveState};
 use fieldflow_imh::{tune_step, GlobalMove, ImhConfig, StepTuning};
 use fieldflow_io::{AttrValue, FileKind, Header, ModelFile, ModelState};
 use fieldflow_lattice::Phi4;
-use fieldflow_losses::{LossConfig, SmOn, TrainConfig};
+use fieldflow_losses::{AdamState, LossConfig, SmOn, TrainConfig};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -38,6 +38,27 @@ fn checkpoint_path(adapted: &Path) -> PathBuf {
 /// exists).
 pub fn in_progress(adapted: &Path) -> bool {
     checkpoint_path(adapted).exists()
+}
+
+/// The learning rate a trained starting model learnt with (its stored
+/// `train.lr`), or `None` for a model that took at most one optimizer step
+/// (untrained: the adaptation starts from scratch).
+///
+/// # Errors
+/// The model file cannot be read.
+pub fn trained_lr(c: &SampleConfig) -> Result<Option<f64>> {
+    if c.method != super::Method::Adaptive {
+        return Ok(None);
+    }
+    let file = ModelFile::read(&c.model)?;
+    if file.state.adam_step <= 1 {
+        return Ok(None);
+    }
+    let config: toml::Table = file.header.config.parse().unwrap_or_default();
+    Ok(config
+        .get("train")
+        .and_then(|t| t.get("lr"))
+        .and_then(toml::Value::as_float))
 }
 
 /// The global move of the run's settings.
@@ -83,7 +104,7 @@ pub fn adapt(c: &SampleConfig, model: &Model, force: bool, quiet: bool) -> Resul
         LossConfig::weights(1.0, s.w_rkl, 0.0, SmOn::Data),
         s.train_batch as usize,
         s.rounds * s.train_steps,
-        s.lr,
+        s.lr.expect("resolved for the model"),
     );
     train.seed = c.seed;
     let config = AdaptiveConfig {
@@ -131,7 +152,18 @@ pub fn adapt(c: &SampleConfig, model: &Model, force: bool, quiet: bool) -> Resul
         };
         let starts = ndarray::Array2::from_shape_fn((walkers.len(), target.dim()), |(i, j)| walkers[i][j]);
         let ad = adaptive(target, None, model, config, &train, seed);
-        (ad.initial_state(&flow, starts)?, step)
+        let mut state = ad.initial_state(&flow, starts)?;
+        // A trained starting model continues with its Adam moments, so the
+        // first updates are not the large sign-like steps of fresh moments.
+        let source = ModelFile::read(&c.model)?;
+        if source.state.adam_step > 1 && source.state.adam_m.len() == state.trainer.params.len() {
+            state.trainer.adam = AdamState {
+                m: source.state.adam_m,
+                v: source.state.adam_v,
+                step: source.state.adam_step,
+            };
+        }
+        (state, step)
     };
     let k = kernel(kind, step, s.hmc_length, target, phi4)?;
     let ad = adaptive(target, Some(k.as_ref()), model, config, &train, seed);

@@ -221,8 +221,10 @@ pub struct SamplerSettings {
     pub steps_per_round: u64,
     /// Adaptive: Adam steps per round.
     pub train_steps: u64,
-    /// Adaptive: learning rate.
-    pub lr: f64,
+    /// Adaptive: learning rate (default, resolved when the run starts: the
+    /// starting model's own `train.lr` if it was trained, so a trained flow
+    /// continues at the rate it learnt with; 3e-3 for an untrained one).
+    pub lr: Option<f64>,
     /// Adaptive: minibatch of walkers per Adam step.
     pub train_batch: u64,
     /// Adaptive: weight of the reverse KL added to the forward KL.
@@ -246,7 +248,7 @@ impl Default for SamplerSettings {
             rounds: 40,
             steps_per_round: 10,
             train_steps: 10,
-            lr: 3e-3,
+            lr: None,
             train_batch: 256,
             w_rkl: 0.0,
             init_sigma: 3.0,
@@ -338,11 +340,19 @@ impl SampleConfig {
         })
     }
 
-    /// Resolves the settings that depend on the target's dimension `dim`
-    /// (the adaptive walkers), so the stored config says what was used.
-    pub(super) fn resolve_for_dim(&mut self, dim: usize) {
-        if self.method == Method::Adaptive && self.sampler.walkers.is_none() {
+    /// Resolves the settings that depend on the model: the adaptive walkers
+    /// (on the target's dimension `dim`) and learning rate (`trained_lr`: the
+    /// starting model's `train.lr` if it took more than one optimizer step),
+    /// so the stored config says what was used.
+    pub(super) fn resolve_for_model(&mut self, dim: usize, trained_lr: Option<f64>) {
+        if self.method != Method::Adaptive {
+            return;
+        }
+        if self.sampler.walkers.is_none() {
             self.sampler.walkers = Some(if dim > 32 { 8 * dim as u64 } else { 256 });
+        }
+        if self.sampler.lr.is_none() {
+            self.sampler.lr = Some(trained_lr.unwrap_or(3e-3));
         }
     }
 
@@ -399,8 +409,8 @@ impl SampleConfig {
                     bail!("sampler.{name} = 0: must be > 0");
                 }
             }
-            if !(s.lr.is_finite() && s.lr > 0.0) {
-                bail!("sampler.lr = {}: must be > 0", s.lr);
+            if let Some(lr) = s.lr.filter(|lr| !(lr.is_finite() && *lr > 0.0)) {
+                bail!("sampler.lr = {lr}: must be > 0");
             }
             if !(s.w_rkl.is_finite() && s.w_rkl >= 0.0) {
                 bail!("sampler.w_rkl = {}: must be >= 0", s.w_rkl);
