@@ -204,3 +204,42 @@ fn adaptive_continues_a_trained_model_at_its_own_learning_rate() {
         assert_eq!(stored["sampler"]["walkers"].as_integer(), Some(256), "{name}");
     }
 }
+
+#[test]
+fn adaptive_starts_from_the_target_of_a_config_without_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    std::fs::write(
+        p("run.toml"),
+        "[target]\nkind = \"two_modes\"\ndim = 4\n[sampler]\nrounds = 15\n",
+    )
+    .unwrap();
+    let out = p("a.h5");
+    let r = rows(&{
+        ok(&[
+            "sample",
+            "--method",
+            "adaptive",
+            "--config",
+            &p("run.toml"),
+            "--n",
+            "1500",
+            "--chains",
+            "4",
+            "--out",
+            &out,
+            "-q",
+        ]);
+        ok(&["analyze", &out, "--json"])
+    });
+    let (w, e) = value_error(&r, "mode_0");
+    assert!((w - 2.0 / 3.0).abs() < 4.0 * e && e < 0.03, "{w} ± {e}");
+    // The untrained starting flow is a model file next to the output.
+    let init = fieldflow_io::ModelFile::read(p("a.init.h5")).unwrap();
+    assert_eq!(init.state.adam_step, 0);
+    fails(
+        &["sample", "--method", "adaptive", "--out", &p("b.h5")],
+        "--model or --config is required",
+    );
+    assert!(!std::path::Path::new(&p("b.h5")).exists());
+}

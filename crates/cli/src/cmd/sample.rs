@@ -197,6 +197,14 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
         if c.method == Method::Adaptive && dist.is_parallel() {
             bail!("method = adaptive: the adaptation runs on one process; run it without MPI (its production is the global-local method, which runs on many)");
         }
+        if c.method == Method::Adaptive && args.model.is_none() {
+            // No starting model given: an untrained flow for the target of
+            // --config, written next to the output (after the output check,
+            // so a refused run leaves nothing behind).
+            check_new_output(&args.run.out, args.run.force)?;
+            let table = config::load_table(args.config.as_deref())?;
+            adaptive::write_initial_model(&table, c.seed, Path::new(&c.model), args.run.force)?;
+        }
         let model = dist.agree(load_model(&c).and_then(|m| check_kernel(&c, &m).map(|()| m)))?;
         c.resolve_for_model(model.target.as_target().dim(), adaptive::trained_lr(&c)?);
         let writer = if dist.is_root() {

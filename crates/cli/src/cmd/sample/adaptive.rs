@@ -40,6 +40,64 @@ pub fn in_progress(adapted: &Path) -> bool {
     checkpoint_path(adapted).exists()
 }
 
+/// Writes the starting model of an adaptive run given by `--config` alone:
+/// an untrained, identity-initialized flow (the target's default
+/// architecture, or the `[flow]` section) for the `[target]` or `[phi4]`
+/// section of `table`, with parameters from `seed`, at `path` (refused if it
+/// exists, unless `force`).
+///
+/// # Errors
+/// No or a bad target section, a bad or stochastic `[flow]`, file errors.
+pub fn write_initial_model(table: &toml::Table, seed: u64, path: &Path, force: bool) -> Result<()> {
+    let target = crate::target::RunTarget::from_table(table, "--config")?;
+    let model = crate::model::ModelConfig::from_section(table.get("flow"), &target)?;
+    let crate::model::ModelConfig::Flow(config) = &model else {
+        bail!("flow.stages: method = adaptive trains a normalizing flow, not a stochastic one");
+    };
+    let flow = config
+        .build(Seed::new(seed))
+        .map_err(|e| anyhow::anyhow!("flow.{} = {}: {}", e.field, e.value, e.problem))?;
+    if flow.dim() != target.as_target().dim() {
+        bail!(
+            "flow.shape {:?} does not match the target's {} dimensions",
+            config.shape,
+            target.as_target().dim()
+        );
+    }
+    let mut stored = toml::Table::new();
+    for key in ["phi4", "target"] {
+        if let Some(v) = table.get(key) {
+            stored.insert(key.into(), v.clone());
+        }
+    }
+    stored.insert("flow".into(), model.to_section()?);
+    let n = flow.n_params();
+    let mut header = Header::new(
+        FileKind::Model,
+        toml::to_string(&stored)?,
+        seed,
+        target.as_target().describe(),
+    );
+    header.extra.insert(
+        "untrained".into(),
+        AttrValue::Str("the starting flow of an adaptive run".into()),
+    );
+    ModelFile {
+        header,
+        state: ModelState {
+            architecture: model.to_json()?,
+            params: flow.params().to_vec(),
+            adam_m: vec![0.0; n],
+            adam_v: vec![0.0; n],
+            adam_step: 0,
+            rng_state: vec![seed, 0],
+        },
+        metrics: BTreeMap::new(),
+    }
+    .write(path, force)?;
+    Ok(())
+}
+
 /// The learning rate a trained starting model learnt with (its stored
 /// `train.lr`), or `None` for a model that took at most one optimizer step
 /// (untrained: the adaptation starts from scratch).

@@ -9,7 +9,7 @@
 //! `--adapted-model` as overrides.
 
 use crate::config;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -288,8 +288,18 @@ pub struct SampleConfig {
 impl SampleConfig {
     /// The flags and `--config` of a new run, resolved with the defaults.
     pub(super) fn resolve(args: &SampleArgs) -> Result<SampleConfig> {
-        let model = args.model.as_ref().context("--model is required")?;
         let method = Method::parse(args.method.as_deref().unwrap_or("imh"))?;
+        let model = match (&args.model, method) {
+            (Some(m), _) => m.clone(),
+            // Adaptive from scratch: the untrained starting flow is written
+            // next to the output (`SampleConfig::initial_model`).
+            (None, Method::Adaptive) if args.config.is_some() => args.run.out.with_extension("init.h5"),
+            (None, Method::Adaptive) => bail!(
+                "--model or --config is required: adaptive starts from a model file, or from an untrained flow \
+                 for the [target] (or [phi4]) section of --config"
+            ),
+            (None, _) => bail!("--model is required"),
+        };
         let mut table = config::load_table(args.config.as_deref())?;
         let mut sampler_table = match table.remove("sampler") {
             Some(toml::Value::Table(t)) => t,
