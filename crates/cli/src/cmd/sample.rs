@@ -30,7 +30,6 @@
 mod adaptive;
 mod kernels;
 mod settings;
-use settings::LocalKind;
 pub use settings::{Method, SampleArgs, SampleConfig};
 
 use crate::blocks::{ensemble_spec, run_blocks};
@@ -113,13 +112,25 @@ fn load_model_at(path: &Path, method: Method) -> Result<Model> {
 }
 
 /// Refuses a local kernel that cannot act where the method runs it
-/// (Metropolis sweeps need lattice φ⁴ in x), before any output exists.
+/// (Metropolis sweeps need lattice φ⁴ in x), before any output exists: the
+/// kernel of the run, built once with its starting step.
 fn check_kernel(c: &SampleConfig, model: &Model) -> Result<()> {
-    let phi4 = matches!(model.target, RunTarget::Phi4(_));
-    if c.method.has_local() && c.local_kind(phi4) == LocalKind::Metropolis && (!phi4 || c.method == Method::Neutra) {
-        bail!("sampler.local = metropolis: Metropolis sweeps need a lattice φ⁴ target in x; use mala, hmc or rw");
+    if !c.method.has_local() {
+        return Ok(());
     }
-    Ok(())
+    let phi4 = match (&model.target, c.method) {
+        (RunTarget::Phi4(p), m) if m != Method::Neutra => Some(p),
+        _ => None,
+    };
+    let kind = c.local_kind(matches!(model.target, RunTarget::Phi4(_)));
+    kernels::kernel(
+        kind,
+        c.local_width,
+        c.sampler.hmc_length,
+        model.target.as_target(),
+        phi4,
+    )
+    .map(drop)
 }
 
 /// The stored config: the sample settings plus the model's target section.

@@ -12,7 +12,7 @@
 //! removed once the adapted model is written. Nothing sampled during the
 //! adaptation is stored as a sample: the output holds production only.
 
-use super::kernels::{kernel, warmup_seed};
+use super::kernels::{kernel, tune, warmup_seed};
 use super::settings::{Global, SampleConfig};
 use super::Model;
 use crate::interrupt::{self, Interrupted};
@@ -20,7 +20,7 @@ use crate::progress;
 use anyhow::{bail, Context, Result};
 use fieldflow_core::{Par, Seed};
 use fieldflow_flowmcmc::{broad_starts, Adaptive, AdaptiveConfig, AdaptiveState};
-use fieldflow_imh::{tune_step, GlobalMove, ImhConfig, StepTuning};
+use fieldflow_imh::{GlobalMove, ImhConfig};
 use fieldflow_io::{AttrValue, FileKind, Header, ModelFile, ModelState};
 use fieldflow_lattice::Phi4;
 use fieldflow_losses::{AdamState, LossConfig, SmOn, TrainConfig};
@@ -151,6 +151,8 @@ pub fn adapt(c: &SampleConfig, model: &Model, force: bool, quiet: bool) -> Resul
         bail!("method = adaptive: {} is not a normalizing flow", c.model);
     };
     let mut flow = flow0.clone();
+    // The starting model file: its header and Adam moments are reused.
+    let source = ModelFile::read(&c.model)?;
     let target = model.target.as_target();
     let phi4: Option<&Phi4> = match &model.target {
         crate::target::RunTarget::Phi4(p) => Some(p),
@@ -193,31 +195,16 @@ pub fn adapt(c: &SampleConfig, model: &Model, force: bool, quiet: bool) -> Resul
             warmup_seed(c.seed).child(2),
         );
         let mut walkers: Vec<Vec<f64>> = starts.outer_iter().map(|r| r.to_vec()).collect();
-        kernel(kind, c.local_width, s.hmc_length, target, phi4)?;
-        let step = if s.warmup > 0 {
-            tune_step(
-                |st| kernel(kind, st, s.hmc_length, target, phi4).expect("checked above"),
-                &mut walkers,
-                StepTuning {
-                    initial: c.local_width,
-                    target_acceptance: s.target_acceptance.unwrap_or(kind.default_acceptance()),
-                    updates: s.warmup as usize,
-                },
-                warmup_seed(c.seed).child(3),
-            )
-        } else {
-            c.local_width
-        };
+        let step = tune(c, kind, target, phi4, &mut walkers, warmup_seed(c.seed).child(3))?;
         let starts = ndarray::Array2::from_shape_fn((walkers.len(), target.dim()), |(i, j)| walkers[i][j]);
         let ad = adaptive(target, None, model, config, &train, seed);
         let mut state = ad.initial_state(&flow, starts)?;
         // A trained starting model continues with its Adam moments, so the
         // first updates are not the large sign-like steps of fresh moments.
-        let source = ModelFile::read(&c.model)?;
         if source.state.adam_step > 1 && source.state.adam_m.len() == state.trainer.params.len() {
             state.trainer.adam = AdamState {
-                m: source.state.adam_m,
-                v: source.state.adam_v,
+                m: source.state.adam_m.clone(),
+                v: source.state.adam_v.clone(),
                 step: source.state.adam_step,
             };
         }
@@ -260,7 +247,7 @@ pub fn adapt(c: &SampleConfig, model: &Model, force: bool, quiet: bool) -> Resul
         .into());
     }
     pb.finish_and_clear();
-    write_model(c, model, &flow, &state, step, &out, force || resuming)?;
+    write_model(c, &source, &flow, &state, step, &out, force || resuming)?;
     std::fs::remove_file(&ckpt).with_context(|| format!("{}: cannot remove", ckpt.display()))?;
     Ok(out)
 }
@@ -307,19 +294,18 @@ fn save_checkpoint(path: &Path, state: &AdaptiveState, step: f64) -> Result<()> 
 /// adapted parameters and Adam state, the per-round records as metrics.
 fn write_model(
     c: &SampleConfig,
-    model: &Model,
+    source: &ModelFile,
     flow: &fieldflow_flows::Flow,
     state: &AdaptiveState,
     step: f64,
     out: &Path,
     force: bool,
 ) -> Result<()> {
-    let source = ModelFile::read(&c.model)?;
     let mut header = Header::new(
         FileKind::Model,
         source.header.config.clone(),
         c.seed,
-        model.target.as_target().describe(),
+        source.header.target.clone(),
     );
     header.extra = source.header.extra.clone();
     // The starting model's training counters describe its own training run,

@@ -98,16 +98,37 @@ pub fn warm_up(
         Par::default(),
     );
     let mut states: Vec<Vec<f64>> = xs.outer_iter().map(|r| r.to_vec()).collect();
+    tune(c, kind, target, phi4, &mut states, warmup_seed(c.seed).child(1))
+}
+
+/// The step of the run's kernel adapted over `sampler.warmup` rounds of
+/// updates of `states` (which the warm-up moves), or `local_width` without
+/// a warm-up.
+///
+/// # Errors
+/// As [`kernel`].
+pub fn tune(
+    c: &SampleConfig,
+    kind: LocalKind,
+    target: &dyn Target,
+    phi4: Option<&Phi4>,
+    states: &mut [Vec<f64>],
+    seed: Seed,
+) -> Result<f64> {
+    // Build once to surface a bad kernel as an error, not inside the warm-up.
     kernel(kind, c.local_width, c.sampler.hmc_length, target, phi4)?;
+    if c.sampler.warmup == 0 {
+        return Ok(c.local_width);
+    }
     let tuning = StepTuning {
         initial: c.local_width,
         target_acceptance: c.sampler.target_acceptance.unwrap_or(kind.default_acceptance()),
         updates: c.sampler.warmup as usize,
     };
     Ok(tune_step(
-        |s| kernel(kind, s, c.sampler.hmc_length, target, phi4).expect("checked above"),
-        &mut states,
+        |s| kernel(kind, s, c.sampler.hmc_length, target, phi4).expect("built above with the same kind and target"),
+        states,
         tuning,
-        warmup_seed(c.seed).child(1),
+        seed,
     ))
 }
