@@ -55,6 +55,25 @@ pub enum ConditionerKind {
     Conv,
 }
 
+/// Floating-point precision of the conditioner networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Dtype {
+    /// Double precision (the default; what every 1e-6 derivative test pins).
+    #[default]
+    F64,
+    /// Single precision inside the conditioner networks of convolutional
+    /// flows (lattice fields); the coupling arithmetic, log-determinants,
+    /// losses and optimizer stay f64 (`crate::lanes`).
+    F32,
+}
+
+impl Dtype {
+    fn is_f64(&self) -> bool {
+        *self == Dtype::F64
+    }
+}
+
 /// The conditioner network of every coupling.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -168,6 +187,10 @@ pub struct FlowConfig {
     /// Zero the last conditioner layer so the new flow equals its base.
     #[serde(default = "default_true")]
     pub identity_init: bool,
+    /// Precision of the conditioner networks (`f64` default, omitted from
+    /// the serialized form; `f32` needs a convolutional conditioner).
+    #[serde(default, skip_serializing_if = "Dtype::is_f64")]
+    pub dtype: Dtype,
 }
 
 fn default_kernel() -> usize {
@@ -206,6 +229,7 @@ impl FlowConfig {
             coupling: CouplingKind::Affine,
             z2_equivariant: false,
             identity_init: true,
+            dtype: Dtype::F64,
         }
     }
 
@@ -229,6 +253,7 @@ impl FlowConfig {
             coupling: CouplingKind::Affine,
             z2_equivariant: false,
             identity_init: true,
+            dtype: Dtype::F64,
         }
     }
 
@@ -290,6 +315,12 @@ impl FlowConfig {
             if c.kernel % 2 == 0 {
                 return Err(ConfigError::new("flow.conditioner.kernel", c.kernel, "must be odd"));
             }
+        } else if self.dtype == Dtype::F32 {
+            return Err(ConfigError::new(
+                "flow.dtype",
+                "f32",
+                "single precision needs a convolutional conditioner (lattice fields); MLPs run in f64",
+            ));
         }
         if !c.negative_slope.is_finite() {
             return Err(ConfigError::new(
@@ -366,6 +397,7 @@ impl FlowConfig {
                         hidden: c.hidden.clone(),
                         act,
                         out_act,
+                        dtype: self.dtype,
                     },
                 };
                 Coupling::with_transform(&m, spec, transform, self.z2_equivariant)

@@ -71,7 +71,8 @@
 
 use crate::activation::Act;
 use crate::layer::{Direction, Layer, ScoreLayer, Scratch};
-use crate::net::{ConvGeometry, Net, NetTape};
+use crate::config::Dtype;
+use crate::net::{ConvGeometry, ConvKernel, Net, NetTape};
 use crate::spline::{RqSpline, SplineWork};
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
@@ -97,6 +98,8 @@ pub enum ConditionerSpec {
         act: Act,
         /// Output activation (applied to ŝ and t).
         out_act: Act,
+        /// Precision of the network ([`ConvKernel::auto`] picks its kernel).
+        dtype: Dtype,
     },
 }
 
@@ -227,9 +230,11 @@ impl Coupling {
                 hidden,
                 act,
                 out_act,
+                dtype,
             } => {
                 assert_eq!(geom.sites, dim, "lattice size differs from the mask");
                 let net = Net::conv(geom, 1, &hidden, n_raw, act, out_act);
+                let net = net.clone().with_kernel(ConvKernel::auto(dtype, net.max_channels()));
                 let in_map = frozen.iter().map(|&i| (i, i)).collect();
                 let out_map = free
                     .iter()
@@ -250,6 +255,13 @@ impl Coupling {
             out_map,
             transform,
             equivariant,
+        }
+    }
+
+    /// Evaluates a convolutional conditioner by `kernel` (no-op for an MLP).
+    pub fn set_conv_kernel(&mut self, kernel: ConvKernel) {
+        if self.net.kernel().is_some() {
+            self.net = self.net.clone().with_kernel(kernel);
         }
     }
 

@@ -4,6 +4,7 @@
 //! inside the bins and in the tails) and random (non-identity) parameters.
 
 use super::*;
+use crate::config::Dtype;
 use crate::mask;
 use fieldflow_core::Seed;
 use fieldflow_testkit::{
@@ -81,6 +82,7 @@ fn cases() -> Vec<(&'static str, Coupling)> {
                     hidden: vec![3],
                     act: Act::Softplus,
                     out_act: t,
+                    dtype: Dtype::F64,
                 },
                 Act::Identity,
                 false,
@@ -95,6 +97,7 @@ fn cases() -> Vec<(&'static str, Coupling)> {
                     hidden: vec![4, 3],
                     act: Act::Silu,
                     out_act: Act::Identity,
+                    dtype: Dtype::F64,
                 },
                 Act::ScaledTanh(3.0),
                 true,
@@ -109,6 +112,7 @@ fn cases() -> Vec<(&'static str, Coupling)> {
                     hidden: vec![8, 8],
                     act: Act::LeakyRelu(0.01),
                     out_act: t,
+                    dtype: Dtype::F64,
                 },
                 Act::Identity,
                 false,
@@ -162,6 +166,7 @@ fn cases() -> Vec<(&'static str, Coupling)> {
                     hidden: vec![3],
                     act: Act::Silu,
                     out_act: Act::Identity,
+                    dtype: Dtype::F64,
                 },
                 Transform::Spline(RqSpline::new(8, 1.5)),
                 false,
@@ -176,6 +181,7 @@ fn cases() -> Vec<(&'static str, Coupling)> {
                     hidden: vec![2],
                     act: t,
                     out_act: Act::Identity,
+                    dtype: Dtype::F64,
                 },
                 Act::ScaledTanh(2.0),
                 true,

@@ -44,6 +44,7 @@
 use crate::config::FlowConfig;
 use crate::coupling::Coupling;
 use crate::layer::{Direction, Layer, ScoreLayer, Scratch};
+use crate::net::ConvKernel;
 use crate::pullback::PullbackRows;
 use fieldflow_core::{ConfigError, Par, Proposal, ProposalDensity, Seed, Target};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Slice};
@@ -120,6 +121,16 @@ impl Flow<Coupling> {
     /// [`Flow::from_parts`] with the architecture as JSON text.
     pub fn from_json_parts(architecture: &str, params: Vec<f64>) -> Result<Self, FlowError> {
         Self::from_parts(serde_json::from_str(architecture)?, params)
+    }
+
+    /// The same flow with every convolutional conditioner evaluated by
+    /// `kernel` (comparisons and benches; the configuration's choice is
+    /// `ConvKernel::auto`). MLP conditioners are left as they are.
+    pub fn with_conv_kernel(mut self, kernel: ConvKernel) -> Self {
+        for l in &mut self.layers {
+            l.set_conv_kernel(kernel);
+        }
+        self
     }
 
     /// Network flops (2 × multiply-adds) of one sample through all layers, one direction.

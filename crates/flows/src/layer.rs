@@ -26,6 +26,7 @@
 //! Shapes are programming errors: every method panics when the rows of its
 //! arguments disagree with the tape it was given.
 
+use crate::lanes::LaneWork;
 use crate::spline::SplineWork;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
@@ -50,6 +51,8 @@ pub struct Scratch {
     pub(crate) e: Vec<f64>,
     pub(crate) coupling: [Vec<f64>; 8],
     pub(crate) spline: SplineWork,
+    pub(crate) lanes64: LaneWork<f64>,
+    pub(crate) lanes32: LaneWork<f32>,
 }
 
 /// `buf[..len]`, growing `buf` when it is too short (contents unspecified).

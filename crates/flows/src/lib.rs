@@ -116,6 +116,7 @@ pub mod activation;
 pub mod config;
 pub mod coupling;
 pub mod flow;
+mod lanes;
 pub mod layer;
 pub mod mask;
 pub mod net;
@@ -123,10 +124,12 @@ pub mod pullback;
 pub mod spline;
 
 pub use activation::{Act, ActivationKind};
-pub use config::{ConditionerConfig, ConditionerKind, CouplingKind, FlowConfig, MaskKind, ScaleBound, SplineConfig};
+pub use config::{
+    ConditionerConfig, ConditionerKind, CouplingKind, Dtype, FlowConfig, MaskKind, ScaleBound, SplineConfig,
+};
 pub use coupling::{ConditionerSpec, Coupling, CouplingTape, Transform};
 pub use flow::{Flow, FlowError, ScoreModel};
 pub use layer::{Direction, Layer, ScoreLayer, Scratch};
-pub use net::{ConvGeometry, Net, NetTape};
+pub use net::{ConvGeometry, ConvKernel, Net, NetTape};
 pub use pullback::{Pullback, PullbackRows, PushedForward};
 pub use spline::RqSpline;

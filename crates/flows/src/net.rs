@@ -39,6 +39,8 @@
 //! (n_out × n_in, or c_out × (kᵈ·c_in) with column δ·c_in + c), then b.
 
 use crate::activation::Act;
+use crate::config::Dtype;
+use crate::lanes::{self, Isa, LaneTape};
 use crate::layer::{take, Scratch};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
@@ -51,7 +53,7 @@ pub struct ConvGeometry {
     /// Taps per site, kᵈ.
     pub taps: usize,
     /// `nbr[site·taps + δ]` = index of site + δ (periodic, row-major coordinates).
-    nbr: Vec<usize>,
+    pub(crate) nbr: Vec<usize>,
 }
 
 impl ConvGeometry {
@@ -188,7 +190,7 @@ impl ConvGeometry {
 
 /// One primitive of a network.
 #[derive(Debug, Clone, PartialEq)]
-enum Op {
+pub(crate) enum Op {
     Dense { n_in: usize, n_out: usize, offset: usize },
     Conv { cin: usize, cout: usize, offset: usize },
     Act(Act),
@@ -202,16 +204,55 @@ pub struct Net {
     widths: Vec<usize>,
     n_params: usize,
     geom: Option<ConvGeometry>,
+    /// How convolutions are computed (`None` for an MLP).
+    kernel: Option<ConvKernel>,
+}
+
+/// How a convolutional network is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvKernel {
+    /// im2col copy + GEMM, f64 (wins for wide layers).
+    Im2col,
+    /// The lane-major direct kernel ([`crate::lanes`]) in the given precision
+    /// (wins for the few channels of lattice conditioners).
+    Direct(Dtype),
+}
+
+impl ConvKernel {
+    /// Widest layer (channels) for which [`ConvKernel::auto`] picks the direct
+    /// kernel in f64 (measured: `benches/flows.rs`, docs/RESULTS.md).
+    pub const DIRECT_MAX_CHANNELS: usize = 32;
+
+    /// The kernel for a network of at most `channels` channels per layer in
+    /// precision `dtype`: f32 always runs direct; f64 runs direct up to
+    /// [`ConvKernel::DIRECT_MAX_CHANNELS`] channels, im2col above.
+    pub fn auto(dtype: Dtype, channels: usize) -> Self {
+        match dtype {
+            Dtype::F32 => ConvKernel::Direct(Dtype::F32),
+            Dtype::F64 if channels <= Self::DIRECT_MAX_CHANNELS => ConvKernel::Direct(Dtype::F64),
+            Dtype::F64 => ConvKernel::Im2col,
+        }
+    }
+}
+
+/// The lane-major tape of a direct-kernel network, per precision.
+#[derive(Debug)]
+enum Lanes {
+    F64(LaneTape<f64>),
+    F32(LaneTape<f32>),
 }
 
 /// Intermediate rows of one network pass (and of its tangent pass).
 #[derive(Debug)]
 pub struct NetTape {
     rows: usize,
-    /// `acts[k]` = input of op k; the last entry is the output.
+    /// `acts[k]` = input of op k; the last entry is the output. With the
+    /// direct kernel only the input and the output (two entries): the
+    /// network's own activations live in `lanes`.
     pub(crate) acts: Vec<Array2<f64>>,
     /// Tangents of `acts` (empty unless the tape was made for tangents).
     pub(crate) dacts: Vec<Array2<f64>>,
+    lanes: Option<Lanes>,
 }
 
 impl NetTape {
@@ -253,11 +294,13 @@ impl Net {
             widths,
             n_params: offset,
             geom: None,
+            kernel: None,
         }
     }
 
     /// Periodic CNN with channels c_in → hidden… → c_out, `act` after every
-    /// hidden convolution and `out_act` on the output.
+    /// hidden convolution and `out_act` on the output, evaluated by
+    /// `ConvKernel::auto(Dtype::F64, ·)` (see [`Net::with_kernel`]).
     pub fn conv(geom: ConvGeometry, c_in: usize, hidden: &[usize], c_out: usize, act: Act, out_act: Act) -> Self {
         let v = geom.sites;
         let k = geom.taps;
@@ -276,11 +319,42 @@ impl Net {
             prev = c;
             push_act(&mut ops, &mut widths, if i < hidden.len() { act } else { out_act });
         }
+        let channels = hidden.iter().chain([&c_in, &c_out]).copied().max().unwrap();
         Net {
             ops,
             widths,
             n_params: offset,
             geom: Some(geom),
+            kernel: Some(ConvKernel::auto(Dtype::F64, channels)),
+        }
+    }
+
+    /// The same convolutional network evaluated by `kernel`.
+    ///
+    /// # Panics
+    /// If the network is an MLP.
+    pub fn with_kernel(mut self, kernel: ConvKernel) -> Self {
+        assert!(self.kernel.is_some(), "an MLP has no convolution kernel");
+        self.kernel = Some(kernel);
+        self
+    }
+
+    /// How the convolutions are evaluated (`None` for an MLP).
+    pub fn kernel(&self) -> Option<ConvKernel> {
+        self.kernel
+    }
+
+    /// The largest channel count of any layer (1 for an MLP's "channel").
+    pub fn max_channels(&self) -> usize {
+        let v = self.geom.as_ref().map_or(1, |g| g.sites);
+        self.widths.iter().map(|w| w / v).max().unwrap()
+    }
+
+    fn lane_shape(&self) -> lanes::Shape<'_> {
+        lanes::Shape {
+            ops: &self.ops,
+            widths: &self.widths,
+            geom: self.geom.as_ref().unwrap(),
         }
     }
 
@@ -343,9 +417,23 @@ impl Net {
 
     /// A tape for `rows` rows (with room for tangents when `tangent`).
     pub fn new_tape(&self, rows: usize, tangent: bool) -> NetTape {
-        let acts: Vec<_> = self.widths.iter().map(|&w| Array2::zeros((rows, w))).collect();
+        let (ends, lanes) = match self.kernel {
+            Some(ConvKernel::Direct(dtype)) => (
+                true,
+                Some(match dtype {
+                    Dtype::F64 => Lanes::F64(LaneTape::new(rows, &self.widths, tangent)),
+                    Dtype::F32 => Lanes::F32(LaneTape::new(rows, &self.widths, tangent)),
+                }),
+            ),
+            _ => (false, None),
+        };
+        let acts: Vec<_> = if ends {
+            vec![Array2::zeros((rows, self.n_in())), Array2::zeros((rows, self.n_out()))]
+        } else {
+            self.widths.iter().map(|&w| Array2::zeros((rows, w))).collect()
+        };
         let dacts = if tangent { acts.clone() } else { Vec::new() };
-        NetTape { rows, acts, dacts }
+        NetTape { rows, acts, dacts, lanes }
     }
 
     /// Forward pass: reads `tape.acts[0]` (and `tape.dacts[0]` when
@@ -353,6 +441,46 @@ impl Net {
     pub fn forward(&self, p: &[f64], tape: &mut NetTape, tangent: bool, scratch: &mut Scratch) {
         assert_eq!(p.len(), self.n_params);
         assert!(!tangent || tape.has_tangent(), "tape has no room for tangents");
+        if let Some(lt) = tape.lanes.as_mut() {
+            let (input, output) = tape.acts.split_at_mut(1);
+            let (dinput, doutput) = if tangent {
+                let (a, b) = tape.dacts.split_at_mut(1);
+                (Some(a[0].view()), Some(b[0].view_mut()))
+            } else {
+                (None, None)
+            };
+            let (input, output) = (input[0].view(), output[0].view_mut());
+            let (shape, isa) = (self.lane_shape(), Isa::current());
+            match lt {
+                Lanes::F64(tape) => lanes::forward::<f64, 8>(
+                    isa,
+                    lanes::Forward {
+                        shape,
+                        p,
+                        tape,
+                        work: &mut scratch.lanes64,
+                        input,
+                        dinput,
+                        output,
+                        doutput,
+                    },
+                ),
+                Lanes::F32(tape) => lanes::forward::<f32, 16>(
+                    isa,
+                    lanes::Forward {
+                        shape,
+                        p,
+                        tape,
+                        work: &mut scratch.lanes32,
+                        input,
+                        dinput,
+                        output,
+                        doutput,
+                    },
+                ),
+            }
+            return;
+        }
         let rows = tape.rows;
         for k in 0..self.ops.len() {
             let (lo, hi) = tape.acts.split_at_mut(k + 1);
@@ -445,6 +573,40 @@ impl Net {
         let rows = tape.rows;
         let pair = dg_out.is_some();
         assert!(!pair || tape.has_tangent(), "pair mode needs a tangent tape");
+        if let Some(lt) = tape.lanes.as_ref() {
+            let (shape, isa) = (self.lane_shape(), Isa::current());
+            match lt {
+                Lanes::F64(tape) => lanes::backward::<f64, 8>(
+                    isa,
+                    lanes::Backward {
+                        shape,
+                        p,
+                        tape,
+                        work: &mut scratch.lanes64,
+                        g_out,
+                        dg_out,
+                        g_in,
+                        dg_in,
+                        gp,
+                    },
+                ),
+                Lanes::F32(tape) => lanes::backward::<f32, 16>(
+                    isa,
+                    lanes::Backward {
+                        shape,
+                        p,
+                        tape,
+                        work: &mut scratch.lanes32,
+                        g_out,
+                        dg_out,
+                        g_in,
+                        dg_in,
+                        gp,
+                    },
+                ),
+            }
+            return;
+        }
         let wmax = *self.widths.iter().max().unwrap();
         let mut g0 = std::mem::take(&mut scratch.b);
         let mut g1 = std::mem::take(&mut scratch.c);
@@ -645,9 +807,16 @@ mod tests {
 
     #[test]
     fn blocked_convolution_equals_row_by_row_and_finite_differences() {
-        // V = 1024 sites: blocks of 2 rows, so 5 rows make 3 blocks.
+        for kernel in [ConvKernel::Im2col, ConvKernel::Direct(Dtype::F64)] {
+            blocked_convolution_case(kernel);
+        }
+    }
+
+    fn blocked_convolution_case(kernel: ConvKernel) {
+        // V = 1024 sites: im2col blocks of 2 rows, so 5 rows make 3 blocks
+        // (and one partial tile of lanes for the direct kernel).
         let geom = ConvGeometry::periodic(&[1024], 3);
-        let net = Net::conv(geom, 1, &[2], 2, Act::Silu, Act::ScaledTanh(1.0));
+        let net = Net::conv(geom, 1, &[2], 2, Act::Silu, Act::ScaledTanh(1.0)).with_kernel(kernel);
         let mut p = vec![0.0; net.n_params()];
         net.init_params(&mut p, &mut Seed::new(1).rng(), false);
         let (rows, w_in, w_out) = (5, net.n_in(), net.n_out());
@@ -671,5 +840,64 @@ mod tests {
             av + c.iter().zip(&r[1]).map(|(x, y)| x * y).sum::<f64>()
         };
         assert_close("conv θ̄", &all[4], &central_gradient(loss, &p, FD_STEP), FD_REL_TOL);
+    }
+
+    /// A tutorial-like network (1 → 8 → 5 → 2 channels: every output block
+    /// size of the direct kernel) on a 6×4 lattice and on a 3-D 3×4×2 one.
+    fn lattice_nets() -> Vec<(Net, Vec<f64>)> {
+        [vec![6usize, 4], vec![3, 4, 2]]
+            .into_iter()
+            .enumerate()
+            .map(|(i, shape)| {
+                let geom = ConvGeometry::periodic(&shape, 3);
+                let net = Net::conv(geom, 1, &[8, 5], 3, Act::LeakyRelu(0.1), Act::ScaledTanh(1.0));
+                let mut p = vec![0.0; net.n_params()];
+                net.init_params(&mut p, &mut Seed::new(10 + i as u64).rng(), false);
+                (net, p)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn direct_kernel_equals_im2col_on_every_instruction_set() {
+        // 21 rows: two full f64 tiles and a partial one, one full f32 tile
+        // and a partial one.
+        for (net, p) in lattice_nets() {
+            let rows = 21;
+            let (u, du) = (random(rows, net.n_in(), 2), random(rows, net.n_in(), 3));
+            let (a, c) = (random(rows, net.n_out(), 4), random(rows, net.n_out(), 5));
+            let reference = sweep(&net.clone().with_kernel(ConvKernel::Im2col), &p, &u, &du, &a, &c);
+            for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
+                if !isa.available() {
+                    eprintln!("{isa:?} not on this machine: skipped");
+                    continue;
+                }
+                Isa::force(Some(isa));
+                let direct = sweep(&net.clone().with_kernel(ConvKernel::Direct(Dtype::F64)), &p, &u, &du, &a, &c);
+                Isa::force(None);
+                for (k, what) in ["y", "dy", "ū", "dū", "θ̄"].iter().enumerate() {
+                    assert_close(&format!("{isa:?} {what}"), &direct[k], &reference[k], 1e-13);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn single_precision_agrees_with_double_to_its_rounding() {
+        // f32 has 2⁻²⁴ ≈ 6e-8 relative rounding; a few hundred terms per sum
+        // and three layers leave ≲ 1e-5 relative error. The bound 1e-4 would
+        // still catch any wrong index (an O(1) error).
+        for (net, p) in lattice_nets() {
+            let rows = 21;
+            let (u, du) = (random(rows, net.n_in(), 6), random(rows, net.n_in(), 7));
+            let (a, c) = (random(rows, net.n_out(), 8), random(rows, net.n_out(), 9));
+            let f64s = sweep(&net.clone().with_kernel(ConvKernel::Direct(Dtype::F64)), &p, &u, &du, &a, &c);
+            let f32s = sweep(&net.clone().with_kernel(ConvKernel::Direct(Dtype::F32)), &p, &u, &du, &a, &c);
+            for (k, what) in ["y", "dy", "ū", "dū", "θ̄"].iter().enumerate() {
+                assert_close(&format!("f32 {what}"), &f32s[k], &f64s[k], 1e-4);
+                let diff = f32s[k].iter().zip(&f64s[k]).any(|(x, y)| x != y);
+                assert!(diff, "f32 {what} equals f64 bit for bit: the f32 path did not run");
+            }
+        }
     }
 }

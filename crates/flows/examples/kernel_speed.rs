@@ -1,0 +1,67 @@
+//! Quick side-by-side timing of the convolution kernels on the tutorial
+//! architecture (16 affine couplings, conv 1→8→8→2, L×L): reverse-KL-style
+//! training steps per second (forward + backward through the sampling
+//! direction) for im2col (f64), direct f64 and direct f32, interleaved so
+//! machine noise hits all three alike. Ratios are the result.
+//!
+//! usage: cargo run --release -p fieldflow-flows --example kernel_speed -- [L] [batch,...] [seconds] [only]
+
+use fieldflow_core::{Par, Seed};
+use fieldflow_flows::{ConvKernel, Dtype, Flow, FlowConfig};
+use ndarray::{Array1, Array2};
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let l: usize = args.get(1).map_or(8, |s| s.parse().expect("L"));
+    let batches: Vec<usize> = args
+        .get(2)
+        .map_or("64,1024".into(), |s| s.clone())
+        .split(',')
+        .map(|s| s.parse().expect("batch"))
+        .collect();
+    let secs: f64 = args.get(3).map_or(3.0, |s| s.parse().expect("seconds"));
+    let mut cfg = FlowConfig::tutorial(l);
+    cfg.identity_init = false;
+    let base = cfg.build(Seed::new(1)).unwrap();
+    let kernels = [
+        ("im2col f64", ConvKernel::Im2col),
+        ("direct f64", ConvKernel::Direct(Dtype::F64)),
+        ("direct f32", ConvKernel::Direct(Dtype::F32)),
+    ];
+    // Optional 4th argument: only the kernels whose name contains it (profiling).
+    let only = args.get(4).cloned().unwrap_or_default();
+    let kernels: Vec<_> = kernels.into_iter().filter(|(n, _)| n.contains(only.as_str())).collect();
+    let flows: Vec<Flow> = kernels.iter().map(|&(_, k)| base.clone().with_conv_kernel(k)).collect();
+    let par = Par::default();
+    let flops = 3.0 * base.flops_per_sample();
+    println!("L = {l}, threads = {}, {:.2} MFLOP per sample per step", rayon::current_num_threads(), flops / 1e6);
+    for &n in &batches {
+        let d = base.dim();
+        let mut z = Array2::zeros((n, d));
+        base.sample_base_batch(Seed::new(2), z.view_mut(), par);
+        let mut rates = vec![(0u64, 0.0f64); flows.len()];
+        let t_end = Instant::now();
+        while t_end.elapsed().as_secs_f64() < secs * flows.len() as f64 {
+            for (f, r) in flows.iter().zip(rates.iter_mut()) {
+                let (mut x, mut lq) = (Array2::zeros((n, d)), Array1::zeros(n));
+                let mut grad = vec![0.0; f.n_params()];
+                let t = Instant::now();
+                f.forward_vjp_batch(z.view(), x.view_mut(), lq.view_mut(), &mut grad, par, |_, x, _, mut gx, mut glq| {
+                    gx.assign(&x);
+                    glq.fill(1.0);
+                });
+                r.0 += 1;
+                r.1 += t.elapsed().as_secs_f64();
+            }
+        }
+        for ((name, _), (k, s)) in kernels.iter().zip(&rates) {
+            let sps = *k as f64 / s;
+            println!(
+                "batch {n:5}  {name}: {sps:8.2} steps/s  {:6.1} GFLOP/s  ({:.2}× first)",
+                sps * n as f64 * flops / 1e9,
+                sps / (rates[0].0 as f64 / rates[0].1)
+            );
+        }
+    }
+}
