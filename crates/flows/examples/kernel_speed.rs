@@ -35,7 +35,11 @@ fn main() {
     let flows: Vec<Flow> = kernels.iter().map(|&(_, k)| base.clone().with_conv_kernel(k)).collect();
     let par = Par::default();
     let flops = 3.0 * base.flops_per_sample();
-    println!("L = {l}, threads = {}, {:.2} MFLOP per sample per step", rayon::current_num_threads(), flops / 1e6);
+    println!(
+        "L = {l}, threads = {}, {:.2} MFLOP per sample per step",
+        rayon::current_num_threads(),
+        flops / 1e6
+    );
     for &n in &batches {
         let d = base.dim();
         let mut z = Array2::zeros((n, d));
@@ -47,10 +51,17 @@ fn main() {
                 let (mut x, mut lq) = (Array2::zeros((n, d)), Array1::zeros(n));
                 let mut grad = vec![0.0; f.n_params()];
                 let t = Instant::now();
-                f.forward_vjp_batch(z.view(), x.view_mut(), lq.view_mut(), &mut grad, par, |_, x, _, mut gx, mut glq| {
-                    gx.assign(&x);
-                    glq.fill(1.0);
-                });
+                f.forward_vjp_batch(
+                    z.view(),
+                    x.view_mut(),
+                    lq.view_mut(),
+                    &mut grad,
+                    par,
+                    |_, x, _, mut gx, mut glq| {
+                        gx.assign(&x);
+                        glq.fill(1.0);
+                    },
+                );
                 r.0 += 1;
                 r.1 += t.elapsed().as_secs_f64();
             }

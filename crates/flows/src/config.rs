@@ -312,7 +312,7 @@ impl FlowConfig {
                     "convolutional conditioners need a lattice of 1, 2 or 3 dimensions",
                 ));
             }
-            if c.kernel % 2 == 0 {
+            if c.kernel.is_multiple_of(2) {
                 return Err(ConfigError::new("flow.conditioner.kernel", c.kernel, "must be odd"));
             }
         } else if self.dtype == Dtype::F32 {

@@ -70,8 +70,8 @@
 //! dx̄_A = D̄_A + dū.
 
 use crate::activation::Act;
-use crate::layer::{Direction, Layer, ScoreLayer, Scratch};
 use crate::config::Dtype;
+use crate::layer::{Direction, Layer, ScoreLayer, Scratch};
 use crate::net::{ConvGeometry, ConvKernel, Net, NetTape};
 use crate::spline::{RqSpline, SplineWork};
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};

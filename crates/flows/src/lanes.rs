@@ -46,6 +46,7 @@
 
 use crate::activation::Act;
 use crate::net::{ConvGeometry, Op};
+use crate::simd::{self, Arr, Simd};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use std::ops::{Add, Mul};
 
@@ -53,16 +54,31 @@ use std::ops::{Add, Mul};
 pub(crate) trait Real: Copy + Default + Send + Sync + Add<Output = Self> + Mul<Output = Self> + 'static {
     /// Lanes per tile.
     const LN: usize;
+    /// The vector of `LN` lanes per instruction-set family.
+    type Portable: Simd<T = Self>;
+    /// As above, AVX-512 (the portable type off x86-64; never dispatched there).
+    type Avx512: Simd<T = Self>;
+    /// As above, AVX2 + FMA.
+    type Avx2: Simd<T = Self>;
     /// Rounds an f64.
     fn of(v: f64) -> Self;
     /// Widens to f64.
     fn wide(self) -> f64;
-    /// self·a + b rounded once.
-    fn fused(self, a: Self, b: Self) -> Self;
+    /// tanh in this precision.
+    fn tanh(self) -> Self;
 }
 
 impl Real for f64 {
     const LN: usize = 8;
+    type Portable = Arr<f64, 8>;
+    #[cfg(target_arch = "x86_64")]
+    type Avx512 = simd::Avx512F64;
+    #[cfg(target_arch = "x86_64")]
+    type Avx2 = simd::Avx2F64;
+    #[cfg(not(target_arch = "x86_64"))]
+    type Avx512 = Arr<f64, 8>;
+    #[cfg(not(target_arch = "x86_64"))]
+    type Avx2 = Arr<f64, 8>;
     #[inline(always)]
     fn of(v: f64) -> Self {
         v
@@ -72,13 +88,22 @@ impl Real for f64 {
         self
     }
     #[inline(always)]
-    fn fused(self, a: Self, b: Self) -> Self {
-        self.mul_add(a, b)
+    fn tanh(self) -> Self {
+        f64::tanh(self)
     }
 }
 
 impl Real for f32 {
     const LN: usize = 16;
+    type Portable = Arr<f32, 16>;
+    #[cfg(target_arch = "x86_64")]
+    type Avx512 = simd::Avx512F32;
+    #[cfg(target_arch = "x86_64")]
+    type Avx2 = simd::Avx2F32;
+    #[cfg(not(target_arch = "x86_64"))]
+    type Avx512 = Arr<f32, 16>;
+    #[cfg(not(target_arch = "x86_64"))]
+    type Avx2 = Arr<f32, 16>;
     #[inline(always)]
     fn of(v: f64) -> Self {
         v as f32
@@ -88,34 +113,8 @@ impl Real for f32 {
         self as f64
     }
     #[inline(always)]
-    fn fused(self, a: Self, b: Self) -> Self {
-        self.mul_add(a, b)
-    }
-}
-
-/// a·b + c, fused when the instruction set has FMA.
-#[inline(always)]
-fn madd<T: Real, const FMA: bool>(a: T, b: T, c: T) -> T {
-    if FMA {
-        a.fused(b, c)
-    } else {
-        a * b + c
-    }
-}
-
-/// acc += a ⊙ b lane by lane (one SIMD multiply-add).
-#[inline(always)]
-fn fma_lanes<T: Real, const LN: usize, const FMA: bool>(acc: &mut [T; LN], a: &[T; LN], b: &[T; LN]) {
-    for l in 0..LN {
-        acc[l] = madd::<T, FMA>(a[l], b[l], acc[l]);
-    }
-}
-
-/// acc += w · b lane by lane.
-#[inline(always)]
-fn fma_scalar_lanes<T: Real, const LN: usize, const FMA: bool>(acc: &mut [T; LN], w: T, b: &[T; LN]) {
-    for l in 0..LN {
-        acc[l] = madd::<T, FMA>(w, b[l], acc[l]);
+    fn tanh(self) -> Self {
+        f32::tanh(self)
     }
 }
 
@@ -169,18 +168,19 @@ pub(crate) struct Shape<'a> {
 }
 
 /// Rows of `a` (site-major) into lane-major tiles `out` (zero padding).
-fn to_lanes<T: Real, const LN: usize>(a: ArrayView2<f64>, out: &mut [T]) {
+fn to_lanes<T: Real>(a: ArrayView2<f64>, out: &mut [T]) {
+    let ln = T::LN;
     let (rows, w) = a.dim();
-    for (tile, ot) in out.chunks_exact_mut(w * LN).enumerate() {
-        for l in 0..LN {
-            let r = tile * LN + l;
+    for (tile, ot) in out.chunks_exact_mut(w * ln).enumerate() {
+        for l in 0..ln {
+            let r = tile * ln + l;
             if r < rows {
                 for (i, &v) in a.row(r).iter().enumerate() {
-                    ot[i * LN + l] = T::of(v);
+                    ot[i * ln + l] = T::of(v);
                 }
             } else {
                 for i in 0..w {
-                    ot[i * LN + l] = T::default();
+                    ot[i * ln + l] = T::default();
                 }
             }
         }
@@ -188,13 +188,14 @@ fn to_lanes<T: Real, const LN: usize>(a: ArrayView2<f64>, out: &mut [T]) {
 }
 
 /// Lane-major tiles back into the rows of `a`.
-fn from_lanes<T: Real, const LN: usize>(src: &[T], mut a: ArrayViewMut2<f64>) {
+fn from_lanes<T: Real>(src: &[T], mut a: ArrayViewMut2<f64>) {
+    let ln = T::LN;
     let (rows, w) = a.dim();
     for r in 0..rows {
-        let (tile, l) = (r / LN, r % LN);
-        let st = &src[tile * w * LN..(tile + 1) * w * LN];
+        let (tile, l) = (r / ln, r % ln);
+        let st = &src[tile * w * ln..(tile + 1) * w * ln];
         for (i, v) in a.row_mut(r).iter_mut().enumerate() {
-            *v = st[i * LN + l].wide();
+            *v = st[i * ln + l].wide();
         }
     }
 }
@@ -220,57 +221,39 @@ fn pack<T: Real>(p: &[f64], taps: usize, cin: usize, cout: usize, transposed: bo
 /// One tile of y = conv(u) (+ bias): u has `cin` channels, y `cout`, `w`
 /// packed as [`pack`] (forward layout).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)] // the kernel's buffers and shape, all explicit
-fn conv_tile<T: Real, const LN: usize, const FMA: bool>(
-    u: &[T],
-    w: &[T],
-    bias: Option<&[T]>,
-    nbr: &[usize],
-    taps: usize,
-    cin: usize,
-    cout: usize,
-    y: &mut [T],
-) {
-    let v = nbr.len() / taps;
+fn conv_tile<V: Simd>(k: &Kern<'_, V::T>, y: &mut [V::T]) {
+    let v = k.nbr.len() / k.taps;
     let mut o0 = 0;
-    while o0 < cout {
-        let left = cout - o0;
-        let k = Kern {
-            u,
-            w,
-            bias,
-            nbr,
-            taps,
-            cin,
-            cout,
-        };
-        // Accumulators of at most 64 scalars (OB·XB·LN), the most LLVM keeps
-        // in registers: f64 (LN = 8) takes 8 outputs at a time, f32 (LN = 16) 4.
-        if left >= 8 && LN <= 8 {
-            k.sites::<LN, 8, 1, FMA>(o0, 0, v, y);
+    while o0 < k.cout {
+        // Accumulators: OB outputs × XB sites, ≤ 8 vectors (registers).
+        let left = k.cout - o0;
+        if left >= 8 {
+            k.sites::<V, 8, 1>(o0, 0, v, y);
             o0 += 8;
-        } else if left >= 4 && LN <= 8 {
-            let x1 = v - v % 2;
-            k.sites::<LN, 4, 2, FMA>(o0, 0, x1, y);
-            k.sites::<LN, 4, 1, FMA>(o0, x1, v, y);
-            o0 += 4;
         } else if left >= 4 {
-            k.sites::<LN, 4, 1, FMA>(o0, 0, v, y);
+            let x1 = v - v % 2;
+            k.sites::<V, 4, 2>(o0, 0, x1, y);
+            k.sites::<V, 4, 1>(o0, x1, v, y);
             o0 += 4;
         } else if left >= 2 {
-            let x1 = v - v % 2;
-            k.sites::<LN, 2, 2, FMA>(o0, 0, x1, y);
-            k.sites::<LN, 2, 1, FMA>(o0, x1, v, y);
+            let x1 = v - v % 4;
+            k.sites::<V, 2, 4>(o0, 0, x1, y);
+            k.sites::<V, 2, 1>(o0, x1, v, y);
             o0 += 2;
         } else {
             let x1 = v - v % 4;
-            k.sites::<LN, 1, 4, FMA>(o0, 0, x1, y);
-            k.sites::<LN, 1, 1, FMA>(o0, x1, v, y);
+            k.sites::<V, 1, 4>(o0, 0, x1, y);
+            k.sites::<V, 1, 1>(o0, x1, v, y);
             o0 += 1;
         }
     }
 }
 
+/// The pair-mode operands of a weight adjoint: (dȳ, du).
+type Pair<'a, T> = (&'a [T], &'a [T]);
+
+/// A convolution's operands: input tile `u`, packed weights `w` (or, for the
+/// weight adjoint, the output adjoint ȳ), optional bias, the lattice.
 struct Kern<'a, T> {
     u: &'a [T],
     w: &'a [T],
@@ -284,143 +267,72 @@ struct Kern<'a, T> {
 impl<T: Real> Kern<'_, T> {
     /// Output channels o0..o0+OB at sites x0..x1 (a multiple of XB apart).
     #[inline(always)]
-    fn sites<const LN: usize, const OB: usize, const XB: usize, const FMA: bool>(
-        &self,
-        o0: usize,
-        x0: usize,
-        x1: usize,
-        y: &mut [T],
-    ) {
-        let (taps, cin, cout) = (self.taps, self.cin, self.cout);
+    fn sites<V: Simd<T = T>, const OB: usize, const XB: usize>(&self, o0: usize, x0: usize, x1: usize, y: &mut [T]) {
+        let (taps, cin, cout, n) = (self.taps, self.cin, self.cout, V::N);
         let mut x = x0;
         while x < x1 {
-            let mut acc = [[[T::default(); LN]; OB]; XB];
+            let mut acc = [[V::zero(); OB]; XB];
             if let Some(b) = self.bias {
                 for a in acc.iter_mut() {
                     for (o, ao) in a.iter_mut().enumerate() {
-                        *ao = [b[o0 + o]; LN];
+                        *ao = V::splat(b[o0 + o]);
                     }
                 }
             }
             for t in 0..taps {
                 let wt = &self.w[t * cin * cout..(t + 1) * cin * cout];
-                let src: [usize; XB] = std::array::from_fn(|xi| self.nbr[(x + xi) * taps + t]);
+                let src: [usize; XB] = std::array::from_fn(|xi| self.nbr[(x + xi) * taps + t] * cin);
                 for c in 0..cin {
                     let wc: &[T; OB] = wt[c * cout + o0..c * cout + o0 + OB].try_into().unwrap();
                     for (xi, a) in acc.iter_mut().enumerate() {
-                        let at = (src[xi] * cin + c) * LN;
-                        let uv: &[T; LN] = self.u[at..at + LN].try_into().unwrap();
+                        let uv = V::load(&self.u[(src[xi] + c) * n..]);
                         for (ao, &wo) in a.iter_mut().zip(wc) {
-                            fma_scalar_lanes::<T, LN, FMA>(ao, wo, uv);
+                            *ao = V::splat(wo).mul_add(uv, *ao);
                         }
                     }
                 }
             }
             for (xi, a) in acc.iter().enumerate() {
-                let at = ((x + xi) * cout + o0) * LN;
+                let at = ((x + xi) * cout + o0) * n;
                 for (o, ao) in a.iter().enumerate() {
-                    y[at + o * LN..at + (o + 1) * LN].copy_from_slice(ao);
+                    ao.store(&mut y[at + o * n..]);
                 }
             }
             x += XB;
         }
     }
-}
 
-/// Adds one tile's W̄(o, t, c) += Σ_x Σ_l ȳ(x, o) u(x + δ_t, c) (and the pair
-/// term dȳ du) to `gw` (layout of the parameters) and b̄ to `gb`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)] // the kernel's buffers and shape, all explicit
-fn weight_grad_tile<T: Real, const LN: usize, const FMA: bool>(
-    gy: &[T],
-    u: &[T],
-    pair: Option<(&[T], &[T])>,
-    nbr: &[usize],
-    taps: usize,
-    cin: usize,
-    cout: usize,
-    gw: &mut [f64],
-    gb: &mut [f64],
-) {
-    let k = Kern {
-        u,
-        w: gy,
-        bias: None,
-        nbr,
-        taps,
-        cin,
-        cout,
-    };
-    let mut o0 = 0;
-    while o0 < cout {
-        let left = cout - o0;
-        // At most 64 accumulator scalars, as in `conv_tile`.
-        if left >= 8 && LN <= 8 {
-            k.weight_grad::<LN, 8, 1, FMA>(pair, o0, gw);
-            o0 += 8;
-        } else if left >= 4 {
-            k.weight_grad::<LN, 4, 1, FMA>(pair, o0, gw);
-            o0 += 4;
-        } else if left >= 2 {
-            k.weight_grad::<LN, 2, 2, FMA>(pair, o0, gw);
-            o0 += 2;
-        } else {
-            k.weight_grad::<LN, 1, 4, FMA>(pair, o0, gw);
-            o0 += 1;
-        }
-    }
-    let v = nbr.len() / taps;
-    for (o, g) in gb.iter_mut().enumerate() {
-        let mut s = [T::default(); LN];
-        for x in 0..v {
-            let at = (x * cout + o) * LN;
-            for (sl, &gl) in s.iter_mut().zip(&gy[at..at + LN]) {
-                *sl = *sl + gl;
-            }
-        }
-        *g += lane_sum(&s);
-    }
-}
-
-fn lane_sum<T: Real>(s: &[T]) -> f64 {
-    s.iter().fold(0.0, |a, &v| a + v.wide())
-}
-
-impl<T: Real> Kern<'_, T> {
     /// W̄ of output channels o0..o0+OB, with `self.w` holding ȳ: for each
     /// (t, c) the OB sums run over the sites in XU interleaved accumulator
     /// sets (more independent chains for small OB), added in a fixed order.
     #[inline(always)]
-    fn weight_grad<const LN: usize, const OB: usize, const XU: usize, const FMA: bool>(
+    fn weight_grad<V: Simd<T = T>, const OB: usize, const XU: usize>(
         &self,
-        pair: Option<(&[T], &[T])>,
+        pair: Option<Pair<'_, T>>,
         o0: usize,
         gw: &mut [f64],
     ) {
-        let (taps, cin, cout) = (self.taps, self.cin, self.cout);
+        let (taps, cin) = (self.taps, self.cin);
         let v = self.nbr.len() / taps;
         let terms = std::iter::once((self.w, self.u)).chain(pair);
+        let x1 = v - v % XU;
         for t in 0..taps {
             for c in 0..cin {
-                let mut acc = [[[T::default(); LN]; OB]; XU];
-                let x1 = v - v % XU;
+                let mut acc = [[V::zero(); OB]; XU];
                 for (gy, u) in terms.clone() {
                     let mut x = 0;
                     while x < x1 {
                         for (xi, a) in acc.iter_mut().enumerate() {
-                            self.weight_grad_site::<LN, OB, FMA>(gy, u, x + xi, t, c, o0, a);
+                            self.weight_grad_site::<V, OB>(gy, u, x + xi, t, c, o0, a);
                         }
                         x += XU;
                     }
                     for x in x1..v {
-                        self.weight_grad_site::<LN, OB, FMA>(gy, u, x, t, c, o0, &mut acc[0]);
+                        self.weight_grad_site::<V, OB>(gy, u, x, t, c, o0, &mut acc[0]);
                     }
                 }
                 for o in 0..OB {
-                    let mut s = 0.0;
-                    for a in &acc {
-                        s += lane_sum(&a[o]);
-                    }
+                    let s: f64 = acc.iter().map(|a| a[o].sum()).sum();
                     gw[(o0 + o) * taps * cin + t * cin + c] += s;
                 }
             }
@@ -429,10 +341,11 @@ impl<T: Real> Kern<'_, T> {
 }
 
 impl<T: Real> Kern<'_, T> {
-    /// a(o) += ȳ(x, o0 + o) u(x + δ_t, c), lane by lane.
+    /// a(o) += ȳ(x, o0 + o) u(x + δ_t, c), lane by lane. (A method, not a
+    /// closure: a closure would not inherit the kernel's target features.)
     #[inline(always)]
     #[allow(clippy::too_many_arguments)] // the kernel's buffers and indices, all explicit
-    fn weight_grad_site<const LN: usize, const OB: usize, const FMA: bool>(
+    fn weight_grad_site<V: Simd<T = T>, const OB: usize>(
         &self,
         gy: &[T],
         u: &[T],
@@ -440,60 +353,110 @@ impl<T: Real> Kern<'_, T> {
         t: usize,
         c: usize,
         o0: usize,
-        a: &mut [[T; LN]; OB],
+        a: &mut [V; OB],
     ) {
-        let src = (self.nbr[x * self.taps + t] * self.cin + c) * LN;
-        let uv: &[T; LN] = u[src..src + LN].try_into().unwrap();
-        let at = (x * self.cout + o0) * LN;
-        for (ao, go) in a.iter_mut().zip(gy[at..at + OB * LN].chunks_exact(LN)) {
-            fma_lanes::<T, LN, FMA>(ao, go.try_into().unwrap(), uv);
+        let n = V::N;
+        let uv = V::load(&u[(self.nbr[x * self.taps + t] * self.cin + c) * n..]);
+        let at = (x * self.cout + o0) * n;
+        for (o, ao) in a.iter_mut().enumerate() {
+            *ao = V::load(&gy[at + o * n..]).mul_add(uv, *ao);
         }
+    }
+}
+
+/// Adds one tile's W̄(o, t, c) += Σ_x Σ_l ȳ(x, o) u(x + δ_t, c) (and the pair
+/// term dȳ du) to `gw` (layout of the parameters) and b̄ to `gb`; `k.w` is ȳ.
+#[inline(always)]
+fn weight_grad_tile<V: Simd>(k: &Kern<'_, V::T>, pair: Option<Pair<'_, V::T>>, gw: &mut [f64], gb: &mut [f64]) {
+    let mut o0 = 0;
+    while o0 < k.cout {
+        let left = k.cout - o0;
+        if left >= 8 {
+            k.weight_grad::<V, 8, 1>(pair, o0, gw);
+            o0 += 8;
+        } else if left >= 4 {
+            k.weight_grad::<V, 4, 2>(pair, o0, gw);
+            o0 += 4;
+        } else if left >= 2 {
+            k.weight_grad::<V, 2, 4>(pair, o0, gw);
+            o0 += 2;
+        } else {
+            k.weight_grad::<V, 1, 4>(pair, o0, gw);
+            o0 += 1;
+        }
+    }
+    let (v, n) = (k.nbr.len() / k.taps, V::N);
+    for (o, g) in gb.iter_mut().enumerate() {
+        let mut s = V::zero();
+        for x in 0..v {
+            s = s.add(V::load(&k.w[(x * k.cout + o) * n..]));
+        }
+        *g += s.sum();
     }
 }
 
 /// y = φ(u).
 #[inline(always)]
 fn act_forward<T: Real>(a: Act, u: &[T], y: &mut [T]) {
-    if let Act::LeakyRelu(s) = a {
-        let s = T::of(s);
-        for (y, &u) in y.iter_mut().zip(u) {
-            *y = if u.wide() > 0.0 { u } else { s * u };
+    match a {
+        Act::LeakyRelu(s) => {
+            let s = T::of(s);
+            for (y, &u) in y.iter_mut().zip(u) {
+                *y = if u.wide() > 0.0 { u } else { s * u };
+            }
         }
-    } else {
-        for (y, &u) in y.iter_mut().zip(u) {
-            *y = T::of(a.value(u.wide()));
+        Act::ScaledTanh(c) => {
+            let (c, ic) = (T::of(c), T::of(1.0 / c));
+            for (y, &u) in y.iter_mut().zip(u) {
+                *y = c * (u * ic).tanh();
+            }
+        }
+        _ => {
+            for (y, &u) in y.iter_mut().zip(u) {
+                *y = T::of(a.value(u.wide()));
+            }
+        }
+    }
+}
+
+/// (φ'(v), φ''(v)) from the input v and the output y = φ(v): the scaled
+/// tanh needs no transcendental given y (φ' = 1 − (y/c)², φ'' = −(2/c)(y/c)φ').
+#[inline(always)]
+fn act_d1_d2<T: Real>(a: Act, v: T, y: T) -> (T, T) {
+    match a {
+        Act::LeakyRelu(s) => (T::of(if v.wide() > 0.0 { 1.0 } else { s }), T::default()),
+        Act::ScaledTanh(c) => {
+            let r = y.wide() / c;
+            let d1 = 1.0 - r * r;
+            (T::of(d1), T::of(-2.0 / c * r * d1))
+        }
+        _ => {
+            let (d1, d2) = a.d1_d2(v.wide());
+            (T::of(d1), T::of(d2))
         }
     }
 }
 
 /// dy = φ'(v) du.
 #[inline(always)]
-fn act_tangent<T: Real>(a: Act, v: &[T], du: &[T], dy: &mut [T]) {
-    for ((dy, &v), &du) in dy.iter_mut().zip(v).zip(du) {
-        *dy = T::of(a.d1(v.wide())) * du;
+fn act_tangent<T: Real>(a: Act, v: &[T], y: &[T], du: &[T], dy: &mut [T]) {
+    for (((dy, &v), &y), &du) in dy.iter_mut().zip(v).zip(y).zip(du) {
+        *dy = act_d1_d2(a, v, y).0 * du;
     }
 }
 
-/// ū = ȳ φ'(v) (+ dȳ φ''(v) dv), dū = dȳ φ'(v) in pair mode.
+/// ū = ȳ φ'(v) (+ dȳ φ''(v) dv), dū = dȳ φ'(v) in pair mode (y = φ(v)).
 #[inline(always)]
-fn act_backward<T: Real>(a: Act, v: &[T], gy: &[T], gu: &mut [T], pair: Option<(&[T], &[T], &mut [T])>) {
+fn act_backward<T: Real>(a: Act, v: &[T], y: &[T], gy: &[T], gu: &mut [T], pair: Option<(&[T], &[T], &mut [T])>) {
     match pair {
         None => {
-            if let Act::LeakyRelu(s) = a {
-                let s = T::of(s);
-                for ((gu, &gy), &v) in gu.iter_mut().zip(gy).zip(v) {
-                    *gu = if v.wide() > 0.0 { gy } else { s * gy };
-                }
-            } else {
-                for ((gu, &gy), &v) in gu.iter_mut().zip(gy).zip(v) {
-                    *gu = gy * T::of(a.d1(v.wide()));
-                }
+            for (((gu, &gy), &v), &y) in gu.iter_mut().zip(gy).zip(v).zip(y) {
+                *gu = gy * act_d1_d2(a, v, y).0;
             }
         }
         Some((dv, dgy, dgu)) => {
             for i in 0..gu.len() {
-                let (d1, d2) = a.d1_d2(v[i].wide());
-                let (d1, d2) = (T::of(d1), T::of(d2));
+                let (d1, d2) = act_d1_d2(a, v[i], y[i]);
                 gu[i] = gy[i] * d1 + dgy[i] * d2 * dv[i];
                 dgu[i] = dgy[i] * d1;
             }
@@ -503,19 +466,27 @@ fn act_backward<T: Real>(a: Act, v: &[T], gy: &[T], gu: &mut [T], pair: Option<(
 
 /// y = conv(u) (+ b) on every tile.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)] // the kernel's buffers and shape, all explicit
-fn conv_layer<T: Real, const LN: usize, const FMA: bool>(
-    u: &[T],
-    y: &mut [T],
-    w: &[T],
-    bias: Option<&[T]>,
+fn conv_layer<V: Simd>(
+    u: &[V::T],
+    y: &mut [V::T],
+    w: &[V::T],
+    bias: Option<&[V::T]>,
     geom: &ConvGeometry,
     cin: usize,
     cout: usize,
 ) {
-    let v = geom.sites;
-    for (ut, yt) in u.chunks_exact(v * cin * LN).zip(y.chunks_exact_mut(v * cout * LN)) {
-        conv_tile::<T, LN, FMA>(ut, w, bias, &geom.nbr, geom.taps, cin, cout, yt);
+    let (v, n) = (geom.sites, V::N);
+    for (ut, yt) in u.chunks_exact(v * cin * n).zip(y.chunks_exact_mut(v * cout * n)) {
+        let k = Kern {
+            u: ut,
+            w,
+            bias,
+            nbr: &geom.nbr,
+            taps: geom.taps,
+            cin,
+            cout,
+        };
+        conv_tile::<V>(&k, yt);
     }
 }
 
@@ -533,8 +504,7 @@ pub(crate) struct Forward<'a, T> {
 }
 
 #[inline(always)]
-fn forward_body<T: Real, const LN: usize, const FMA: bool>(a: Forward<'_, T>) {
-    assert_eq!(LN, T::LN);
+fn forward_body<V: Simd>(a: Forward<'_, V::T>) {
     let Forward {
         shape: s,
         p,
@@ -550,9 +520,9 @@ fn forward_body<T: Real, const LN: usize, const FMA: bool>(a: Forward<'_, T>) {
     let taps = g.taps;
     let tangent = dinput.is_some();
     assert!(!tangent || !tape.dacts.is_empty(), "tape has no room for tangents");
-    to_lanes::<T, LN>(input, &mut tape.acts[0]);
+    to_lanes(input, &mut tape.acts[0]);
     if let Some(d) = dinput {
-        to_lanes::<T, LN>(d, &mut tape.dacts[0]);
+        to_lanes(d, &mut tape.dacts[0]);
     }
     for (k, op) in s.ops.iter().enumerate() {
         match *op {
@@ -560,14 +530,14 @@ fn forward_body<T: Real, const LN: usize, const FMA: bool>(a: Forward<'_, T>) {
                 let nw = cout * taps * cin;
                 pack(&p[offset..offset + nw], taps, cin, cout, false, grow(&mut work.w, nw));
                 for (bo, &pb) in grow(&mut work.b, cout).iter_mut().zip(&p[offset + nw..]) {
-                    *bo = T::of(pb);
+                    *bo = <V::T as Real>::of(pb);
                 }
                 let (w, b) = (&work.w[..nw], &work.b[..cout]);
                 let (lo, hi) = tape.acts.split_at_mut(k + 1);
-                conv_layer::<T, LN, FMA>(&lo[k], &mut hi[0], w, Some(b), g, cin, cout);
+                conv_layer::<V>(&lo[k], &mut hi[0], w, Some(b), g, cin, cout);
                 if tangent {
                     let (lo, hi) = tape.dacts.split_at_mut(k + 1);
-                    conv_layer::<T, LN, FMA>(&lo[k], &mut hi[0], w, None, g, cin, cout);
+                    conv_layer::<V>(&lo[k], &mut hi[0], w, None, g, cin, cout);
                 }
             }
             Op::Act(a) => {
@@ -575,15 +545,15 @@ fn forward_body<T: Real, const LN: usize, const FMA: bool>(a: Forward<'_, T>) {
                 act_forward(a, &lo[k], &mut hi[0]);
                 if tangent {
                     let (dlo, dhi) = tape.dacts.split_at_mut(k + 1);
-                    act_tangent(a, &tape.acts[k], &dlo[k], &mut dhi[0]);
+                    act_tangent(a, &tape.acts[k], &tape.acts[k + 1], &dlo[k], &mut dhi[0]);
                 }
             }
             Op::Dense { .. } => unreachable!("the lane path runs convolutional networks only"),
         }
     }
-    from_lanes::<T, LN>(tape.acts.last().unwrap(), output);
+    from_lanes(tape.acts.last().unwrap(), output);
     if let Some(d) = doutput {
-        from_lanes::<T, LN>(tape.dacts.last().unwrap(), d);
+        from_lanes(tape.dacts.last().unwrap(), d);
     }
 }
 
@@ -601,8 +571,8 @@ pub(crate) struct Backward<'a, T> {
 }
 
 #[inline(always)]
-fn backward_body<T: Real, const LN: usize, const FMA: bool>(a: Backward<'_, T>) {
-    assert_eq!(LN, T::LN);
+fn backward_body<V: Simd>(a: Backward<'_, V::T>) {
+    let ln = V::N;
     let Backward {
         shape: s,
         p,
@@ -618,7 +588,7 @@ fn backward_body<T: Real, const LN: usize, const FMA: bool>(a: Backward<'_, T>) 
     let (v, taps) = (g.sites, g.taps);
     let pair = dg_out.is_some();
     assert!(!pair || !tape.dacts.is_empty(), "pair mode needs a tangent tape");
-    let tl = tape.tiles * LN;
+    let tl = tape.tiles * ln;
     let wmax = *s.widths.iter().max().unwrap();
     let mut g0 = std::mem::take(&mut work.g[0]);
     let mut g1 = std::mem::take(&mut work.g[1]);
@@ -627,11 +597,11 @@ fn backward_body<T: Real, const LN: usize, const FMA: bool>(a: Backward<'_, T>) 
     grow(&mut g0, tl * wmax);
     grow(&mut g1, tl * wmax);
     let wl = *s.widths.last().unwrap();
-    to_lanes::<T, LN>(g_out, &mut g0[..tl * wl]);
+    to_lanes(g_out, &mut g0[..tl * wl]);
     if let Some(d) = dg_out {
         grow(&mut dg0, tl * wmax);
         grow(&mut dg1, tl * wmax);
-        to_lanes::<T, LN>(d, &mut dg0[..tl * wl]);
+        to_lanes(d, &mut dg0[..tl * wl]);
     }
     for (k, op) in s.ops.iter().enumerate().rev() {
         let (wi, wo) = (s.widths[k], s.widths[k + 1]);
@@ -640,34 +610,33 @@ fn backward_body<T: Real, const LN: usize, const FMA: bool>(a: Backward<'_, T>) 
         match *op {
             Op::Act(a) => {
                 let pr = pair.then(|| (&tape.dacts[k][..], &dg0[..tl * wo], &mut dg1[..tl * wi]));
-                act_backward(a, u, gy, gu, pr);
+                act_backward(a, u, &tape.acts[k + 1], gy, gu, pr);
             }
             Op::Conv { cin, cout, offset } => {
                 let nw = cout * taps * cin;
                 if let Some(gp) = gp.as_deref_mut() {
                     let (gw, gb) = gp[offset..offset + nw + cout].split_at_mut(nw);
                     for t in 0..tape.tiles {
-                        let (yo, uo) = (t * v * cout * LN, t * v * cin * LN);
-                        let (ny, nu) = (v * cout * LN, v * cin * LN);
+                        let (yo, uo) = (t * v * cout * ln, t * v * cin * ln);
+                        let (ny, nu) = (v * cout * ln, v * cin * ln);
                         let pr = pair.then(|| (&dg0[yo..yo + ny], &tape.dacts[k][uo..uo + nu]));
-                        weight_grad_tile::<T, LN, FMA>(
-                            &gy[yo..yo + ny],
-                            &u[uo..uo + nu],
-                            pr,
-                            &g.nbr,
+                        let k = Kern {
+                            u: &u[uo..uo + nu],
+                            w: &gy[yo..yo + ny],
+                            bias: None,
+                            nbr: &g.nbr,
                             taps,
                             cin,
                             cout,
-                            gw,
-                            gb,
-                        );
+                        };
+                        weight_grad_tile::<V>(&k, pr, gw, gb);
                     }
                 }
                 let wt = grow(&mut work.w, nw);
                 pack(&p[offset..offset + nw], taps, cin, cout, true, wt);
-                conv_layer::<T, LN, FMA>(gy, gu, wt, None, g, cout, cin);
+                conv_layer::<V>(gy, gu, wt, None, g, cout, cin);
                 if pair {
-                    conv_layer::<T, LN, FMA>(&dg0[..tl * wo], &mut dg1[..tl * wi], wt, None, g, cout, cin);
+                    conv_layer::<V>(&dg0[..tl * wo], &mut dg1[..tl * wi], wt, None, g, cout, cin);
                 }
             }
             Op::Dense { .. } => unreachable!("the lane path runs convolutional networks only"),
@@ -678,9 +647,9 @@ fn backward_body<T: Real, const LN: usize, const FMA: bool>(a: Backward<'_, T>) 
         }
     }
     let w0 = s.widths[0];
-    from_lanes::<T, LN>(&g0[..tl * w0], g_in);
+    from_lanes(&g0[..tl * w0], g_in);
     if let Some(d) = dg_in {
-        from_lanes::<T, LN>(&dg0[..tl * w0], d);
+        from_lanes(&dg0[..tl * w0], d);
     }
     work.g = [g0, g1];
     work.dg = [dg0, dg1];
@@ -756,28 +725,27 @@ macro_rules! dispatch {
         /// # Panics
         /// If this machine lacks `isa`.
         #[allow(unsafe_code)]
-        pub(crate) fn $name<T: Real, const LN: usize>(isa: Isa, a: $args<'_, T>) {
+        pub(crate) fn $name<T: Real>(isa: Isa, a: $args<'_, T>) {
             assert!(isa.available(), "this machine cannot run {isa:?} kernels");
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-                unsafe fn avx512<T: Real, const LN: usize>(a: $args<'_, T>) {
-                    $body::<T, LN, true>(a)
+                fn avx512<T: Real>(a: $args<'_, T>) {
+                    $body::<T::Avx512>(a)
                 }
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2<T: Real, const LN: usize>(a: $args<'_, T>) {
-                    $body::<T, LN, true>(a)
+                fn avx2<T: Real>(a: $args<'_, T>) {
+                    $body::<T::Avx2>(a)
                 }
                 match isa {
-                    // SAFETY: `Isa::best` found these features on this machine.
-                    Isa::Avx512 => return unsafe { avx512::<T, LN>(a) },
+                    // SAFETY: `isa.available()` checked the features above.
+                    Isa::Avx512 => return unsafe { avx512::<T>(a) },
                     // SAFETY: as above.
-                    Isa::Avx2 => return unsafe { avx2::<T, LN>(a) },
+                    Isa::Avx2 => return unsafe { avx2::<T>(a) },
                     Isa::Portable => {}
                 }
             }
-            let _ = isa;
-            $body::<T, LN, false>(a)
+            $body::<T::Portable>(a)
         }
     };
 }

@@ -121,6 +121,7 @@ pub mod layer;
 pub mod mask;
 pub mod net;
 pub mod pullback;
+mod simd;
 pub mod spline;
 
 pub use activation::{Act, ActivationKind};

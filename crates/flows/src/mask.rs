@@ -28,14 +28,14 @@ pub fn checkerboard(shape: &[usize], layer: usize) -> Vec<bool> {
                 parity += rem % shape[mu];
                 rem /= shape[mu];
             }
-            parity % 2 == 0
+            parity.is_multiple_of(2)
         })
         .collect()
 }
 
 /// Alternating-halves mask of layer `layer` in `dim` dimensions.
 pub fn halves(dim: usize, layer: usize) -> Vec<bool> {
-    (0..dim).map(|i| (i < dim / 2) == (layer % 2 == 0)).collect()
+    (0..dim).map(|i| (i < dim / 2) == layer.is_multiple_of(2)).collect()
 }
 
 /// Fixed random mask of layer `layer` in `dim` dimensions from `seed`.
@@ -45,7 +45,7 @@ pub fn random(dim: usize, layer: usize, seed: u64) -> Vec<bool> {
     perm.shuffle(&mut rng);
     let mut m = vec![layer % 2 == 1; dim];
     for &i in &perm[..dim / 2] {
-        m[i] = layer % 2 == 0;
+        m[i] = layer.is_multiple_of(2);
     }
     m
 }

@@ -433,7 +433,12 @@ impl Net {
             self.widths.iter().map(|&w| Array2::zeros((rows, w))).collect()
         };
         let dacts = if tangent { acts.clone() } else { Vec::new() };
-        NetTape { rows, acts, dacts, lanes }
+        NetTape {
+            rows,
+            acts,
+            dacts,
+            lanes,
+        }
     }
 
     /// Forward pass: reads `tape.acts[0]` (and `tape.dacts[0]` when
@@ -452,7 +457,7 @@ impl Net {
             let (input, output) = (input[0].view(), output[0].view_mut());
             let (shape, isa) = (self.lane_shape(), Isa::current());
             match lt {
-                Lanes::F64(tape) => lanes::forward::<f64, 8>(
+                Lanes::F64(tape) => lanes::forward::<f64>(
                     isa,
                     lanes::Forward {
                         shape,
@@ -465,7 +470,7 @@ impl Net {
                         doutput,
                     },
                 ),
-                Lanes::F32(tape) => lanes::forward::<f32, 16>(
+                Lanes::F32(tape) => lanes::forward::<f32>(
                     isa,
                     lanes::Forward {
                         shape,
@@ -576,7 +581,7 @@ impl Net {
         if let Some(lt) = tape.lanes.as_ref() {
             let (shape, isa) = (self.lane_shape(), Isa::current());
             match lt {
-                Lanes::F64(tape) => lanes::backward::<f64, 8>(
+                Lanes::F64(tape) => lanes::backward::<f64>(
                     isa,
                     lanes::Backward {
                         shape,
@@ -590,7 +595,7 @@ impl Net {
                         gp,
                     },
                 ),
-                Lanes::F32(tape) => lanes::backward::<f32, 16>(
+                Lanes::F32(tape) => lanes::backward::<f32>(
                     isa,
                     lanes::Backward {
                         shape,
@@ -873,7 +878,14 @@ mod tests {
                     continue;
                 }
                 Isa::force(Some(isa));
-                let direct = sweep(&net.clone().with_kernel(ConvKernel::Direct(Dtype::F64)), &p, &u, &du, &a, &c);
+                let direct = sweep(
+                    &net.clone().with_kernel(ConvKernel::Direct(Dtype::F64)),
+                    &p,
+                    &u,
+                    &du,
+                    &a,
+                    &c,
+                );
                 Isa::force(None);
                 for (k, what) in ["y", "dy", "ū", "dū", "θ̄"].iter().enumerate() {
                     assert_close(&format!("{isa:?} {what}"), &direct[k], &reference[k], 1e-13);
@@ -891,8 +903,22 @@ mod tests {
             let rows = 21;
             let (u, du) = (random(rows, net.n_in(), 6), random(rows, net.n_in(), 7));
             let (a, c) = (random(rows, net.n_out(), 8), random(rows, net.n_out(), 9));
-            let f64s = sweep(&net.clone().with_kernel(ConvKernel::Direct(Dtype::F64)), &p, &u, &du, &a, &c);
-            let f32s = sweep(&net.clone().with_kernel(ConvKernel::Direct(Dtype::F32)), &p, &u, &du, &a, &c);
+            let f64s = sweep(
+                &net.clone().with_kernel(ConvKernel::Direct(Dtype::F64)),
+                &p,
+                &u,
+                &du,
+                &a,
+                &c,
+            );
+            let f32s = sweep(
+                &net.clone().with_kernel(ConvKernel::Direct(Dtype::F32)),
+                &p,
+                &u,
+                &du,
+                &a,
+                &c,
+            );
             for (k, what) in ["y", "dy", "ū", "dū", "θ̄"].iter().enumerate() {
                 assert_close(&format!("f32 {what}"), &f32s[k], &f64s[k], 1e-4);
                 let diff = f32s[k].iter().zip(&f64s[k]).any(|(x, y)| x != y);

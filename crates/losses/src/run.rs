@@ -250,10 +250,10 @@ impl<'a> TrainRun<'a> {
                 }
             }
             let t = self.trainer.step_index();
-            if root && (t % metrics_every == 0 || t == steps) {
+            if root && (t.is_multiple_of(metrics_every) || t == steps) {
                 last = Some(self.record(observers, sink));
             }
-            if t % checkpoint_every == 0 || t == steps {
+            if t.is_multiple_of(checkpoint_every) || t == steps {
                 self.checkpoint(exchange, sink)?;
             }
             let stop = self.stop.is_some_and(|s| s(t));

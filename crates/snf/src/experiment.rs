@@ -289,7 +289,7 @@ fn evaluate(name: &str, snf: &Snf<DoubleWell>, cfg: &ExperimentConfig, final_los
 /// is shorter than `n_layers / 2`.
 pub fn run_double_well_experiment(cfg: &ExperimentConfig) -> ExperimentReport {
     assert!(
-        cfg.n_layers >= 2 && cfg.n_layers % 2 == 0,
+        cfg.n_layers >= 2 && cfg.n_layers.is_multiple_of(2),
         "n_layers must be even and ≥ 2"
     );
     let t = DoubleWell::default();

@@ -32,7 +32,7 @@ pub fn log_p(c: usize, t: usize) -> f64 {
 }
 
 pub fn accepted(t: usize) -> u8 {
-    u8::from(t % 3 == 0)
+    u8::from(t.is_multiple_of(3))
 }
 
 pub fn delta_h(c: usize, t: usize) -> f64 {
