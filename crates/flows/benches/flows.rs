@@ -4,7 +4,10 @@
 //! (density), forward + backward (RKL gradient), score, and the
 //! score-matching second-order term. The same architecture with
 //! rational-quadratic spline couplings (8 bins, tail bound 5; conv
-//! 1→8→8→23) runs as `spline8_L{L}`.
+//! 1→8→8→23) runs as `spline8_L{L}`. The tutorial runs with the default
+//! direct f64 kernel (`tutorial_L{L}`), in f32 (`tutorial_f32_L{L}`) and with
+//! the im2col + GEMM kernel (`tutorial_im2col_L{L}`); throughput ratios
+//! between them are the kernel speed-ups (docs/RESULTS.md).
 //!
 //! Throughput is reported in samples/s. Nominal GEMM flops per sample, in
 //! units of F = network flops of one pass (printed at start): forward 1F,
@@ -12,15 +15,18 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use fieldflow_core::{Par, ProposalDensity, Seed};
-use fieldflow_flows::{CouplingKind, Flow, FlowConfig, ScoreModel, SplineConfig};
+use fieldflow_flows::{ConvKernel, CouplingKind, Dtype, Flow, FlowConfig, ScoreModel, SplineConfig};
 use ndarray::{Array1, Array2};
 use std::time::Duration;
 
-fn flow(l: usize, coupling: CouplingKind) -> Flow {
+fn flow(l: usize, coupling: CouplingKind, kernel: ConvKernel) -> Flow {
     let mut cfg = FlowConfig::tutorial(l);
     cfg.identity_init = false;
     cfg.coupling = coupling;
-    cfg.build(Seed::new(1)).unwrap()
+    if kernel == ConvKernel::Direct(Dtype::F32) {
+        cfg.dtype = Dtype::F32;
+    }
+    cfg.build(Seed::new(1)).unwrap().with_conv_kernel(kernel)
 }
 
 fn bench(c: &mut Criterion) {
@@ -29,12 +35,15 @@ fn bench(c: &mut Criterion) {
         bins: 8,
         tail_bound: 5.0,
     });
-    for (name, coupling, l) in [8usize, 16, 32]
-        .map(|l| ("tutorial", CouplingKind::Affine, l))
+    let (f64d, f32d) = (ConvKernel::Direct(Dtype::F64), ConvKernel::Direct(Dtype::F32));
+    for (name, coupling, l, kernel) in [8usize, 16, 32]
+        .map(|l| ("tutorial", CouplingKind::Affine, l, f64d))
         .into_iter()
-        .chain([8usize, 16].map(|l| ("spline8", spline8, l)))
+        .chain([8usize, 16].map(|l| ("tutorial_f32", CouplingKind::Affine, l, f32d)))
+        .chain([8usize, 16].map(|l| ("tutorial_im2col", CouplingKind::Affine, l, ConvKernel::Im2col)))
+        .chain([8usize, 16].map(|l| ("spline8", spline8, l, f64d)))
     {
-        let f = flow(l, coupling);
+        let f = flow(l, coupling, kernel);
         let d = f.dim();
         eprintln!(
             "{name} L = {l}: D = {d}, params = {}, F = {:.3} MFLOP/sample",

@@ -4,7 +4,7 @@
 //! direction) for im2col (f64), direct f64 and direct f32, interleaved so
 //! machine noise hits all three alike. Ratios are the result.
 //!
-//! usage: cargo run --release -p fieldflow-flows --example kernel_speed -- [L] [batch,...] [seconds] [only]
+//! usage: cargo run --release -p fieldflow-flows --example kernel_speed -- [L] [batch,...] [seconds] [only] [hidden]
 
 use fieldflow_core::{Par, Seed};
 use fieldflow_flows::{ConvKernel, Dtype, Flow, FlowConfig};
@@ -21,8 +21,16 @@ fn main() {
         .map(|s| s.parse().expect("batch"))
         .collect();
     let secs: f64 = args.get(3).map_or(3.0, |s| s.parse().expect("seconds"));
+    // Optional 5th argument: hidden channels, e.g. 32,32 (default the tutorial's 8,8).
+    let hidden: Vec<usize> = args
+        .get(5)
+        .map_or("8,8".into(), |s| s.clone())
+        .split(',')
+        .map(|s| s.parse().expect("hidden"))
+        .collect();
     let mut cfg = FlowConfig::tutorial(l);
     cfg.identity_init = false;
+    cfg.conditioner.hidden = hidden;
     let base = cfg.build(Seed::new(1)).unwrap();
     let kernels = [
         ("im2col f64", ConvKernel::Im2col),

@@ -51,7 +51,9 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use std::ops::{Add, Mul};
 
 /// Scalar type of the lane path (f64 or f32).
-pub(crate) trait Real: Copy + Default + Send + Sync + Add<Output = Self> + Mul<Output = Self> + 'static {
+pub(crate) trait Real:
+    Copy + Default + PartialOrd + Send + Sync + Add<Output = Self> + Mul<Output = Self> + 'static
+{
     /// Lanes per tile.
     const LN: usize;
     /// The vector of `LN` lanes per instruction-set family.
@@ -356,10 +358,12 @@ impl<T: Real> Kern<'_, T> {
         a: &mut [V; OB],
     ) {
         let n = V::N;
-        let uv = V::load(&u[(self.nbr[x * self.taps + t] * self.cin + c) * n..]);
+        let src = (self.nbr[x * self.taps + t] * self.cin + c) * n;
+        let uv = V::load(&u[src..src + n]);
         let at = (x * self.cout + o0) * n;
-        for (o, ao) in a.iter_mut().enumerate() {
-            *ao = V::load(&gy[at + o * n..]).mul_add(uv, *ao);
+        let g = &gy[at..at + OB * n];
+        for (ao, go) in a.iter_mut().zip(g.chunks_exact(n)) {
+            *ao = V::load(go).mul_add(uv, *ao);
         }
     }
 }
@@ -401,8 +405,9 @@ fn act_forward<T: Real>(a: Act, u: &[T], y: &mut [T]) {
     match a {
         Act::LeakyRelu(s) => {
             let s = T::of(s);
+            let zero = T::default();
             for (y, &u) in y.iter_mut().zip(u) {
-                *y = if u.wide() > 0.0 { u } else { s * u };
+                *y = if u > zero { u } else { s * u };
             }
         }
         Act::ScaledTanh(c) => {
@@ -448,13 +453,28 @@ fn act_tangent<T: Real>(a: Act, v: &[T], y: &[T], du: &[T], dy: &mut [T]) {
 /// ū = ȳ φ'(v) (+ dȳ φ''(v) dv), dū = dȳ φ'(v) in pair mode (y = φ(v)).
 #[inline(always)]
 fn act_backward<T: Real>(a: Act, v: &[T], y: &[T], gy: &[T], gu: &mut [T], pair: Option<(&[T], &[T], &mut [T])>) {
-    match pair {
-        None => {
+    match (pair, a) {
+        // The plain adjoints of the two activations of lattice conditioners,
+        // as branch-free loops over the lanes.
+        (None, Act::LeakyRelu(s)) => {
+            let (s, zero) = (T::of(s), T::default());
+            for ((gu, &gy), &v) in gu.iter_mut().zip(gy).zip(v) {
+                *gu = if v > zero { gy } else { s * gy };
+            }
+        }
+        (None, Act::ScaledTanh(c)) => {
+            let (ic, one, minus) = (T::of(1.0 / c), T::of(1.0), T::of(-1.0));
+            for ((gu, &gy), &y) in gu.iter_mut().zip(gy).zip(y) {
+                let r = y * ic;
+                *gu = gy * (one + minus * r * r);
+            }
+        }
+        (None, _) => {
             for (((gu, &gy), &v), &y) in gu.iter_mut().zip(gy).zip(v).zip(y) {
                 *gu = gy * act_d1_d2(a, v, y).0;
             }
         }
-        Some((dv, dgy, dgu)) => {
+        (Some((dv, dgy, dgu)), _) => {
             for i in 0..gu.len() {
                 let (d1, d2) = act_d1_d2(a, v[i], y[i]);
                 gu[i] = gy[i] * d1 + dgy[i] * d2 * dv[i];

@@ -81,7 +81,15 @@ fn run(f: &Flow, target: &Phi4) -> Outputs {
     let (mut sc, mut hr) = (Array2::zeros((n, d)), Array2::zeros((n, d)));
     let mut sm_grad = vec![0.0; f.n_params()];
     let mut lq4 = Array1::zeros(n);
-    f.score_second_order_batch(x.view(), r.view(), &mut sm_grad, lq4.view_mut(), sc.view_mut(), hr.view_mut(), par);
+    f.score_second_order_batch(
+        x.view(),
+        r.view(),
+        &mut sm_grad,
+        lq4.view_mut(),
+        sc.view_mut(),
+        hr.view_mut(),
+        par,
+    );
     let mut lp = Array1::zeros(n);
     target.log_prob_batch(x.view(), lp.view_mut(), par);
     Outputs {
@@ -127,15 +135,15 @@ fn single_precision_agrees_with_double_and_direct_with_im2col() {
         for (what, r64, r32, rim, tol) in checks {
             let e32 = scaled_err(r32, r64);
             assert!(e32 < tol, "{name} {what}: f32 vs f64 error {e32:.2e} ≥ {tol:.0e}");
-            assert!(e32 > 0.0, "{name} {what}: f32 equals f64 bit for bit: the f32 path did not run");
+            assert!(
+                e32 > 0.0,
+                "{name} {what}: f32 equals f64 bit for bit: the f32 path did not run"
+            );
             let eim = rel_err(rim, r64);
             assert!(eim < 1e-11, "{name} {what}: direct f64 vs im2col {eim:.2e}");
         }
         let (e64, e32) = (ess(&a.log_w), ess(&b.log_w));
-        assert!(
-            (e64 - e32).abs() < 1e-4 * e64,
-            "{name} ESS: f64 {e64} vs f32 {e32}"
-        );
+        assert!((e64 - e32).abs() < 1e-4 * e64, "{name} ESS: f64 {e64} vs f32 {e32}");
     }
 }
 
