@@ -2,12 +2,13 @@
 //! architecture (16 affine couplings, conv 1→8→8→2, L×L): reverse-KL-style
 //! training steps per second (forward + backward through the sampling
 //! direction) for im2col (f64), direct f64 and direct f32, interleaved so
-//! machine noise hits all three alike. Ratios are the result.
+//! machine noise hits all three alike, and the cost of the score-matching
+//! second-order term in units of that step. Ratios are the result.
 //!
 //! usage: cargo run --release -p fieldflow-flows --example kernel_speed -- [L] [batch,...] [seconds] [only] [hidden]
 
 use fieldflow_core::{Par, Seed};
-use fieldflow_flows::{ConvKernel, Dtype, Flow, FlowConfig};
+use fieldflow_flows::{ConvKernel, Dtype, Flow, FlowConfig, ScoreModel};
 use ndarray::{Array1, Array2};
 use std::time::Instant;
 
@@ -53,6 +54,8 @@ fn main() {
         let mut z = Array2::zeros((n, d));
         base.sample_base_batch(Seed::new(2), z.view_mut(), par);
         let mut rates = vec![(0u64, 0.0f64); flows.len()];
+        let mut second = vec![(0u64, 0.0f64); flows.len()];
+        let r = z.mapv(|v| 0.1 * v);
         let t_end = Instant::now();
         while t_end.elapsed().as_secs_f64() < secs * flows.len() as f64 {
             for (f, r) in flows.iter().zip(rates.iter_mut()) {
@@ -73,13 +76,22 @@ fn main() {
                 r.0 += 1;
                 r.1 += t.elapsed().as_secs_f64();
             }
+            // The score-matching second-order term on the same rows.
+            for (f, s) in flows.iter().zip(second.iter_mut()) {
+                let mut grad = vec![0.0; f.n_params()];
+                let t = Instant::now();
+                f.score_param_vjp_batch(z.view(), r.view(), &mut grad, par);
+                s.0 += 1;
+                s.1 += t.elapsed().as_secs_f64();
+            }
         }
-        for ((name, _), (k, s)) in kernels.iter().zip(&rates) {
+        for (((name, _), (k, s)), (k2, s2)) in kernels.iter().zip(&rates).zip(&second) {
             let sps = *k as f64 / s;
             println!(
-                "batch {n:5}  {name}: {sps:8.2} steps/s  {:6.1} GFLOP/s  ({:.2}× first)",
+                "batch {n:5}  {name}: {sps:8.2} steps/s  {:6.1} GFLOP/s  ({:.2}× first)  second order {:.2}× a step",
                 sps * n as f64 * flops / 1e9,
-                sps / (rates[0].0 as f64 / rates[0].1)
+                sps / (rates[0].0 as f64 / rates[0].1),
+                (s2 / *k2 as f64) * sps
             );
         }
     }

@@ -445,9 +445,8 @@ fn act_d1_d2<T: Real>(a: Act, v: T, y: T) -> (T, T) {
 /// dy = φ'(v) du.
 #[inline(always)]
 fn act_tangent<T: Real>(a: Act, v: &[T], y: &[T], du: &[T], dy: &mut [T]) {
-    for (((dy, &v), &y), &du) in dy.iter_mut().zip(v).zip(y).zip(du) {
-        *dy = act_d1_d2(a, v, y).0 * du;
-    }
+    // The plain adjoint is the same map (ȳ ↦ φ' ȳ), so reuse it.
+    act_backward(a, v, y, du, dy, None);
 }
 
 /// ū = ȳ φ'(v) (+ dȳ φ''(v) dv), dū = dȳ φ'(v) in pair mode (y = φ(v)).
@@ -472,6 +471,25 @@ fn act_backward<T: Real>(a: Act, v: &[T], y: &[T], gy: &[T], gu: &mut [T], pair:
         (None, _) => {
             for (((gu, &gy), &v), &y) in gu.iter_mut().zip(gy).zip(v).zip(y) {
                 *gu = gy * act_d1_d2(a, v, y).0;
+            }
+        }
+        (Some((_, dgy, dgu)), Act::LeakyRelu(s)) => {
+            // φ'' = 0: ū = ȳ φ', dū = dȳ φ'.
+            let (s, zero) = (T::of(s), T::default());
+            for i in 0..gu.len() {
+                let d1 = if v[i] > zero { T::of(1.0) } else { s };
+                gu[i] = gy[i] * d1;
+                dgu[i] = dgy[i] * d1;
+            }
+        }
+        (Some((dv, dgy, dgu)), Act::ScaledTanh(c)) => {
+            let (ic, one, minus, m2c) = (T::of(1.0 / c), T::of(1.0), T::of(-1.0), T::of(-2.0 / c));
+            for i in 0..gu.len() {
+                let r = y[i] * ic;
+                let d1 = one + minus * r * r;
+                let d2 = m2c * r * d1;
+                gu[i] = gy[i] * d1 + dgy[i] * d2 * dv[i];
+                dgu[i] = dgy[i] * d1;
             }
         }
         (Some((dv, dgy, dgu)), _) => {
