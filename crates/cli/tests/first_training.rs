@@ -132,6 +132,12 @@ fn a_flag_only_rkl_training_needs_no_config_and_its_model_samples() {
         "sample", "--model", &m, "--n", "64", "--chains", "2", "--batch", "48", "--out", &s,
     ]);
     assert_eq!(numbers(&text, "per proposal")[2], 1.5, "{text}");
+    // With the default batch (256) the write blocks are tiled by the
+    // batches: over several blocks every draw is used.
+    let s = p("imh_default.h5");
+    let text = ok(&["sample", "--model", &m, "--n", "2048", "--chains", "2", "--out", &s]);
+    let e = numbers(&text, "per proposal");
+    assert_eq!((e[0], e[2]), (1.0, 1.0), "{text}");
 }
 
 #[test]
