@@ -381,13 +381,27 @@ fn phi4_rows(target: &Phi4, est: &Estimator, names: &[String], rows: &mut Vec<Ro
     Ok(())
 }
 
-/// Formats value ± error with the error's two significant digits.
+/// Formats value ± error with the error's two significant digits (a value
+/// that does not exist as [`crate::output::NONE`]).
 pub fn fmt_err(value: f64, error: f64) -> String {
+    if value.is_nan() {
+        return crate::output::NONE.to_string();
+    }
     if !(error > 0.0) || !error.is_finite() {
         return format!("{value:.6}");
     }
     let digits = (1 - error.log10().floor() as i32).clamp(0, 12) as usize;
     format!("{value:.digits$} ± {error:.digits$}")
+}
+
+/// A difference in units of its error, `+1.23`, or [`crate::output::NONE`]
+/// where the error is zero (a constant series) or the difference is NaN.
+pub fn deviation(diff: f64, error: f64) -> String {
+    if error > 0.0 && error.is_finite() {
+        crate::output::or_none(diff / error, |d| format!("{d:+.2}"))
+    } else {
+        crate::output::NONE.to_string()
+    }
 }
 
 /// The text table of one analysis.
@@ -402,7 +416,7 @@ pub fn render_table(a: &FileAnalysis) -> String {
     );
     for r in &a.rows {
         let (exact, dev) = match r.exact {
-            Some(e) => (format!("{e:.6}"), format!("{:+.2}", (r.value - e) / r.error)),
+            Some(e) => (format!("{e:.6}"), deviation(r.value - e, r.error)),
             None => (String::new(), String::new()),
         };
         let warn = if r.warnings.is_empty() { "" } else { "  (!)" };

@@ -3,6 +3,8 @@
 //! ```text
 //! fieldflow generate  [--config FILE] [flags] --out ens.h5     HMC / Metropolis ensembles
 //! fieldflow inspect   FILE                                     what a file holds
+//! fieldflow train     [--config FILE] [flags] --out m.h5       fit a flow (φ⁴ from flags: --lattice 8x8 --m2 -4 --lambda 8)
+//! fieldflow sample    --model m.h5 [flags] --out s.h5           exact sampling with the flow; cost per proposal
 //! fieldflow analyze   FILE... [--json] [--out a.h5] [--plots DIR]   observables with Γ-method errors
 //! fieldflow demo      --out DIR [--quick]                      the whole pipeline, small
 //! ```
@@ -41,6 +43,14 @@ enum Command {
     /// Print what a fieldflow HDF5 file holds: schema, target, shapes, provenance.
     Inspect(cmd::inspect::InspectArgs),
     /// Train a normalizing flow (FKL, RKL, score matching, ScoreNF; annealing).
+    ///
+    /// The target comes from flags (as for `generate`), a --config file's
+    /// [phi4] or [target] section, or the --data ensemble; flags override
+    /// the config's keys. The first training needs no file:
+    ///
+    ///   fieldflow train --lattice 8x8 --m2 -4 --lambda 8 --loss rkl --out m.h5
+    ///
+    /// (rkl needs no data; fkl, sm, scorenf and scorenf_modes need --data.)
     Train(cmd::train::TrainArgs),
     /// Exact sampling with a flow: IMH, i-SIR, global-local (MALA/HMC/RW + flow move), neutra-MCMC, importance sampling, or adaptive flow-MCMC (trains the flow on its walkers first).
     Sample(cmd::sample::SampleArgs),

@@ -1,5 +1,7 @@
 //! Checks on output paths made before any work starts, so a run that would
-//! fail at the end (existing output, missing folder) fails at once.
+//! fail at the end (existing output, missing folder) fails at once; the
+//! printing of results to stdout, and how printed numbers show a value
+//! that does not exist.
 
 use anyhow::{bail, Result};
 use std::path::Path;
@@ -15,6 +17,25 @@ pub fn check_new_output(path: &Path, force: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What a summary or table prints in place of a number that does not
+/// exist: a part a loss does not use, a held-out NLL without held-out data
+/// (stored as NaN in files, docs/FORMATS.md).
+pub const NONE: &str = "–";
+
+/// `v` with `digits` decimals, or [`NONE`] where it is NaN.
+pub fn num(v: f64, digits: usize) -> String {
+    or_none(v, |v| format!("{v:.digits$}"))
+}
+
+/// `show(v)`, or [`NONE`] where `v` is NaN.
+pub fn or_none(v: f64, show: impl FnOnce(f64) -> String) -> String {
+    if v.is_nan() {
+        NONE.to_string()
+    } else {
+        show(v)
+    }
 }
 
 /// Prints `text` and a newline to stdout; a closed pipe (`fieldflow … | head`)
@@ -42,4 +63,17 @@ pub fn check_resume_only(settings_given: bool, out: &Path, what: &str) -> Result
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_number_prints_as_a_dash_and_others_unchanged() {
+        assert_eq!(num(f64::NAN, 4), "–");
+        assert_eq!(num(-8.5812, 2), "-8.58");
+        assert_eq!(num(f64::INFINITY, 2), "inf");
+        assert_eq!(or_none(0.5, |v| format!("{v:+.1}")), "+0.5");
+    }
 }

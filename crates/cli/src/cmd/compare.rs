@@ -10,7 +10,7 @@
 //! model file's metrics for it).
 
 use crate::analysis::{analyze_file, fmt_err, FileAnalysis};
-use crate::output::emit;
+use crate::output::{emit, num, or_none, NONE};
 use anyhow::Result;
 use clap::Args;
 use fieldflow_stats::GammaConfig;
@@ -92,17 +92,17 @@ pub fn run(args: CompareArgs) -> Result<()> {
         "{:<14} {:>24} {:>7} {:>24} {:>7} {:>7} {:>8} {:>11} {:>11}",
         "observable", "A", "τ_A", "B", "τ_B", "Δ/σ", "τ_B/τ_A", "s/indep A", "s/indep B"
     ));
-    let fmt_cost = |c: Option<f64>| c.map(|v| format!("{v:.2e}")).unwrap_or_else(|| "-".into());
+    let fmt_cost = |c: Option<f64>| c.map_or(NONE.to_string(), |v| or_none(v, |v| format!("{v:.2e}")));
     for r in rows {
         emit(&format!(
-            "{:<14} {:>24} {:>7.2} {:>24} {:>7.2} {:>+7.2} {:>8.2} {:>11} {:>11}",
+            "{:<14} {:>24} {:>7} {:>24} {:>7} {:>7} {:>8} {:>11} {:>11}",
             r.observable,
             fmt_err(r.a.0, r.a.1),
-            r.a.2,
+            num(r.a.2, 2),
             fmt_err(r.b.0, r.b.1),
-            r.b.2,
-            r.deviation_sigma,
-            r.tau_ratio,
+            num(r.b.2, 2),
+            or_none(r.deviation_sigma, |d| format!("{d:+.2}")),
+            num(r.tau_ratio, 2),
             fmt_cost(r.cost.0),
             fmt_cost(r.cost.1)
         ));

@@ -22,10 +22,11 @@
 use crate::analysis::{analyze_file, fmt_err, render_table, FileAnalysis};
 use crate::cmd::compare::{compare, Comparison};
 use crate::cmd::generate::{self, GenerateArgs};
+use crate::cmd::phi4_args::Phi4Args;
 use crate::cmd::run_args::RunArgs;
 use crate::cmd::sample::{self, SampleArgs};
 use crate::cmd::train::{self, TrainArgs};
-use crate::output::emit;
+use crate::output::{emit, num, or_none};
 use crate::plots;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -286,9 +287,12 @@ fn run_mog(out: &Path, loss: &str, b: &Budget) -> Result<MogRun> {
 
 fn generate_hmc(file: &Path, m2: f64, lambda: f64, b: &Budget) -> Result<()> {
     generate::run(GenerateArgs {
-        lattice: Some("8x8".into()),
-        m2: Some(m2),
-        lambda: Some(lambda),
+        phi4: Phi4Args {
+            lattice: Some("8x8".into()),
+            m2: Some(m2),
+            lambda: Some(lambda),
+            ..Default::default()
+        },
         algorithm: Some("hmc".into()),
         n_therm: Some(500),
         n_cfg: Some(b.phi4_cfg),
@@ -395,7 +399,7 @@ fn mog_table(s: &DemoSummary) -> String {
          |---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &s.mog {
-        let fw: Vec<String> = r.flow_weights.iter().map(|w| format!("{w:.3}")).collect();
+        let fw: Vec<String> = r.flow_weights.iter().map(|w| num(*w, 3)).collect();
         // A mode the flow (almost) never proposes cannot be repaired by IMH;
         // an under-weighted one can, at the price of longer runs.
         let missing = r
@@ -419,16 +423,16 @@ fn mog_table(s: &DemoSummary) -> String {
         }
         let _ = writeln!(
             t,
-            "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {:.4} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             name,
-            r.nll,
-            r.rnll,
-            r.ess,
-            r.acceptance,
+            num(r.nll, 3),
+            num(r.rnll, 3),
+            num(r.ess, 3),
+            num(r.acceptance, 3),
             fw.join(", "),
             w_err(&r.imh_weights),
             r.n_collapsed,
-            r.covering
+            num(r.covering, 4)
         );
     }
     t
@@ -447,10 +451,10 @@ fn flow_mcmc_table(s: &DemoSummary) -> String {
         };
         let _ = writeln!(
             t,
-            "| {name} | {} | {:.1} | {:.3} | {:.1} |",
+            "| {name} | {} | {} | {} | {:.1} |",
             w_err(&r.weights),
-            r.tau_mode,
-            r.acceptance,
+            num(r.tau_mode, 1),
+            num(r.acceptance, 3),
             r.seconds
         );
     }
@@ -467,13 +471,13 @@ fn phi4_table(s: &DemoSummary) -> String {
     {
         let _ = writeln!(
             t,
-            "| {} | {} | {:.2} | {} | {:.2} | {:+.2} |",
+            "| {} | {} | {} | {} | {} | {} |",
             c.observable,
             fmt_err(c.a.0, c.a.1),
-            c.a.2,
+            num(c.a.2, 2),
             fmt_err(c.b.0, c.b.1),
-            c.b.2,
-            c.deviation_sigma
+            num(c.b.2, 2),
+            or_none(c.deviation_sigma, |d| format!("{d:+.2}"))
         );
     }
     t
@@ -515,9 +519,9 @@ fn report(s: &DemoSummary, analyses: &[&FileAnalysis], quick: bool) -> String {
     let _ = writeln!(
         r,
         "\n## 2. φ⁴ at the tutorial set (L = 8, m² = −4, λ = 8)\n\nHMC ensemble vs a ScoreNF flow trained on 100 of its \
-         configurations, sampled with IMH (acceptance {:.3}; training ESS {:.3}).\n\n{}",
-        s.phi4_flow.0,
-        s.phi4_flow.1,
+         configurations, sampled with IMH (acceptance {}; training ESS {}).\n\n{}",
+        num(s.phi4_flow.0, 3),
+        num(s.phi4_flow.1, 3),
         phi4_table(s)
     );
     let _ = writeln!(

@@ -38,11 +38,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
 /// The settings given with `--resume` (which takes only `--out`).
 fn any_setting(args: &GenerateArgs) -> bool {
     args.config.is_some()
-        || args.lattice.is_some()
-        || args.m2.is_some()
-        || args.lambda.is_some()
-        || args.kappa.is_some()
-        || args.lambda_hat.is_some()
+        || args.phi4.any()
         || args.algorithm.is_some()
         || args.n_therm.is_some()
         || args.n_cfg.is_some()

@@ -5,6 +5,7 @@ pub mod compare;
 pub mod demo;
 pub mod generate;
 pub mod inspect;
+pub mod phi4_args;
 pub mod run_args;
 pub mod sample;
 pub mod train;

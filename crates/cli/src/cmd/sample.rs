@@ -26,8 +26,14 @@
 //! Its config (stored in the file) names the model and copies the model's
 //! target section, so the file is self-describing. Written in blocks with
 //! checkpoints; `--resume` continues exactly.
+//!
+//! The closing summary gives the acceptance (or ESS and log Ẑ) of this run
+//! and its cost: proposals, wall-clock time per proposal and the target
+//! and flow evaluations per proposal, counted as they happen (module
+//! `cost`).
 
 mod adaptive;
+mod cost;
 mod kernels;
 mod settings;
 pub use settings::{Method, SampleArgs, SampleConfig};
@@ -37,10 +43,11 @@ use crate::config;
 use crate::interrupt;
 use crate::model::Sampler;
 use crate::mpi_dist::Dist;
-use crate::output::{check_new_output, check_resume_only, emit};
+use crate::output::{check_new_output, check_resume_only, emit, num, NONE};
 use crate::progress;
 use crate::target::RunTarget;
 use anyhow::{bail, Context, Result};
+use cost::{Cost, CountedModel, CountedTarget, Evaluations};
 use fieldflow_core::run::{BlockChains, ChainBlock};
 use fieldflow_core::{IsotropicGaussian, Par, Proposal, Seed};
 use fieldflow_flowmcmc::{NeutraBlocks, NeutraChain};
@@ -241,7 +248,10 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
     } else {
         model
     };
-    let target = model.target.as_target();
+    // The target and the model, counting their evaluations (module `cost`).
+    let counted_target = CountedTarget::new(model.target.as_target());
+    let target: &dyn fieldflow_core::Target = &counted_target;
+    let counted_model = CountedModel::new(&model.sampler, model.sampler.density());
     let phi4 = match &model.target {
         RunTarget::Phi4(p) => Some(p),
         RunTarget::Synthetic(_) => None,
@@ -252,7 +262,8 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
         (Method::Neutra, Some(flow)) => Some(Pullback::new(flow, target)?),
         _ => None,
     };
-    let (space, space_phi4): (&dyn fieldflow_core::Target, _) = match &pullback {
+    let counted_pullback = pullback.as_ref().map(|p| CountedTarget::new(p));
+    let (space, space_phi4): (&dyn fieldflow_core::Target, _) = match &counted_pullback {
         Some(p) => (p, None),
         None => (target, phi4),
     };
@@ -267,7 +278,7 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
             });
             let start: &dyn Proposal = match (&pullback, &base) {
                 (Some(_), Some(b)) => b,
-                _ => &model.sampler,
+                _ => &counted_model,
             };
             let s = kernels::warm_up(&c, kind, space, space_phi4, start)?;
             if let Some(w) = writer.as_mut() {
@@ -293,10 +304,15 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
         Method::GlobalLocal | Method::Adaptive => adaptive::global_move(&c),
         _ => GlobalMove::Imh,
     };
+    let flow_proposals = match (c.method, global) {
+        (Method::Neutra, _) => 0,
+        (_, GlobalMove::Imh) => 1,
+        (_, GlobalMove::Isir { proposals }) => proposals as u64,
+    };
     let mut chains: Box<dyn BlockChains + '_> = match (c.method, &pullback, kernel.as_deref()) {
         (Method::Is, _, _) => Box::new(ImportanceBlocks {
             target,
-            proposal: &model.sampler,
+            proposal: &counted_model,
             seed,
             first: mine.start as u64,
             n: mine.len(),
@@ -319,8 +335,8 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
                 global,
             };
             config.validate()?;
-            let mut chain = ImhChain::new(target, &model.sampler, seed, config).with_first_chain(mine.start as u64);
-            if let (Some(k), Some(density)) = (kernel.as_deref(), model.sampler.density()) {
+            let mut chain = ImhChain::new(target, &counted_model, seed, config).with_first_chain(mine.start as u64);
+            if let (Some(k), Some(density)) = (kernel.as_deref(), counted_model.density()) {
                 chain = chain.with_local(k, c.local_steps as usize, density);
             }
             let states: Vec<ImhState> = match resumed_chains {
@@ -335,6 +351,10 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
         summary.add(b);
         pb.set_message(summary.progress_message(c.method));
     };
+    let evaluations = || Evaluations::read(&counted_target, &counted_model, counted_pullback.as_ref());
+    let before = evaluations();
+    let production = Instant::now();
+    let setup_seconds = production.duration_since(start).as_secs_f64();
     run_blocks(
         chains.as_mut(),
         writer.as_mut(),
@@ -345,6 +365,16 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
     )
     .inspect_err(|_| pb.abandon())?;
     pb.finish_and_clear();
+    let steps = c.n - done;
+    let cost = Cost {
+        global: flow_proposals,
+        local: if c.method.has_local() { c.local_steps } else { 0 },
+        chain_steps: steps * c.chains,
+        own_chain_steps: steps * mine.len() as u64,
+        seconds: production.elapsed().as_secs_f64(),
+        setup_seconds,
+        evaluations: before.since(evaluations()),
+    };
     let path = dist.agree(match writer {
         Some(mut w) => w
             .set_attr("seconds", start.elapsed().as_secs_f64())
@@ -360,9 +390,10 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
             String::new()
         };
         emit(&format!(
-            "wrote {}\n{}{ranks}",
+            "wrote {}\n{}\n{}{ranks}",
             path.display(),
-            summary.render(c.method)
+            summary.render(c.method),
+            cost.render()
         ));
     }
     Ok(())
@@ -398,7 +429,7 @@ impl SampleSummary {
 
     fn progress_message(&self, method: Method) -> String {
         match method {
-            Method::Is => format!("ESS {:.3}", self.ess()),
+            Method::Is => format!("ESS {}", num(self.ess(), 3)),
             _ => format!("{} {:.3}", Self::accepted_label(method), self.acceptance()),
         }
     }
@@ -420,16 +451,14 @@ impl SampleSummary {
                 Method::Neutra => "local acceptance ",
                 _ => "acceptance       ",
             };
-            return format!("{label} {:.4} (this run)", self.acceptance());
+            return format!("{label} {} (this run)", num(self.acceptance(), 4));
         }
-        let lz = fieldflow_stats::log_z(&self.log_w)
-            .map(|r| (r.log_z, r.error))
-            .unwrap_or((f64::NAN, f64::NAN));
+        let log_z = fieldflow_stats::log_z(&self.log_w).map_or(NONE.to_string(), |r| {
+            format!("{} ± {}", num(r.log_z, 5), num(r.error, 5))
+        });
         format!(
-            "ESS/N             {:.4} (this run)\nlog Z estimate    {:.5} ± {:.5}",
-            self.ess(),
-            lz.0,
-            lz.1
+            "ESS/N             {} (this run)\nlog Z estimate    {log_z}",
+            num(self.ess(), 4)
         )
     }
 }

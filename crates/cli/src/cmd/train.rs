@@ -1,6 +1,14 @@
 //! `fieldflow train`: fit a normalizing flow to a target.
 //!
-//! Config (TOML; flags override keys):
+//! The first training needs no config: a φ⁴ target from flags, as for
+//! `generate` (module `phi4_args`), and reverse KL, which needs no data:
+//!
+//! ```text
+//! fieldflow train --lattice 8x8 --m2 -4 --lambda 8 --loss rkl --out m.h5
+//! ```
+//!
+//! Config (TOML; flags override keys, the φ⁴ flags those of `[phi4]` or of
+//! the data file's target; `--data` gives the target when neither does):
 //!
 //! ```toml
 //! seed = 1
@@ -26,7 +34,11 @@
 //!
 //! Training and held-out configurations are taken evenly spaced over the
 //! chains (after `skip`), so a small `n_train` still spans the whole ensemble
-//! and is as decorrelated as the ensemble allows.
+//! and is as decorrelated as the ensemble allows. A loss with a data term
+//! (FKL, SM on data) without data is refused before anything is written.
+//!
+//! The closing summary prints a part the loss does not use, or the NLL
+//! without held-out data, as "–" (the metrics store them as NaN).
 //!
 //! The model file (docs/FORMATS.md) is rewritten atomically at every checkpoint:
 //! parameters, Adam state, the trainer's full state (step, rejection
@@ -59,6 +71,9 @@ pub struct TrainArgs {
     /// TOML config (see data/configs/train_*.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The φ⁴ target (sets the config's `[phi4]` keys; no config needed).
+    #[command(flatten)]
+    pub phi4: crate::cmd::phi4_args::Phi4Args,
     /// Ensemble file with training data (sets data.file).
     #[arg(long)]
     pub data: Option<PathBuf>,

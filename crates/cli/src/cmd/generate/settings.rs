@@ -1,7 +1,7 @@
 //! The settings of `fieldflow generate`: flags, the TOML config they
 //! override, validation into a runnable [`Resolved`] run.
 
-use crate::config::{self, parse_shape};
+use crate::config;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use fieldflow_core::ConfigError;
@@ -16,21 +16,9 @@ pub struct GenerateArgs {
     /// TOML config (data/configs/*.toml); flags below override its keys.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Lattice extents, e.g. 16x16.
-    #[arg(long)]
-    pub lattice: Option<String>,
-    /// Bare mass squared m² (standard form).
-    #[arg(long, allow_hyphen_values = true)]
-    pub m2: Option<f64>,
-    /// Quartic coupling λ (standard form).
-    #[arg(long, allow_hyphen_values = true)]
-    pub lambda: Option<f64>,
-    /// Hopping parameter κ (hopping form).
-    #[arg(long, allow_hyphen_values = true)]
-    pub kappa: Option<f64>,
-    /// Quartic coupling λ̂ (hopping form).
-    #[arg(long, allow_hyphen_values = true)]
-    pub lambda_hat: Option<f64>,
+    /// The φ⁴ target (override the config's `[phi4]` keys).
+    #[command(flatten)]
+    pub phi4: crate::cmd::phi4_args::Phi4Args,
     /// Update algorithm: hmc or metropolis.
     #[arg(long)]
     pub algorithm: Option<String>,
@@ -146,31 +134,7 @@ impl GenerateConfig {
 /// Builds the config table from `--config` and the flags.
 pub(super) fn resolve(args: &GenerateArgs) -> Result<GenerateConfig> {
     let mut t = config::load_table(args.config.as_deref())?;
-    if let Some(l) = &args.lattice {
-        let shape: Vec<i64> = parse_shape(l)?.into_iter().map(|v| v as i64).collect();
-        config::set(&mut t, "phi4.lattice", shape);
-    }
-    let standard = args.m2.is_some() || args.lambda.is_some();
-    let hopping = args.kappa.is_some() || args.lambda_hat.is_some();
-    if standard && hopping {
-        bail!("--m2/--lambda and --kappa/--lambda-hat are two forms of the couplings: give one");
-    }
-    let forms = [
-        ("m2", args.m2),
-        ("lambda", args.lambda),
-        ("kappa", args.kappa),
-        ("lambda_hat", args.lambda_hat),
-    ];
-    for (i, (key, v)) in forms.iter().enumerate() {
-        if let Some(v) = v {
-            config::set(&mut t, &format!("phi4.{key}"), *v);
-            // A flag in one form replaces the file's couplings of the other form.
-            let others = if i < 2 { &forms[2..] } else { &forms[..2] };
-            for (k, _) in others {
-                config::remove(&mut t, &format!("phi4.{k}"));
-            }
-        }
-    }
+    args.phi4.apply(&mut t)?;
     if let Some(a) = &args.algorithm {
         let a = a.to_lowercase();
         if a != "hmc" && a != "metropolis" {
@@ -196,7 +160,10 @@ pub(super) fn resolve(args: &GenerateArgs) -> Result<GenerateConfig> {
         }
     }
     if !t.contains_key("phi4") {
-        bail!("no model given: pass --config FILE or --lattice, --m2 and --lambda");
+        bail!(
+            "no model given: pass --config FILE, or {}",
+            crate::cmd::phi4_args::NO_TARGET_HINT
+        );
     }
     config::parse(&t, "generate")
 }

@@ -285,6 +285,20 @@ pub struct SampleConfig {
     pub sampler: SamplerSettings,
 }
 
+/// Steps per chain per write block: the smallest multiple of `batch` from
+/// 1000 on. A chain draws its proposals `batch` steps at a time and a new
+/// write block starts with a fresh draw of the batch it is in (fieldflow_imh
+/// `ImhChain::advance`), so blocks that the batches tile re-draw nothing:
+/// with batch 256, blocks of 1000 steps drew 1.25 flow proposals and target
+/// evaluations per step used, blocks of 1024 draw 1. The samples do not
+/// depend on the block (step t always uses the same random numbers).
+fn write_block(batch: u64) -> u64 {
+    match batch {
+        0 => 1000, // refused by `validate`
+        b => b * 1000u64.div_ceil(b),
+    }
+}
+
 impl SampleConfig {
     /// The flags and `--config` of a new run, resolved with the defaults.
     pub(super) fn resolve(args: &SampleArgs) -> Result<SampleConfig> {
@@ -336,7 +350,7 @@ impl SampleConfig {
             n: args.n.unwrap_or(10_000),
             chains: args.chains.unwrap_or(4),
             batch: args.batch.unwrap_or(256),
-            block: 1000,
+            block: write_block(args.batch.unwrap_or(256)),
             local_steps: args.local_steps.unwrap_or(if method.has_local() { 1 } else { 0 }),
             local_width: args
                 .local_width
@@ -430,5 +444,17 @@ impl SampleConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_block;
+
+    #[test]
+    fn write_blocks_are_tiled_by_the_proposal_batches() {
+        for (batch, block) in [(256, 1024), (250, 1000), (1, 1000), (300, 1200), (5000, 5000)] {
+            assert_eq!(write_block(batch), block, "batch {batch}");
+        }
     }
 }

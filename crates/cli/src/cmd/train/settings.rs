@@ -3,7 +3,9 @@
 //! and the defaults written into the stored config.
 
 use super::TrainArgs;
+use crate::cmd::phi4_args::NO_TARGET_HINT;
 use crate::config;
+use crate::target::RunTarget;
 use anyhow::{bail, Context, Result};
 use fieldflow_io::{EnsembleReader, ModelState, ModelWriter};
 use fieldflow_losses::TrainConfig;
@@ -100,28 +102,37 @@ pub fn resolve(args: &TrainArgs) -> Result<(toml::Table, TrainRunConfig)> {
         config::set(&mut t, "seed", s as i64);
         config::set(&mut t, "train.seed", s as i64);
     }
-    // Targets defined by a data file: copy its [phi4]/[target] section.
-    if !t.contains_key("phi4") && !t.contains_key("target") {
+    // Targets defined by a data file: copy its [phi4]/[target] section
+    // (the φ⁴ flags then override its keys like those of a config file).
+    if !has_target(&t) {
         let file = t
             .get("data")
             .and_then(|d| d.get("file"))
             .and_then(|f| f.as_str())
             .map(PathBuf::from);
-        let Some(file) = file else {
-            bail!("no target: give [phi4] or [target] in --config, or --data ENSEMBLE");
-        };
-        let r = EnsembleReader::open(&file)?;
-        let stored: toml::Table = r
-            .header()
-            .config
-            .parse()
-            .context("data file's stored config is not TOML")?;
-        for key in ["phi4", "target"] {
-            if let Some(v) = stored.get(key) {
-                t.insert(key.into(), v.clone());
+        if let Some(file) = file {
+            let r = EnsembleReader::open(&file)?;
+            let stored: toml::Table = r
+                .header()
+                .config
+                .parse()
+                .context("data file's stored config is not TOML")?;
+            for key in ["phi4", "target"] {
+                if let Some(v) = stored.get(key) {
+                    t.insert(key.into(), v.clone());
+                }
             }
         }
     }
+    args.phi4.apply(&mut t)?;
+    if !has_target(&t) {
+        bail!(
+            "no target: {}, give [phi4] or [target] in --config, or --data ENSEMBLE",
+            NO_TARGET_HINT
+        );
+    }
+    // The target is checked here, before any data is read or output written.
+    RunTarget::from_table(&t, "config")?;
     // Defaults for what the user left out (written into the stored config).
     let has_data = t
         .get("data")
@@ -156,7 +167,36 @@ pub fn resolve(args: &TrainArgs) -> Result<(toml::Table, TrainRunConfig)> {
         }
     }
     let c: TrainRunConfig = config::parse(&t, "train")?;
+    check_data_given(&c, has_data)?;
     Ok((t, c))
+}
+
+/// Whether `t` names a target.
+fn has_target(t: &toml::Table) -> bool {
+    t.contains_key("phi4") || t.contains_key("target")
+}
+
+/// Refuses a loss with a data term (FKL, SM on data) when no data is
+/// given, naming what is missing (an invalid `[train]` is left to the
+/// trainer, whose error names the key).
+fn check_data_given(c: &TrainRunConfig, has_data: bool) -> Result<()> {
+    let Ok(loss) = c.train.validate() else {
+        return Ok(());
+    };
+    if has_data || !loss.needs_data() {
+        return Ok(());
+    }
+    let term = if loss.w_fkl > 0.0 { "FKL" } else { "score-matching" };
+    let name = match c.train.loss.preset.map(toml::Value::try_from) {
+        Some(Ok(toml::Value::String(p))) => format!("loss {p}"),
+        _ => "the loss".to_string(),
+    };
+    bail!(
+        "no training data: {name} has a{} {term} term on target samples; pass --data ENSEMBLE (from \
+         `fieldflow generate`), set data.file or data.exact = true in --config, or train with --loss rkl, \
+         which needs none",
+        if term == "FKL" { "n" } else { "" }
+    );
 }
 
 /// The stored config of the checkpoint in `args.run.out` (with `--steps`
@@ -166,6 +206,7 @@ pub fn resolve(args: &TrainArgs) -> Result<(toml::Table, TrainRunConfig)> {
 /// Other settings given with `--resume`; unreadable file or config.
 pub fn stored(args: &TrainArgs) -> Result<(toml::Table, TrainRunConfig, ModelWriter, ModelState)> {
     let any_setting = args.config.is_some()
+        || args.phi4.any()
         || args.data.is_some()
         || args.loss.is_some()
         || args.n_train.is_some()

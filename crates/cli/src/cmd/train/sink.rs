@@ -6,6 +6,7 @@
 //! trainer's counters ([`TrainerState::counters`]) as the `trainer_state`
 //! attribute; [`restore_state`] puts the two back together.
 
+use crate::output::num;
 use crate::progress;
 use anyhow::{bail, Context, Result};
 use fieldflow_io::{AttrValue, ModelState, ModelWriter};
@@ -126,7 +127,7 @@ impl TrainObserver for Progress {
     fn step(&mut self, outcome: &StepOutcome) {
         let Some(pb) = &self.bar else { return };
         match outcome {
-            StepOutcome::Accepted(r) => pb.set_message(format!("loss {:.4} ess {:.3}", r.loss, r.batch_ess)),
+            StepOutcome::Accepted(r) => pb.set_message(format!("loss {} ess {}", num(r.loss, 4), num(r.batch_ess, 3))),
             StepOutcome::Rejected {
                 reason,
                 consecutive,
@@ -138,7 +139,12 @@ impl TrainObserver for Progress {
 
     fn metrics(&mut self, m: &MetricsRecord) {
         if let Some(pb) = &self.bar {
-            pb.set_message(format!("loss {:.4} ess {:.3} acc {:.3}", m.loss, m.ess, m.acceptance));
+            pb.set_message(format!(
+                "loss {} ess {} acc {}",
+                num(m.loss, 4),
+                num(m.ess, 3),
+                num(m.acceptance, 3)
+            ));
         }
     }
 
@@ -171,21 +177,25 @@ impl TrainSummary {
     pub fn render(&self, out: &Path, note: &str) -> String {
         let m = &self.last;
         let parts = if self.snf {
-            format!("path ML {:.4}, path KL {:.4}", m.fkl, m.rkl)
+            format!("path ML {}, path KL {}", num(m.fkl, 4), num(m.rkl, 4))
         } else {
-            format!("fkl {:.4}, rkl {:.4}, sm {:.4}", m.fkl, m.rkl, m.sm)
+            format!("fkl {}, rkl {}, sm {}", num(m.fkl, 4), num(m.rkl, 4), num(m.sm, 4))
         };
-        let nll_note = if self.snf { " (path NLL, an upper bound)" } else { "" };
+        let nll_note = match (m.nll.is_nan(), self.snf) {
+            (true, _) => " (no held-out data)",
+            (false, true) => " (path NLL, an upper bound)",
+            (false, false) => "",
+        };
         format!(
-            "wrote {}{note}\nsteps             {}\nloss              {:.5} ({parts})\n\
-             ESS               {:.4}\nIMH acceptance    {:.4}\nheld-out NLL      {:.4}{nll_note}\n\
+            "wrote {}{note}\nsteps             {}\nloss              {} ({parts})\n\
+             ESS               {}\nIMH acceptance    {}\nheld-out NLL      {}{nll_note}\n\
              rejected steps    {}\ntime              {:.1} s",
             out.display(),
             m.step,
-            m.loss,
-            m.ess,
-            m.acceptance,
-            m.nll,
+            num(m.loss, 5),
+            num(m.ess, 4),
+            num(m.acceptance, 4),
+            num(m.nll, 4),
             self.rejections,
             self.seconds
         )
