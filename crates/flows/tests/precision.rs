@@ -124,7 +124,7 @@ fn single_precision_agrees_with_double_and_direct_with_im2col() {
     for (name, cfg) in configs() {
         let (f64_flow, f32_flow, im2col) = flows(&cfg);
         let (a, b, c) = (run(&f64_flow, &target), run(&f32_flow, &target), run(&im2col, &target));
-        let checks: [(&str, &Vec<f64>, &Vec<f64>, &Vec<f64>, f64); 6] = [
+        let checks = [
             ("x", &a.x, &b.x, &c.x, 1e-6),
             ("log q", &a.log_q, &b.log_q, &c.log_q, 1e-6),
             ("RKL gradient", &a.rkl_grad, &b.rkl_grad, &c.rkl_grad, 1e-5),
