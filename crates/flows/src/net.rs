@@ -237,6 +237,23 @@ impl ConvKernel {
     }
 }
 
+/// Runs `$body` with `$tape` and `$work` bound to the lane tape of `$lt`
+/// and the scratch's work buffers of the same precision.
+macro_rules! on_lanes {
+    ($lt:expr, $scratch:expr, |$tape:ident, $work:ident| $body:expr) => {
+        match $lt {
+            Lanes::F64($tape) => {
+                let $work = &mut $scratch.lanes64;
+                $body
+            }
+            Lanes::F32($tape) => {
+                let $work = &mut $scratch.lanes32;
+                $body
+            }
+        }
+    };
+}
+
 /// The lane-major tape of a direct-kernel network, per precision.
 #[derive(Debug)]
 enum Lanes {
@@ -458,34 +475,19 @@ impl Net {
             };
             let (input, output) = (input[0].view(), output[0].view_mut());
             let (shape, isa) = (self.lane_shape(), Isa::current());
-            match lt {
-                Lanes::F64(tape) => lanes::forward::<f64>(
-                    isa,
-                    lanes::Forward {
-                        shape,
-                        p,
-                        tape,
-                        work: &mut scratch.lanes64,
-                        input,
-                        dinput,
-                        output,
-                        doutput,
-                    },
-                ),
-                Lanes::F32(tape) => lanes::forward::<f32>(
-                    isa,
-                    lanes::Forward {
-                        shape,
-                        p,
-                        tape,
-                        work: &mut scratch.lanes32,
-                        input,
-                        dinput,
-                        output,
-                        doutput,
-                    },
-                ),
-            }
+            on_lanes!(lt, scratch, |tape, work| lanes::forward(
+                isa,
+                lanes::Forward {
+                    shape,
+                    p,
+                    tape,
+                    work,
+                    input,
+                    dinput,
+                    output,
+                    doutput,
+                }
+            ));
             return;
         }
         let rows = tape.rows;
@@ -582,36 +584,20 @@ impl Net {
         assert!(!pair || tape.has_tangent(), "pair mode needs a tangent tape");
         if let Some(lt) = tape.lanes.as_ref() {
             let (shape, isa) = (self.lane_shape(), Isa::current());
-            match lt {
-                Lanes::F64(tape) => lanes::backward::<f64>(
-                    isa,
-                    lanes::Backward {
-                        shape,
-                        p,
-                        tape,
-                        work: &mut scratch.lanes64,
-                        g_out,
-                        dg_out,
-                        g_in,
-                        dg_in,
-                        gp,
-                    },
-                ),
-                Lanes::F32(tape) => lanes::backward::<f32>(
-                    isa,
-                    lanes::Backward {
-                        shape,
-                        p,
-                        tape,
-                        work: &mut scratch.lanes32,
-                        g_out,
-                        dg_out,
-                        g_in,
-                        dg_in,
-                        gp,
-                    },
-                ),
-            }
+            on_lanes!(lt, scratch, |tape, work| lanes::backward(
+                isa,
+                lanes::Backward {
+                    shape,
+                    p,
+                    tape,
+                    work,
+                    g_out,
+                    dg_out,
+                    g_in,
+                    dg_in,
+                    gp,
+                }
+            ));
             return;
         }
         let wmax = *self.widths.iter().max().unwrap();
