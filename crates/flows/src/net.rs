@@ -851,14 +851,23 @@ mod tests {
             .collect()
     }
 
+    /// Inputs, input tangents and the two output adjoints of a sweep over 21
+    /// rows: two full f64 tiles and a partial one, one full f32 tile and a
+    /// partial one.
+    fn inputs(net: &Net, seed: u64) -> [Array2<f64>; 4] {
+        let rows = 21;
+        [
+            random(rows, net.n_in(), seed),
+            random(rows, net.n_in(), seed + 1),
+            random(rows, net.n_out(), seed + 2),
+            random(rows, net.n_out(), seed + 3),
+        ]
+    }
+
     #[test]
     fn direct_kernel_equals_im2col_on_every_instruction_set() {
-        // 21 rows: two full f64 tiles and a partial one, one full f32 tile
-        // and a partial one.
         for (net, p) in lattice_nets() {
-            let rows = 21;
-            let (u, du) = (random(rows, net.n_in(), 2), random(rows, net.n_in(), 3));
-            let (a, c) = (random(rows, net.n_out(), 4), random(rows, net.n_out(), 5));
+            let [u, du, a, c] = inputs(&net, 2);
             let reference = sweep(&net.clone().with_kernel(ConvKernel::Im2col), &p, &u, &du, &a, &c);
             for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
                 if !isa.available() {
@@ -888,9 +897,7 @@ mod tests {
         // and three layers leave ≲ 1e-5 relative error. The bound 1e-4 would
         // still catch any wrong index (an O(1) error).
         for (net, p) in lattice_nets() {
-            let rows = 21;
-            let (u, du) = (random(rows, net.n_in(), 6), random(rows, net.n_in(), 7));
-            let (a, c) = (random(rows, net.n_out(), 8), random(rows, net.n_out(), 9));
+            let [u, du, a, c] = inputs(&net, 6);
             let f64s = sweep(
                 &net.clone().with_kernel(ConvKernel::Direct(Dtype::F64)),
                 &p,
