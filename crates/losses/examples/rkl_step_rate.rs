@@ -1,0 +1,155 @@
+//! Reverse-KL training steps per second of the tutorial flow on 2D φ⁴ — the
+//! fieldflow side of `cargo xtask compare torch` (issue 16, "Speed").
+//!
+//! One step is exactly what training does ([`Trainer::step`]): draw
+//! z ~ N(0, I) for the batch, push it through the flow x = f(z) with
+//! log q(x) = log N(z) − log|det ∂f/∂z|, evaluate the reverse-KL loss
+//! L = mean_i [log q(x_i) + S(x_i)] of the lattice φ⁴ action
+//! S(φ) = Σₓ [Σ_μ (φ(x+μ̂) − φ(x))² + m² φ² + λ φ⁴] (m² = −4, λ = 8),
+//! back-propagate ∂L/∂θ and take one Adam step (lr 1e-3, β = (0.9, 0.999),
+//! ε = 1e-8). The flow is [`FlowConfig::tutorial`]: 16 affine checkerboard
+//! couplings, conv 1→8→8→2, kernel 3, LeakyReLU, tanh outputs, with the
+//! conditioner precision of `--dtype`.
+//!
+//! Protocol (the same as the PyTorch peer, xtask/peers/torch_tutorial_bench.py):
+//! `--warmup` untimed steps, then timed steps until at least `--min-steps`
+//! steps and `--min-seconds` seconds have passed; the rate is timed steps
+//! over their wall time. The thread count is rayon's (`RAYON_NUM_THREADS`).
+//! Prints one JSON line on stdout; flops per step are 3 × the flow's network
+//! flops per sample × batch (forward, and a backward pass costing two).
+//!
+//! `cargo run --release -p fieldflow-losses --example rkl_step_rate -- \
+//!     [--lattice 8] [--batch 64] [--dtype f64|f32] [--warmup 3] [--min-steps 5] [--min-seconds 3]`
+
+use fieldflow_core::{Par, Seed};
+use fieldflow_flows::{Dtype, FlowConfig};
+use fieldflow_lattice::Phi4Config;
+use fieldflow_losses::{LossConfig, LossPreset, StepOutcome, TrainConfig, TrainData, Trainer};
+use std::time::Instant;
+
+/// Command-line settings.
+struct Args {
+    lattice: usize,
+    batch: usize,
+    dtype: Dtype,
+    warmup: u64,
+    min_steps: u64,
+    min_seconds: f64,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        lattice: 8,
+        batch: 64,
+        dtype: Dtype::F64,
+        warmup: 3,
+        min_steps: 5,
+        min_seconds: 3.0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let bad = |what: &str| format!("{flag} {value}: expected {what}");
+        match flag.as_str() {
+            "--lattice" => a.lattice = value.parse().map_err(|_| bad("an integer L >= 2"))?,
+            "--batch" => a.batch = value.parse().map_err(|_| bad("an integer >= 1"))?,
+            "--dtype" => {
+                a.dtype = match value.as_str() {
+                    "f64" | "float64" => Dtype::F64,
+                    "f32" | "float32" => Dtype::F32,
+                    _ => return Err(bad("f64 or f32")),
+                }
+            }
+            "--warmup" => a.warmup = value.parse().map_err(|_| bad("an integer >= 0"))?,
+            "--min-steps" => a.min_steps = value.parse().map_err(|_| bad("an integer >= 1"))?,
+            "--min-seconds" => a.min_seconds = value.parse().map_err(|_| bad("seconds >= 0"))?,
+            _ => return Err(format!("unknown flag {flag}")),
+        }
+    }
+    if a.lattice < 2 {
+        return Err(format!("--lattice {}: expected an integer L >= 2", a.lattice));
+    }
+    if a.batch == 0 {
+        return Err("--batch 0: expected an integer >= 1".into());
+    }
+    if a.min_steps == 0 {
+        return Err("--min-steps 0: expected an integer >= 1".into());
+    }
+    if !(a.min_seconds.is_finite() && a.min_seconds >= 0.0) {
+        return Err(format!("--min-seconds {}: expected seconds >= 0", a.min_seconds));
+    }
+    Ok(a)
+}
+
+fn run(a: &Args) -> Result<String, String> {
+    let l = a.lattice;
+    let target = Phi4Config::standard(&[l, l], -4.0, 8.0)
+        .validate()
+        .map_err(|e| e.to_string())?;
+    let mut flow_cfg = FlowConfig::tutorial(l);
+    flow_cfg.dtype = a.dtype;
+    let flow = flow_cfg.build(Seed::new(1)).map_err(|e| e.to_string())?;
+    let flops_per_step = 3.0 * flow.flops_per_sample() * a.batch as f64;
+    let n_params = flow.n_params();
+    let mut cfg = TrainConfig::new(
+        LossConfig::preset(LossPreset::Rkl),
+        a.batch,
+        a.warmup + a.min_steps,
+        1e-3,
+    );
+    cfg.seed = 1;
+    let mut trainer =
+        Trainer::new(&cfg, flow, &target, TrainData::default(), Par::default()).map_err(|e| e.to_string())?;
+    let mut last_loss = f64::NAN;
+    let mut rejected = 0u64;
+    let mut step = |trainer: &mut Trainer| -> Result<(), String> {
+        match trainer.step().map_err(|e| e.to_string())? {
+            StepOutcome::Accepted(r) => last_loss = r.loss,
+            StepOutcome::Rejected { .. } => rejected += 1,
+        }
+        Ok(())
+    };
+    for _ in 0..a.warmup {
+        step(&mut trainer)?;
+    }
+    let t0 = Instant::now();
+    let mut timed = 0u64;
+    while timed < a.min_steps || t0.elapsed().as_secs_f64() < a.min_seconds {
+        step(&mut trainer)?;
+        timed += 1;
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    let rate = timed as f64 / seconds;
+    let dtype = match a.dtype {
+        Dtype::F64 => "float64",
+        Dtype::F32 => "float32",
+    };
+    let record = serde_json::json!({
+        "impl": "fieldflow",
+        "lattice": l,
+        "batch": a.batch,
+        "dtype": dtype,
+        "threads": rayon::current_num_threads(),
+        "n_params": n_params,
+        "steps": timed,
+        "seconds": seconds,
+        "steps_per_s": rate,
+        "flops_per_step": flops_per_step,
+        "gflops": flops_per_step * rate * 1e-9,
+        "rejected": rejected,
+        // NaN (no accepted step) is written as null.
+        "last_loss": last_loss.is_finite().then_some(last_loss),
+    });
+    Ok(record.to_string())
+}
+
+fn main() {
+    let result = parse_args().and_then(|a| run(&a));
+    match result {
+        Ok(line) => println!("{line}"),
+        Err(e) => {
+            eprintln!("rkl_step_rate: error: {e}");
+            std::process::exit(2);
+        }
+    }
+}
