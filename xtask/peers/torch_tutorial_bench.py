@@ -11,7 +11,9 @@ Adam (lr 1e-3, default betas and eps) -- the same step as fieldflow's
 
 Protocol (identical to the fieldflow side): --warmup untimed steps, then timed
 steps until at least --min-steps steps and --min-seconds seconds have passed.
-Prints one JSON line per batch size on stdout.
+Prints one JSON line per batch size on stdout, with the process CPU time of
+the timed steps (all threads; steps per CPU-second are less sensitive to other
+processes on a shared machine than steps per second).
 
 usage: python torch_tutorial_bench.py [--L 8] [--batches 64,1024] [--threads 2]
            [--dtype float64|float32] [--warmup 3] [--min-steps 5] [--min-seconds 3]
@@ -126,11 +128,13 @@ for B in a.batches:
     for _ in range(a.warmup):
         loss = step(B)
     timed = 0
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     while timed < a.min_steps or time.perf_counter() - t0 < a.min_seconds:
         loss = step(B)
         timed += 1
     t = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     print(json.dumps({
         "impl": "torch",
         "torch_version": torch.__version__,
@@ -143,6 +147,8 @@ for B in a.batches:
         "steps": timed,
         "seconds": t,
         "steps_per_s": timed / t,
+        "cpu_seconds": cpu,
+        "steps_per_cpu_s": timed / cpu if cpu > 0 else None,
         "last_loss": loss if math.isfinite(loss) else None,
     }), flush=True)
     print(f"torch L={L} batch={B} threads={a.threads} dtype={a.dtype}: "

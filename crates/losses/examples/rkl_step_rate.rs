@@ -15,6 +15,9 @@
 //! `--warmup` untimed steps, then timed steps until at least `--min-steps`
 //! steps and `--min-seconds` seconds have passed; the rate is timed steps
 //! over their wall time. The thread count is rayon's (`RAYON_NUM_THREADS`).
+//! The process CPU time of the timed steps (all threads, from /proc/self/stat
+//! on Linux) is reported too: steps per CPU-second are less sensitive to
+//! other processes on a shared machine than steps per second.
 //! Prints one JSON line on stdout; flops per step are 3 × the flow's network
 //! flops per sample × batch (forward, and a backward pass costing two).
 //!
@@ -112,6 +115,7 @@ fn run(a: &Args) -> Result<String, String> {
     for _ in 0..a.warmup {
         step(&mut trainer)?;
     }
+    let cpu0 = process_cpu_seconds();
     let t0 = Instant::now();
     let mut timed = 0u64;
     while timed < a.min_steps || t0.elapsed().as_secs_f64() < a.min_seconds {
@@ -119,6 +123,7 @@ fn run(a: &Args) -> Result<String, String> {
         timed += 1;
     }
     let seconds = t0.elapsed().as_secs_f64();
+    let cpu_seconds = cpu0.zip(process_cpu_seconds()).map(|(a, b)| b - a);
     let rate = timed as f64 / seconds;
     let dtype = match a.dtype {
         Dtype::F64 => "float64",
@@ -134,6 +139,8 @@ fn run(a: &Args) -> Result<String, String> {
         "steps": timed,
         "seconds": seconds,
         "steps_per_s": rate,
+        "cpu_seconds": cpu_seconds,
+        "steps_per_cpu_s": cpu_seconds.filter(|&c| c > 0.0).map(|c| timed as f64 / c),
         "flops_per_step": flops_per_step,
         "gflops": flops_per_step * rate * 1e-9,
         "rejected": rejected,
@@ -141,6 +148,19 @@ fn run(a: &Args) -> Result<String, String> {
         "last_loss": last_loss.is_finite().then_some(last_loss),
     });
     Ok(record.to_string())
+}
+
+/// User + system CPU seconds of this process, all threads (Linux:
+/// /proc/self/stat fields 14 and 15, in clock ticks of 1/100 s); None where
+/// unavailable.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesized command name start at field 3 (state).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 fn main() {

@@ -21,7 +21,10 @@
 //! even repeats, fieldflow first on odd ones), so drifting machine load hits
 //! both; the table gives the median rate of each side, the ratio of the
 //! medians, fieldflow's GFLOP/s (3 × network flops per sample × batch per
-//! step) and the 1-minute load average around the runs (`/proc/loadavg`).
+//! step), the same medians per CPU-second of the process (all threads: less
+//! sensitive to other processes on a shared machine; with several threads
+//! it measures efficiency, not speed) and the 1-minute load average around
+//! the runs (`/proc/loadavg`).
 //! One JSON line per configuration is appended to
 //! `data/experiments/compare_torch/results.jsonl` (or `--out`).
 //!
@@ -374,6 +377,12 @@ fn summarize(
         .as_f64()
         .context("fieldflow record without flops_per_step")?;
     let (p_med, o_med) = (median(&peer_rates), median(&our_rates));
+    // Steps per CPU-second (all threads), where both sides report it.
+    let cpu_rate = |runs: &[Value]| -> Option<f64> {
+        let r: Option<Vec<f64>> = runs.iter().map(|v| v["steps_per_cpu_s"].as_f64()).collect();
+        r.map(|r| median(&r))
+    };
+    let (p_cpu, o_cpu) = (cpu_rate(&peer), cpu_rate(&ours));
     let loads: Vec<f64> = peer
         .iter()
         .chain(&ours)
@@ -393,6 +402,9 @@ fn summarize(
         "torch_steps_per_s": p_med,
         "fieldflow_steps_per_s": o_med,
         "ratio": o_med / p_med,
+        "torch_steps_per_cpu_s": p_cpu,
+        "fieldflow_steps_per_cpu_s": o_cpu,
+        "ratio_per_cpu_s": p_cpu.zip(o_cpu).map(|(p, o)| o / p),
         "fieldflow_gflops": o_med * flops * 1e-9,
         "torch_gflops": p_med * flops * 1e-9,
         "load_mean": load_mean,
@@ -404,14 +416,15 @@ fn summarize(
 /// The Markdown table of the configurations.
 fn table(rows: &[Value]) -> String {
     let mut t = String::from(
-        "\n| precision | batch | threads | PyTorch steps/s | fieldflow steps/s | fieldflow / PyTorch | fieldflow GFLOP/s | load avg |\n\
-         |---|---|---|---|---|---|---|---|\n",
+        "\n| precision | batch | threads | PyTorch steps/s | fieldflow steps/s | fieldflow / PyTorch \
+         | fieldflow GFLOP/s | PyTorch steps/CPU-s | fieldflow steps/CPU-s | ratio per CPU-s | load avg |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {:.2} | {:.2} | {:.1}× | {:.1} | {:.1} |",
+            "| {} | {} | {} | {:.2} | {:.2} | {:.1}× | {:.1} | {:.2} | {:.2} | {:.1}× | {:.1} |",
             r["dtype"].as_str().unwrap_or("?"),
             r["batch"],
             r["threads"],
@@ -419,6 +432,9 @@ fn table(rows: &[Value]) -> String {
             f("fieldflow_steps_per_s"),
             f("ratio"),
             f("fieldflow_gflops"),
+            f("torch_steps_per_cpu_s"),
+            f("fieldflow_steps_per_cpu_s"),
+            f("ratio_per_cpu_s"),
             f("load_mean"),
         );
     }
