@@ -15,8 +15,18 @@ Prints one JSON line per batch size on stdout, with the process CPU time of
 the timed steps (all threads; steps per CPU-second are less sensitive to other
 processes on a shared machine than steps per second).
 
+Cross-check (--check FILE, no timing): FILE is written by fieldflow's
+`rkl_step_rate --check-out FILE` (parameters in fieldflow's layout, the base
+draws z, fieldflow's loss and gradient). The same parameters are loaded into
+this model -- conv weight W[co, tap*cin + ci] with taps row-major over
+(dy, dx) in {-1, 0, 1}^2 is torch's weight[co, ci, dy+1, dx+1]; bias after
+the weights; fieldflow freezes the sites with (i + j + layer) even -- and
+the loss and gradient at the same z are compared (relative to the largest
+entry). Prints one JSON line.
+
 usage: python torch_tutorial_bench.py [--L 8] [--batches 64,1024] [--threads 2]
            [--dtype float64|float32] [--warmup 3] [--min-steps 5] [--min-seconds 3]
+           [--check FILE]
 """
 import argparse
 import json
@@ -55,7 +65,16 @@ p.add_argument("--warmup", type=int, default=3)
 p.add_argument("--min-steps", type=positive_int, default=5)
 p.add_argument("--min-seconds", type=float, default=3.0)
 p.add_argument("--seed", type=int, default=1)
+p.add_argument("--check", metavar="FILE", help="compare loss and gradient with fieldflow's FILE")
 a = p.parse_args()
+check = None
+if a.check:
+    try:
+        with open(a.check) as f:
+            check = json.load(f)
+    except (OSError, ValueError) as e:
+        p.error(f"--check {a.check}: {e}")
+    a.L, a.dtype, a.m2, a.lam = check["lattice"], check["dtype"], check["m2"], check["lambda"]
 if a.L < 2:
     p.error(f"--L {a.L}: expected an integer >= 2")
 if a.warmup < 0 or not (a.min_seconds >= 0):
@@ -103,7 +122,10 @@ class AffineCoupling(torch.nn.Module):
         return fx, ((1 - self.m) * s).sum((1, 2))
 
 
-layers = torch.nn.ModuleList([AffineCoupling(i % 2) for i in range(16)])
+# The tutorial freezes the sites with (i + j + layer) odd; fieldflow (and so
+# the cross-check) the ones with (i + j + layer) even.
+first_parity = 1 if check is not None else 0
+layers = torch.nn.ModuleList([AffineCoupling((i + first_parity) % 2) for i in range(16)])
 n_params = sum(q.numel() for q in layers.parameters())
 opt = torch.optim.Adam(layers.parameters(), lr=1e-3)
 log_norm = 0.5 * L * L * math.log(2 * math.pi)
@@ -122,6 +144,62 @@ def step(batch):
     opt.step()
     return loss.item()
 
+
+def load_fieldflow_params(flat):
+    """Copies fieldflow's flat parameter vector into the model."""
+    flat = torch.tensor(flat, dtype=dt)
+    off = 0
+    with torch.no_grad():
+        for layer in layers:
+            for conv in layer.net:
+                if not isinstance(conv, torch.nn.Conv2d):
+                    continue
+                co, ci, kh, kw = conv.weight.shape
+                nw = co * kh * kw * ci
+                w = flat[off:off + nw].reshape(co, kh, kw, ci).permute(0, 3, 1, 2)
+                conv.weight.copy_(w)
+                conv.bias.copy_(flat[off + nw:off + nw + co])
+                off += nw + co
+    if off != len(flat):
+        raise SystemExit(f"--check: {len(flat)} parameters in the file, the model has {off}")
+
+
+def fieldflow_grad():
+    """The model's gradient in fieldflow's flat layout."""
+    parts = []
+    for layer in layers:
+        for conv in layer.net:
+            if isinstance(conv, torch.nn.Conv2d):
+                parts.append(conv.weight.grad.permute(0, 2, 3, 1).reshape(-1))
+                parts.append(conv.bias.grad)
+    return torch.cat(parts)
+
+
+if check is not None:
+    load_fieldflow_params(check["params"])
+    B = check["batch"]
+    z = torch.tensor(check["z"], dtype=dt).reshape(B, L, L)
+    logq = -0.5 * (z**2).sum((1, 2)) - log_norm
+    x = z
+    for layer in layers:
+        x, ld = layer(x)
+        logq = logq - ld
+    loss = (logq + action(x)).mean()
+    layers.zero_grad()
+    loss.backward()
+    g = fieldflow_grad().to(torch.float64)
+    g_ff = torch.tensor(check["grad"], dtype=torch.float64)
+    print(json.dumps({
+        "impl": "torch",
+        "check": a.check,
+        "dtype": a.dtype,
+        "batch": B,
+        "loss": loss.item(),
+        "fieldflow_loss": check["loss"],
+        "loss_rel_err": abs(loss.item() - check["loss"]) / abs(check["loss"]),
+        "grad_rel_err": ((g - g_ff).abs().max() / g_ff.abs().max()).item(),
+    }))
+    sys.exit(0)
 
 for B in a.batches:
     loss = float("nan")

@@ -21,13 +21,23 @@
 //! Prints one JSON line on stdout; flops per step are 3 × the flow's network
 //! flops per sample × batch (forward, and a backward pass costing two).
 //!
+//! **Cross-check** (`--check-out FILE`, no timing): a flow with every layer
+//! randomly initialized (no identity start), the trainer's loss and gradient
+//! of step 0 ([`Trainer::evaluate`]) and that step's base draws z
+//! (`seed.child(1).child(0)`, module docs of the trainer) are written as JSON
+//! (parameters in fieldflow's layout), so the peer can evaluate the same
+//! loss and gradient with the same parameters and z
+//! (`torch_tutorial_bench.py --check FILE`).
+//!
 //! `cargo run --release -p fieldflow-losses --example rkl_step_rate -- \
-//!     [--lattice 8] [--batch 64] [--dtype f64|f32] [--warmup 3] [--min-steps 5] [--min-seconds 3]`
+//!     [--lattice 8] [--batch 64] [--dtype f64|f32] [--warmup 3] [--min-steps 5] [--min-seconds 3]
+//!     [--check-out FILE]`
 
 use fieldflow_core::{Par, Seed};
 use fieldflow_flows::{Dtype, FlowConfig};
-use fieldflow_lattice::Phi4Config;
+use fieldflow_lattice::{Phi4, Phi4Config};
 use fieldflow_losses::{LossConfig, LossPreset, StepOutcome, TrainConfig, TrainData, Trainer};
+use ndarray::Array2;
 use std::time::Instant;
 
 /// Command-line settings.
@@ -38,6 +48,7 @@ struct Args {
     warmup: u64,
     min_steps: u64,
     min_seconds: f64,
+    check_out: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,6 +59,7 @@ fn parse_args() -> Result<Args, String> {
         warmup: 3,
         min_steps: 5,
         min_seconds: 3.0,
+        check_out: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -66,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
             "--warmup" => a.warmup = value.parse().map_err(|_| bad("an integer >= 0"))?,
             "--min-steps" => a.min_steps = value.parse().map_err(|_| bad("an integer >= 1"))?,
             "--min-seconds" => a.min_seconds = value.parse().map_err(|_| bad("seconds >= 0"))?,
+            "--check-out" => a.check_out = Some(value),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -91,6 +104,9 @@ fn run(a: &Args) -> Result<String, String> {
         .map_err(|e| e.to_string())?;
     let mut flow_cfg = FlowConfig::tutorial(l);
     flow_cfg.dtype = a.dtype;
+    if let Some(path) = &a.check_out {
+        return write_check(a, &flow_cfg, &target, path);
+    }
     let flow = flow_cfg.build(Seed::new(1)).map_err(|e| e.to_string())?;
     let flops_per_step = 3.0 * flow.flops_per_sample() * a.batch as f64;
     let n_params = flow.n_params();
@@ -125,10 +141,7 @@ fn run(a: &Args) -> Result<String, String> {
     let seconds = t0.elapsed().as_secs_f64();
     let cpu_seconds = cpu0.zip(process_cpu_seconds()).map(|(a, b)| b - a);
     let rate = timed as f64 / seconds;
-    let dtype = match a.dtype {
-        Dtype::F64 => "float64",
-        Dtype::F32 => "float32",
-    };
+    let dtype = dtype_name(a.dtype);
     let record = serde_json::json!({
         "impl": "fieldflow",
         "lattice": l,
@@ -148,6 +161,42 @@ fn run(a: &Args) -> Result<String, String> {
         "last_loss": last_loss.is_finite().then_some(last_loss),
     });
     Ok(record.to_string())
+}
+
+/// The cross-check record (module docs): parameters, z, loss and gradient
+/// of step 0 of a randomly initialized flow.
+fn write_check(a: &Args, flow_cfg: &FlowConfig, target: &Phi4, path: &str) -> Result<String, String> {
+    let mut flow_cfg = flow_cfg.clone();
+    flow_cfg.identity_init = false;
+    let flow = flow_cfg.build(Seed::new(2)).map_err(|e| e.to_string())?;
+    let mut cfg = TrainConfig::new(LossConfig::preset(LossPreset::Rkl), a.batch, 1, 1e-3);
+    cfg.seed = 1;
+    let par = Par::default();
+    let mut z = Array2::zeros((a.batch, flow.dim()));
+    flow.sample_base_batch(Seed::new(cfg.seed).child(1).child(0), z.view_mut(), par);
+    let params = flow.params().to_vec();
+    let trainer = Trainer::new(&cfg, flow, target, TrainData::default(), par).map_err(|e| e.to_string())?;
+    let report = trainer.evaluate(0).map_err(|e| e.to_string())?;
+    let record = serde_json::json!({
+        "lattice": a.lattice,
+        "batch": a.batch,
+        "dtype": dtype_name(a.dtype),
+        "m2": -4.0,
+        "lambda": 8.0,
+        "params": params,
+        "z": z.iter().copied().collect::<Vec<f64>>(),
+        "loss": report.total,
+        "grad": report.grad,
+    });
+    std::fs::write(path, record.to_string()).map_err(|e| format!("cannot write {path}: {e}"))?;
+    Ok(serde_json::json!({ "check_out": path, "loss": report.total }).to_string())
+}
+
+fn dtype_name(d: Dtype) -> &'static str {
+    match d {
+        Dtype::F64 => "float64",
+        Dtype::F32 => "float32",
+    }
 }
 
 /// User + system CPU seconds of this process, all threads (Linux:

@@ -28,6 +28,13 @@
 //! One JSON line per configuration is appended to
 //! `data/experiments/compare_torch/results.jsonl` (or `--out`).
 //!
+//! Before timing, a cross-check per precision: fieldflow writes a randomly
+//! initialized flow's parameters, the base draws of a batch of 8 and the
+//! trainer's loss and gradient; the peer loads the same parameters (mapped
+//! to torch's layout) and evaluates the same loss and gradient. They must
+//! agree to round-off ([`check_tolerance`]) or the command fails: this is
+//! what makes the two sides the same architecture and the same loss.
+//!
 //! Precision: PyTorch's f32 runs everything in f32; fieldflow's
 //! `dtype = "f32"` runs the conditioner networks in f32 and keeps the
 //! coupling arithmetic, log-determinants, loss and Adam in f64.
@@ -279,6 +286,10 @@ pub fn run(rest: &[String]) -> Result<()> {
         "--min-seconds".into(),
         s.min_seconds.to_string(),
     ];
+    let mut checks = serde_json::Map::new();
+    for &dtype in &s.dtypes {
+        checks.insert(dtype.to_string(), cross_check(&python, &ours, &peer, s.lattice, dtype)?);
+    }
     let mut rows = Vec::new();
     eprintln!(
         "xtask: compare torch: L = {}, {} repeat(s) per configuration, load average now {:.2}",
@@ -348,6 +359,7 @@ pub fn run(rest: &[String]) -> Result<()> {
                 record["git_commit"] = json!(commit);
                 record["quick"] = json!(s.quick);
                 record["omp_wait_policy"] = json!(s.omp_wait_policy);
+                record["check"] = checks[dtype].clone();
                 writeln!(out, "{record}").with_context(|| format!("cannot write {}", s.out.display()))?;
                 rows.push(row);
             }
@@ -356,6 +368,64 @@ pub fn run(rest: &[String]) -> Result<()> {
     print!("{}", table(&rows));
     eprintln!("xtask: records appended to {}", s.out.display());
     Ok(())
+}
+
+/// Largest relative disagreement in the loss or gradient of the cross-check
+/// that still counts as the same computation: round-off of a sum of ≈ 10⁴
+/// terms in f64; in f32, PyTorch rounds everything to f32 and fieldflow only
+/// its conditioner networks.
+fn check_tolerance(dtype: &str) -> f64 {
+    if dtype == "float64" {
+        1e-10
+    } else {
+        1e-4
+    }
+}
+
+/// The cross-check of one precision (module docs of `rkl_step_rate`): the
+/// same parameters and base draws through both implementations must give
+/// the same loss and gradient, else the comparison is void.
+fn cross_check(python: &Path, ours: &Path, peer: &Path, lattice: usize, dtype: &str) -> Result<Value> {
+    let dir = workspace_root().join("target/compare-torch");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let file = dir.join(format!("check_L{lattice}_{dtype}.json"));
+    let file_s = file.display().to_string();
+    let args = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let n = lattice.to_string();
+    measure(
+        ours,
+        &args(&[
+            "--lattice",
+            &n,
+            "--batch",
+            "8",
+            "--dtype",
+            dtype,
+            "--check-out",
+            &file_s,
+        ]),
+        &[("RAYON_NUM_THREADS", "1".into())],
+    )?;
+    let peer_s = peer.display().to_string();
+    let mut v = measure(
+        python,
+        &args(&[&peer_s, "--check", &file_s, "--threads", "1"]),
+        &[("OMP_NUM_THREADS", "1".into())],
+    )?;
+    let (loss_err, grad_err) = (
+        v["loss_rel_err"].as_f64().unwrap_or(f64::NAN),
+        v["grad_rel_err"].as_f64().unwrap_or(f64::NAN),
+    );
+    let tol = check_tolerance(dtype);
+    eprintln!(
+        "xtask: cross-check {dtype}: same parameters and z give loss rel. err {loss_err:.1e}, gradient rel. err {grad_err:.1e} (tolerance {tol:.0e})"
+    );
+    if !(loss_err <= tol && grad_err <= tol) {
+        bail!("cross-check {dtype}: PyTorch and fieldflow disagree (loss rel. err {loss_err:.2e}, gradient {grad_err:.2e} > {tol:.0e}): not the same computation");
+    }
+    let obj = v.as_object_mut().context("cross-check record is not an object")?;
+    obj.retain(|k, _| k.ends_with("rel_err") || k == "batch");
+    Ok(v)
 }
 
 /// One configuration's record from its runs: medians, ratio, GFLOP/s, load.
