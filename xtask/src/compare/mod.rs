@@ -12,7 +12,7 @@
 //!   `MKL_NUM_THREADS` = n, `OMP_WAIT_POLICY` as given, default passive:
 //!   on a shared machine spinning OpenMP threads slow torch several-fold);
 //! * fieldflow, the `rkl_step_rate` example of fieldflow-losses
-//!   ([`fieldflow_losses::Trainer`] with the RKL preset) with
+//!   (`fieldflow_losses::Trainer` with the RKL preset) with
 //!   `RAYON_NUM_THREADS` = n.
 //!
 //! Each measurement is `--warmup` untimed steps, then timed steps until
