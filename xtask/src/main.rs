@@ -9,9 +9,12 @@
 //! * `lint`     – `cargo fmt --check` and `cargo clippy --all-targets -D warnings`.
 //! * `bench`    – the criterion benches (optionally one crate: `bench lattice`).
 //! * `reproduce` – the seed papers' experiments (see `reproduce/mod.rs`).
+//! * `compare`  – fieldflow against a peer on this machine (`compare torch`:
+//!   PyTorch CPU in a venv under target/, see `compare/mod.rs`); never in CI.
 //! * `validate` – the long validation tests (`#[ignore]`d in the default
 //!   suite because they take minutes), in release mode.
 
+mod compare;
 mod reproduce;
 mod setup;
 
@@ -58,6 +61,10 @@ fn run() -> Result<()> {
             setup::ensure_system_packages()?;
             reproduce::run(rest)
         }
+        "compare" => {
+            setup::ensure_system_packages()?;
+            compare::run(rest)
+        }
         "help" | "-h" | "--help" => {
             println!("{}", HELP);
             Ok(())
@@ -74,7 +81,9 @@ const HELP: &str = "usage: cargo xtask <command>
   bench [crate]    criterion benches (all, or one crate: lattice, stats, flows)
   validate         the long validation tests (ignored in `test`; minutes)
   reproduce [mog4|mog8|phi4|snf|modes|all] [--quick] [--seeds N] [--out DIR] …
-                   the papers' experiments: tables in results/reproduce/";
+                   the papers' experiments: tables in results/reproduce/
+  compare torch [--quick] [--threads 1,2] [--batches 64,1024] [--lattice 8] …
+                   fieldflow vs PyTorch CPU (venv under target/), steps/s; not in CI";
 
 /// The workspace root (the parent of this crate's manifest directory).
 pub fn workspace_root() -> PathBuf {
