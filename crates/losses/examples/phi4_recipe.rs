@@ -8,7 +8,7 @@
 //! cargo run --release -p fieldflow-losses --example phi4_recipe -- \
 //!     --set e5 --budget 150 [--seed 1] [--eval-n 8192] [--evals 4]
 //!     [--batch 64 | --batch 64,128,256] [--lr 1e-3]
-//!     [--sched const|cosine|warmcos] [--warmup 200] [--min-lr 1e-5]
+//!     [--sched const|cosine|warmcos|wsd] [--warmup 200] [--decay-frac 0.2] [--min-lr 1e-5]
 //!     [--z2] [--hidden 8,8] [--kernel 3] [--layers 16] [--clip 100]
 //!     [--recipe NAME]
 //! ```
@@ -70,6 +70,7 @@ struct Args {
     lr: f64,
     sched: String,
     warmup: u64,
+    decay_frac: f64,
     min_lr: f64,
     z2: bool,
     hidden: Vec<usize>,
@@ -93,6 +94,7 @@ fn parse() -> Result<Args, String> {
         lr: 1e-3,
         sched: "const".into(),
         warmup: 200,
+        decay_frac: 0.2,
         min_lr: 1e-5,
         z2: false,
         hidden: vec![8, 8],
@@ -140,6 +142,7 @@ fn parse() -> Result<Args, String> {
             "--sched" => a.sched = v.into(),
             "--warmup" => a.warmup = num(v)? as u64,
             "--min-lr" => a.min_lr = num(v)?,
+            "--decay-frac" => a.decay_frac = num(v)?,
             "--hidden" => a.hidden = list(v)?,
             "--kernel" => a.kernel = num(v)? as usize,
             "--layers" => a.layers = num(v)? as usize,
@@ -290,7 +293,13 @@ fn run() -> Result<(), String> {
                 total_steps: total,
                 min_lr: a.min_lr,
             },
-            s => return Err(format!("--sched {s}: expected const, cosine or warmcos")),
+            "wsd" => LrSchedule::WarmupStableDecay {
+                warmup_steps: a.warmup,
+                decay_steps: ((a.decay_frac * total as f64).round() as u64).max(1),
+                total_steps: total,
+                min_lr: a.min_lr,
+            },
+            s => return Err(format!("--sched {s}: expected const, cosine, warmcos or wsd")),
         };
         c.validate().map_err(|e| e.to_string())?;
         Ok(c)
@@ -363,7 +372,7 @@ fn run() -> Result<(), String> {
         }
     };
     let total: u64 = stage_steps.iter().sum();
-    if total <= a.warmup && a.sched == "warmcos" {
+    if total <= a.warmup && (a.sched == "warmcos" || a.sched == "wsd") {
         return Err(format!("planned {total} steps, not more than --warmup {}", a.warmup));
     }
     let mut ends = Vec::new();
