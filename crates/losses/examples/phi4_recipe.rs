@@ -8,7 +8,7 @@
 //! cargo run --release -p fieldflow-losses --example phi4_recipe -- \
 //!     --set e5 --budget 150 [--seed 1] [--eval-n 8192] [--evals 4]
 //!     [--batch 64 | --batch 64,128,256] [--lr 1e-3]
-//!     [--sched const|cosine|warmcos|wsd] [--warmup 200] [--decay-frac 0.2] [--min-lr 1e-5]
+//!     [--sched const|cosine|warmcos|wsd] [--warmup 200] [--decay-frac 0.2|stage] [--min-lr 1e-5]
 //!     [--z2] [--hidden 8,8] [--kernel 3] [--layers 16] [--clip 100]
 //!     [--recipe NAME]
 //! ```
@@ -16,7 +16,7 @@
 //! **Budget.** `--budget` is the training time in seconds of process CPU
 //! time (user + system, metrics excluded): with one rayon thread it is the
 //! wall time of a quiet machine, and unlike the wall time it does not grow
-//! when other jobs share the cores (both are reported). Before training, 10
+//! when other jobs share the cores (both are reported). Before training, 30
 //! steps of every distinct stage (batch, lattice) are timed on a scratch
 //! copy of the flow; the number of steps of each stage then fills its share
 //! of the budget, and the learning-rate schedule runs over the total T. The
@@ -36,8 +36,9 @@
 //! parameters (and Adam moments) carry over unchanged. Stage lists
 //! (`--batch`, `--lattice`) of length one apply to every stage; `--fracs`
 //! gives the stages' shares of the budget (default equal). A step costs
-//! b·L² in the plan, calibrated by timing 10 steps of each distinct stage on
+//! b·L² in the plan, calibrated by timing 30 steps of each distinct stage on
 //! a scratch copy of the flow before training (not counted in the budget).
+//! `--sched wsd --decay-frac stage` decays over the whole last stage.
 //!
 //! **Judging.** At `--evals` evenly spaced points of the run and after the
 //! last step, `--eval-n` fresh flow samples give log w = log p̃ − log q, the
@@ -71,6 +72,7 @@ struct Args {
     sched: String,
     warmup: u64,
     decay_frac: f64,
+    decay_last_stage: bool,
     min_lr: f64,
     z2: bool,
     hidden: Vec<usize>,
@@ -95,6 +97,7 @@ fn parse() -> Result<Args, String> {
         sched: "const".into(),
         warmup: 200,
         decay_frac: 0.2,
+        decay_last_stage: false,
         min_lr: 1e-5,
         z2: false,
         hidden: vec![8, 8],
@@ -142,6 +145,7 @@ fn parse() -> Result<Args, String> {
             "--sched" => a.sched = v.into(),
             "--warmup" => a.warmup = num(v)? as u64,
             "--min-lr" => a.min_lr = num(v)?,
+            "--decay-frac" if v == "stage" => a.decay_last_stage = true,
             "--decay-frac" => a.decay_frac = num(v)?,
             "--hidden" => a.hidden = list(v)?,
             "--kernel" => a.kernel = num(v)? as usize,
@@ -277,6 +281,7 @@ fn run() -> Result<(), String> {
     };
     let par = Par::default();
     let threads = rayon::current_num_threads();
+    let last_stage_steps = std::cell::Cell::new(0u64);
     let mk_config = |batch: usize, total: u64| -> Result<TrainConfig, String> {
         let mut c = TrainConfig::new(LossConfig::preset(LossPreset::Rkl), batch, total, a.lr);
         c.seed = a.seed;
@@ -295,7 +300,11 @@ fn run() -> Result<(), String> {
             },
             "wsd" => LrSchedule::WarmupStableDecay {
                 warmup_steps: a.warmup,
-                decay_steps: ((a.decay_frac * total as f64).round() as u64).max(1),
+                decay_steps: if a.decay_last_stage {
+                    last_stage_steps.get().max(1)
+                } else {
+                    ((a.decay_frac * total as f64).round() as u64).max(1)
+                },
                 total_steps: total,
                 min_lr: a.min_lr,
             },
@@ -352,12 +361,14 @@ fn run() -> Result<(), String> {
                 let mut scratch = trainer_at(key.0, key.1, 1_000_000, params0.clone(), None)?;
                 let mut c = Clock::default();
                 let mut r = 0;
-                step(&mut scratch, &mut c, &mut r)?; // first step: allocation, caches
+                for _ in 0..3 {
+                    step(&mut scratch, &mut c, &mut r)?; // first steps: allocation, caches
+                }
                 let mut c = Clock::default();
-                for _ in 0..10 {
+                for _ in 0..30 {
                     step(&mut scratch, &mut c, &mut r)?;
                 }
-                per_step.push((key, c.cpu.max(1e-3) / 10.0));
+                per_step.push((key, c.cpu.max(1e-3) / 30.0));
             }
             (0..n_stages)
                 .map(|k| {
@@ -372,6 +383,7 @@ fn run() -> Result<(), String> {
         }
     };
     let total: u64 = stage_steps.iter().sum();
+    last_stage_steps.set(*stage_steps.last().expect("one stage"));
     if total <= a.warmup && (a.sched == "warmcos" || a.sched == "wsd") {
         return Err(format!("planned {total} steps, not more than --warmup {}", a.warmup));
     }

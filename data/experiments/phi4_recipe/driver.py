@@ -29,6 +29,26 @@ OUT = os.path.join(os.path.dirname(__file__), "results.jsonl")
 RECIPES = {
     "tutorial": "--batch 64 --lr 1e-3 --sched const",
     "cos1e-3": "--batch 64 --lr 1e-3 --sched warmcos --warmup 100 --min-lr 1e-5",
+    # Warm-up, then constant (a cosine from η₀ to η₀).
+    "w2e-3": "--batch 64 --lr 2e-3 --sched warmcos --warmup 100 --min-lr 2e-3",
+    "w4e-3": "--batch 64 --lr 4e-3 --sched warmcos --warmup 100 --min-lr 4e-3",
+    "w8e-3": "--batch 64 --lr 8e-3 --sched warmcos --warmup 200 --min-lr 8e-3",
+    "w1e-3": "--batch 64 --lr 1e-3 --sched warmcos --warmup 100 --min-lr 1e-3",
+    # Warm-up, stable, decay: the last 20 % of the steps decay to 1e-5.
+    "wsd1e-3": "--batch 64 --lr 1e-3 --sched wsd --warmup 100 --decay-frac 0.2 --min-lr 1e-5",
+    "wsd2e-3": "--batch 64 --lr 2e-3 --sched wsd --warmup 100 --decay-frac 0.2 --min-lr 1e-5",
+    "curr_w1e-3": "--lattice {half},{L} --fracs 1,2 --batch 64 --lr 1e-3 --sched warmcos --warmup 100 --min-lr 1e-3",
+    "curr_wsd1e-3": "--lattice {half},{L} --fracs 1,2 --batch 64 --lr 1e-3 --sched wsd --warmup 100 --decay-frac 0.2 "
+                    "--min-lr 1e-5",
+    "wsd4e-3": "--batch 64 --lr 4e-3 --sched wsd --warmup 100 --decay-frac 0.2 --min-lr 1e-5",
+    "curr_wsd4e-3": "--lattice {half},{L} --fracs 1,2 --batch 64 --lr 4e-3 --sched wsd --warmup 100 --decay-frac 0.2 "
+                    "--min-lr 1e-5",
+    # Three lattice stages (6, 10, then L; sets with L >= 12), the last half of
+    # the budget on L with the decay spread over the whole last stage.
+    "curr3_wsdS4e-3": "--lattice 6,10,{L} --fracs 1,1,2 --batch 64 --lr 4e-3 --sched wsd --warmup 100 "
+                      "--decay-frac stage --min-lr 1e-5",
+    "curr_wsdS4e-3": "--lattice {half},{L} --fracs 1,2 --batch 64 --lr 4e-3 --sched wsd --warmup 100 "
+                     "--decay-frac stage --min-lr 1e-5",
     "cos2e-3": "--batch 64 --lr 2e-3 --sched warmcos --warmup 100 --min-lr 1e-5",
     "b32_cos1e-3": "--batch 32 --lr 1e-3 --sched warmcos --warmup 100 --min-lr 1e-5",
     "grow_cos1e-3": "--batch 64,128,256 --lr 1e-3 --sched warmcos --warmup 100 --min-lr 1e-5",
