@@ -4,7 +4,19 @@
 //! Learning rate (base η₀, T total steps):
 //! * constant: η₀;
 //! * cosine: η_min + ½(η₀ − η_min)(1 + cos(π min(step, T)/T));
-//! * step: η₀ γ^⌊step/every⌋.
+//! * step: η₀ γ^⌊step/every⌋;
+//! * warm-up + cosine (W warm-up steps, W < T): η₀ (step + 1)/W for
+//!   step < W (a linear ramp that reaches η₀ at the last warm-up step),
+//!   then the cosine decay from η₀ to η_min over the remaining T − W
+//!   steps, η_min + ½(η₀ − η_min)(1 + cos(π min(step − W, T − W)/(T − W))).
+//!   The ramp keeps Adam's first updates small while its second-moment
+//!   estimate is still noisy (Goyal et al., arXiv 1706.02677; Loshchilov and
+//!   Hutter, arXiv 1608.03983 for the cosine);
+//! * warm-up, stable, decay (W warm-up and D decay steps, W + D ≤ T): the
+//!   same ramp, η₀ up to step T − D, then the cosine from η₀ to η_min over
+//!   the last D steps (MiniCPM, arXiv 2404.06395). Unlike the cosine over
+//!   the whole run it keeps the full rate for most of training; only the
+//!   end, when the decay is due, depends on T.
 //!
 //! Annealing (β₀ ∈ (0, 1], reaching 1 after `steps` and staying there):
 //! * constant: β = 1 throughout (no annealing);
@@ -35,6 +47,28 @@ pub enum LrSchedule {
         /// Factor per period.
         gamma: f64,
     },
+    /// Linear warm-up to η₀ over `warmup_steps`, η₀ until the last
+    /// `decay_steps` steps, then cosine decay to `min_lr` at `total_steps`.
+    WarmupStableDecay {
+        /// Steps of the linear ramp W.
+        warmup_steps: u64,
+        /// Steps of the final decay D (W + D ≤ `total_steps`).
+        decay_steps: u64,
+        /// Total steps T, warm-up and decay included.
+        total_steps: u64,
+        /// Final learning rate.
+        min_lr: f64,
+    },
+    /// Linear warm-up to η₀ over `warmup_steps`, then cosine decay to
+    /// `min_lr` at `total_steps` (counted from step 0).
+    WarmupCosine {
+        /// Steps of the linear ramp W (< `total_steps`).
+        warmup_steps: u64,
+        /// Total steps T, warm-up included.
+        total_steps: u64,
+        /// Final learning rate.
+        min_lr: f64,
+    },
 }
 
 impl LrSchedule {
@@ -47,6 +81,35 @@ impl LrSchedule {
                 min_lr + 0.5 * (lr0 - min_lr) * (1.0 + (std::f64::consts::PI * s).cos())
             }
             LrSchedule::Step { every, gamma } => lr0 * gamma.powi((step / every.max(1)) as i32),
+            LrSchedule::WarmupCosine {
+                warmup_steps,
+                total_steps,
+                min_lr,
+            } => {
+                if step < warmup_steps {
+                    lr0 * (step + 1) as f64 / warmup_steps as f64
+                } else {
+                    let span = total_steps.saturating_sub(warmup_steps).max(1);
+                    let s = (step - warmup_steps).min(span) as f64 / span as f64;
+                    min_lr + 0.5 * (lr0 - min_lr) * (1.0 + (std::f64::consts::PI * s).cos())
+                }
+            }
+            LrSchedule::WarmupStableDecay {
+                warmup_steps,
+                decay_steps,
+                total_steps,
+                min_lr,
+            } => {
+                let decay_start = total_steps.saturating_sub(decay_steps);
+                if step < warmup_steps {
+                    lr0 * (step + 1) as f64 / warmup_steps as f64
+                } else if step < decay_start {
+                    lr0
+                } else {
+                    let s = (step - decay_start).min(decay_steps) as f64 / decay_steps.max(1) as f64;
+                    min_lr + 0.5 * (lr0 - min_lr) * (1.0 + (std::f64::consts::PI * s).cos())
+                }
+            }
         }
     }
 
@@ -68,6 +131,58 @@ impl LrSchedule {
                     Err(ConfigError::new("lr_schedule.every", every, "must be > 0"))
                 } else if !(gamma > 0.0) {
                     Err(ConfigError::new("lr_schedule.gamma", gamma, "must be > 0"))
+                } else {
+                    Ok(())
+                }
+            }
+            LrSchedule::WarmupCosine {
+                warmup_steps,
+                total_steps,
+                min_lr,
+            } => {
+                if warmup_steps == 0 {
+                    Err(ConfigError::new(
+                        "lr_schedule.warmup_steps",
+                        warmup_steps,
+                        "must be > 0",
+                    ))
+                } else if total_steps <= warmup_steps {
+                    Err(ConfigError::new(
+                        "lr_schedule.total_steps",
+                        total_steps,
+                        format!("must exceed warmup_steps = {warmup_steps}"),
+                    ))
+                } else if !(min_lr >= 0.0) {
+                    Err(ConfigError::new("lr_schedule.min_lr", min_lr, "must be >= 0"))
+                } else {
+                    Ok(())
+                }
+            }
+            LrSchedule::WarmupStableDecay {
+                warmup_steps,
+                decay_steps,
+                total_steps,
+                min_lr,
+            } => {
+                if warmup_steps == 0 {
+                    Err(ConfigError::new(
+                        "lr_schedule.warmup_steps",
+                        warmup_steps,
+                        "must be > 0",
+                    ))
+                } else if decay_steps == 0 {
+                    Err(ConfigError::new("lr_schedule.decay_steps", decay_steps, "must be > 0"))
+                } else if warmup_steps.saturating_add(decay_steps) > total_steps {
+                    Err(ConfigError::new(
+                        "lr_schedule.total_steps",
+                        total_steps,
+                        format!(
+                            "must be at least warmup_steps + decay_steps = {}",
+                            warmup_steps + decay_steps
+                        ),
+                    ))
+                } else if !(min_lr >= 0.0) {
+                    Err(ConfigError::new("lr_schedule.min_lr", min_lr, "must be >= 0"))
                 } else {
                     Ok(())
                 }
@@ -143,6 +258,88 @@ mod tests {
         assert!((cos.lr(0.1, 500) - 0.01).abs() < 1e-15);
         let st = LrSchedule::Step { every: 10, gamma: 0.5 };
         assert_eq!((st.lr(1.0, 9), st.lr(1.0, 10), st.lr(1.0, 25)), (1.0, 0.5, 0.25));
+    }
+
+    #[test]
+    fn warmup_cosine_ramps_then_follows_the_shifted_cosine() {
+        let wc = LrSchedule::WarmupCosine {
+            warmup_steps: 10,
+            total_steps: 110,
+            min_lr: 0.01,
+        };
+        assert!((wc.lr(0.1, 0) - 0.01).abs() < 1e-15);
+        assert!((wc.lr(0.1, 4) - 0.05).abs() < 1e-15);
+        assert!((wc.lr(0.1, 9) - 0.1).abs() < 1e-15);
+        // After the ramp: the cosine of 100 steps, shifted by 10.
+        let cos = LrSchedule::Cosine {
+            total_steps: 100,
+            min_lr: 0.01,
+        };
+        for step in [10, 11, 35, 60, 109, 110, 1000] {
+            assert_eq!(wc.lr(0.1, step), cos.lr(0.1, step - 10), "step {step}");
+        }
+        assert!((wc.lr(0.1, 110) - 0.01).abs() < 1e-15);
+        // Rising during the ramp to η₀ at its last step, where the cosine starts.
+        assert!((0..9).all(|t| wc.lr(0.1, t + 1) > wc.lr(0.1, t) && wc.lr(0.1, t) < 0.1));
+        assert_eq!(wc.lr(0.1, 9), wc.lr(0.1, 10));
+        assert!((10..200).all(|t| wc.lr(0.1, t + 1) <= wc.lr(0.1, t)));
+        assert!(wc.validate().is_ok());
+        let bad = |w, t, m| LrSchedule::WarmupCosine {
+            warmup_steps: w,
+            total_steps: t,
+            min_lr: m,
+        };
+        assert_eq!(
+            bad(0, 10, 0.0).validate().unwrap_err().field,
+            "lr_schedule.warmup_steps"
+        );
+        assert_eq!(
+            bad(10, 10, 0.0).validate().unwrap_err().field,
+            "lr_schedule.total_steps"
+        );
+        assert_eq!(bad(1, 10, -1.0).validate().unwrap_err().field, "lr_schedule.min_lr");
+        let parsed: LrSchedule =
+            serde_json::from_str(r#"{"kind":"warmup_cosine","warmup_steps":10,"total_steps":110,"min_lr":0.01}"#)
+                .unwrap();
+        assert_eq!(parsed, wc);
+    }
+
+    #[test]
+    fn warmup_stable_decay_holds_the_rate_until_the_decay() {
+        let wsd = LrSchedule::WarmupStableDecay {
+            warmup_steps: 10,
+            decay_steps: 20,
+            total_steps: 100,
+            min_lr: 0.01,
+        };
+        assert!((wsd.lr(0.1, 0) - 0.01).abs() < 1e-15);
+        assert!((0..9).all(|t| wsd.lr(0.1, t + 1) > wsd.lr(0.1, t)));
+        assert!((9..=80).all(|t| wsd.lr(0.1, t) == 0.1));
+        // The last 20 steps: a cosine of 20 steps from η₀ to η_min.
+        let cos = LrSchedule::Cosine {
+            total_steps: 20,
+            min_lr: 0.01,
+        };
+        for step in [80, 81, 90, 99, 100, 500] {
+            assert_eq!(wsd.lr(0.1, step), cos.lr(0.1, step - 80), "step {step}");
+        }
+        assert!((wsd.lr(0.1, 90) - 0.055).abs() < 1e-15);
+        assert!(wsd.validate().is_ok());
+        let bad = |w, d, t| LrSchedule::WarmupStableDecay {
+            warmup_steps: w,
+            decay_steps: d,
+            total_steps: t,
+            min_lr: 0.0,
+        };
+        assert_eq!(bad(0, 5, 10).validate().unwrap_err().field, "lr_schedule.warmup_steps");
+        assert_eq!(bad(5, 0, 10).validate().unwrap_err().field, "lr_schedule.decay_steps");
+        assert_eq!(bad(5, 6, 10).validate().unwrap_err().field, "lr_schedule.total_steps");
+        assert!(bad(5, 5, 10).validate().is_ok());
+        let parsed: LrSchedule = serde_json::from_str(
+            r#"{"kind":"warmup_stable_decay","warmup_steps":10,"decay_steps":20,"total_steps":100,"min_lr":0.01}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed, wsd);
     }
 
     #[test]
