@@ -24,18 +24,18 @@ def main():
     rows = [json.loads(l) for l in open(a.results) if l.strip()]
     final = [r for r in rows if r["final"]]
     final.sort(key=lambda r: (r["set"], r["budget_s"], -r["imh_acceptance"]))
-    print("| set | budget (CPU s) | recipe | steps | CPU s | wall s | threads | IMH acc. | anchor | ESS | RKL est. |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| set | budget (CPU s) | recipe | seed | steps | CPU s | wall s | threads | IMH acc. | anchor | ESS | RKL est. |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in final:
-        print(f"| {r['set']} | {r['budget_s']:.0f} | {r['recipe']} | {r['steps']} | {r['cpu_s']:.0f} | "
+        print(f"| {r['set']} | {r['budget_s']:.0f} | {r['recipe']} | {r['seed']} | {r['steps']} | {r['cpu_s']:.0f} | "
               f"{r['wall_s']:.0f} | {r['threads']} | {r['imh_acceptance']:.3f} | {ANCHOR.get(r['set'], float('nan'))} | "
               f"{r['ess']:.3f} | {r['rkl_estimate']:.2f} |")
     print()
-    print("| set | recipe | budget | step | CPU min | lattice | lr | IMH acc. | ESS |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in sorted(rows, key=lambda r: (r["set"], r["recipe"], r["budget_s"], r["steps"])):
+    print("| set | recipe | seed | budget | step | CPU min | lattice | lr | IMH acc. | ESS |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in sorted(rows, key=lambda r: (r["set"], r["recipe"], r["seed"], r["budget_s"], r["steps"])):
         if r["budget_s"] >= a.curve_min:
-            print(f"| {r['set']} | {r['recipe']} | {r['budget_s']:.0f} | {r['steps']} | {r['cpu_s'] / 60:.1f} | "
+            print(f"| {r['set']} | {r['recipe']} | {r['seed']} | {r['budget_s']:.0f} | {r['steps']} | {r['cpu_s'] / 60:.1f} | "
                   f"{r.get('lattice', '')} | {r['lr']:.1e} | {r['imh_acceptance']:.3f} | {r['ess']:.3f} |")
 
 
