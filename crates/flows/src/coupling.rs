@@ -233,8 +233,8 @@ impl Coupling {
                 dtype,
             } => {
                 assert_eq!(geom.sites, dim, "lattice size differs from the mask");
-                let net = Net::conv(geom, 1, &hidden, n_raw, act, out_act);
-                let net = net.clone().with_kernel(ConvKernel::auto(dtype, net.max_channels()));
+                let mut net = Net::conv(geom, 1, &hidden, n_raw, act, out_act);
+                net.set_kernel(ConvKernel::auto(dtype, net.max_channels()));
                 let in_map = frozen.iter().map(|&i| (i, i)).collect();
                 let out_map = free
                     .iter()
@@ -261,7 +261,7 @@ impl Coupling {
     /// Evaluates a convolutional conditioner by `kernel` (no-op for an MLP).
     pub fn set_conv_kernel(&mut self, kernel: ConvKernel) {
         if self.net.kernel().is_some() {
-            self.net = self.net.clone().with_kernel(kernel);
+            self.net.set_kernel(kernel);
         }
     }
 

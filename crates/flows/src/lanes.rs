@@ -54,8 +54,9 @@ use std::ops::{Add, Mul};
 pub(crate) trait Real:
     Copy + Default + PartialOrd + Send + Sync + Add<Output = Self> + Mul<Output = Self> + 'static
 {
-    /// Lanes per tile.
-    const LN: usize;
+    /// Lanes per tile: the width of the vectors below (every family has
+    /// the same, checked at compile time in the dispatch).
+    const LN: usize = <Self::Portable as Simd>::N;
     /// The vector of `LN` lanes per instruction-set family.
     type Portable: Simd<T = Self>;
     /// As above, AVX-512 (the portable type off x86-64; never dispatched there).
@@ -71,7 +72,6 @@ pub(crate) trait Real:
 }
 
 impl Real for f64 {
-    const LN: usize = 8;
     type Portable = Arr<f64, 8>;
     #[cfg(target_arch = "x86_64")]
     type Avx512 = simd::Avx512F64;
@@ -96,7 +96,6 @@ impl Real for f64 {
 }
 
 impl Real for f32 {
-    const LN: usize = 16;
     type Portable = Arr<f32, 16>;
     #[cfg(target_arch = "x86_64")]
     type Avx512 = simd::Avx512F32;
@@ -790,6 +789,9 @@ macro_rules! dispatch {
         /// If this machine lacks `isa`.
         #[allow(unsafe_code)]
         pub(crate) fn $name<T: Real>(isa: Isa, a: $args<'_, T>) {
+            const {
+                assert!(<T::Avx512 as Simd>::N == T::LN && <T::Avx2 as Simd>::N == T::LN);
+            }
             assert!(isa.available(), "this machine cannot run {isa:?} kernels");
             #[cfg(target_arch = "x86_64")]
             {

@@ -353,9 +353,17 @@ impl Net {
     /// # Panics
     /// If the network is an MLP.
     pub fn with_kernel(mut self, kernel: ConvKernel) -> Self {
+        self.set_kernel(kernel);
+        self
+    }
+
+    /// Evaluates the convolutions by `kernel` from now on.
+    ///
+    /// # Panics
+    /// If the network is an MLP.
+    pub fn set_kernel(&mut self, kernel: ConvKernel) {
         assert!(self.kernel.is_some(), "an MLP has no convolution kernel");
         self.kernel = Some(kernel);
-        self
     }
 
     /// How the convolutions are evaluated (`None` for an MLP).

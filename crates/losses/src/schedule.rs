@@ -76,10 +76,7 @@ impl LrSchedule {
     pub fn lr(&self, lr0: f64, step: u64) -> f64 {
         match *self {
             LrSchedule::Constant => lr0,
-            LrSchedule::Cosine { total_steps, min_lr } => {
-                let s = step.min(total_steps) as f64 / total_steps.max(1) as f64;
-                min_lr + 0.5 * (lr0 - min_lr) * (1.0 + (std::f64::consts::PI * s).cos())
-            }
+            LrSchedule::Cosine { total_steps, min_lr } => cosine_decay(lr0, min_lr, step, total_steps),
             LrSchedule::Step { every, gamma } => lr0 * gamma.powi((step / every.max(1)) as i32),
             LrSchedule::WarmupCosine {
                 warmup_steps,
@@ -87,11 +84,10 @@ impl LrSchedule {
                 min_lr,
             } => {
                 if step < warmup_steps {
-                    lr0 * (step + 1) as f64 / warmup_steps as f64
+                    warm_up(lr0, step, warmup_steps)
                 } else {
                     let span = total_steps.saturating_sub(warmup_steps).max(1);
-                    let s = (step - warmup_steps).min(span) as f64 / span as f64;
-                    min_lr + 0.5 * (lr0 - min_lr) * (1.0 + (std::f64::consts::PI * s).cos())
+                    cosine_decay(lr0, min_lr, step - warmup_steps, span)
                 }
             }
             LrSchedule::WarmupStableDecay {
@@ -102,12 +98,11 @@ impl LrSchedule {
             } => {
                 let decay_start = total_steps.saturating_sub(decay_steps);
                 if step < warmup_steps {
-                    lr0 * (step + 1) as f64 / warmup_steps as f64
+                    warm_up(lr0, step, warmup_steps)
                 } else if step < decay_start {
                     lr0
                 } else {
-                    let s = (step - decay_start).min(decay_steps) as f64 / decay_steps.max(1) as f64;
-                    min_lr + 0.5 * (lr0 - min_lr) * (1.0 + (std::f64::consts::PI * s).cos())
+                    cosine_decay(lr0, min_lr, step - decay_start, decay_steps)
                 }
             }
         }
@@ -118,45 +113,30 @@ impl LrSchedule {
         match *self {
             LrSchedule::Constant => Ok(()),
             LrSchedule::Cosine { total_steps, min_lr } => {
-                if total_steps == 0 {
-                    Err(ConfigError::new("lr_schedule.total_steps", total_steps, "must be > 0"))
-                } else if !(min_lr >= 0.0) {
-                    Err(ConfigError::new("lr_schedule.min_lr", min_lr, "must be >= 0"))
-                } else {
-                    Ok(())
-                }
+                positive("lr_schedule.total_steps", total_steps)?;
+                min_lr_ok(min_lr)
             }
             LrSchedule::Step { every, gamma } => {
-                if every == 0 {
-                    Err(ConfigError::new("lr_schedule.every", every, "must be > 0"))
-                } else if !(gamma > 0.0) {
-                    Err(ConfigError::new("lr_schedule.gamma", gamma, "must be > 0"))
-                } else {
-                    Ok(())
+                positive("lr_schedule.every", every)?;
+                if !(gamma > 0.0) {
+                    return Err(ConfigError::new("lr_schedule.gamma", gamma, "must be > 0"));
                 }
+                Ok(())
             }
             LrSchedule::WarmupCosine {
                 warmup_steps,
                 total_steps,
                 min_lr,
             } => {
-                if warmup_steps == 0 {
-                    Err(ConfigError::new(
-                        "lr_schedule.warmup_steps",
-                        warmup_steps,
-                        "must be > 0",
-                    ))
-                } else if total_steps <= warmup_steps {
-                    Err(ConfigError::new(
+                positive("lr_schedule.warmup_steps", warmup_steps)?;
+                if total_steps <= warmup_steps {
+                    return Err(ConfigError::new(
                         "lr_schedule.total_steps",
                         total_steps,
                         format!("must exceed warmup_steps = {warmup_steps}"),
-                    ))
-                } else if !(min_lr >= 0.0) {
-                    Err(ConfigError::new("lr_schedule.min_lr", min_lr, "must be >= 0"))
-                } else {
-                    Ok(())
+                    ));
                 }
+                min_lr_ok(min_lr)
             }
             LrSchedule::WarmupStableDecay {
                 warmup_steps,
@@ -164,31 +144,49 @@ impl LrSchedule {
                 total_steps,
                 min_lr,
             } => {
-                if warmup_steps == 0 {
-                    Err(ConfigError::new(
-                        "lr_schedule.warmup_steps",
-                        warmup_steps,
-                        "must be > 0",
-                    ))
-                } else if decay_steps == 0 {
-                    Err(ConfigError::new("lr_schedule.decay_steps", decay_steps, "must be > 0"))
-                } else if warmup_steps.saturating_add(decay_steps) > total_steps {
-                    Err(ConfigError::new(
+                positive("lr_schedule.warmup_steps", warmup_steps)?;
+                positive("lr_schedule.decay_steps", decay_steps)?;
+                if warmup_steps.saturating_add(decay_steps) > total_steps {
+                    return Err(ConfigError::new(
                         "lr_schedule.total_steps",
                         total_steps,
                         format!(
                             "must be at least warmup_steps + decay_steps = {}",
                             warmup_steps + decay_steps
                         ),
-                    ))
-                } else if !(min_lr >= 0.0) {
-                    Err(ConfigError::new("lr_schedule.min_lr", min_lr, "must be >= 0"))
-                } else {
-                    Ok(())
+                    ));
                 }
+                min_lr_ok(min_lr)
             }
         }
     }
+}
+
+/// A step count that must be > 0.
+fn positive(field: &'static str, v: u64) -> Result<(), ConfigError> {
+    if v == 0 {
+        return Err(ConfigError::new(field, v, "must be > 0"));
+    }
+    Ok(())
+}
+
+/// The final learning rate of a decay, ≥ 0.
+fn min_lr_ok(min_lr: f64) -> Result<(), ConfigError> {
+    if !(min_lr >= 0.0) {
+        return Err(ConfigError::new("lr_schedule.min_lr", min_lr, "must be >= 0"));
+    }
+    Ok(())
+}
+
+/// Linear warm-up: η₀ (step + 1)/W.
+fn warm_up(lr0: f64, step: u64, warmup_steps: u64) -> f64 {
+    lr0 * (step + 1) as f64 / warmup_steps as f64
+}
+
+/// Cosine decay from η₀ to `min_lr`, `into` steps into a decay of `span` steps.
+fn cosine_decay(lr0: f64, min_lr: f64, into: u64, span: u64) -> f64 {
+    let s = into.min(span) as f64 / span.max(1) as f64;
+    min_lr + 0.5 * (lr0 - min_lr) * (1.0 + (std::f64::consts::PI * s).cos())
 }
 
 /// Annealing schedule β(step) for training on p̃^β.
