@@ -121,30 +121,45 @@ const GAUSS3: [(f64, f64); 3] = [
 /// by quadrature) and its gradient with respect to the parameters.
 pub fn population(model: &ScoreModel, schedule: &NoiseSchedule, field: &GaussianField) -> (f64, Vec<f64>) {
     let grid = model.grid();
+    let intervals = grid.levels - 1;
+    let nodes = (0..intervals).flat_map(|j| {
+        let (a, b) = (grid.level(j), grid.level(j + 1));
+        GAUSS3.map(|(node, weight)| (a + node * (b - a), weight / intervals as f64))
+    });
+    population_over(model, schedule, field, nodes)
+}
+
+/// The exact excess DSM loss at the single time `t` (no t-average) and its
+/// gradient: the objective of one noise level.
+pub fn population_at(model: &ScoreModel, schedule: &NoiseSchedule, field: &GaussianField, t: f64) -> (f64, Vec<f64>) {
+    population_over(model, schedule, field, [(t, 1.0)])
+}
+
+/// Σ over (t, weight) of the excess loss at t, and its gradient.
+fn population_over(
+    model: &ScoreModel,
+    schedule: &NoiseSchedule,
+    field: &GaussianField,
+    nodes: impl IntoIterator<Item = (f64, f64)>,
+) -> (f64, Vec<f64>) {
     let v = field.eigenvalues().len();
-    let mut mode_grad = vec![0.0; grid.levels * v];
+    let mut mode_grad = vec![0.0; model.grid().levels * v];
     let mut m = vec![0.0; v];
     let mut g = vec![0.0; v];
     let mut excess = 0.0;
-    let intervals = grid.levels - 1;
-    for j in 0..intervals {
-        let (a, b) = (grid.level(j), grid.level(j + 1));
-        for (node, weight) in GAUSS3 {
-            let t = a + node * (b - a);
-            let w = weight / intervals as f64;
-            let (a2, s2) = (schedule.alpha(t).powi(2), schedule.sigma2(t));
-            model.multipliers(t, &mut m);
-            let lambda = s2;
-            let mut e = 0.0;
-            for ((gk, &mk), &ck) in g.iter_mut().zip(&m).zip(field.eigenvalues()) {
-                let sig = a2 * ck + s2;
-                let d = mk + 1.0 / sig;
-                e += sig * d * d;
-                *gk = lambda / v as f64 * (mk * sig + 1.0);
-            }
-            excess += w * 0.5 * lambda / v as f64 * e;
-            model.distribute(t, w, &g, &mut mode_grad);
+    for (t, w) in nodes {
+        let (a2, s2) = (schedule.alpha(t).powi(2), schedule.sigma2(t));
+        model.multipliers(t, &mut m);
+        let lambda = s2;
+        let mut e = 0.0;
+        for ((gk, &mk), &ck) in g.iter_mut().zip(&m).zip(field.eigenvalues()) {
+            let sig = a2 * ck + s2;
+            let d = mk + 1.0 / sig;
+            e += sig * d * d;
+            *gk = lambda / v as f64 * (mk * sig + 1.0);
         }
+        excess += w * 0.5 * lambda / v as f64 * e;
+        model.distribute(t, w, &g, &mut mode_grad);
     }
     let mut grad = vec![0.0; model.params.len()];
     model.chain(&mode_grad, &mut grad);

@@ -48,6 +48,8 @@ impl Optimizer {
 pub enum Objective<'a> {
     /// The exact expected DSM loss for data from a Gaussian field.
     Population(&'a GaussianField),
+    /// The same at the single time t (one noise level).
+    PopulationAt(&'a GaussianField, f64),
     /// Minibatches of `batch` rows drawn (with replacement) from `data`.
     Data {
         /// The ensemble, one field per row.
@@ -93,11 +95,12 @@ pub fn train(
     };
     let mut batch_rows = match objective {
         Objective::Data { data, batch } => Array2::<f64>::zeros((batch, data.ncols())),
-        Objective::Population(_) => Array2::<f64>::zeros((0, 0)),
+        Objective::Population(_) | Objective::PopulationAt(..) => Array2::<f64>::zeros((0, 0)),
     };
     for step in 0..steps {
         let (loss, grad) = match objective {
             Objective::Population(field) => dsm::population(model, schedule, field),
+            Objective::PopulationAt(field, t) => dsm::population_at(model, schedule, field, t),
             Objective::Data { data, .. } => {
                 let mut rng = seed.child(2 * step as u64).rng();
                 for mut row in batch_rows.rows_mut() {
@@ -119,4 +122,31 @@ pub fn train(
         }
     }
     steps
+}
+
+/// The largest eigenvalue of the Hessian of `objective` at `theta`, by 60
+/// power iterations on Hessian-vector products from central differences of
+/// the gradient (exact up to round-off for the quadratic objectives of the
+/// one-layer and local models): the step 1/H that plain gradient descent
+/// can afford.
+pub fn max_curvature(objective: impl Fn(&[f64]) -> Vec<f64>, theta: &[f64]) -> f64 {
+    let n = theta.len();
+    let mut v: Vec<f64> = (0..n).map(|i| 1.0 + 0.1 * ((i * 7919) % 13) as f64).collect();
+    let mut lambda = 0.0;
+    let scale = theta.iter().fold(1.0f64, |a, t| a.max(t.abs()));
+    let eps = 1e-4 * scale;
+    let (mut plus, mut minus) = (theta.to_vec(), theta.to_vec());
+    for _ in 0..60 {
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
+        for i in 0..n {
+            plus[i] = theta[i] + eps * v[i];
+            minus[i] = theta[i] - eps * v[i];
+        }
+        let (gp, gm) = (objective(&plus), objective(&minus));
+        let hv: Vec<f64> = gp.iter().zip(&gm).map(|(a, b)| (a - b) / (2.0 * eps)).collect();
+        lambda = hv.iter().zip(&v).map(|(a, b)| a * b).sum();
+        v = hv;
+    }
+    lambda
 }

@@ -98,6 +98,23 @@ fn population_gradient_matches_central_differences() {
                 FD_STEP,
             );
             assert_close(&format!("population gradient {arch:?} {s:?}"), &grad, &fd, FD_REL_TOL);
+            let t = 0.37;
+            let (_, grad) = dsm::population_at(&model, &s, &field, t);
+            let fd = central_gradient(
+                |p| {
+                    let mut m = model.clone();
+                    m.params.copy_from_slice(p);
+                    dsm::population_at(&m, &s, &field, t).0
+                },
+                &model.params,
+                FD_STEP,
+            );
+            assert_close(
+                &format!("one-time population gradient {arch:?} {s:?}"),
+                &grad,
+                &fd,
+                FD_REL_TOL,
+            );
         }
     }
 }
