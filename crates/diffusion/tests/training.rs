@@ -52,7 +52,7 @@ fn gradient_descent_on_one_time_reaches_the_exact_score() {
         if let Architecture::TwoLayer { .. } = arch {
             let lvl = &mut at[2 * 72..3 * 72];
             for k in 0..36 {
-                lvl[k] = (-1.0 / m_exact[k]).sqrt();
+                lvl[k] = (-m_exact[k]).sqrt();
                 lvl[36 + k] = -lvl[k];
             }
         }
