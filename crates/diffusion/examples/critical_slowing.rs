@@ -1,5 +1,5 @@
 //! Critical slowing down of score training and generation for the free field
-//! (issue 17; docs/THEORY.md §8.7; docs/RESULTS.md "Diffusion").
+//! (issue 17; docs/THEORY.md §6.11.6; docs/RESULTS.md "Diffusion").
 //!
 //! For each lattice size L (d = 1 or 2) at fixed m·L (m → 0 as L grows, the
 //! approach to criticality) and each diffusion time t, gradient descent

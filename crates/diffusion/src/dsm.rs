@@ -1,4 +1,4 @@
-//! Denoising score matching (docs/THEORY.md §8.5), its gradient by hand,
+//! Denoising score matching (docs/THEORY.md §6.11.4), its gradient by hand,
 //! and its exact population version for a Gaussian target.
 //!
 //! With t ~ U[t_min, 1], x_t = α_t x₀ + σ_t ε and the weight λ(t) = σ_t²,

@@ -1,5 +1,5 @@
 //! Score-based diffusion samplers for lattice fields (issue 17;
-//! docs/THEORY.md §8).
+//! docs/THEORY.md §6.11).
 //!
 //! A forward process ([`schedule`]) noises a field to a simple prior; a score
 //! model ([`model`]) learns ∇ log p_t by denoising score matching ([`dsm`],

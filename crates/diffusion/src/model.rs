@@ -1,4 +1,4 @@
-//! Score models s_θ(x, t) for lattice fields (docs/THEORY.md §8.3).
+//! Score models s_θ(x, t) for lattice fields (docs/THEORY.md §6.11.3).
 //!
 //! Every model here is a translation- and reflection-invariant linear map of
 //! the field, i.e. diagonal in momentum space with multipliers m_k(t) (the

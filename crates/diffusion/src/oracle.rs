@@ -1,4 +1,4 @@
-//! The Gaussian-field oracle (docs/THEORY.md §8.4): a translation-invariant
+//! The Gaussian-field oracle (docs/THEORY.md §6.11.4): a translation-invariant
 //! Gaussian target N(0, C) with covariance eigenvalues c_k (momentum
 //! order), e.g. the free field c_k = 1/(2(p̂_k² + m²)).
 //!

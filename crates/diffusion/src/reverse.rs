@@ -1,4 +1,4 @@
-//! Reverse-time samplers (docs/THEORY.md §8.6): from the prior
+//! Reverse-time samplers (docs/THEORY.md §6.11.5): from the prior
 //! N(0, v_prior I) at t = 1 down to t_min on a uniform grid of `steps`
 //! steps of size h, with the score s(x, t).
 //!

@@ -1,4 +1,4 @@
-//! Forward noising processes (docs/THEORY.md §8.1).
+//! Forward noising processes (docs/THEORY.md §6.11.1).
 //!
 //! A linear forward SDE dx = f(t) x dt + g(t) dW on t ∈ [0, 1] maps a field
 //! x₀ to x_t = α_t x₀ + σ_t ε, ε ~ N(0, I), so a target of covariance C is

@@ -1,5 +1,5 @@
 //! Translation-invariant linear maps of periodic lattice fields, applied in
-//! momentum space (docs/THEORY.md §8.2).
+//! momentum space (docs/THEORY.md §6.11.2).
 //!
 //! With x̂_k = Σ_i x_i e^{−ik·i} (unnormalized, [`FftNd`]), a map diagonal in
 //! momentum space with real multipliers m_k is

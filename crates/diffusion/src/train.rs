@@ -1,4 +1,4 @@
-//! Training loops for score models (docs/THEORY.md §8.5): plain gradient
+//! Training loops for score models (docs/THEORY.md §6.11.4): plain gradient
 //! descent or Adam on either the exact population objective of a Gaussian
 //! target (deterministic: the setting of the critical-slowing-down analysis)
 //! or the DSM loss of minibatches drawn from a data ensemble.
