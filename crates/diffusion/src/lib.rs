@@ -18,9 +18,11 @@ pub mod reverse;
 pub mod schedule;
 pub mod spectrum;
 pub mod train;
+pub mod trainer;
 
 pub use model::{spectrum_of, Architecture, LinearScore, ScoreModel, TimeGrid};
 pub use oracle::{ExactScore, GaussianField};
 pub use reverse::{Generated, Integrator, ReverseSampler};
 pub use schedule::NoiseSchedule;
 pub use spectrum::{Spectrum, SpectrumWork};
+pub use trainer::{DiffusionConfig, DiffusionModel, DiffusionTrainer};
