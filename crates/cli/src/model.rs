@@ -335,13 +335,18 @@ impl TrainedModel for SnfModel {
     }
 }
 
-/// A diffusion model proposes with its exact density (linear scores).
+/// A diffusion model proposes with the log q of its draws (exact for
+/// linear scores, second order in the step for non-linear ones).
 impl TrainedModel for DiffusionModel {
     fn proposal(&self) -> &dyn Proposal {
         self
     }
     fn density(&self) -> Option<&dyn ProposalDensity> {
-        Some(self)
+        if self.has_density() {
+            Some(self)
+        } else {
+            None
+        }
     }
     fn flow(&self) -> Option<&Flow> {
         None

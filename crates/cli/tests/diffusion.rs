@@ -116,6 +116,11 @@ fn bad_diffusion_sections_are_one_line_errors() {
         ("[target]\nkind = \"mog4\"\n[data]\nexact = true\n[diffusion]\n", "[phi4] target"),
         ("[phi4]\nlattice = [4, 4]\nm2 = 1.0\nlambda = 0.0\n[data]\nexact = true\n[diffusion]\narchitecture = { kind = \"local\", range = 2 }\n", "diffusion.model.range"),
         ("[phi4]\nlattice = [4, 4]\nm2 = 1.0\nlambda = 0.0\n[diffusion]\nsteps = 0\n", "diffusion.sampler.steps"),
+        (
+            "[phi4]\nlattice = [4, 4]\nm2 = 1.0\nlambda = 0.0\n[diffusion]\narchitecture = { kind = \"local_cubic\", range = 1 }\n\
+             integrator = \"euler_maruyama\"\n",
+            "probability_flow_heun",
+        ),
         ("[phi4]\nlattice = [4, 4]\nm2 = 1.0\nlambda = 0.0\n[diffusion]\nlevels = 4\n", "learns by denoising score matching"),
     ];
     for (i, (cfg, needle)) in cases.iter().enumerate() {
@@ -123,5 +128,77 @@ fn bad_diffusion_sections_are_one_line_errors() {
         std::fs::write(&c, cfg).unwrap();
         fails(&["train", "--config", &c, "--out", &p(&format!("m{i}.h5"))], needle);
         assert!(!Path::new(&p(&format!("m{i}.h5"))).exists(), "case {i} wrote a file");
+    }
+}
+
+#[test]
+fn a_local_cubic_model_samples_interacting_phi4_like_hmc() {
+    // E1 (6 × 6, m² = −4, λ = 6.975): a local-cubic diffusion model trained
+    // on an HMC ensemble, then IMH with its (second-order) ODE log q: χ₂,
+    // ⟨|M|⟩ and the action density agree with an independent HMC ensemble
+    // within 4 combined σ, with an IMH acceptance far above the linear
+    // models' (0.14 at E1; measured 0.48 with these settings).
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    let e1 = [
+        "--lattice",
+        "6x6",
+        "--m2",
+        "-4",
+        "--lambda",
+        "6.975",
+        "--n-therm",
+        "300",
+        "--chains",
+        "2",
+    ];
+    let gen = |out: &str, n: &str, seed: &str| {
+        let mut a = vec!["generate", "--n-cfg", n, "--seed", seed, "--out", out, "-q"];
+        a.extend(e1);
+        ok(&a);
+    };
+    gen(&p("train.h5"), "1500", "5");
+    gen(&p("hmc.h5"), "5000", "6");
+    let cfg = "seed = 3\n[diffusion]\narchitecture = { kind = \"local_cubic\", range = 2 }\nlevels = 16\n\
+[data]\nn_train = 3000\nn_heldout = 0\n[train]\nsteps = 1500\nlr = 0.05\nbatch_size = 64\nmetrics_every = 500\n\
+lr_schedule = { kind = \"cosine\", total_steps = 1500, min_lr = 0.0 }\n";
+    std::fs::write(p("c.toml"), cfg).unwrap();
+    ok(&[
+        "train",
+        "--config",
+        &p("c.toml"),
+        "--data",
+        &p("train.h5"),
+        "--out",
+        &p("m.h5"),
+        "-q",
+    ]);
+    let out = ok(&[
+        "sample",
+        "--model",
+        &p("m.h5"),
+        "--n",
+        "5000",
+        "--chains",
+        "2",
+        "--method",
+        "imh",
+        "--out",
+        &p("s.h5"),
+    ]);
+    let acc: f64 = out
+        .lines()
+        .find(|l| l.starts_with("acceptance"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no acceptance in {out}"));
+    assert!(acc > 0.3, "IMH acceptance {acc}");
+    let hmc = rows(&ok(&["analyze", &p("hmc.h5"), "--json"]));
+    let imh = rows(&ok(&["analyze", &p("s.h5"), "--json"]));
+    for name in ["chi2", "abs_M", "action_density"] {
+        let (a, ea) = value_error(&hmc, name);
+        let (b, eb) = value_error(&imh, name);
+        let sigma = (ea * ea + eb * eb).sqrt();
+        assert!((a - b).abs() < 4.0 * sigma, "{name}: HMC {a} ± {ea}, IMH {b} ± {eb}");
     }
 }

@@ -22,7 +22,7 @@
 use fieldflow_diffusion::dsm::population_at;
 use fieldflow_diffusion::train::max_curvature;
 use fieldflow_diffusion::{
-    spectrum_of, Architecture, ExactScore, GaussianField, Integrator, LinearScore, NoiseSchedule, ReverseSampler,
+    spectrum_of, Architecture, ExactScore, FieldScore, GaussianField, Integrator, NoiseSchedule, ReverseSampler,
     ScoreModel, TimeGrid,
 };
 use std::io::Write;

@@ -10,6 +10,9 @@
 //! ∂ℓ/∂m_k(t) = (λ/V²) Re(x̂_{t,k} conj r̂_k), pushed to the parameters by
 //! [`ScoreModel::distribute`] and [`ScoreModel::chain`].
 //!
+//! The cubic term of [`crate::Architecture::LocalCubic`] adds
+//! ∂ℓ/∂c(t) = (λ/V) Σ_i r_i x_{t,i}³.
+//!
 //! For data x₀ ~ N(0, C), E over x₀ and ε gives
 //! ℓ = E_t (λ/2V)[Σ_k (m_k² Σ_k + 2m_k) + V/σ²], Σ_k = α²c_k + σ², whose excess
 //! over the exact score is E_t (λ/2V) Σ_k Σ_k (m_k + 1/Σ_k)² and gradient
@@ -18,7 +21,7 @@
 //! not for the schedule's exponentials: a deterministic objective, not a
 //! stochastic estimate).
 
-use crate::model::{LinearScore, ScoreModel};
+use crate::model::{FieldScore, ScoreModel};
 use crate::oracle::GaussianField;
 use crate::schedule::NoiseSchedule;
 use crate::spectrum::SpectrumWork;
@@ -68,6 +71,7 @@ pub fn loss_and_gradient(
         let mut rng = seed.child(chunk as u64).rng();
         let mut w = ChunkWork::new(v);
         let mut mode_grad = vec![0.0; levels * v];
+        let mut cubic_grad = vec![0.0; levels];
         let mut loss = 0.0;
         for row in rows {
             let t = t_min + (1.0 - t_min) * rng.random::<f64>();
@@ -81,9 +85,10 @@ pub fn loss_and_gradient(
             }
             model.multipliers(t, &mut w.m);
             spectrum.apply(&w.m, &w.xt, &mut w.s, &mut w.spec);
-            // r = s + ε/σ, kept in s.
-            for (s, e) in w.s.iter_mut().zip(&w.eps) {
-                *s += e / sigma;
+            let c = model.cubic(t);
+            // r = s + ε/σ with s = M x + c x³, kept in s.
+            for ((s, e), x) in w.s.iter_mut().zip(&w.eps).zip(&w.xt) {
+                *s += c * x * x * x + e / sigma;
             }
             let lambda = s2;
             loss += 0.5 * lambda / v as f64 * w.s.iter().map(|r| r * r).sum::<f64>();
@@ -92,21 +97,32 @@ pub fn loss_and_gradient(
             let scale = lambda / v as f64;
             spectrum.accumulate_mode_gradient(scale * (1.0 - u), &mut mode_grad[j * v..(j + 1) * v], &w.spec);
             spectrum.accumulate_mode_gradient(scale * u, &mut mode_grad[(j + 1) * v..(j + 2) * v], &w.spec);
+            if !model.is_linear() {
+                let g: f64 = w.s.iter().zip(&w.xt).map(|(r, x)| r * x * x * x).sum::<f64>() * scale;
+                cubic_grad[j] += (1.0 - u) * g;
+                cubic_grad[j + 1] += u * g;
+            }
         }
-        (loss, mode_grad)
+        (loss, mode_grad, cubic_grad)
     });
     let n = data.nrows().max(1) as f64;
     let mut loss = 0.0;
     let mut mode_grad = vec![0.0; levels * v];
-    for (l, g) in parts {
+    let mut cubic_grad = vec![0.0; levels];
+    for (l, g, c) in parts {
         loss += l;
         for (a, b) in mode_grad.iter_mut().zip(&g) {
             *a += b;
         }
+        for (a, b) in cubic_grad.iter_mut().zip(&c) {
+            *a += b;
+        }
     }
     mode_grad.iter_mut().for_each(|g| *g /= n);
+    cubic_grad.iter_mut().for_each(|g| *g /= n);
     let mut grad = vec![0.0; model.params.len()];
     model.chain(&mode_grad, &mut grad);
+    model.chain_cubic(&cubic_grad, &mut grad);
     (loss / n, grad)
 }
 
@@ -119,6 +135,9 @@ const GAUSS3: [(f64, f64); 3] = [
 
 /// The exact excess DSM loss of `model` for data from `field` (t-averaged
 /// by quadrature) and its gradient with respect to the parameters.
+///
+/// # Panics
+/// For a non-linear model (the closed form holds for linear scores).
 pub fn population(model: &ScoreModel, schedule: &NoiseSchedule, field: &GaussianField) -> (f64, Vec<f64>) {
     let grid = model.grid();
     let intervals = grid.levels - 1;
@@ -142,6 +161,10 @@ fn population_over(
     field: &GaussianField,
     nodes: impl IntoIterator<Item = (f64, f64)>,
 ) -> (f64, Vec<f64>) {
+    assert!(
+        model.is_linear(),
+        "the population objective is closed-form for linear scores only"
+    );
     let v = field.eigenvalues().len();
     let mut mode_grad = vec![0.0; model.grid().levels * v];
     let mut m = vec![0.0; v];

@@ -20,7 +20,7 @@ pub mod spectrum;
 pub mod train;
 pub mod trainer;
 
-pub use model::{spectrum_of, Architecture, LinearScore, ScoreModel, TimeGrid};
+pub use model::{spectrum_of, Architecture, FieldScore, ScoreModel, TimeGrid};
 pub use oracle::{ExactScore, GaussianField};
 pub use reverse::{Generated, Integrator, ReverseSampler};
 pub use schedule::NoiseSchedule;

@@ -17,6 +17,11 @@
 //!   m_k = Σ_o w_o Σ_{δ ∈ o} cos(k·δ) over the orbits o = {δ, −δ}
 //!   (((2R + 1)^D + 1)/2 parameters per level, independent of L).
 //!
+//! * [`Architecture::LocalCubic`]: the local convolution plus c x_i³ on
+//!   every site. Not linear: the φ⁴ score 2Σ_μ(φ_{x+μ} + φ_{x−μ}) −
+//!   2(2d + m²)φ_x − 4λφ_x³ has exactly this form (range 1), so the model is
+//!   exact at t → 0 for φ⁴.
+//!
 //! Time conditioning: parameters θ_j at the levels t_j of a uniform
 //! [`TimeGrid`], and s(x, t) = (1 − u) s_j(x) + u s_{j+1}(x) for
 //! t = t_j + u (t_{j+1} − t_j). The gradient of anything that depends on
@@ -29,12 +34,22 @@ use fieldflow_lattice::Lattice;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// Anything that is a linear, translation-invariant score: m_k(t).
-pub trait LinearScore: Sync {
+/// A score of the form s(x, t)_i = (M(t) x)_i + c(t) x_i³: a
+/// translation-invariant linear part (multipliers m_k(t)) and an on-site
+/// cubic term (zero for the linear models).
+pub trait FieldScore: Sync {
     /// The lattice's momentum space.
     fn spectrum(&self) -> &Spectrum;
     /// Writes the multipliers m_k(t) (momentum order) into `out`.
     fn multipliers(&self, t: f64, out: &mut [f64]);
+    /// The on-site cubic coefficient c(t).
+    fn cubic(&self, _t: f64) -> f64 {
+        0.0
+    }
+    /// Whether c ≡ 0 (then the generated law is Gaussian and known exactly).
+    fn is_linear(&self) -> bool {
+        true
+    }
 }
 
 /// The parametrization of the multipliers.
@@ -50,6 +65,12 @@ pub enum Architecture {
     },
     /// Reflection-symmetric periodic convolution of range `range`.
     Local {
+        /// R ≥ 0, with 2R + 1 ≤ every extent.
+        range: usize,
+    },
+    /// The local convolution plus an on-site cubic term c x_i³ (one more
+    /// parameter per level): the form of the φ⁴ score −∂S/∂φ itself.
+    LocalCubic {
         /// R ≥ 0, with 2R + 1 ≤ every extent.
         range: usize,
     },
@@ -124,7 +145,7 @@ impl ScoreModel {
                 }
                 (2 * v, Vec::new())
             }
-            Architecture::Local { range } => {
+            Architecture::Local { range } | Architecture::LocalCubic { range } => {
                 let shape = spectrum.lattice().shape();
                 if let Some(&l) = shape.iter().find(|&&l| 2 * range + 1 > l) {
                     return Err(ConfigError::new(
@@ -143,7 +164,8 @@ impl ScoreModel {
                         *t = mult * c;
                     }
                 }
-                (orbits.len(), table)
+                let cubic = matches!(arch, Architecture::LocalCubic { .. });
+                (orbits.len() + usize::from(cubic), table)
             }
         };
         let mut params = vec![0.0; per_level * grid.levels];
@@ -189,7 +211,7 @@ impl ScoreModel {
                     *o = b * c;
                 }
             }
-            Architecture::Local { .. } => {
+            Architecture::Local { .. } | Architecture::LocalCubic { .. } => {
                 out.fill(0.0);
                 for (w, cos) in theta.iter().zip(self.orbit_cos.chunks(v)) {
                     for (o, c) in out.iter_mut().zip(cos) {
@@ -221,11 +243,21 @@ impl ScoreModel {
                         oc[k] += g[k] * theta[k];
                     }
                 }
-                Architecture::Local { .. } => {
+                Architecture::Local { .. } | Architecture::LocalCubic { .. } => {
                     for (o, cos) in out.iter_mut().zip(self.orbit_cos.chunks(v)) {
                         *o += g.iter().zip(cos).map(|(a, b)| a * b).sum::<f64>();
                     }
                 }
+            }
+        }
+    }
+
+    /// Adds the gradient with respect to θ of a quantity whose gradient with
+    /// respect to the cubic coefficient of level j is `cubic_grad[j]`.
+    pub fn chain_cubic(&self, cubic_grad: &[f64], grad: &mut [f64]) {
+        if let Architecture::LocalCubic { .. } = self.arch {
+            for (j, g) in cubic_grad.iter().enumerate() {
+                grad[(j + 1) * self.per_level - 1] += g;
             }
         }
     }
@@ -243,7 +275,7 @@ impl ScoreModel {
     }
 }
 
-impl LinearScore for ScoreModel {
+impl FieldScore for ScoreModel {
     fn spectrum(&self) -> &Spectrum {
         &self.spectrum
     }
@@ -259,15 +291,26 @@ impl LinearScore for ScoreModel {
                 let next = match self.arch {
                     Architecture::OneLayer => theta[k],
                     Architecture::TwoLayer { .. } => theta[k] * theta[v + k],
-                    Architecture::Local { .. } => theta
-                        .iter()
-                        .enumerate()
-                        .map(|(oi, w)| w * self.orbit_cos[oi * v + k])
-                        .sum(),
+                    Architecture::Local { .. } | Architecture::LocalCubic { .. } => {
+                        self.orbit_cos.chunks(v).zip(theta).map(|(cos, w)| w * cos[k]).sum()
+                    }
                 };
                 *o = (1.0 - u) * *o + u * next;
             }
         }
+    }
+
+    fn cubic(&self, t: f64) -> f64 {
+        if !matches!(self.arch, Architecture::LocalCubic { .. }) {
+            return 0.0;
+        }
+        let (j, u) = self.grid.locate(t);
+        let c = |lvl: usize| self.params[(lvl + 1) * self.per_level - 1];
+        (1.0 - u) * c(j) + u * c(j + 1)
+    }
+
+    fn is_linear(&self) -> bool {
+        !matches!(self.arch, Architecture::LocalCubic { .. })
     }
 }
 

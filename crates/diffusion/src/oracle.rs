@@ -11,7 +11,7 @@
 //!   ([`crate::reverse::ReverseSampler::generated_variances`]), whose KL to
 //!   the target per site is (1/2V) Σ_k [v_k/c_k − 1 − ln(v_k/c_k)].
 
-use crate::model::LinearScore;
+use crate::model::FieldScore;
 use crate::schedule::NoiseSchedule;
 use crate::spectrum::{Spectrum, SpectrumWork};
 use fieldflow_core::{ConfigError, ExactSampler, Par, Seed};
@@ -114,7 +114,7 @@ pub struct ExactScore {
     pub schedule: NoiseSchedule,
 }
 
-impl LinearScore for ExactScore {
+impl FieldScore for ExactScore {
     fn spectrum(&self) -> &Spectrum {
         &self.field.spectrum
     }

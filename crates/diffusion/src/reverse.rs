@@ -18,13 +18,21 @@
 //! ([`ReverseSampler::generated_variances`]), and the ODE's log-det is
 //! Σ_steps Σ_k ln|μ_k|. Both make the sampler an exact density model: IMH and
 //! importance sampling can correct its bias.
+//!
+//! A non-linear score (the cubic term of [`crate::Architecture::LocalCubic`])
+//! has no closed-form law. The ODE's log q then integrates the divergence,
+//! log|det ∂x'/∂x| ≈ −(h/2)[div v(x, t) + div v(x̃, t − h)] per Heun step,
+//! with div v = V f − ½ g² (tr M + 3c Σ_i x_i²): second order in h, not
+//! exact, so IMH and importance sampling keep an O(h²) bias (measured in
+//! the tests and in docs/RESULTS.md). The SDE integrators give no log q
+//! for a non-linear score (NaN).
 
-use crate::model::LinearScore;
+use crate::model::FieldScore;
 use crate::oracle::GaussianField;
 use crate::schedule::NoiseSchedule;
 use crate::spectrum::SpectrumWork;
 use fieldflow_core::{ConfigError, Par, Seed};
-use ndarray::{Array1, Array2, Axis};
+use ndarray::{Array1, Array2, ArrayViewMut1, ArrayViewMut2, Axis};
 use rand::Rng as _;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
@@ -62,6 +70,15 @@ pub struct Generated {
     pub xs: Array2<f64>,
     /// log q of every row (exact for a linear score).
     pub log_q: Array1<f64>,
+}
+
+/// s += c x³ (the on-site cubic term of a non-linear score).
+fn add_cubic(c: f64, x: &[f64], s: &mut [f64]) {
+    if c != 0.0 {
+        for (sv, &xv) in s.iter_mut().zip(x) {
+            *sv += c * xv * xv * xv;
+        }
+    }
 }
 
 /// Per-step coefficients shared by every row: x' = a x + b·s(x, t) + √ν ξ
@@ -133,7 +150,11 @@ impl ReverseSampler {
 
     /// Eigenvalues of the covariance of the generated fields (exact for the
     /// discrete sampler with this linear score).
-    pub fn generated_variances(&self, score: &impl LinearScore) -> Vec<f64> {
+    ///
+    /// # Panics
+    /// For a non-linear score.
+    pub fn generated_variances(&self, score: &impl FieldScore) -> Vec<f64> {
+        assert!(score.is_linear(), "a non-linear score generates a non-Gaussian law");
         let v = score.spectrum().volume();
         let mut var = vec![self.schedule.prior_variance(); v];
         let (mut m, mut m2) = (vec![0.0; v], vec![0.0; v]);
@@ -147,7 +168,7 @@ impl ReverseSampler {
     ///
     /// # Panics
     /// If the integrator is not the probability-flow ODE.
-    pub fn ode_log_det(&self, score: &impl LinearScore) -> f64 {
+    pub fn ode_log_det(&self, score: &impl FieldScore) -> f64 {
         assert_eq!(
             self.integrator,
             Integrator::ProbabilityFlowHeun,
@@ -165,7 +186,7 @@ impl ReverseSampler {
     /// Calls `f(k, μ_k, ν)` for step i.
     fn mode_factors(
         &self,
-        score: &impl LinearScore,
+        score: &impl FieldScore,
         i: usize,
         m: &mut [f64],
         m_next: &mut [f64],
@@ -191,7 +212,7 @@ impl ReverseSampler {
 
     /// Draws `n` fields with their log q. Row noise comes from one stream
     /// per (step, chunk) of `par`: bit-identical for any thread count.
-    pub fn sample(&self, score: &impl LinearScore, n: usize, seed: Seed, par: Par) -> Generated {
+    pub fn sample(&self, score: &impl FieldScore, n: usize, seed: Seed, par: Par) -> Generated {
         let spectrum = score.spectrum();
         let v = spectrum.volume();
         let prior_sd = self.schedule.prior_variance().sqrt();
@@ -211,6 +232,26 @@ impl ReverseSampler {
                 *l = -0.5 * q - v as f64 * (prior_sd.ln() + 0.5 * std::f64::consts::TAU.ln());
             }
         });
+        self.transport(score, xs.view_mut(), log_q.view_mut(), seed, par);
+        Generated { xs, log_q }
+    }
+
+    /// Runs the reverse process on prior draws `xs` (rows, modified in
+    /// place) whose log prior density is in `log_q`; on return `log_q`
+    /// holds log q of the outputs (see the module docs; NaN for a
+    /// non-linear score with an SDE integrator). SDE noise from the streams
+    /// `seed.child(1 + step).child(chunk)`.
+    pub fn transport(
+        &self,
+        score: &impl FieldScore,
+        mut xs: ArrayViewMut2<f64>,
+        mut log_q: ArrayViewMut1<f64>,
+        seed: Seed,
+        par: Par,
+    ) {
+        let spectrum = score.spectrum();
+        let v = spectrum.volume();
+        let linear = score.is_linear();
         let (mut m, mut m_next) = (vec![0.0; v], vec![0.0; v]);
         for i in 0..self.steps {
             let c = self.sde_coeffs(i);
@@ -219,17 +260,21 @@ impl ReverseSampler {
             if self.integrator == Integrator::ProbabilityFlowHeun {
                 score.multipliers(t_next, &mut m_next);
             }
+            let (c1, c2) = (score.cubic(c.t), score.cubic(t_next));
+            // tr M(t) = Σ_k m_k(t), for the divergence of a non-linear score.
+            let (tr1, tr2) = (m.iter().sum::<f64>(), m_next.iter().sum::<f64>());
             let step_seed = seed.child(1 + i as u64);
             let (m, m_next) = (&m, &m_next);
-            par.rows_mut_to_values(xs.view_mut(), log_q.view_mut(), |chunk, _, mut rows, _| {
+            par.rows_mut_to_values(xs.view_mut(), log_q.view_mut(), |chunk, _, mut rows, mut lq| {
                 let mut rng = step_seed.child(chunk as u64).rng();
                 let mut work = SpectrumWork::default();
                 let mut s = vec![0.0; v];
                 let mut tmp = vec![0.0; v];
                 let mut v1 = vec![0.0; v];
-                for mut row in rows.axis_iter_mut(Axis(0)) {
+                for (mut row, l) in rows.axis_iter_mut(Axis(0)).zip(lq.iter_mut()) {
                     let x = row.as_slice_mut().expect("rows are contiguous");
                     spectrum.apply(m, x, &mut s, &mut work);
+                    add_cubic(c1, x, &mut s);
                     if self.integrator == Integrator::ProbabilityFlowHeun {
                         let h = self.h();
                         let (f1, g1) = (self.schedule.drift(c.t), self.schedule.g2(c.t));
@@ -241,6 +286,15 @@ impl ReverseSampler {
                         }
                         v1.copy_from_slice(&s);
                         spectrum.apply(m_next, &tmp, &mut s, &mut work);
+                        add_cubic(c2, &tmp, &mut s);
+                        if !linear {
+                            // log|det| of the step by the trapezoid rule on
+                            // the divergence: div v = V f − ½ g² (tr M + 3c Σ x²).
+                            let div = |f: f64, g2: f64, tr: f64, c: f64, y: &[f64]| {
+                                v as f64 * f - 0.5 * g2 * (tr + 3.0 * c * y.iter().map(|a| a * a).sum::<f64>())
+                            };
+                            *l += 0.5 * h * (div(f1, g1, tr1, c1, x) + div(f2, g2, tr2, c2, &tmp));
+                        }
                         for ((xv, &v1k), (&tk, &sk)) in x.iter_mut().zip(&v1).zip(tmp.iter().zip(&s)) {
                             let v2 = f2 * tk - 0.5 * g2 * sk;
                             *xv -= 0.5 * h * (v1k + v2);
@@ -255,12 +309,16 @@ impl ReverseSampler {
                 }
             });
         }
-        match self.integrator {
-            Integrator::ProbabilityFlowHeun => {
+        match (self.integrator, linear) {
+            (Integrator::ProbabilityFlowHeun, true) => {
                 let log_det = self.ode_log_det(score);
                 log_q.mapv_inplace(|l| l - log_det);
             }
-            _ => {
+            // Non-linear ODE: the divergence integral is already in log_q.
+            (Integrator::ProbabilityFlowHeun, false) => {}
+            // Non-linear SDE: no tractable density.
+            (_, false) => log_q.fill(f64::NAN),
+            (_, true) => {
                 let var = self.generated_variances(score);
                 par.rows_to_values(xs.view(), log_q.view_mut(), |_, _, rows, mut lq| {
                     let mut work = SpectrumWork::default();
@@ -271,6 +329,5 @@ impl ReverseSampler {
                 });
             }
         }
-        Generated { xs, log_q }
     }
 }

@@ -9,7 +9,7 @@
 //! fresh batch of the reverse sampler against the target).
 
 use crate::dsm;
-use crate::model::{spectrum_of, Architecture, LinearScore, ScoreModel, TimeGrid};
+use crate::model::{spectrum_of, Architecture, FieldScore, ScoreModel, TimeGrid};
 use crate::oracle::GaussianField;
 use crate::reverse::{Integrator, ReverseSampler};
 use crate::schedule::NoiseSchedule;
@@ -88,6 +88,16 @@ impl DiffusionConfig {
         self.schedule.validate()?;
         let sampler = self.sampler();
         sampler.validate()?;
+        if matches!(self.architecture, Architecture::LocalCubic { .. })
+            && self.integrator != Integrator::ProbabilityFlowHeun
+        {
+            return Err(ConfigError::new(
+                "integrator",
+                format!("{:?}", self.integrator),
+                "a non-linear score (local_cubic) has a log q only through the probability-flow ODE: \
+                 use probability_flow_heun",
+            ));
+        }
         let grid = TimeGrid {
             t_min: self.t_min,
             levels: self.levels,
@@ -164,10 +174,24 @@ impl Proposal for DiffusionModel {
     }
 }
 
+impl DiffusionModel {
+    /// Whether log q can be evaluated at any x (linear scores: the generated
+    /// law is a known Gaussian); a non-linear score only has the log q of
+    /// its own draws.
+    pub fn has_density(&self) -> bool {
+        self.score.is_linear()
+    }
+}
+
 /// Exact for a linear score: the generated law is the Gaussian with the
-/// eigenvalues of [`ReverseSampler::generated_variances`].
+/// eigenvalues of [`ReverseSampler::generated_variances`]; NaN for a
+/// non-linear one ([`DiffusionModel::has_density`]).
 impl ProposalDensity for DiffusionModel {
-    fn log_q_batch(&self, xs: ArrayView2<f64>, out: ArrayViewMut1<f64>, par: Par) {
+    fn log_q_batch(&self, xs: ArrayView2<f64>, mut out: ArrayViewMut1<f64>, par: Par) {
+        if !self.has_density() {
+            out.fill(f64::NAN);
+            return;
+        }
         let var = self.sampler.generated_variances(&self.score);
         let spectrum = self.score.spectrum();
         par.rows_to_values(xs, out, |_, _, rows, mut lq| {
@@ -290,12 +314,12 @@ impl TrainLoop for DiffusionTrainer<'_> {
         self.target.log_prob_batch(g.xs.view(), log_p.view_mut(), self.par);
         let log_w: Vec<f64> = log_p.iter().zip(&g.log_q).map(|(p, q)| p - q).collect();
         let nll = match &self.data.held_out {
-            Some(h) => {
+            Some(h) if self.model.has_density() => {
                 let mut lq = ndarray::Array1::zeros(h.nrows());
                 self.model.log_q_batch(h.view(), lq.view_mut(), self.par);
                 -lq.mean().unwrap_or(f64::NAN)
             }
-            None => f64::NAN,
+            _ => f64::NAN,
         };
         SampleMetrics {
             xs: g.xs.view(),

@@ -4,7 +4,7 @@
 
 use fieldflow_core::{Par, Seed};
 use fieldflow_diffusion::dsm;
-use fieldflow_diffusion::{spectrum_of, Architecture, GaussianField, LinearScore, NoiseSchedule, ScoreModel, TimeGrid};
+use fieldflow_diffusion::{spectrum_of, Architecture, FieldScore, GaussianField, NoiseSchedule, ScoreModel, TimeGrid};
 use fieldflow_testkit::{assert_close, central_derivative, central_gradient, FD_REL_TOL, FD_STEP};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
@@ -62,7 +62,10 @@ fn dsm_gradient_matches_central_differences() {
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
     let data = Array2::from_shape_fn((7, 12), |_| rng.random_range(-1.5..1.5));
     for s in SCHEDULES {
-        for arch in architectures() {
+        for arch in architectures()
+            .into_iter()
+            .chain([Architecture::LocalCubic { range: 1 }])
+        {
             let model = random_model(arch, &shape, 11);
             let par = Par::serial(3);
             let (_, grad) = dsm::loss_and_gradient(&model, &s, data.view(), Seed::new(5), par);

@@ -7,7 +7,7 @@
 use fieldflow_core::{ExactSampler, Par, Seed};
 use fieldflow_diffusion::train::{max_curvature, train, Objective, Optimizer, Training};
 use fieldflow_diffusion::{
-    dsm, spectrum_of, Architecture, ExactScore, GaussianField, Integrator, LinearScore, NoiseSchedule, ReverseSampler,
+    dsm, spectrum_of, Architecture, ExactScore, FieldScore, GaussianField, Integrator, NoiseSchedule, ReverseSampler,
     ScoreModel, TimeGrid,
 };
 use ndarray::Array2;
