@@ -2,7 +2,7 @@
 //! the SLIPS dynamics (docs/THEORY.md §6.11).
 //!
 //! * [`McmcDenoiser`]: the estimate of SLIPS, for any target with a score:
-//!   `chains` MALA chains on the posterior p(x | y) ∝ p̃(x) e^{−‖y − αx‖²/(2σ²t)}
+//!   `mcmc_chains` MALA chains on the posterior p(x | y) ∝ p̃(x) e^{−‖y − αx‖²/(2σ²t)}
 //!   ([`crate::Posterior`]), warm-started from where they stopped at the
 //!   previous time step, `mcmc_steps` updates each per call; the first
 //!   `burn_in` fraction of the updates is discarded and adapts the MALA step
@@ -42,6 +42,12 @@ pub trait Denoiser: Sync {
     /// observation `obs`, drawing from `rng`; returns the number of target
     /// evaluations (log p̃ and score) it cost.
     fn denoise(&self, y: &[f64], obs: Observation, state: &mut Self::State, rng: &mut Rng, mean: &mut [f64]) -> u64;
+
+    /// The mean acceptance min(1, r) of the MCMC updates averaged since the
+    /// last reset (NaN for a denoiser without MCMC).
+    fn acceptance(&self, _state: &Self::State) -> f64 {
+        f64::NAN
+    }
 }
 
 /// Gain γ of the step adaptation in the burn-in: log ε += γ (a − δ) after
@@ -52,18 +58,18 @@ pub const STEP_GAIN: f64 = 0.05;
 /// benchmark settings (arXiv 2402.10758: 32 MALA steps, 4 chains, half
 /// discarded, acceptance 0.75, 50 × 32 adapting steps at the first call).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct McmcSettings {
     /// MALA updates of every chain per denoiser call.
     pub mcmc_steps: usize,
     /// Independent chains per particle (their averages are pooled).
-    pub chains: usize,
+    pub mcmc_chains: usize,
     /// Fraction of the updates discarded (and used to adapt the step).
     pub burn_in: f64,
     /// Acceptance the step adaptation aims at.
     pub target_acceptance: f64,
-    /// MALA step ε at a particle's first call.
-    pub initial_step: f64,
+    /// MALA step ε at a particle's first call (then adapted).
+    pub mcmc_step: f64,
     /// Adapting updates of every chain before the first estimate of a
     /// particle (`None`: 50 × `mcmc_steps`).
     pub warmup: Option<usize>,
@@ -73,10 +79,10 @@ impl Default for McmcSettings {
     fn default() -> Self {
         McmcSettings {
             mcmc_steps: 32,
-            chains: 4,
+            mcmc_chains: 4,
             burn_in: 0.5,
             target_acceptance: 0.75,
-            initial_step: 1e-2,
+            mcmc_step: 1e-2,
             warmup: None,
         }
     }
@@ -89,8 +95,8 @@ impl McmcSettings {
         if self.mcmc_steps == 0 {
             return Err(ConfigError::new(f("mcmc_steps"), 0, "must be ≥ 1"));
         }
-        if self.chains == 0 {
-            return Err(ConfigError::new(f("chains"), 0, "must be ≥ 1"));
+        if self.mcmc_chains == 0 {
+            return Err(ConfigError::new(f("mcmc_chains"), 0, "must be ≥ 1"));
         }
         if !(self.burn_in >= 0.0 && self.burn_in < 1.0) {
             return Err(ConfigError::new(f("burn_in"), self.burn_in, "must be in [0, 1)"));
@@ -109,10 +115,10 @@ impl McmcSettings {
                 "must be in (0, 1)",
             ));
         }
-        if !(self.initial_step > 0.0) || !self.initial_step.is_finite() {
+        if !(self.mcmc_step > 0.0 && self.mcmc_step.is_finite()) {
             return Err(ConfigError::new(
-                f("initial_step"),
-                self.initial_step,
+                f("mcmc_step"),
+                self.mcmc_step,
                 "must be a finite number > 0",
             ));
         }
@@ -195,9 +201,9 @@ impl Denoiser for McmcDenoiser<'_> {
     fn new_state(&self) -> McmcState {
         let d = self.target.dim();
         McmcState {
-            xs: vec![0.0; self.settings.chains * d],
-            scratch: vec![Vec::new(); self.settings.chains],
-            step: self.settings.initial_step,
+            xs: vec![0.0; self.settings.mcmc_chains * d],
+            scratch: vec![Vec::new(); self.settings.mcmc_chains],
+            step: self.settings.mcmc_step,
             started: false,
             accept_sum: 0.0,
             accept_count: 0,
@@ -206,7 +212,7 @@ impl Denoiser for McmcDenoiser<'_> {
 
     fn reset(&self, state: &mut McmcState) {
         state.started = false;
-        state.step = self.settings.initial_step;
+        state.step = self.settings.mcmc_step;
         state.accept_sum = 0.0;
         state.accept_count = 0;
     }
@@ -239,13 +245,17 @@ impl Denoiser for McmcDenoiser<'_> {
         for u in 0..s.mcmc_steps {
             self.sweep(&post, state, rng, u < s.discarded(), mean);
         }
-        let n = (s.kept() * s.chains) as f64;
+        let n = (s.kept() * s.mcmc_chains) as f64;
         for m in mean.iter_mut() {
             *m /= n;
         }
         // One evaluation per update, plus the first of every chain (the
         // score cache was emptied).
-        (s.chains * (updates + 1)) as u64
+        (s.mcmc_chains * (updates + 1)) as u64
+    }
+
+    fn acceptance(&self, state: &McmcState) -> f64 {
+        state.accept_sum / state.accept_count.max(1) as f64
     }
 }
 

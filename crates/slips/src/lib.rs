@@ -42,16 +42,18 @@
 //! [`ExactDenoiser`] is the closed-form denoiser of Gaussian mixtures, the
 //! oracle of the tests.
 
+pub mod blocks;
 pub mod denoiser;
 pub mod posterior;
 pub mod schedule;
 
+pub use blocks::{SlipsBlocks, SlipsSettings};
 pub use denoiser::{Denoiser, ExactDenoiser, McmcDenoiser, McmcSettings, McmcState};
 pub use posterior::{Observation, Posterior};
 pub use schedule::Schedule;
 
 use fieldflow_core::{ConfigError, Par, Rng, Seed};
-use ndarray::{ArrayViewMut1, ArrayViewMut2};
+use ndarray::Array2;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +62,7 @@ use serde::{Deserialize, Serialize};
 /// t₀ = 0.1 (log-SNR −2.2), t_K = 1 − 6.62·10⁻³ (log-SNR 5), 1024 steps,
 /// 10 initial Langevin steps.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct SlipsConfig {
     /// α(t).
     pub schedule: Schedule,
@@ -200,27 +202,63 @@ impl<'a, D: Denoiser> Slips<'a, D> {
         evaluations
     }
 
-    /// Samples one particle per row of `out` (row i is particle
-    /// `first + i`, drawing from `seed.child(first + i)`), writing each
-    /// particle's target evaluations into `evaluations`. Chunks of rows run
-    /// in parallel per `par`; the result does not depend on the thread count.
-    ///
-    /// # Panics
-    /// If `out` does not have `dim` columns or `evaluations` one entry per row.
-    pub fn sample(&self, seed: Seed, first: u64, out: ArrayViewMut2<f64>, evaluations: ArrayViewMut1<f64>, par: Par) {
-        assert_eq!(out.ncols(), self.dim, "output width differs from the dimension");
-        par.rows_mut_to_values(out, evaluations, |_, first_row, mut rows, mut evals| {
+    /// Samples `n` particles, particle i drawing only from the stream
+    /// `seed_of(i)`. Chunks of particles run in parallel per `par`; the
+    /// result does not depend on the thread count.
+    pub fn sample_with(&self, n: usize, seed_of: impl Fn(usize) -> Seed + Sync, par: Par) -> SlipsBatch {
+        let chunks = par.map_chunks(n, |_, range| {
             let mut work = Work {
                 state: self.denoiser.new_state(),
                 y: vec![0.0; self.dim],
                 mean: vec![0.0; self.dim],
             };
-            let mut x = vec![0.0; self.dim];
-            for i in 0..rows.nrows() {
-                let mut rng = seed.child(first + (first_row + i) as u64).rng();
-                evals[i] = self.particle(&mut work, &mut rng, &mut x) as f64;
-                rows.row_mut(i).assign(&ndarray::ArrayView1::from(&x[..]));
+            let mut part = SlipsBatch {
+                xs: Array2::zeros((range.len(), self.dim)),
+                evaluations: Vec::with_capacity(range.len()),
+                acceptance: Vec::with_capacity(range.len()),
+            };
+            for (row, i) in range.enumerate() {
+                let mut rng = seed_of(i).rng();
+                let x = part
+                    .xs
+                    .row_mut(row)
+                    .into_slice()
+                    .expect("rows of a standard array are contiguous");
+                part.evaluations.push(self.particle(&mut work, &mut rng, x));
+                part.acceptance.push(self.denoiser.acceptance(&work.state));
             }
+            part
         });
+        let mut batch = SlipsBatch {
+            xs: Array2::zeros((n, self.dim)),
+            evaluations: Vec::with_capacity(n),
+            acceptance: Vec::with_capacity(n),
+        };
+        let mut first = 0;
+        for part in chunks {
+            let k = part.xs.nrows();
+            batch.xs.slice_mut(ndarray::s![first..first + k, ..]).assign(&part.xs);
+            batch.evaluations.extend(part.evaluations);
+            batch.acceptance.extend(part.acceptance);
+            first += k;
+        }
+        batch
     }
+
+    /// [`Slips::sample_with`] for particles `first..first + n`, particle i
+    /// drawing from `seed.child(i)`.
+    pub fn sample(&self, seed: Seed, first: u64, n: usize, par: Par) -> SlipsBatch {
+        self.sample_with(n, |i| seed.child(first + i as u64), par)
+    }
+}
+
+/// The output of [`Slips::sample_with`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlipsBatch {
+    /// One sample per row (the particles' last denoiser estimates).
+    pub xs: Array2<f64>,
+    /// Target evaluations (log p̃ with the score) of every particle.
+    pub evaluations: Vec<u64>,
+    /// Mean MCMC acceptance of every particle (NaN for an exact denoiser).
+    pub acceptance: Vec<f64>,
 }

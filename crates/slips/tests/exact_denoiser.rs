@@ -6,15 +6,12 @@
 use fieldflow_core::{Modes, Par, Seed};
 use fieldflow_slips::{ExactDenoiser, McmcDenoiser, McmcSettings, Schedule, Slips, SlipsConfig};
 use fieldflow_targets::{Gaussian, GaussianMixture};
-use ndarray::{array, Array1, Array2, Axis};
+use ndarray::{array, Array2, Axis};
 use ndarray_linalg::{Eigh, UPLO};
 
 fn run<D: fieldflow_slips::Denoiser>(config: SlipsConfig, d: &D, dim: usize, n: usize, seed: u64) -> Array2<f64> {
     let slips = Slips::new(config, d, dim).unwrap();
-    let mut out = Array2::zeros((n, dim));
-    let mut evals = Array1::zeros(n);
-    slips.sample(Seed::new(seed), 0, out.view_mut(), evals.view_mut(), Par::default());
-    out
+    slips.sample(Seed::new(seed), 0, n, Par::default()).xs
 }
 
 #[test]
@@ -93,7 +90,7 @@ fn samples_do_not_depend_on_threads_or_blocks() {
         target: &target,
         settings: McmcSettings {
             mcmc_steps: 6,
-            chains: 2,
+            mcmc_chains: 2,
             warmup: Some(20),
             ..McmcSettings::default()
         },
@@ -110,23 +107,18 @@ fn samples_do_not_depend_on_threads_or_blocks() {
     };
     let draw = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| {
-            let mut out = Array2::zeros((24, 4));
-            let mut evals = Array1::zeros(24);
-            slips.sample(Seed::new(3), 0, out.view_mut(), evals.view_mut(), par);
-            (out, evals)
-        })
+        pool.install(|| slips.sample(Seed::new(3), 0, 24, par))
     };
-    let (one, evals) = draw(1);
-    let (two, _) = draw(2);
+    let one = draw(1);
+    let two = draw(2);
+    assert_eq!(one, two);
+    let (evals, one, two) = (one.evaluations, one.xs, two.xs);
     let bits = |a: &Array2<f64>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&one), bits(&two));
     // Particles 10..24 on their own give the same rows.
-    let mut tail = Array2::zeros((14, 4));
-    let mut e = Array1::zeros(14);
-    slips.sample(Seed::new(3), 10, tail.view_mut(), e.view_mut(), Par::serial(3));
+    let tail = slips.sample(Seed::new(3), 10, 14, Par::serial(3)).xs;
     assert_eq!(bits(&one.slice(ndarray::s![10.., ..]).to_owned()), bits(&tail));
     // Evaluations: 2 chains × ((20 + 6 + 1) first call + 30 × (6 + 1)).
-    assert_eq!(evals[0], (2 * (27 + 30 * 7)) as f64);
+    assert_eq!(evals[0], 2 * (27 + 30 * 7));
     assert!(one.iter().all(|v| v.is_finite()));
 }

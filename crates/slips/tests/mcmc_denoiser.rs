@@ -33,9 +33,9 @@ fn mcmc_denoiser_converges_to_the_exact_one() {
             target: &mix,
             settings: McmcSettings {
                 mcmc_steps: steps,
-                chains: 1,
+                mcmc_chains: 1,
                 burn_in: 0.5,
-                initial_step: 0.5,
+                mcmc_step: 0.5,
                 warmup: Some(0),
                 ..McmcSettings::default()
             },
