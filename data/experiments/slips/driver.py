@@ -11,10 +11,14 @@ Usage (from the repository root, after `cargo build --release`):
 Phase `scan` (seed 100): every target over the paper's grid of start times
 t0 for the geometric (1, 1) schedule (arXiv 2402.10758, its benchmark
 settings: two modes and MOG {0.03, 0.05, 0.1, 0.15, 0.25}, φ⁴ {0.3, 0.35,
-0.4, 0.45}); the paper chose t0 per target by grid search in the same way.
+0.4, 0.45}; extended by 0.35 for d = 8 and 0.4, 0.55, 0.7 for MOG, where the
+best value lay at the grid's end); the paper chose t0 per target by grid
+search in the same way.
 Phase `final` (fresh seeds): for every target the t0 of the scan with the
 smallest weight error (φ⁴: chosen on b = 0, whose exact log ratio is 0, and
-used for every b), more particles.
+used for every b), more particles. Phase `start` (seed 100, scan size):
+the given t0 values with `--init-langevin` initial Langevin steps instead of
+the paper's 10 (does a longer start remove the bias at large t0?).
 
 Fixed settings (the paper's except the number of time steps, 256 instead of
 1024, to fit the CPU budget): geometric (1, 1), t_end with log-SNR 5 (φ⁴
@@ -42,9 +46,12 @@ TWO_MODES_SIGMA = math.sqrt(16.0 / 9.0 + 0.05)  # R = (4/3)√d, τ² = 0.05
 TARGETS = {}
 for d in [8, 16, 32, 64]:
     TARGETS[f"two_modes:{d}"] = (f'kind = "two_modes"\ndim = {d}', TWO_MODES_SIGMA, 1 - 6.62e-3,
-                                 [0.03, 0.05, 0.1, 0.15, 0.25])
-TARGETS["mog4"] = ('kind = "mog4"', math.sqrt(32 / 2 + 0.5), 1 - 6.62e-3, [0.03, 0.05, 0.1, 0.15, 0.25])
-TARGETS["mog8"] = ('kind = "mog8"', math.sqrt(100 / 2 + 0.7), 1 - 6.62e-3, [0.03, 0.05, 0.1, 0.15, 0.25])
+                                 [0.03, 0.05, 0.1, 0.15, 0.25] + ([0.35] if d == 8 else []))
+# MOG: the paper's grid, extended to larger t0 (its modes are far apart
+# against σ: README.md, "start time").
+MOG_GRID = [0.03, 0.05, 0.1, 0.15, 0.25, 0.4, 0.55, 0.7]
+TARGETS["mog4"] = ('kind = "mog4"', math.sqrt(32 / 2 + 0.5), 1 - 6.62e-3, MOG_GRID)
+TARGETS["mog8"] = ('kind = "mog8"', math.sqrt(100 / 2 + 0.7), 1 - 6.62e-3, MOG_GRID)
 PHI4_SIGMA = math.sqrt(4.5 ** 2 / 100 + 0.2 ** 2)
 for b in [0.0, 0.025]:
     TARGETS[f"phi4_1d:{b}"] = (f'kind = "phi4_1d"\nb = {b}', PHI4_SIGMA, 1 - 3.32e-3, [0.3, 0.35, 0.4, 0.45])
@@ -66,14 +73,14 @@ def run(args):
     return time.time() - t, p.stdout
 
 
-def one(name, seed, t0, n, phase):
+def one(name, seed, t0, n, phase, init=10):
     section, sigma, t_end, _ = TARGETS[name]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = os.path.join(tmp, "run.toml")
         with open(cfg, "w") as f:
             f.write(f"[target]\n{section}\n\n[sampler]\nparticles = {n}\nblock = {n}\nsteps = {STEPS}\n"
                     f"mcmc_steps = {MCMC_STEPS}\nmcmc_chains = {MCMC_CHAINS}\nsigma = {sigma}\n"
-                    f"t0 = {t0}\nt_end = {t_end}\n")
+                    f"t0 = {t0}\nt_end = {t_end}\ninit_langevin = {init}\n")
         out = os.path.join(tmp, "s.h5")
         wall, stdout = run(["sample", "--method", "slips", "--config", cfg, "--out", out, "--seed", str(seed)])
         evals = float(re.search(r"target evaluations per sample (\S+)", stdout).group(1))
@@ -86,6 +93,7 @@ def one(name, seed, t0, n, phase):
     rec = {
         "target": name, "seed": seed, "phase": phase, "t0": t0, "particles": n, "steps": STEPS,
         "mcmc_steps": MCMC_STEPS, "mcmc_chains": MCMC_CHAINS, "sigma": sigma, "t_end": t_end,
+        "init_langevin": init,
         "weights": w, "binomial_errors": [math.sqrt(x * (1 - x) / n) for x in w],
         "exact": [r["exact"] for r in modes], "counts": counts,
         "wall_seconds": wall, "evaluations_per_sample": evals, "mcmc_acceptance": acc,
@@ -124,10 +132,12 @@ def chosen_t0(results, name):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--phase", choices=["scan", "final"], required=True)
+    ap.add_argument("--phase", choices=["scan", "final", "start"], required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--only", nargs="+", default=list(TARGETS))
     ap.add_argument("--out", default=os.path.join(HERE, "results.jsonl"))
+    ap.add_argument("--t0", type=float, nargs="+", default=[0.15, 0.25], help="phase start: start times")
+    ap.add_argument("--init-langevin", type=int, default=100, help="phase start: initial Langevin steps")
     a = ap.parse_args()
     results = load(a.out)
     done = {(r["target"], r["seed"], r["phase"], r["t0"]) for r in results}
@@ -135,12 +145,15 @@ def main():
     for name in a.only:
         if a.phase == "scan":
             plan += [(name, 100, t0) for t0 in TARGETS[name][3]]
+        elif a.phase == "start":
+            plan += [(name, 100, t0) for t0 in a.t0]
         else:
             plan += [(name, s, chosen_t0(results, name)) for s in a.seeds]
     for name, seed, t0 in plan:
         if (name, seed, a.phase, t0) in done:
             continue
-        rec = one(name, seed, t0, particles(name, a.phase), a.phase)
+        init = a.init_langevin if a.phase == "start" else 10
+        rec = one(name, seed, t0, particles(name, "scan"), a.phase, init)
         with open(a.out, "a") as f:
             f.write(json.dumps(rec) + "\n")
         print(f"{name:14s} seed {seed:3d} t0 {t0:5.3f}: w {[round(x, 4) for x in rec['weights']]} "
