@@ -83,6 +83,33 @@ fn exact_denoiser_reproduces_mixture_weights() {
     }
 }
 
+/// The oracle start (exact observations Y_{t₀} = α X + σ√t₀ ξ, a
+/// diagnostic) with the exact denoiser keeps the mixture's weights, even
+/// from a late t₀ where the paper's start would need the right law of
+/// Y_{t₀} from Langevin steps.
+#[test]
+fn oracle_start_keeps_mixture_weights() {
+    let mog = GaussianMixture::mog4();
+    let den = ExactDenoiser::mixture(&mog).unwrap();
+    let config = SlipsConfig {
+        sigma: 4.0,
+        t0: 0.9,
+        steps: 50,
+        ..SlipsConfig::default()
+    };
+    let n = 4000;
+    let xs = Slips::new(config, &den, 2)
+        .unwrap()
+        .with_oracle_start(&mog)
+        .sample(Seed::new(8), 0, n, Par::default())
+        .xs;
+    let got = mog.mode_fractions(xs.view());
+    for (k, (&g, &w)) in got.iter().zip(&mog.true_weights().unwrap()).enumerate() {
+        let sd = (w * (1.0 - w) / n as f64).sqrt();
+        assert!((g - w).abs() < 4.0 * sd, "mode {k}: {g} vs {w} (sd {sd})");
+    }
+}
+
 #[test]
 fn samples_do_not_depend_on_threads_or_blocks() {
     let target = GaussianMixture::two_modes(4).unwrap();
