@@ -18,7 +18,9 @@ Phase `final` (fresh seeds): for every target the t0 of the scan with the
 smallest weight error (φ⁴: chosen on b = 0.025, since at b = 0 every t0
 gives ½ by symmetry, and used for every b), more particles. Phase `start` (seed 100, scan size):
 the given t0 values with `--init-langevin` initial Langevin steps instead of
-the paper's 10 (does a longer start remove the bias at large t0?).
+the paper's 10 (does a longer start remove the bias at large t0?). Phase
+`fixed` (fresh seeds, final size): the given t0 values, e.g. the rule
+t0 = 3.2/(d + 3.2) for two modes (README.md).
 
 Fixed settings (the paper's except the number of time steps, 256 instead of
 1024, to fit the CPU budget): geometric (1, 1), t_end with log-SNR 5 (φ⁴
@@ -133,11 +135,11 @@ def chosen_t0(results, name):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--phase", choices=["scan", "final", "start"], required=True)
+    ap.add_argument("--phase", choices=["scan", "final", "start", "fixed"], required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--only", nargs="+", default=list(TARGETS))
     ap.add_argument("--out", default=os.path.join(HERE, "results.jsonl"))
-    ap.add_argument("--t0", type=float, nargs="+", default=[0.15, 0.25], help="phase start: start times")
+    ap.add_argument("--t0", type=float, nargs="+", default=[0.15, 0.25], help="phases start, fixed: start times")
     ap.add_argument("--init-langevin", type=int, default=100, help="phase start: initial Langevin steps")
     a = ap.parse_args()
     results = load(a.out)
@@ -148,13 +150,16 @@ def main():
             plan += [(name, 100, t0) for t0 in TARGETS[name][3]]
         elif a.phase == "start":
             plan += [(name, 100, t0) for t0 in a.t0]
+        elif a.phase == "fixed":
+            plan += [(name, s, t0) for t0 in a.t0 for s in a.seeds]
         else:
             plan += [(name, s, chosen_t0(results, name)) for s in a.seeds]
     for name, seed, t0 in plan:
         if (name, seed, a.phase, t0) in done:
             continue
         init = a.init_langevin if a.phase == "start" else 10
-        rec = one(name, seed, t0, particles(name, "scan"), a.phase, init)
+        size = "scan" if a.phase in ("scan", "start") else "final"
+        rec = one(name, seed, t0, particles(name, size), a.phase, init)
         with open(a.out, "a") as f:
             f.write(json.dumps(rec) + "\n")
         print(f"{name:14s} seed {seed:3d} t0 {t0:5.3f}: w {[round(x, 4) for x in rec['weights']]} "

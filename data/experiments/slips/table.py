@@ -56,6 +56,7 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for t in targets:
         fin = [r for r in rs if r["target"] == t and r["phase"] == "final"]
+        fixed = [r for r in rs if r["target"] == t and r["phase"] == "fixed"]
         for r in fin:
             print(f"| {t} | {r['seed']} | {r['t0']} | {r['particles']} | {describe(r)} | "
                   f"{r['wall_seconds']:.1f} | {r['evaluations_per_sample']:.0f} |")
@@ -64,6 +65,9 @@ def main():
             m = sum(errs) / len(errs)
             se = math.sqrt(sum((x - m) ** 2 for x in errs) / (len(errs) - 1) / len(errs))
             print(f"| {t} | mean | | | mean |ŵ₀ − ⅔| = {m:.4f} ± {se:.4f}, worst {max(errs):.4f} | | |")
+        for r in fixed:
+            print(f"| {t} (t0 fixed) | {r['seed']} | {r['t0']} | {r['particles']} | {describe(r)} | "
+                  f"{r['wall_seconds']:.1f} | {r['evaluations_per_sample']:.0f} |")
 
 
 if __name__ == "__main__":
