@@ -78,10 +78,7 @@ pub fn records(r: &Runner, t: &Spec) -> Result<Vec<Record>> {
         .iter()
         .map(|a| a.to_string())
         .collect();
-        let key = format!("{}\n{text}", args.join(" "));
-        let stamp = format!("sample_{name}");
-        r.stage(&stamp, &stamp, &[&out], &args, &key)?;
-        let log = std::fs::read_to_string(r.path("logs", &format!("{stamp}.log"))).unwrap_or_default();
+        let (out, log) = r.sample_stage(&name, &out, &args, &text)?;
         let mut v = sampler_values("imh", &r.analyze(&out)?);
         let evals = summary_numbers(&log, "target evaluations per sample");
         v.insert(
