@@ -26,7 +26,7 @@ def describe(r):
         return f"minority mode unseen: counts {r['counts']} (exact log ratio {r['log_ratio_exact']:+.3f})"
     if len(w) == 2:
         err = w[0] - ex[0]
-        return f"ŵ₀ = {w[0]:.4f} ± {e[0]:.4f}, |ŵ₀ − ⅔| = {abs(err):.4f} ({err / e[0]:+.1f}σ)"
+        return f"ŵ₀ = {w[0]:.4f} ± {e[0]:.4f}, ŵ₀ − ⅔ = {err:+.4f} ({err / e[0]:+.1f}σ)"
     tv = 0.5 * sum(abs(a - b) for a, b in zip(w, ex))
     dev = max(abs(a - b) / s for a, b, s in zip(w, ex, e) if s > 0)
     return f"TV = {tv:.4f}, worst {dev:.1f}σ, ŵ = {[round(x, 3) for x in w]}"
@@ -64,7 +64,7 @@ def main():
             errs = [abs(r["weights"][0] - r["exact"][0]) for r in fin]
             m = sum(errs) / len(errs)
             se = math.sqrt(sum((x - m) ** 2 for x in errs) / (len(errs) - 1) / len(errs))
-            print(f"| {t} | mean | | | mean |ŵ₀ − ⅔| = {m:.4f} ± {se:.4f}, worst {max(errs):.4f} | | |")
+            print(f"| {t} | mean | | | mean abs(ŵ₀ − ⅔) = {m:.4f} ± {se:.4f}, worst {max(errs):.4f} | | |")
         for r in fixed:
             print(f"| {t} (t0 fixed) | {r['seed']} | {r['t0']} | {r['particles']} | {describe(r)} | "
                   f"{r['wall_seconds']:.1f} | {r['evaluations_per_sample']:.0f} |")
