@@ -146,8 +146,10 @@ pub(super) fn run(args: &SampleArgs, dist: &Dist) -> Result<()> {
         slips: Slips::new(s.process, &denoiser, density.dim())?,
         target: density,
         seed: Seed::new(seed),
+        // 16 particles per chunk: a chunk's buffers are allocated once and
+        // reused; the samples do not depend on the chunking.
         par: Par {
-            chunk_rows: 1,
+            chunk_rows: 16,
             parallel: true,
         },
         evaluations: AtomicU64::new(0),
