@@ -1,7 +1,7 @@
 //! Where SLIPS loses the mode weights: MOG-4 (weights 0.1, 0.2, 0.3, 0.4)
 //! with (1) the MCMC denoiser and the paper's start, (2) the exact denoiser
 //! and the paper's start, (3) the MCMC denoiser and an oracle start from an
-//! exact observation Y_{t₀} (docs/THEORY.md §6.11,
+//! exact observation Y_{t₀} (docs/THEORY.md §6.12,
 //! data/experiments/slips/README.md).
 //!
 //! `cargo run --release -p fieldflow-slips --example start_diagnosis -- [t0 …]`

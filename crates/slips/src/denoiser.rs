@@ -1,5 +1,5 @@
 //! Denoisers: estimates of E[X | Y_t = y], the posterior mean that drives
-//! the SLIPS dynamics (docs/THEORY.md §6.11).
+//! the SLIPS dynamics (docs/THEORY.md §6.12).
 //!
 //! * [`McmcDenoiser`]: the estimate of SLIPS, for any target with a score:
 //!   `mcmc_chains` MALA chains on the posterior p(x | y) ∝ p̃(x) e^{−‖y − αx‖²/(2σ²t)}

@@ -10,7 +10,7 @@
 //!
 //!   dY_t = α′(t) E[X | Y_t] dt + σ dB_t
 //!
-//! (derivation in docs/THEORY.md §6.11), integrated by Euler–Maruyama on the
+//! (derivation in docs/THEORY.md §6.12), integrated by Euler–Maruyama on the
 //! signal-to-noise-adapted grid t₀ < … < t_K ([`Schedule::snr_grid`]). The
 //! denoiser E[X | Y_t = y] is estimated on the fly by MCMC on the posterior
 //! p(x | y) ∝ p̃(x) exp(−‖y − α(t) x‖²/(2σ²t)) ([`McmcDenoiser`]), whose chains

@@ -1,4 +1,4 @@
-//! The posterior of X given an observation Y_t = y (docs/THEORY.md §6.11):
+//! The posterior of X given an observation Y_t = y (docs/THEORY.md §6.12):
 //!
 //!   p(x | y) ∝ p̃(x) exp(−‖y − α x‖² / (2v)),   v = σ² t, α = α(t),
 //!

@@ -1,5 +1,5 @@
 //! Schedules α(t) of the observation process Y_t = α(t) X + σ W_t and the
-//! signal-to-noise-adapted time grid (docs/THEORY.md §6.11).
+//! signal-to-noise-adapted time grid (docs/THEORY.md §6.12).
 //!
 //! Every schedule is written α(t) = g(t) √t: since W_t has variance t, the
 //! signal-to-noise ratio of Y_t is α(t)²/t = g(t)² (in units of 1/σ², the

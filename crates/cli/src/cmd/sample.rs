@@ -17,7 +17,7 @@
 //! * `adaptive`: adaptive flow-MCMC (§6.10): the model's flow is trained on
 //!   walkers moved by global–local steps, written to
 //!   `sampler.adapted_model`, and production is global-local with it;
-//! * `slips`: SLIPS (§6.11), no model: stochastic localization with an
+//! * `slips`: SLIPS (§6.12), no model: stochastic localization with an
 //!   MCMC denoiser on the `[target]`/`[phi4]` of `--config` (module `slips`).
 //!
 //! The method's settings are the `[sampler]` table of `--config FILE`

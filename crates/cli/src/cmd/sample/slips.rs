@@ -1,4 +1,4 @@
-//! `fieldflow sample --method slips`: SLIPS (docs/THEORY.md §6.11), a
+//! `fieldflow sample --method slips`: SLIPS (docs/THEORY.md §6.12), a
 //! learning-free sampler that needs no model: the target is the `[target]`
 //! or `[phi4]` section of `--config`, the settings are its `[sampler]`
 //! table ([`SlipsSettings`]; `--n` overrides `sampler.particles`).
