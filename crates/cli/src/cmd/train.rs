@@ -37,6 +37,10 @@
 //! and is as decorrelated as the ensemble allows. A loss with a data term
 //! (FKL, SM on data) without data is refused before anything is written.
 //!
+//! `train.max_minutes` is a wall-clock budget per invocation: the run ends
+//! normally (exit 0, final metrics and checkpoint) at the first step past
+//! it, and says at which step; `--resume` goes on toward `train.steps`.
+//!
 //! The closing summary prints a part the loss does not use, or the NLL
 //! without held-out data, as "–" (the metrics store them as NaN).
 //!
@@ -179,7 +183,7 @@ fn train(
     dist: &Dist,
 ) -> Result<sink::TrainSummary> {
     let target = RunTarget::from_table(table, "config")?;
-    let model = ModelConfig::from_section(c.flow.as_ref(), &target)?;
+    let model = ModelConfig::from_sections(c.flow.as_ref(), c.diffusion.as_ref(), &target)?;
     let (train_data, held_out) = data::load_data(c, &target)?;
     let data = TrainData {
         train: train_data,
@@ -194,6 +198,9 @@ fn train(
     };
     let stop = |t: u64| interrupt::requested() || simulated_stop(t);
     let mut run = TrainRun::new(trainer.as_mut(), schedule)?.with_stop(&stop);
+    if let Some(minutes) = c.train.max_minutes {
+        run = run.with_deadline(std::time::Duration::from_secs_f64(60.0 * minutes));
+    }
     let writer = match resumed {
         Some((mut w, saved)) => {
             run.resume(sink::restore_state(&mut w, saved, out)?)?;
@@ -202,7 +209,7 @@ fn train(
         None if dist.is_root() => {
             // The resolved architecture, so the stored config rebuilds this model.
             let mut stored = table.clone();
-            stored.insert("flow".into(), model.to_section()?);
+            stored.insert(model.section_name().into(), model.to_section()?);
             let header = Header::new(
                 FileKind::Model,
                 toml::to_string(&stored)?,
@@ -232,6 +239,9 @@ fn train(
         seconds: summary.seconds,
         rejections: summary.rejections,
         snf: !model.has_density(),
+        out_of_time: summary
+            .out_of_time
+            .map(|t| (t, c.train.steps, c.train.max_minutes.unwrap_or(f64::NAN))),
     })
 }
 
