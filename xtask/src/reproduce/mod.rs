@@ -17,8 +17,9 @@
 //! * `modes` ([`modes`]): the multimodal benchmark (issue 14 §1): mode
 //!   weights after IMH and IS on MOG-4/8, two modes in d dimensions,
 //!   separated mixtures and the tilted 1D φ⁴ chain, for every recipe of
-//!   [`modes::RECIPES`] with affine and spline couplings (`--full`: every
-//!   dimension; `--peers`: flowMC side by side).
+//!   [`modes::RECIPES`] with affine and spline couplings, and SLIPS
+//!   ([`modes_slips`], no training) (`--full`: every dimension; `--peers`:
+//!   flowMC side by side).
 //! * `flowmcmc` ([`flowmcmc`]): the flow-MCMC benchmark (issue 15): adaptive
 //!   flow-MCMC from a broad start, then IMH, i-SIR and neutra-MCMC with the
 //!   adapted flow, on two modes in d = 8 … 128 and MOG-4/8.
@@ -56,6 +57,7 @@ mod diffusion;
 mod flowmcmc;
 mod mode_weights;
 mod modes;
+mod modes_slips;
 mod mog;
 mod phi4;
 mod phi4_sweep;

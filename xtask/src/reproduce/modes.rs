@@ -42,6 +42,10 @@
 //! target, and the IS log-ratio error against the tilt b of the φ⁴ chain,
 //! one series per method.
 //!
+//! **SLIPS** ([`super::modes_slips`]): `fieldflow sample --method slips`
+//! (no model, no training) on MOG-4/8, the two-mode targets and the φ⁴
+//! chain, the method "slips" of each table (its samples in the IMH columns).
+//!
 //! **Peers** (`--peers`): flowMC 0.6.4 (`/work/shared/peers/flowmc_modes.py`,
 //! RQ-spline flow + MALA, its tutorial settings) on MOG-4 and the two-mode
 //! targets, one run per seed, in a venv under target/peers (created with
@@ -315,7 +319,7 @@ pub fn weight_errors(prefix: &str, w: &[f64], err: &[f64], exact: &[f64]) -> Val
 
 /// The mode weights of `a` (IMH or IS, by `prefix`) with their errors from
 /// the exact ones ([`weight_errors`]) and the sampler's wall time.
-fn sampler_values(prefix: &str, a: &Analysis) -> Values {
+pub(super) fn sampler_values(prefix: &str, a: &Analysis) -> Values {
     let mut v = mode_weights::values_as(prefix, a);
     let n = v.get("n_modes").copied().unwrap_or(0.0) as usize;
     let col = |key: &str| -> Vec<f64> { (0..n).map(|k| v[&key.replace("{k}", &k.to_string())]).collect() };
@@ -391,6 +395,7 @@ pub fn columns(t: &Spec, n_modes: usize) -> Vec<(&'static str, &'static str)> {
         ("train s", "train_seconds"),
         ("IMH s", "imh_seconds"),
         ("IS s", "is_seconds"),
+        ("evals/sample (SLIPS)", "slips_evals_per_sample"),
     ]);
     c
 }
@@ -412,6 +417,7 @@ pub fn run(r: &mut Runner) -> Result<()> {
             let cfg = m.config(&base, t, steps)?;
             run_one(runner, t, m, &cfg, seed).with_context(|| format!("modes: {} / {name} / seed {seed}", t.name))
         })?;
+        records.extend(super::modes_slips::records(r, t)?);
         if let Some(python) = &peers {
             records.extend(peer_records(r, python, t)?);
         }

@@ -195,11 +195,18 @@ impl Runner {
         if method != "imh" {
             args.extend(["--method".to_string(), method.to_string()]);
         }
-        let key = format!("{}\n{model_identity}", args.join(" "));
+        self.sample_stage(&tag, &out, &args, model_identity)
+    }
+
+    /// Runs `fieldflow ARGS` (a sample command writing `out`) as the stage
+    /// `sample_TAG` unless up to date with `identity`; returns `out` and the
+    /// run's log (its printed summary, read with [`summary_numbers`]).
+    pub fn sample_stage(&self, tag: &str, out: &Path, args: &[String], identity: &str) -> Result<(PathBuf, String)> {
+        let key = format!("{}\n{identity}", args.join(" "));
         let stamp = format!("sample_{tag}");
-        self.stage(&stamp, &stamp, &[&out], &args, &key)?;
+        self.stage(&stamp, &stamp, &[out], args, &key)?;
         let log = std::fs::read_to_string(self.path("logs", &format!("{stamp}.log"))).unwrap_or_default();
-        Ok((out, log))
+        Ok((out.to_path_buf(), log))
     }
 
     /// [`Runner::train`] then [`Runner::sample`] with the same seed: the

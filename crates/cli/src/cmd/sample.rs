@@ -16,7 +16,9 @@
 //!   density in latent space, states mapped back through the flow (§6.9);
 //! * `adaptive`: adaptive flow-MCMC (§6.10): the model's flow is trained on
 //!   walkers moved by global–local steps, written to
-//!   `sampler.adapted_model`, and production is global-local with it.
+//!   `sampler.adapted_model`, and production is global-local with it;
+//! * `slips`: SLIPS (§6.12), no model: stochastic localization with an
+//!   MCMC denoiser on the `[target]`/`[phi4]` of `--config` (module `slips`).
 //!
 //! The method's settings are the `[sampler]` table of `--config FILE`
 //! (module `settings`).
@@ -36,6 +38,7 @@ mod adaptive;
 mod cost;
 mod kernels;
 mod settings;
+mod slips;
 pub use settings::{Method, SampleArgs, SampleConfig};
 
 use crate::blocks::{ensemble_spec, run_blocks};
@@ -202,6 +205,9 @@ fn resume(args: &SampleArgs) -> Result<Resumed> {
 /// are those of chain c whichever process runs it, and rank 0 gathers
 /// every block and writes the one-process file (docs/MPI.md).
 fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
+    if slips::requested(args) {
+        return slips::run(args, dist);
+    }
     let (mut writer, c, resumed_chains, model, extra) = if args.run.resume {
         if dist.is_parallel() {
             bail!("--resume is not supported with several MPI ranks: resume with one process (the file is the same)");

@@ -27,7 +27,7 @@ pub struct SampleArgs {
     /// Independent chains (or independent IS streams).
     #[arg(long)]
     pub chains: Option<u64>,
-    /// imh, hybrid, is, isir, global-local, neutra or adaptive.
+    /// imh, hybrid, is, isir, global-local, neutra, adaptive or slips.
     #[arg(long)]
     pub method: Option<String>,
     /// Local updates per step (hybrid, global-local, neutra, adaptive).
@@ -128,7 +128,7 @@ impl Method {
             "global-local" => Method::GlobalLocal,
             "neutra" => Method::Neutra,
             "adaptive" => Method::Adaptive,
-            other => bail!("--method {other}: expected imh, hybrid, is, isir, global-local, neutra or adaptive"),
+            other => bail!("--method {other}: expected imh, hybrid, is, isir, global-local, neutra, adaptive or slips"),
         })
     }
 

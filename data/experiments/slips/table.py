@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Tables of the SLIPS benchmark (results.jsonl of driver.py), in Markdown:
+the t0 scan per target, then the final runs per seed with the mean over
+seeds.
+
+Two modes: ŵ₀ ± binomial error, |ŵ₀ − ⅔| and its deviation in σ. MOG:
+total variation and the largest deviation in σ. 1D φ⁴: log(w₊/w₋) with
+the error √(1/n₊ + 1/n₋) from the counts, against the transfer-operator
+value.
+"""
+import json
+import math
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def describe(r):
+    w, e, ex = r["weights"], r["binomial_errors"], r["exact"]
+    if r["target"].startswith("phi4_1d"):
+        if "log_ratio" in r:
+            dev = (r["log_ratio"] - r["log_ratio_exact"]) / r["log_ratio_error"]
+            return (f"log(w₊/w₋) = {r['log_ratio']:+.3f} ± {r['log_ratio_error']:.3f} "
+                    f"(exact {r['log_ratio_exact']:+.3f}, {dev:+.1f}σ); counts {r['counts']}")
+        return f"minority mode unseen: counts {r['counts']} (exact log ratio {r['log_ratio_exact']:+.3f})"
+    if len(w) == 2:
+        err = w[0] - ex[0]
+        return f"ŵ₀ = {w[0]:.4f} ± {e[0]:.4f}, ŵ₀ − ⅔ = {err:+.4f} ({err / e[0]:+.1f}σ)"
+    tv = 0.5 * sum(abs(a - b) for a, b in zip(w, ex))
+    dev = max(abs(a - b) / s for a, b, s in zip(w, ex, e) if s > 0)
+    return f"TV = {tv:.4f}, worst {dev:.1f}σ, ŵ = {[round(x, 3) for x in w]}"
+
+
+def main():
+    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "results.jsonl")
+    rs = [json.loads(line) for line in open(path)]
+    targets = list(dict.fromkeys(r["target"] for r in rs))
+    print("## t0 scan (seed 100)\n")
+    print("| target | t0 | particles | result | s | evals/sample | MCMC acc |")
+    print("|---|---|---|---|---|---|---|")
+    for t in targets:
+        for r in sorted((r for r in rs if r["target"] == t and r["phase"] == "scan"), key=lambda r: r["t0"]):
+            print(f"| {t} | {r['t0']} | {r['particles']} | {describe(r)} | {r['wall_seconds']:.1f} | "
+                  f"{r['evaluations_per_sample']:.0f} | {r['mcmc_acceptance']:.3f} |")
+    start = [r for r in rs if r["phase"] == "start"]
+    if start:
+        print("\n## longer start (seed 100): initial Langevin steps instead of 10\n")
+        print("| target | t0 | init Langevin | result | s | evals/sample |")
+        print("|---|---|---|---|---|---|")
+        for r in start:
+            print(f"| {r['target']} | {r['t0']} | {r['init_langevin']} | {describe(r)} | "
+                  f"{r['wall_seconds']:.1f} | {r['evaluations_per_sample']:.0f} |")
+    print("\n## final runs (fresh seeds, t0 chosen by the scan)\n")
+    print("| target | seed | t0 | particles | result | s | evals/sample |")
+    print("|---|---|---|---|---|---|---|")
+    for t in targets:
+        fin = [r for r in rs if r["target"] == t and r["phase"] == "final"]
+        fixed = [r for r in rs if r["target"] == t and r["phase"] == "fixed"]
+        for r in fin:
+            print(f"| {t} | {r['seed']} | {r['t0']} | {r['particles']} | {describe(r)} | "
+                  f"{r['wall_seconds']:.1f} | {r['evaluations_per_sample']:.0f} |")
+        if len(fin) > 1 and len(fin[0]["weights"]) == 2 and not t.startswith("phi4_1d"):
+            errs = [abs(r["weights"][0] - r["exact"][0]) for r in fin]
+            m = sum(errs) / len(errs)
+            se = math.sqrt(sum((x - m) ** 2 for x in errs) / (len(errs) - 1) / len(errs))
+            print(f"| {t} | mean | | | mean abs(ŵ₀ − ⅔) = {m:.4f} ± {se:.4f}, worst {max(errs):.4f} | | |")
+        for r in fixed:
+            print(f"| {t} (t0 fixed) | {r['seed']} | {r['t0']} | {r['particles']} | {describe(r)} | "
+                  f"{r['wall_seconds']:.1f} | {r['evaluations_per_sample']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
