@@ -47,7 +47,7 @@
 //! metrics as CSV. `--resume` continues bit-identically; Ctrl-C writes a
 //! checkpoint and exits with 130.
 
-mod data;
+pub mod data;
 mod settings;
 mod sink;
 
