@@ -23,7 +23,7 @@ import numpy as _np
 from . import _native
 from ._native import Model, Target
 
-__all__ = ["Target", "Model", "generate", "train", "imh", "isir", "importance", "analyze"]
+__all__ = ["Target", "Model", "generate", "train", "imh", "isir", "importance", "analyze", "analyze_file"]
 
 
 def _f64(x, what="x"):
@@ -126,3 +126,10 @@ def analyze(data, s_tau=1.5):
     ``[n]`` (one chain) or ``[replica, n]``. Returns a dict with ``value``,
     ``error``, ``tau_int``, ``tau_int_error``, ``window`` and more."""
     return _native.analyze(_f64(data, "data"), s_tau)
+
+
+def analyze_file(path, skip=0):
+    """The command line's ``analyze`` of an ensemble or sample file: each
+    observable of its target with Γ-method error, τ_int, window and the
+    exact value where known (dict ``observables``: name → dict)."""
+    return _native.analyze_file(str(path), skip)

@@ -301,6 +301,26 @@ impl PyTarget {
         Ok(self.log_prob_and_score(py, x)?.1)
     }
 
+    /// The mode of every configuration of the batch `x` (φ⁴: 0 for M < 0,
+    /// 1 for M ≥ 0; mixtures: the nearest mean); built-in targets only.
+    fn modes<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, numpy::PyArray1<usize>>> {
+        let Some(modes) = self.kind.builtin().and_then(|t| t.modes()) else {
+            return Err(PyValueError::new_err("modes: a Python target has no mode structure"));
+        };
+        let x = f64_array(x, "x")?;
+        let xs = batch(&self.kind, &x)?;
+        Ok(modes.assign_batch(xs.view()).into_pyarray(py))
+    }
+
+    /// The exact weights of the modes where known (mixtures), else None.
+    #[getter]
+    fn mode_weights(&self) -> Option<Vec<f64>> {
+        self.kind
+            .builtin()
+            .and_then(|t| t.modes())
+            .and_then(|m| m.true_weights())
+    }
+
     fn __repr__(&self) -> String {
         format!("Target({})", self.kind.as_target().describe())
     }

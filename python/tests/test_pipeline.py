@@ -155,3 +155,25 @@ def test_the_cli_samples_a_model_saved_from_python(tmp_path):
     subprocess.run([str(exe), "sample", "--model", str(tmp_path / "m.h5"), "--n", "100", "--chains", "2",
                     "--out", str(out)], check=True, capture_output=True)
     assert out.exists()
+
+
+def test_analyze_file_is_the_array_analysis(tmp_path):
+    cfg = {**FREE, "n_cfg": 300, "n_therm": 50, "chains": 2, "seed": 5}
+    ens = ff.generate(cfg, out=tmp_path / "e.h5")
+    a = ff.analyze_file(tmp_path / "e.h5")
+    assert a["chains"] == 2 and a["n_per_chain"] == 300 and a["method"] == "mcmc"
+    row = a["observables"]["M2"]
+    ours = ff.analyze(ens.mean(axis=(2, 3)) ** 2)
+    for k in ("value", "error", "tau_int", "window"):
+        assert row[k] == pytest.approx(ours[k], rel=1e-12), k
+    assert row["exact"] == pytest.approx(1 / 16)
+
+
+def test_modes_of_a_mixture(rng):
+    t = ff.Target({"target": {"kind": "mog4"}})
+    assert t.mode_weights == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    x = rng.normal(size=(50, 2)) * 5
+    k = t.modes(x)
+    assert k.shape == (50,) and set(k) <= {0, 1, 2, 3}
+    with pytest.raises(ValueError, match="no mode structure"):
+        ff.Target.from_function(gaussian, 2).modes(x)
