@@ -82,13 +82,16 @@ def generate(config, out=None, force=False):
     return _native.generate(config, None if out is None else str(out), force)
 
 
-def train(config, target=None, data=None, held_out=None, progress=True):
+def train(config, target=None, data=None, held_out=None, progress=True, chunk_rows=None):
     """Trains a flow (or an SNF) as ``fieldflow train`` does with the same
     config dict (``seed``, ``flow``, ``data``, ``train`` and the target as
     ``phi4`` / ``target``, unless ``target`` is given: a Target, e.g. a
     Python function). ``data`` / ``held_out``: samples ``[n, *shape]`` for
     losses with a data term. ``progress``: True (tqdm if installed), False,
-    or a callable ``(done, total, message)``. Returns a Model."""
+    or a callable ``(done, total, message)``. ``chunk_rows`` (Python targets
+    only): rows per call of the function, by default the whole minibatch
+    (one call per step); smaller chunks let the flow's share of a step run
+    on all cores at the cost of more calls. Returns a Model."""
     callback, close = _progress_callback(progress, "train")
     try:
         return _native.train(
@@ -97,6 +100,7 @@ def train(config, target=None, data=None, held_out=None, progress=True):
             None if data is None else _f64(data, "data"),
             None if held_out is None else _f64(held_out, "held_out"),
             callback,
+            chunk_rows,
         )
     finally:
         if close is not None:

@@ -199,6 +199,7 @@ fn train_impl(
     target: &TargetKind,
     data: (Option<Array2<f64>>, Option<Array2<f64>>),
     progress: Option<&Py<PyAny>>,
+    chunk_rows: Option<usize>,
 ) -> anyhow::Result<Trained> {
     let c: TrainRunConfig = fieldflow::config::parse(&table, "train")?;
     let dim = target.as_target().dim();
@@ -221,9 +222,10 @@ fn train_impl(
     let mut trainer: Box<dyn TrainLoop + '_> = match (&model, target.builtin()) {
         (_, Some(rt)) => model.trainer(&c.train, c.seed, rt, data, &Dist::single())?,
         (ModelConfig::Flow(f), None) => {
-            // The minibatch as one chunk: one call of the Python function per step.
+            // By default the minibatch is one chunk: one call of the Python
+            // function per step (the flow's share then runs on one thread).
             let par = Par {
-                chunk_rows: c.train.batch_size.max(1),
+                chunk_rows: chunk_rows.unwrap_or(c.train.batch_size).max(1),
                 parallel: true,
             };
             Box::new(flow_trainer(f, &c.train, c.seed, target.as_target(), data, par)?)
@@ -281,9 +283,12 @@ fn train_impl(
 /// (`seed`, `[flow]`, `[data]`, `[train]`, and the target as `[phi4]` or
 /// `[target]` unless `target` is given). `data` / `held_out`: training and
 /// held-out samples `[n, *shape]` (instead of `[data]`). `progress(done,
-/// total, message)` is called after every step.
+/// total, message)` is called after every step. `chunk_rows` (Python
+/// targets only): rows per call of the function, default the whole
+/// minibatch; smaller chunks let the flow's work of a step run on all cores
+/// at the cost of more calls.
 #[pyfunction]
-#[pyo3(signature = (config, target = None, data = None, held_out = None, progress = None))]
+#[pyo3(signature = (config, target = None, data = None, held_out = None, progress = None, chunk_rows = None))]
 pub fn train(
     py: Python<'_>,
     config: &Bound<'_, PyDict>,
@@ -291,6 +296,7 @@ pub fn train(
     data: Option<PyReadonlyArrayDyn<'_, f64>>,
     held_out: Option<PyReadonlyArrayDyn<'_, f64>>,
     progress: Option<Py<PyAny>>,
+    chunk_rows: Option<usize>,
 ) -> PyResult<PyModel> {
     let table = to_table(config, "")?;
     let kind = match target {
@@ -304,10 +310,18 @@ pub fn train(
         }
         None => PyTarget::from_config(table.clone()).map_err(err)?.kind,
     };
+    if chunk_rows.is_some() && kind.builtin().is_some() {
+        return Err(PyValueError::new_err(
+            "chunk_rows: only for a Python target (a built-in target is evaluated in chunks of 32 rows on all cores)",
+        ));
+    }
+    if chunk_rows == Some(0) {
+        return Err(PyValueError::new_err("chunk_rows = 0: must be >= 1"));
+    }
     let dim = kind.as_target().dim();
     let samples = (opt_rows(data, dim, "data")?, opt_rows(held_out, dim, "held_out")?);
     let k = kind.clone();
-    let result = py.detach(move || train_impl(table, &k, samples, progress.as_ref()));
+    let result = py.detach(move || train_impl(table, &k, samples, progress.as_ref(), chunk_rows));
     kind.take_error()?;
     let trained = result.map_err(err)?;
     // A KeyboardInterrupt (Ctrl-C) or the progress callback's exception.

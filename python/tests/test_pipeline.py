@@ -126,7 +126,7 @@ import sys, numpy as np, fieldflow as ff
 sys.path.insert(0, {tests!r})
 from conftest import gaussian
 g = ff.Target.from_function(gaussian, 2)
-m = ff.train({{"seed": 4, "train": {{"loss": {{"preset": "rkl"}}, "batch_size": 96, "steps": 20, "lr": 1e-3}}}}, target=g, progress=False)
+m = ff.train({{"seed": 4, "train": {{"loss": {{"preset": "rkl"}}, "batch_size": 96, "steps": 20, "lr": 1e-3}}}}, target=g, progress=False, chunk_rows=32)
 b = ff.train({{"seed": 4, "target": {{"kind": "mog4"}}, "train": {{"loss": {{"preset": "rkl"}}, "batch_size": 96, "steps": 20, "lr": 1e-3}}}}, progress=False)
 r = ff.imh(m, 300, chains=2)
 np.save(sys.argv[1], np.concatenate([m.sample(50, seed=1)[0].ravel(), b.sample(50, seed=1)[0].ravel(), r["x"].ravel()]))
@@ -144,10 +144,33 @@ def test_results_do_not_depend_on_the_thread_count(tmp_path):
     np.testing.assert_array_equal(outs[0], outs[1])
 
 
-def test_the_cli_samples_a_model_saved_from_python(tmp_path):
+def cli():
     exe = Path(__file__).resolve().parents[2] / "target" / "release" / "fieldflow"
     if not exe.exists():
         pytest.skip("the fieldflow binary is not built")
+    return exe
+
+
+def test_generate_writes_the_file_of_the_cli(tmp_path):
+    cfg = {**FREE, "n_cfg": 60, "n_therm": 20, "chains": 2, "seed": 7}
+    ff.generate(cfg, out=tmp_path / "py.h5")
+    subprocess.run([str(cli()), "generate", "--lattice", "4x4", "--m2", "0.5", "--lambda", "0", "--n-cfg", "60",
+                    "--n-therm", "20", "--chains", "2", "--seed", "7", "--quiet", "--out", str(tmp_path / "cli.h5")],
+                   check=True, capture_output=True)
+    a, b = ff.analyze_file(tmp_path / "py.h5"), ff.analyze_file(tmp_path / "cli.h5")
+    assert a["observables"] == b["observables"]
+
+
+def test_progress_bar_with_tqdm(capsys):
+    pytest.importorskip("tqdm")
+    ff.train({"target": {"kind": "mog4"}, "train": {"loss": {"preset": "rkl"}, "batch_size": 16, "steps": 7,
+                                                    "lr": 1e-3}})
+    err = capsys.readouterr().err
+    assert "train" in err and "7/7" in err
+
+
+def test_the_cli_samples_a_model_saved_from_python(tmp_path):
+    exe = cli()
     m = ff.train({"seed": 1, "target": {"kind": "mog4"},
                   "train": {"loss": {"preset": "rkl"}, "batch_size": 64, "steps": 10, "lr": 1e-3}}, progress=False)
     m.save(tmp_path / "m.h5")
@@ -177,3 +200,16 @@ def test_modes_of_a_mixture(rng):
     assert k.shape == (50,) and set(k) <= {0, 1, 2, 3}
     with pytest.raises(ValueError, match="no mode structure"):
         ff.Target.from_function(gaussian, 2).modes(x)
+
+
+def test_chunk_rows_sets_the_calls_per_step():
+    cfg = {"seed": 1, "train": {"loss": {"preset": "rkl"}, "batch_size": 128, "steps": 10, "lr": 1e-3,
+                                "metrics_every": 100}}
+    one = ff.Target.from_function(gaussian, 2)
+    ff.train(cfg, target=one, progress=False)
+    four = ff.Target.from_function(gaussian, 2)
+    ff.train(cfg, target=four, progress=False, chunk_rows=32)
+    # + the metrics' evaluations at steps 0 and 10 (batched as a whole)
+    assert one.calls - 10 == four.calls - 40 and 10 <= one.calls <= 14
+    with pytest.raises(ValueError, match="chunk_rows: only for a Python target"):
+        ff.train({"target": {"kind": "mog4"}, **cfg}, progress=False, chunk_rows=32)
