@@ -3,6 +3,7 @@
 //! array `[replica, n]` (independent chains of equal length).
 
 use crate::convert::value_error;
+use fieldflow::analysis::{row, Row};
 use fieldflow_stats::{gamma_primary, GammaConfig};
 use numpy::{PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -10,7 +11,8 @@ use pyo3::types::PyDict;
 
 /// Mean with its Γ-method error, τ_int ± error, the window W, and more:
 /// `value`, `error`, `error_of_error`, `tau_int`, `tau_int_error`,
-/// `window`, `n`, `n_replica`, `naive_error`, `warnings`. `s_tau` is
+/// `window`, `n`, `n_replica`, `naive_error`, `warnings` (and `exact`:
+/// None, as in `analyze_file`'s rows). `s_tau` is
 /// Wolff's S (1.5 by default).
 #[pyfunction]
 #[pyo3(signature = (data, s_tau = 1.5))]
@@ -32,19 +34,25 @@ pub fn analyze<'py>(py: Python<'py>, data: PyReadonlyArrayDyn<'py, f64>, s_tau: 
     let r = py
         .detach(|| gamma_primary(&replica, &cfg))
         .map_err(|e| value_error(format!("data: {e}")))?;
-    let d = PyDict::new(py);
-    d.set_item("value", r.value)?;
-    d.set_item("error", r.error)?;
+    let d = row_dict(py, &row("data", &r, None))?;
     d.set_item("error_of_error", r.error_of_error)?;
-    d.set_item("tau_int", r.tau_int)?;
-    d.set_item("tau_int_error", r.tau_int_error)?;
-    d.set_item("window", r.window)?;
-    d.set_item("n", r.n)?;
     d.set_item("n_replica", r.n_replica)?;
     d.set_item("naive_error", r.naive_error)?;
-    let warnings: Vec<String> = r.warnings.iter().map(|w| format!("{w:?}")).collect();
-    d.set_item("warnings", warnings)?;
     Ok(d)
+}
+
+/// One estimate (a line of the CLI's table) as a dict.
+fn row_dict<'py>(py: Python<'py>, r: &Row) -> PyResult<Bound<'py, PyDict>> {
+    let o = PyDict::new(py);
+    o.set_item("value", r.value)?;
+    o.set_item("error", r.error)?;
+    o.set_item("tau_int", r.tau_int)?;
+    o.set_item("tau_int_error", r.tau_int_error)?;
+    o.set_item("window", r.window)?;
+    o.set_item("n", r.n)?;
+    o.set_item("exact", r.exact)?;
+    o.set_item("warnings", &r.warnings)?;
+    Ok(o)
 }
 
 /// The command line's `analyze` of an ensemble or sample file: every
@@ -69,16 +77,7 @@ pub fn analyze_file<'py>(py: Python<'py>, path: std::path::PathBuf, skip: usize)
     d.set_item("warnings", &a.warnings)?;
     let obs = PyDict::new(py);
     for r in &a.rows {
-        let o = PyDict::new(py);
-        o.set_item("value", r.value)?;
-        o.set_item("error", r.error)?;
-        o.set_item("tau_int", r.tau_int)?;
-        o.set_item("tau_int_error", r.tau_int_error)?;
-        o.set_item("window", r.window)?;
-        o.set_item("n", r.n)?;
-        o.set_item("exact", r.exact)?;
-        o.set_item("warnings", &r.warnings)?;
-        obs.set_item(&r.observable, o)?;
+        obs.set_item(&r.observable, row_dict(py, r)?)?;
     }
     d.set_item("observables", obs)?;
     Ok(d)
