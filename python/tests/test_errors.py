@@ -95,3 +95,16 @@ def test_existing_files_are_not_overwritten(tmp_path):
     assert out.read_text() == "precious"
     with pytest.raises(ValueError, match="missing.h5"):
         ff.Model.load(tmp_path / "missing.h5")
+
+
+def test_an_exception_in_the_progress_callback_stops_training():
+    seen = []
+
+    def progress(done, total, message):
+        seen.append(done)
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ff.train({"target": {"kind": "mog4"}, **RKL, "train": {**RKL["train"], "steps": 50}}, progress=progress)
+    assert max(seen) == 3
