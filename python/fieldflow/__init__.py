@@ -14,8 +14,9 @@ the command line's configs (docs/FORMATS.md)::
 
 A target may be a Python function of a batch (``Target.from_function``),
 called once per batch. Errors are ``ValueError`` with the command line's
-one-line messages. Progress bars use tqdm when it is installed (in a
-notebook, ``tqdm.auto`` picks the widget), and are silent otherwise.
+one-line messages. Progress bars (``train``, ``imh``, ``isir``) use tqdm
+when it is installed (in a notebook, ``tqdm.auto`` picks the widget), and
+are silent otherwise; ``generate`` is silent.
 """
 
 import numpy as _np
@@ -92,31 +93,36 @@ def train(config, target=None, data=None, held_out=None, progress=True, chunk_ro
     only): rows per call of the function, by default the whole minibatch
     (one call per step); smaller chunks let the flow's share of a step run
     on all cores at the cost of more calls. Returns a Model."""
-    callback, close = _progress_callback(progress, "train")
+    return _with_progress(progress, "train", lambda cb: _native.train(
+        config,
+        _target_arg(target),
+        None if data is None else _f64(data, "data"),
+        None if held_out is None else _f64(held_out, "held_out"),
+        cb,
+        chunk_rows,
+    ))
+
+
+def _with_progress(progress, what, run):
+    callback, close = _progress_callback(progress, what)
     try:
-        return _native.train(
-            config,
-            _target_arg(target),
-            None if data is None else _f64(data, "data"),
-            None if held_out is None else _f64(held_out, "held_out"),
-            callback,
-            chunk_rows,
-        )
+        return run(callback)
     finally:
         if close is not None:
             close()
 
 
-def imh(model, n, chains=4, seed=1, batch=256):
+def imh(model, n, chains=4, seed=1, batch=256, progress=True):
     """``chains`` independent Metropolis–Hastings chains of ``n`` steps with
     the model as proposal (exact for the model's target). Returns a dict:
-    ``x`` ``[chains, n, *shape]``, ``accepted``, ``log_p``, ``log_q``, ``acceptance``."""
-    return _native.imh(model, n, chains, seed, batch, None)
+    ``x`` ``[chains, n, *shape]``, ``accepted``, ``log_p``, ``log_q``,
+    ``acceptance``. ``progress`` as for ``train``."""
+    return _with_progress(progress, "imh", lambda cb: _native.imh(model, n, chains, seed, batch, None, cb))
 
 
-def isir(model, n, proposals, chains=4, seed=1, batch=256):
+def isir(model, n, proposals, chains=4, seed=1, batch=256, progress=True):
     """i-SIR chains: ``proposals`` = K flow proposals per step (as ``imh``)."""
-    return _native.imh(model, n, chains, seed, batch, proposals)
+    return _with_progress(progress, "isir", lambda cb: _native.imh(model, n, chains, seed, batch, proposals, cb))
 
 
 def importance(model, n, seed=1):

@@ -10,13 +10,18 @@ use fieldflow_imh::{importance_sample, GlobalMove, ImhChain, ImhConfig};
 use numpy::IntoPyArray;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// `chains` IMH chains of `n` steps each with the model as proposal; with
 /// `proposals = K`, i-SIR (K proposals per step). Returns a dict: `x`
 /// `[chains, n, *shape]`, `accepted`, `log_p`, `log_q` `[chains, n]` and the
 /// `acceptance` rate.
+/// `progress(done, total, message)` is called about every percent of the
+/// `chains × n` steps.
 #[pyfunction]
-#[pyo3(signature = (model, n, chains = 4, seed = 1, batch = 256, proposals = None))]
+#[pyo3(signature = (model, n, chains = 4, seed = 1, batch = 256, proposals = None, progress = None))]
+#[allow(clippy::too_many_arguments)] // the Python signature: model, run length, settings, callback
 pub fn imh<'py>(
     py: Python<'py>,
     model: &Bound<'py, PyModel>,
@@ -25,6 +30,7 @@ pub fn imh<'py>(
     seed: u64,
     batch: usize,
     proposals: Option<usize>,
+    progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let config = ImhConfig {
         batch,
@@ -39,12 +45,30 @@ pub fn imh<'py>(
         return Err(value_error("chains = 0: must be >= 1"));
     }
     let m = model.get();
+    let total = (chains * n) as u64;
+    let stride = (total / 100).max(1);
+    let done = AtomicU64::new(0);
+    let callback_error: Mutex<Option<PyErr>> = Mutex::new(None);
+    let report = |k: u64| {
+        let d = done.fetch_add(k, Ordering::Relaxed) + k;
+        if let (Some(cb), true) = (&progress, d % stride == 0 || d == total) {
+            if let Err(e) = Python::attach(|py| cb.bind(py).call1((d, total, "")).map(drop)) {
+                callback_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(e);
+            }
+        }
+    };
     let run = py.detach(|| {
         let chain = ImhChain::new(m.target_kind().as_target(), m.proposal(), Seed::new(seed), config);
         let mut states = chain.initial_states(chains);
-        chain.run(&mut states, n, &|_| {})
+        chain.run(&mut states, n, &report)
     });
     m.target_kind().take_error()?;
+    if let Some(e) = callback_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
     let mut shape = vec![chains, n];
     shape.extend(m.target_kind().shape());
     let acceptance = run.accepted.iter().map(|&a| a as f64).sum::<f64>() / (chains * n).max(1) as f64;

@@ -167,6 +167,13 @@ def test_progress_bar_with_tqdm(capsys):
                                                     "lr": 1e-3}})
     err = capsys.readouterr().err
     assert "train" in err and "7/7" in err
+    seen = []
+    m = ff.train({"target": {"kind": "mog4"}, "train": {"loss": {"preset": "rkl"}, "batch_size": 16, "steps": 2,
+                                                        "lr": 1e-3}}, progress=False)
+    ff.imh(m, 1000, chains=2, progress=lambda done, total, msg: seen.append((done, total)))
+    assert seen[-1] == (2000, 2000) and len(seen) == 100
+    ff.imh(m, 300, chains=2)
+    assert "imh" in capsys.readouterr().err
 
 
 def test_the_cli_samples_a_model_saved_from_python(tmp_path):
