@@ -51,7 +51,7 @@ pub fn imh<'py>(
     let callback_error: Mutex<Option<PyErr>> = Mutex::new(None);
     let report = |k: u64| {
         let d = done.fetch_add(k, Ordering::Relaxed) + k;
-        if let (Some(cb), true) = (&progress, d % stride == 0 || d == total) {
+        if let (Some(cb), true) = (&progress, d.is_multiple_of(stride) || d == total) {
             if let Err(e) = Python::attach(|py| cb.bind(py).call1((d, total, "")).map(drop)) {
                 callback_error
                     .lock()
