@@ -10,7 +10,20 @@
 //! not). Commands never match on the kind, so a new model kind is a library
 //! module, a variant here and its arms in these few methods.
 //!
-//! In a config both are the `[flow]` section; an SNF is a flow whose section
+//! A diffusion model (crates/diffusion; lattice targets) is the
+//! `[diffusion]` section instead, `fieldflow_diffusion::DiffusionConfig`:
+//!
+//! ```toml
+//! [diffusion]
+//! architecture = { kind = "local", range = 1 }   # or one_layer, two_layer { init }
+//! levels = 16                                    # time levels of the score
+//! t_min = 1e-3
+//! schedule = { kind = "variance_preserving", beta_min = 0.1, beta_max = 20.0 }
+//! integrator = "probability_flow_heun"           # or euler_maruyama, exponential_euler
+//! steps = 100                                    # reverse-time steps per draw
+//! ```
+//!
+//! In a config flows and SNFs are the `[flow]` section; an SNF is a flow whose section
 //! also lists `stages` (and optionally a λ `schedule`):
 //!
 //! ```toml
@@ -34,6 +47,7 @@ use crate::mpi_dist::Dist;
 use crate::target::RunTarget;
 use anyhow::{bail, Result};
 use fieldflow_core::{Par, Proposal, ProposalDensity, Seed};
+use fieldflow_diffusion::{DiffusionConfig, DiffusionModel, DiffusionTrainer};
 use fieldflow_flows::{Flow, FlowConfig};
 use fieldflow_losses::{TrainConfig, TrainData, TrainLoop, Trainer};
 use fieldflow_snf::{PathProposal, Snf, SnfConfig, SnfTrainer, StageConfig};
@@ -46,12 +60,59 @@ pub enum ModelConfig {
     Flow(FlowConfig),
     /// A stochastic normalizing flow.
     Snf(SnfConfig),
+    /// A score-based diffusion model (the `[diffusion]` section).
+    Diffusion(DiffusionConfig),
 }
 
 /// Keys of `[flow]` that make it an SNF.
 const SNF_KEYS: [&str; 2] = ["stages", "schedule"];
 
 impl ModelConfig {
+    /// The architecture from a run's `[flow]` or `[diffusion]` section (at
+    /// most one of them; neither: the target's default flow).
+    pub fn from_sections(
+        flow: Option<&toml::Value>,
+        diffusion: Option<&toml::Value>,
+        target: &RunTarget,
+    ) -> Result<Self> {
+        let Some(section) = diffusion else {
+            return Self::from_section(flow, target);
+        };
+        if flow.is_some() {
+            bail!("diffusion: a run trains one model; give [flow] or [diffusion], not both");
+        }
+        let RunTarget::Phi4(p) = target else {
+            bail!("diffusion: the diffusion models are lattice-field models; give a [phi4] target");
+        };
+        let shape = p.lattice().shape().to_vec();
+        let mut table = match section.as_table() {
+            Some(t) => t.clone(),
+            None => bail!("diffusion: expected a table, found `{section}`"),
+        };
+        if !table.contains_key("shape") {
+            table.insert("shape".into(), toml::Value::try_from(&shape)?);
+        }
+        let cfg: DiffusionConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("diffusion: {}", one_line(&e.to_string())))?;
+        if cfg.shape != shape {
+            bail!(
+                "diffusion.shape {:?} does not match the target's lattice {shape:?}",
+                cfg.shape
+            );
+        }
+        cfg.build().map_err(|e| anyhow::anyhow!("diffusion.{e}"))?;
+        Ok(ModelConfig::Diffusion(cfg))
+    }
+
+    /// The config section that holds this architecture.
+    pub fn section_name(&self) -> &'static str {
+        match self {
+            ModelConfig::Diffusion(_) => "diffusion",
+            _ => "flow",
+        }
+    }
+
     /// The architecture from a run's `[flow]` section (absent: the default
     /// flow of `target`, see [`default_flow`]).
     pub fn from_section(section: Option<&toml::Value>, target: &RunTarget) -> Result<Self> {
@@ -133,6 +194,7 @@ impl ModelConfig {
                 t.insert("schedule".into(), toml::Value::try_from(&s.schedule)?);
                 toml::Value::Table(t)
             }
+            ModelConfig::Diffusion(d) => toml::Value::try_from(d)?,
         })
     }
 
@@ -141,13 +203,16 @@ impl ModelConfig {
         Ok(match self {
             ModelConfig::Flow(f) => serde_json::to_string(f)?,
             ModelConfig::Snf(s) => serde_json::to_string(s)?,
+            ModelConfig::Diffusion(d) => serde_json::json!({ "diffusion": d }).to_string(),
         })
     }
 
     /// The architecture from a model file's JSON.
     pub fn from_json(json: &str) -> Result<Self> {
         let v: serde_json::Value = serde_json::from_str(json)?;
-        Ok(if v.get("stages").is_some() {
+        Ok(if let Some(d) = v.get("diffusion") {
+            ModelConfig::Diffusion(serde_json::from_value(d.clone())?)
+        } else if v.get("stages").is_some() {
             ModelConfig::Snf(serde_json::from_value(v)?)
         } else {
             ModelConfig::Flow(serde_json::from_value(v)?)
@@ -210,7 +275,7 @@ impl ModelConfig {
     /// Whether the trained model has a normalized density q(x) (flows); an
     /// SNF is trained and judged by path losses instead.
     pub fn has_density(&self) -> bool {
-        matches!(self, ModelConfig::Flow(_))
+        matches!(self, ModelConfig::Flow(_) | ModelConfig::Diffusion(_))
     }
 
     /// A fresh model of this architecture (parameters from `seed`) and its
@@ -237,6 +302,10 @@ impl ModelConfig {
                 }
                 let snf = cfg.build(target.clone(), Seed::new(seed)).map_err(snf_error)?;
                 Box::new(SnfTrainer::new(train, snf, data, par)?)
+            }
+            ModelConfig::Diffusion(cfg) => {
+                let model = cfg.build().map_err(|e| anyhow::anyhow!("diffusion.{e}"))?;
+                Box::new(DiffusionTrainer::new(train, model, target.as_target(), data, par)?)
             }
         })
     }
@@ -292,6 +361,24 @@ impl TrainedModel for SnfModel {
     }
 }
 
+/// A diffusion model proposes with the log q of its draws (exact for
+/// linear scores, second order in the step for non-linear ones).
+impl TrainedModel for DiffusionModel {
+    fn proposal(&self) -> &dyn Proposal {
+        self
+    }
+    fn density(&self) -> Option<&dyn ProposalDensity> {
+        if self.has_density() {
+            Some(self)
+        } else {
+            None
+        }
+    }
+    fn flow(&self) -> Option<&Flow> {
+        None
+    }
+}
+
 /// A trained model ready to propose (see [`TrainedModel`]).
 pub struct Sampler(Box<dyn TrainedModel>);
 
@@ -301,6 +388,7 @@ impl Sampler {
         Ok(Sampler(match ModelConfig::from_json(architecture)? {
             ModelConfig::Flow(_) => Box::new(Flow::from_json_parts(architecture, params)?),
             ModelConfig::Snf(cfg) => Box::new(SnfModel(cfg.rebuild(target.clone(), params).map_err(snf_error)?)),
+            ModelConfig::Diffusion(cfg) => Box::new(cfg.rebuild(params).map_err(|e| anyhow::anyhow!("diffusion.{e}"))?),
         }))
     }
 

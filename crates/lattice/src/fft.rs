@@ -9,6 +9,14 @@ use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
 use std::sync::Arc;
 
+/// Reusable buffers of [`FftNd::transform_with`]: one line of the lattice
+/// and rustfft's in-place scratch.
+#[derive(Debug, Default, Clone)]
+pub struct FftWork {
+    line: Vec<Complex<f64>>,
+    scratch: Vec<Complex<f64>>,
+}
+
 /// Planned forward and inverse transforms for one lattice shape.
 pub struct FftNd {
     shape: Vec<usize>,
@@ -38,10 +46,19 @@ impl FftNd {
     /// # Panics
     /// If `data.len()` is not the volume.
     pub fn transform(&self, data: &mut [Complex<f64>], inverse: bool) {
+        self.transform_with(data, inverse, &mut FftWork::default());
+    }
+
+    /// As [`FftNd::transform`], with caller-owned buffers (no allocation once
+    /// `work` has served this shape).
+    ///
+    /// # Panics
+    /// If `data.len()` is not the volume.
+    pub fn transform_with(&self, data: &mut [Complex<f64>], inverse: bool, work: &mut FftWork) {
+        let FftWork { line, scratch } = work;
         let volume: usize = self.shape.iter().product();
         assert_eq!(data.len(), volume, "data length differs from the volume");
         let d = self.shape.len();
-        let mut line = Vec::new();
         for mu in 0..d {
             let l = self.shape[mu];
             if l == 1 {
@@ -50,6 +67,7 @@ impl FftNd {
             let stride: usize = self.shape[mu + 1..].iter().product();
             let plan = if inverse { &self.inverse[mu] } else { &self.forward[mu] };
             line.resize(l, Complex::new(0.0, 0.0));
+            scratch.resize(plan.get_inplace_scratch_len(), Complex::new(0.0, 0.0));
             // Line starts: all sites with x_μ = 0.
             let block = stride * l;
             for outer in (0..volume).step_by(block) {
@@ -58,7 +76,7 @@ impl FftNd {
                     for k in 0..l {
                         line[k] = data[base + k * stride];
                     }
-                    plan.process(&mut line);
+                    plan.process_with_scratch(line, scratch);
                     for k in 0..l {
                         data[base + k * stride] = line[k];
                     }

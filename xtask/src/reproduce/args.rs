@@ -6,7 +6,8 @@ use crate::workspace_root;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
-pub const HELP: &str = "reproduce [mog4|mog8|phi4|snf|modes|flowmcmc|all] [--quick] [--seeds N] [--out DIR] [--steps N]
+pub const HELP: &str =
+    "reproduce [mog4|mog8|phi4|snf|modes|flowmcmc|diffusion|all] [--quick] [--seeds N] [--out DIR] [--steps N]
                    [--mix-steps N] [--phi4-steps N] [--snf-steps N] [--sets tutorial,e1,..]
                    [--losses fkl,scorenf] [--sweep 10,100,..] [--n-cfg N] [--samples N] [--force]
                    [--full] [--peers]

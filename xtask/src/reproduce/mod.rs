@@ -1,4 +1,4 @@
-//! `cargo xtask reproduce [mog4|mog8|phi4|snf|modes|flowmcmc|all] [--quick] [--seeds N] [--out DIR] …`:
+//! `cargo xtask reproduce [mog4|mog8|phi4|snf|modes|flowmcmc|diffusion|all] [--quick] [--seeds N] [--out DIR] …`:
 //! the seed papers' experiments, driven through the release `fieldflow`
 //! binary and the configs under `data/configs/reproduce/`.
 //!
@@ -22,6 +22,9 @@
 //! * `flowmcmc` ([`flowmcmc`]): the flow-MCMC benchmark (issue 15): adaptive
 //!   flow-MCMC from a broad start, then IMH, i-SIR and neutra-MCMC with the
 //!   adapted flow, on two modes in d = 8 … 128 and MOG-4/8.
+//! * `diffusion` ([`diffusion`]): critical slowing down of score training
+//!   for the free field (issue 17): gradient-descent steps against L for
+//!   one-layer, two-layer and local scores, d = 1 and 2.
 //!
 //! Every stage's output is kept (`ensembles/`, `models/`, `samples/`,
 //! `configs/`, `logs/`) and reused by a later invocation when its resolved
@@ -49,6 +52,7 @@
 mod args;
 mod cli_json;
 mod config;
+mod diffusion;
 mod flowmcmc;
 mod mode_weights;
 mod modes;
@@ -99,6 +103,10 @@ pub const EXPERIMENTS: &[Experiment] = &[
     Experiment {
         name: "flowmcmc",
         run: flowmcmc::run,
+    },
+    Experiment {
+        name: "diffusion",
+        run: diffusion::run,
     },
 ];
 

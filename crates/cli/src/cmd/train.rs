@@ -179,7 +179,7 @@ fn train(
     dist: &Dist,
 ) -> Result<sink::TrainSummary> {
     let target = RunTarget::from_table(table, "config")?;
-    let model = ModelConfig::from_section(c.flow.as_ref(), &target)?;
+    let model = ModelConfig::from_sections(c.flow.as_ref(), c.diffusion.as_ref(), &target)?;
     let (train_data, held_out) = data::load_data(c, &target)?;
     let data = TrainData {
         train: train_data,
@@ -202,7 +202,7 @@ fn train(
         None if dist.is_root() => {
             // The resolved architecture, so the stored config rebuilds this model.
             let mut stored = table.clone();
-            stored.insert("flow".into(), model.to_section()?);
+            stored.insert(model.section_name().into(), model.to_section()?);
             let header = Header::new(
                 FileKind::Model,
                 toml::to_string(&stored)?,

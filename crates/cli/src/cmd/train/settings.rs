@@ -57,6 +57,10 @@ pub struct TrainRunConfig {
     /// ([`ModelConfig::from_section`]; default: the target's flow).
     #[serde(default)]
     pub flow: Option<toml::Value>,
+    /// A diffusion model instead of a flow
+    /// (`fieldflow_diffusion::DiffusionConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diffusion: Option<toml::Value>,
     /// Data.
     #[serde(default)]
     pub data: DataConfig,

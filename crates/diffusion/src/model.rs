@@ -1,0 +1,346 @@
+//! Score models s_θ(x, t) for lattice fields (docs/THEORY.md §6.11.3).
+//!
+//! Every model here is a translation- and reflection-invariant linear map of
+//! the field, i.e. diagonal in momentum space with multipliers m_k(t) (the
+//! exact score of a Gaussian field has this form: s = −Σ_t⁻¹ x). They differ
+//! in how m is parametrized, which is what decides how fast gradient descent
+//! on the denoising loss converges:
+//!
+//! * [`Architecture::OneLayer`]: one free multiplier per momentum,
+//!   m_k = a_k (V parameters per time level; the "one-layer network matching
+//!   the exact solution").
+//! * [`Architecture::TwoLayer`]: the product of two such layers,
+//!   m_k = b_k c_k (2V per level; same function class, different training
+//!   dynamics). Initialized at b = −c = `init`.
+//! * [`Architecture::Local`]: a periodic convolution of range R (offsets
+//!   |δ_μ| ≤ R), reflection symmetric, so
+//!   m_k = Σ_o w_o Σ_{δ ∈ o} cos(k·δ) over the orbits o = {δ, −δ}
+//!   (((2R + 1)^D + 1)/2 parameters per level, independent of L).
+//!
+//! * [`Architecture::LocalCubic`]: the local convolution plus c x_i³ on
+//!   every site. Not linear: the φ⁴ score 2Σ_μ(φ_{x+μ} + φ_{x−μ}) −
+//!   2(2d + m²)φ_x − 4λφ_x³ has exactly this form (range 1), so the model is
+//!   exact at t → 0 for φ⁴.
+//!
+//! Time conditioning: parameters θ_j at the levels t_j of a uniform
+//! [`TimeGrid`], and s(x, t) = (1 − u) s_j(x) + u s_{j+1}(x) for
+//! t = t_j + u (t_{j+1} − t_j). The gradient of anything that depends on
+//! m(t) is pushed to the levels with the same weights, then through each
+//! level's parametrization ([`ScoreModel::chain`]).
+
+use crate::spectrum::Spectrum;
+use fieldflow_core::ConfigError;
+use fieldflow_lattice::Lattice;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A score of the form s(x, t)_i = (M(t) x)_i + c(t) x_i³: a
+/// translation-invariant linear part (multipliers m_k(t)) and an on-site
+/// cubic term (zero for the linear models).
+pub trait FieldScore: Sync {
+    /// The lattice's momentum space.
+    fn spectrum(&self) -> &Spectrum;
+    /// Writes the multipliers m_k(t) (momentum order) into `out`.
+    fn multipliers(&self, t: f64, out: &mut [f64]);
+    /// The on-site cubic coefficient c(t).
+    fn cubic(&self, _t: f64) -> f64 {
+        0.0
+    }
+    /// Whether c ≡ 0 (then the generated law is Gaussian and known exactly).
+    fn is_linear(&self) -> bool {
+        true
+    }
+}
+
+/// The parametrization of the multipliers.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Architecture {
+    /// m_k = a_k.
+    OneLayer,
+    /// m_k = b_k c_k, initialized at b = −c = `init`.
+    TwoLayer {
+        /// Initial |b| = |c| (> 0; 0 is a saddle gradient descent never leaves).
+        init: f64,
+    },
+    /// Reflection-symmetric periodic convolution of range `range`.
+    Local {
+        /// R ≥ 0, with 2R + 1 ≤ every extent.
+        range: usize,
+    },
+    /// The local convolution plus an on-site cubic term c x_i³ (one more
+    /// parameter per level): the form of the φ⁴ score −∂S/∂φ itself.
+    LocalCubic {
+        /// R ≥ 0, with 2R + 1 ≤ every extent.
+        range: usize,
+    },
+}
+
+/// Uniform time levels t_j = t_min + j (1 − t_min)/(n − 1), j = 0..n − 1.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeGrid {
+    /// The first level (where sampling stops), 0 < t_min < 1.
+    pub t_min: f64,
+    /// Number of levels n ≥ 2.
+    pub levels: usize,
+}
+
+impl TimeGrid {
+    /// Checks 0 < t_min < 1 and n ≥ 2.
+    ///
+    /// # Errors
+    /// Naming the offending field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.t_min > 0.0 && self.t_min < 1.0) {
+            return Err(ConfigError::new("grid.t_min", self.t_min, "must be in (0, 1)"));
+        }
+        if self.levels < 2 {
+            return Err(ConfigError::new("grid.levels", self.levels, "must be >= 2"));
+        }
+        Ok(())
+    }
+
+    /// Level t_j.
+    pub fn level(&self, j: usize) -> f64 {
+        self.t_min + j as f64 * (1.0 - self.t_min) / (self.levels - 1) as f64
+    }
+
+    /// (j, u) with t = (1 − u) t_j + u t_{j+1}, t clamped to [t_min, 1].
+    pub fn locate(&self, t: f64) -> (usize, f64) {
+        let pos = ((t - self.t_min) / (1.0 - self.t_min)).clamp(0.0, 1.0) * (self.levels - 1) as f64;
+        let j = (pos.floor() as usize).min(self.levels - 2);
+        (j, pos - j as f64)
+    }
+}
+
+/// A trainable score model: architecture, time grid and flat parameters
+/// (level-major).
+#[derive(Debug, Clone)]
+pub struct ScoreModel {
+    arch: Architecture,
+    grid: TimeGrid,
+    spectrum: Arc<Spectrum>,
+    /// Σ_{δ∈o} cos(k·δ) per orbit o (orbit-major), Local only.
+    orbit_cos: Vec<f64>,
+    per_level: usize,
+    /// The parameters θ (level-major).
+    pub params: Vec<f64>,
+}
+
+impl ScoreModel {
+    /// A model at its initialization.
+    ///
+    /// # Errors
+    /// A bad grid, a non-positive two-layer `init`, or a range too long for
+    /// the lattice.
+    pub fn new(arch: Architecture, grid: TimeGrid, spectrum: Arc<Spectrum>) -> Result<Self, ConfigError> {
+        grid.validate()?;
+        let v = spectrum.volume();
+        let (per_level, orbit_cos) = match arch {
+            Architecture::OneLayer => (v, Vec::new()),
+            Architecture::TwoLayer { init } => {
+                if !(init.is_finite() && init > 0.0) {
+                    return Err(ConfigError::new("model.init", init, "must be finite and > 0"));
+                }
+                (2 * v, Vec::new())
+            }
+            Architecture::Local { range } | Architecture::LocalCubic { range } => {
+                let shape = spectrum.lattice().shape();
+                if let Some(&l) = shape.iter().find(|&&l| 2 * range + 1 > l) {
+                    return Err(ConfigError::new(
+                        "model.range",
+                        range,
+                        format!("2·range + 1 must not exceed the lattice extent {l}"),
+                    ));
+                }
+                let orbits = orbits(shape.len(), range);
+                let mut table = vec![0.0; orbits.len() * v];
+                let mut cos = vec![0.0; v];
+                for (o, delta) in orbits.iter().enumerate() {
+                    spectrum.cosines(delta, &mut cos);
+                    let mult = if delta.iter().all(|&d| d == 0) { 1.0 } else { 2.0 };
+                    for (t, c) in table[o * v..(o + 1) * v].iter_mut().zip(&cos) {
+                        *t = mult * c;
+                    }
+                }
+                let cubic = matches!(arch, Architecture::LocalCubic { .. });
+                (orbits.len() + usize::from(cubic), table)
+            }
+        };
+        let mut params = vec![0.0; per_level * grid.levels];
+        if let Architecture::TwoLayer { init } = arch {
+            for level in params.chunks_mut(per_level) {
+                level[..v].fill(init);
+                level[v..].fill(-init);
+            }
+        }
+        Ok(ScoreModel {
+            arch,
+            grid,
+            spectrum,
+            orbit_cos,
+            per_level,
+            params,
+        })
+    }
+
+    /// The architecture.
+    pub fn architecture(&self) -> Architecture {
+        self.arch
+    }
+
+    /// The time grid.
+    pub fn grid(&self) -> TimeGrid {
+        self.grid
+    }
+
+    /// Parameters per time level.
+    pub fn params_per_level(&self) -> usize {
+        self.per_level
+    }
+
+    /// m_k of level j.
+    pub fn level_multipliers(&self, j: usize, out: &mut [f64]) {
+        let v = self.spectrum.volume();
+        let theta = &self.params[j * self.per_level..(j + 1) * self.per_level];
+        match self.arch {
+            Architecture::OneLayer => out.copy_from_slice(theta),
+            Architecture::TwoLayer { .. } => {
+                for ((o, b), c) in out.iter_mut().zip(&theta[..v]).zip(&theta[v..]) {
+                    *o = b * c;
+                }
+            }
+            Architecture::Local { .. } | Architecture::LocalCubic { .. } => {
+                out.fill(0.0);
+                for (w, cos) in theta.iter().zip(self.orbit_cos.chunks(v)) {
+                    for (o, c) in out.iter_mut().zip(cos) {
+                        *o += w * c;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the gradient with respect to θ of a quantity whose gradient with
+    /// respect to every level's multipliers is `mode_grad` (levels × V,
+    /// level-major) to `grad`.
+    pub fn chain(&self, mode_grad: &[f64], grad: &mut [f64]) {
+        let v = self.spectrum.volume();
+        for (j, g) in mode_grad.chunks(v).enumerate() {
+            let theta = &self.params[j * self.per_level..(j + 1) * self.per_level];
+            let out = &mut grad[j * self.per_level..(j + 1) * self.per_level];
+            match self.arch {
+                Architecture::OneLayer => {
+                    for (o, gk) in out.iter_mut().zip(g) {
+                        *o += gk;
+                    }
+                }
+                Architecture::TwoLayer { .. } => {
+                    let (ob, oc) = out.split_at_mut(v);
+                    for k in 0..v {
+                        ob[k] += g[k] * theta[v + k];
+                        oc[k] += g[k] * theta[k];
+                    }
+                }
+                Architecture::Local { .. } | Architecture::LocalCubic { .. } => {
+                    for (o, cos) in out.iter_mut().zip(self.orbit_cos.chunks(v)) {
+                        *o += g.iter().zip(cos).map(|(a, b)| a * b).sum::<f64>();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the gradient with respect to θ of a quantity whose gradient with
+    /// respect to the cubic coefficient of level j is `cubic_grad[j]`.
+    pub fn chain_cubic(&self, cubic_grad: &[f64], grad: &mut [f64]) {
+        if let Architecture::LocalCubic { .. } = self.arch {
+            for (j, g) in cubic_grad.iter().enumerate() {
+                grad[(j + 1) * self.per_level - 1] += g;
+            }
+        }
+    }
+
+    /// Adds w·g to the levels' mode gradients for a time t, split between
+    /// the two neighbouring levels as in the interpolation.
+    pub fn distribute(&self, t: f64, w: f64, g: &[f64], mode_grad: &mut [f64]) {
+        let v = self.spectrum.volume();
+        let (j, u) = self.grid.locate(t);
+        for (lvl, wl) in [(j, w * (1.0 - u)), (j + 1, w * u)] {
+            for (o, gk) in mode_grad[lvl * v..(lvl + 1) * v].iter_mut().zip(g) {
+                *o += wl * gk;
+            }
+        }
+    }
+}
+
+impl FieldScore for ScoreModel {
+    fn spectrum(&self) -> &Spectrum {
+        &self.spectrum
+    }
+
+    fn multipliers(&self, t: f64, out: &mut [f64]) {
+        let v = self.spectrum.volume();
+        let (j, u) = self.grid.locate(t);
+        self.level_multipliers(j, out);
+        if u > 0.0 {
+            // Blend in level j + 1 without a scratch buffer: one k at a time.
+            let theta = &self.params[(j + 1) * self.per_level..(j + 2) * self.per_level];
+            for (k, o) in out.iter_mut().enumerate() {
+                let next = match self.arch {
+                    Architecture::OneLayer => theta[k],
+                    Architecture::TwoLayer { .. } => theta[k] * theta[v + k],
+                    Architecture::Local { .. } | Architecture::LocalCubic { .. } => {
+                        self.orbit_cos.chunks(v).zip(theta).map(|(cos, w)| w * cos[k]).sum()
+                    }
+                };
+                *o = (1.0 - u) * *o + u * next;
+            }
+        }
+    }
+
+    fn cubic(&self, t: f64) -> f64 {
+        if !matches!(self.arch, Architecture::LocalCubic { .. }) {
+            return 0.0;
+        }
+        let (j, u) = self.grid.locate(t);
+        let c = |lvl: usize| self.params[(lvl + 1) * self.per_level - 1];
+        (1.0 - u) * c(j) + u * c(j + 1)
+    }
+
+    fn is_linear(&self) -> bool {
+        !matches!(self.arch, Architecture::LocalCubic { .. })
+    }
+}
+
+/// Representatives of the orbits {δ, −δ} of offsets with |δ_μ| ≤ R, in a
+/// fixed order: the zero offset first, then every δ whose first non-zero
+/// coordinate is positive.
+fn orbits(dim: usize, range: usize) -> Vec<Vec<i64>> {
+    let r = range as i64;
+    let side = (2 * range + 1) as u64;
+    let mut out = vec![vec![0i64; dim]];
+    for code in 0..side.pow(dim as u32) {
+        let mut c = code;
+        let delta: Vec<i64> = (0..dim)
+            .map(|_| {
+                let d = (c % side) as i64 - r;
+                c /= side;
+                d
+            })
+            .collect();
+        if delta.iter().find(|&&d| d != 0).is_some_and(|&d| d > 0) {
+            out.push(delta);
+        }
+    }
+    out
+}
+
+/// Builds the spectrum of a lattice of extents `shape`.
+///
+/// # Errors
+/// An impossible shape.
+pub fn spectrum_of(shape: &[usize]) -> Result<Arc<Spectrum>, ConfigError> {
+    Ok(Arc::new(Spectrum::new(Lattice::new(shape)?)))
+}

@@ -1,0 +1,179 @@
+//! `reproduce diffusion`: critical slowing down of score training for the
+//! free field (issue 17; docs/THEORY.md §6.11.6). Runs the example
+//! `critical_slowing` of crates/diffusion for d = 2 (L = 8 … 128) and d = 1
+//! (L = 16 … 1024) at fixed m·L = 4, reads its JSON lines, and writes per
+//! dimension a table of gradient-descent steps per architecture, diffusion
+//! time and L, the generation table (Heun steps for the exact score), and a
+//! log–log figure of steps against L at t = 0.01. Deterministic (the
+//! population objective has no sampling noise), a few seconds of CPU.
+
+use super::runner::{Captured, Runner};
+use super::table::Table;
+use anyhow::{bail, Context, Result};
+use fieldflow_plot::{Figure, Series};
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// (dimension, sizes, maximum GD steps).
+const RUNS: [(usize, &str, &str); 2] = [
+    (2, "8,16,32,64,128", "400000"),
+    (1, "16,32,64,128,256,512,1024", "1000000"),
+];
+
+const ARCHS: [&str; 5] = ["one_layer", "two_layer", "two_layer_xi", "local_r1", "local_r2"];
+
+pub fn run(r: &mut Runner) -> Result<()> {
+    let mut body = String::new();
+    let mut csv = String::from("dim,kind,L,t,arch,steps,heun_steps_kl,heun_steps_chi2,chi2_err_4096\n");
+    let mut figures = Vec::new();
+    for (dim, sizes, max_steps) in RUNS {
+        let jsonl = r.path("logs", &format!("critical_slowing_d{dim}.jsonl"));
+        let _ = std::fs::remove_file(&jsonl);
+        eprintln!("reproduce: diffusion critical slowing, d = {dim}, L = {sizes}");
+        let dim_s = dim.to_string();
+        let out_s = jsonl.display().to_string();
+        let args = [
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "fieldflow-diffusion",
+            "--example",
+            "critical_slowing",
+            "--",
+            "--dim",
+            &dim_s,
+            "--sizes",
+            sizes,
+            "--times",
+            "0.01,0.1,0.5",
+            "--max-steps",
+            max_steps,
+            "--out",
+            &out_s,
+        ];
+        let run = Captured::run(Path::new("cargo"), &args)?;
+        std::fs::write(
+            r.path("logs", &format!("critical_slowing_d{dim}.log")),
+            format!("{}\n--- stderr ---\n{}", run.stdout, run.stderr),
+        )?;
+        if !run.ok {
+            bail!("critical_slowing example failed: {}", run.last_error());
+        }
+        let text = std::fs::read_to_string(&jsonl).with_context(|| format!("{}: cannot read", jsonl.display()))?;
+        let rows: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
+        let cell = |x: Option<f64>| x.map_or("> max".to_string(), |s| format!("{s:.0}"));
+
+        // Training table: one row per (t, arch), one column per L.
+        let ls: Vec<f64> = rows
+            .iter()
+            .filter(|v| v["kind"] == "generation")
+            .filter_map(|v| num(v, "L"))
+            .collect();
+        let mut header = vec![
+            "t".to_string(),
+            "architecture".to_string(),
+            "params/level (largest L)".to_string(),
+        ];
+        header.extend(ls.iter().map(|l| format!("L = {l}")));
+        let mut t = Table::new(&header.iter().map(String::as_str).collect::<Vec<_>>());
+        for time in [0.01, 0.1, 0.5] {
+            for arch in ARCHS {
+                let pts: Vec<&Value> = rows
+                    .iter()
+                    .filter(|v| v["kind"] == "training" && v["arch"] == arch && num(v, "t") == Some(time))
+                    .collect();
+                if pts.is_empty() {
+                    continue;
+                }
+                let mut row = vec![
+                    time.to_string(),
+                    arch.to_string(),
+                    pts.last()
+                        .and_then(|v| num(v, "params"))
+                        .map_or(String::new(), |p| p.to_string()),
+                ];
+                for &l in &ls {
+                    let s = pts.iter().find(|v| num(v, "L") == Some(l));
+                    row.push(s.map_or("–".into(), |v| cell(num(v, "steps"))));
+                    if let Some(v) = s {
+                        let _ = writeln!(
+                            csv,
+                            "{dim},training,{l},{time},{arch},{},,,",
+                            num(v, "steps").map_or(String::new(), |s| s.to_string())
+                        );
+                    }
+                }
+                t.rows.push(row);
+            }
+        }
+        let mut gen = Table::new(&[
+            "L",
+            "m²",
+            "Heun steps, KL/site ≤ 1e-3",
+            "Heun steps, χ₂ within 1 %",
+            "χ₂ error at 4096 steps",
+        ]);
+        for v in rows.iter().filter(|v| v["kind"] == "generation") {
+            let l = num(v, "L").unwrap_or(f64::NAN);
+            let err = num(v, "chi2_rel_err_at_4096").unwrap_or(f64::NAN);
+            gen.rows.push(vec![
+                format!("{l}"),
+                format!("{:.3e}", num(v, "m2").unwrap_or(f64::NAN)),
+                cell(num(v, "heun_steps")).replace("> max", "> 4096"),
+                cell(num(v, "heun_steps_chi2_1pc")).replace("> max", "> 4096"),
+                format!("{:.2} %", 100.0 * err),
+            ]);
+            let _ = writeln!(
+                csv,
+                "{dim},generation,{l},,,,{},{},{err}",
+                num(v, "heun_steps").map_or(String::new(), |s| s.to_string()),
+                num(v, "heun_steps_chi2_1pc").map_or(String::new(), |s| s.to_string())
+            );
+        }
+        let fits: String = run
+            .stdout
+            .lines()
+            .skip_while(|l| !l.starts_with("fits:"))
+            .map(|l| format!("    {l}\n"))
+            .collect();
+        let _ = write!(
+            body,
+            "### d = {dim}\n\nGradient-descent steps (step 1/H_max) to reduce the excess DSM loss of one noise level by 10⁻³, \
+             free field at m·L = 4, VP schedule β 0.1 → 20:\n\n{}\nGeneration with the exact score (probability-flow ODE, Heun, t_min = 10⁻³):\n\n{}\nFits (from the example's output):\n\n{fits}\n",
+            t.markdown(),
+            gen.markdown()
+        );
+        let mut fig = Figure::new(
+            &format!("Score training near criticality, d = {dim}, t = 0.01, m·L = 4"),
+            "log10 L",
+            "log10 gradient-descent steps",
+        );
+        for arch in ARCHS {
+            fig.series.push(Series::line(
+                arch,
+                rows.iter()
+                    .filter(|v| v["kind"] == "training" && v["arch"] == arch && num(v, "t") == Some(0.01))
+                    .filter_map(|v| Some((num(v, "L")?.log10(), num(v, "steps")?.max(1.0).log10()))),
+            ));
+        }
+        figures.push((dim, fig));
+    }
+    r.section(
+        "diffusion",
+        "Diffusion: critical slowing down of score training (free field)",
+        "Diffusion: critical slowing down of score training (issue 17)",
+        body,
+        &csv,
+    )?;
+    for (dim, fig) in figures {
+        r.figure(
+            &format!("diffusion_d{dim}"),
+            &format!("training steps against L, d = {dim}"),
+            fig,
+        );
+    }
+    Ok(())
+}
