@@ -1,4 +1,4 @@
-//! `train(config)` → [`PyModel`]: a flow (or an SNF) trained by the CLI's
+//! `train(config)` → [`PyModel`]: a flow (or an SNF, or a diffusion model) trained by the CLI's
 //! pieces (`TrainRunConfig` parses the same dict as `fieldflow train`'s
 //! TOML, `ModelConfig` builds the model and its trainer, `TrainRun` drives
 //! it), in memory; `Model.save(path)` writes the CLI's model file
@@ -14,7 +14,7 @@ use crate::convert::{err, from_table, rows, to_table, value_error, ArrayPair};
 use crate::target::{PyTarget, TargetKind};
 use anyhow::bail;
 use fieldflow::cmd::train::data::load_data;
-use fieldflow::cmd::train::TrainRunConfig;
+use fieldflow::cmd::train::with_defaults;
 use fieldflow::model::{default_vector_flow, flow_trainer, ModelConfig, Sampler};
 use fieldflow::mpi_dist::Dist;
 use fieldflow_core::{Par, Proposal, ProposalDensity, Seed};
@@ -96,6 +96,7 @@ impl PyModel {
                     Proposer::Flow(Flow::from_json_parts(&state.architecture, state.params.clone())?)
                 }
                 ModelConfig::Snf(_) => bail!("a stochastic normalizing flow needs its built-in target"),
+                ModelConfig::Diffusion(_) => bail!("a diffusion model needs its built-in lattice target"),
             },
         };
         let dim = target.as_target().dim();
@@ -201,7 +202,8 @@ fn train_impl(
     progress: Option<&Py<PyAny>>,
     chunk_rows: Option<usize>,
 ) -> anyhow::Result<Trained> {
-    let c: TrainRunConfig = fieldflow::config::parse(&table, "train")?;
+    // The CLI's defaults (batch_size, steps, lr, the loss by the data at hand).
+    let (table, c) = with_defaults(table, data.0.is_some())?;
     let dim = target.as_target().dim();
     let (train, held_out) = match (data, target.builtin()) {
         ((None, None), Some(rt)) => load_data(&c, rt)?,
@@ -211,7 +213,10 @@ fn train_impl(
         (d, _) => d,
     };
     let model = match target.builtin() {
-        Some(rt) => ModelConfig::from_section(c.flow.as_ref(), rt)?,
+        Some(rt) => ModelConfig::from_sections(c.flow.as_ref(), c.diffusion.as_ref(), rt)?,
+        None if c.diffusion.is_some() => {
+            bail!("diffusion: the diffusion models are lattice-field models; a Python target trains a flow")
+        }
         None => ModelConfig::over_default(c.flow.as_ref(), default_vector_flow(dim))?,
     };
     let data = TrainData {
@@ -230,7 +235,7 @@ fn train_impl(
             };
             Box::new(flow_trainer(f, &c.train, c.seed, target.as_target(), data, par)?)
         }
-        (ModelConfig::Snf(_), None) => bail!(
+        (ModelConfig::Snf(_) | ModelConfig::Diffusion(_), None) => bail!(
             "flow.stages: a stochastic normalizing flow needs a built-in target (its Langevin blocks need Hessian-vector products)"
         ),
     };
@@ -262,7 +267,7 @@ fn train_impl(
     }
     let st = run.trainer().state();
     let mut stored = table.clone();
-    stored.insert("flow".into(), model.to_section()?);
+    stored.insert(model.section_name().into(), model.to_section()?);
     Ok(Trained {
         state: ModelState {
             architecture: model.to_json()?,
@@ -280,8 +285,9 @@ fn train_impl(
 }
 
 /// Trains a model: `config` is the dict of `fieldflow train`'s TOML
-/// (`seed`, `[flow]`, `[data]`, `[train]`, and the target as `[phi4]` or
-/// `[target]` unless `target` is given). `data` / `held_out`: training and
+/// (`seed`, `[flow]` or `[diffusion]`, `[data]`, `[train]`, and the target
+/// as `[phi4]` or `[target]` unless `target` is given), with the CLI's
+/// defaults for what it leaves out. `data` / `held_out`: training and
 /// held-out samples `[n, *shape]` (instead of `[data]`). `progress(done,
 /// total, message)` is called after every step. `chunk_rows` (Python
 /// targets only): rows per call of the function, default the whole

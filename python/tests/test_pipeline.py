@@ -220,3 +220,19 @@ def test_chunk_rows_sets_the_calls_per_step():
     assert one.calls - 10 == four.calls - 40 and 10 <= one.calls <= 14
     with pytest.raises(ValueError, match="chunk_rows: only for a Python target"):
         ff.train({"target": {"kind": "mog4"}, **cfg}, progress=False, chunk_rows=32)
+
+
+def test_a_diffusion_model_from_python(tmp_path):
+    ens = ff.generate({**FREE, "n_cfg": 500, "n_therm": 100, "chains": 2, "seed": 1})
+    cfg = {**FREE, "seed": 2, "diffusion": {"architecture": {"kind": "local", "range": 1}, "levels": 8},
+           "train": {"steps": 100, "lr": 0.05, "batch_size": 64, "metrics_every": 50}}
+    m = ff.train(cfg, data=ens.reshape(-1, 4, 4)[::2], progress=False)
+    assert "diffusion" in m.config and m.has_density
+    x, lq = m.sample(50, seed=1)
+    np.testing.assert_allclose(m.log_q(x), lq, rtol=1e-8, atol=1e-8)
+    m.save(tmp_path / "d.h5")
+    np.testing.assert_array_equal(ff.Model.load(tmp_path / "d.h5").sample(5, seed=3)[0], m.sample(5, seed=3)[0])
+    assert ff.imh(m, 200, chains=2, progress=False)["x"].shape == (2, 200, 4, 4)
+    with pytest.raises(ValueError, match="diffusion: "):
+        ff.train({"diffusion": cfg["diffusion"], "train": cfg["train"]}, target=ff.Target.from_function(gaussian, 2),
+                 progress=False)

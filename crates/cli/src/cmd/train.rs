@@ -61,7 +61,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use fieldflow_io::{FileKind, Header, ModelState, ModelWriter};
 use fieldflow_losses::{RunError, RunSchedule, TrainData, TrainRun};
-pub use settings::TrainRunConfig;
+pub use settings::{with_defaults, TrainRunConfig};
 pub use sink::csv_path;
 use std::path::{Path, PathBuf};
 
