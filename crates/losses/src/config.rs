@@ -78,6 +78,13 @@ pub struct TrainConfig {
     /// Master seed of the run's random streams.
     #[serde(default)]
     pub seed: u64,
+    /// Wall-clock budget of one invocation, in minutes: the run ends
+    /// normally (final metrics record and checkpoint) at the first step
+    /// that finds it spent, before `steps` if need be; `--resume` continues
+    /// toward `steps` with a fresh budget. The parameters at step t do not
+    /// depend on the budget, only how far a run gets does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_minutes: Option<f64>,
 }
 
 fn default_lr_schedule() -> LrSchedule {
@@ -113,6 +120,7 @@ impl TrainConfig {
             metrics_every: default_metrics_every(),
             eval_batch: default_eval_batch(),
             seed: 0,
+            max_minutes: None,
         }
     }
 
@@ -121,7 +129,7 @@ impl TrainConfig {
     /// # Errors
     /// A [`ConfigError`] naming the first offending field (`batch_size`,
     /// `steps`, `lr`, `clip_grad_norm`, `max_consecutive_rejections`,
-    /// `metrics_every`, `eval_batch`, `loss.*`, `lr_schedule.*`,
+    /// `metrics_every`, `max_minutes`, `eval_batch`, `loss.*`, `lr_schedule.*`,
     /// `optimizer.*`, `annealing.*`).
     pub fn validate(&self) -> Result<Loss, ConfigError> {
         let loss = self.loss.validate()?;
@@ -147,6 +155,11 @@ impl TrainConfig {
         }
         if self.metrics_every == 0 {
             return Err(ConfigError::new("metrics_every", 0, "must be >= 1"));
+        }
+        if let Some(m) = self.max_minutes {
+            if !(m.is_finite() && m > 0.0) {
+                return Err(ConfigError::new("max_minutes", m, "must be finite and > 0"));
+            }
         }
         if self.eval_batch < 2 {
             return Err(ConfigError::new("eval_batch", self.eval_batch, "must be >= 2"));

@@ -29,7 +29,7 @@
 use crate::exchange::Exchange;
 use crate::records::{MetricsRecord, StepOutcome, TrainError, TrainerState};
 use fieldflow_core::ConfigError;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A trainer as a training loop drives it, whatever the model.
 pub trait TrainLoop {
@@ -160,6 +160,9 @@ pub struct RunSummary {
     pub seconds: f64,
     /// Rejected steps since the start of training.
     pub rejections: u64,
+    /// The step at which the time budget ([`TrainRun::with_deadline`])
+    /// ended the run before `steps`, if it did.
+    pub out_of_time: Option<u64>,
 }
 
 /// A training run (module docs).
@@ -168,6 +171,7 @@ pub struct TrainRun<'a> {
     schedule: RunSchedule,
     resumed: bool,
     stop: Option<&'a dyn Fn(u64) -> bool>,
+    deadline: Option<Duration>,
 }
 
 impl<'a> TrainRun<'a> {
@@ -190,6 +194,7 @@ impl<'a> TrainRun<'a> {
             schedule,
             resumed: false,
             stop: None,
+            deadline: None,
         })
     }
 
@@ -197,6 +202,14 @@ impl<'a> TrainRun<'a> {
     /// checkpoints and ends the run with [`RunError::Interrupted`].
     pub fn with_stop(mut self, stop: &'a dyn Fn(u64) -> bool) -> Self {
         self.stop = Some(stop);
+        self
+    }
+
+    /// Ends the run normally (a final metrics record and checkpoint, no
+    /// error) at the first step after `budget` of wall-clock time, before
+    /// `schedule.steps` if need be; the processes agree on the step.
+    pub fn with_deadline(mut self, budget: Duration) -> Self {
+        self.deadline = Some(budget);
         self
     }
 
@@ -237,6 +250,7 @@ impl<'a> TrainRun<'a> {
             .iter_mut()
             .for_each(|o| o.started(self.trainer.step_index(), steps));
         let mut last = None;
+        let mut out_of_time = None;
         if root && !self.resumed && self.trainer.step_index() == 0 {
             last = Some(self.record(observers, sink));
         }
@@ -262,6 +276,14 @@ impl<'a> TrainRun<'a> {
                 observers.iter_mut().for_each(|o| o.finished(false));
                 return Err(RunError::Interrupted { step: t, steps });
             }
+            let spent = self.deadline.is_some_and(|d| start.elapsed() >= d);
+            if exchange.any(spent) && t < steps {
+                if root && !t.is_multiple_of(metrics_every) {
+                    last = Some(self.record(observers, sink));
+                }
+                out_of_time = Some(t);
+                break;
+            }
         }
         observers.iter_mut().for_each(|o| o.finished(true));
         self.checkpoint(exchange, sink)?;
@@ -272,6 +294,7 @@ impl<'a> TrainRun<'a> {
             last: last.unwrap_or_else(|| self.trainer.metrics()),
             seconds: start.elapsed().as_secs_f64(),
             rejections: self.trainer.total_rejections(),
+            out_of_time,
         })
     }
 

@@ -1,7 +1,7 @@
 //! `reproduce diffusion`: critical slowing down of score training for the
 //! free field (issue 17; docs/THEORY.md §6.11.6). Runs the example
-//! `critical_slowing` of crates/diffusion for d = 2 (L = 8 … 128) and d = 1
-//! (L = 16 … 1024) at fixed m·L = 4, reads its JSON lines, and writes per
+//! `critical_slowing` of crates/diffusion for d = 2 (L = 8 … 128), d = 1
+//! (L = 16 … 1024) and d = 3 (L = 8 … 32) at fixed m·L = 4, reads its JSON lines, and writes per
 //! dimension a table of gradient-descent steps per architecture, diffusion
 //! time and L, the generation table (Heun steps for the exact score), and a
 //! log–log figure of steps against L at t = 0.01. Deterministic (the
@@ -16,9 +16,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// (dimension, sizes, maximum GD steps).
-const RUNS: [(usize, &str, &str); 2] = [
+const RUNS: [(usize, &str, &str); 3] = [
     (2, "8,16,32,64,128", "400000"),
     (1, "16,32,64,128,256,512,1024", "1000000"),
+    (3, "8,12,16,24,32", "400000"),
 ];
 
 const ARCHS: [&str; 5] = ["one_layer", "two_layer", "two_layer_xi", "local_r1", "local_r2"];

@@ -37,6 +37,10 @@
 //! and is as decorrelated as the ensemble allows. A loss with a data term
 //! (FKL, SM on data) without data is refused before anything is written.
 //!
+//! `train.max_minutes` is a wall-clock budget per invocation: the run ends
+//! normally (exit 0, final metrics and checkpoint) at the first step past
+//! it, and says at which step; `--resume` goes on toward `train.steps`.
+//!
 //! The closing summary prints a part the loss does not use, or the NLL
 //! without held-out data, as "–" (the metrics store them as NaN).
 //!
@@ -194,6 +198,9 @@ fn train(
     };
     let stop = |t: u64| interrupt::requested() || simulated_stop(t);
     let mut run = TrainRun::new(trainer.as_mut(), schedule)?.with_stop(&stop);
+    if let Some(minutes) = c.train.max_minutes {
+        run = run.with_deadline(std::time::Duration::from_secs_f64(60.0 * minutes));
+    }
     let writer = match resumed {
         Some((mut w, saved)) => {
             run.resume(sink::restore_state(&mut w, saved, out)?)?;
@@ -232,6 +239,9 @@ fn train(
         seconds: summary.seconds,
         rejections: summary.rejections,
         snf: !model.has_density(),
+        out_of_time: summary
+            .out_of_time
+            .map(|t| (t, c.train.steps, c.train.max_minutes.unwrap_or(f64::NAN))),
     })
 }
 

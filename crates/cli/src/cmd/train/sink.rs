@@ -170,6 +170,9 @@ pub struct TrainSummary {
     /// Whether the model is an SNF (its loss parts are path ML / path KL and
     /// its NLL the path NLL, an upper bound).
     pub snf: bool,
+    /// (step reached, steps asked, budget in minutes) when `max_minutes`
+    /// ended the run early.
+    pub out_of_time: Option<(u64, u64, f64)>,
 }
 
 impl TrainSummary {
@@ -186,10 +189,17 @@ impl TrainSummary {
             (false, true) => " (path NLL, an upper bound)",
             (false, false) => "",
         };
+        let budget = match self.out_of_time {
+            Some((t, steps, minutes)) => format!(
+                "\ntime budget       spent (max_minutes = {minutes}): stopped at step {t} of {steps}; \
+                 --resume continues"
+            ),
+            None => String::new(),
+        };
         format!(
             "wrote {}{note}\nsteps             {}\nloss              {} ({parts})\n\
              ESS               {}\nIMH acceptance    {}\nheld-out NLL      {}{nll_note}\n\
-             rejected steps    {}\ntime              {:.1} s",
+             rejected steps    {}\ntime              {:.1} s{budget}",
             out.display(),
             m.step,
             num(m.loss, 5),
