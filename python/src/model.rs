@@ -247,6 +247,9 @@ fn train_impl(
     let stop_flag = AtomicBool::new(false);
     let stop = |_: u64| stop_flag.load(Ordering::Relaxed);
     let mut run = TrainRun::new(trainer.as_mut(), schedule)?.with_stop(&stop);
+    if let Some(minutes) = c.train.max_minutes {
+        run = run.with_deadline(std::time::Duration::from_secs_f64(60.0 * minutes));
+    }
     let mut sink = MemorySink::default();
     let mut obs = PyProgress {
         callback: progress,

@@ -236,3 +236,9 @@ def test_a_diffusion_model_from_python(tmp_path):
     with pytest.raises(ValueError, match="diffusion: "):
         ff.train({"diffusion": cfg["diffusion"], "train": cfg["train"]}, target=ff.Target.from_function(gaussian, 2),
                  progress=False)
+
+
+def test_max_minutes_ends_training_early():
+    m = ff.train({"target": {"kind": "mog4"}, "train": {"loss": {"preset": "rkl"}, "batch_size": 16, "steps": 10**9,
+                                                        "lr": 1e-3, "max_minutes": 0.01}}, progress=False)
+    assert 0 < m.metrics["step"][-1] < 10**9
