@@ -4,7 +4,9 @@
 //!   install the missing ones with apt-get when running as root; otherwise print
 //!   the exact command and exit non-zero. Every other command runs it first.
 //! * `test`     – the whole test suite (formatting check, all unit, integration
-//!   and doc tests in release mode). `.ci/run` calls this.
+//!   and doc tests in release mode, the Python package's pytest suite in a
+//!   venv under target/, see `python.rs`). `.ci/run` calls this.
+//! * `pytest`   – only the Python package's part of `test`.
 //! * `demo`     – the main job: a complete small pipeline into `results/demo/`.
 //! * `lint`     – `cargo fmt --check` and `cargo clippy --all-targets -D warnings`.
 //! * `bench`    – the criterion benches (optionally one crate: `bench lattice`).
@@ -15,6 +17,7 @@
 //!   suite because they take minutes), in release mode.
 
 mod compare;
+mod python;
 mod reproduce;
 mod setup;
 
@@ -40,6 +43,10 @@ fn run() -> Result<()> {
         "test" => {
             setup::ensure_system_packages()?;
             test(rest)
+        }
+        "pytest" => {
+            setup::ensure_system_packages()?;
+            python::test()
         }
         "lint" => {
             setup::ensure_system_packages()?;
@@ -75,7 +82,8 @@ fn run() -> Result<()> {
 
 const HELP: &str = "usage: cargo xtask <command>
   setup            install missing system packages (apt-get, as root)
-  test             the whole test suite (fmt check, unit, integration, doc tests)
+  test             the whole test suite (fmt check, unit, integration, doc tests, pytest)
+  pytest           only the Python package's tests (venv in target/py-venv, maturin, pytest)
   demo [--quick]   the main job: generate, analyze ... into results/demo/
   lint             cargo fmt --check and clippy -D warnings
   bench [crate]    criterion benches (all, or one crate: lattice, stats, flows)
@@ -123,10 +131,26 @@ fn test(rest: &[String]) -> Result<()> {
             "warnings",
         ],
     )?;
-    let mut args = vec!["test", "--release", "--workspace", "--all-targets"];
+    // fieldflow-py (python/) has no Rust tests: its tests are the pytest
+    // suite below, and maturin builds it (as an extension module) there.
+    let mut args = vec![
+        "test",
+        "--release",
+        "--workspace",
+        "--exclude",
+        "fieldflow-py",
+        "--all-targets",
+    ];
     args.extend(rest.iter().map(String::as_str));
     run_cmd("cargo", &args)?;
     run_cmd("cargo", &["test", "--release", "--workspace", "--doc"])?;
+    // The Python package (python/): venv under target/, maturin build,
+    // pytest. FIELDFLOW_SKIP_PYTHON=1 skips this part.
+    if std::env::var_os("FIELDFLOW_SKIP_PYTHON").is_some() {
+        eprintln!("xtask: FIELDFLOW_SKIP_PYTHON set: Python tests skipped");
+    } else {
+        python::test()?;
+    }
     // The MPI feature (docs/MPI.md): OpenMPI from apt, the CLI rebuilt with
     // rsmpi, and its tests launching `mpirun -n 2` on loopback.
     // FIELDFLOW_SKIP_MPI=1 skips this part.

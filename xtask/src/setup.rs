@@ -34,6 +34,15 @@ fn is_root() -> bool {
 /// (runtime, `mpirun`, headers) and libclang for rsmpi's bindgen.
 pub const MPI_PACKAGES: &[&str] = &["openmpi-bin", "libopenmpi-dev", "libclang-dev"];
 
+/// Debian packages of the Python package's tests where python3 is Debian's
+/// (a venv, and the headers maturin builds against).
+pub const PYTHON_PACKAGES: &[&str] = &["python3-venv", "python3-dev"];
+
+/// Installs what is missing of [`PYTHON_PACKAGES`] (root) or explains how.
+pub fn ensure_python_packages() -> Result<()> {
+    ensure_packages(PYTHON_PACKAGES)
+}
+
 /// Installs what is missing of [`PACKAGES`] (root) or explains how (non-root).
 pub fn ensure_system_packages() -> Result<()> {
     ensure_packages(PACKAGES)

@@ -113,7 +113,8 @@ impl FileAnalysis {
     }
 }
 
-fn row(name: &str, r: &GammaReport, exact: Option<f64>) -> Row {
+/// The table line of observable `name` from its Γ-method report.
+pub fn row(name: &str, r: &GammaReport, exact: Option<f64>) -> Row {
     Row {
         observable: name.to_string(),
         value: r.value,

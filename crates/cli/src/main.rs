@@ -13,19 +13,8 @@
 //! exit with 2 (clap); a run stopped by Ctrl-C writes its checkpoint and
 //! exits with 130.
 
-mod analysis;
-mod blocks;
-mod cmd;
-mod config;
-mod interrupt;
-mod model;
-mod mpi_dist;
-mod output;
-mod plots;
-mod progress;
-mod target;
-
 use clap::{Parser, Subcommand};
+use fieldflow::{cmd, interrupt};
 
 /// Sampling lattice field theories and other unnormalized densities, with
 /// MCMC and normalizing flows; every stage reads and writes HDF5.

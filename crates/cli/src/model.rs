@@ -116,8 +116,15 @@ impl ModelConfig {
     /// The architecture from a run's `[flow]` section (absent: the default
     /// flow of `target`, see [`default_flow`]).
     pub fn from_section(section: Option<&toml::Value>, target: &RunTarget) -> Result<Self> {
+        Self::over_default(section, default_flow(target))
+    }
+
+    /// The architecture from a `[flow]` section whose keys replace those of
+    /// `default` (absent: `default` itself); for targets that are not a
+    /// [`RunTarget`] (a Python function in the Python package).
+    pub fn over_default(section: Option<&toml::Value>, default: FlowConfig) -> Result<Self> {
         let Some(section) = section else {
-            return Ok(ModelConfig::Flow(default_flow(target)));
+            return Ok(ModelConfig::Flow(default));
         };
         let Some(table) = section.as_table() else {
             bail!("flow: expected a table, found `{section}`");
@@ -140,7 +147,7 @@ impl ModelConfig {
         };
         // The given keys over the target's default architecture; an SNF
         // without `n_layers` gets the sum of its flow stages' layers.
-        let mut merged = match toml::Value::try_from(default_flow(target))? {
+        let mut merged = match toml::Value::try_from(default)? {
             toml::Value::Table(t) => t,
             _ => unreachable!("a FlowConfig serializes to a table"),
         };
@@ -231,8 +238,37 @@ pub fn default_flow(target: &RunTarget) -> FlowConfig {
             f.shape = p.lattice().shape().to_vec();
             f
         }
-        RunTarget::Synthetic(t) => FlowConfig::mlp(t.dim(), 8, vec![32, 32]),
+        RunTarget::Synthetic(t) => default_vector_flow(t.dim()),
     }
+}
+
+/// Default architecture of a vector target of dimension `dim`: MLP couplings.
+pub fn default_vector_flow(dim: usize) -> FlowConfig {
+    FlowConfig::mlp(dim, 8, vec![32, 32])
+}
+
+/// A fresh flow of architecture `cfg` (parameters from `seed`) and its
+/// trainer for `target`, batches chunked by `par`.
+///
+/// # Errors
+/// The architecture does not fit the target, or the training settings are invalid.
+pub fn flow_trainer<'a>(
+    cfg: &FlowConfig,
+    train: &TrainConfig,
+    seed: u64,
+    target: &'a dyn fieldflow_core::Target,
+    data: TrainData<'a>,
+    par: Par,
+) -> Result<Trainer<'a>> {
+    let flow = cfg.build(Seed::new(seed)).map_err(|e| anyhow::anyhow!("flow.{e}"))?;
+    if flow.dim() != target.dim() {
+        bail!(
+            "flow.shape {:?} does not match the target's {} sites",
+            cfg.shape,
+            target.dim()
+        );
+    }
+    Ok(Trainer::new(train, flow, target, data, par)?)
 }
 
 impl ModelConfig {
@@ -259,17 +295,7 @@ impl ModelConfig {
     ) -> Result<Box<dyn TrainLoop + 'a>> {
         let par = Par::default();
         Ok(match self {
-            ModelConfig::Flow(cfg) => {
-                let flow = cfg.build(Seed::new(seed)).map_err(|e| anyhow::anyhow!("flow.{e}"))?;
-                if flow.dim() != target.as_target().dim() {
-                    bail!(
-                        "flow.shape {:?} does not match the target's {} sites",
-                        cfg.shape,
-                        target.as_target().dim()
-                    );
-                }
-                Box::new(Trainer::new(train, flow, target.as_target(), data, par)?)
-            }
+            ModelConfig::Flow(cfg) => Box::new(flow_trainer(cfg, train, seed, target.as_target(), data, par)?),
             ModelConfig::Snf(cfg) => {
                 if dist.is_parallel() {
                     bail!("training a stochastic normalizing flow is not distributed over MPI ranks yet: run it with one process");

@@ -665,9 +665,12 @@ fn rkl_terms<L: Layer>(
         grad,
         par,
         |first, x, _lq, mut gx, mut glq| {
-            for (i, (xr, gr)) in x.rows().into_iter().zip(gx.rows_mut()).enumerate() {
-                let lp = target.log_prob_and_score(xr, gr);
-                log_p[first + i].store(lp.to_bits(), Ordering::Relaxed);
+            // One batched call per chunk: a target evaluated outside Rust (a
+            // Python function) is called once per chunk, not once per row.
+            let mut lp = Array1::zeros(x.nrows());
+            target.log_prob_and_score_batch(x, gx.view_mut(), lp.view_mut(), Par::serial(x.nrows()));
+            for (i, v) in lp.iter().enumerate() {
+                log_p[first + i].store(v.to_bits(), Ordering::Relaxed);
             }
             gx.mapv_inplace(|s| -weight * beta * inv_n * s);
             glq.fill(weight * inv_n);

@@ -68,7 +68,13 @@ fn resume(args: &GenerateArgs) -> Result<(EnsembleWriter, Resolved, Vec<ChainSta
 
 /// A new output file for `resolved`.
 fn create(args: &GenerateArgs, resolved: &Resolved) -> Result<EnsembleWriter> {
-    check_new_output(&args.run.out, args.run.force)?;
+    create_writer(&args.run.out, args.run.force, resolved)
+}
+
+/// A new ensemble file at `out` for `resolved` (an existing file is refused
+/// unless `force`).
+pub fn create_writer(out: &Path, force: bool, resolved: &Resolved) -> Result<EnsembleWriter> {
+    check_new_output(out, force)?;
     let c = &resolved.config;
     let header = Header::new(
         FileKind::Ensemble,
@@ -78,10 +84,10 @@ fn create(args: &GenerateArgs, resolved: &Resolved) -> Result<EnsembleWriter> {
     )
     .with_attr("algorithm", resolved.algorithm.describe());
     Ok(EnsembleWriter::create(
-        &args.run.out,
+        out,
         &header,
         &ensemble_spec(c.chains as usize, &c.phi4.lattice, &ENSEMBLE_SERIES),
-        args.run.force,
+        force,
     )?)
 }
 

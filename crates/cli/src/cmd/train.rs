@@ -51,7 +51,7 @@
 //! metrics as CSV. `--resume` continues bit-identically; Ctrl-C writes a
 //! checkpoint and exits with 130.
 
-mod data;
+pub mod data;
 mod settings;
 mod sink;
 
@@ -65,7 +65,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use fieldflow_io::{FileKind, Header, ModelState, ModelWriter};
 use fieldflow_losses::{RunError, RunSchedule, TrainData, TrainRun};
-pub use settings::TrainRunConfig;
+pub use settings::{with_defaults, TrainRunConfig};
 pub use sink::csv_path;
 use std::path::{Path, PathBuf};
 

@@ -137,11 +137,24 @@ pub fn resolve(args: &TrainArgs) -> Result<(toml::Table, TrainRunConfig)> {
     }
     // The target is checked here, before any data is read or output written.
     RunTarget::from_table(&t, "config")?;
+    with_defaults(t, false)
+}
+
+/// The config `t` with the defaults for what the user left out (written
+/// into the stored config: `batch_size`, `steps`, `lr`, and the loss: RKL
+/// without data, ScoreNF for flows and path ML for SNFs with data) and its
+/// parsed form; `data_given`: training samples come from elsewhere than
+/// `[data]` (the Python API's arrays). A loss with a data term without
+/// data is refused.
+///
+/// # Errors
+/// Unparsable sections; a data loss without data.
+pub fn with_defaults(mut t: toml::Table, data_given: bool) -> Result<(toml::Table, TrainRunConfig)> {
     // Defaults for what the user left out (written into the stored config).
-    let has_data = t
-        .get("data")
-        .and_then(|d| d.as_table())
-        .is_some_and(|d| d.contains_key("file") || d.get("exact").and_then(|e| e.as_bool()) == Some(true));
+    let has_data = data_given
+        || t.get("data")
+            .and_then(|d| d.as_table())
+            .is_some_and(|d| d.contains_key("file") || d.get("exact").and_then(|e| e.as_bool()) == Some(true));
     let is_snf = t
         .get("flow")
         .and_then(|f| f.as_table())

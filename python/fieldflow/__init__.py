@@ -1,0 +1,145 @@
+"""fieldflow from Python: sampling unnormalized densities p(x) ∝ exp(−S(x))
+with MCMC and normalizing flows, made exact by IMH; Γ-method errors.
+
+The Rust core (the `fieldflow` command line's library) does the work; this
+package passes numpy arrays and plain dicts equal to the TOML sections of
+the command line's configs (docs/FORMATS.md)::
+
+    import fieldflow as ff
+    ens = ff.generate({"phi4": {"lattice": [8, 8], "m2": 0.5, "lambda": 0.0},
+                       "n_cfg": 2000, "chains": 4, "seed": 1})
+    model = ff.train({"phi4": {...}, "train": {"loss": {"preset": "rkl"}, ...}})
+    run = ff.imh(model, 10000, chains=4)
+    ff.analyze(run["x"].mean(axis=(2, 3)))      # value, error, tau_int, window
+
+A target may be a Python function of a batch (``Target.from_function``),
+called once per batch. Errors are ``ValueError`` with the command line's
+one-line messages. Progress bars (``train``, ``imh``, ``isir``) use tqdm
+when it is installed (in a notebook, ``tqdm.auto`` picks the widget), and
+are silent otherwise; ``generate`` is silent.
+"""
+
+import numpy as _np
+
+from . import _native
+from ._native import Model, Target
+
+__all__ = ["Target", "Model", "generate", "train", "imh", "isir", "importance", "analyze", "analyze_file"]
+
+
+def _f64(x, what="x"):
+    """x as a C-contiguous float64 array (a clear error otherwise)."""
+    try:
+        return _np.ascontiguousarray(x, dtype=_np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what}: not convertible to a float64 array ({e})") from None
+
+
+def _progress_callback(progress, what):
+    """A callback `(done, total, message)` drawing a tqdm bar, or None."""
+    if progress is False:
+        return None, None
+    if callable(progress):
+        return progress, None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None, None
+    state = {"bar": None}
+
+    def callback(done, total, message):
+        bar = state["bar"]
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, desc=what, leave=False)
+        bar.n = done
+        if message:
+            bar.set_postfix_str(message, refresh=False)
+        bar.refresh()
+
+    def close():
+        if state["bar"] is not None:
+            state["bar"].close()
+
+    return callback, close
+
+
+def _target_arg(target):
+    """A Target from a Target, a config dict or None."""
+    if target is None or isinstance(target, Target):
+        return target
+    if isinstance(target, dict):
+        return Target(target)
+    raise ValueError(f"target: expected a fieldflow.Target or a config dict, not {type(target).__name__}")
+
+
+def generate(config, out=None, force=False):
+    """An MCMC ensemble of lattice φ⁴ (HMC or Metropolis), as the command
+    line's ``generate`` with the same config (dict of the TOML: ``phi4``,
+    ``algorithm``, ``n_therm``, ``n_cfg``, ``chains``, ``seed``, …).
+
+    Returns the configurations, shape ``[chains, n_cfg, *lattice]``; with
+    ``out`` the ensemble file is kept there (an existing file is refused
+    unless ``force``)."""
+    return _native.generate(config, None if out is None else str(out), force)
+
+
+def train(config, target=None, data=None, held_out=None, progress=True, chunk_rows=None):
+    """Trains a flow (or an SNF) as ``fieldflow train`` does with the same
+    config dict (``seed``, ``flow``, ``data``, ``train`` and the target as
+    ``phi4`` / ``target``, unless ``target`` is given: a Target, e.g. a
+    Python function). ``data`` / ``held_out``: samples ``[n, *shape]`` for
+    losses with a data term. ``progress``: True (tqdm if installed), False,
+    or a callable ``(done, total, message)``. ``chunk_rows`` (Python targets
+    only): rows per call of the function, by default the whole minibatch
+    (one call per step); smaller chunks let the flow's share of a step run
+    on all cores at the cost of more calls. Returns a Model."""
+    return _with_progress(progress, "train", lambda cb: _native.train(
+        config,
+        _target_arg(target),
+        None if data is None else _f64(data, "data"),
+        None if held_out is None else _f64(held_out, "held_out"),
+        cb,
+        chunk_rows,
+    ))
+
+
+def _with_progress(progress, what, run):
+    callback, close = _progress_callback(progress, what)
+    try:
+        return run(callback)
+    finally:
+        if close is not None:
+            close()
+
+
+def imh(model, n, chains=4, seed=1, batch=256, progress=True):
+    """``chains`` independent Metropolis–Hastings chains of ``n`` steps with
+    the model as proposal (exact for the model's target). Returns a dict:
+    ``x`` ``[chains, n, *shape]``, ``accepted``, ``log_p``, ``log_q``,
+    ``acceptance``. ``progress`` as for ``train``."""
+    return _with_progress(progress, "imh", lambda cb: _native.imh(model, n, chains, seed, batch, None, cb))
+
+
+def isir(model, n, proposals, chains=4, seed=1, batch=256, progress=True):
+    """i-SIR chains: ``proposals`` = K flow proposals per step (as ``imh``)."""
+    return _with_progress(progress, "isir", lambda cb: _native.imh(model, n, chains, seed, batch, proposals, cb))
+
+
+def importance(model, n, seed=1):
+    """``n`` independent model draws with importance weights: a dict with
+    ``x``, ``log_q``, ``log_p``, ``log_w``, ``ess`` and ``log_z`` ± ``log_z_error``."""
+    return _native.importance(model, n, seed)
+
+
+def analyze(data, s_tau=1.5):
+    """Γ-method (Wolff) of one observable's history: ``data`` of shape
+    ``[n]`` (one chain) or ``[replica, n]``. Returns a dict with ``value``,
+    ``error``, ``tau_int``, ``tau_int_error``, ``window`` and more."""
+    return _native.analyze(_f64(data, "data"), s_tau)
+
+
+def analyze_file(path, skip=0):
+    """The command line's ``analyze`` of an ensemble or sample file: each
+    observable of its target with Γ-method error, τ_int, window and the
+    exact value where known (dict ``observables``: name → dict)."""
+    return _native.analyze_file(str(path), skip)

@@ -1,0 +1,479 @@
+//! `train(config)` → [`PyModel`]: a flow (or an SNF, or a diffusion model) trained by the CLI's
+//! pieces (`TrainRunConfig` parses the same dict as `fieldflow train`'s
+//! TOML, `ModelConfig` builds the model and its trainer, `TrainRun` drives
+//! it), in memory; `Model.save(path)` writes the CLI's model file
+//! (docs/FORMATS.md), so `fieldflow sample --model` reads a model trained
+//! in Python on a built-in target, and `Model.load` reads the CLI's.
+//!
+//! A Python target trains a flow (not an SNF: its Langevin blocks need
+//! Hessian-vector products) with the minibatch as one chunk, so its
+//! function is called once per step's batch. Its model file stores the
+//! config without a target section: `Model.load(path, target)` takes it again.
+
+use crate::convert::{err, from_table, rows, to_table, value_error, ArrayPair};
+use crate::target::{PyTarget, TargetKind};
+use anyhow::bail;
+use fieldflow::cmd::train::data::load_data;
+use fieldflow::cmd::train::with_defaults;
+use fieldflow::model::{default_vector_flow, flow_trainer, ModelConfig, Sampler};
+use fieldflow::mpi_dist::Dist;
+use fieldflow_core::{Par, Proposal, ProposalDensity, Seed};
+use fieldflow_flows::Flow;
+use fieldflow_io::{FileKind, Header, ModelFile, ModelState};
+use fieldflow_losses::{
+    CheckpointSink, MetricsRecord, RunError, RunSchedule, SingleProcess, StepOutcome, TrainData, TrainLoop,
+    TrainObserver, TrainRun, TrainerState,
+};
+use ndarray::{Array1, Array2};
+use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyReadonlyArrayDyn};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A trained model as a proposal (with a density where it has one).
+enum Proposer {
+    /// A flow or SNF rebuilt as the CLI rebuilds it.
+    Builtin(Sampler),
+    /// A flow trained for a Python target.
+    Flow(Flow),
+}
+
+impl Proposer {
+    fn proposal(&self) -> &dyn Proposal {
+        match self {
+            Proposer::Builtin(s) => s,
+            Proposer::Flow(f) => f,
+        }
+    }
+    fn density(&self) -> Option<&dyn ProposalDensity> {
+        match self {
+            Proposer::Builtin(s) => s.density(),
+            Proposer::Flow(f) => Some(f),
+        }
+    }
+}
+
+/// A trained flow or stochastic normalizing flow with its target.
+#[pyclass(name = "Model", module = "fieldflow._native", frozen)]
+pub struct PyModel {
+    target: Arc<TargetKind>,
+    proposer: Arc<Proposer>,
+    state: ModelState,
+    config: toml::Table,
+    metrics: BTreeMap<String, Vec<f64>>,
+    seed: u64,
+}
+
+impl PyModel {
+    /// The target.
+    pub fn target_kind(&self) -> &Arc<TargetKind> {
+        &self.target
+    }
+    /// The model as a proposal.
+    pub fn proposal(&self) -> &dyn Proposal {
+        self.proposer.proposal()
+    }
+    /// The model's density q(x), if it has one.
+    pub fn density(&self) -> Option<&dyn ProposalDensity> {
+        self.proposer.density()
+    }
+
+    fn build(
+        target: Arc<TargetKind>,
+        state: ModelState,
+        config: toml::Table,
+        metrics: BTreeMap<String, Vec<f64>>,
+        seed: u64,
+    ) -> anyhow::Result<Self> {
+        let proposer = match target.builtin() {
+            Some(rt) => Proposer::Builtin(Sampler::from_parts(&state.architecture, state.params.clone(), rt)?),
+            None => match ModelConfig::from_json(&state.architecture)? {
+                ModelConfig::Flow(_) => {
+                    Proposer::Flow(Flow::from_json_parts(&state.architecture, state.params.clone())?)
+                }
+                ModelConfig::Snf(_) => bail!("a stochastic normalizing flow needs its built-in target"),
+                ModelConfig::Diffusion(_) => bail!("a diffusion model needs its built-in lattice target"),
+            },
+        };
+        let dim = target.as_target().dim();
+        if proposer.proposal().dim() != dim {
+            bail!(
+                "model dimension {} differs from the target's {dim}",
+                proposer.proposal().dim()
+            );
+        }
+        Ok(PyModel {
+            target,
+            proposer: Arc::new(proposer),
+            state,
+            config,
+            metrics,
+            seed,
+        })
+    }
+}
+
+/// Keeps the metrics records in memory (the model file is written by `save`).
+#[derive(Default)]
+struct MemorySink {
+    metrics: BTreeMap<String, Vec<f64>>,
+}
+
+impl CheckpointSink for MemorySink {
+    type Error = std::convert::Infallible;
+    fn metrics(&mut self, record: &MetricsRecord) {
+        for (name, v) in record.columns() {
+            self.metrics.entry(name).or_default().push(v);
+        }
+    }
+    fn save(&mut self, _state: &TrainerState) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// Reports steps to a Python callback `progress(done, total, message)` and
+/// turns Ctrl-C (a pending KeyboardInterrupt) into a stop request.
+struct PyProgress<'a> {
+    callback: Option<&'a Py<PyAny>>,
+    stop: &'a AtomicBool,
+    error: Option<PyErr>,
+    first: u64,
+    total: u64,
+    done: u64,
+    message: String,
+}
+
+impl PyProgress<'_> {
+    fn report(&mut self) {
+        let r = Python::attach(|py| -> PyResult<()> {
+            py.check_signals()?;
+            if let Some(cb) = self.callback {
+                cb.bind(py).call1((self.done, self.total, self.message.as_str()))?;
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            self.stop.store(true, Ordering::Relaxed);
+            self.error.get_or_insert(e);
+        }
+    }
+}
+
+impl TrainObserver for PyProgress<'_> {
+    fn started(&mut self, first: u64, steps: u64) {
+        self.first = first;
+        self.total = steps.saturating_sub(first);
+        self.report();
+    }
+    fn step(&mut self, outcome: &StepOutcome) {
+        self.done += 1;
+        if let StepOutcome::Rejected { step, reason, .. } = outcome {
+            self.message = format!("step {step} rejected ({reason})");
+        }
+        self.report();
+    }
+    fn metrics(&mut self, m: &MetricsRecord) {
+        self.message = format!("loss {:.4} ess {:.3} acc {:.3}", m.loss, m.ess, m.acceptance);
+    }
+}
+
+/// What a training run hands back from the GIL-free part.
+struct Trained {
+    state: ModelState,
+    stored: toml::Table,
+    metrics: BTreeMap<String, Vec<f64>>,
+    seed: u64,
+    error: Option<PyErr>,
+}
+
+/// Samples `[n, *shape]` from Python as rows.
+fn opt_rows(x: Option<PyReadonlyArrayDyn<'_, f64>>, dim: usize, what: &str) -> PyResult<Option<Array2<f64>>> {
+    x.map(|a| rows(a.as_array(), dim, what)).transpose()
+}
+
+fn train_impl(
+    table: toml::Table,
+    target: &TargetKind,
+    data: (Option<Array2<f64>>, Option<Array2<f64>>),
+    progress: Option<&Py<PyAny>>,
+    chunk_rows: Option<usize>,
+) -> anyhow::Result<Trained> {
+    // The CLI's defaults (batch_size, steps, lr, the loss by the data at hand).
+    let (table, c) = with_defaults(table, data.0.is_some())?;
+    let dim = target.as_target().dim();
+    let (train, held_out) = match (data, target.builtin()) {
+        ((None, None), Some(rt)) => load_data(&c, rt)?,
+        ((None, None), None) if c.data.file.is_some() || c.data.exact => {
+            bail!("data: a Python target has no [data] file or exact sampler: pass data= (and held_out=) arrays")
+        }
+        (d, _) => d,
+    };
+    let model = match target.builtin() {
+        Some(rt) => ModelConfig::from_sections(c.flow.as_ref(), c.diffusion.as_ref(), rt)?,
+        None if c.diffusion.is_some() => {
+            bail!("diffusion: the diffusion models are lattice-field models; a Python target trains a flow")
+        }
+        None => ModelConfig::over_default(c.flow.as_ref(), default_vector_flow(dim))?,
+    };
+    let data = TrainData {
+        train,
+        held_out,
+        modes: target.builtin().and_then(|rt| rt.modes()),
+    };
+    let mut trainer: Box<dyn TrainLoop + '_> = match (&model, target.builtin()) {
+        (_, Some(rt)) => model.trainer(&c.train, c.seed, rt, data, &Dist::single())?,
+        (ModelConfig::Flow(f), None) => {
+            // By default the minibatch is one chunk: one call of the Python
+            // function per step (the flow's share then runs on one thread).
+            let par = Par {
+                chunk_rows: chunk_rows.unwrap_or(c.train.batch_size).max(1),
+                parallel: true,
+            };
+            Box::new(flow_trainer(f, &c.train, c.seed, target.as_target(), data, par)?)
+        }
+        (ModelConfig::Snf(_) | ModelConfig::Diffusion(_), None) => bail!(
+            "flow.stages: a stochastic normalizing flow needs a built-in target (its Langevin blocks need Hessian-vector products)"
+        ),
+    };
+    let schedule = RunSchedule {
+        steps: c.train.steps,
+        metrics_every: c.train.metrics_every,
+        checkpoint_every: c.checkpoint_every,
+    };
+    let stop_flag = AtomicBool::new(false);
+    let stop = |_: u64| stop_flag.load(Ordering::Relaxed);
+    let mut run = TrainRun::new(trainer.as_mut(), schedule)?.with_stop(&stop);
+    if let Some(minutes) = c.train.max_minutes {
+        run = run.with_deadline(std::time::Duration::from_secs_f64(60.0 * minutes));
+    }
+    let mut sink = MemorySink::default();
+    let mut obs = PyProgress {
+        callback: progress,
+        stop: &stop_flag,
+        error: None,
+        first: 0,
+        total: 0,
+        done: 0,
+        message: String::new(),
+    };
+    let result = run.run(&mut SingleProcess, &mut [&mut obs], &mut sink);
+    if let Err(e) = result {
+        match e {
+            RunError::Interrupted { .. } if obs.error.is_some() => {}
+            RunError::Interrupted { step, steps } => bail!("interrupted at step {step} of {steps}"),
+            e => bail!("{e}"),
+        }
+    }
+    let st = run.trainer().state();
+    let mut stored = table.clone();
+    stored.insert(model.section_name().into(), model.to_section()?);
+    Ok(Trained {
+        state: ModelState {
+            architecture: model.to_json()?,
+            params: st.params,
+            adam_m: st.adam.m,
+            adam_v: st.adam.v,
+            adam_step: st.adam.step,
+            rng_state: vec![c.train.seed, st.step],
+        },
+        stored,
+        metrics: sink.metrics,
+        seed: c.seed,
+        error: obs.error,
+    })
+}
+
+/// Trains a model: `config` is the dict of `fieldflow train`'s TOML
+/// (`seed`, `[flow]` or `[diffusion]`, `[data]`, `[train]`, and the target
+/// as `[phi4]` or `[target]` unless `target` is given), with the CLI's
+/// defaults for what it leaves out. `data` / `held_out`: training and
+/// held-out samples `[n, *shape]` (instead of `[data]`). `progress(done,
+/// total, message)` is called after every step. `chunk_rows` (Python
+/// targets only): rows per call of the function, default the whole
+/// minibatch; smaller chunks let the flow's work of a step run on all cores
+/// at the cost of more calls.
+#[pyfunction]
+#[pyo3(signature = (config, target = None, data = None, held_out = None, progress = None, chunk_rows = None))]
+pub fn train(
+    py: Python<'_>,
+    config: &Bound<'_, PyDict>,
+    target: Option<PyRef<'_, PyTarget>>,
+    data: Option<PyReadonlyArrayDyn<'_, f64>>,
+    held_out: Option<PyReadonlyArrayDyn<'_, f64>>,
+    progress: Option<Py<PyAny>>,
+    chunk_rows: Option<usize>,
+) -> PyResult<PyModel> {
+    let table = to_table(config, "")?;
+    let kind = match target {
+        Some(t) => {
+            if table.contains_key("phi4") || table.contains_key("target") {
+                return Err(PyValueError::new_err(
+                    "config: the target is given twice (the target argument and a [phi4] or [target] section)",
+                ));
+            }
+            t.kind.clone()
+        }
+        None => PyTarget::from_config(table.clone()).map_err(err)?.kind,
+    };
+    if chunk_rows.is_some() && kind.builtin().is_some() {
+        return Err(PyValueError::new_err(
+            "chunk_rows: only for a Python target (a built-in target is evaluated in chunks of 32 rows on all cores)",
+        ));
+    }
+    if chunk_rows == Some(0) {
+        return Err(PyValueError::new_err("chunk_rows = 0: must be >= 1"));
+    }
+    let dim = kind.as_target().dim();
+    let samples = (opt_rows(data, dim, "data")?, opt_rows(held_out, dim, "held_out")?);
+    let k = kind.clone();
+    let result = py.detach(move || train_impl(table, &k, samples, progress.as_ref(), chunk_rows));
+    kind.take_error()?;
+    let trained = result.map_err(err)?;
+    // A KeyboardInterrupt (Ctrl-C) or the progress callback's exception.
+    if let Some(e) = trained.error {
+        return Err(e);
+    }
+    let mut config = trained.stored;
+    if kind.builtin().is_none() {
+        config.remove("phi4");
+        config.remove("target");
+    }
+    PyModel::build(kind, trained.state, config, trained.metrics, trained.seed).map_err(err)
+}
+
+#[pymethods]
+impl PyModel {
+    /// `n` draws x ~ q (shaped `[n, *shape]`) and their log q (an SNF: its
+    /// path log-weight), from the random stream `seed`.
+    #[pyo3(signature = (n, seed = 0))]
+    fn sample<'py>(
+        &self,
+        py: Python<'py>,
+        n: usize,
+        seed: u64,
+    ) -> PyResult<ArrayPair<'py, PyArrayDyn<f64>, PyArray1<f64>>> {
+        let p = self.proposer.clone();
+        let mut shape = vec![n];
+        shape.extend(self.target.shape());
+        let (xs, lq) = py.detach(move || {
+            let d = p.proposal().dim();
+            let mut xs = Array2::zeros((n, d));
+            let mut lq = Array1::zeros(n);
+            p.proposal()
+                .draw_batch(Seed::new(seed), xs.view_mut(), lq.view_mut(), Par::default());
+            (xs, lq)
+        });
+        let xs = xs.into_shape_with_order(shape).map_err(value_error)?;
+        Ok((xs.into_pyarray(py), lq.into_pyarray(py)))
+    }
+
+    /// log q(x) of the batch `x` (`[n, *shape]`); flows only.
+    fn log_q<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let x = crate::convert::f64_array(x, "x")?;
+        let xs = rows(x.as_array(), self.proposer.proposal().dim(), "x")?;
+        if self.proposer.density().is_none() {
+            return Err(PyValueError::new_err(
+                "log_q: a stochastic normalizing flow has no tractable density q(x)",
+            ));
+        }
+        let p = self.proposer.clone();
+        let out = py.detach(move || {
+            let mut out = Array1::zeros(xs.nrows());
+            if let Some(d) = p.density() {
+                d.log_q_batch(xs.view(), out.view_mut(), Par::default());
+            }
+            out
+        });
+        Ok(out.into_pyarray(py))
+    }
+
+    /// Writes the model file (the CLI's format); an existing file is
+    /// refused unless `force`.
+    #[pyo3(signature = (path, force = false))]
+    fn save(&self, path: PathBuf, force: bool) -> PyResult<()> {
+        let config = toml::to_string(&self.config).map_err(value_error)?;
+        let file = ModelFile {
+            header: Header::new(FileKind::Model, config, self.seed, self.target.as_target().describe()),
+            state: self.state.clone(),
+            metrics: self.metrics.clone(),
+        };
+        fieldflow::output::check_new_output(&path, force).map_err(err)?;
+        file.write(&path, force).map_err(value_error)
+    }
+
+    /// Reads a model file (from `save` or `fieldflow train`); a model of a
+    /// Python target needs that `target` again.
+    #[staticmethod]
+    #[pyo3(signature = (path, target = None))]
+    fn load(path: PathBuf, target: Option<PyRef<'_, PyTarget>>) -> PyResult<Self> {
+        let file = ModelFile::read(&path).map_err(value_error)?;
+        let config: toml::Table = file
+            .header
+            .config
+            .parse()
+            .map_err(|e| PyValueError::new_err(format!("{}: stored config is not TOML: {e}", path.display())))?;
+        let kind = match target {
+            Some(t) => t.kind.clone(),
+            None => {
+                PyTarget::from_config(config.clone())
+                    .map_err(|e| {
+                        PyValueError::new_err(format!(
+                            "{}: {e:#} (a model of a Python target: pass target=)",
+                            path.display()
+                        ))
+                    })?
+                    .kind
+            }
+        };
+        PyModel::build(kind, file.state, config, file.metrics, file.header.seed)
+            .map_err(|e| PyValueError::new_err(format!("{}: cannot rebuild the model: {e:#}", path.display())))
+    }
+
+    /// The training metrics, one array per column (docs/FORMATS.md).
+    #[getter]
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in &self.metrics {
+            d.set_item(k, v.clone().into_pyarray(py))?;
+        }
+        Ok(d)
+    }
+
+    /// The resolved config (the dict that would retrain this model).
+    #[getter]
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        from_table(py, &self.config)
+    }
+
+    /// The target.
+    #[getter]
+    fn target(&self) -> PyTarget {
+        PyTarget {
+            kind: self.target.clone(),
+        }
+    }
+
+    /// Number of values of one configuration.
+    #[getter]
+    fn dim(&self) -> usize {
+        self.proposer.proposal().dim()
+    }
+
+    /// Whether the model has a density q(x) (flows; not SNFs).
+    #[getter]
+    fn has_density(&self) -> bool {
+        self.proposer.density().is_some()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Model({} parameters, target {})",
+            self.state.params.len(),
+            self.target.as_target().describe()
+        )
+    }
+}
