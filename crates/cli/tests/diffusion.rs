@@ -114,8 +114,8 @@ fn bad_diffusion_sections_are_one_line_errors() {
     let cases = [
         ("[phi4]\nlattice = [4, 4]\nm2 = 1.0\nlambda = 0.0\n[flow]\nn_layers = 2\n[diffusion]\n", "not both"),
         ("[target]\nkind = \"mog4\"\n[data]\nexact = true\n[diffusion]\n", "[phi4] target"),
-        ("[phi4]\nlattice = [4, 4]\nm2 = 1.0\nlambda = 0.0\n[data]\nexact = true\n[diffusion]\narchitecture = { kind = \"local\", range = 2 }\n", "diffusion.model.range"),
-        ("[phi4]\nlattice = [4, 4]\nm2 = 1.0\nlambda = 0.0\n[diffusion]\nsteps = 0\n", "diffusion.sampler.steps"),
+        ("[phi4]\nlattice = [4, 4]\nm2 = 1.0\nlambda = 0.0\n[data]\nexact = true\n[diffusion]\narchitecture = { kind = \"local\", range = 2 }\n", "diffusion.architecture.range"),
+        ("[phi4]\nlattice = [4, 4]\nm2 = 1.0\nlambda = 0.0\n[diffusion]\nsteps = 0\n", "diffusion.steps = 0"),
         (
             "[phi4]\nlattice = [4, 4]\nm2 = 1.0\nlambda = 0.0\n[diffusion]\narchitecture = { kind = \"local_cubic\", range = 1 }\n\
              integrator = \"euler_maruyama\"\n",

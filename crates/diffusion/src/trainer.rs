@@ -85,6 +85,10 @@ impl DiffusionConfig {
     /// # Errors
     /// Naming the offending field.
     pub fn build(&self) -> Result<DiffusionModel, ConfigError> {
+        self.build_unnamed().map_err(config_key)
+    }
+
+    fn build_unnamed(&self) -> Result<DiffusionModel, ConfigError> {
         self.schedule.validate()?;
         let sampler = self.sampler();
         sampler.validate()?;
@@ -135,6 +139,21 @@ impl DiffusionConfig {
             t_min: self.t_min,
         }
     }
+}
+
+/// Names a validation error by the key of `[diffusion]` that holds the
+/// value (the parts validate as `grid.*`, `sampler.*`, `model.*`).
+fn config_key(mut e: ConfigError) -> ConfigError {
+    let renamed = match e.field.as_str() {
+        "grid.levels" => "levels",
+        "grid.t_min" | "sampler.t_min" => "t_min",
+        "sampler.steps" => "steps",
+        "model.range" => "architecture.range",
+        "model.init" => "architecture.init",
+        _ => return e,
+    };
+    e.field = renamed.to_string();
+    e
 }
 
 /// A trained (or untrained) diffusion model with its sampler.
