@@ -121,12 +121,13 @@ struct Outcome {
 /// has fallen by `tol`.
 fn train_level(arch: Architecture, field: &GaussianField, t: f64, tol: f64, max_steps: usize) -> Outcome {
     let grid = TimeGrid { t_min: t, levels: 2 };
-    let mut model = ScoreModel::new(arch, grid, field.spectrum().clone()).unwrap();
+    let model = ScoreModel::new(arch, grid, field.spectrum().clone()).unwrap();
     let n = model.params_per_level();
     let v = field.eigenvalues().len();
-    let template = model.clone();
+    // The objective at level-0 parameters p, evaluated on one scratch model.
+    let scratch = std::cell::RefCell::new(model.clone());
     let f = |p: &[f64]| {
-        let mut m = template.clone();
+        let mut m = scratch.borrow_mut();
         m.params[..n].copy_from_slice(p);
         population_at(&m, &VP, field, t)
     };
@@ -188,7 +189,6 @@ fn train_level(arch: Architecture, field: &GaussianField, t: f64, tol: f64, max_
             *p -= lr * g;
         }
     }
-    model.params[..n].copy_from_slice(&theta);
     Outcome {
         steps: None,
         lr,

@@ -252,28 +252,27 @@ impl ReverseSampler {
         let spectrum = score.spectrum();
         let v = spectrum.volume();
         let linear = score.is_linear();
-        let (mut m, mut m_next) = (vec![0.0; v], vec![0.0; v]);
-        for i in 0..self.steps {
-            let c = self.sde_coeffs(i);
-            score.multipliers(c.t, &mut m);
-            let t_next = c.t - self.h();
-            if self.integrator == Integrator::ProbabilityFlowHeun {
-                score.multipliers(t_next, &mut m_next);
-            }
-            let (c1, c2) = (score.cubic(c.t), score.cubic(t_next));
-            // tr M(t) = Σ_k m_k(t), for the divergence of a non-linear score.
-            let (tr1, tr2) = (m.iter().sum::<f64>(), m_next.iter().sum::<f64>());
-            let step_seed = seed.child(1 + i as u64);
-            let (m, m_next) = (&m, &m_next);
-            par.rows_mut_to_values(xs.view_mut(), log_q.view_mut(), |chunk, _, mut rows, mut lq| {
-                let mut rng = step_seed.child(chunk as u64).rng();
-                let mut work = SpectrumWork::default();
-                let mut s = vec![0.0; v];
-                let mut tmp = vec![0.0; v];
-                let mut v1 = vec![0.0; v];
+        // Rows are independent: each chunk runs all steps with buffers of its
+        // own (no allocation per step); the multipliers of a step are
+        // recomputed per chunk, a cost of O(V) against the chunk's FFTs.
+        par.rows_mut_to_values(xs.view_mut(), log_q.view_mut(), |chunk, _, mut rows, mut lq| {
+            let mut work = SpectrumWork::default();
+            let (mut m, mut m_next) = (vec![0.0; v], vec![0.0; v]);
+            let (mut s, mut tmp, mut v1) = (vec![0.0; v], vec![0.0; v], vec![0.0; v]);
+            for i in 0..self.steps {
+                let c = self.sde_coeffs(i);
+                score.multipliers(c.t, &mut m);
+                let t_next = c.t - self.h();
+                if self.integrator == Integrator::ProbabilityFlowHeun {
+                    score.multipliers(t_next, &mut m_next);
+                }
+                let (c1, c2) = (score.cubic(c.t), score.cubic(t_next));
+                // tr M(t) = Σ_k m_k(t), for the divergence of a non-linear score.
+                let (tr1, tr2) = (m.iter().sum::<f64>(), m_next.iter().sum::<f64>());
+                let mut rng = seed.child(1 + i as u64).child(chunk as u64).rng();
                 for (mut row, l) in rows.axis_iter_mut(Axis(0)).zip(lq.iter_mut()) {
                     let x = row.as_slice_mut().expect("rows are contiguous");
-                    spectrum.apply(m, x, &mut s, &mut work);
+                    spectrum.apply(&m, x, &mut s, &mut work);
                     add_cubic(c1, x, &mut s);
                     if self.integrator == Integrator::ProbabilityFlowHeun {
                         let h = self.h();
@@ -285,7 +284,7 @@ impl ReverseSampler {
                             *tm = xv - h * *sv;
                         }
                         v1.copy_from_slice(&s);
-                        spectrum.apply(m_next, &tmp, &mut s, &mut work);
+                        spectrum.apply(&m_next, &tmp, &mut s, &mut work);
                         add_cubic(c2, &tmp, &mut s);
                         if !linear {
                             // log|det| of the step by the trapezoid rule on
@@ -307,8 +306,8 @@ impl ReverseSampler {
                         }
                     }
                 }
-            });
-        }
+            }
+        });
         match (self.integrator, linear) {
             (Integrator::ProbabilityFlowHeun, true) => {
                 let log_det = self.ode_log_det(score);

@@ -109,17 +109,6 @@ impl Spectrum {
             *o = phase.cos();
         }
     }
-
-    /// Index of the momentum −k.
-    pub fn negative(&self, k: usize) -> usize {
-        let shape = self.lattice.shape();
-        let mut n = vec![0usize; shape.len()];
-        self.lattice.coords(k, &mut n);
-        for (nk, &l) in n.iter_mut().zip(shape) {
-            *nk = (l - *nk) % l;
-        }
-        self.lattice.index(&n)
-    }
 }
 
 fn fill_complex(buf: &mut Vec<Complex<f64>>, x: &[f64]) {

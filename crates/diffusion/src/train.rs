@@ -129,7 +129,7 @@ pub fn train(
 /// the gradient (exact up to round-off for the quadratic objectives of the
 /// one-layer and local models): the step 1/H that plain gradient descent
 /// can afford.
-pub fn max_curvature(objective: impl Fn(&[f64]) -> Vec<f64>, theta: &[f64]) -> f64 {
+pub fn max_curvature(mut objective: impl FnMut(&[f64]) -> Vec<f64>, theta: &[f64]) -> f64 {
     let n = theta.len();
     let mut v: Vec<f64> = (0..n).map(|i| 1.0 + 0.1 * ((i * 7919) % 13) as f64).collect();
     let mut lambda = 0.0;
