@@ -37,7 +37,7 @@ pub mod mixture;
 pub mod modes;
 pub mod phi4_1d;
 mod presets;
-mod quadrature;
+pub mod quadrature;
 #[cfg(test)]
 mod testing;
 pub mod transfer_operator;
@@ -49,3 +49,4 @@ pub use mixture::{Covariance, GaussianMixture};
 pub use modes::{Modes, SyntheticTarget};
 pub use phi4_1d::Phi4Field1d;
 pub use presets::SeparationAxis;
+pub use quadrature::GaussLegendre;

@@ -9,7 +9,7 @@
 
 /// Nodes and weights of the m-point Gauss–Legendre rule on [−1, 1].
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct GaussLegendre {
+pub struct GaussLegendre {
     nodes: Vec<f64>,
     weights: Vec<f64>,
 }
