@@ -44,6 +44,13 @@ def test_interrupted_training_resumes_bit_identically(tmp_path, python_target):
         ff.train(cfg, progress=interrupt_at(17), checkpoint=path, **kw)
     assert path.exists()
     assert list(ff.Model.load(path, **kw).metrics["step"]) == [0, 5, 10, 15]
+    if not python_target and cli_exe() is not None:
+        # The command line continues the same checkpoint to the same model.
+        copy = tmp_path / "cli.h5"
+        copy.write_bytes(path.read_bytes())
+        subprocess.run([str(cli_exe()), "train", "--resume", "--out", str(copy), "-q"], check=True,
+                       capture_output=True)
+        assert_same_model(whole, ff.Model.load(copy))
     resumed = ff.train(None, progress=False, checkpoint=path, resume=True, **kw)
     assert_same_model(whole, resumed)
     # and the file written at the end is that model
@@ -74,9 +81,14 @@ def test_checkpoint_errors(tmp_path):
         ff.train(None, progress=False, checkpoint=ok, resume=True)
 
 
-def cli():
+def cli_exe():
     exe = Path(__file__).resolve().parents[2] / "target" / "release" / "fieldflow"
-    if not exe.exists():
+    return exe if exe.exists() else None
+
+
+def cli():
+    exe = cli_exe()
+    if exe is None:
         pytest.skip("the fieldflow binary is not built")
     return exe
 

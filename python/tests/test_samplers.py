@@ -176,6 +176,18 @@ def test_bad_sampler_settings_raise_one_line_errors(gauss_model):
         ff._native.sample(gauss_model, "adaptive", 10)
 
 
+def test_a_stochastic_normalizing_flow_is_refused_where_the_method_needs_a_flow():
+    snf = ff.train({"target": {"kind": "mog4"}, "flow": {"stages": [{"flow": {"n_layers": 2}},
+                                                                   {"langevin": {"steps": 1, "eps": 0.01}}]},
+                    "train": {"loss": {"preset": "rkl"}, "batch_size": 16, "steps": 2, "lr": 1e-3}}, progress=False)
+    with pytest.raises(ValueError, match="method = neutra: the model is a stochastic normalizing flow, not a bijection"):
+        ff.neutra(snf, 10, progress=False)
+    with pytest.raises(ValueError, match="method = global-local: the model is a stochastic normalizing flow, which has no"):
+        ff.global_local(snf, 10, progress=False)
+    with pytest.raises(ValueError, match="method = adaptive: the model is a stochastic normalizing flow"):
+        ff.adaptive(snf, 10, progress=False)
+
+
 def test_an_exception_in_the_progress_callback_stops_sampling(gauss_model):
     def progress(done, total, message):
         if done > 500:
