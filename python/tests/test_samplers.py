@@ -84,6 +84,9 @@ def test_adaptive_learns_the_mode_weights():
     exact = t.mode_weights[0]
     assert abs(exact - 2 / 3) < 1e-12
     assert abs(w0["value"] - exact) < 4 * w0["error"] and w0["error"] < 0.05, w0
+    # Production is global-local with the adapted flow: the same run.
+    again = ff.global_local(adapted, 2000, chains=4, seed=1, progress=False)
+    np.testing.assert_array_equal(again["x"], run["x"])
     # The adapted model samples on its own (IMH: exact as well).
     imh = ff.imh(adapted, 2000, chains=4, seed=5, progress=False)
     w = ff.analyze((t.modes(imh["x"].reshape(-1, 4)) == 0).reshape(4, 2000).astype(float))
