@@ -129,7 +129,8 @@ def imh(model, n, chains=4, seed=1, batch=256, progress=True):
     """``chains`` independent Metropolis–Hastings chains of ``n`` steps with
     the model as proposal (exact for the model's target). Returns a dict:
     ``x`` ``[chains, n, *shape]``, ``accepted``, ``log_p``, ``log_q``,
-    ``acceptance``. ``progress`` as for ``train``."""
+    ``acceptance`` and, for built-in targets with modes, ``mode``.
+    ``progress`` as for ``train``."""
     return _with_progress(progress, "imh", lambda cb: _native.imh(model, n, chains, seed, batch, None, cb))
 
 
@@ -149,8 +150,9 @@ _SAMPLE_DOC = """
     ``proposals``, …; docs/FORMATS.md). Returns a dict: ``x`` ``[chains, n,
     *shape]``, the per-step series ``log_p``, ``log_q``, ``log_w``,
     ``accepted``, ``local_acceptance`` ``[chains, n]``, ``acceptance`` (the
-    mean of ``accepted``) and ``local_step`` (the kernel's step after the
-    warm-up). ``progress`` as for ``train``."""
+    mean of ``accepted``), ``local_step`` (the kernel's step after the
+    warm-up) and, for built-in targets with modes, ``mode`` ``[chains, n]``
+    (the mode of every sample). ``progress`` as for ``train``."""
 
 
 def _sample(method, model, n, chains, seed, batch, local_steps, local_width, sampler, progress):

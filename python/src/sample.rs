@@ -27,8 +27,9 @@ use std::sync::Mutex;
 
 /// `chains` IMH chains of `n` steps each with the model as proposal; with
 /// `proposals = K`, i-SIR (K proposals per step). Returns a dict: `x`
-/// `[chains, n, *shape]`, `accepted`, `log_p`, `log_q` `[chains, n]` and the
-/// `acceptance` rate.
+/// `[chains, n, *shape]`, `accepted`, `log_p`, `log_q` `[chains, n]`, the
+/// `acceptance` rate and, for built-in targets with modes, the `mode` of
+/// every sample `[chains, n]`.
 /// `progress(done, total, message)` is called about every percent of the
 /// `chains × n` steps.
 #[pyfunction]
@@ -85,6 +86,17 @@ pub fn imh<'py>(
     shape.extend(m.target_kind().shape());
     let acceptance = run.accepted.iter().map(|&a| a as f64).sum::<f64>() / (chains * n).max(1) as f64;
     let d = PyDict::new(py);
+    if let Some(modes) = m.target_kind().builtin().and_then(RunTarget::modes) {
+        let dim = m.target_kind().as_target().dim();
+        let rows = run
+            .configs
+            .view()
+            .into_shape_with_order((chains * n, dim))
+            .map_err(value_error)?;
+        let mode = modes.assign_batch(rows);
+        let mode = ndarray::Array2::from_shape_vec((chains, n), mode).map_err(value_error)?;
+        d.set_item("mode", mode.into_pyarray(py))?;
+    }
     d.set_item(
         "x",
         run.configs
@@ -326,12 +338,22 @@ fn run_chains(c: &SampleConfig, model: &PyModel, reporter: &Reporter<'_>) -> any
 
 /// The blocks of a run as a dict of arrays: `x` `[chains, n, *shape]`, every
 /// per-step series `[chains, n]` (`log_p`, `log_q`, `log_w`, `accepted`,
-/// `local_acceptance`), the `acceptance` (mean of `accepted`) and the local
-/// kernel's `local_step`.
-fn to_dict<'py>(py: Python<'py>, ran: Ran, shape: &[usize]) -> PyResult<Bound<'py, PyDict>> {
+/// `local_acceptance`), the `acceptance` (mean of `accepted`), the local
+/// kernel's `local_step`, and for built-in targets with modes the `mode` of
+/// every sample `[chains, n]` (φ⁴: the sign of M; mixtures: the nearest mean).
+fn to_dict<'py>(py: Python<'py>, ran: Ran, target: &TargetKind) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     let (configs, series) = join_steps(ran.blocks).map_err(value_error)?;
-    let (chains, n, _) = configs.dim();
+    let (chains, n, dim) = configs.dim();
+    if let Some(modes) = target.builtin().and_then(RunTarget::modes) {
+        let rows = configs
+            .view()
+            .into_shape_with_order((chains * n, dim))
+            .map_err(value_error)?;
+        let mode = ndarray::Array2::from_shape_vec((chains, n), modes.assign_batch(rows)).map_err(value_error)?;
+        d.set_item("mode", mode.into_pyarray(py))?;
+    }
+    let shape = target.shape();
     let mut full = vec![chains, n];
     full.extend(shape);
     d.set_item(
@@ -397,7 +419,7 @@ pub fn sample<'py>(
     if let Some(e) = reporter.into_error() {
         return Err(e);
     }
-    to_dict(py, ran.map_err(err)?, &m.target_kind().shape())
+    to_dict(py, ran.map_err(err)?, m.target_kind())
 }
 
 /// The given settings (`sampler`: the `[sampler]` dict).
@@ -504,6 +526,6 @@ pub fn adaptive<'py>(
     if let Some(e) = reporter.into_error() {
         return Err(e);
     }
-    let d = to_dict(py, ran.map_err(err)?, &m.target_kind().shape())?;
+    let d = to_dict(py, ran.map_err(err)?, m.target_kind())?;
     Ok((adapted, d))
 }
