@@ -42,8 +42,14 @@ pub struct Sampling<'a> {
 /// The method needs what the model does not have.
 pub fn check_model(method: Method, has_flow: bool, has_density: bool, name: &str) -> Result<()> {
     if method.needs_flow() && !has_flow {
+        let others = if has_density {
+            "imh, isir, is, hybrid or global-local"
+        } else {
+            "imh, isir or is"
+        };
         bail!(
-            "method = {}: {name} is a stochastic normalizing flow, not a bijection x = f(z); use imh, isir or is",
+            "method = {}: {name} is not a normalizing flow, a bijection x = f(z) (a stochastic normalizing flow \
+             or a diffusion model); use {others}",
             method.as_str()
         );
     }
