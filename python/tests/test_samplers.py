@@ -216,3 +216,15 @@ def test_ctrl_c_stops_sampling_and_training(gauss_model):
         with pytest.raises(KeyboardInterrupt):
             call()
         timer.join()
+
+
+def test_adaptive_on_a_python_target():
+    """Adaptive flow-MCMC on the numpy Gaussian (no modes): the production
+    means and variances within 4σ; the adapted model keeps the target's
+    python section."""
+    g = ff.Target.from_function(gaussian, 2)
+    init = ff.train({"seed": 1, "train": {"loss": {"preset": "rkl"}, "batch_size": 64, "steps": 1, "lr": 1e-12}},
+                    target=g, progress=False)
+    adapted, run = ff.adaptive(init, 1500, chains=4, seed=3, sampler={"rounds": 8}, progress=False)
+    assert adapted.config["target"]["kind"] == "python" and len(adapted.metrics["round"]) == 8
+    assert_moments(run["x"], "adaptive")
