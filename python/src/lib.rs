@@ -4,8 +4,10 @@
 //! dicts equal to the TOML sections (docs/FORMATS.md): targets
 //! ([`target::PyTarget`]: lattice φ⁴, the synthetic targets, or a Python
 //! function), `generate` (HMC / Metropolis ensembles), `train` (a flow, or an
-//! SNF, → [`model::PyModel`]), the exact samplers `imh` (and i-SIR) and
-//! `importance`, and `analyze` (Γ-method). Every stage calls the library
+//! SNF, → [`model::PyModel`]), the exact samplers `imh` (and i-SIR),
+//! `importance`, and the CLI's `sample` methods with local moves (hybrid,
+//! global-local, neutra, adaptive: [`sample::sample`], [`sample::adaptive`]),
+//! and `analyze` (Γ-method). Every stage calls the library
 //! functions the CLI calls (`fieldflow` crate's lib, crates/*).
 //!
 //! The GIL is released while Rust computes; a Python target takes it once
@@ -30,6 +32,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(model::train, m)?)?;
     m.add_function(wrap_pyfunction!(sample::imh, m)?)?;
     m.add_function(wrap_pyfunction!(sample::importance, m)?)?;
+    m.add_function(wrap_pyfunction!(sample::sample, m)?)?;
+    m.add_function(wrap_pyfunction!(sample::adaptive, m)?)?;
     m.add_function(wrap_pyfunction!(analyze::analyze, m)?)?;
     m.add_function(wrap_pyfunction!(analyze::analyze_file, m)?)?;
     Ok(())

@@ -8,20 +8,25 @@
 //! A Python target trains a flow (not an SNF: its Langevin blocks need
 //! Hessian-vector products) with the minibatch as one chunk, so its
 //! function is called once per step's batch. Its model file stores the
-//! config without a target section: `Model.load(path, target)` takes it again.
+//! section `[target] kind = "python"` with the function's name and dimension,
+//! which the command line refuses with a one-line error (it cannot call the
+//! function); `Model.load(path, target)` takes the function again.
 
 use crate::convert::{err, from_table, rows, to_table, value_error, ArrayPair};
 use crate::target::{PyTarget, TargetKind};
 use anyhow::bail;
 use fieldflow::cmd::train::data::load_data;
+use fieldflow::cmd::train::sink::{csv_path, restore_state, ModelSink};
 use fieldflow::cmd::train::with_defaults;
 use fieldflow::model::{default_vector_flow, flow_trainer, ModelConfig, Sampler};
 use fieldflow::mpi_dist::Dist;
+use fieldflow::target::{python_section, PYTHON_KIND};
 use fieldflow_core::{Par, Proposal, ProposalDensity, Seed};
+use fieldflow_flowmcmc::AdaptiveState;
 use fieldflow_flows::Flow;
-use fieldflow_io::{FileKind, Header, ModelFile, ModelState};
+use fieldflow_io::{FileKind, Header, ModelFile, ModelState, ModelWriter};
 use fieldflow_losses::{
-    CheckpointSink, MetricsRecord, RunError, RunSchedule, SingleProcess, StepOutcome, TrainData, TrainLoop,
+    AdamState, CheckpointSink, MetricsRecord, RunError, RunSchedule, SingleProcess, StepOutcome, TrainData, TrainLoop,
     TrainObserver, TrainRun, TrainerState,
 };
 use ndarray::{Array1, Array2};
@@ -81,6 +86,44 @@ impl PyModel {
     pub fn density(&self) -> Option<&dyn ProposalDensity> {
         self.proposer.density()
     }
+    /// The model as a bijection x = f(z), if it is a flow.
+    pub fn flow(&self) -> Option<&Flow> {
+        match &*self.proposer {
+            Proposer::Builtin(s) => s.flow(),
+            Proposer::Flow(f) => Some(f),
+        }
+    }
+    /// The learning rate the model trained with (its config's `train.lr`)
+    /// if it took more than one optimizer step (the CLI's rule for an
+    /// adaptive run's default rate).
+    pub fn trained_lr(&self) -> Option<f64> {
+        fieldflow::cmd::sample::adaptive::lr_of_trained(self.state.adam_step, &self.config)
+    }
+    /// The Adam state of the model's training.
+    pub fn adam(&self) -> AdamState {
+        AdamState {
+            m: self.state.adam_m.clone(),
+            v: self.state.adam_v.clone(),
+            step: self.state.adam_step,
+        }
+    }
+    /// This model's target and config with the parameters of `flow` after an
+    /// adaptation (`state`: its optimizer state and per-round records).
+    pub fn adapted(&self, flow: &Flow, state: &AdaptiveState, seed: u64) -> anyhow::Result<Self> {
+        let t = &state.trainer;
+        let model = ModelState {
+            architecture: flow
+                .architecture_json()
+                .ok_or_else(|| anyhow::anyhow!("the flow has no architecture to store"))?,
+            params: flow.params().to_vec(),
+            adam_m: t.adam.m.clone(),
+            adam_v: t.adam.v.clone(),
+            adam_step: t.adam.step,
+            rng_state: vec![seed, t.step],
+        };
+        let metrics = fieldflow::cmd::sample::adaptive::round_metrics(state);
+        PyModel::build(self.target.clone(), model, self.config.clone(), metrics, seed)
+    }
 
     fn build(
         target: Arc<TargetKind>,
@@ -133,6 +176,38 @@ impl CheckpointSink for MemorySink {
     fn save(&mut self, _state: &TrainerState) -> Result<(), Self::Error> {
         Ok(())
     }
+}
+
+/// Where a run's checkpoints go: memory (the model is saved by `save`), or
+/// the CLI's model file (`fieldflow train`'s sink: parameters, Adam state,
+/// trainer counters and metrics, rewritten atomically at every checkpoint,
+/// with the metrics CSV beside it), which `resume=True` continues.
+enum Checkpoints {
+    Memory(MemorySink),
+    File(Box<ModelSink>),
+}
+
+impl CheckpointSink for Checkpoints {
+    type Error = anyhow::Error;
+    fn metrics(&mut self, record: &MetricsRecord) {
+        match self {
+            Checkpoints::Memory(m) => m.metrics(record),
+            Checkpoints::File(f) => f.metrics(record),
+        }
+    }
+    fn save(&mut self, state: &TrainerState) -> anyhow::Result<()> {
+        match self {
+            Checkpoints::Memory(_) => Ok(()),
+            Checkpoints::File(f) => f.save(state),
+        }
+    }
+}
+
+/// A run that checkpoints to the model file `path`: a new one, or the
+/// opened checkpoint of an interrupted run and its saved state.
+struct FileRun {
+    path: PathBuf,
+    resumed: Option<(ModelWriter, ModelState)>,
 }
 
 /// Reports steps to a Python callback `progress(done, total, message)` and
@@ -201,6 +276,7 @@ fn train_impl(
     data: (Option<Array2<f64>>, Option<Array2<f64>>),
     progress: Option<&Py<PyAny>>,
     chunk_rows: Option<usize>,
+    file: Option<FileRun>,
 ) -> anyhow::Result<Trained> {
     // The CLI's defaults (batch_size, steps, lr, the loss by the data at hand).
     let (table, c) = with_defaults(table, data.0.is_some())?;
@@ -245,12 +321,49 @@ fn train_impl(
         checkpoint_every: c.checkpoint_every,
     };
     let stop_flag = AtomicBool::new(false);
-    let stop = |_: u64| stop_flag.load(Ordering::Relaxed);
+    // Stops on Ctrl-C or the callback's exception, and at the first
+    // exception of a Python target (a KeyboardInterrupt while its function
+    // runs arrives as one), which `train` raises.
+    let stop = |_: u64| stop_flag.load(Ordering::Relaxed) || target.has_error();
     let mut run = TrainRun::new(trainer.as_mut(), schedule)?.with_stop(&stop);
     if let Some(minutes) = c.train.max_minutes {
         run = run.with_deadline(std::time::Duration::from_secs_f64(60.0 * minutes));
     }
-    let mut sink = MemorySink::default();
+    // The config that rebuilds this model (a Python target: the section
+    // that names it, which the command line refuses).
+    let mut stored = table.clone();
+    stored.insert(model.section_name().into(), model.to_section()?);
+    if let TargetKind::Python(f) = target {
+        stored.remove("phi4");
+        stored.insert("target".into(), python_section(f.name(), f.dim()).into());
+    }
+    let path = file.as_ref().map(|f| f.path.clone());
+    let mut sink = match file {
+        None => Checkpoints::Memory(MemorySink::default()),
+        Some(FileRun { path, resumed }) => {
+            let writer = match resumed {
+                Some((mut w, saved)) => {
+                    run.resume(restore_state(&mut w, saved, &path)?)?;
+                    w
+                }
+                None => {
+                    let header = Header::new(
+                        FileKind::Model,
+                        toml::to_string(&stored)?,
+                        c.seed,
+                        target.as_target().describe(),
+                    );
+                    ModelWriter::create(&path, header, false)?
+                }
+            };
+            Checkpoints::File(Box::new(ModelSink {
+                writer: Some(writer),
+                architecture: model.to_json()?,
+                seed: c.train.seed,
+                csv: csv_path(&path),
+            }))
+        }
+    };
     let mut obs = PyProgress {
         callback: progress,
         stop: &stop_flag,
@@ -262,15 +375,23 @@ fn train_impl(
     };
     let result = run.run(&mut SingleProcess, &mut [&mut obs], &mut sink);
     if let Err(e) = result {
+        let saved = match &path {
+            Some(p) => format!("; checkpoint in {}; continue with resume=True", p.display()),
+            None => String::new(),
+        };
         match e {
-            RunError::Interrupted { .. } if obs.error.is_some() => {}
-            RunError::Interrupted { step, steps } => bail!("interrupted at step {step} of {steps}"),
+            RunError::Interrupted { .. } if obs.error.is_some() || target.has_error() => {}
+            RunError::Interrupted { step, steps } => bail!("interrupted at step {step} of {steps}{saved}"),
+            RunError::Train(e) if path.is_some() => bail!("{e}{saved}"),
+            RunError::Sink(e) => return Err(e),
             e => bail!("{e}"),
         }
     }
     let st = run.trainer().state();
-    let mut stored = table.clone();
-    stored.insert(model.section_name().into(), model.to_section()?);
+    let metrics = match sink {
+        Checkpoints::Memory(m) => m.metrics,
+        Checkpoints::File(f) => f.writer.map(|w| w.metrics().clone()).unwrap_or_default(),
+    };
     Ok(Trained {
         state: ModelState {
             architecture: model.to_json()?,
@@ -281,7 +402,7 @@ fn train_impl(
             rng_state: vec![c.train.seed, st.step],
         },
         stored,
-        metrics: sink.metrics,
+        metrics,
         seed: c.seed,
         error: obs.error,
     })
@@ -295,21 +416,71 @@ fn train_impl(
 /// total, message)` is called after every step. `chunk_rows` (Python
 /// targets only): rows per call of the function, default the whole
 /// minibatch; smaller chunks let the flow's work of a step run on all cores
-/// at the cost of more calls.
+/// at the cost of more calls. `checkpoint`: the model file the run
+/// checkpoints to every `checkpoint_every` steps, as `fieldflow train
+/// --out`; with `resume`, the interrupted run in it continues with its
+/// stored config (`config` None, or `{"train": {"steps": n}}` to extend).
 #[pyfunction]
-#[pyo3(signature = (config, target = None, data = None, held_out = None, progress = None, chunk_rows = None))]
+#[pyo3(signature = (config, target = None, data = None, held_out = None, progress = None, chunk_rows = None,
+                    checkpoint = None, resume = false))]
+#[allow(clippy::too_many_arguments)] // the Python signature
 pub fn train(
     py: Python<'_>,
-    config: &Bound<'_, PyDict>,
+    config: Option<&Bound<'_, PyDict>>,
     target: Option<PyRef<'_, PyTarget>>,
     data: Option<PyReadonlyArrayDyn<'_, f64>>,
     held_out: Option<PyReadonlyArrayDyn<'_, f64>>,
     progress: Option<Py<PyAny>>,
     chunk_rows: Option<usize>,
+    checkpoint: Option<PathBuf>,
+    resume: bool,
 ) -> PyResult<PyModel> {
-    let table = to_table(config, "")?;
-    let kind = match target {
-        Some(t) => {
+    let given = config.map(|c| to_table(c, "")).transpose()?;
+    let (mut table, file) = match (resume, checkpoint) {
+        (true, None) => {
+            return Err(PyValueError::new_err(
+                "resume=True: give the checkpoint= file to continue",
+            ))
+        }
+        (true, Some(path)) => {
+            let (mut w, saved) = ModelWriter::resume(&path).map_err(value_error)?;
+            let mut stored: toml::Table =
+                w.header_mut().config.parse().map_err(|e| {
+                    PyValueError::new_err(format!("{}: stored config is not TOML: {e}", path.display()))
+                })?;
+            if let Some(g) = given {
+                let steps = steps_only(&g).ok_or_else(|| {
+                    PyValueError::new_err(format!(
+                        "config: resume=True continues with the config stored in {}; pass config=None \
+                         (or {{\"train\": {{\"steps\": n}}}} to extend)",
+                        path.display()
+                    ))
+                })?;
+                fieldflow::config::set(&mut stored, "train.steps", steps);
+            }
+            (
+                stored,
+                Some(FileRun {
+                    path,
+                    resumed: Some((w, saved)),
+                }),
+            )
+        }
+        (false, path) => {
+            let table = given.ok_or_else(|| PyValueError::new_err("config: required (None only with resume=True)"))?;
+            if let Some(p) = &path {
+                fieldflow::output::check_new_output(p, false).map_err(err)?;
+            }
+            (table, path.map(|path| FileRun { path, resumed: None }))
+        }
+    };
+    let stored_python = python_kind(&table);
+    let kind = match (target, stored_python) {
+        (Some(t), Some(_)) => {
+            table.remove("target");
+            t.kind.clone()
+        }
+        (Some(t), None) => {
             if table.contains_key("phi4") || table.contains_key("target") {
                 return Err(PyValueError::new_err(
                     "config: the target is given twice (the target argument and a [phi4] or [target] section)",
@@ -317,7 +488,12 @@ pub fn train(
             }
             t.kind.clone()
         }
-        None => PyTarget::from_config(table.clone()).map_err(err)?.kind,
+        (None, Some((name, dim))) => {
+            return Err(PyValueError::new_err(format!(
+                "checkpoint: a model of the Python function {name} (d = {dim}): pass target= (the Target it was trained on)"
+            )))
+        }
+        (None, None) => PyTarget::from_config(table.clone()).map_err(err)?.kind,
     };
     if chunk_rows.is_some() && kind.builtin().is_some() {
         return Err(PyValueError::new_err(
@@ -330,19 +506,38 @@ pub fn train(
     let dim = kind.as_target().dim();
     let samples = (opt_rows(data, dim, "data")?, opt_rows(held_out, dim, "held_out")?);
     let k = kind.clone();
-    let result = py.detach(move || train_impl(table, &k, samples, progress.as_ref(), chunk_rows));
+    let result = py.detach(move || train_impl(table, &k, samples, progress.as_ref(), chunk_rows, file));
     kind.take_error()?;
     let trained = result.map_err(err)?;
     // A KeyboardInterrupt (Ctrl-C) or the progress callback's exception.
     if let Some(e) = trained.error {
         return Err(e);
     }
-    let mut config = trained.stored;
-    if kind.builtin().is_none() {
-        config.remove("phi4");
-        config.remove("target");
+    PyModel::build(kind, trained.state, trained.stored, trained.metrics, trained.seed).map_err(err)
+}
+
+/// `n` if `t` is `{"train": {"steps": n}}` (what may be changed on resuming).
+fn steps_only(t: &toml::Table) -> Option<i64> {
+    match t.get("train").and_then(toml::Value::as_table) {
+        Some(train) if t.len() == 1 && train.len() == 1 => train.get("steps").and_then(toml::Value::as_integer),
+        _ => None,
     }
-    PyModel::build(kind, trained.state, config, trained.metrics, trained.seed).map_err(err)
+}
+
+/// The function's name and dimension of a stored `[target] kind = "python"`.
+fn python_kind(t: &toml::Table) -> Option<(String, i64)> {
+    let target = t.get("target")?;
+    if target.get("kind").and_then(toml::Value::as_str) != Some(PYTHON_KIND) {
+        return None;
+    }
+    Some((
+        target
+            .get("name")
+            .and_then(toml::Value::as_str)
+            .unwrap_or("?")
+            .to_string(),
+        target.get("dim").and_then(toml::Value::as_integer).unwrap_or(0),
+    ))
 }
 
 #[pymethods]
@@ -416,9 +611,15 @@ impl PyModel {
             .config
             .parse()
             .map_err(|e| PyValueError::new_err(format!("{}: stored config is not TOML: {e}", path.display())))?;
-        let kind = match target {
-            Some(t) => t.kind.clone(),
-            None => {
+        let kind = match (target, python_kind(&config)) {
+            (Some(t), _) => t.kind.clone(),
+            (None, Some((name, dim))) => {
+                return Err(PyValueError::new_err(format!(
+                    "{}: a model of the Python function {name} (d = {dim}): pass target= (the Target it was trained on)",
+                    path.display()
+                )));
+            }
+            (None, None) => {
                 PyTarget::from_config(config.clone())
                     .map_err(|e| {
                         PyValueError::new_err(format!(
@@ -431,6 +632,12 @@ impl PyModel {
         };
         PyModel::build(kind, file.state, config, file.metrics, file.header.seed)
             .map_err(|e| PyValueError::new_err(format!("{}: cannot rebuild the model: {e:#}", path.display())))
+    }
+
+    /// The model's parameters θ (a copy).
+    #[getter]
+    fn params<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        self.state.params.clone().into_pyarray(py)
     }
 
     /// The training metrics, one array per column (docs/FORMATS.md).

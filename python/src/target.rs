@@ -76,6 +76,17 @@ impl CallableTarget {
     }
 }
 
+impl CallableTarget {
+    /// The function's name (its `__name__`, or the name given).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The dimension of its argument's rows.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+}
+
 impl Target for CallableTarget {
     fn dim(&self) -> usize {
         self.dim
@@ -141,6 +152,16 @@ impl TargetKind {
         match self {
             TargetKind::Builtin(t, _) => t.shape(),
             TargetKind::Python(c) => vec![c.dim],
+        }
+    }
+
+    /// Whether a Python target's function raised since the last
+    /// [`TargetKind::take_error`] (long runs stop then: a KeyboardInterrupt
+    /// arrives as an exception of the function when Python code runs).
+    pub fn has_error(&self) -> bool {
+        match self {
+            TargetKind::Python(c) => c.error.lock().unwrap_or_else(|p| p.into_inner()).is_some(),
+            TargetKind::Builtin(..) => false,
         }
     }
 

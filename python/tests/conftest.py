@@ -17,3 +17,7 @@ def gaussian(x):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long checks left out of the default run (see their module docstring)")

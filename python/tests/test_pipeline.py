@@ -233,6 +233,11 @@ def test_a_diffusion_model_from_python(tmp_path):
     m.save(tmp_path / "d.h5")
     np.testing.assert_array_equal(ff.Model.load(tmp_path / "d.h5").sample(5, seed=3)[0], m.sample(5, seed=3)[0])
     assert ff.imh(m, 200, chains=2, progress=False)["x"].shape == (2, 200, 4, 4)
+    # A diffusion model has a density (local moves work) but is no bijection.
+    assert ff.global_local(m, 200, chains=2, progress=False)["x"].shape == (2, 200, 4, 4)
+    with pytest.raises(ValueError, match="method = neutra: the model is not a normalizing flow.*use imh, isir, is, "
+                                         "hybrid or global-local"):
+        ff.neutra(m, 10, progress=False)
     with pytest.raises(ValueError, match="diffusion: "):
         ff.train({"diffusion": cfg["diffusion"], "train": cfg["train"]}, target=ff.Target.from_function(gaussian, 2),
                  progress=False)

@@ -11,6 +11,21 @@ use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1};
 use std::path::Path;
 use std::sync::Arc;
 
+/// `target.kind` of a model trained on a target given as a Python function
+/// (python/): the section records the function's name and dimension, and
+/// [`RunTarget::from_table`] refuses it with a one-line error (the command
+/// line cannot evaluate a Python function).
+pub const PYTHON_KIND: &str = "python";
+
+/// The `[target]` section stored for a Python function `name` of dimension `dim`.
+pub fn python_section(name: &str, dim: usize) -> toml::Table {
+    let mut t = toml::Table::new();
+    t.insert("kind".into(), PYTHON_KIND.into());
+    t.insert("name".into(), name.into());
+    t.insert("dim".into(), (dim as i64).into());
+    t
+}
+
 /// A validated target.
 #[derive(Clone)]
 pub enum RunTarget {
@@ -31,6 +46,14 @@ impl RunTarget {
                     .try_into()
                     .map_err(|e| anyhow::anyhow!("{origin}: [phi4]: {}", crate::config::one_line(&e.to_string())))?;
                 Ok(RunTarget::Phi4(cfg.validate()?))
+            }
+            (None, Some(t)) if t.get("kind").and_then(toml::Value::as_str) == Some(PYTHON_KIND) => {
+                let name = t.get("name").and_then(toml::Value::as_str).unwrap_or("?");
+                let dim = t.get("dim").and_then(toml::Value::as_integer).unwrap_or(0);
+                bail!(
+                    "{origin}: target.kind = python: the target is a Python function ({name}, d = {dim}) that \
+                     the command line cannot evaluate; load the model in Python with fieldflow.Model.load(path, target=...)"
+                )
             }
             (None, Some(t)) => {
                 let cfg: TargetConfig = t

@@ -34,12 +34,14 @@
 //! and flow evaluations per proposal, counted as they happen (module
 //! `cost`).
 
-mod adaptive;
-mod cost;
-mod kernels;
-mod settings;
+pub mod adaptive;
+pub mod chains;
+pub mod cost;
+pub mod kernels;
+pub mod settings;
 mod slips;
-pub use settings::{Method, SampleArgs, SampleConfig};
+pub use chains::{with_chains, Prepared, Sampling};
+pub use settings::{Given, Method, SampleArgs, SampleConfig};
 
 use crate::blocks::{ensemble_spec, run_blocks};
 use crate::config;
@@ -52,10 +54,8 @@ use crate::target::RunTarget;
 use anyhow::{bail, Context, Result};
 use cost::{Cost, CountedModel, CountedTarget, Evaluations};
 use fieldflow_core::run::{BlockChains, ChainBlock};
-use fieldflow_core::{IsotropicGaussian, Par, Proposal, Seed};
-use fieldflow_flowmcmc::{NeutraBlocks, NeutraChain};
-use fieldflow_flows::Pullback;
-use fieldflow_imh::{GlobalMove, ImhBlocks, ImhChain, ImhConfig, ImhState, ImportanceBlocks, SAMPLE_SERIES};
+use fieldflow_core::Proposal;
+use fieldflow_imh::SAMPLE_SERIES;
 use fieldflow_io::{AttrValue, EnsembleSpec, EnsembleWriter, FileKind, Header, ModelFile};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -98,21 +98,12 @@ fn load_model_at(path: &Path, method: Method) -> Result<Model> {
             target.as_target().dim()
         );
     }
-    if method.needs_flow() && sampler.flow().is_none() {
-        bail!(
-            "method = {}: {} is a stochastic normalizing flow, not a bijection x = f(z); use imh, isir or is",
-            method.as_str(),
-            path.display()
-        );
-    }
-    if method.has_local() && sampler.density().is_none() {
-        bail!(
-            "method = {}: {} is a stochastic normalizing flow, which has no tractable log q(x) to \
-             re-weigh the state after local moves; use method imh, isir or is (exact with path weights)",
-            method.as_str(),
-            path.display()
-        );
-    }
+    chains::check_model(
+        method,
+        sampler.flow().is_some(),
+        sampler.density().is_some(),
+        &path.display().to_string(),
+    )?;
     Ok(Model {
         sampler,
         target,
@@ -256,131 +247,70 @@ fn run_on(args: &SampleArgs, dist: &Dist) -> Result<()> {
     };
     // The target and the model, counting their evaluations (module `cost`).
     let counted_target = CountedTarget::new(model.target.as_target());
-    let target: &dyn fieldflow_core::Target = &counted_target;
     let counted_model = CountedModel::new(&model.sampler, model.sampler.density());
-    let phi4 = match &model.target {
-        RunTarget::Phi4(p) => Some(p),
-        RunTarget::Synthetic(_) => None,
+    let sampling = Sampling {
+        target: &counted_target,
+        phi4: match &model.target {
+            RunTarget::Phi4(p) => Some(p),
+            RunTarget::Synthetic(_) => None,
+        },
+        proposal: &counted_model,
+        density: counted_model.density(),
+        flow: model.sampler.flow(),
     };
-    let kind = c.local_kind(phi4.is_some());
-    // neutra: the kernel acts on the pulled-back density in z.
-    let pullback = match (c.method, model.sampler.flow()) {
-        (Method::Neutra, Some(flow)) => Some(Pullback::new(flow, target)?),
+    let stored_step = match extra.get("local_step") {
+        Some(AttrValue::F64(s)) => Some(*s),
         _ => None,
     };
-    let counted_pullback = pullback.as_ref().map(|p| CountedTarget::new(p));
-    let (space, space_phi4): (&dyn fieldflow_core::Target, _) = match &counted_pullback {
-        Some(p) => (p, None),
-        None => (target, phi4),
-    };
-    let step = match (c.method.has_local(), extra.get("local_step")) {
-        (false, _) => None,
-        (true, Some(AttrValue::F64(s))) => Some(*s),
-        (true, _) => {
-            let base = model.sampler.flow().map(|f| IsotropicGaussian {
-                dim: f.dim(),
-                mean: 0.0,
-                sigma: f.base_sigma(),
-            });
-            let start: &dyn Proposal = match (&pullback, &base) {
-                (Some(_), Some(b)) => b,
-                _ => &counted_model,
-            };
-            let s = kernels::warm_up(&c, kind, space, space_phi4, start)?;
-            if let Some(w) = writer.as_mut() {
-                w.set_attr("local_step", s)?;
-            }
-            Some(s)
-        }
-    };
-    let kernel = step
-        .map(|s| kernels::kernel(kind, s, c.sampler.hmc_length, space, space_phi4))
-        .transpose()?;
     let mine = dist.block(c.chains as usize, dist.rank());
     let done = writer.as_ref().map_or(0, |w| w.n_cfg() as u64);
-    let pb = progress::bar((c.n - done) * mine.len() as u64, c.method.as_str());
-    if quiet {
-        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let seed = Seed::new(c.seed);
-    let global = match c.method {
-        Method::Isir => GlobalMove::Isir {
-            proposals: c.sampler.proposals as usize,
-        },
-        Method::GlobalLocal | Method::Adaptive => adaptive::global_move(&c),
-        _ => GlobalMove::Imh,
-    };
-    let flow_proposals = match (c.method, global) {
-        (Method::Neutra, _) => 0,
-        (_, GlobalMove::Imh) => 1,
-        (_, GlobalMove::Isir { proposals }) => proposals as u64,
-    };
-    let mut chains: Box<dyn BlockChains + '_> = match (c.method, &pullback, kernel.as_deref()) {
-        (Method::Is, _, _) => Box::new(ImportanceBlocks {
-            target,
-            proposal: &counted_model,
-            seed,
-            first: mine.start as u64,
-            n: mine.len(),
-        }),
-        (Method::Neutra, Some(pullback), Some(k)) => {
-            let chain =
-                NeutraChain::new(pullback, k, c.local_steps as usize, seed)?.with_first_chain(mine.start as u64);
-            let states = match resumed_chains {
-                Some(json) => serde_json::from_str(&json).context("checkpoint unreadable")?,
-                None => chain.initial_states(mine.len()),
-            };
-            Box::new(NeutraBlocks::new(chain, states)?)
+    let run = |chains: &mut dyn BlockChains,
+               prepared: &Prepared<'_>|
+     -> Result<(Cost, Option<EnsembleWriter>, SampleSummary)> {
+        let mut writer = writer;
+        if let (Some(w), Some(s), true) = (writer.as_mut(), prepared.local_step, prepared.tuned) {
+            w.set_attr("local_step", s)?;
         }
-        (Method::Neutra, ..) => unreachable!("neutra has a flow (load_model) and a kernel (has_local)"),
-        _ => {
-            let config = ImhConfig {
-                batch: c.batch as usize,
-                local_steps: 0,
-                par: Par::default(),
-                global,
-            };
-            config.validate()?;
-            let mut chain = ImhChain::new(target, &counted_model, seed, config).with_first_chain(mine.start as u64);
-            if let (Some(k), Some(density)) = (kernel.as_deref(), counted_model.density()) {
-                chain = chain.with_local(k, c.local_steps as usize, density);
-            }
-            let states: Vec<ImhState> = match resumed_chains {
-                Some(json) => serde_json::from_str(&json).context("checkpoint unreadable")?,
-                None => chain.initial_states(mine.len()),
-            };
-            Box::new(ImhBlocks::new(chain, states))
+        let pb = progress::bar((c.n - done) * mine.len() as u64, c.method.as_str());
+        if quiet {
+            pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         }
+        let mut summary = SampleSummary::default();
+        let mut observe = |b: &ChainBlock, _: usize| {
+            summary.add(b);
+            pb.set_message(summary.progress_message(c.method));
+        };
+        let evaluations = || Evaluations::read(&counted_target, &counted_model, prepared.pullback);
+        let before = evaluations();
+        let production = Instant::now();
+        let setup_seconds = production.duration_since(start).as_secs_f64();
+        run_blocks(
+            chains,
+            writer.as_mut(),
+            dist,
+            (c.n as usize, c.block as usize),
+            &mut observe,
+            &|u| pb.inc(u),
+        )
+        .inspect_err(|_| pb.abandon())?;
+        pb.finish_and_clear();
+        let steps = c.n - done;
+        Ok((
+            Cost {
+                global: prepared.flow_proposals,
+                local: if c.method.has_local() { c.local_steps } else { 0 },
+                chain_steps: steps * c.chains,
+                own_chain_steps: steps * mine.len() as u64,
+                seconds: production.elapsed().as_secs_f64(),
+                setup_seconds,
+                evaluations: before.since(evaluations()),
+            },
+            writer,
+            summary,
+        ))
     };
-    let mut summary = SampleSummary::default();
-    let mut observe = |b: &ChainBlock, _: usize| {
-        summary.add(b);
-        pb.set_message(summary.progress_message(c.method));
-    };
-    let evaluations = || Evaluations::read(&counted_target, &counted_model, counted_pullback.as_ref());
-    let before = evaluations();
-    let production = Instant::now();
-    let setup_seconds = production.duration_since(start).as_secs_f64();
-    run_blocks(
-        chains.as_mut(),
-        writer.as_mut(),
-        dist,
-        (c.n as usize, c.block as usize),
-        &mut observe,
-        &|u| pb.inc(u),
-    )
-    .inspect_err(|_| pb.abandon())?;
-    pb.finish_and_clear();
-    let steps = c.n - done;
-    let cost = Cost {
-        global: flow_proposals,
-        local: if c.method.has_local() { c.local_steps } else { 0 },
-        chain_steps: steps * c.chains,
-        own_chain_steps: steps * mine.len() as u64,
-        seconds: production.elapsed().as_secs_f64(),
-        setup_seconds,
-        evaluations: before.since(evaluations()),
-    };
+    let (cost, writer, summary) =
+        with_chains(&c, &sampling, mine.clone(), resumed_chains.as_deref(), stored_step, run)?;
     let path = dist.agree(match writer {
         Some(mut w) => w
             .set_attr("seconds", start.elapsed().as_secs_f64())

@@ -53,7 +53,7 @@
 
 pub mod data;
 mod settings;
-mod sink;
+pub mod sink;
 
 use crate::interrupt::{self, Interrupted};
 use crate::model::{ModelConfig, Sampler};

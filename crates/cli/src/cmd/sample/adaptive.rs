@@ -18,8 +18,9 @@ use super::Model;
 use crate::interrupt::{self, Interrupted};
 use crate::progress;
 use anyhow::{bail, Context, Result};
-use fieldflow_core::{Par, Seed};
+use fieldflow_core::{Modes, Par, Seed, Target};
 use fieldflow_flowmcmc::{broad_starts, Adaptive, AdaptiveConfig, AdaptiveState};
+use fieldflow_flows::Flow;
 use fieldflow_imh::{GlobalMove, ImhConfig};
 use fieldflow_io::{AttrValue, FileKind, Header, ModelFile, ModelState};
 use fieldflow_lattice::Phi4;
@@ -109,14 +110,20 @@ pub fn trained_lr(c: &SampleConfig) -> Result<Option<f64>> {
         return Ok(None);
     }
     let file = ModelFile::read(&c.model)?;
-    if file.state.adam_step <= 1 {
-        return Ok(None);
-    }
     let config: toml::Table = file.header.config.parse().unwrap_or_default();
-    Ok(config
+    Ok(lr_of_trained(file.state.adam_step, &config))
+}
+
+/// The `train.lr` of a model's stored `config` if it took more than one
+/// optimizer step (`adam_step`), else `None` (see [`trained_lr`]).
+pub fn lr_of_trained(adam_step: u64, config: &toml::Table) -> Option<f64> {
+    if adam_step <= 1 {
+        return None;
+    }
+    config
         .get("train")
         .and_then(|t| t.get("lr"))
-        .and_then(toml::Value::as_float))
+        .and_then(toml::Value::as_float)
 }
 
 /// The global move of the run's settings.
@@ -153,90 +160,57 @@ pub fn adapt(c: &SampleConfig, model: &Model, force: bool, quiet: bool) -> Resul
     let mut flow = flow0.clone();
     // The starting model file: its header and Adam moments are reused.
     let source = ModelFile::read(&c.model)?;
-    let target = model.target.as_target();
     let phi4: Option<&Phi4> = match &model.target {
         crate::target::RunTarget::Phi4(p) => Some(p),
         crate::target::RunTarget::Synthetic(_) => None,
     };
-    let kind = c.local_kind(phi4.is_some());
-    let seed = Seed::new(c.seed);
-    let mut train = TrainConfig::new(
-        LossConfig::weights(1.0, s.w_rkl, 0.0, SmOn::Data),
-        s.train_batch as usize,
-        s.rounds * s.train_steps,
-        s.lr.expect("resolved for the model"),
-    );
-    train.seed = c.seed;
-    let config = AdaptiveConfig {
-        rounds: s.rounds as usize,
-        steps_per_round: s.steps_per_round as usize,
-        local_steps: c.local_steps as usize,
-        train_steps: s.train_steps as usize,
-        stop_acceptance: None,
-        imh: ImhConfig {
-            batch: (c.batch as usize).min(s.steps_per_round as usize),
-            local_steps: 0,
-            par: Par::default(),
-            global: global_move(c),
-        },
-    };
-    // The step: read from the checkpoint, or tuned on the walkers (which
-    // the warm-up moves toward the modes).
-    let (mut state, step) = if resuming {
+    let saved = if resuming {
         let json = std::fs::read_to_string(&ckpt).with_context(|| format!("{}: cannot read", ckpt.display()))?;
         let saved: Checkpoint =
             serde_json::from_str(&json).with_context(|| format!("{}: unreadable adaptation state", ckpt.display()))?;
-        (saved.state, saved.step)
+        Some((saved.state, saved.step))
     } else {
-        let starts = broad_starts(
-            s.walkers.expect("resolved for the target's dimension") as usize,
-            target.dim(),
-            s.init_sigma,
-            warmup_seed(c.seed).child(2),
-        );
-        let mut walkers: Vec<Vec<f64>> = starts.outer_iter().map(|r| r.to_vec()).collect();
-        let step = tune(c, kind, target, phi4, &mut walkers, warmup_seed(c.seed).child(3))?;
-        let starts = ndarray::Array2::from_shape_fn((walkers.len(), target.dim()), |(i, j)| walkers[i][j]);
-        let ad = adaptive(target, None, model, config, &train, seed);
-        let mut state = ad.initial_state(&flow, starts)?;
-        // A trained starting model continues with its Adam moments, so the
-        // first updates are not the large sign-like steps of fresh moments.
-        if source.state.adam_step > 1 && source.state.adam_m.len() == state.trainer.params.len() {
-            state.trainer.adam = AdamState {
-                m: source.state.adam_m.clone(),
-                v: source.state.adam_v.clone(),
-                step: source.state.adam_step,
-            };
-        }
-        (state, step)
+        None
     };
-    let k = kernel(kind, step, s.hmc_length, target, phi4)?;
-    let ad = adaptive(target, Some(k.as_ref()), model, config, &train, seed);
+    let adam = AdamState {
+        m: source.state.adam_m.clone(),
+        v: source.state.adam_v.clone(),
+        step: source.state.adam_step,
+    };
     let pb = progress::bar(s.rounds, "adapt");
     if quiet {
         pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    pb.set_position(state.round);
-    let mut failure: Option<anyhow::Error> = None;
-    let result = ad.run(&mut flow, &mut state, |st| {
-        if let Err(e) = save_checkpoint(&ckpt, st, step) {
-            failure = Some(e);
-            return false;
-        }
-        let r = st.history.last().expect("a round was recorded");
+    if let Some((st, _)) = &saved {
         pb.set_position(st.round);
-        pb.set_message(format!("global acc {:.3}", r.acceptance));
-        !(interrupt::requested() || interrupt::simulated(st.round as usize))
-    });
-    if let Err(e) = result {
-        pb.abandon();
-        return Err(e.into());
     }
-    if let Some(e) = failure {
-        pb.abandon();
-        return Err(e);
-    }
-    if !state.finished(&config) {
+    let mut failure: Option<anyhow::Error> = None;
+    let result = run_adaptation(
+        c,
+        (model.target.as_target(), phi4, model.target.modes()),
+        &mut flow,
+        adam,
+        saved,
+        &mut |st, step| {
+            if let Err(e) = save_checkpoint(&ckpt, st, step) {
+                failure = Some(e);
+                return false;
+            }
+            if let Some(r) = st.history.last() {
+                pb.set_message(format!("global acc {:.3}", r.acceptance));
+            }
+            pb.set_position(st.round);
+            !(interrupt::requested() || interrupt::simulated(st.round as usize))
+        },
+    );
+    let (state, step) = match (result, failure) {
+        (Err(e), _) | (Ok(_), Some(e)) => {
+            pb.abandon();
+            return Err(e);
+        }
+        (Ok(r), None) => r,
+    };
+    if !state.finished(&adaptive_config(c)) {
         pb.abandon();
         return Err(Interrupted(format!(
             "interrupted: {} of {} adaptation rounds saved in {}; continue with --resume",
@@ -252,10 +226,89 @@ pub fn adapt(c: &SampleConfig, model: &Model, force: bool, quiet: bool) -> Resul
     Ok(out)
 }
 
+/// The adaptation's settings (rounds, steps, the global move) from `c`.
+pub fn adaptive_config(c: &SampleConfig) -> AdaptiveConfig {
+    let s = &c.sampler;
+    AdaptiveConfig {
+        rounds: s.rounds as usize,
+        steps_per_round: s.steps_per_round as usize,
+        local_steps: c.local_steps as usize,
+        train_steps: s.train_steps as usize,
+        stop_acceptance: None,
+        imh: ImhConfig {
+            batch: (c.batch as usize).min(s.steps_per_round as usize),
+            local_steps: 0,
+            par: Par::default(),
+            global: global_move(c),
+        },
+    }
+}
+
+/// The adaptation of `flow` (updated in place) on `target` (with its φ⁴
+/// lattice for Metropolis sweeps and its modes for the per-round walker
+/// fractions), without files: from `saved` (a state and its frozen local
+/// step) if given, otherwise from broad starts thermalized by the local
+/// kernel's warm-up, which also tunes the step. `adam`: the starting
+/// model's Adam state, reused if it trained (more than one step) with the
+/// same parameter count. After every round `after_round(state, step)` says
+/// whether to continue. Returns the state (finished unless stopped) and the
+/// local step.
+///
+/// # Errors
+/// Bad settings or kernel, training failures.
+pub fn run_adaptation(
+    c: &SampleConfig,
+    (target, phi4, modes): (&dyn Target, Option<&Phi4>, Option<&dyn Modes>),
+    flow: &mut Flow,
+    adam: AdamState,
+    saved: Option<(AdaptiveState, f64)>,
+    after_round: &mut dyn FnMut(&AdaptiveState, f64) -> bool,
+) -> Result<(AdaptiveState, f64)> {
+    let s = &c.sampler;
+    let kind = c.local_kind(phi4.is_some());
+    let seed = Seed::new(c.seed);
+    let mut train = TrainConfig::new(
+        LossConfig::weights(1.0, s.w_rkl, 0.0, SmOn::Data),
+        s.train_batch as usize,
+        s.rounds * s.train_steps,
+        s.lr.expect("resolved for the model"),
+    );
+    train.seed = c.seed;
+    let config = adaptive_config(c);
+    // The step: read from the checkpoint, or tuned on the walkers (which
+    // the warm-up moves toward the modes).
+    let (mut state, step) = match saved {
+        Some(saved) => saved,
+        None => {
+            let starts = broad_starts(
+                s.walkers.expect("resolved for the target's dimension") as usize,
+                target.dim(),
+                s.init_sigma,
+                warmup_seed(c.seed).child(2),
+            );
+            let mut walkers: Vec<Vec<f64>> = starts.outer_iter().map(|r| r.to_vec()).collect();
+            let step = tune(c, kind, target, phi4, &mut walkers, warmup_seed(c.seed).child(3))?;
+            let starts = ndarray::Array2::from_shape_fn((walkers.len(), target.dim()), |(i, j)| walkers[i][j]);
+            let ad = adaptive(target, None, modes, config, &train, seed);
+            let mut state = ad.initial_state(flow, starts)?;
+            // A trained starting model continues with its Adam moments, so the
+            // first updates are not the large sign-like steps of fresh moments.
+            if adam.step > 1 && adam.m.len() == state.trainer.params.len() {
+                state.trainer.adam = adam;
+            }
+            (state, step)
+        }
+    };
+    let k = kernel(kind, step, s.hmc_length, target, phi4)?;
+    let ad = adaptive(target, Some(k.as_ref()), modes, config, &train, seed);
+    ad.run(flow, &mut state, |st| after_round(st, step))?;
+    Ok((state, step))
+}
+
 fn adaptive<'a>(
-    target: &'a dyn fieldflow_core::Target,
+    target: &'a dyn Target,
     kernel: Option<&'a dyn fieldflow_core::LocalKernel>,
-    model: &'a Model,
+    modes: Option<&'a dyn Modes>,
     config: AdaptiveConfig,
     train: &TrainConfig,
     seed: Seed,
@@ -263,7 +316,7 @@ fn adaptive<'a>(
     Adaptive {
         target,
         kernel,
-        modes: model.target.modes(),
+        modes,
         config,
         train: train.clone(),
         seed,
@@ -288,6 +341,24 @@ fn save_checkpoint(path: &Path, state: &AdaptiveState, step: f64) -> Result<()> 
     std::fs::write(&tmp, json).with_context(|| format!("{}: cannot write", PathBuf::from(&tmp).display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
     Ok(())
+}
+
+/// The per-round records of an adaptation as the adapted model's metrics
+/// columns: `round`, `global_acceptance`, `local_acceptance`, `loss` and
+/// `walker_mode_k` (the walkers' fraction in mode k, targets with modes).
+pub fn round_metrics(state: &AdaptiveState) -> BTreeMap<String, Vec<f64>> {
+    let mut metrics: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for r in &state.history {
+        let mut push = |k: &str, v: f64| metrics.entry(k.to_string()).or_default().push(v);
+        push("round", r.round as f64);
+        push("global_acceptance", r.acceptance);
+        push("local_acceptance", r.local_acceptance.unwrap_or(f64::NAN));
+        push("loss", r.loss.unwrap_or(f64::NAN));
+        for (k, w) in r.walker_modes.iter().enumerate() {
+            push(&format!("walker_mode_{k}"), *w);
+        }
+    }
+    metrics
 }
 
 /// The adapted model: the starting model's config and architecture with the
@@ -320,17 +391,7 @@ fn write_model(
         .extra
         .insert("adaptive_rounds".into(), AttrValue::U64(state.round));
     header.extra.insert("local_step".into(), AttrValue::F64(step));
-    let mut metrics: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for r in &state.history {
-        let mut push = |k: &str, v: f64| metrics.entry(k.to_string()).or_default().push(v);
-        push("round", r.round as f64);
-        push("global_acceptance", r.acceptance);
-        push("local_acceptance", r.local_acceptance.unwrap_or(f64::NAN));
-        push("loss", r.loss.unwrap_or(f64::NAN));
-        for (k, w) in r.walker_modes.iter().enumerate() {
-            push(&format!("walker_mode_{k}"), *w);
-        }
-    }
+    let metrics = round_metrics(state);
     let t = &state.trainer;
     ModelFile {
         header,

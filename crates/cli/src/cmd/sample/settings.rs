@@ -107,7 +107,8 @@ pub enum Method {
 }
 
 impl Method {
-    pub(super) fn as_str(self) -> &'static str {
+    /// The method's name (`--method`).
+    pub fn as_str(self) -> &'static str {
         match self {
             Method::Imh => "imh",
             Method::Hybrid => "hybrid",
@@ -133,7 +134,7 @@ impl Method {
     }
 
     /// Whether the method makes local updates.
-    pub(super) fn has_local(self) -> bool {
+    pub fn has_local(self) -> bool {
         matches!(
             self,
             Method::Hybrid | Method::GlobalLocal | Method::Neutra | Method::Adaptive
@@ -142,7 +143,7 @@ impl Method {
 
     /// Whether the method needs the model to be a flow (a bijection with
     /// a density), not only a proposal.
-    pub(super) fn needs_flow(self) -> bool {
+    pub fn needs_flow(self) -> bool {
         matches!(self, Method::Neutra | Method::Adaptive)
     }
 }
@@ -257,6 +258,23 @@ impl Default for SamplerSettings {
     }
 }
 
+/// The common settings of a run as given (`None`: the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Given {
+    /// Samples per chain (default 10 000).
+    pub n: Option<u64>,
+    /// Chains (default 4).
+    pub chains: Option<u64>,
+    /// Proposals per batch (default 256).
+    pub batch: Option<u64>,
+    /// Local updates per step (default 1 with local moves).
+    pub local_steps: Option<u64>,
+    /// Local width / starting step (default 0.1; hybrid and no local moves 0.5).
+    pub local_width: Option<f64>,
+    /// Master seed (default 1).
+    pub seed: Option<u64>,
+}
+
 /// The resolved configuration of a sample run (stored in the file, with the
 /// model's `[phi4]` or `[target]` section appended).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -336,30 +354,63 @@ impl SampleConfig {
         if let Some(p) = &args.adapted_model {
             sampler_table.insert("adapted_model".into(), p.display().to_string().into());
         }
-        let mut sampler: SamplerSettings = config::parse(&sampler_table, "sampler")?;
-        if method == Method::Adaptive && sampler.adapted_model.is_empty() {
-            sampler.adapted_model = args.run.out.with_extension("model.h5").display().to_string();
+        let given = Given {
+            n: args.n,
+            chains: args.chains,
+            batch: args.batch,
+            local_steps: args.local_steps,
+            local_width: args.local_width,
+            seed: args.run.seed,
+        };
+        let adapted = args.run.out.with_extension("model.h5");
+        SampleConfig::from_settings(
+            method,
+            model.display().to_string(),
+            &given,
+            &sampler_table,
+            Some(&adapted),
+        )
+    }
+
+    /// The configuration of a `method` run of `model` from the common
+    /// settings `given` and the `[sampler]` table, with the defaults for
+    /// what they leave out (the flags' defaults); `adapted`: where an
+    /// adaptive run writes its adapted model unless the table says.
+    ///
+    /// # Errors
+    /// A bad `[sampler]` table (unknown key, wrong type).
+    pub fn from_settings(
+        method: Method,
+        model: String,
+        given: &Given,
+        sampler_table: &toml::Table,
+        adapted: Option<&std::path::Path>,
+    ) -> Result<SampleConfig> {
+        let mut sampler: SamplerSettings = config::parse(sampler_table, "sampler")?;
+        if let (Method::Adaptive, true, Some(p)) = (method, sampler.adapted_model.is_empty(), adapted) {
+            sampler.adapted_model = p.display().to_string();
         }
-        if method == Method::Hybrid && args.warmup.is_none() && !sampler_table.contains_key("warmup") {
+        if method == Method::Hybrid && !sampler_table.contains_key("warmup") {
             // The hybrid method keeps its fixed width (as before warm-ups).
             sampler.warmup = 0;
         }
+        let batch = given.batch.unwrap_or(256);
         Ok(SampleConfig {
-            model: model.display().to_string(),
+            model,
             method,
-            n: args.n.unwrap_or(10_000),
-            chains: args.chains.unwrap_or(4),
-            batch: args.batch.unwrap_or(256),
-            block: write_block(args.batch.unwrap_or(256)),
-            local_steps: args.local_steps.unwrap_or(if method.has_local() { 1 } else { 0 }),
-            local_width: args
+            n: given.n.unwrap_or(10_000),
+            chains: given.chains.unwrap_or(4),
+            batch,
+            block: write_block(batch),
+            local_steps: given.local_steps.unwrap_or(if method.has_local() { 1 } else { 0 }),
+            local_width: given
                 .local_width
                 .unwrap_or(if method.has_local() && method != Method::Hybrid {
                     0.1
                 } else {
                     0.5
                 }),
-            seed: args.run.seed.unwrap_or(1),
+            seed: given.seed.unwrap_or(1),
             sampler,
         })
     }
@@ -368,7 +419,7 @@ impl SampleConfig {
     /// (on the target's dimension `dim`) and learning rate (`trained_lr`: the
     /// starting model's `train.lr` if it took more than one optimizer step),
     /// so the stored config says what was used.
-    pub(super) fn resolve_for_model(&mut self, dim: usize, trained_lr: Option<f64>) {
+    pub fn resolve_for_model(&mut self, dim: usize, trained_lr: Option<f64>) {
         if self.method != Method::Adaptive {
             return;
         }
@@ -381,7 +432,7 @@ impl SampleConfig {
     }
 
     /// The local kernel of this run (`phi4`: the target is lattice φ⁴).
-    pub(super) fn local_kind(&self, phi4: bool) -> LocalKind {
+    pub fn local_kind(&self, phi4: bool) -> LocalKind {
         self.sampler.local.unwrap_or(match (self.method, phi4) {
             (Method::Hybrid, true) => LocalKind::Metropolis,
             (Method::Hybrid, false) => LocalKind::Rw,
@@ -389,7 +440,11 @@ impl SampleConfig {
         })
     }
 
-    pub(super) fn validate(&self) -> Result<()> {
+    /// Refuses invalid settings with a one-line error naming the setting.
+    ///
+    /// # Errors
+    /// A zero count, a non-positive width or rate, an acceptance outside (0, 1).
+    pub fn validate(&self) -> Result<()> {
         for (name, v) in [
             ("n", self.n),
             ("chains", self.chains),
