@@ -49,6 +49,9 @@ enum Command {
     Compare(cmd::compare::CompareArgs),
     /// Run the complete small pipeline into one results folder.
     Demo(cmd::demo::DemoArgs),
+    /// The log ratio of two mode weights by free-energy integration through the
+    /// target's phases (resolves weights of 1e-10; 1D φ⁴ chain in a tilt).
+    FreeEnergy(cmd::free_energy::FreeEnergyArgs),
 }
 
 fn main() {
@@ -65,6 +68,7 @@ fn main() {
         Command::Analyze(a) => cmd::analyze::run(a),
         Command::Compare(a) => cmd::compare::run(a),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::FreeEnergy(a) => cmd::free_energy::run(a),
     };
     match result {
         Ok(()) => {}

@@ -70,7 +70,7 @@ fn main() {
             profile_grid: grid.clone(),
         };
         let t0 = Instant::now();
-        let e = estimate(&base, &problem, &settings, Seed::new(seed));
+        let e = estimate(&base, &problem, &settings, Seed::new(seed), &|| {});
         let secs = t0.elapsed().as_secs_f64();
         let runs = e
             .integrals

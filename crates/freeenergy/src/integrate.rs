@@ -50,7 +50,8 @@ pub struct FieldIntegral {
 
 /// log Z_R(h₁) − log Z_R(h₀) for p̃ e^{h g·x} restricted to `region` (an intersection of half-spaces; empty: everywhere), by an
 /// `nodes`-point Gauss–Legendre rule on [h₀, h₁]; the chains of every node
-/// start at `start` (a state of the region).
+/// start at `start` (a state of the region). `tick` is called after each
+/// node (progress).
 #[allow(clippy::too_many_arguments)]
 pub fn field_integral(
     base: &dyn Target,
@@ -61,6 +62,7 @@ pub fn field_integral(
     start: &[f64],
     settings: &ChainSettings,
     seed: Seed,
+    tick: &(dyn Fn() + Sync),
 ) -> FieldIntegral {
     let gl = GaussLegendre::new(nodes);
     let mut quad = Vec::with_capacity(nodes);
@@ -73,7 +75,9 @@ pub fn field_integral(
                 .with_field(Field { h, g: g.clone() })
                 .with_region(region);
             let observable = |x: &[f64]| g.value(x);
-            run_node(&target, start, &observable, settings, seed.child(i as u64))
+            let run = run_node(&target, start, &observable, settings, seed.child(i as u64));
+            tick();
+            run
         })
         .collect();
     let values = (0..settings.chains)
@@ -206,7 +210,8 @@ pub fn uniform_grid(lo: f64, hi: f64, n: usize) -> Vec<f64> {
 
 /// The free-energy profile of coordinate `site` on `grid` (uniform, ≥ 3
 /// nodes) for p̃ e^{h g·x} (if `field`) restricted to `region`; the chains
-/// of node u start at `start` with xₖ set to u.
+/// of node u start at `start` with xₖ set to u. `tick` is called after each
+/// node (progress).
 ///
 /// # Panics
 /// If the grid has fewer than 3 nodes or is not increasing.
@@ -220,6 +225,7 @@ pub fn constrained_profile(
     start: &[f64],
     settings: &ChainSettings,
     seed: Seed,
+    tick: &(dyn Fn() + Sync),
 ) -> Profile {
     assert!(grid.len() >= 3, "a profile needs at least 3 grid nodes");
     assert!(grid.windows(2).all(|w| w[1] > w[0]), "the grid must increase");
@@ -234,7 +240,9 @@ pub fn constrained_profile(
             let target = target.with_region(region);
             let y0 = target.project(start);
             let observable = |y: &[f64]| target.with_full(y, |_, _, s| s[site]);
-            run_node(&target, &y0, &observable, settings, seed.child(i as u64))
+            let run = run_node(&target, &y0, &observable, settings, seed.child(i as u64));
+            tick();
+            run
         })
         .collect();
     let mean_force = (0..settings.chains)

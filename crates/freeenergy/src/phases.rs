@@ -65,6 +65,14 @@ pub struct PhaseProblem {
     pub profile_grid: Vec<f64>,
 }
 
+impl PhaseProblem {
+    /// The number of chain-set runs of an estimate: field nodes and profile
+    /// nodes, for both phases.
+    pub fn nodes(&self) -> usize {
+        2 * (self.field_nodes + self.profile_grid.len())
+    }
+}
+
 /// The estimate and its parts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhaseEstimate {
@@ -109,7 +117,14 @@ pub fn log_mode_ratio(delta: f64, log_t_minus: f64, log_t_plus: f64) -> f64 {
 
 /// Estimates the mode weights of `base` (symmetric under x → −x) in the field
 /// of `problem` (see the module docs). `base` is the density at h = 0.
-pub fn estimate(base: &dyn Target, problem: &PhaseProblem, settings: &ChainSettings, seed: Seed) -> PhaseEstimate {
+/// `tick` is called after each of the [`PhaseProblem::nodes`] nodes.
+pub fn estimate(
+    base: &dyn Target,
+    problem: &PhaseProblem,
+    settings: &ChainSettings,
+    seed: Seed,
+    tick: &(dyn Fn() + Sync),
+) -> PhaseEstimate {
     let phase = |side| -> Vec<HalfSpace> {
         problem
             .order_parameters
@@ -130,6 +145,7 @@ pub fn estimate(base: &dyn Target, problem: &PhaseProblem, settings: &ChainSetti
         &problem.start,
         settings,
         seed.child(0),
+        tick,
     );
     let i_minus = field_integral(
         base,
@@ -140,6 +156,7 @@ pub fn estimate(base: &dyn Target, problem: &PhaseProblem, settings: &ChainSetti
         &start_minus,
         settings,
         seed.child(1),
+        tick,
     );
     let field = Field { h, g: g.clone() };
     let grid_minus = problem.profile_grid.clone();
@@ -155,6 +172,7 @@ pub fn estimate(base: &dyn Target, problem: &PhaseProblem, settings: &ChainSetti
         &problem.start,
         settings,
         seed.child(2),
+        tick,
     );
     let p_minus = constrained_profile(
         base,
@@ -165,6 +183,7 @@ pub fn estimate(base: &dyn Target, problem: &PhaseProblem, settings: &ChainSetti
         &start_minus,
         settings,
         seed.child(3),
+        tick,
     );
     let delta = Replicas::combine(&[&i_plus.delta_log_z, &i_minus.delta_log_z], |v| v[0] - v[1]);
     let log_t_minus = p_minus.log_probability_replicas(0.0, true);

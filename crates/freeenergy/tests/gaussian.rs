@@ -68,6 +68,7 @@ fn field_integral_in_a_half_space_matches_the_closed_form() {
         &[1.0, 0.0, 1.0],
         &settings(),
         Seed::new(11),
+        &|| {},
     );
     let (est, err) = (r.delta_log_z.mean(), r.delta_log_z.error());
     println!(
@@ -107,6 +108,7 @@ fn clamped_profile_gives_the_marginal_and_a_tail_probability() {
         &[0.5, -0.3, 1.0],
         &settings(),
         Seed::new(5),
+        &|| {},
     );
     // Mean force −(u − m)/Σ₂₂ at every node, within 4σ over the replicas.
     for (i, &u) in grid.iter().enumerate() {
@@ -216,6 +218,7 @@ fn estimates_do_not_depend_on_the_number_of_threads() {
                     &[0.0; 3],
                     &s,
                     Seed::new(3),
+                    &|| {},
                 )
                 .delta_log_z
             })

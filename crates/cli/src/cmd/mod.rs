@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod compare;
 pub mod demo;
+pub mod free_energy;
 pub mod generate;
 pub mod inspect;
 pub mod phi4_args;

@@ -1,0 +1,336 @@
+//! `fieldflow free-energy --config F`: the log ratio of a target's two mode
+//! weights by free-energy integration through its phases (docs/THEORY.md
+//! §6.13, crate fieldflow-freeenergy) — the estimate that resolves weights of
+//! 1e-10 where a sampler of the full density sees none of the minority mode.
+//!
+//! Supported targets: those with a Z₂ symmetry broken by a linear field, i.e.
+//! the 1D φ⁴ / Allen–Cahn chain (`[target] kind = "phi4_1d"`, its tilt b is
+//! the field). Phases: the signs of the field at sites N/4 and 3N/4; modes:
+//! the sign of the middle site (the target's `Modes`). Settings: the
+//! `[free_energy]` table ([`FreeEnergySettings`]), `--seed` overrides its
+//! seed. Prints the estimate with its replica error next to the
+//! transfer-operator value; `--out` also writes everything as JSON
+//! (atomically; an existing file is kept unless `--force`).
+//!
+//! A run takes one to a few minutes; it is not resumable (Ctrl-C stops it
+//! and writes nothing).
+
+use crate::output::{check_new_output, emit};
+use crate::progress;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use fieldflow_core::Seed;
+use fieldflow_freeenergy::{estimate, uniform_grid, ChainSettings, LinearCv, PhaseEstimate, PhaseProblem, Replicas};
+use fieldflow_io::partial_path;
+use fieldflow_targets::transfer_operator::default_oracle;
+use fieldflow_targets::{Phi4Field1d, TargetConfig};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Arguments of `fieldflow free-energy`.
+#[derive(Args, Debug)]
+pub struct FreeEnergyArgs {
+    /// TOML file with the [target] (kind = "phi4_1d") and an optional
+    /// [free_energy] table of settings.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Seed (overrides free_energy.seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Also write the result as JSON to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Overwrite an existing --out file.
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `[free_energy]` table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FreeEnergySettings {
+    /// Chains per node = replicas of the estimate (≥ 2).
+    pub chains: usize,
+    /// Warm-up HMC trajectories per chain (step-size adaptation).
+    pub warmup: usize,
+    /// Recorded HMC trajectories per chain (≥ 1).
+    pub samples: usize,
+    /// HMC trajectory length.
+    pub trajectory_length: f64,
+    /// Initial HMC step size.
+    pub initial_step: f64,
+    /// Gauss–Legendre nodes of each phase's field integral (≥ 1).
+    pub field_nodes: usize,
+    /// Lower end of the middle site's profile grid in the negative phase
+    /// (< 0, a multiple of `profile_step`; the positive phase uses the mirror image).
+    pub profile_min: f64,
+    /// Upper end (> 0).
+    pub profile_max: f64,
+    /// Grid spacing (> 0).
+    pub profile_step: f64,
+    /// Master seed.
+    pub seed: u64,
+}
+
+impl Default for FreeEnergySettings {
+    fn default() -> Self {
+        FreeEnergySettings {
+            chains: 8,
+            warmup: 300,
+            samples: 2000,
+            trajectory_length: 1.0,
+            initial_step: 0.05,
+            field_nodes: 8,
+            profile_min: -1.8,
+            profile_max: 0.4,
+            profile_step: 0.05,
+            seed: 1,
+        }
+    }
+}
+
+impl FreeEnergySettings {
+    /// Checks every key (one-line errors naming it) and returns the profile grid.
+    fn grid(&self) -> Result<Vec<f64>> {
+        let positive = |key: &str, v: f64| -> Result<()> {
+            if !(v.is_finite() && v > 0.0) {
+                bail!("free_energy.{key} = {v}: must be finite and > 0");
+            }
+            Ok(())
+        };
+        if self.chains < 2 {
+            bail!(
+                "free_energy.chains = {}: must be ≥ 2 (the error comes from the spread of the replicas)",
+                self.chains
+            );
+        }
+        if self.samples == 0 {
+            bail!("free_energy.samples = 0: must be ≥ 1");
+        }
+        if self.field_nodes == 0 {
+            bail!("free_energy.field_nodes = 0: must be ≥ 1");
+        }
+        positive("trajectory_length", self.trajectory_length)?;
+        positive("initial_step", self.initial_step)?;
+        positive("profile_step", self.profile_step)?;
+        positive("profile_max", self.profile_max)?;
+        if !(self.profile_min.is_finite() && self.profile_min < 0.0) {
+            bail!("free_energy.profile_min = {}: must be finite and < 0", self.profile_min);
+        }
+        let below = -self.profile_min / self.profile_step;
+        let above = self.profile_max / self.profile_step;
+        for (key, v, steps) in [
+            ("profile_min", self.profile_min, below),
+            ("profile_max", self.profile_max, above),
+        ] {
+            if (steps - steps.round()).abs() > 1e-6 {
+                bail!(
+                    "free_energy.{key} = {v}: must be a multiple of profile_step = {} (0 must be a grid node)",
+                    self.profile_step
+                );
+            }
+        }
+        let nodes = below.round() as usize + above.round() as usize + 1;
+        if nodes > 10_000 {
+            bail!(
+                "free_energy.profile_step = {}: gives {nodes} grid nodes (at most 10000)",
+                self.profile_step
+            );
+        }
+        Ok(uniform_grid(self.profile_min, self.profile_max, nodes))
+    }
+}
+
+/// A replica estimate as (mean, error, replicas).
+#[derive(Debug, Serialize)]
+struct Value {
+    value: f64,
+    error: f64,
+    replicas: Vec<f64>,
+}
+
+impl From<&Replicas> for Value {
+    fn from(r: &Replicas) -> Self {
+        Value {
+            value: r.mean(),
+            error: r.error(),
+            replicas: r.values.clone(),
+        }
+    }
+}
+
+/// Everything `--out` / `--json` writes.
+#[derive(Debug, Serialize)]
+struct Report {
+    target: String,
+    log_ratio: Value,
+    exact_log_ratio: Option<f64>,
+    pull: Option<f64>,
+    delta: Value,
+    log_t_minus: Value,
+    log_t_plus: Value,
+    profile_edge: [f64; 2],
+    rejected_at_boundaries: u64,
+    min_acceptance: f64,
+    seconds: f64,
+    settings: FreeEnergySettings,
+}
+
+/// The chain target of `table`'s `[target]` section, or a one-line error.
+fn chain(table: &toml::Table) -> Result<Phi4Field1d> {
+    let Some(t) = table.get("target") else {
+        if table.contains_key("phi4") {
+            bail!(
+                "[phi4]: lattice φ⁴ has no external field here; free-energy needs a Z2 symmetry broken by a linear field ([target] kind = \"phi4_1d\")"
+            );
+        }
+        bail!("no [target] section: free-energy needs [target] kind = \"phi4_1d\"");
+    };
+    let kind = t.get("kind").and_then(toml::Value::as_str).unwrap_or("?");
+    if kind != "phi4_1d" {
+        bail!(
+            "target.kind = {kind}: free-energy needs a Z2 symmetry broken by a linear field; supported: kind = \"phi4_1d\" (its tilt b)"
+        );
+    }
+    let cfg: TargetConfig = t
+        .clone()
+        .try_into()
+        .map_err(|e| anyhow::anyhow!("[target]: {}", crate::config::one_line(&e.to_string())))?;
+    let TargetConfig::Phi4Field1d { n, a, beta, b } = cfg else {
+        bail!("target.kind = {}: not the 1D φ⁴ chain", cfg.kind());
+    };
+    cfg.validate().map_err(|e| anyhow::anyhow!("target.{e}"))?;
+    if n < 8 {
+        bail!(
+            "target.n = {n}: the phase estimate needs n ≥ 8 (phases by sites n/4 and 3n/4, modes by the middle site)"
+        );
+    }
+    Ok(Phi4Field1d::new(n, a, beta, b)?)
+}
+
+/// Runs `fieldflow free-energy`.
+pub fn run(args: FreeEnergyArgs) -> Result<()> {
+    let table = crate::config::load_table(Some(&args.config))?;
+    let target = chain(&table)?;
+    for key in table.keys() {
+        if !["target", "free_energy"].contains(&key.as_str()) {
+            bail!("{key}: not a section of a free-energy config (expected [target] and [free_energy])");
+        }
+    }
+    let mut settings: FreeEnergySettings = match table.get("free_energy") {
+        Some(toml::Value::Table(t)) => crate::config::parse(t, "free_energy")?,
+        Some(other) => bail!("free_energy: expected a table, found `{other}`"),
+        None => FreeEnergySettings::default(),
+    };
+    if let Some(s) = args.seed {
+        settings.seed = s;
+    }
+    let grid = settings.grid()?;
+    if let Some(out) = &args.out {
+        check_new_output(out, args.force)?;
+    }
+
+    let (n, a, beta, b) = (target.n(), target.a(), target.beta(), target.b());
+    let base = Phi4Field1d::new(n, a, beta, 0.0)?;
+    // A state of the positive phase: boundary layers of the continuum width
+    // aN/√2 (the kernel against the wells' curvature) at the pinned ends.
+    let width = (a * n as f64 / std::f64::consts::SQRT_2).max(1.0);
+    let start: Vec<f64> = (0..n).map(|i| ((i.min(n - 1 - i) + 1) as f64 / width).tanh()).collect();
+    let problem = PhaseProblem {
+        field_direction: LinearCv::sum(n),
+        field: -beta * b / (a * n as f64),
+        order_parameters: vec![LinearCv::coordinate(n, n / 4), LinearCv::coordinate(n, 3 * n / 4)],
+        mode_site: target.middle_site(),
+        start,
+        field_nodes: settings.field_nodes,
+        profile_grid: grid,
+    };
+    let chains = ChainSettings {
+        chains: settings.chains,
+        warmup: settings.warmup,
+        samples: settings.samples,
+        trajectory_length: settings.trajectory_length,
+        initial_step: settings.initial_step,
+        target_acceptance: 0.8,
+    };
+    let bar = progress::bar(problem.nodes() as u64, "nodes");
+    let t0 = Instant::now();
+    let e = estimate(&base, &problem, &chains, Seed::new(settings.seed), &|| bar.inc(1));
+    bar.finish_and_clear();
+    let seconds = t0.elapsed().as_secs_f64();
+    let exact = default_oracle(&target).ok().map(|r| r.log_ratio());
+    let report = report(&target, &e, exact, seconds, settings);
+    if let Some(out) = &args.out {
+        let tmp = partial_path(out);
+        std::fs::write(&tmp, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("{}: cannot write", tmp.display()))?;
+        std::fs::rename(&tmp, out).with_context(|| format!("{}: cannot write", out.display()))?;
+    }
+    if args.json {
+        emit(&serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+fn report(
+    target: &Phi4Field1d,
+    e: &PhaseEstimate,
+    exact: Option<f64>,
+    seconds: f64,
+    settings: FreeEnergySettings,
+) -> Report {
+    use fieldflow_core::Target;
+    let runs = e
+        .integrals
+        .iter()
+        .flat_map(|i| &i.runs)
+        .chain(e.profiles.iter().flat_map(|p| &p.runs));
+    let (rejected, min_acc) = runs.fold((0u64, 1.0f64), |(o, m), r| (o + r.outside, m.min(r.acceptance)));
+    let log_ratio = Value::from(&e.log_ratio);
+    let pull = exact.map(|x| (log_ratio.value - x) / log_ratio.error);
+    Report {
+        target: target.describe(),
+        exact_log_ratio: exact,
+        pull: pull.filter(|p| p.is_finite()),
+        log_ratio,
+        delta: Value::from(&e.delta),
+        log_t_minus: Value::from(&e.log_t_minus),
+        log_t_plus: Value::from(&e.log_t_plus),
+        profile_edge: [e.profiles[1].log_edge(), e.profiles[0].log_edge()],
+        rejected_at_boundaries: rejected,
+        min_acceptance: min_acc,
+        seconds,
+        settings,
+    }
+}
+
+fn print_table(r: &Report) {
+    let pm = |v: &Value| format!("{:.4} ± {:.4}", v.value, v.error);
+    emit(&format!("mode weights of {} by free-energy integration", r.target));
+    emit(&format!(
+        "  ({} replicas; {:.1} s; modes by the sign of the middle site, phases by the signs at sites n/4 and 3n/4)",
+        r.settings.chains, r.seconds
+    ));
+    let exact = match (r.exact_log_ratio, r.pull) {
+        (Some(x), Some(p)) => format!("   exact {x:.4} (transfer operator), {p:+.2}σ"),
+        (Some(x), None) => format!("   exact {x:.4} (transfer operator)"),
+        _ => String::new(),
+    };
+    emit(&format!("  log(w+/w-)                    {}{exact}", pm(&r.log_ratio)));
+    emit(&format!("  phases: log Z+ - log Z-       {}", pm(&r.delta)));
+    emit(&format!("  log P(middle ≥ 0 | phase -)   {}", pm(&r.log_t_minus)));
+    emit(&format!("  log P(middle < 0 | phase +)   {}", pm(&r.log_t_plus)));
+    emit(&format!(
+        "  diagnostics: profile edges {:.1} / {:.1} (log density at the grid ends), {} trajectories rejected at phase boundaries, lowest acceptance {:.3}",
+        r.profile_edge[0], r.profile_edge[1], r.rejected_at_boundaries, r.min_acceptance
+    ));
+    if r.profile_edge[0].max(r.profile_edge[1]) > -10.0 {
+        emit("  warning: a profile grid ends where the density is not negligible (edge > -10): widen free_energy.profile_min / profile_max");
+    }
+}

@@ -1,0 +1,76 @@
+//! `fieldflow free-energy`: the tilted 1D φ⁴ chain's mode log ratio against
+//! the transfer operator (within 4σ, with an error small enough to mean
+//! something), the JSON output, and one-line errors for bad input.
+
+use std::path::Path;
+
+mod common;
+use common::{fails, ok};
+
+#[test]
+fn free_energy_matches_the_transfer_operator_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    // b = 0.05: w+ = 1.7e-7, far below what any sampler of the full density resolves.
+    std::fs::write(
+        p("c.toml"),
+        "[target]\nkind = \"phi4_1d\"\nb = 0.05\n[free_energy]\nsamples = 300\nwarmup = 150\nfield_nodes = 6\n",
+    )
+    .unwrap();
+    let out = ok(&["free-energy", "--config", &p("c.toml"), "--out", &p("r.json")]);
+    assert!(out.contains("log(w+/w-)") && out.contains("transfer operator"), "{out}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p("r.json")).unwrap()).unwrap();
+    let (v, e) = (
+        r["log_ratio"]["value"].as_f64().unwrap(),
+        r["log_ratio"]["error"].as_f64().unwrap(),
+    );
+    let exact = r["exact_log_ratio"].as_f64().unwrap();
+    assert!((exact - (-15.5665172513)).abs() < 1e-8, "oracle {exact}");
+    assert!((v - exact).abs() < 4.0 * e, "{v} ± {e} vs {exact}");
+    assert!(e < 0.05, "error {e}");
+    assert_eq!(r["log_ratio"]["replicas"].as_array().unwrap().len(), 8);
+    // An existing output is kept.
+    let before = std::fs::read(p("r.json")).unwrap();
+    fails(
+        &["free-energy", "--config", &p("c.toml"), "--out", &p("r.json")],
+        "exists",
+    );
+    assert_eq!(std::fs::read(p("r.json")).unwrap(), before);
+}
+
+#[test]
+fn bad_free_energy_configs_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    let cases = [
+        ("[target]\nkind = \"gaussian\"\nmean = [0.0]\n", "kind = gaussian"),
+        ("[phi4]\nlattice = [4, 4]\nm2 = -1.0\nlambda = 1.0\n", "[phi4]"),
+        ("[target]\nkind = \"phi4_1d\"\nn = 4\n", "target.n = 4"),
+        (
+            "[target]\nkind = \"phi4_1d\"\n[free_energy]\nchains = 1\n",
+            "free_energy.chains = 1",
+        ),
+        (
+            "[target]\nkind = \"phi4_1d\"\n[free_energy]\nchainz = 3\n",
+            "unknown field `chainz`",
+        ),
+        (
+            "[target]\nkind = \"phi4_1d\"\n[free_energy]\nprofile_min = -1.83\n",
+            "multiple of profile_step",
+        ),
+        (
+            "[target]\nkind = \"phi4_1d\"\n[free_energy]\nprofile_max = -0.5\n",
+            "free_energy.profile_max",
+        ),
+        (
+            "[target]\nkind = \"phi4_1d\"\n[sampler]\nx = 1\n",
+            "sampler: not a section",
+        ),
+    ];
+    for (i, (cfg, needle)) in cases.iter().enumerate() {
+        let f = p(&format!("c{i}.toml"));
+        std::fs::write(&f, cfg).unwrap();
+        fails(&["free-energy", "--config", &f, "--out", &p("r.json")], needle);
+        assert!(!Path::new(&p("r.json")).exists());
+    }
+}
