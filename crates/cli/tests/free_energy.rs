@@ -39,12 +39,44 @@ fn free_energy_matches_the_transfer_operator_and_writes_json() {
 }
 
 #[test]
+fn free_energy_of_a_free_field_in_a_field_matches_its_gaussian_magnetization() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    std::fs::write(
+        p("f.toml"),
+        "[phi4]\nlattice = [6, 6]\nm2 = 0.5\nlambda = 0.0\n[free_energy]\nfield = 0.05\nsamples = 600\nwarmup = 150\nfield_nodes = 6\n",
+    )
+    .unwrap();
+    let out = ok(&["free-energy", "--config", &p("f.toml"), "--json"]);
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (v, e) = (
+        r["log_ratio"]["value"].as_f64().unwrap(),
+        r["log_ratio"]["error"].as_f64().unwrap(),
+    );
+    let exact = r["exact_log_ratio"].as_f64().unwrap();
+    // Σφ ~ N(hV/(2m²), V/(2m²)): z = 0.05 · √36 = 0.3.
+    assert!((exact - 0.48069).abs() < 1e-4, "oracle {exact}");
+    assert!((v - exact).abs() < 4.0 * e && e < 0.02, "{v} ± {e} vs {exact}");
+}
+
+#[test]
 fn bad_free_energy_configs_are_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n).display().to_string();
     let cases = [
         ("[target]\nkind = \"gaussian\"\nmean = [0.0]\n", "kind = gaussian"),
-        ("[phi4]\nlattice = [4, 4]\nm2 = -1.0\nlambda = 1.0\n", "[phi4]"),
+        (
+            "[phi4]\nlattice = [4, 4]\nm2 = -1.0\nlambda = 1.0\n",
+            "free_energy.field: missing",
+        ),
+        (
+            "[target]\nkind = \"phi4_1d\"\n[free_energy]\nfield = 0.1\n",
+            "tilt, target.b",
+        ),
+        (
+            "[target]\nkind = \"phi4_1d\"\n[phi4]\nlattice = [4]\nm2 = 1.0\nlambda = 0.0\n",
+            "not both",
+        ),
         ("[target]\nkind = \"phi4_1d\"\nn = 4\n", "target.n = 4"),
         (
             "[target]\nkind = \"phi4_1d\"\n[free_energy]\nchains = 1\n",

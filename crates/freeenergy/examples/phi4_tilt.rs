@@ -64,7 +64,7 @@ fn main() {
             field_direction: LinearCv::sum(n),
             field: -beta * b / an,
             order_parameters: vec![LinearCv::coordinate(n, n / 4), LinearCv::coordinate(n, 3 * n / 4)],
-            mode_site: base.middle_site(),
+            mode_site: Some(base.middle_site()),
             start: start.clone(),
             field_nodes: nodes,
             profile_grid: grid.clone(),
@@ -76,9 +76,10 @@ fn main() {
             .integrals
             .iter()
             .flat_map(|i| &i.runs)
-            .chain(e.profiles.iter().flat_map(|p| &p.runs));
+            .chain(e.profiles.iter().flatten().flat_map(|p| &p.runs));
         let (outside, acc_min) = runs.fold((0u64, 1.0f64), |(o, m), r| (o + r.outside, m.min(r.acceptance)));
-        let (edge_plus, edge_minus) = (e.profiles[0].log_edge(), e.profiles[1].log_edge());
+        let profiles = e.profiles.as_ref().expect("profiles of the middle site");
+        let (edge_plus, edge_minus) = (profiles[0].log_edge(), profiles[1].log_edge());
         let (est, err) = (e.log_ratio.mean(), e.log_ratio.error());
         println!(
             "{b}\t{exact:.4}\t{est:.4}\t{err:.4}\t{:.2}\t{:.4}\t{:.4}\t{:.4}\t{:.4}\t{:.4}\t{edge_minus:.1}\t{edge_plus:.1}\t{outside}\t{acc_min:.3}\t{secs:.1}",

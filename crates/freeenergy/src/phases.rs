@@ -54,8 +54,11 @@ pub struct PhaseProblem {
     pub field: f64,
     /// The order parameters cᵢ whose common sign defines the phases.
     pub order_parameters: Vec<LinearCv>,
-    /// The mode coordinate k.
-    pub mode_site: usize,
+    /// The mode coordinate k; `None` when the modes are the phases
+    /// themselves (one order parameter whose sign is the mode, e.g. the
+    /// magnetization of a periodic lattice field): then t± = 0 and no
+    /// profile is run.
+    pub mode_site: Option<usize>,
     /// A state of phase P₊ (the chains of P₋ start at its mirror image).
     pub start: Vec<f64>,
     /// Gauss–Legendre nodes of the field integrals.
@@ -69,7 +72,12 @@ impl PhaseProblem {
     /// The number of chain-set runs of an estimate: field nodes and profile
     /// nodes, for both phases.
     pub fn nodes(&self) -> usize {
-        2 * (self.field_nodes + self.profile_grid.len())
+        2 * (self.field_nodes
+            + if self.mode_site.is_some() {
+                self.profile_grid.len()
+            } else {
+                0
+            })
     }
 }
 
@@ -86,8 +94,8 @@ pub struct PhaseEstimate {
     pub log_t_plus: Replicas,
     /// The field integrals of P₊ and P₋.
     pub integrals: [FieldIntegral; 2],
-    /// The profiles of P₊ and P₋.
-    pub profiles: [Profile; 2],
+    /// The profiles of P₊ and P₋ (none when the modes are the phases).
+    pub profiles: Option<[Profile; 2]>,
 }
 
 /// log(a + b) from log a and log b.
@@ -113,6 +121,24 @@ pub fn log_mode_ratio(delta: f64, log_t_minus: f64, log_t_plus: f64) -> f64 {
     let num = log_add(delta + log1m_exp(log_t_plus), log_t_minus);
     let den = log_add(log1m_exp(log_t_minus), delta + log_t_plus);
     num - den
+}
+
+/// log(w₊/w₋) = log Φ(z) − log Φ(−z) for modes defined by the sign of a
+/// Gaussian order parameter with mean/standard deviation z (the oracle of
+/// a free field in a field h, whose magnetization is Gaussian). The tail
+/// Φ(−|z|) is integrated directly (Gauss–Legendre on [|z|, |z| + 12]; the
+/// rest is below e^{−72}), so the ratio keeps its relative accuracy
+/// (≈ 1e-13) for large |z|.
+pub fn gaussian_log_mode_ratio(z: f64) -> f64 {
+    let a = z.abs();
+    let tail = fieldflow_targets::GaussLegendre::new(16).integrate(|t| (-0.5 * t * t).exp(), a, a + 12.0, 64)
+        / (2.0 * std::f64::consts::PI).sqrt();
+    let r = ((1.0 - tail) / tail).ln();
+    if z < 0.0 {
+        -r
+    } else {
+        r
+    }
 }
 
 /// Estimates the mode weights of `base` (symmetric under x → −x) in the field
@@ -158,11 +184,24 @@ pub fn estimate(
         seed.child(1),
         tick,
     );
+    let delta = Replicas::combine(&[&i_plus.delta_log_z, &i_minus.delta_log_z], |v| v[0] - v[1]);
+    let Some(k) = problem.mode_site else {
+        let never = Replicas {
+            values: vec![f64::NEG_INFINITY; settings.chains],
+        };
+        return PhaseEstimate {
+            log_ratio: delta.clone(),
+            delta,
+            log_t_minus: never.clone(),
+            log_t_plus: never,
+            integrals: [i_plus, i_minus],
+            profiles: None,
+        };
+    };
     let field = Field { h, g: g.clone() };
     let grid_minus = problem.profile_grid.clone();
     let mut grid_plus: Vec<f64> = grid_minus.iter().map(|u| -u).collect();
     grid_plus.reverse();
-    let k = problem.mode_site;
     let p_plus = constrained_profile(
         base,
         Some(&field),
@@ -185,7 +224,6 @@ pub fn estimate(
         seed.child(3),
         tick,
     );
-    let delta = Replicas::combine(&[&i_plus.delta_log_z, &i_minus.delta_log_z], |v| v[0] - v[1]);
     let log_t_minus = p_minus.log_probability_replicas(0.0, true);
     let log_t_plus = p_plus.log_probability_replicas(0.0, false);
     let log_ratio = Replicas::combine(&[&delta, &log_t_minus, &log_t_plus], |v| {
@@ -197,7 +235,7 @@ pub fn estimate(
         log_t_minus,
         log_t_plus,
         integrals: [i_plus, i_minus],
-        profiles: [p_plus, p_minus],
+        profiles: Some([p_plus, p_minus]),
     }
 }
 

@@ -57,6 +57,7 @@ mod diffusion;
 mod flowmcmc;
 mod mode_weights;
 mod modes;
+mod modes_free_energy;
 mod modes_slips;
 mod mog;
 mod phi4;

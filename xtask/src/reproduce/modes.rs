@@ -42,6 +42,10 @@
 //! target, and the IS log-ratio error against the tilt b of the φ⁴ chain,
 //! one series per method.
 //!
+//! **Free-energy integration** ([`super::modes_free_energy`]): `fieldflow
+//! free-energy` on the φ⁴ chain (method "free-energy", columns "… FE": its
+//! log-ratio error, replica error, deviation in σ, wall time).
+//!
 //! **SLIPS** ([`super::modes_slips`]): `fieldflow sample --method slips`
 //! (no model, no training) on MOG-4/8, the two-mode targets and the φ⁴
 //! chain, the method "slips" of each table (its samples in the IMH columns).
@@ -369,7 +373,13 @@ pub fn columns(t: &Spec, n_modes: usize) -> Vec<(&'static str, &'static str)> {
             ("ln-ratio dev/σ IS", "is_log_ratio_dev_sigma"),
         ]);
         if t.family == "phi4_1d" {
-            c.push(("minority unseen IS", "is_minority_unseen"));
+            c.extend([
+                ("minority unseen IS", "is_minority_unseen"),
+                ("ln-ratio err FE", "fe_log_ratio_err"),
+                ("σ FE", "fe_log_ratio_sigma"),
+                ("dev/σ FE", "fe_dev_sigma"),
+                ("FE s", "fe_seconds"),
+            ]);
         }
     }
     c.extend([
@@ -418,6 +428,7 @@ pub fn run(r: &mut Runner) -> Result<()> {
             run_one(runner, t, m, &cfg, seed).with_context(|| format!("modes: {} / {name} / seed {seed}", t.name))
         })?;
         records.extend(super::modes_slips::records(r, t)?);
+        records.extend(super::modes_free_energy::records(r, t)?);
         if let Some(python) = &peers {
             records.extend(peer_records(r, python, t)?);
         }
@@ -445,6 +456,16 @@ pub fn run(r: &mut Runner) -> Result<()> {
         "is_log_ratio_err",
     );
     r.figure("modes_phi4_1d_tilt", "log-ratio error against tilt", fig);
+    let fig = family_figure(
+        &specs,
+        &groups,
+        "phi4_1d",
+        "1D φ⁴: free-energy log-ratio error against tilt b",
+        "tilt b",
+        "ln(ŵ₊/ŵ₋) − exact (free-energy integration, mean ± s.e.)",
+        "fe_log_ratio_err",
+    );
+    r.figure("modes_phi4_1d_tilt_fe", "free-energy log-ratio error against tilt", fig);
     Ok(())
 }
 

@@ -3,13 +3,20 @@
 //! §6.13, crate fieldflow-freeenergy) — the estimate that resolves weights of
 //! 1e-10 where a sampler of the full density sees none of the minority mode.
 //!
-//! Supported targets: those with a Z₂ symmetry broken by a linear field, i.e.
-//! the 1D φ⁴ / Allen–Cahn chain (`[target] kind = "phi4_1d"`, its tilt b is
-//! the field). Phases: the signs of the field at sites N/4 and 3N/4; modes:
-//! the sign of the middle site (the target's `Modes`). Settings: the
-//! `[free_energy]` table ([`FreeEnergySettings`]), `--seed` overrides its
-//! seed. Prints the estimate with its replica error next to the
-//! transfer-operator value; `--out` also writes everything as JSON
+//! Supported targets: those with a Z₂ symmetry broken by a linear field:
+//!
+//! * the 1D φ⁴ / Allen–Cahn chain (`[target] kind = "phi4_1d"`): its tilt b
+//!   is the field; phases by the signs of the field at sites N/4 and 3N/4,
+//!   modes by the sign of the middle site (the target's `Modes`); exact
+//!   value from the transfer operator;
+//! * lattice φ⁴ (`[phi4]`) in an external field h (`free_energy.field`,
+//!   log p̃ = −S + h Σₓ φ(x)): phases = modes = the sign of the
+//!   magnetization (so no profile is run); exact value for the free field
+//!   (λ = 0: M is Gaussian).
+//!
+//! Settings: the `[free_energy]` table ([`FreeEnergySettings`]), `--seed`
+//! overrides its seed. Prints the estimate with its replica error next to the
+//! exact value where one exists; `--out` also writes everything as JSON
 //! (atomically; an existing file is kept unless `--force`).
 //!
 //! A run takes one to a few minutes; it is not resumable (Ctrl-C stops it
@@ -20,8 +27,11 @@ use crate::progress;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use fieldflow_core::Seed;
-use fieldflow_freeenergy::{estimate, uniform_grid, ChainSettings, LinearCv, PhaseEstimate, PhaseProblem, Replicas};
+use fieldflow_freeenergy::{
+    estimate, gaussian_log_mode_ratio, uniform_grid, ChainSettings, LinearCv, PhaseEstimate, PhaseProblem, Replicas,
+};
 use fieldflow_io::partial_path;
+use fieldflow_lattice::{FreeField, Phi4Config};
 use fieldflow_targets::transfer_operator::default_oracle;
 use fieldflow_targets::{Phi4Field1d, TargetConfig};
 use serde::{Deserialize, Serialize};
@@ -31,8 +41,8 @@ use std::time::Instant;
 /// Arguments of `fieldflow free-energy`.
 #[derive(Args, Debug)]
 pub struct FreeEnergyArgs {
-    /// TOML file with the [target] (kind = "phi4_1d") and an optional
-    /// [free_energy] table of settings.
+    /// TOML file with the target ([target] kind = "phi4_1d", or [phi4]) and
+    /// a [free_energy] table of settings.
     #[arg(long)]
     pub config: PathBuf,
     /// Seed (overrides free_energy.seed).
@@ -72,6 +82,9 @@ pub struct FreeEnergySettings {
     pub profile_max: f64,
     /// Grid spacing (> 0).
     pub profile_step: f64,
+    /// External field h for a `[phi4]` target (required there; the 1D
+    /// chain's field is its tilt `target.b`).
+    pub field: Option<f64>,
     /// Master seed.
     pub seed: u64,
 }
@@ -88,6 +101,7 @@ impl Default for FreeEnergySettings {
             profile_min: -1.8,
             profile_max: 0.4,
             profile_step: 0.05,
+            field: None,
             seed: 1,
         }
     }
@@ -180,20 +194,22 @@ struct Report {
     settings: FreeEnergySettings,
 }
 
-/// The chain target of `table`'s `[target]` section, or a one-line error.
-fn chain(table: &toml::Table) -> Result<Phi4Field1d> {
-    let Some(t) = table.get("target") else {
-        if table.contains_key("phi4") {
-            bail!(
-                "[phi4]: lattice φ⁴ has no external field here; free-energy needs a Z2 symmetry broken by a linear field ([target] kind = \"phi4_1d\")"
-            );
-        }
-        bail!("no [target] section: free-energy needs [target] kind = \"phi4_1d\"");
-    };
+/// What the estimate runs on: the base density (h = 0), the problem, the
+/// target's description and its exact log ratio where known.
+struct Setup {
+    base: Box<dyn fieldflow_core::Target>,
+    problem: PhaseProblem,
+    describe: String,
+    exact: Option<f64>,
+}
+
+/// The 1D chain of `[target]` (kind = "phi4_1d"), or a one-line error.
+fn chain(t: &toml::Value, settings: &FreeEnergySettings) -> Result<Setup> {
+    use fieldflow_core::Target;
     let kind = t.get("kind").and_then(toml::Value::as_str).unwrap_or("?");
     if kind != "phi4_1d" {
         bail!(
-            "target.kind = {kind}: free-energy needs a Z2 symmetry broken by a linear field; supported: kind = \"phi4_1d\" (its tilt b)"
+            "target.kind = {kind}: free-energy needs a Z2 symmetry broken by a linear field; supported: [target] kind = \"phi4_1d\" (its tilt b) and [phi4] with free_energy.field"
         );
     }
     let cfg: TargetConfig = t
@@ -209,18 +225,78 @@ fn chain(table: &toml::Table) -> Result<Phi4Field1d> {
             "target.n = {n}: the phase estimate needs n ≥ 8 (phases by sites n/4 and 3n/4, modes by the middle site)"
         );
     }
-    Ok(Phi4Field1d::new(n, a, beta, b)?)
+    if let Some(h) = settings.field {
+        bail!("free_energy.field = {h}: the 1D chain's field is its tilt, target.b");
+    }
+    let target = Phi4Field1d::new(n, a, beta, b)?;
+    // A state of the positive phase: boundary layers of the continuum width
+    // aN/√2 (the kernel against the wells' curvature) at the pinned ends.
+    let width = (a * n as f64 / std::f64::consts::SQRT_2).max(1.0);
+    let start: Vec<f64> = (0..n).map(|i| ((i.min(n - 1 - i) + 1) as f64 / width).tanh()).collect();
+    Ok(Setup {
+        base: Box::new(Phi4Field1d::new(n, a, beta, 0.0)?),
+        problem: PhaseProblem {
+            field_direction: LinearCv::sum(n),
+            field: -beta * b / (a * n as f64),
+            order_parameters: vec![LinearCv::coordinate(n, n / 4), LinearCv::coordinate(n, 3 * n / 4)],
+            mode_site: Some(target.middle_site()),
+            start,
+            field_nodes: settings.field_nodes,
+            profile_grid: settings.grid()?,
+        },
+        describe: target.describe(),
+        exact: default_oracle(&target).ok().map(|r| r.log_ratio()),
+    })
+}
+
+/// Lattice φ⁴ of `[phi4]` in the field `free_energy.field`, or a one-line error.
+fn lattice(p: &toml::Value, settings: &FreeEnergySettings) -> Result<Setup> {
+    use fieldflow_core::Target;
+    let cfg: Phi4Config = p
+        .clone()
+        .try_into()
+        .map_err(|e| anyhow::anyhow!("[phi4]: {}", crate::config::one_line(&e.to_string())))?;
+    let target = cfg.validate()?;
+    let standard_form = cfg.kappa.is_none();
+    let Some(h) = settings.field else {
+        bail!("free_energy.field: missing; lattice φ⁴ needs the external field h (log p̃ = -S + h Σ φ) whose mode weights are asked for");
+    };
+    if !h.is_finite() {
+        bail!("free_energy.field = {h}: must be finite");
+    }
+    settings.grid()?;
+    let v = target.lattice().volume();
+    let (m2, lambda) = (target.m2(), target.lambda());
+    // A state of the positive phase: the classical vacuum where there is one.
+    let vacuum = if m2 < 0.0 && lambda > 0.0 {
+        (-m2 / (2.0 * lambda)).sqrt()
+    } else {
+        0.5
+    };
+    let exact = (lambda == 0.0 && standard_form).then(|| {
+        let free = FreeField::new(target.lattice().shape(), m2).expect("a valid free field");
+        gaussian_log_mode_ratio(h * (v as f64 * free.chi2()).sqrt())
+    });
+    let describe = format!("{}, external field h = {h}", target.describe());
+    Ok(Setup {
+        base: Box::new(target),
+        problem: PhaseProblem {
+            field_direction: LinearCv::sum(v),
+            field: h,
+            order_parameters: vec![LinearCv::sum(v)],
+            mode_site: None,
+            start: vec![vacuum; v],
+            field_nodes: settings.field_nodes,
+            profile_grid: Vec::new(),
+        },
+        describe,
+        exact,
+    })
 }
 
 /// Runs `fieldflow free-energy`.
 pub fn run(args: FreeEnergyArgs) -> Result<()> {
     let table = crate::config::load_table(Some(&args.config))?;
-    let target = chain(&table)?;
-    for key in table.keys() {
-        if !["target", "free_energy"].contains(&key.as_str()) {
-            bail!("{key}: not a section of a free-energy config (expected [target] and [free_energy])");
-        }
-    }
     let mut settings: FreeEnergySettings = match table.get("free_energy") {
         Some(toml::Value::Table(t)) => crate::config::parse(t, "free_energy")?,
         Some(other) => bail!("free_energy: expected a table, found `{other}`"),
@@ -229,26 +305,20 @@ pub fn run(args: FreeEnergyArgs) -> Result<()> {
     if let Some(s) = args.seed {
         settings.seed = s;
     }
-    let grid = settings.grid()?;
+    let setup = match (table.get("target"), table.get("phi4")) {
+        (Some(_), Some(_)) => bail!("give either [target] or [phi4], not both"),
+        (Some(t), None) => chain(t, &settings)?,
+        (None, Some(p)) => lattice(p, &settings)?,
+        (None, None) => bail!("no target: add [target] kind = \"phi4_1d\" or [phi4] (with free_energy.field)"),
+    };
+    for key in table.keys() {
+        if !["target", "phi4", "free_energy"].contains(&key.as_str()) {
+            bail!("{key}: not a section of a free-energy config (expected [target] or [phi4], and [free_energy])");
+        }
+    }
     if let Some(out) = &args.out {
         check_new_output(out, args.force)?;
     }
-
-    let (n, a, beta, b) = (target.n(), target.a(), target.beta(), target.b());
-    let base = Phi4Field1d::new(n, a, beta, 0.0)?;
-    // A state of the positive phase: boundary layers of the continuum width
-    // aN/√2 (the kernel against the wells' curvature) at the pinned ends.
-    let width = (a * n as f64 / std::f64::consts::SQRT_2).max(1.0);
-    let start: Vec<f64> = (0..n).map(|i| ((i.min(n - 1 - i) + 1) as f64 / width).tanh()).collect();
-    let problem = PhaseProblem {
-        field_direction: LinearCv::sum(n),
-        field: -beta * b / (a * n as f64),
-        order_parameters: vec![LinearCv::coordinate(n, n / 4), LinearCv::coordinate(n, 3 * n / 4)],
-        mode_site: target.middle_site(),
-        start,
-        field_nodes: settings.field_nodes,
-        profile_grid: grid,
-    };
     let chains = ChainSettings {
         chains: settings.chains,
         warmup: settings.warmup,
@@ -257,13 +327,14 @@ pub fn run(args: FreeEnergyArgs) -> Result<()> {
         initial_step: settings.initial_step,
         target_acceptance: 0.8,
     };
-    let bar = progress::bar(problem.nodes() as u64, "nodes");
+    let bar = progress::bar(setup.problem.nodes() as u64, "nodes");
     let t0 = Instant::now();
-    let e = estimate(&base, &problem, &chains, Seed::new(settings.seed), &|| bar.inc(1));
+    let e = estimate(&*setup.base, &setup.problem, &chains, Seed::new(settings.seed), &|| {
+        bar.inc(1)
+    });
     bar.finish_and_clear();
     let seconds = t0.elapsed().as_secs_f64();
-    let exact = default_oracle(&target).ok().map(|r| r.log_ratio());
-    let report = report(&target, &e, exact, seconds, settings);
+    let report = report(&setup, &e, seconds, settings);
     if let Some(out) = &args.out {
         let tmp = partial_path(out);
         std::fs::write(&tmp, serde_json::to_string_pretty(&report)?)
@@ -278,31 +349,28 @@ pub fn run(args: FreeEnergyArgs) -> Result<()> {
     Ok(())
 }
 
-fn report(
-    target: &Phi4Field1d,
-    e: &PhaseEstimate,
-    exact: Option<f64>,
-    seconds: f64,
-    settings: FreeEnergySettings,
-) -> Report {
-    use fieldflow_core::Target;
+fn report(setup: &Setup, e: &PhaseEstimate, seconds: f64, settings: FreeEnergySettings) -> Report {
+    let exact = setup.exact;
     let runs = e
         .integrals
         .iter()
         .flat_map(|i| &i.runs)
-        .chain(e.profiles.iter().flat_map(|p| &p.runs));
+        .chain(e.profiles.iter().flatten().flat_map(|p| &p.runs));
     let (rejected, min_acc) = runs.fold((0u64, 1.0f64), |(o, m), r| (o + r.outside, m.min(r.acceptance)));
     let log_ratio = Value::from(&e.log_ratio);
     let pull = exact.map(|x| (log_ratio.value - x) / log_ratio.error);
     Report {
-        target: target.describe(),
+        target: setup.describe.clone(),
         exact_log_ratio: exact,
         pull: pull.filter(|p| p.is_finite()),
         log_ratio,
         delta: Value::from(&e.delta),
         log_t_minus: Value::from(&e.log_t_minus),
         log_t_plus: Value::from(&e.log_t_plus),
-        profile_edge: [e.profiles[1].log_edge(), e.profiles[0].log_edge()],
+        profile_edge: e
+            .profiles
+            .as_ref()
+            .map_or([f64::NAN; 2], |p| [p[1].log_edge(), p[0].log_edge()]),
         rejected_at_boundaries: rejected,
         min_acceptance: min_acc,
         seconds,
@@ -313,16 +381,37 @@ fn report(
 fn print_table(r: &Report) {
     let pm = |v: &Value| format!("{:.4} ± {:.4}", v.value, v.error);
     emit(&format!("mode weights of {} by free-energy integration", r.target));
+    let lattice = r.settings.field.is_some();
     emit(&format!(
-        "  ({} replicas; {:.1} s; modes by the sign of the middle site, phases by the signs at sites n/4 and 3n/4)",
-        r.settings.chains, r.seconds
+        "  ({} replicas; {:.1} s; {})",
+        r.settings.chains,
+        r.seconds,
+        if lattice {
+            "modes = phases by the sign of the magnetization"
+        } else {
+            "modes by the sign of the middle site, phases by the signs at sites n/4 and 3n/4"
+        }
     ));
     let exact = match (r.exact_log_ratio, r.pull) {
-        (Some(x), Some(p)) => format!("   exact {x:.4} (transfer operator), {p:+.2}σ"),
-        (Some(x), None) => format!("   exact {x:.4} (transfer operator)"),
+        (Some(x), Some(p)) => format!(
+            "   exact {x:.4} ({}), {p:+.2}σ",
+            if lattice {
+                "Gaussian magnetization"
+            } else {
+                "transfer operator"
+            }
+        ),
+        (Some(x), None) => format!("   exact {x:.4}"),
         _ => String::new(),
     };
     emit(&format!("  log(w+/w-)                    {}{exact}", pm(&r.log_ratio)));
+    if lattice {
+        emit(&format!(
+            "  diagnostics: {} trajectories rejected at the phase boundary M = 0, lowest acceptance {:.3}",
+            r.rejected_at_boundaries, r.min_acceptance
+        ));
+        return;
+    }
     emit(&format!("  phases: log Z+ - log Z-       {}", pm(&r.delta)));
     emit(&format!("  log P(middle ≥ 0 | phase -)   {}", pm(&r.log_t_minus)));
     emit(&format!("  log P(middle < 0 | phase +)   {}", pm(&r.log_t_plus)));
