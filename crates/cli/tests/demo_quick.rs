@@ -55,6 +55,17 @@ fn quick_demo_reproduces_exact_values() {
             "free field {name}: {v} ± {e} vs {exact}"
         );
     }
+    // The tilted chain's mode log ratio (w+ = 1.7e-7) against the transfer operator.
+    let fe = &s["free_energy"];
+    let (v, e) = (
+        fe["log_ratio"]["value"].as_f64().unwrap(),
+        fe["log_ratio"]["error"].as_f64().unwrap(),
+    );
+    let exact = fe["exact_log_ratio"].as_f64().unwrap();
+    assert!(
+        (v - exact).abs() < 4.0 * e && e < 0.05,
+        "free energy {v} ± {e} vs {exact}"
+    );
     let mut compared = 0;
     for c in s["phi4"].as_array().unwrap() {
         if ["abs_M", "chi2", "U4", "action_density"].contains(&c["observable"].as_str().unwrap()) {
@@ -65,6 +76,6 @@ fn quick_demo_reproduces_exact_values() {
     }
     assert_eq!(compared, 4);
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(report.contains("MOG-4") && report.contains("tutorial"));
+    assert!(report.contains("MOG-4") && report.contains("tutorial") && report.contains("1.7·10⁻⁷"));
     assert!(out.join("figures/phi4_hmc_histogram_M.svg").exists());
 }

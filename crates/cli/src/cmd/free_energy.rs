@@ -159,12 +159,15 @@ impl FreeEnergySettings {
     }
 }
 
-/// A replica estimate as (mean, error, replicas).
-#[derive(Debug, Serialize)]
-struct Value {
-    value: f64,
-    error: f64,
-    replicas: Vec<f64>,
+/// A replica estimate: mean, error, the replicas.
+#[derive(Debug, Clone, Serialize)]
+pub struct Value {
+    /// Mean of the replicas.
+    pub value: f64,
+    /// Its standard error.
+    pub error: f64,
+    /// The replica estimates.
+    pub replicas: Vec<f64>,
 }
 
 impl From<&Replicas> for Value {
@@ -177,21 +180,33 @@ impl From<&Replicas> for Value {
     }
 }
 
-/// Everything `--out` / `--json` writes.
-#[derive(Debug, Serialize)]
-struct Report {
-    target: String,
-    log_ratio: Value,
-    exact_log_ratio: Option<f64>,
-    pull: Option<f64>,
-    delta: Value,
-    log_t_minus: Value,
-    log_t_plus: Value,
-    profile_edge: [f64; 2],
-    rejected_at_boundaries: u64,
-    min_acceptance: f64,
-    seconds: f64,
-    settings: FreeEnergySettings,
+/// Everything `--out` / `--json` writes (docs/FORMATS.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The target's description (with the field).
+    pub target: String,
+    /// log(w₊/w₋).
+    pub log_ratio: Value,
+    /// The exact log ratio where known.
+    pub exact_log_ratio: Option<f64>,
+    /// (estimate − exact)/error.
+    pub pull: Option<f64>,
+    /// log Z₊ − log Z₋ of the phases.
+    pub delta: Value,
+    /// log P(mode coordinate ≥ 0 | negative phase).
+    pub log_t_minus: Value,
+    /// log P(mode coordinate < 0 | positive phase).
+    pub log_t_plus: Value,
+    /// Profile density at the grid ends [negative, positive phase].
+    pub profile_edge: [f64; 2],
+    /// HMC trajectories rejected for ending outside their phase.
+    pub rejected_at_boundaries: u64,
+    /// Lowest acceptance of any node.
+    pub min_acceptance: f64,
+    /// Wall time.
+    pub seconds: f64,
+    /// The resolved settings.
+    pub settings: FreeEnergySettings,
 }
 
 /// What the estimate runs on: the base density (h = 0), the problem, the
@@ -294,15 +309,17 @@ fn lattice(p: &toml::Value, settings: &FreeEnergySettings) -> Result<Setup> {
     })
 }
 
-/// Runs `fieldflow free-energy`.
-pub fn run(args: FreeEnergyArgs) -> Result<()> {
-    let table = crate::config::load_table(Some(&args.config))?;
+/// Runs the estimate of a free-energy config (`table`: its [target] or
+/// [phi4] and [free_energy]; `seed` overrides free_energy.seed), with a
+/// progress bar; `before_work` is called after every check, before the
+/// chains start (the CLI checks its output path there).
+pub fn evaluate(table: &toml::Table, seed: Option<u64>, before_work: impl FnOnce() -> Result<()>) -> Result<Report> {
     let mut settings: FreeEnergySettings = match table.get("free_energy") {
         Some(toml::Value::Table(t)) => crate::config::parse(t, "free_energy")?,
         Some(other) => bail!("free_energy: expected a table, found `{other}`"),
         None => FreeEnergySettings::default(),
     };
-    if let Some(s) = args.seed {
+    if let Some(s) = seed {
         settings.seed = s;
     }
     let setup = match (table.get("target"), table.get("phi4")) {
@@ -316,9 +333,7 @@ pub fn run(args: FreeEnergyArgs) -> Result<()> {
             bail!("{key}: not a section of a free-energy config (expected [target] or [phi4], and [free_energy])");
         }
     }
-    if let Some(out) = &args.out {
-        check_new_output(out, args.force)?;
-    }
+    before_work()?;
     let chains = ChainSettings {
         chains: settings.chains,
         warmup: settings.warmup,
@@ -333,8 +348,16 @@ pub fn run(args: FreeEnergyArgs) -> Result<()> {
         bar.inc(1)
     });
     bar.finish_and_clear();
-    let seconds = t0.elapsed().as_secs_f64();
-    let report = report(&setup, &e, seconds, settings);
+    Ok(report(&setup, &e, t0.elapsed().as_secs_f64(), settings))
+}
+
+/// Runs `fieldflow free-energy`.
+pub fn run(args: FreeEnergyArgs) -> Result<()> {
+    let table = crate::config::load_table(Some(&args.config))?;
+    let report = evaluate(&table, args.seed, || match &args.out {
+        Some(out) => check_new_output(out, args.force),
+        None => Ok(()),
+    })?;
     if let Some(out) = &args.out {
         let tmp = partial_path(out);
         std::fs::write(&tmp, serde_json::to_string_pretty(&report)?)
@@ -344,7 +367,7 @@ pub fn run(args: FreeEnergyArgs) -> Result<()> {
     if args.json {
         emit(&serde_json::to_string_pretty(&report)?);
     } else {
-        print_table(&report);
+        emit(&table_text(&report));
     }
     Ok(())
 }
@@ -378,7 +401,10 @@ fn report(setup: &Setup, e: &PhaseEstimate, seconds: f64, settings: FreeEnergySe
     }
 }
 
-fn print_table(r: &Report) {
+/// The printed summary of a report.
+pub fn table_text(r: &Report) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut emit = |l: &str| lines.push(l.to_string());
     let pm = |v: &Value| format!("{:.4} ± {:.4}", v.value, v.error);
     emit(&format!("mode weights of {} by free-energy integration", r.target));
     let lattice = r.settings.field.is_some();
@@ -410,7 +436,7 @@ fn print_table(r: &Report) {
             "  diagnostics: {} trajectories rejected at the phase boundary M = 0, lowest acceptance {:.3}",
             r.rejected_at_boundaries, r.min_acceptance
         ));
-        return;
+        return lines.join("\n");
     }
     emit(&format!("  phases: log Z+ - log Z-       {}", pm(&r.delta)));
     emit(&format!("  log P(middle ≥ 0 | phase -)   {}", pm(&r.log_t_minus)));
@@ -422,4 +448,5 @@ fn print_table(r: &Report) {
     if r.profile_edge[0].max(r.profile_edge[1]) > -10.0 {
         emit("  warning: a profile grid ends where the density is not negligible (edge > -10): widen free_energy.profile_min / profile_max");
     }
+    lines.join("\n")
 }
