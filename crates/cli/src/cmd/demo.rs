@@ -10,12 +10,12 @@
 //!    recommended sampler when no target samples exist), then neutra-MCMC
 //!    and i-SIR with the adapted flow; mode weights against the exact ⅔, ⅓.
 //!    (Section 1b of the report.)
-//! 2b. **A mode weight of 1.7·10⁻⁷** (docs/THEORY.md §6.13): the tilted 1D
+//! 3. **A mode weight of 1.7·10⁻⁷** (docs/THEORY.md §6.13): the tilted 1D
 //!    φ⁴ chain (b = 0.05) by free-energy integration through its phases,
 //!    against the transfer operator. (Section 1c of the report.)
-//! 3. **Free field** (λ = 0): an HMC ensemble checked against the exact
+//! 4. **Free field** (λ = 0): an HMC ensemble checked against the exact
 //!    oracle of docs/THEORY.md §2.4.
-//! 4. **φ⁴ at the tutorial set** (L = 8, m² = −4, λ = 8): an HMC ensemble, a
+//! 5. **φ⁴ at the tutorial set** (L = 8, m² = −4, λ = 8): an HMC ensemble, a
 //!    ScoreNF flow trained on 100 of its configurations, an IMH chain;
 //!    ⟨|M|⟩, χ₂, U₄ … from both with errors and τ_int, side by side.
 //!
