@@ -257,29 +257,31 @@ fn join_steps(blocks: Vec<ChainBlock>) -> Result<(Array3<f64>, Vec<Series>), nda
     let configs = ndarray::concatenate(Axis(1), &configs)?
         .as_standard_layout()
         .into_owned();
+    // The blocks' pieces of one series, joined along the sample axis.
+    fn join<T: Clone>(parts: Vec<ndarray::ArrayView2<'_, T>>) -> Result<ndarray::Array2<T>, ndarray::ShapeError> {
+        Ok(ndarray::concatenate(Axis(1), &parts)?.as_standard_layout().into_owned())
+    }
     let mut series = Vec::new();
     for (i, s) in first.series.iter().enumerate() {
         let joined = match s {
-            Series::F64(name, _) => {
-                let parts: Vec<_> = blocks
-                    .iter()
-                    .filter_map(|b| b.series[i].as_f64().map(|a| a.view()))
-                    .collect();
-                Series::F64(
-                    name,
-                    ndarray::concatenate(Axis(1), &parts)?.as_standard_layout().into_owned(),
-                )
-            }
-            Series::U8(name, _) => {
-                let parts: Vec<_> = blocks
-                    .iter()
-                    .filter_map(|b| b.series[i].as_u8().map(|a| a.view()))
-                    .collect();
-                Series::U8(
-                    name,
-                    ndarray::concatenate(Axis(1), &parts)?.as_standard_layout().into_owned(),
-                )
-            }
+            Series::F64(name, _) => Series::F64(
+                name,
+                join(
+                    blocks
+                        .iter()
+                        .filter_map(|b| b.series[i].as_f64().map(|a| a.view()))
+                        .collect(),
+                )?,
+            ),
+            Series::U8(name, _) => Series::U8(
+                name,
+                join(
+                    blocks
+                        .iter()
+                        .filter_map(|b| b.series[i].as_u8().map(|a| a.view()))
+                        .collect(),
+                )?,
+            ),
         };
         series.push(joined);
     }

@@ -72,12 +72,7 @@ fn main() {
         let t0 = Instant::now();
         let e = estimate(&base, &problem, &settings, Seed::new(seed), &|| {});
         let secs = t0.elapsed().as_secs_f64();
-        let runs = e
-            .integrals
-            .iter()
-            .flat_map(|i| &i.runs)
-            .chain(e.profiles.iter().flatten().flat_map(|p| &p.runs));
-        let (outside, acc_min) = runs.fold((0u64, 1.0f64), |(o, m), r| (o + r.outside, m.min(r.acceptance)));
+        let (outside, acc_min) = e.diagnostics();
         let profiles = e.profiles.as_ref().expect("profiles of the middle site");
         let (edge_plus, edge_minus) = (profiles[0].log_edge(), profiles[1].log_edge());
         let (est, err) = (e.log_ratio.mean(), e.log_ratio.error());

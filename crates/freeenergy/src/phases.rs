@@ -98,6 +98,23 @@ pub struct PhaseEstimate {
     pub profiles: Option<[Profile; 2]>,
 }
 
+impl PhaseEstimate {
+    /// Every node's run (field integrals, then profiles).
+    pub fn runs(&self) -> impl Iterator<Item = &crate::NodeRun> {
+        self.integrals
+            .iter()
+            .flat_map(|i| &i.runs)
+            .chain(self.profiles.iter().flatten().flat_map(|p| &p.runs))
+    }
+
+    /// (trajectories rejected at phase boundaries, lowest acceptance) over
+    /// all nodes.
+    pub fn diagnostics(&self) -> (u64, f64) {
+        self.runs()
+            .fold((0, 1.0f64), |(o, m), r| (o + r.outside, m.min(r.acceptance)))
+    }
+}
+
 /// log(a + b) from log a and log b.
 fn log_add(la: f64, lb: f64) -> f64 {
     let m = la.max(lb);

@@ -374,12 +374,7 @@ pub fn run(args: FreeEnergyArgs) -> Result<()> {
 
 fn report(setup: &Setup, e: &PhaseEstimate, seconds: f64, settings: FreeEnergySettings) -> Report {
     let exact = setup.exact;
-    let runs = e
-        .integrals
-        .iter()
-        .flat_map(|i| &i.runs)
-        .chain(e.profiles.iter().flatten().flat_map(|p| &p.runs));
-    let (rejected, min_acc) = runs.fold((0u64, 1.0f64), |(o, m), r| (o + r.outside, m.min(r.acceptance)));
+    let (rejected, min_acc) = e.diagnostics();
     let log_ratio = Value::from(&e.log_ratio);
     let pull = exact.map(|x| (log_ratio.value - x) / log_ratio.error);
     Report {
