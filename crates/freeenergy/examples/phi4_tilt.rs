@@ -10,7 +10,7 @@
 //! the wall time.
 
 use fieldflow_core::Seed;
-use fieldflow_freeenergy::{estimate, uniform_grid, ChainSettings, LinearCv, PhaseProblem};
+use fieldflow_freeenergy::{estimate, uniform_grid, ChainSettings, LinearCv, NoHooks, PhaseProblem};
 use fieldflow_targets::transfer_operator::default_oracle;
 use fieldflow_targets::Phi4Field1d;
 use std::time::Instant;
@@ -70,7 +70,7 @@ fn main() {
             profile_grid: grid.clone(),
         };
         let t0 = Instant::now();
-        let e = estimate(&base, &problem, &settings, Seed::new(seed), &|| {});
+        let e = estimate(&base, &problem, &settings, Seed::new(seed), &NoHooks).expect("no stop requested");
         let secs = t0.elapsed().as_secs_f64();
         let (outside, acc_min) = e.diagnostics();
         let profiles = e.profiles.as_ref().expect("profiles of the middle site");

@@ -140,6 +140,43 @@ pub fn run_node(
     }
 }
 
+/// What a long estimate reports and asks between nodes: results of nodes
+/// done before (resume), every completed node (checkpoint, progress), and
+/// whether to stop (Ctrl-C). Every node has its own seed and start, so a
+/// node taken from a cache leaves the estimate exactly that of an
+/// uninterrupted run. `part` names the set of nodes (e.g. "field+").
+pub trait NodeHooks: Sync {
+    /// The stored result of node `node` of `part`, if it was computed before.
+    fn cached(&self, _part: &str, _node: usize) -> Option<NodeRun> {
+        None
+    }
+    /// Called once a node has been computed.
+    fn completed(&self, _part: &str, _node: usize, _run: &NodeRun) {}
+    /// Whether to stop before computing another node.
+    fn stop(&self) -> bool {
+        false
+    }
+}
+
+/// No cache, no checkpoint, never stops.
+pub struct NoHooks;
+
+impl NodeHooks for NoHooks {}
+
+/// Node `node` of `part` through `hooks`: the cached result, or `run()`
+/// (reported as completed) — or `None` if the hooks ask to stop first.
+pub fn hooked_node(hooks: &dyn NodeHooks, part: &str, node: usize, run: impl FnOnce() -> NodeRun) -> Option<NodeRun> {
+    if let Some(r) = hooks.cached(part, node) {
+        return Some(r);
+    }
+    if hooks.stop() {
+        return None;
+    }
+    let r = run();
+    hooks.completed(part, node, &r);
+    Some(r)
+}
+
 /// Independent replica estimates of one quantity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Replicas {

@@ -31,7 +31,7 @@
 //! probability of 1e-10 is measured with O(100) clamped runs instead of 1e12
 //! samples. [`constrained_profile`] returns it per replica.
 
-use crate::chains::{run_node, ChainSettings, NodeRun, Replicas};
+use crate::chains::{hooked_node, run_node, ChainSettings, NodeHooks, NodeRun, Replicas};
 use crate::conditioned::{Clamp, Conditioned, Field, HalfSpace, LinearCv};
 use fieldflow_core::{Seed, Target};
 use fieldflow_targets::GaussLegendre;
@@ -50,8 +50,9 @@ pub struct FieldIntegral {
 
 /// log Z_R(h₁) − log Z_R(h₀) for p̃ e^{h g·x} restricted to `region` (an intersection of half-spaces; empty: everywhere), by an
 /// `nodes`-point Gauss–Legendre rule on [h₀, h₁]; the chains of every node
-/// start at `start` (a state of the region). `tick` is called after each
-/// node (progress).
+/// start at `start` (a state of the region). The nodes go through `hooks`
+/// as part `part`; `None` if the hooks stopped the run before every node was
+/// done.
 #[allow(clippy::too_many_arguments)]
 pub fn field_integral(
     base: &dyn Target,
@@ -62,8 +63,9 @@ pub fn field_integral(
     start: &[f64],
     settings: &ChainSettings,
     seed: Seed,
-    tick: &(dyn Fn() + Sync),
-) -> FieldIntegral {
+    part: &str,
+    hooks: &dyn NodeHooks,
+) -> Option<FieldIntegral> {
     let gl = GaussLegendre::new(nodes);
     let mut quad = Vec::with_capacity(nodes);
     gl.for_each_node(h0, h1, 1, |h, w| quad.push((h, w)));
@@ -71,23 +73,23 @@ pub fn field_integral(
         .par_iter()
         .enumerate()
         .map(|(i, &(h, _))| {
-            let target = Conditioned::new(base)
-                .with_field(Field { h, g: g.clone() })
-                .with_region(region);
-            let observable = |x: &[f64]| g.value(x);
-            let run = run_node(&target, start, &observable, settings, seed.child(i as u64));
-            tick();
-            run
+            hooked_node(hooks, part, i, || {
+                let target = Conditioned::new(base)
+                    .with_field(Field { h, g: g.clone() })
+                    .with_region(region);
+                let observable = |x: &[f64]| g.value(x);
+                run_node(&target, start, &observable, settings, seed.child(i as u64))
+            })
         })
-        .collect();
+        .collect::<Option<_>>()?;
     let values = (0..settings.chains)
         .map(|r| quad.iter().zip(&runs).map(|(&(_, w), run)| w * run.means[r]).sum())
         .collect();
-    FieldIntegral {
+    Some(FieldIntegral {
         delta_log_z: Replicas { values },
         nodes: quad.iter().map(|q| q.0).collect(),
         runs,
-    }
+    })
 }
 
 /// A free-energy profile along a clamped coordinate (see the module docs).
@@ -210,8 +212,8 @@ pub fn uniform_grid(lo: f64, hi: f64, n: usize) -> Vec<f64> {
 
 /// The free-energy profile of coordinate `site` on `grid` (uniform, ≥ 3
 /// nodes) for p̃ e^{h g·x} (if `field`) restricted to `region`; the chains
-/// of node u start at `start` with xₖ set to u. `tick` is called after each
-/// node (progress).
+/// of node u start at `start` with xₖ set to u. The nodes go through
+/// `hooks` as part `part`; `None` if the hooks stopped the run first.
 ///
 /// # Panics
 /// If the grid has fewer than 3 nodes or is not increasing.
@@ -225,34 +227,35 @@ pub fn constrained_profile(
     start: &[f64],
     settings: &ChainSettings,
     seed: Seed,
-    tick: &(dyn Fn() + Sync),
-) -> Profile {
+    part: &str,
+    hooks: &dyn NodeHooks,
+) -> Option<Profile> {
     assert!(grid.len() >= 3, "a profile needs at least 3 grid nodes");
     assert!(grid.windows(2).all(|w| w[1] > w[0]), "the grid must increase");
     let runs: Vec<NodeRun> = grid
         .par_iter()
         .enumerate()
         .map(|(i, &u)| {
-            let mut target = Conditioned::new(base).with_clamp(Clamp { site, value: u });
-            if let Some(f) = field {
-                target = target.with_field(f.clone());
-            }
-            let target = target.with_region(region);
-            let y0 = target.project(start);
-            let observable = |y: &[f64]| target.with_full(y, |_, _, s| s[site]);
-            let run = run_node(&target, &y0, &observable, settings, seed.child(i as u64));
-            tick();
-            run
+            hooked_node(hooks, part, i, || {
+                let mut target = Conditioned::new(base).with_clamp(Clamp { site, value: u });
+                if let Some(f) = field {
+                    target = target.with_field(f.clone());
+                }
+                let target = target.with_region(region);
+                let y0 = target.project(start);
+                let observable = |y: &[f64]| target.with_full(y, |_, _, s| s[site]);
+                run_node(&target, &y0, &observable, settings, seed.child(i as u64))
+            })
         })
-        .collect();
+        .collect::<Option<_>>()?;
     let mean_force = (0..settings.chains)
         .map(|r| runs.iter().map(|run| run.means[r]).collect())
         .collect();
-    Profile {
+    Some(Profile {
         grid: grid.to_vec(),
         mean_force,
         runs,
-    }
+    })
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ pub mod conditioned;
 pub mod integrate;
 pub mod phases;
 
-pub use chains::{run_node, ChainSettings, NodeRun, Replicas};
+pub use chains::{hooked_node, run_node, ChainSettings, NoHooks, NodeHooks, NodeRun, Replicas};
 pub use conditioned::{Clamp, Conditioned, Field, HalfSpace, LinearCv, Side};
 pub use integrate::{constrained_profile, field_integral, uniform_grid, FieldIntegral, Profile};
 pub use phases::{estimate, gaussian_log_mode_ratio, log_mode_ratio, PhaseEstimate, PhaseProblem};

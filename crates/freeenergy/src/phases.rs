@@ -40,7 +40,7 @@
 //! no sampler of the full density sees (1e-10 at the benchmark's largest
 //! tilt) but the clamped profile measures directly.
 
-use crate::chains::{ChainSettings, Replicas};
+use crate::chains::{ChainSettings, NodeHooks, Replicas};
 use crate::conditioned::{Field, HalfSpace, LinearCv, Side};
 use crate::integrate::{constrained_profile, field_integral, FieldIntegral, Profile};
 use fieldflow_core::{Seed, Target};
@@ -160,14 +160,15 @@ pub fn gaussian_log_mode_ratio(z: f64) -> f64 {
 
 /// Estimates the mode weights of `base` (symmetric under x → −x) in the field
 /// of `problem` (see the module docs). `base` is the density at h = 0.
-/// `tick` is called after each of the [`PhaseProblem::nodes`] nodes.
+/// The [`PhaseProblem::nodes`] nodes go through `hooks` (parts "field+",
+/// "field-", "profile+", "profile-"); `None` if the hooks stopped the run.
 pub fn estimate(
     base: &dyn Target,
     problem: &PhaseProblem,
     settings: &ChainSettings,
     seed: Seed,
-    tick: &(dyn Fn() + Sync),
-) -> PhaseEstimate {
+    hooks: &dyn NodeHooks,
+) -> Option<PhaseEstimate> {
     let phase = |side| -> Vec<HalfSpace> {
         problem
             .order_parameters
@@ -188,8 +189,9 @@ pub fn estimate(
         &problem.start,
         settings,
         seed.child(0),
-        tick,
-    );
+        "field+",
+        hooks,
+    )?;
     let i_minus = field_integral(
         base,
         g,
@@ -199,21 +201,22 @@ pub fn estimate(
         &start_minus,
         settings,
         seed.child(1),
-        tick,
-    );
+        "field-",
+        hooks,
+    )?;
     let delta = Replicas::combine(&[&i_plus.delta_log_z, &i_minus.delta_log_z], |v| v[0] - v[1]);
     let Some(k) = problem.mode_site else {
         let never = Replicas {
             values: vec![f64::NEG_INFINITY; settings.chains],
         };
-        return PhaseEstimate {
+        return Some(PhaseEstimate {
             log_ratio: delta.clone(),
             delta,
             log_t_minus: never.clone(),
             log_t_plus: never,
             integrals: [i_plus, i_minus],
             profiles: None,
-        };
+        });
     };
     let field = Field { h, g: g.clone() };
     let grid_minus = problem.profile_grid.clone();
@@ -228,8 +231,9 @@ pub fn estimate(
         &problem.start,
         settings,
         seed.child(2),
-        tick,
-    );
+        "profile+",
+        hooks,
+    )?;
     let p_minus = constrained_profile(
         base,
         Some(&field),
@@ -239,21 +243,22 @@ pub fn estimate(
         &start_minus,
         settings,
         seed.child(3),
-        tick,
-    );
+        "profile-",
+        hooks,
+    )?;
     let log_t_minus = p_minus.log_probability_replicas(0.0, true);
     let log_t_plus = p_plus.log_probability_replicas(0.0, false);
     let log_ratio = Replicas::combine(&[&delta, &log_t_minus, &log_t_plus], |v| {
         log_mode_ratio(v[0], v[1], v[2])
     });
-    PhaseEstimate {
+    Some(PhaseEstimate {
         log_ratio,
         delta,
         log_t_minus,
         log_t_plus,
         integrals: [i_plus, i_minus],
         profiles: Some([p_plus, p_minus]),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -68,8 +68,10 @@ fn field_integral_in_a_half_space_matches_the_closed_form() {
         &[1.0, 0.0, 1.0],
         &settings(),
         Seed::new(11),
-        &|| {},
-    );
+        "field",
+        &NoHooks,
+    )
+    .expect("no stop requested");
     let (est, err) = (r.delta_log_z.mean(), r.delta_log_z.error());
     println!(
         "field integral {est:.5} ± {err:.5}, exact {exact:.5}; outside {}",
@@ -108,8 +110,10 @@ fn clamped_profile_gives_the_marginal_and_a_tail_probability() {
         &[0.5, -0.3, 1.0],
         &settings(),
         Seed::new(5),
-        &|| {},
-    );
+        "field",
+        &NoHooks,
+    )
+    .expect("no stop requested");
     // Mean force −(u − m)/Σ₂₂ at every node, within 4σ over the replicas.
     for (i, &u) in grid.iter().enumerate() {
         let reps = Replicas {
@@ -218,8 +222,10 @@ fn estimates_do_not_depend_on_the_number_of_threads() {
                     &[0.0; 3],
                     &s,
                     Seed::new(3),
-                    &|| {},
+                    "field",
+                    &NoHooks,
                 )
+                .expect("no stop requested")
                 .delta_log_z
             })
     };

@@ -35,7 +35,7 @@ fn free_field_mode_ratio_matches_its_gaussian_magnetization() {
     let v = 36;
     let chi2 = FreeField::new(&shape, m2).unwrap().chi2();
     let exact = gaussian_log_mode_ratio(h * (v as f64 * chi2).sqrt());
-    let e = estimate(&target, &problem(v, h, 0.3), &settings(), Seed::new(4), &|| {});
+    let e = estimate(&target, &problem(v, h, 0.3), &settings(), Seed::new(4), &NoHooks).expect("no stop requested");
     let (est, err) = (e.log_ratio.mean(), e.log_ratio.error());
     println!("free field: {est:.5} ± {err:.5}, exact {exact:.5}");
     assert!((est - exact).abs() < 4.0 * err, "{est} ± {err} vs {exact}");
@@ -50,7 +50,7 @@ fn interacting_mode_ratio_matches_direct_hmc_where_hmc_tunnels() {
     let (shape, h) = ([4, 4], 0.05);
     let v = 16;
     let target = Phi4::new(Lattice::new(&shape).unwrap(), -0.5, 0.5).unwrap();
-    let e = estimate(&target, &problem(v, h, 0.7), &settings(), Seed::new(6), &|| {});
+    let e = estimate(&target, &problem(v, h, 0.7), &settings(), Seed::new(6), &NoHooks).expect("no stop requested");
     let (est, err) = (e.log_ratio.mean(), e.log_ratio.error());
     let biased = Conditioned::new(&target).with_field(Field { h, g: LinearCv::sum(v) });
     let direct = ChainSettings {

@@ -32,7 +32,7 @@ fn mode_ratio_of_the_tilted_chain_matches_the_transfer_operator() {
         samples: 400,
         ..ChainSettings::default()
     };
-    let e = estimate(&base, &problem, &settings, Seed::new(2), &|| {});
+    let e = estimate(&base, &problem, &settings, Seed::new(2), &NoHooks).expect("no stop requested");
     let (est, err) = (e.log_ratio.mean(), e.log_ratio.error());
     println!(
         "log(w+/w-) = {est:.4} ± {err:.4} (exact {exact:.4}); Δ = {:.4} ± {:.4}, log t- = {:.4} ± {:.4}",

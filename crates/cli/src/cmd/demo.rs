@@ -338,7 +338,8 @@ pub fn run_demo(out: &Path, force: bool, quick: bool) -> Result<DemoSummary> {
     std::fs::write(out.join("free_energy_phi4_1d.toml"), &fe_config)
         .with_context(|| format!("{}: cannot write", out.display()))?;
     let table: toml::Table = fe_config.parse().context("the demo's free-energy config")?;
-    let free_energy = free_energy::evaluate(&table, Some(3), || Ok(()))?;
+    let free_energy = free_energy::evaluate(&table, Some(3), || Ok(()), None)?
+        .context("the demo's free-energy run was interrupted")?;
 
     eprintln!("demo: free field, HMC");
     let free = out.join("free_field.h5");

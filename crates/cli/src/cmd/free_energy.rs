@@ -19,32 +19,41 @@
 //! exact value where one exists; `--out` also writes everything as JSON
 //! (atomically; an existing file is kept unless `--force`).
 //!
-//! A run takes one to a few minutes; it is not resumable (Ctrl-C stops it
-//! and writes nothing).
+//! With `--out OUT`, every finished node (a set of chains at one field value
+//! or one clamped value) is saved in the checkpoint `OUT.partial` (JSON:
+//! the config and the nodes' per-chain averages); Ctrl-C stops after the
+//! nodes in progress, and `--resume --out OUT` computes only the missing
+//! nodes. Every node has its own seed and start, so the result is bit for bit
+//! that of an uninterrupted run (tested). Without `--out` nothing is saved.
 
-use crate::output::{check_new_output, emit};
+use crate::interrupt;
+use crate::output::{check_new_output, check_resume_only, emit};
 use crate::progress;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use fieldflow_core::Seed;
 use fieldflow_freeenergy::{
-    estimate, gaussian_log_mode_ratio, uniform_grid, ChainSettings, LinearCv, PhaseEstimate, PhaseProblem, Replicas,
+    estimate, gaussian_log_mode_ratio, uniform_grid, ChainSettings, LinearCv, NodeHooks, NodeRun, PhaseEstimate,
+    PhaseProblem, Replicas,
 };
 use fieldflow_io::partial_path;
 use fieldflow_lattice::{FreeField, Phi4Config};
 use fieldflow_targets::transfer_operator::default_oracle;
 use fieldflow_targets::{Phi4Field1d, TargetConfig};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// Arguments of `fieldflow free-energy`.
 #[derive(Args, Debug)]
 pub struct FreeEnergyArgs {
     /// TOML file with the target ([target] kind = "phi4_1d", or [phi4]) and
-    /// a [free_energy] table of settings.
+    /// a [free_energy] table of settings (not with --resume).
     #[arg(long)]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
     /// Seed (overrides free_energy.seed).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -57,6 +66,10 @@ pub struct FreeEnergyArgs {
     /// Print JSON instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Continue the interrupted run whose checkpoint is OUT.partial (pass
+    /// only --out).
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// The `[free_energy]` table.
@@ -313,7 +326,12 @@ fn lattice(p: &toml::Value, settings: &FreeEnergySettings) -> Result<Setup> {
 /// [phi4] and [free_energy]; `seed` overrides free_energy.seed), with a
 /// progress bar; `before_work` is called after every check, before the
 /// chains start (the CLI checks its output path there).
-pub fn evaluate(table: &toml::Table, seed: Option<u64>, before_work: impl FnOnce() -> Result<()>) -> Result<Report> {
+pub fn evaluate(
+    table: &toml::Table,
+    seed: Option<u64>,
+    before_work: impl FnOnce() -> Result<()>,
+    checkpoint: Option<Checkpointing>,
+) -> Result<Option<Report>> {
     let mut settings: FreeEnergySettings = match table.get("free_energy") {
         Some(toml::Value::Table(t)) => crate::config::parse(t, "free_energy")?,
         Some(other) => bail!("free_energy: expected a table, found `{other}`"),
@@ -342,27 +360,175 @@ pub fn evaluate(table: &toml::Table, seed: Option<u64>, before_work: impl FnOnce
         initial_step: settings.initial_step,
         target_acceptance: 0.8,
     };
-    let bar = progress::bar(setup.problem.nodes() as u64, "nodes");
+    let hooks = CliHooks {
+        bar: progress::bar(setup.problem.nodes() as u64, "nodes"),
+        checkpoint: checkpoint.map(|c| (c.path, Mutex::new(c.state))),
+        computed: AtomicUsize::new(0),
+    };
     let t0 = Instant::now();
-    let e = estimate(&*setup.base, &setup.problem, &chains, Seed::new(settings.seed), &|| {
-        bar.inc(1)
-    });
-    bar.finish_and_clear();
-    Ok(report(&setup, &e, t0.elapsed().as_secs_f64(), settings))
+    let e = estimate(&*setup.base, &setup.problem, &chains, Seed::new(settings.seed), &hooks);
+    hooks.bar.finish_and_clear();
+    if let Some((path, state)) = &hooks.checkpoint {
+        // The last node's write may have failed quietly (a full disk): say so now.
+        write_checkpoint(path, &state.lock().expect("checkpoint lock"))?;
+    }
+    Ok(e.map(|e| report(&setup, &e, t0.elapsed().as_secs_f64(), settings)))
+}
+
+/// An unfinished run's checkpoint (`OUT.partial`): the config it runs and
+/// every node computed so far.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The config table (TOML text).
+    pub config: String,
+    /// The `--seed` override, if any.
+    pub seed: Option<u64>,
+    /// Nodes by "part:index".
+    pub nodes: BTreeMap<String, StoredRun>,
+}
+
+/// A node's result as stored in a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredRun {
+    means: Vec<f64>,
+    step: f64,
+    acceptance: f64,
+    outside: u64,
+}
+
+/// Where and what to checkpoint.
+pub struct Checkpointing {
+    /// The checkpoint file (OUT.partial).
+    pub path: PathBuf,
+    /// Its state (nodes already computed, when resuming).
+    pub state: Checkpoint,
+}
+
+fn write_checkpoint(path: &Path, c: &Checkpoint) -> Result<()> {
+    let tmp = path.with_extension("partial.tmp");
+    std::fs::write(&tmp, serde_json::to_string(c)?).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// Progress, checkpoint and Ctrl-C between the nodes of an estimate.
+struct CliHooks {
+    bar: indicatif::ProgressBar,
+    checkpoint: Option<(PathBuf, Mutex<Checkpoint>)>,
+    computed: AtomicUsize,
+}
+
+impl NodeHooks for CliHooks {
+    fn cached(&self, part: &str, node: usize) -> Option<NodeRun> {
+        let (_, state) = self.checkpoint.as_ref()?;
+        let s = state
+            .lock()
+            .expect("checkpoint lock")
+            .nodes
+            .get(&format!("{part}:{node}"))?
+            .clone();
+        self.bar.inc(1);
+        Some(NodeRun {
+            means: s.means,
+            step: s.step,
+            acceptance: s.acceptance,
+            outside: s.outside,
+        })
+    }
+
+    fn completed(&self, part: &str, node: usize, run: &NodeRun) {
+        self.bar.inc(1);
+        self.computed.fetch_add(1, Ordering::SeqCst);
+        if let Some((path, state)) = &self.checkpoint {
+            let mut c = state.lock().expect("checkpoint lock");
+            c.nodes.insert(
+                format!("{part}:{node}"),
+                StoredRun {
+                    means: run.means.clone(),
+                    step: run.step,
+                    acceptance: run.acceptance,
+                    outside: run.outside,
+                },
+            );
+            // A failed write is reported when the run ends.
+            let _ = write_checkpoint(path, &c);
+        }
+    }
+
+    fn stop(&self) -> bool {
+        interrupt::requested() || interrupt::simulated(self.computed.load(Ordering::SeqCst))
+    }
 }
 
 /// Runs `fieldflow free-energy`.
 pub fn run(args: FreeEnergyArgs) -> Result<()> {
-    let table = crate::config::load_table(Some(&args.config))?;
-    let report = evaluate(&table, args.seed, || match &args.out {
-        Some(out) => check_new_output(out, args.force),
-        None => Ok(()),
-    })?;
+    interrupt::install();
+    let (config_text, seed, state) = if args.resume {
+        let Some(out) = &args.out else {
+            bail!("--resume needs --out (the run to continue)");
+        };
+        check_resume_only(args.config.is_some() || args.seed.is_some(), out, "configuration")?;
+        let partial = partial_path(out);
+        let text = std::fs::read_to_string(&partial)
+            .with_context(|| format!("{}: no checkpoint to resume", partial.display()))?;
+        let c: Checkpoint = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a free-energy checkpoint", partial.display()))?;
+        (c.config.clone(), c.seed, Some(c))
+    } else {
+        let Some(config) = &args.config else {
+            bail!("--config: missing (the target and [free_energy] settings)");
+        };
+        let text = std::fs::read_to_string(config).with_context(|| format!("{}: cannot read", config.display()))?;
+        (text, args.seed, None)
+    };
+    let table: toml::Table = config_text
+        .parse()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("config: {}", crate::config::one_line(&e.to_string())))?;
+    let checkpoint = args.out.as_ref().map(|out| Checkpointing {
+        path: partial_path(out),
+        state: state.clone().unwrap_or(Checkpoint {
+            config: config_text.clone(),
+            seed,
+            nodes: BTreeMap::new(),
+        }),
+    });
+    let fresh = !args.resume;
+    let report = evaluate(
+        &table,
+        seed,
+        || match &args.out {
+            Some(out) if fresh => {
+                check_new_output(out, args.force)?;
+                let partial = partial_path(out);
+                if partial.exists() && !args.force {
+                    bail!(
+                        "{}: an interrupted run; continue it with --resume --out {}, or pass --force to start over",
+                        partial.display(),
+                        out.display()
+                    );
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        },
+        checkpoint,
+    )?;
+    let Some(report) = report else {
+        return Err(match &args.out {
+            Some(out) => interrupt::Interrupted(format!(
+                "interrupted: the finished nodes are in {}; continue with fieldflow free-energy --resume --out {}",
+                partial_path(out).display(),
+                out.display()
+            )),
+            None => interrupt::Interrupted("interrupted: nothing saved (no --out)".into()),
+        }
+        .into());
+    };
     if let Some(out) = &args.out {
-        let tmp = partial_path(out);
+        let tmp = out.with_extension("json.tmp");
         std::fs::write(&tmp, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("{}: cannot write", tmp.display()))?;
         std::fs::rename(&tmp, out).with_context(|| format!("{}: cannot write", out.display()))?;
+        let _ = std::fs::remove_file(partial_path(out));
     }
     if args.json {
         emit(&serde_json::to_string_pretty(&report)?);
