@@ -25,11 +25,12 @@
 //! default estimate) and refines it by `init_langevin` unadjusted Langevin
 //! steps on the law of Y_{t₀}, whose score (α E[X | y] − y)/(σ²t₀) uses the
 //! same denoiser, with step σ²t₀/2. With warm-started chains this start
-//! has a memory: the chains stay in the posterior mode they first fell into,
-//! so the particle stays in that mode's basin whatever the Langevin steps do
-//! (measured: the mode shares do not change from 10 to 100 steps,
-//! data/experiments/slips/README.md; restarting the chains at y/α before
-//! every Langevin step did not help either). t₀ is where the paper's "duality of
+//! decides the mode: the chains fall into the posterior basin of the mode
+//! nearest to y/α(t₀) and stay there, and the particle follows them, so the
+//! mode shares are those of the start draw, not the target's (measured per
+//! particle: 98–100 %, example `start_decides`; more Langevin steps or the
+//! paper's MCMC step rule change nothing; docs/THEORY.md §6.12, and
+//! data/experiments/slips/README.md). t₀ is where the paper's "duality of
 //! log-concavity" places the start: small enough that the law of Y_{t₀} is
 //! close to a Gaussian (easy to start from), large enough that the posterior
 //! is concentrated enough for a short MCMC run.
@@ -49,11 +50,13 @@
 
 pub mod blocks;
 pub mod denoiser;
+pub mod em;
 pub mod posterior;
 pub mod schedule;
 
 pub use blocks::{SlipsBlocks, SlipsSettings};
 pub use denoiser::{Denoiser, ExactDenoiser, McmcDenoiser, McmcSettings, McmcState, StepAdaptation};
+pub use em::{fit_mixture, EmFit, EmSettings};
 pub use posterior::{Observation, Posterior};
 pub use schedule::Schedule;
 
