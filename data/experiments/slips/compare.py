@@ -28,7 +28,8 @@ largest |ŵₖ − wₖ|; φ⁴: |log(w₊/w₋) − exact|) with its error s, a
 cost-normalized statistical error s·√(CPU s) (the error one CPU-second
 would buy if the error fell like 1/√time). A method whose err is more than
 3 s is biased: more CPU does not reduce its error, so the unbiased method
-wins that row; otherwise the smaller s·√CPU wins.
+wins that row; if both are biased, neither wins; otherwise the smaller
+s·√CPU wins.
 """
 import argparse
 import json
@@ -171,14 +172,44 @@ def table():
             biased = not (err <= 3 * s)
             merit[m] = (biased, s * math.sqrt(r["cpu"]))
         winner = min(merit, key=lambda m: (merit[m][0], merit[m][1])) if len(merit) == 2 else ""
+        if len(merit) == 2 and all(b for b, _ in merit.values()):
+            winner = ""  # both biased: neither wins
         for m, r in pair.items():
             err, s = error(t, r)
             ev = f"{r['evals_per_sample']:.1f}" if r.get("evals_per_sample") else "–"
             if r.get("adaptation_evals_per_sample"):
                 ev += f" + {r['adaptation_evals_per_sample']:.0f} (adaptation)"
             flag = " (biased)" if merit[m][0] else ""
+            win = "**yes**" if m == winner else ("neither (both biased)" if not winner else "")
             print(f"| {t} | {m} | {seed} | {err:.4f} ± {s:.4f}{flag} | {r['wall']:.1f} | {r['cpu']:.1f} | {ev} | "
-                  f"{merit[m][1]:.4f} | {'**yes**' if m == winner else ''} |")
+                  f"{merit[m][1]:.4f} | {win} |")
+
+
+def summary():
+    """Per target and method: mean over seeds of err, s, CPU s; rows won."""
+    rs = [json.loads(line) for line in open(OUT)]
+    print("\n| target | method | seeds | mean weight error (per seed) | mean s | mean CPU s | s·√CPU | rows won |")
+    print("|---|---|---|---|---|---|---|---|")
+    for t in dict.fromkeys(r["target"] for r in rs):
+        wins = {}
+        for seed in dict.fromkeys(r["seed"] for r in rs if r["target"] == t):
+            pair = {r["method"]: r for r in rs if (r["target"], r["seed"]) == (t, seed)}
+            if len(pair) != 2:
+                continue
+            merit = {m: (not (error(t, r)[0] <= 3 * error(t, r)[1]), error(t, r)[1] * math.sqrt(r["cpu"]))
+                     for m, r in pair.items()}
+            if not all(b for b, _ in merit.values()):
+                w = min(merit, key=lambda m: merit[m])
+                wins[w] = wins.get(w, 0) + 1
+        for m in dict.fromkeys(r["method"] for r in rs if r["target"] == t):
+            sub = [r for r in rs if r["target"] == t and r["method"] == m]
+            errs = [error(t, r) for r in sub]
+            cpu = sum(r["cpu"] for r in sub) / len(sub)
+            me = sum(e for e, _ in errs) / len(errs)
+            ms = sum(x for _, x in errs) / len(errs)
+            per = ", ".join(f"{e:.4f}" for e, _ in errs)
+            print(f"| {t} | {m} | {len(sub)} | {me:.4f} ({per}) | {ms:.4f} | {cpu:.1f} | {ms * math.sqrt(cpu):.4f} | "
+                  f"{wins.get(m, 0)} |")
 
 
 def main():
@@ -189,7 +220,8 @@ def main():
     ap.add_argument("--table", action="store_true")
     a = ap.parse_args()
     if a.table:
-        return table()
+        table()
+        return summary()
     done = set()
     if os.path.exists(OUT):
         done = {(r["target"], r["seed"], r["method"]) for r in map(json.loads, open(OUT))}
