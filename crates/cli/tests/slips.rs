@@ -77,6 +77,14 @@ fn bad_slips_settings_are_one_line_errors() {
         ("target_acceptance = 1.0", "sampler.target_acceptance = 1"),
         ("particles = 0", "sampler.particles = 0"),
         ("walkers = 3", "sampler.walkers: not a setting of method slips"),
+        (
+            "step_adaptation = \"fast\"",
+            "unknown variant `fast`, expected `robbins_monro` or `per_chain`",
+        ),
+        (
+            "integrator = \"rk4\"",
+            "unknown variant `rk4`, expected `alpha_increment` or `euler`",
+        ),
     ]
     .into_iter()
     .enumerate()

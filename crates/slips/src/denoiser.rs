@@ -11,6 +11,14 @@
 //!   frozen while the remaining states are averaged, so that part is an
 //!   exact MALA chain for the current posterior. The first call of a particle
 //!   starts every chain at y/α and runs `warmup` adapting updates first.
+//!   With `step_adaptation = "per_chain"` (the rule of the paper's code,
+//!   data/experiments/slips/README.md) every chain has its own step, which
+//!   changes after every update (the averaged ones too) by a fixed factor
+//!   [`PER_CHAIN_FACTOR`]: up when the update's log Metropolis ratio ℓ
+//!   (not clipped at 0) exceeds log δ + log(1 + [`PER_CHAIN_TOL`]), down when
+//!   it is below log δ + log(1 − [`PER_CHAIN_TOL`]), unchanged in between.
+//!   The averaged part is then not an exact MALA chain (the step still moves,
+//!   by at most 1 % per update).
 //! * [`ExactDenoiser`]: the closed form for a Gaussian mixture
 //!   Σₖ wₖ N(mₖ, Cₖ) (a Gaussian is the case K = 1), the oracle of the
 //!   tests. With Cₖ = Uₖ diag(eₖ) Uₖᵀ and v = σ²t: given the component k,
@@ -54,6 +62,40 @@ pub trait Denoiser: Sync {
 /// every MALA update (a = min(1, r) of the update, δ the target acceptance).
 pub const STEP_GAIN: f64 = 0.05;
 
+/// Factor of the per-chain rule ([`StepAdaptation::PerChain`]).
+pub const PER_CHAIN_FACTOR: f64 = 1.01;
+
+/// Relative tolerance band of the per-chain rule around the target acceptance.
+pub const PER_CHAIN_TOL: f64 = 0.05;
+
+/// How the MALA step of the denoiser's chains is adapted (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepAdaptation {
+    /// One step per particle shared by its chains, log ε += γ (min(1, r) − δ)
+    /// during warm-up and burn-in only, frozen while averaging.
+    #[default]
+    RobbinsMonro,
+    /// One step per chain, ×/÷ [`PER_CHAIN_FACTOR`] after every update by the
+    /// update's log Metropolis ratio against a band around log δ.
+    PerChain,
+}
+
+impl StepAdaptation {
+    /// The per-chain rule: the new step after an update with log ratio `log_r`.
+    pub fn per_chain(step: f64, log_r: f64, target_acceptance: f64) -> f64 {
+        let l = if log_r.is_nan() { f64::NEG_INFINITY } else { log_r };
+        let ld = target_acceptance.ln();
+        if l - ld > PER_CHAIN_TOL.ln_1p() {
+            step * PER_CHAIN_FACTOR
+        } else if ld - l > -(-PER_CHAIN_TOL).ln_1p() {
+            step / PER_CHAIN_FACTOR
+        } else {
+            step
+        }
+    }
+}
+
 /// Settings of the MCMC denoiser (module docs); defaults from the paper's
 /// benchmark settings (arXiv 2402.10758: 32 MALA steps, 4 chains, half
 /// discarded, acceptance 0.75, 50 × 32 adapting steps at the first call).
@@ -73,6 +115,8 @@ pub struct McmcSettings {
     /// Adapting updates of every chain before the first estimate of a
     /// particle (`None`: 50 × `mcmc_steps`).
     pub warmup: Option<usize>,
+    /// The step adaptation rule.
+    pub step_adaptation: StepAdaptation,
 }
 
 impl Default for McmcSettings {
@@ -84,6 +128,7 @@ impl Default for McmcSettings {
             target_acceptance: 0.75,
             mcmc_step: 1e-2,
             warmup: None,
+            step_adaptation: StepAdaptation::RobbinsMonro,
         }
     }
 }
@@ -155,8 +200,10 @@ pub struct McmcState {
     xs: Vec<f64>,
     /// Each chain's MALA scratch (score cache).
     scratch: Vec<Vec<f64>>,
-    /// The current MALA step ε.
+    /// The current MALA step ε (shared rule).
     pub step: f64,
+    /// Every chain's MALA step (per-chain rule).
+    pub steps: Vec<f64>,
     /// Whether the chains were started (first call done).
     started: bool,
     /// Sum of min(1, r) over the averaged updates (diagnostic).
@@ -167,14 +214,21 @@ pub struct McmcState {
 
 impl McmcDenoiser<'_> {
     /// One MALA update of every chain (in chain order) on `post`; adapts
-    /// the step if `adapt`, otherwise adds the new states to `mean`.
+    /// the step if `adapt` (shared rule) or always (per-chain rule); adds the
+    /// new states to `mean` unless `adapt`.
     fn sweep(&self, post: &Posterior<'_>, state: &mut McmcState, rng: &mut Rng, adapt: bool, mean: &mut [f64]) {
         let d = mean.len();
         let delta = self.settings.target_acceptance;
-        for (x, scratch) in state.xs.chunks_exact_mut(d).zip(state.scratch.iter_mut()) {
+        let per_chain = self.settings.step_adaptation == StepAdaptation::PerChain;
+        for ((x, scratch), chain_step) in state
+            .xs
+            .chunks_exact_mut(d)
+            .zip(state.scratch.iter_mut())
+            .zip(state.steps.iter_mut())
+        {
             let kernel = Mala {
                 target: post,
-                step: state.step,
+                step: if per_chain { *chain_step } else { state.step },
             };
             let rec = kernel.update(x, scratch, rng);
             let a = if rec.accept_prob.is_finite() {
@@ -182,9 +236,12 @@ impl McmcDenoiser<'_> {
             } else {
                 0.0
             };
-            if adapt {
+            if per_chain {
+                *chain_step = StepAdaptation::per_chain(*chain_step, -rec.delta_h, delta);
+            } else if adapt {
                 state.step *= (STEP_GAIN * (a - delta)).exp();
-            } else {
+            }
+            if !adapt {
                 state.accept_sum += a;
                 state.accept_count += 1;
                 for (m, &xi) in mean.iter_mut().zip(x.iter()) {
@@ -204,6 +261,7 @@ impl Denoiser for McmcDenoiser<'_> {
             xs: vec![0.0; self.settings.mcmc_chains * d],
             scratch: vec![Vec::new(); self.settings.mcmc_chains],
             step: self.settings.mcmc_step,
+            steps: vec![self.settings.mcmc_step; self.settings.mcmc_chains],
             started: false,
             accept_sum: 0.0,
             accept_count: 0,
@@ -213,6 +271,7 @@ impl Denoiser for McmcDenoiser<'_> {
     fn reset(&self, state: &mut McmcState) {
         state.started = false;
         state.step = self.settings.mcmc_step;
+        state.steps.fill(self.settings.mcmc_step);
         state.accept_sum = 0.0;
         state.accept_count = 0;
     }
@@ -384,5 +443,31 @@ impl Denoiser for ExactDenoiser {
             }
         }
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_chain_rule_moves_by_the_factor_outside_the_band() {
+        let d: f64 = 0.75;
+        let up = StepAdaptation::per_chain(1.0, 0.0, d);
+        let down = StepAdaptation::per_chain(1.0, (0.5f64).ln(), d);
+        let band = StepAdaptation::per_chain(1.0, d.ln(), d);
+        assert_eq!((up, down, band), (PER_CHAIN_FACTOR, 1.0 / PER_CHAIN_FACTOR, 1.0));
+        // Edges: log δ ± just inside the band keep the step.
+        assert_eq!(StepAdaptation::per_chain(1.0, d.ln() + 0.9 * 0.05f64.ln_1p(), d), 1.0);
+        assert_eq!(
+            StepAdaptation::per_chain(1.0, d.ln() + 0.9 * (-0.05f64).ln_1p(), d),
+            1.0
+        );
+        // A rejected-for-sure or invalid proposal shrinks the step.
+        assert_eq!(
+            StepAdaptation::per_chain(1.0, f64::NEG_INFINITY, d),
+            1.0 / PER_CHAIN_FACTOR
+        );
+        assert_eq!(StepAdaptation::per_chain(1.0, f64::NAN, d), 1.0 / PER_CHAIN_FACTOR);
     }
 }

@@ -25,11 +25,12 @@
 //! default estimate) and refines it by `init_langevin` unadjusted Langevin
 //! steps on the law of Y_{t₀}, whose score (α E[X | y] − y)/(σ²t₀) uses the
 //! same denoiser, with step σ²t₀/2. With warm-started chains this start
-//! has a memory: the chains stay in the posterior mode they first fell into,
-//! so the particle stays in that mode's basin whatever the Langevin steps do
-//! (measured: the mode shares do not change from 10 to 100 steps,
-//! data/experiments/slips/README.md; restarting the chains at y/α before
-//! every Langevin step did not help either). t₀ is where the paper's "duality of
+//! decides the mode: the chains fall into the posterior basin of the mode
+//! nearest to y/α(t₀) and stay there, and the particle follows them, so the
+//! mode shares are those of the start draw, not the target's (measured per
+//! particle: 98–100 %, example `start_decides`; more Langevin steps or the
+//! paper's MCMC step rule change nothing; docs/THEORY.md §6.12, and
+//! data/experiments/slips/README.md). t₀ is where the paper's "duality of
 //! log-concavity" places the start: small enough that the law of Y_{t₀} is
 //! close to a Gaussian (easy to start from), large enough that the posterior
 //! is concentrated enough for a short MCMC run.
@@ -49,11 +50,13 @@
 
 pub mod blocks;
 pub mod denoiser;
+pub mod em;
 pub mod posterior;
 pub mod schedule;
 
 pub use blocks::{SlipsBlocks, SlipsSettings};
-pub use denoiser::{Denoiser, ExactDenoiser, McmcDenoiser, McmcSettings, McmcState};
+pub use denoiser::{Denoiser, ExactDenoiser, McmcDenoiser, McmcSettings, McmcState, StepAdaptation};
+pub use em::{fit_mixture, EmFit, EmSettings};
 pub use posterior::{Observation, Posterior};
 pub use schedule::Schedule;
 
@@ -82,6 +85,21 @@ pub struct SlipsConfig {
     pub steps: usize,
     /// Unadjusted Langevin steps on the law of Y_{t₀} at the start.
     pub init_langevin: usize,
+    /// How the drift α′(t) E[X | Y_t] is integrated over a step.
+    pub integrator: Integrator,
+}
+
+/// The drift increment of one Euler–Maruyama step from t to t′ with the
+/// denoiser m̂ frozen at t.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Integrator {
+    /// (α(t′) − α(t)) m̂: the drift integrated exactly with m̂ frozen.
+    #[default]
+    AlphaIncrement,
+    /// (t′ − t) α′(t) m̂: plain Euler (the paper's code); first-order error
+    /// in the step where α′ varies.
+    Euler,
 }
 
 impl Default for SlipsConfig {
@@ -93,6 +111,7 @@ impl Default for SlipsConfig {
             t_end: 1.0 - 6.62e-3,
             steps: 1024,
             init_langevin: 10,
+            integrator: Integrator::AlphaIncrement,
         }
     }
 }
@@ -220,7 +239,10 @@ impl<'a, D: Denoiser> Slips<'a, D> {
         for k in 0..c.steps {
             let (t, t_next) = (self.grid[k], self.grid[k + 1]);
             evaluations += self.denoiser.denoise(y, c.observation(t), state, rng, mean);
-            let drift = c.schedule.alpha(t_next) - c.schedule.alpha(t);
+            let drift = match c.integrator {
+                Integrator::AlphaIncrement => c.schedule.alpha(t_next) - c.schedule.alpha(t),
+                Integrator::Euler => (t_next - t) * c.schedule.alpha_dot(t),
+            };
             let noise = c.sigma * (t_next - t).sqrt();
             for (yi, &m) in y.iter_mut().zip(mean.iter()) {
                 let xi: f64 = StandardNormal.sample(rng);

@@ -4,7 +4,7 @@
 //! how the particles are split into calls.
 
 use fieldflow_core::{Modes, Par, Seed};
-use fieldflow_slips::{ExactDenoiser, McmcDenoiser, McmcSettings, Schedule, Slips, SlipsConfig};
+use fieldflow_slips::{ExactDenoiser, Integrator, McmcDenoiser, McmcSettings, Schedule, Slips, SlipsConfig};
 use fieldflow_targets::{Gaussian, GaussianMixture};
 use ndarray::{array, Array2, Axis};
 use ndarray_linalg::{Eigh, UPLO};
@@ -16,6 +16,16 @@ fn run<D: fieldflow_slips::Denoiser>(config: SlipsConfig, d: &D, dim: usize, n: 
 
 #[test]
 fn exact_denoiser_reproduces_a_gaussian() {
+    gaussian_within_4_sigma(Integrator::AlphaIncrement, 200);
+}
+
+/// The paper's plain Euler drift (t′ − t) α′(t) m̂ at its 1024 steps.
+#[test]
+fn exact_denoiser_with_the_euler_drift_reproduces_a_gaussian() {
+    gaussian_within_4_sigma(Integrator::Euler, 1024);
+}
+
+fn gaussian_within_4_sigma(integrator: Integrator, steps: usize) {
     let mean = array![1.0, -0.5, 2.0];
     let cov = array![[1.0, 0.3, 0.1], [0.3, 0.5, -0.1], [0.1, -0.1, 0.8]];
     let g = Gaussian::new(mean.clone(), cov.clone()).unwrap();
@@ -23,7 +33,8 @@ fn exact_denoiser_reproduces_a_gaussian() {
     // t₀ small: the start N(0, σ²t₀) is then close to the law of Y_{t₀}.
     let config = SlipsConfig {
         t0: 1e-3,
-        steps: 200,
+        steps,
+        integrator,
         ..SlipsConfig::default()
     };
     let n = 4000;

@@ -75,14 +75,20 @@ def run(args):
     return time.time() - t, p.stdout
 
 
-def one(name, seed, t0, n, phase, init=10):
+# Phase `paper`: the paper's code's MCMC and integrator (README.md,
+# "Our SLIPS against the paper's code"): one step per chain from 1e-5,
+# ×/÷ 1.01 after every update, plain Euler drift; `steps` as given.
+PAPER_EXTRA = 'step_adaptation = "per_chain"\nmcmc_step = 1e-5\nintegrator = "euler"\n'
+
+
+def one(name, seed, t0, n, phase, init=10, steps=STEPS, extra=""):
     section, sigma, t_end, _ = TARGETS[name]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = os.path.join(tmp, "run.toml")
         with open(cfg, "w") as f:
-            f.write(f"[target]\n{section}\n\n[sampler]\nparticles = {n}\nblock = {n}\nsteps = {STEPS}\n"
+            f.write(f"[target]\n{section}\n\n[sampler]\nparticles = {n}\nblock = {n}\nsteps = {steps}\n"
                     f"mcmc_steps = {MCMC_STEPS}\nmcmc_chains = {MCMC_CHAINS}\nsigma = {sigma}\n"
-                    f"t0 = {t0}\nt_end = {t_end}\ninit_langevin = {init}\n")
+                    f"t0 = {t0}\nt_end = {t_end}\ninit_langevin = {init}\n{extra}")
         out = os.path.join(tmp, "s.h5")
         wall, stdout = run(["sample", "--method", "slips", "--config", cfg, "--out", out, "--seed", str(seed)])
         evals = float(re.search(r"target evaluations per sample (\S+)", stdout).group(1))
@@ -93,7 +99,8 @@ def one(name, seed, t0, n, phase, init=10):
     w = [r["value"] for r in modes]
     counts = [round(x * n) for x in w]
     rec = {
-        "target": name, "seed": seed, "phase": phase, "t0": t0, "particles": n, "steps": STEPS,
+        "target": name, "seed": seed, "phase": phase, "t0": t0, "particles": n, "steps": steps,
+        "extra": extra,
         "mcmc_steps": MCMC_STEPS, "mcmc_chains": MCMC_CHAINS, "sigma": sigma, "t_end": t_end,
         "init_langevin": init,
         "weights": w, "binomial_errors": [math.sqrt(x * (1 - x) / n) for x in w],
@@ -135,7 +142,9 @@ def chosen_t0(results, name):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--phase", choices=["scan", "final", "start", "fixed"], required=True)
+    ap.add_argument("--phase", choices=["scan", "final", "start", "fixed", "paper"], required=True)
+    ap.add_argument("--steps", type=int, default=STEPS, help="phase paper: time steps")
+    ap.add_argument("--particles", type=int, default=0, help="phase paper: particles (0: final size)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--only", nargs="+", default=list(TARGETS))
     ap.add_argument("--out", default=os.path.join(HERE, "results.jsonl"))
@@ -143,23 +152,26 @@ def main():
     ap.add_argument("--init-langevin", type=int, default=100, help="phase start: initial Langevin steps")
     a = ap.parse_args()
     results = load(a.out)
-    done = {(r["target"], r["seed"], r["phase"], r["t0"]) for r in results}
+    done = {(r["target"], r["seed"], r["phase"], r["t0"], r["steps"]) for r in results}
     plan = []
     for name in a.only:
         if a.phase == "scan":
             plan += [(name, 100, t0) for t0 in TARGETS[name][3]]
         elif a.phase == "start":
             plan += [(name, 100, t0) for t0 in a.t0]
-        elif a.phase == "fixed":
+        elif a.phase in ("fixed", "paper"):
             plan += [(name, s, t0) for t0 in a.t0 for s in a.seeds]
         else:
             plan += [(name, s, chosen_t0(results, name)) for s in a.seeds]
     for name, seed, t0 in plan:
-        if (name, seed, a.phase, t0) in done:
+        steps = a.steps if a.phase == "paper" else STEPS
+        if (name, seed, a.phase, t0, steps) in done:
             continue
         init = a.init_langevin if a.phase == "start" else 10
         size = "scan" if a.phase in ("scan", "start") else "final"
-        rec = one(name, seed, t0, particles(name, size), a.phase, init)
+        n = a.particles if a.phase == "paper" and a.particles > 0 else particles(name, size)
+        extra = PAPER_EXTRA if a.phase == "paper" else ""
+        rec = one(name, seed, t0, n, a.phase, init, steps, extra)
         with open(a.out, "a") as f:
             f.write(json.dumps(rec) + "\n")
         print(f"{name:14s} seed {seed:3d} t0 {t0:5.3f}: w {[round(x, 4) for x in rec['weights']]} "

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import sys
+from statistics import NormalDist
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -30,6 +31,15 @@ def describe(r):
     tv = 0.5 * sum(abs(a - b) for a, b in zip(w, ex))
     dev = max(abs(a - b) / s for a, b, s in zip(w, ex, e) if s > 0)
     return f"TV = {tv:.4f}, worst {dev:.1f}σ, ŵ = {[round(x, 3) for x in w]}"
+
+
+def start_prediction(r):
+    """Two modes: ŵ₀ if every particle ends in the mode nearest to its
+    start y/α(t₀), y ~ N(0, σ²t₀ I) (README.md, "Where the weights are
+    decided"): Φ(√d g(t₀)/(3σ)), g² = t₀/(1 − t₀) (geometric (1, 1))."""
+    d = int(r["target"].split(":")[1])
+    g = math.sqrt(r["t0"] / (1 - r["t0"]))
+    return NormalDist().cdf(math.sqrt(d) * g / (3 * r["sigma"]))
 
 
 def main():
@@ -51,6 +61,23 @@ def main():
         for r in start:
             print(f"| {r['target']} | {r['t0']} | {r['init_langevin']} | {describe(r)} | "
                   f"{r['wall_seconds']:.1f} | {r['evaluations_per_sample']:.0f} |")
+    print("\n## two modes: measured ŵ₀ against the start-only prediction Φ(√d g(t₀)/(3σ))\n")
+    print("| target | phase | seed | t0 | steps | ŵ₀ | prediction | (ŵ₀ − pred)/σ |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rs:
+        if r["target"].startswith("two_modes") and r["phase"] in ("scan", "fixed", "final", "paper"):
+            p = start_prediction(r)
+            print(f"| {r['target']} | {r['phase']} | {r['seed']} | {r['t0']} | {r['steps']} | "
+                  f"{r['weights'][0]:.4f} ± {r['binomial_errors'][0]:.4f} | {p:.4f} | "
+                  f"{(r['weights'][0] - p) / r['binomial_errors'][0]:+.1f} |")
+    paper = [r for r in rs if r["phase"] == "paper"]
+    if paper:
+        print("\n## the paper code's MCMC step rule and Euler drift (phase paper)\n")
+        print("| target | seed | t0 | steps | particles | result | s | evals/sample | MCMC acc |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in sorted(paper, key=lambda r: (r["target"], r["t0"], r["seed"])):
+            print(f"| {r['target']} | {r['seed']} | {r['t0']} | {r['steps']} | {r['particles']} | {describe(r)} | "
+                  f"{r['wall_seconds']:.1f} | {r['evaluations_per_sample']:.0f} | {r['mcmc_acceptance']:.3f} |")
     print("\n## final runs (fresh seeds, t0 chosen by the scan)\n")
     print("| target | seed | t0 | particles | result | s | evals/sample |")
     print("|---|---|---|---|---|---|---|")

@@ -1,0 +1,229 @@
+//! A Gaussian mixture fitted to samples by expectation–maximization: the
+//! reference model of LRDS (learned reference-based diffusion sampler,
+//! arXiv 2410.19449), whose first step fits a mixture to samples from the
+//! target's high-density regions (e.g. an MCMC ensemble).
+//!
+//! **Model.** q(x) = Σₖ πₖ N(x; μₖ, Σₖ), k = 1…K, full covariances.
+//!
+//! **EM.** With responsibilities r_{ik} = πₖ N(xᵢ; μₖ, Σₖ) / q(xᵢ) (E step,
+//! computed in log space: log N = −½(d log 2π + log det Σₖ + ‖Lₖ⁻¹(xᵢ − μₖ)‖²)
+//! with Σₖ = LₖLₖᵀ), the M step maximizes the expected complete-data log
+//! likelihood: Nₖ = Σᵢ r_{ik}, πₖ = Nₖ/n, μₖ = Σᵢ r_{ik} xᵢ / Nₖ,
+//! Σₖ = Σᵢ r_{ik}(xᵢ − μₖ)(xᵢ − μₖ)ᵀ / Nₖ + ε I. Each iteration does not
+//! decrease the mean log likelihood ℓ = (1/n) Σᵢ log q(xᵢ) (for ε = 0; the
+//! ridge ε keeps Σₖ positive definite when a component collapses); the
+//! iteration stops when ℓ changes by less than `tol` or after `max_iter`.
+//!
+//! **Start.** k-means++ seeding from the samples (first centre uniform, each
+//! next one drawn ∝ squared distance to the nearest chosen centre), every
+//! covariance the samples' covariance, equal weights; deterministic given
+//! the seed.
+
+use fieldflow_core::{ConfigError, Seed};
+use fieldflow_targets::{Covariance, GaussianMixture};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray_linalg::{Cholesky, UPLO};
+use rand::Rng as _;
+
+/// Settings of [`fit_mixture`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EmSettings {
+    /// Components K.
+    pub components: usize,
+    /// Largest number of EM iterations.
+    pub max_iter: usize,
+    /// Stop when the mean log likelihood changes by less than this.
+    pub tol: f64,
+    /// Ridge ε added to every covariance.
+    pub ridge: f64,
+}
+
+impl Default for EmSettings {
+    fn default() -> Self {
+        EmSettings {
+            components: 2,
+            max_iter: 500,
+            tol: 1e-9,
+            ridge: 1e-9,
+        }
+    }
+}
+
+/// The result of [`fit_mixture`].
+#[derive(Debug, Clone)]
+pub struct EmFit {
+    /// Weights πₖ.
+    pub weights: Vec<f64>,
+    /// Means μₖ.
+    pub means: Vec<Array1<f64>>,
+    /// Covariances Σₖ.
+    pub covs: Vec<Array2<f64>>,
+    /// Mean log likelihood of the samples under the fit, per iteration.
+    pub log_likelihood: Vec<f64>,
+    /// Whether the change of ℓ fell below `tol`.
+    pub converged: bool,
+}
+
+impl EmFit {
+    /// The fit as a target (density, score, exact sampler).
+    ///
+    /// # Errors
+    /// If a covariance is not positive definite.
+    pub fn mixture(&self) -> Result<GaussianMixture, ConfigError> {
+        GaussianMixture::new(
+            self.means.clone(),
+            self.covs.iter().map(|c| Covariance::Full(c.clone())).collect(),
+            self.weights.clone(),
+        )
+    }
+}
+
+/// Fits a K-component Gaussian mixture to the rows of `xs` (module docs).
+///
+/// # Errors
+/// A one-line error naming the problem: no components, fewer samples than
+/// components, no columns, a non-finite sample, bad `tol`/`ridge`, or a
+/// covariance that stops being positive definite.
+pub fn fit_mixture(xs: ArrayView2<f64>, settings: &EmSettings, seed: Seed) -> Result<EmFit, ConfigError> {
+    let (n, d) = xs.dim();
+    let k = settings.components;
+    if k == 0 {
+        return Err(ConfigError::new("em.components", 0, "must be ≥ 1"));
+    }
+    if d == 0 {
+        return Err(ConfigError::new(
+            "em.samples",
+            "0 columns",
+            "need at least one dimension",
+        ));
+    }
+    if n < k {
+        return Err(ConfigError::new(
+            "em.samples",
+            n,
+            format!("fewer samples than components ({k})"),
+        ));
+    }
+    if xs.iter().any(|v| !v.is_finite()) {
+        return Err(ConfigError::new(
+            "em.samples",
+            "…",
+            "contain a value that is not finite",
+        ));
+    }
+    if !(settings.tol >= 0.0) || !(settings.ridge >= 0.0) || !settings.ridge.is_finite() {
+        return Err(ConfigError::new(
+            "em.tol / em.ridge",
+            format!("{} / {}", settings.tol, settings.ridge),
+            "must be finite numbers ≥ 0",
+        ));
+    }
+    // Start: k-means++ centres, the samples' covariance, equal weights.
+    let mut rng = seed.rng();
+    let mut centres: Vec<usize> = vec![rng.random_range(0..n)];
+    let mut dist2 = vec![f64::INFINITY; n];
+    while centres.len() < k {
+        let c = xs.row(*centres.last().expect("one centre"));
+        for (i, x) in xs.rows().into_iter().enumerate() {
+            let s: f64 = x.iter().zip(c.iter()).map(|(a, b)| (a - b).powi(2)).sum();
+            dist2[i] = dist2[i].min(s);
+        }
+        let total: f64 = dist2.iter().sum();
+        let next = if total > 0.0 {
+            let mut u = rng.random::<f64>() * total;
+            let mut pick = n - 1;
+            for (i, &w) in dist2.iter().enumerate() {
+                if u < w {
+                    pick = i;
+                    break;
+                }
+                u -= w;
+            }
+            pick
+        } else {
+            rng.random_range(0..n)
+        };
+        centres.push(next);
+    }
+    let mean_all = xs.mean_axis(Axis(0)).expect("n ≥ 1");
+    let centred = &xs - &mean_all;
+    let mut cov_all = centred.t().dot(&centred) / n as f64;
+    for i in 0..d {
+        cov_all[[i, i]] += settings.ridge.max(1e-12 * cov_all[[i, i]].abs());
+    }
+    let mut fit = EmFit {
+        weights: vec![1.0 / k as f64; k],
+        means: centres.iter().map(|&c| xs.row(c).to_owned()).collect(),
+        covs: vec![cov_all; k],
+        log_likelihood: Vec::new(),
+        converged: false,
+    };
+    let mut log_r = Array2::<f64>::zeros((n, k));
+    for _ in 0..settings.max_iter {
+        // E step.
+        for j in 0..k {
+            let l = fit.covs[j]
+                .cholesky(UPLO::Lower)
+                .map_err(|_| ConfigError::new(format!("em.component {j}"), "covariance", "not positive definite"))?;
+            let log_det: f64 = 2.0 * l.diag().iter().map(|v| v.ln()).sum::<f64>();
+            let c = fit.weights[j].ln() - 0.5 * (d as f64 * (2.0 * std::f64::consts::PI).ln() + log_det);
+            for (i, x) in xs.rows().into_iter().enumerate() {
+                // z = L⁻¹(x − μ) by forward substitution.
+                let mut q = 0.0;
+                let mut z = vec![0.0; d];
+                for a in 0..d {
+                    let mut v = x[a] - fit.means[j][a];
+                    for b in 0..a {
+                        v -= l[[a, b]] * z[b];
+                    }
+                    z[a] = v / l[[a, a]];
+                    q += z[a] * z[a];
+                }
+                log_r[[i, j]] = c - 0.5 * q;
+            }
+        }
+        let mut ll = 0.0;
+        for mut row in log_r.rows_mut() {
+            let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+            ll += lse;
+            row.mapv_inplace(|v| (v - lse).exp());
+        }
+        ll /= n as f64;
+        let prev = fit.log_likelihood.last().copied();
+        fit.log_likelihood.push(ll);
+        if let Some(p) = prev {
+            if (ll - p).abs() < settings.tol {
+                fit.converged = true;
+                break;
+            }
+        }
+        // M step (log_r now holds the responsibilities).
+        for j in 0..k {
+            let r = log_r.column(j);
+            let nk: f64 = r.sum().max(1e-300);
+            fit.weights[j] = nk / n as f64;
+            let mu = xs.t().dot(&r) / nk;
+            let mut cov = Array2::<f64>::zeros((d, d));
+            for (x, &ri) in xs.rows().into_iter().zip(r.iter()) {
+                let dx = &x - &mu;
+                for a in 0..d {
+                    for b in 0..=a {
+                        cov[[a, b]] += ri * dx[a] * dx[b];
+                    }
+                }
+            }
+            for a in 0..d {
+                for b in 0..=a {
+                    let v = cov[[a, b]] / nk;
+                    cov[[a, b]] = v;
+                    cov[[b, a]] = v;
+                }
+                cov[[a, a]] += settings.ridge;
+            }
+            fit.means[j] = mu;
+            fit.covs[j] = cov;
+        }
+    }
+    Ok(fit)
+}
