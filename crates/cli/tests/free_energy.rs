@@ -119,18 +119,40 @@ fn an_interrupted_free_energy_run_resumes_to_the_same_result() {
     let whole = ok(&["free-energy", "--config", &p("c.toml"), "--seed", "7", "--json"]);
     // Ctrl-C (simulated) after 5 computed nodes: exit 130, the checkpoint, no result.
     let run = common::fieldflow(
-        &["free-energy", "--config", &p("c.toml"), "--seed", "7", "--out", &p("r.json")],
+        &[
+            "free-energy",
+            "--config",
+            &p("c.toml"),
+            "--seed",
+            "7",
+            "--out",
+            &p("r.json"),
+        ],
         &[("FIELDFLOW_STOP_AFTER_BLOCKS", "5")],
     );
     assert_eq!(run.status.code(), Some(130), "{}", String::from_utf8_lossy(&run.stderr));
     assert!(String::from_utf8_lossy(&run.stderr).contains("--resume"));
     assert!(!Path::new(&p("r.json")).exists());
-    let partial: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p("r.json.partial")).unwrap()).unwrap();
+    let partial: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("r.json.partial")).unwrap()).unwrap();
     let saved = partial["nodes"].as_object().unwrap().len();
     assert!((5..98).contains(&saved), "{saved} nodes saved");
     // A new run refuses to overwrite the checkpoint; --resume takes no config.
-    fails(&["free-energy", "--config", &p("c.toml"), "--out", &p("r.json")], "--resume");
-    fails(&["free-energy", "--resume", "--config", &p("c.toml"), "--out", &p("r.json")], "pass only --out");
+    fails(
+        &["free-energy", "--config", &p("c.toml"), "--out", &p("r.json")],
+        "--resume",
+    );
+    fails(
+        &[
+            "free-energy",
+            "--resume",
+            "--config",
+            &p("c.toml"),
+            "--out",
+            &p("r.json"),
+        ],
+        "pass only --out",
+    );
     ok(&["free-energy", "--resume", "--out", &p("r.json")]);
     assert!(!Path::new(&p("r.json.partial")).exists());
     let a: serde_json::Value = serde_json::from_str(&whole).unwrap();
