@@ -295,6 +295,134 @@ fn log_sum_exp(terms: &[f64]) -> f64 {
     m + terms.iter().map(|t| (t - m).exp()).sum::<f64>().ln()
 }
 
+/// The chain discretized on one grid: the nodes vⱼ, the one-site factor
+/// w = e^{−βV} on them (divided by its maximum e^{w_max}) and the Toeplitz
+/// band of h K(vⱼ, vₗ), |j − l| ≤ band.
+struct Discretized {
+    h: f64,
+    c: f64,
+    jmax: usize,
+    nodes: Vec<f64>,
+    w: Vec<f64>,
+    w_max: f64,
+    band: usize,
+    kern: Vec<f64>,
+    beta: f64,
+    b: f64,
+    an: f64,
+}
+
+impl Discretized {
+    fn new(target: &Phi4Field1d, grid: TransferGrid) -> Result<Self, ConfigError> {
+        let jmax = grid.half_points()?;
+        let h = grid.h;
+        let an = target.a() * target.n() as f64;
+        let (beta, b) = (target.beta(), target.b());
+        let c = 0.5 * beta * an;
+        let g = 2 * jmax + 1;
+        let nodes: Vec<f64> = (0..g).map(|j| (j as f64 - jmax as f64) * h).collect();
+        let mut d = Discretized {
+            h,
+            c,
+            jmax,
+            nodes,
+            w: Vec::new(),
+            w_max: 0.0,
+            band: (((UNDERFLOW / c).sqrt() / h).floor() as usize).min(g - 1),
+            kern: Vec::new(),
+            beta,
+            b,
+            an,
+        };
+        let w_log: Vec<f64> = d.nodes.iter().map(|&v| d.log_w(v)).collect();
+        d.w_max = w_log.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        d.w = w_log.iter().map(|l| (l - d.w_max).exp()).collect();
+        d.kern = (0..=d.band).map(|k| h * (-c * (k as f64 * h).powi(2)).exp()).collect();
+        Ok(d)
+    }
+
+    /// log e^{−βV(v)}.
+    fn log_w(&self, v: f64) -> f64 {
+        let q = 1.0 - v * v;
+        -self.beta * (0.25 * q * q + self.b * v) / self.an
+    }
+
+    /// f₁(u) = K(0, u) on the grid.
+    fn first(&self) -> Vec<f64> {
+        self.nodes.iter().map(|&v| (-self.c * v * v).exp()).collect()
+    }
+
+    /// One site integrated: next(u) = h Σⱼ f(vⱼ) w(vⱼ) mⱼ K(vⱼ, u) (m a
+    /// mask of the site's values, 1 without one), divided by its maximum;
+    /// returns the log of that factor times e^{w_max}.
+    fn step(&self, f: &[f64], mask: Option<&[f64]>, next: &mut [f64]) -> Result<f64, ConfigError> {
+        let g = self.nodes.len();
+        for (u, out) in next.iter_mut().enumerate() {
+            let lo = u.saturating_sub(self.band);
+            let hi = (u + self.band).min(g - 1);
+            let mut s = 0.0;
+            for j in lo..=hi {
+                s += f[j] * self.w[j] * mask.map_or(1.0, |m| m[j]) * self.kern[u.abs_diff(j)];
+            }
+            *out = s;
+        }
+        let peak = next.iter().cloned().fold(0.0, f64::max);
+        if !(peak.is_finite() && peak > 0.0) {
+            return Err(ConfigError::new(
+                "h",
+                self.h,
+                "the partial integrals of the chain under- or overflow on this grid",
+            ));
+        }
+        next.iter_mut().for_each(|x| *x /= peak);
+        Ok(peak.ln() + self.w_max)
+    }
+}
+
+/// log ∫ p̃ over the configurations whose listed sites have the listed signs
+/// (`(site, positive)`, 0-based sites; φ = 0 counts half on each side, so
+/// the two signs of one site add up to the unrestricted integral exactly).
+/// One trapezoid sweep over all sites with the one-site factors of the
+/// constrained sites masked: the cut at 0 makes it accurate to O(h²) only
+/// (unlike [`transfer_operator`]'s middle site), ≈ 1e-3 in log Z on the
+/// default grid — enough to bound the weight of a set of configurations
+/// (e.g. the states a phase decomposition leaves out, docs/THEORY.md §6.13).
+///
+/// # Errors
+/// As [`transfer_operator`]; a site out of range names `site`.
+pub fn log_z_with_signs(target: &Phi4Field1d, grid: TransferGrid, signs: &[(usize, bool)]) -> Result<f64, ConfigError> {
+    let d = Discretized::new(target, grid)?;
+    let n = target.n();
+    let mut masks: Vec<Option<Vec<f64>>> = vec![None; n];
+    for &(site, positive) in signs {
+        if site >= n {
+            return Err(ConfigError::new("site", site as f64, format!("must be < n = {n}")));
+        }
+        let m = masks[site].get_or_insert_with(|| vec![1.0; d.nodes.len()]);
+        for (mj, &v) in m.iter_mut().zip(&d.nodes) {
+            let keep = if v == 0.0 {
+                0.5
+            } else {
+                f64::from((v > 0.0) == positive)
+            };
+            *mj *= keep;
+        }
+    }
+    // f_{i+1} for i = 1 … N − 1, then Z = h Σⱼ f_N(vⱼ) w(vⱼ) m_N(vⱼ) K(vⱼ, 0).
+    let mut f = d.first();
+    let mut next = vec![0.0; f.len()];
+    let mut log_scale = 0.0;
+    for mask in masks.iter().take(n - 1) {
+        log_scale += d.step(&f, mask.as_deref(), &mut next)?;
+        std::mem::swap(&mut f, &mut next);
+    }
+    let last = masks[n - 1].as_deref();
+    let z: f64 = (0..f.len())
+        .map(|j| f[j] * d.w[j] * last.map_or(1.0, |m| m[j]) * d.h * (-d.c * d.nodes[j] * d.nodes[j]).exp())
+        .sum();
+    Ok(z.ln() + log_scale + d.w_max)
+}
+
 /// log Z, log Z± and the truncation diagnostic on `grid` (see the module
 /// docs).
 ///
@@ -302,26 +430,12 @@ fn log_sum_exp(terms: &[f64]) -> f64 {
 /// A [`ConfigError`] naming `h` or `phi_max` if they are not finite and
 /// > 0 or give more than [`MAX_GRID_POINTS`] grid points.
 pub fn transfer_operator(target: &Phi4Field1d, grid: TransferGrid) -> Result<TransferResult, ConfigError> {
-    let jmax = grid.half_points()?;
-    let h = grid.h;
+    let d = Discretized::new(target, grid)?;
+    let (h, c, jmax, band, w_max) = (d.h, d.c, d.jmax, d.band, d.w_max);
+    let (nodes, w) = (&d.nodes, &d.w);
     let n = target.n();
-    let an = target.a() * n as f64;
-    let beta = target.beta();
-    let b = target.b();
-    let c = 0.5 * beta * an;
-    let log_w = |v: f64| {
-        let q = 1.0 - v * v;
-        -beta * (0.25 * q * q + b * v) / an
-    };
-    let g = 2 * jmax + 1;
-    let nodes: Vec<f64> = (0..g).map(|j| (j as f64 - jmax as f64) * h).collect();
-    // e^{−βV} on the grid, divided by its maximum e^{w_max}.
-    let w_log: Vec<f64> = nodes.iter().map(|&v| log_w(v)).collect();
-    let w_max = w_log.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let w: Vec<f64> = w_log.iter().map(|l| (l - w_max).exp()).collect();
-    // Toeplitz band of h K(vⱼ, vₗ), |j − l| ≤ band.
-    let band = (((UNDERFLOW / c).sqrt() / h).floor() as usize).min(g - 1);
-    let kern: Vec<f64> = (0..=band).map(|d| h * (-c * (d as f64 * h).powi(2)).exp()).collect();
+    let g = nodes.len();
+    let log_w = |v: f64| d.log_w(v);
 
     // Middle site m (1-based) = index + 1. The left partial integral f_m
     // has m − 1 integrated sites, the right one f_{N+1−m} has N − m. The
@@ -332,7 +446,7 @@ pub fn transfer_operator(target: &Phi4Field1d, grid: TransferGrid) -> Result<Tra
     let m = target.middle_site() + 1;
     let (n_left, n_right) = (m - 1, n - m);
     let steps = n_left.max(n_right);
-    let mut f: Vec<f64> = nodes.iter().map(|&v| (-c * v * v).exp()).collect();
+    let mut f = d.first();
     let mut log_scale = 0.0;
     let mut next = vec![0.0; g];
     let (mut left, mut right) = (None, None);
@@ -347,26 +461,8 @@ pub fn transfer_operator(target: &Phi4Field1d, grid: TransferGrid) -> Result<Tra
             break;
         }
         // f_{k+2}(u) = h Σⱼ f_{k+1}(vⱼ) w(vⱼ) K(vⱼ, u), then renormalize.
-        for (u, out) in next.iter_mut().enumerate() {
-            let lo = u.saturating_sub(band);
-            let hi = (u + band).min(g - 1);
-            let mut s = 0.0;
-            for j in lo..=hi {
-                s += f[j] * w[j] * kern[u.abs_diff(j)];
-            }
-            *out = s;
-        }
+        log_scale += d.step(&f, None, &mut next)?;
         std::mem::swap(&mut f, &mut next);
-        let peak = f.iter().cloned().fold(0.0, f64::max);
-        if !(peak.is_finite() && peak > 0.0) {
-            return Err(ConfigError::new(
-                "h",
-                h,
-                "the partial integrals of the chain under- or overflow on this grid",
-            ));
-        }
-        f.iter_mut().for_each(|x| *x /= peak);
-        log_scale += peak.ln() + w_max;
     }
 
     // log f(u) at an arbitrary u from the kept vector (Nyström).
@@ -514,6 +610,42 @@ mod tests {
         check_against_brute_force(&t, 0.1, 32, 1e-12);
         let t = Phi4Field1d::new(2, 0.3, 5.0, 0.1).unwrap();
         check_against_brute_force(&t, 0.05, 32, 1e-11);
+    }
+
+    #[test]
+    fn sign_constrained_integrals_agree_with_the_oracle_and_add_up() {
+        let t = Phi4Field1d::new(100, 0.1, 20.0, 0.05).unwrap();
+        let r = *t.oracle().unwrap();
+        let all = log_z_with_signs(&t, r.grid, &[]).unwrap();
+        assert!((all - r.log_z).abs() < 1e-10, "{all} vs {}", r.log_z);
+        // The middle site's sign by the trapezoid cut: O(h²) close to the
+        // oracle's Gauss–Legendre halves; the two signs add up exactly.
+        let m = t.middle_site();
+        let plus = log_z_with_signs(&t, r.grid, &[(m, true)]).unwrap();
+        let minus = log_z_with_signs(&t, r.grid, &[(m, false)]).unwrap();
+        assert!((plus - r.log_z_plus).abs() < 2e-3, "{plus} vs {}", r.log_z_plus);
+        assert!((minus - r.log_z_minus).abs() < 1e-6);
+        assert!((log_sum_exp(&[plus, minus]) - all).abs() < 1e-10);
+        assert!(log_z_with_signs(&t, r.grid, &[(100, true)]).is_err());
+    }
+
+    #[test]
+    fn the_phase_split_of_the_free_energy_estimate_leaves_out_a_negligible_weight() {
+        // Phases by the signs of sites n/4 and 3n/4 (crates/freeenergy):
+        // configurations where they differ belong to neither; their share of
+        // the "+" mode (middle site > 0) bounds what the estimate leaves out.
+        for (b, bound) in [(0.025, -9.0), (0.05, -7.0), (0.075, -5.5), (0.1, -7.5)] {
+            let t = Phi4Field1d::new(100, 0.1, 20.0, b).unwrap();
+            let grid = t.oracle().unwrap().grid;
+            let m = t.middle_site();
+            let plus = log_z_with_signs(&t, grid, &[(m, true)]).unwrap();
+            let mixed = log_sum_exp(&[
+                log_z_with_signs(&t, grid, &[(m, true), (25, true), (75, false)]).unwrap(),
+                log_z_with_signs(&t, grid, &[(m, true), (25, false), (75, true)]).unwrap(),
+            ]);
+            println!("b = {b}: log P(neither phase | + mode) = {:.2}", mixed - plus);
+            assert!(mixed - plus < bound, "b = {b}: {}", mixed - plus);
+        }
     }
 
     #[test]
