@@ -29,6 +29,9 @@ fn free_energy_matches_the_transfer_operator_and_writes_json() {
     assert!((v - exact).abs() < 4.0 * e, "{v} ± {e} vs {exact}");
     assert!(e < 0.05, "error {e}");
     assert_eq!(r["log_ratio"]["replicas"].as_array().unwrap().len(), 8);
+    // What the phase split leaves out: e^{-7.9} of the + mode at b = 0.05.
+    let left_out = r["log_left_out"][1].as_f64().unwrap();
+    assert!((left_out + 7.86).abs() < 0.05, "{left_out}");
     // An existing output is kept.
     let before = std::fs::read(p("r.json")).unwrap();
     fails(
