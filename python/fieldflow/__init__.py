@@ -28,7 +28,7 @@ from . import _native
 from ._native import Model, Target
 
 __all__ = ["Target", "Model", "generate", "train", "imh", "isir", "importance", "hybrid", "global_local", "neutra",
-           "adaptive", "analyze", "analyze_file"]
+           "adaptive", "free_energy", "analyze", "analyze_file"]
 
 
 def _f64(x, what="x"):
@@ -209,6 +209,18 @@ def importance(model, n, seed=1):
     """``n`` independent model draws with importance weights: a dict with
     ``x``, ``log_q``, ``log_p``, ``log_w``, ``ess`` and ``log_z`` ± ``log_z_error``."""
     return _native.importance(model, n, seed)
+
+
+def free_energy(config, seed=None):
+    """The log ratio of a target's two mode weights, log(w+/w-), by
+    free-energy integration through its phases (the command line's
+    ``free-energy``; docs/THEORY.md §6.13): ``config`` is a dict with
+    ``target`` (kind "phi4_1d", its tilt b is the field) or ``phi4`` (with
+    ``free_energy["field"]``) and optional ``free_energy`` settings. Returns
+    the report dict: ``log_ratio`` (``value``, ``error``, ``replicas``),
+    ``exact_log_ratio``, ``pull``, ``delta``, ``log_t_minus``,
+    ``log_t_plus``, diagnostics, ``settings``."""
+    return _native.free_energy(config, seed)
 
 
 def analyze(data, s_tau=1.5):

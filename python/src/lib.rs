@@ -7,7 +7,8 @@
 //! SNF, → [`model::PyModel`]), the exact samplers `imh` (and i-SIR),
 //! `importance`, and the CLI's `sample` methods with local moves (hybrid,
 //! global-local, neutra, adaptive: [`sample::sample`], [`sample::adaptive`]),
-//! and `analyze` (Γ-method). Every stage calls the library
+//! `free_energy` (mode weights by free-energy integration) and `analyze`
+//! (Γ-method). Every stage calls the library
 //! functions the CLI calls (`fieldflow` crate's lib, crates/*).
 //!
 //! The GIL is released while Rust computes; a Python target takes it once
@@ -16,6 +17,7 @@
 
 mod analyze;
 mod convert;
+mod free_energy;
 mod generate;
 mod model;
 mod sample;
@@ -35,6 +37,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sample::sample, m)?)?;
     m.add_function(wrap_pyfunction!(sample::adaptive, m)?)?;
     m.add_function(wrap_pyfunction!(analyze::analyze, m)?)?;
+    m.add_function(wrap_pyfunction!(free_energy::free_energy, m)?)?;
     m.add_function(wrap_pyfunction!(analyze::analyze_file, m)?)?;
     Ok(())
 }
