@@ -9,10 +9,10 @@ use fieldflow_slips::{Denoiser, ExactDenoiser, McmcDenoiser, McmcSettings, Obser
 use fieldflow_targets::{Covariance, GaussianMixture};
 use ndarray::array;
 
-#[test]
-fn mcmc_denoiser_converges_to_the_exact_one() {
-    // Three overlapping unit-variance components: a skewed, non-Gaussian
-    // but connected posterior that MALA can explore.
+/// Three overlapping unit-variance components (a skewed, non-Gaussian but
+/// connected posterior that MALA can explore), an observation at t = 0.5,
+/// and the exact posterior mean E[X | Y = y] there.
+fn posterior() -> (GaussianMixture, Observation, [f64; 2], [f64; 2]) {
     let means = vec![array![0.0, 0.0], array![1.5, 0.0], array![0.0, 1.5]];
     let mix = GaussianMixture::new(means, vec![Covariance::Isotropic(1.0); 3], vec![0.5, 0.3, 0.2]).unwrap();
     let exact = ExactDenoiser::mixture(&mix).unwrap();
@@ -24,6 +24,12 @@ fn mcmc_denoiser_converges_to_the_exact_one() {
     let y = [1.2, 0.4];
     let mut want = [0.0; 2];
     exact.denoise(&y, obs, &mut exact.new_state(), &mut Seed::new(0).rng(), &mut want);
+    (mix, obs, y, want)
+}
+
+#[test]
+fn mcmc_denoiser_converges_to_the_exact_one() {
+    let (mix, obs, y, want) = posterior();
 
     let replicates = 200;
     let mut rms = Vec::new();
@@ -80,17 +86,7 @@ fn mcmc_denoiser_converges_to_the_exact_one() {
 /// posterior mean: replicates' mean within 4 standard errors, small error.
 #[test]
 fn per_chain_step_rule_gives_the_exact_posterior_mean() {
-    let means = vec![array![0.0, 0.0], array![1.5, 0.0], array![0.0, 1.5]];
-    let mix = GaussianMixture::new(means, vec![Covariance::Isotropic(1.0); 3], vec![0.5, 0.3, 0.2]).unwrap();
-    let exact = ExactDenoiser::mixture(&mix).unwrap();
-    let t = 0.5;
-    let obs = Observation {
-        alpha: Schedule::default().alpha(t),
-        var: t,
-    };
-    let y = [1.2, 0.4];
-    let mut want = [0.0; 2];
-    exact.denoise(&y, obs, &mut exact.new_state(), &mut Seed::new(0).rng(), &mut want);
+    let (mix, obs, y, want) = posterior();
     let den = McmcDenoiser {
         target: &mix,
         settings: McmcSettings {
