@@ -3,13 +3,12 @@ the model files of Python targets (a `[target] kind = "python"` section the
 command line refuses with a one-line error)."""
 
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fieldflow as ff
-from conftest import gaussian
+from conftest import cli, cli_exe, gaussian
 
 CFG = {"seed": 3, "checkpoint_every": 10,
        "train": {"loss": {"preset": "rkl"}, "batch_size": 32, "steps": 40, "lr": 2e-3, "metrics_every": 5}}
@@ -81,16 +80,6 @@ def test_checkpoint_errors(tmp_path):
         ff.train(None, progress=False, checkpoint=ok, resume=True)
 
 
-def cli_exe():
-    exe = Path(__file__).resolve().parents[2] / "target" / "release" / "fieldflow"
-    return exe if exe.exists() else None
-
-
-def cli():
-    exe = cli_exe()
-    if exe is None:
-        pytest.skip("the fieldflow binary is not built")
-    return exe
 
 
 def test_a_python_target_model_names_its_target_and_the_cli_refuses_it(tmp_path):

@@ -12,6 +12,8 @@ Run it with::
 
     target/py-venv/bin/pip install -r python/requirements-notebook.txt
     FIELDFLOW_NOTEBOOK=1 target/py-venv/bin/python -m pytest -m slow python/tests/test_notebook.py
+
+(`cargo xtask validate` does both.)
 """
 
 import os

@@ -2,16 +2,14 @@
 importance sampling; statistical checks against exact values with
 Γ-method error bars; analyze against pyerrors; thread-count independence."""
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fieldflow as ff
-from conftest import MU, VAR, gaussian
+from conftest import MU, VAR, cli, gaussian, outputs_per_thread_count
 
 FREE = {"phi4": {"lattice": [4, 4], "m2": 0.5, "lambda": 0.0}}
 
@@ -135,20 +133,8 @@ np.save(sys.argv[1], np.concatenate([m.sample(50, seed=1)[0].ravel(), b.sample(5
 
 def test_results_do_not_depend_on_the_thread_count(tmp_path):
     script = THREADS.format(tests=str(Path(__file__).parent))
-    outs = []
-    for threads in (1, 2):
-        out = tmp_path / f"t{threads}.npy"
-        env = {**os.environ, "RAYON_NUM_THREADS": str(threads)}
-        subprocess.run([sys.executable, "-c", script, str(out)], check=True, env=env)
-        outs.append(np.load(out))
+    outs = outputs_per_thread_count(script, tmp_path)
     np.testing.assert_array_equal(outs[0], outs[1])
-
-
-def cli():
-    exe = Path(__file__).resolve().parents[2] / "target" / "release" / "fieldflow"
-    if not exe.exists():
-        pytest.skip("the fieldflow binary is not built")
-    return exe
 
 
 def test_generate_writes_the_file_of_the_cli(tmp_path):

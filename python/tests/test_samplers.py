@@ -4,16 +4,14 @@ within 4σ (Γ-method errors over the chains as replica) with fixed seeds,
 the same numbers as `fieldflow sample`, independence of the thread count,
 and one-line errors for bad settings."""
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fieldflow as ff
-from conftest import MU, VAR, gaussian
+from conftest import MU, VAR, cli, gaussian, outputs_per_thread_count
 
 RKL = {"seed": 1, "train": {"loss": {"preset": "rkl"}, "batch_size": 128, "steps": 150, "lr": 3e-3}}
 
@@ -121,20 +119,8 @@ np.save(sys.argv[1], np.concatenate([o.ravel() for o in out]))
 
 def test_samples_do_not_depend_on_the_thread_count(tmp_path):
     script = THREADS.format(tests=str(Path(__file__).parent))
-    outs = []
-    for threads in (1, 2):
-        out = tmp_path / f"t{threads}.npy"
-        env = {**os.environ, "RAYON_NUM_THREADS": str(threads)}
-        subprocess.run([sys.executable, "-c", script, str(out)], check=True, env=env)
-        outs.append(np.load(out))
+    outs = outputs_per_thread_count(script, tmp_path)
     np.testing.assert_array_equal(outs[0], outs[1])
-
-
-def cli():
-    exe = Path(__file__).resolve().parents[2] / "target" / "release" / "fieldflow"
-    if not exe.exists():
-        pytest.skip("the fieldflow binary is not built")
-    return exe
 
 
 @pytest.mark.parametrize("method, sampler", [("global-local", None), ("neutra", {"local": "rw"})])

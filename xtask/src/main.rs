@@ -14,7 +14,8 @@
 //! * `compare`  – fieldflow against a peer on this machine (`compare torch`:
 //!   PyTorch CPU in a venv under target/, see `compare/mod.rs`); never in CI.
 //! * `validate` – the long validation tests (`#[ignore]`d in the default
-//!   suite because they take minutes), in release mode.
+//!   suite because they take minutes), in release mode, then the pytest
+//!   suite with its opt-in notebook check (python/tests/test_notebook.py).
 
 mod compare;
 mod python;
@@ -62,7 +63,10 @@ fn run() -> Result<()> {
         }
         "validate" => {
             setup::ensure_system_packages()?;
-            run_cmd("cargo", &["test", "--release", "--workspace", "--", "--ignored"])
+            run_cmd("cargo", &["test", "--release", "--workspace", "--", "--ignored"])?;
+            // The opt-in pytest check (progress bars in a real notebook kernel).
+            python::test()?;
+            python::notebook()
         }
         "reproduce" => {
             setup::ensure_system_packages()?;

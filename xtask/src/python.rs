@@ -71,3 +71,38 @@ pub fn test() -> Result<()> {
     }
     run_cmd(py, &["-m", "pytest", "-q", "-p", "no:cacheprovider", "python/tests"])
 }
+
+/// The notebook check that the default run skips (python/tests/
+/// test_notebook.py: progress bars in a real Jupyter kernel): installs
+/// python/requirements-notebook.txt into the venv of [`test`] (which must
+/// have run) and runs it with FIELDFLOW_NOTEBOOK=1. Part of `cargo xtask
+/// validate`.
+pub fn notebook() -> Result<()> {
+    let root = workspace_root();
+    let python = root.join(VENV).join("bin/python");
+    let py = python.to_str().context("non-UTF-8 path")?;
+    run_cmd(
+        py,
+        &["-m", "pip", "install", "-q", "-r", "python/requirements-notebook.txt"],
+    )?;
+    eprintln!("xtask: $ FIELDFLOW_NOTEBOOK=1 {py} -m pytest -q -m slow python/tests/test_notebook.py");
+    let status = Command::new(&python)
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "slow",
+            "python/tests/test_notebook.py",
+        ])
+        .env("FIELDFLOW_NOTEBOOK", "1")
+        .current_dir(&root)
+        .status()
+        .context("could not run pytest")?;
+    if !status.success() {
+        bail!("the notebook check failed with {status}");
+    }
+    Ok(())
+}
