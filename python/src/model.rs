@@ -23,11 +23,11 @@ use fieldflow::mpi_dist::Dist;
 use fieldflow::target::{python_section, PYTHON_KIND};
 use fieldflow_core::{Par, Proposal, ProposalDensity, Seed};
 use fieldflow_flowmcmc::AdaptiveState;
-use fieldflow_flows::Flow;
+use fieldflow_flows::{Flow, FlowMixture};
 use fieldflow_io::{FileKind, Header, ModelFile, ModelState, ModelWriter};
 use fieldflow_losses::{
-    AdamState, CheckpointSink, MetricsRecord, RunError, RunSchedule, SingleProcess, StepOutcome, TrainData, TrainLoop,
-    TrainObserver, TrainRun, TrainerState,
+    AdamState, CheckpointSink, MetricsRecord, MixtureTrainer, RunError, RunSchedule, SingleProcess, StepOutcome,
+    TrainData, TrainLoop, TrainObserver, TrainRun, TrainerState,
 };
 use ndarray::{Array1, Array2};
 use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyReadonlyArrayDyn};
@@ -45,6 +45,8 @@ enum Proposer {
     Builtin(Sampler),
     /// A flow trained for a Python target.
     Flow(Flow),
+    /// A mixture of flows trained for a Python target.
+    Mixture(FlowMixture),
 }
 
 impl Proposer {
@@ -52,12 +54,14 @@ impl Proposer {
         match self {
             Proposer::Builtin(s) => s,
             Proposer::Flow(f) => f,
+            Proposer::Mixture(m) => m,
         }
     }
     fn density(&self) -> Option<&dyn ProposalDensity> {
         match self {
             Proposer::Builtin(s) => s.density(),
             Proposer::Flow(f) => Some(f),
+            Proposer::Mixture(m) => Some(m),
         }
     }
 }
@@ -91,6 +95,7 @@ impl PyModel {
         match &*self.proposer {
             Proposer::Builtin(s) => s.flow(),
             Proposer::Flow(f) => Some(f),
+            Proposer::Mixture(_) => None,
         }
     }
     /// The learning rate the model trained with (its config's `train.lr`)
@@ -138,6 +143,7 @@ impl PyModel {
                 ModelConfig::Flow(_) => {
                     Proposer::Flow(Flow::from_json_parts(&state.architecture, state.params.clone())?)
                 }
+                ModelConfig::Mixture(cfg) => Proposer::Mixture(FlowMixture::from_parts(cfg, state.params.clone())?),
                 ModelConfig::Snf(_) => bail!("a stochastic normalizing flow needs its built-in target"),
                 ModelConfig::Diffusion(_) => bail!("a diffusion model needs its built-in lattice target"),
             },
@@ -310,6 +316,13 @@ fn train_impl(
                 parallel: true,
             };
             Box::new(flow_trainer(f, &c.train, c.seed, target.as_target(), data, par)?)
+        }
+        (ModelConfig::Mixture(m), None) => {
+            let par = Par {
+                chunk_rows: chunk_rows.unwrap_or(c.train.batch_size).max(1),
+                parallel: true,
+            };
+            Box::new(MixtureTrainer::new(&c.train, m, c.seed, target.as_target(), data, par)?)
         }
         (ModelConfig::Snf(_) | ModelConfig::Diffusion(_), None) => bail!(
             "flow.stages: a stochastic normalizing flow needs a built-in target (its Langevin blocks need Hessian-vector products)"

@@ -171,7 +171,7 @@ def test_a_stochastic_normalizing_flow_is_refused_where_the_method_needs_a_flow(
     snf = ff.train({"target": {"kind": "mog4"}, "flow": {"stages": [{"flow": {"n_layers": 2}},
                                                                    {"langevin": {"steps": 1, "eps": 0.01}}]},
                     "train": {"loss": {"preset": "rkl"}, "batch_size": 16, "steps": 2, "lr": 1e-3}}, progress=False)
-    with pytest.raises(ValueError, match=r"method = neutra: the model is not a normalizing flow, a bijection x = f\(z\) \(a stochastic normalizing flow or a diffusion model\); use imh, isir or is$"):
+    with pytest.raises(ValueError, match=r"method = neutra: the model is not a normalizing flow, a bijection x = f\(z\) \(a stochastic normalizing flow, a diffusion model or a mixture of flows\); use imh, isir or is$"):
         ff.neutra(snf, 10, progress=False)
     with pytest.raises(ValueError, match="method = global-local: the model is a stochastic normalizing flow, which has no"):
         ff.global_local(snf, 10, progress=False)

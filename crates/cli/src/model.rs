@@ -48,8 +48,8 @@ use crate::target::RunTarget;
 use anyhow::{bail, Result};
 use fieldflow_core::{Par, Proposal, ProposalDensity, Seed};
 use fieldflow_diffusion::{DiffusionConfig, DiffusionModel, DiffusionTrainer};
-use fieldflow_flows::{Flow, FlowConfig};
-use fieldflow_losses::{TrainConfig, TrainData, TrainLoop, Trainer};
+use fieldflow_flows::{Flow, FlowConfig, FlowMixture, MixtureConfig};
+use fieldflow_losses::{MixtureTrainer, TrainConfig, TrainData, TrainLoop, Trainer};
 use fieldflow_snf::{PathProposal, Snf, SnfConfig, SnfTrainer, StageConfig};
 use ndarray::{ArrayViewMut1, ArrayViewMut2};
 
@@ -62,6 +62,22 @@ pub enum ModelConfig {
     Snf(SnfConfig),
     /// A score-based diffusion model (the `[diffusion]` section).
     Diffusion(DiffusionConfig),
+    /// A mixture of flows, one per mode (`[flow] mixture = {…}`).
+    Mixture(MixtureConfig),
+}
+
+/// The keys of `[flow] mixture = { … }` (the rest of `[flow]` is every
+/// component's architecture).
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct MixtureKeys {
+    components: usize,
+    #[serde(default = "default_weight_samples")]
+    weight_samples: usize,
+}
+
+fn default_weight_samples() -> usize {
+    4096
 }
 
 /// Keys of `[flow]` that make it an SNF.
@@ -130,6 +146,7 @@ impl ModelConfig {
             bail!("flow: expected a table, found `{section}`");
         };
         let mut flow_keys = table.clone();
+        let mixture_keys = flow_keys.remove("mixture");
         let mut snf_keys = toml::Table::new();
         for k in SNF_KEYS {
             if let Some(v) = flow_keys.remove(k) {
@@ -165,6 +182,22 @@ impl ModelConfig {
         let flow: FlowConfig = toml::Value::Table(merged)
             .try_into()
             .map_err(|e| anyhow::anyhow!("flow: {}", one_line(&e.to_string())))?;
+        if let Some(m) = mixture_keys {
+            if stages.is_some() {
+                bail!("flow.mixture: a mixture's components are flows, not stochastic normalizing flows (drop flow.stages)");
+            }
+            let keys: MixtureKeys = m
+                .try_into()
+                .map_err(|e| anyhow::anyhow!("flow.mixture: {}", one_line(&e.to_string())))?;
+            let cfg = MixtureConfig {
+                components: keys.components,
+                flow,
+                weight_samples: keys.weight_samples,
+            };
+            cfg.validate()
+                .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("mixture.", "flow.mixture.")))?;
+            return Ok(ModelConfig::Mixture(cfg));
+        }
         let Some(stages) = stages else {
             return Ok(ModelConfig::Flow(flow));
         };
@@ -195,6 +228,18 @@ impl ModelConfig {
                 toml::Value::Table(t)
             }
             ModelConfig::Diffusion(d) => toml::Value::try_from(d)?,
+            ModelConfig::Mixture(m) => {
+                let mut t = match toml::Value::try_from(&m.flow)? {
+                    toml::Value::Table(t) => t,
+                    _ => unreachable!("a FlowConfig serializes to a table"),
+                };
+                let keys = MixtureKeys {
+                    components: m.components,
+                    weight_samples: m.weight_samples,
+                };
+                t.insert("mixture".into(), toml::Value::try_from(keys)?);
+                toml::Value::Table(t)
+            }
         })
     }
 
@@ -204,6 +249,7 @@ impl ModelConfig {
             ModelConfig::Flow(f) => serde_json::to_string(f)?,
             ModelConfig::Snf(s) => serde_json::to_string(s)?,
             ModelConfig::Diffusion(d) => serde_json::json!({ "diffusion": d }).to_string(),
+            ModelConfig::Mixture(m) => serde_json::json!({ "mixture": m }).to_string(),
         })
     }
 
@@ -212,6 +258,8 @@ impl ModelConfig {
         let v: serde_json::Value = serde_json::from_str(json)?;
         Ok(if let Some(d) = v.get("diffusion") {
             ModelConfig::Diffusion(serde_json::from_value(d.clone())?)
+        } else if let Some(m) = v.get("mixture") {
+            ModelConfig::Mixture(serde_json::from_value(m.clone())?)
         } else if v.get("stages").is_some() {
             ModelConfig::Snf(serde_json::from_value(v)?)
         } else {
@@ -275,7 +323,10 @@ impl ModelConfig {
     /// Whether the trained model has a normalized density q(x) (flows); an
     /// SNF is trained and judged by path losses instead.
     pub fn has_density(&self) -> bool {
-        matches!(self, ModelConfig::Flow(_) | ModelConfig::Diffusion(_))
+        matches!(
+            self,
+            ModelConfig::Flow(_) | ModelConfig::Diffusion(_) | ModelConfig::Mixture(_)
+        )
     }
 
     /// A fresh model of this architecture (parameters from `seed`) and its
@@ -306,6 +357,19 @@ impl ModelConfig {
             ModelConfig::Diffusion(cfg) => {
                 let model = cfg.build().map_err(|e| anyhow::anyhow!("diffusion.{e}"))?;
                 Box::new(DiffusionTrainer::new(train, model, target.as_target(), data, par)?)
+            }
+            ModelConfig::Mixture(cfg) => {
+                if cfg.flow.shape.iter().product::<usize>() != target.as_target().dim() {
+                    bail!(
+                        "flow.shape {:?} does not match the target's {} sites",
+                        cfg.flow.shape,
+                        target.as_target().dim()
+                    );
+                }
+                if dist.is_parallel() {
+                    bail!("training a mixture of flows is not distributed over MPI ranks yet: run it with one process");
+                }
+                Box::new(MixtureTrainer::new(train, cfg, seed, target.as_target(), data, par)?)
             }
         })
     }
@@ -379,6 +443,19 @@ impl TrainedModel for DiffusionModel {
     }
 }
 
+/// A mixture of flows proposes with its density (it is not a bijection).
+impl TrainedModel for FlowMixture {
+    fn proposal(&self) -> &dyn Proposal {
+        self
+    }
+    fn density(&self) -> Option<&dyn ProposalDensity> {
+        Some(self)
+    }
+    fn flow(&self) -> Option<&Flow> {
+        None
+    }
+}
+
 /// A trained model ready to propose (see [`TrainedModel`]).
 pub struct Sampler(Box<dyn TrainedModel>);
 
@@ -389,6 +466,7 @@ impl Sampler {
             ModelConfig::Flow(_) => Box::new(Flow::from_json_parts(architecture, params)?),
             ModelConfig::Snf(cfg) => Box::new(SnfModel(cfg.rebuild(target.clone(), params).map_err(snf_error)?)),
             ModelConfig::Diffusion(cfg) => Box::new(cfg.rebuild(params).map_err(|e| anyhow::anyhow!("diffusion.{e}"))?),
+            ModelConfig::Mixture(cfg) => Box::new(FlowMixture::from_parts(cfg, params)?),
         }))
     }
 

@@ -19,6 +19,9 @@
 //!   vector; sampling, density, score, FKL / RKL gradients, and
 //!   [`ScoreModel`] (the score-matching second-order term); implements
 //!   core's [`fieldflow_core::Proposal`];
+//! * [`mixture`]: [`FlowMixture`], one flow per mode behind a fixed affine
+//!   map, weights by importance sampling; [`ComponentTarget`], the target
+//!   seen by one component;
 //! * [`pullback`]: [`Pullback`], the target pulled back to latent space,
 //!   π̃(z) = p̃(f(z)) |det ∂f/∂z|, with its score (neutra-MCMC), as a
 //!   [`fieldflow_core::Target`];
@@ -119,6 +122,7 @@ pub mod flow;
 mod lanes;
 pub mod layer;
 pub mod mask;
+pub mod mixture;
 pub mod net;
 pub mod pullback;
 mod simd;
@@ -131,6 +135,7 @@ pub use config::{
 pub use coupling::{ConditionerSpec, Coupling, CouplingTape, Transform};
 pub use flow::{Flow, FlowError, ScoreModel};
 pub use layer::{Direction, Layer, ScoreLayer, Scratch};
+pub use mixture::{ComponentTarget, FlowMixture, MixtureConfig, MixtureLayout, WeightEstimate};
 pub use net::{ConvGeometry, ConvKernel, Net, NetTape};
 pub use pullback::{Pullback, PullbackRows, PushedForward};
 pub use spline::RqSpline;

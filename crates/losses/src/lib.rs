@@ -18,14 +18,18 @@
 //! * [`metrics`]: a metrics record from a fresh batch of model samples;
 //! * [`trainer`]: the flow trainer — one step at a time, metrics on demand,
 //!   plain-data state for bit-identical resumption;
+//! * [`clusters`]: k-means on target samples; [`mixture`]: the trainer of a
+//!   mixture of flows, one per cluster, weights by importance sampling;
 //! * [`run`]: the training run — the loop, metrics and checkpoint cadence,
 //!   stop requests and resumption, reporting to observers and a checkpoint
 //!   sink. Nothing here prints or touches files.
 
+pub mod clusters;
 pub mod config;
 pub mod exchange;
 pub mod loss;
 pub mod metrics;
+pub mod mixture;
 pub mod optim;
 pub mod records;
 pub mod run;
@@ -37,6 +41,7 @@ pub use config::{check_data, minibatch, TrainConfig, TrainData};
 pub use exchange::{Exchange, SingleProcess};
 pub use loss::{Loss, LossConfig, LossError, LossInputs, LossPreset, LossReport, SmOn, SCORENF_DEFAULT_W_SM};
 pub use metrics::SampleMetrics;
+pub use mixture::MixtureTrainer;
 pub use optim::{clip_grad_norm, Adam, AdamConfig, AdamState};
 pub use records::{MetricColumn, MetricsRecord, StepOutcome, StepReport, TrainError, TrainerState};
 pub use run::{CheckpointSink, RunError, RunSchedule, RunSummary, TrainLoop, TrainObserver, TrainRun};

@@ -48,8 +48,8 @@ pub fn check_model(method: Method, has_flow: bool, has_density: bool, name: &str
             "imh, isir or is"
         };
         bail!(
-            "method = {}: {name} is not a normalizing flow, a bijection x = f(z) (a stochastic normalizing flow \
-             or a diffusion model); use {others}",
+            "method = {}: {name} is not a normalizing flow, a bijection x = f(z) (a stochastic normalizing flow, \
+             a diffusion model or a mixture of flows); use {others}",
             method.as_str()
         );
     }

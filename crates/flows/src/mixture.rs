@@ -1,0 +1,601 @@
+//! A mixture of normalizing flows, one per mode of the target
+//! (docs/THEORY.md §4.11):
+//!
+//!   q(x) = Σₖ πₖ qₖ(x),   qₖ(x) = q_{fₖ}((x − μₖ) ⊘ sₖ) / Πᵢ sₖᵢ,
+//!
+//! i.e. component k draws x = μₖ + sₖ ⊙ fₖ(z), z ~ N(0, σ²I), with its own
+//! flow fₖ (all of one architecture) and a fixed affine map (μₖ, sₖ) that
+//! puts the flow's base on the k-th mode: the mode's mean and per-coordinate
+//! spread, from a clustering of target samples. Each flow is trained on the
+//! target seen through its affine map, [`ComponentTarget`]: p̃ₖ(y) =
+//! p̃(μₖ + sₖ ⊙ y) Πᵢ sₖᵢ (the same Z), where reverse KL is mode-seeking
+//! *within* a mode, which is what it should be.
+//!
+//! **The weights** πₖ are not trained by gradient: the reverse-KL optimum of
+//! the weights with fixed components is πₖ ∝ Zₖ e^{−KLₖ}, biased by each
+//! component's own error. They are estimated by importance sampling instead
+//! ([`FlowMixture::estimate_weights`]): n draws from every component, the
+//! balance-heuristic weights wᵢ = p̃(xᵢ)/q̄(xᵢ), q̄ = (1/K) Σⱼ qⱼ (unbiased
+//! for ∫ f p̃ whatever the components), and the weights that minimize the
+//! importance-sampling estimate of KL(p‖q_π) over π, the fixed point of
+//! the EM update πⱼ ← Σᵢ wᵢ rᵢⱼ(π) / Σᵢ wᵢ, rᵢⱼ = πⱼ qⱼ(xᵢ)/q_π(xᵢ)
+//! (population Monte Carlo's mixture-weight update, Cappé et al. 2008).
+//! When the components do not overlap this is πₖ = Zₖ/Z, the target's mass
+//! in mode k, whatever the components' shapes; their standard errors come
+//! from the per-draw variance within each component's draws (delta method
+//! for a ratio, stratified sampling). The ESS reported is that of the
+//! balance-heuristic weights, 1/(K Σₖ πₖ²) at best (equal allocation).
+//!
+//! **Parameters**, one flat vector: [θ₁ … θ_K, μ₁ … μ_K, log s₁ … log s_K,
+//! log π₁ … log π_K]; the architecture is [`MixtureConfig`] (JSON
+//! `{"mixture": {...}}` in a model file).
+//!
+//! **Draws** ([`fieldflow_core::Proposal`]): component labels from
+//! categorical(π) with the uniforms of `seed.child(0)`, base draws from
+//! `seed.child(1)`, x = μ_c + s_c ⊙ f_c(z); log q(x) = log Σₖ πₖ qₖ(x)
+//! evaluated by every component's inverse pass. A mixture is a density,
+//! not a bijection: neutra-MCMC and adaptive flow-MCMC do not apply.
+
+use crate::config::FlowConfig;
+use crate::flow::{Flow, FlowError};
+use fieldflow_core::{ConfigError, Par, Proposal, ProposalDensity, Seed, Target};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+
+/// The architecture of a [`FlowMixture`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixtureConfig {
+    /// Number of components K (one per mode).
+    pub components: usize,
+    /// Architecture of every component's flow.
+    pub flow: FlowConfig,
+    /// Draws per component of the importance-sampling weight estimate.
+    #[serde(default = "default_weight_samples")]
+    pub weight_samples: usize,
+}
+
+fn default_weight_samples() -> usize {
+    4096
+}
+
+impl MixtureConfig {
+    /// Checks the settings and the flow architecture.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming `mixture.components` (0),
+    /// `mixture.weight_samples` (< 2) or the flow's field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.components == 0 {
+            return Err(ConfigError::new("mixture.components", 0, "must be ≥ 1"));
+        }
+        if self.weight_samples < 2 {
+            return Err(ConfigError::new(
+                "mixture.weight_samples",
+                self.weight_samples,
+                "must be ≥ 2",
+            ));
+        }
+        self.flow.validate()
+    }
+}
+
+/// Where each part of the flat parameter vector lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MixtureLayout {
+    /// Components K.
+    pub k: usize,
+    /// Dimension d.
+    pub d: usize,
+    /// Parameters of one component's flow.
+    pub p: usize,
+}
+
+impl MixtureLayout {
+    /// θₖ.
+    pub fn theta(&self, k: usize) -> std::ops::Range<usize> {
+        k * self.p..(k + 1) * self.p
+    }
+    /// μₖ.
+    pub fn shift(&self, k: usize) -> std::ops::Range<usize> {
+        let o = self.k * self.p + k * self.d;
+        o..o + self.d
+    }
+    /// log sₖ.
+    pub fn log_scale(&self, k: usize) -> std::ops::Range<usize> {
+        let o = self.k * (self.p + self.d) + k * self.d;
+        o..o + self.d
+    }
+    /// log π₁ … log π_K.
+    pub fn log_weights(&self) -> std::ops::Range<usize> {
+        let o = self.k * (self.p + 2 * self.d);
+        o..o + self.k
+    }
+    /// Length of the flat vector.
+    pub fn len(&self) -> usize {
+        self.k * (self.p + 2 * self.d + 1)
+    }
+    /// Whether the vector is empty (never, for a valid config).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A mixture of flows (module docs).
+#[derive(Debug, Clone)]
+pub struct FlowMixture {
+    config: MixtureConfig,
+    layout: MixtureLayout,
+    flows: Vec<Flow>,
+    params: Vec<f64>,
+}
+
+/// The importance-sampling estimate of the mixture weights
+/// ([`FlowMixture::estimate_weights`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightEstimate {
+    /// The weights πₖ (sum 1).
+    pub weights: Vec<f64>,
+    /// Their standard errors.
+    pub errors: Vec<f64>,
+    /// log Ẑ = log mean of the balance-heuristic weights.
+    pub log_z: f64,
+    /// Normalized ESS of the balance-heuristic weights.
+    pub ess: f64,
+    /// EM iterations used.
+    pub iterations: usize,
+}
+
+impl FlowMixture {
+    /// A fresh mixture: flow k from `seed.child(k)`, μₖ = 0, sₖ = 1, equal
+    /// weights.
+    ///
+    /// # Errors
+    /// An invalid configuration.
+    pub fn new(config: MixtureConfig, seed: Seed) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let flows: Vec<Flow> = (0..config.components)
+            .map(|k| config.flow.build(seed.child(k as u64)))
+            .collect::<Result<_, _>>()?;
+        let d = flows[0].dim();
+        let layout = MixtureLayout {
+            k: config.components,
+            d,
+            p: flows[0].n_params(),
+        };
+        let mut params = vec![0.0; layout.len()];
+        for (k, f) in flows.iter().enumerate() {
+            params[layout.theta(k)].copy_from_slice(f.params());
+        }
+        let lw = -(config.components as f64).ln();
+        params[layout.log_weights()].fill(lw);
+        Ok(FlowMixture {
+            config,
+            layout,
+            flows,
+            params,
+        })
+    }
+
+    /// Rebuilds a mixture from its configuration and flat parameters.
+    ///
+    /// # Errors
+    /// An invalid configuration or a parameter vector of the wrong length.
+    pub fn from_parts(config: MixtureConfig, params: Vec<f64>) -> Result<Self, FlowError> {
+        let mut m = FlowMixture::new(config, Seed::new(0))?;
+        if params.len() != m.layout.len() {
+            return Err(FlowError::ParamLength {
+                expected: m.layout.len(),
+                got: params.len(),
+            });
+        }
+        m.set_params(&params);
+        Ok(m)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MixtureConfig {
+        &self.config
+    }
+
+    /// The parameter layout.
+    pub fn layout(&self) -> MixtureLayout {
+        self.layout
+    }
+
+    /// The flat parameter vector (module docs).
+    pub fn params(&self) -> &[f64] {
+        &self.params
+    }
+
+    /// Replaces every parameter (and the component flows' copies).
+    ///
+    /// # Panics
+    /// If `params` has the wrong length.
+    pub fn set_params(&mut self, params: &[f64]) {
+        assert_eq!(params.len(), self.layout.len(), "mixture parameter count");
+        self.params.copy_from_slice(params);
+        for (k, f) in self.flows.iter_mut().enumerate() {
+            f.params_mut().copy_from_slice(&params[self.layout.theta(k)]);
+        }
+    }
+
+    /// Component k's flow fₖ.
+    pub fn flow(&self, k: usize) -> &Flow {
+        &self.flows[k]
+    }
+
+    /// μₖ.
+    pub fn shift(&self, k: usize) -> ArrayView1<'_, f64> {
+        ArrayView1::from(&self.params[self.layout.shift(k)])
+    }
+
+    /// log sₖ.
+    pub fn log_scale(&self, k: usize) -> ArrayView1<'_, f64> {
+        ArrayView1::from(&self.params[self.layout.log_scale(k)])
+    }
+
+    /// log πₖ of every component.
+    pub fn log_weights(&self) -> &[f64] {
+        &self.params[self.layout.log_weights()]
+    }
+
+    /// Sets component k's affine map x = μₖ + sₖ ⊙ y.
+    ///
+    /// # Panics
+    /// If a vector has the wrong length or a scale is not finite and > 0.
+    pub fn set_affine(&mut self, k: usize, shift: ArrayView1<f64>, scale: ArrayView1<f64>) {
+        assert!(scale.iter().all(|s| s.is_finite() && *s > 0.0), "scales must be > 0");
+        let l = self.layout;
+        for (p, v) in self.params[l.shift(k)].iter_mut().zip(shift) {
+            *p = *v;
+        }
+        for (p, v) in self.params[l.log_scale(k)].iter_mut().zip(scale) {
+            *p = v.ln();
+        }
+    }
+
+    /// Sets the weights (normalized here).
+    ///
+    /// # Panics
+    /// If a weight is negative or not finite, or all are 0.
+    pub fn set_weights(&mut self, weights: &[f64]) {
+        let total: f64 = weights.iter().sum();
+        assert!(
+            weights.iter().all(|w| w.is_finite() && *w >= 0.0) && total > 0.0,
+            "weights must be ≥ 0 and not all 0"
+        );
+        let r = self.layout.log_weights();
+        for (p, w) in self.params[r].iter_mut().zip(weights) {
+            *p = (w / total).ln();
+        }
+    }
+
+    /// Σᵢ log sₖᵢ.
+    fn log_det_scale(&self, k: usize) -> f64 {
+        self.log_scale(k).sum()
+    }
+
+    /// Component k's draws: rows of `xs` ← μₖ + sₖ ⊙ fₖ(z), z from `seed`;
+    /// `log_q` ← log qₖ(x).
+    pub fn draw_component(
+        &self,
+        k: usize,
+        seed: Seed,
+        mut xs: ArrayViewMut2<f64>,
+        mut log_q: ArrayViewMut1<f64>,
+        par: Par,
+    ) {
+        let f = &self.flows[k];
+        let mut zs = Array2::zeros(xs.raw_dim());
+        f.sample_base_batch(seed, zs.view_mut(), par);
+        f.forward_batch(zs.view(), xs.view_mut(), log_q.view_mut(), par);
+        let (mu, ls) = (self.shift(k), self.log_scale(k));
+        for mut row in xs.rows_mut() {
+            for i in 0..row.len() {
+                row[i] = mu[i] + ls[i].exp() * row[i];
+            }
+        }
+        let c = self.log_det_scale(k);
+        log_q.mapv_inplace(|v| v - c);
+    }
+
+    /// log qₖ(x) of every row of `xs`.
+    pub fn component_log_q(&self, k: usize, xs: ArrayView2<f64>, out: ArrayViewMut1<f64>, par: Par) {
+        let (mu, ls) = (self.shift(k), self.log_scale(k));
+        let mut ys = xs.to_owned();
+        for mut row in ys.rows_mut() {
+            for i in 0..row.len() {
+                row[i] = (row[i] - mu[i]) * (-ls[i]).exp();
+            }
+        }
+        let mut zs = Array2::zeros(ys.raw_dim());
+        let mut out = out;
+        self.flows[k].inverse_batch(ys.view(), zs.view_mut(), out.view_mut(), par);
+        let c = self.log_det_scale(k);
+        out.mapv_inplace(|v| v - c);
+    }
+
+    /// log qⱼ(xᵢ) for every row i and component j (n × K).
+    pub fn component_log_qs(&self, xs: ArrayView2<f64>, par: Par) -> Array2<f64> {
+        let mut lq = Array2::zeros((xs.nrows(), self.layout.k));
+        for k in 0..self.layout.k {
+            self.component_log_q(k, xs, lq.column_mut(k), par);
+        }
+        lq
+    }
+
+    /// The importance-sampling weights of the module docs:
+    /// `n` = `weight_samples` draws per component (component k's from
+    /// `seed.child(k)`), at most `max_iter` EM iterations (stop when no
+    /// weight moves by more than 1e-12).
+    ///
+    /// # Errors
+    /// If no draw has a finite weight (the components miss the target).
+    pub fn estimate_weights(&self, target: &dyn Target, seed: Seed, par: Par) -> Result<WeightEstimate, ConfigError> {
+        let (k, d, n) = (self.layout.k, self.layout.d, self.config.weight_samples);
+        let mut xs = Array2::zeros((k * n, d));
+        let mut own = Array1::zeros(k * n);
+        for c in 0..k {
+            let rows = ndarray::Slice::from(c * n..(c + 1) * n);
+            self.draw_component(
+                c,
+                seed.child(c as u64),
+                xs.slice_axis_mut(Axis(0), rows),
+                own.slice_axis_mut(Axis(0), rows),
+                par,
+            );
+        }
+        let lq = self.component_log_qs(xs.view(), par);
+        let mut lp = Array1::zeros(k * n);
+        target.log_prob_batch(xs.view(), lp.view_mut(), par);
+        let ln_k = (k as f64).ln();
+        // Balance-heuristic log weights log p̃ − log q̄.
+        let log_w: Vec<f64> = lq
+            .rows()
+            .into_iter()
+            .zip(lp.iter())
+            .map(|(row, &p)| p - (log_sum_exp(row.iter().copied()) - ln_k))
+            .collect();
+        let m = log_w
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(f64::NEG_INFINITY, f64::max);
+        if !m.is_finite() {
+            return Err(ConfigError::new(
+                "mixture",
+                "weights",
+                "no component draw has a finite target density: the components miss the target",
+            ));
+        }
+        let w: Vec<f64> = log_w
+            .iter()
+            .map(|v| if v.is_finite() { (v - m).exp() } else { 0.0 })
+            .collect();
+        let sum_w: f64 = w.iter().sum();
+        let sum_w2: f64 = w.iter().map(|v| v * v).sum();
+        let ess = sum_w * sum_w / (w.len() as f64 * sum_w2);
+        let log_z = m + (sum_w / w.len() as f64).ln();
+        // EM on the weights.
+        let mut pi = vec![1.0 / k as f64; k];
+        let mut resp = Array2::<f64>::zeros((k * n, k));
+        let mut iterations = 0;
+        for it in 0..10_000 {
+            iterations = it + 1;
+            responsibilities(&lq, &pi, &mut resp);
+            let mut new = vec![0.0; k];
+            for (r, wi) in resp.rows().into_iter().zip(&w) {
+                for j in 0..k {
+                    new[j] += wi * r[j];
+                }
+            }
+            new.iter_mut().for_each(|v| *v /= sum_w);
+            let moved = new.iter().zip(&pi).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            pi = new;
+            if moved < 1e-12 {
+                break;
+            }
+        }
+        responsibilities(&lq, &pi, &mut resp);
+        // Delta method for the ratio πⱼ = Σ wᵢrᵢⱼ / Σ wᵢ, stratified by
+        // component: uᵢ = wᵢ(rᵢⱼ − πⱼ), Var πⱼ ≈ Σₖ Varₖ(u)/(n K²) / mean(w)².
+        let mean_w = sum_w / w.len() as f64;
+        let errors = (0..k)
+            .map(|j| {
+                let var: f64 = (0..k)
+                    .map(|c| {
+                        let u: Vec<f64> = (c * n..(c + 1) * n).map(|i| w[i] * (resp[(i, j)] - pi[j])).collect();
+                        let m = u.iter().sum::<f64>() / n as f64;
+                        u.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1) as f64
+                    })
+                    .sum::<f64>()
+                    / (n * k * k) as f64;
+                var.sqrt() / mean_w
+            })
+            .collect();
+        Ok(WeightEstimate {
+            weights: pi,
+            errors,
+            log_z,
+            ess,
+            iterations,
+        })
+    }
+}
+
+/// rᵢⱼ = πⱼ qⱼ(xᵢ) / Σₗ πₗ qₗ(xᵢ) (rows with no finite term: uniform).
+fn responsibilities(lq: &Array2<f64>, pi: &[f64], resp: &mut Array2<f64>) {
+    let k = pi.len();
+    for (row, mut r) in lq.rows().into_iter().zip(resp.rows_mut()) {
+        let terms = row.iter().zip(pi).map(|(l, p)| l + p.ln());
+        let lse = log_sum_exp(terms.clone());
+        if lse.is_finite() {
+            for (rj, t) in r.iter_mut().zip(terms) {
+                *rj = (t - lse).exp();
+            }
+        } else {
+            r.fill(1.0 / k as f64);
+        }
+    }
+}
+
+/// log Σ exp(vᵢ), −∞ for an empty or all −∞ sequence.
+fn log_sum_exp(v: impl Iterator<Item = f64> + Clone) -> f64 {
+    let m = v.clone().fold(f64::NEG_INFINITY, f64::max);
+    if !m.is_finite() {
+        return m;
+    }
+    m + v.map(|x| (x - m).exp()).sum::<f64>().ln()
+}
+
+impl Proposal for FlowMixture {
+    fn dim(&self) -> usize {
+        self.layout.d
+    }
+
+    /// Labels from `seed.child(0)`, each component's rows from
+    /// `seed.child(1).child(k)` (module docs).
+    fn draw_batch(&self, seed: Seed, mut xs: ArrayViewMut2<f64>, mut log_q: ArrayViewMut1<f64>, par: Par) {
+        let n = xs.nrows();
+        let pi: Vec<f64> = self.log_weights().iter().map(|l| l.exp()).collect();
+        let mut rng = seed.child(0).rng();
+        let labels: Vec<usize> = (0..n)
+            .map(|_| {
+                let mut u = rng.random::<f64>();
+                for (j, p) in pi.iter().enumerate() {
+                    if u < *p {
+                        return j;
+                    }
+                    u -= p;
+                }
+                pi.len() - 1
+            })
+            .collect();
+        for k in 0..self.layout.k {
+            let rows: Vec<usize> = (0..n).filter(|&i| labels[i] == k).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let mut xk = Array2::zeros((rows.len(), self.layout.d));
+            let mut lk = Array1::zeros(rows.len());
+            self.draw_component(k, seed.child(1).child(k as u64), xk.view_mut(), lk.view_mut(), par);
+            for (r, &i) in rows.iter().enumerate() {
+                xs.row_mut(i).assign(&xk.row(r));
+            }
+        }
+        self.log_q_batch(xs.view(), log_q.view_mut(), par);
+    }
+}
+
+impl ProposalDensity for FlowMixture {
+    fn log_q_batch(&self, xs: ArrayView2<f64>, mut out: ArrayViewMut1<f64>, par: Par) {
+        let lq = self.component_log_qs(xs, par);
+        let lw = self.log_weights();
+        for (o, row) in out.iter_mut().zip(lq.rows()) {
+            *o = log_sum_exp(row.iter().zip(lw).map(|(a, b)| a + b));
+        }
+    }
+}
+
+thread_local! {
+    /// Per-thread buffer of x = μ + s ⊙ y for [`ComponentTarget`]'s row methods.
+    static POINT: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The target seen by component k's flow (module docs):
+/// log p̃ₖ(y) = log p̃(μ + s ⊙ y) + Σᵢ log sᵢ, ∇ log p̃ₖ(y) = s ⊙ ∇ log p̃(x).
+pub struct ComponentTarget<'a> {
+    target: &'a dyn Target,
+    shift: Array1<f64>,
+    scale: Array1<f64>,
+    log_det: f64,
+}
+
+impl<'a> ComponentTarget<'a> {
+    /// Component k of `mixture` on `target`.
+    pub fn new(target: &'a dyn Target, mixture: &FlowMixture, k: usize) -> Self {
+        let scale = mixture.log_scale(k).mapv(f64::exp);
+        ComponentTarget {
+            target,
+            shift: mixture.shift(k).to_owned(),
+            scale,
+            log_det: mixture.log_det_scale(k),
+        }
+    }
+
+    fn to_x(&self, y: ArrayView1<f64>, x: &mut [f64]) {
+        for (i, xi) in x.iter_mut().enumerate() {
+            *xi = self.shift[i] + self.scale[i] * y[i];
+        }
+    }
+
+    fn batch_to_x(&self, ys: ArrayView2<f64>) -> Array2<f64> {
+        let mut xs = ys.to_owned();
+        for mut row in xs.rows_mut() {
+            for i in 0..row.len() {
+                row[i] = self.shift[i] + self.scale[i] * row[i];
+            }
+        }
+        xs
+    }
+}
+
+impl Target for ComponentTarget<'_> {
+    fn dim(&self) -> usize {
+        self.target.dim()
+    }
+
+    fn log_prob(&self, y: ArrayView1<f64>) -> f64 {
+        POINT.with(|b| {
+            let mut b = b.borrow_mut();
+            b.resize(y.len(), 0.0);
+            self.to_x(y, &mut b);
+            self.target.log_prob(ArrayView1::from(&b[..])) + self.log_det
+        })
+    }
+
+    fn log_prob_and_score(&self, y: ArrayView1<f64>, mut score: ArrayViewMut1<f64>) -> f64 {
+        let lp = POINT.with(|b| {
+            let mut b = b.borrow_mut();
+            b.resize(y.len(), 0.0);
+            self.to_x(y, &mut b);
+            self.target
+                .log_prob_and_score(ArrayView1::from(&b[..]), score.view_mut())
+        });
+        score.zip_mut_with(&self.scale, |g, s| *g *= s);
+        lp + self.log_det
+    }
+
+    fn log_z(&self) -> Option<f64> {
+        self.target.log_z()
+    }
+
+    fn describe(&self) -> String {
+        format!("{} seen through x = μ + s ⊙ y", self.target.describe())
+    }
+
+    fn log_prob_batch(&self, ys: ArrayView2<f64>, mut out: ArrayViewMut1<f64>, par: Par) {
+        let xs = self.batch_to_x(ys);
+        self.target.log_prob_batch(xs.view(), out.view_mut(), par);
+        out.mapv_inplace(|v| v + self.log_det);
+    }
+
+    fn log_prob_and_score_batch(
+        &self,
+        ys: ArrayView2<f64>,
+        mut scores: ArrayViewMut2<f64>,
+        mut out: ArrayViewMut1<f64>,
+        par: Par,
+    ) {
+        let xs = self.batch_to_x(ys);
+        self.target
+            .log_prob_and_score_batch(xs.view(), scores.view_mut(), out.view_mut(), par);
+        for mut row in scores.rows_mut() {
+            row.zip_mut_with(&self.scale, |g, s| *g *= s);
+        }
+        out.mapv_inplace(|v| v + self.log_det);
+    }
+}

@@ -1,0 +1,153 @@
+//! The mixture of flows (docs/THEORY.md §4.11): the component target's
+//! score against central finite differences; the exact oracle of a mixture
+//! whose components are the target's own; the importance-sampling weights
+//! against the exact ones with components that are deliberately wrong; the
+//! draws' component frequencies; determinism across thread counts.
+
+use fieldflow_core::{Par, Proposal, ProposalDensity, Seed, Target};
+use fieldflow_flows::{ComponentTarget, FlowConfig, FlowMixture, MixtureConfig};
+use fieldflow_targets::mixture::Covariance;
+use fieldflow_targets::GaussianMixture;
+use fieldflow_testkit::{central_gradient, rel_err, FD_REL_TOL, FD_STEP};
+use ndarray::{Array1, Array2, ArrayView1};
+
+const D: usize = 3;
+
+/// 0.7 N(−2·𝟙, 0.3 I) + 0.3 N(2·𝟙, diag(0.2, 0.5, 0.4)).
+fn target() -> GaussianMixture {
+    GaussianMixture::new(
+        vec![Array1::from_elem(D, -2.0), Array1::from_elem(D, 2.0)],
+        vec![
+            Covariance::Isotropic(0.3),
+            Covariance::Diagonal(Array1::from(vec![0.2, 0.5, 0.4])),
+        ],
+        vec![0.7, 0.3],
+    )
+    .unwrap()
+}
+
+fn mixture(weight_samples: usize) -> FlowMixture {
+    let mut flow = FlowConfig::mlp(D, 4, vec![8]);
+    flow.identity_init = true;
+    FlowMixture::new(
+        MixtureConfig {
+            components: 2,
+            flow,
+            weight_samples,
+        },
+        Seed::new(3),
+    )
+    .unwrap()
+}
+
+/// Components exactly the target's (identity flows, exact affine maps).
+fn exact(m: &mut FlowMixture) {
+    m.set_affine(
+        0,
+        Array1::from_elem(D, -2.0).view(),
+        Array1::from_elem(D, 0.3f64.sqrt()).view(),
+    );
+    let s1: Array1<f64> = Array1::from(vec![0.2f64, 0.5, 0.4]).mapv(f64::sqrt);
+    m.set_affine(1, Array1::from_elem(D, 2.0).view(), s1.view());
+}
+
+#[test]
+fn component_target_score_matches_finite_differences() {
+    let t = target();
+    let mut m = mixture(16);
+    m.set_affine(
+        1,
+        Array1::from(vec![1.0, 2.5, 1.5]).view(),
+        Array1::from(vec![0.5, 1.5, 0.8]).view(),
+    );
+    let c = ComponentTarget::new(&t, &m, 1);
+    for y in [[0.1, -0.3, 0.7], [1.2, 0.4, -0.9]] {
+        let y = Array1::from(y.to_vec());
+        let mut g = Array1::zeros(D);
+        let lp = c.log_prob_and_score(y.view(), g.view_mut());
+        assert!((lp - c.log_prob(y.view())).abs() < 1e-12);
+        let fd = central_gradient(|v| c.log_prob(ArrayView1::from(v)), y.as_slice().unwrap(), FD_STEP);
+        let e = rel_err(g.as_slice().unwrap(), &fd);
+        assert!(e < FD_REL_TOL, "score rel. error {e:e}");
+        // The batch path equals the row path.
+        let ys = y.clone().insert_axis(ndarray::Axis(0));
+        let (mut gs, mut lps) = (Array2::zeros((1, D)), Array1::zeros(1));
+        c.log_prob_and_score_batch(ys.view(), gs.view_mut(), lps.view_mut(), Par::serial(4));
+        assert!((lps[0] - lp).abs() < 1e-12 && rel_err(gs.row(0).as_slice().unwrap(), g.as_slice().unwrap()) < 1e-14);
+    }
+    // p̃ₖ(y) = p̃(μ + s ⊙ y) Π s: the same normalizer.
+    assert_eq!(c.log_z(), t.log_z());
+}
+
+#[test]
+fn a_mixture_of_the_targets_components_is_the_target() {
+    let t = target();
+    let mut m = mixture(16);
+    exact(&mut m);
+    m.set_weights(&[0.7, 0.3]);
+    let n = 200;
+    let mut xs = Array2::zeros((n, D));
+    let mut lq = Array1::zeros(n);
+    m.draw_batch(Seed::new(5), xs.view_mut(), lq.view_mut(), Par::serial(16));
+    let mut lp = Array1::zeros(n);
+    t.log_prob_batch(xs.view(), lp.view_mut(), Par::serial(16));
+    let log_z = t.log_z().unwrap();
+    for (a, b) in lq.iter().zip(&lp) {
+        assert!((a - (b - log_z)).abs() < 1e-10, "log q {a} vs log p {}", b - log_z);
+    }
+    // The density at the draws is the density of the draws.
+    let mut lq2 = Array1::zeros(n);
+    m.log_q_batch(xs.view(), lq2.view_mut(), Par::serial(16));
+    assert_eq!(lq, lq2);
+}
+
+#[test]
+fn importance_weights_are_exact_within_their_errors_with_wrong_components() {
+    let t = target();
+    let mut m = mixture(4000);
+    // Components too wide and off-centre, equal starting weights.
+    m.set_affine(0, Array1::from_elem(D, -1.8).view(), Array1::from_elem(D, 0.75).view());
+    m.set_affine(1, Array1::from_elem(D, 2.2).view(), Array1::from_elem(D, 0.8).view());
+    let est = m.estimate_weights(&t, Seed::new(11), Par::serial(64)).unwrap();
+    for (w, (e, exact)) in est.weights.iter().zip(est.errors.iter().zip([0.7, 0.3])) {
+        assert!((w - exact).abs() < 4.0 * e, "weight {w} ± {e} vs {exact}");
+        assert!(*e < 0.01, "error {e} too large to test anything");
+    }
+    assert!((est.log_z - t.log_z().unwrap()).abs() < 0.05, "log Z {}", est.log_z);
+    assert!(est.ess > 0.1 && est.ess < 0.9, "ess {}", est.ess);
+    // Exact components: the weights are exact to round-off, so are their
+    // (stratified) errors, and the ESS is that of equal allocation,
+    // 1/(K Σ πₖ²) = 1/1.16.
+    exact(&mut m);
+    let est = m.estimate_weights(&t, Seed::new(11), Par::serial(64)).unwrap();
+    assert!((est.weights[0] - 0.7).abs() < 1e-9 && est.errors[0] < 1e-9, "{est:?}");
+    assert!((est.ess - 1.0 / 1.16).abs() < 1e-9, "{est:?}");
+}
+
+#[test]
+fn draws_follow_the_weights_and_do_not_depend_on_threads() {
+    let mut m = mixture(16);
+    exact(&mut m);
+    m.set_weights(&[0.25, 0.75]);
+    let n = 4000;
+    let draw = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let mut xs = Array2::zeros((n, D));
+            let mut lq = Array1::zeros(n);
+            m.draw_batch(Seed::new(8), xs.view_mut(), lq.view_mut(), Par::default());
+            (xs, lq)
+        })
+    };
+    let (xs, lq) = draw(1);
+    assert_eq!((xs.clone(), lq.clone()), draw(2));
+    let frac = xs.rows().into_iter().filter(|r| r[0] < 0.0).count() as f64 / n as f64;
+    let se = (0.25f64 * 0.75 / n as f64).sqrt();
+    assert!((frac - 0.25).abs() < 4.0 * se, "component 0 fraction {frac}");
+    // Rebuilt from its parts, the mixture is the same.
+    let again = FlowMixture::from_parts(m.config().clone(), m.params().to_vec()).unwrap();
+    let mut lq2 = Array1::zeros(n);
+    again.log_q_batch(xs.view(), lq2.view_mut(), Par::default());
+    assert_eq!(lq, lq2);
+    assert!(FlowMixture::from_parts(m.config().clone(), vec![0.0; 3]).is_err());
+}

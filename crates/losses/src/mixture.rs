@@ -1,0 +1,292 @@
+//! Training a mixture of flows, one per mode (docs/THEORY.md §4.11;
+//! the model is [`fieldflow_flows::FlowMixture`]).
+//!
+//! # Set-up (from the training samples, before step 0)
+//! k-means ([`crate::clusters`], 8 restarts from `seed.child(5)`) splits the
+//! samples into K clusters; component k gets μₖ = the cluster mean and
+//! sₖ = its per-coordinate standard deviation (a coordinate with no spread
+//! gets the samples' overall spread there, or 1), and the initial weights
+//! are the cluster fractions. The cluster's rows, mapped to y = (x − μₖ) ⊘ sₖ,
+//! are component k's data for the loss terms that use data.
+//!
+//! # One step t
+//! Every component takes the configured loss against
+//! [`fieldflow_flows::ComponentTarget`] (the target seen through its
+//! affine map), with its own data minibatch (`seed.child(0).child(t).child(k)`)
+//! and base noise (`seed.child(1).child(t).child(k)`); the total loss is the
+//! sum of the K losses, the gradient their concatenation (zero on μ, s, π),
+//! and one [`Stepper`] applies the guard, clipping (of the whole gradient)
+//! and Adam — per coordinate, so K independent Adams sharing a step count.
+//!
+//! # The weights
+//! After the last step (`steps` reached) the weights are estimated by
+//! importance sampling ([`fieldflow_flows::FlowMixture::estimate_weights`],
+//! draws from `seed.child(6)`) and written into the parameters; the
+//! estimate (weights, errors, log Ẑ, ESS) is kept for the caller.
+//!
+//! # Metrics
+//! As [`crate::Trainer`]'s, with the mixture as the model: `eval_batch`
+//! mixture draws from `seed.child(2).child(t)`, IMH-acceptance uniforms
+//! from `seed.child(3).child(t)`, held-out NLL under the mixture density.
+
+use crate::clusters::kmeans;
+use crate::config::{check_data, minibatch, TrainConfig, TrainData};
+use crate::exchange::Exchange;
+use crate::loss::{Loss, LossInputs, LossReport};
+use crate::metrics::SampleMetrics;
+use crate::records::{MetricsRecord, StepOutcome, TrainError, TrainerState};
+use crate::run::TrainLoop;
+use crate::stepper::Stepper;
+use fieldflow_core::{ConfigError, Par, Proposal, ProposalDensity, Seed, Target};
+use fieldflow_flows::{ComponentTarget, FlowMixture, MixtureConfig, WeightEstimate};
+use ndarray::{Array1, Array2, Axis};
+
+/// Trains a [`FlowMixture`] (module docs).
+pub struct MixtureTrainer<'a> {
+    config: TrainConfig,
+    loss: Loss,
+    mixture: FlowMixture,
+    target: &'a dyn Target,
+    data: TrainData<'a>,
+    component_data: Vec<Array2<f64>>,
+    covering_threshold: Option<f64>,
+    stepper: Stepper,
+    params: Vec<f64>,
+    estimate: Option<WeightEstimate>,
+    par: Par,
+}
+
+impl<'a> MixtureTrainer<'a> {
+    /// A fresh mixture of architecture `mixture` set up from the training
+    /// samples (module docs), flows initialized from `init_seed`.
+    ///
+    /// # Errors
+    /// Invalid settings; no training samples; fewer than 2 samples per
+    /// component; data of the wrong width; flow and target of different
+    /// dimensions.
+    pub fn new(
+        config: &TrainConfig,
+        mixture: &MixtureConfig,
+        init_seed: u64,
+        target: &'a dyn Target,
+        data: TrainData<'a>,
+        par: Par,
+    ) -> Result<Self, TrainError> {
+        let loss = config.validate()?;
+        let mut model = FlowMixture::new(mixture.clone(), Seed::new(init_seed))?;
+        let d = model.layout().d;
+        if target.dim() != d {
+            return Err(ConfigError::new(
+                "target",
+                format!("dim {}", target.dim()),
+                format!("differs from the mixture's flows' dimension {d}"),
+            )
+            .into());
+        }
+        let covering_threshold = check_data(d, target, &data, par)?;
+        let Some(train) = data.train.as_ref() else {
+            return Err(ConfigError::new(
+                "data",
+                "none",
+                "a mixture of flows finds the modes by clustering target samples: give training data",
+            )
+            .into());
+        };
+        let clusters = kmeans(train.view(), mixture.components, 8, Seed::new(config.seed).child(5))?;
+        let overall = train.std_axis(Axis(0), 1.0);
+        let mut component_data = Vec::with_capacity(mixture.components);
+        for k in 0..mixture.components {
+            let scale: Array1<f64> = clusters.stds[k]
+                .iter()
+                .zip(&overall)
+                .map(|(&s, &o)| {
+                    if s > 0.0 {
+                        s
+                    } else if o > 0.0 {
+                        o
+                    } else {
+                        1.0
+                    }
+                })
+                .collect();
+            let mu = &clusters.means[k];
+            model.set_affine(k, mu.view(), scale.view());
+            let rows: Vec<usize> = (0..train.nrows()).filter(|&i| clusters.labels[i] == k).collect();
+            let mut ys = train.select(Axis(0), &rows);
+            for mut row in ys.rows_mut() {
+                row.zip_mut_with(mu, |y, m| *y -= m);
+                row.zip_mut_with(&scale, |y, s| *y /= s);
+            }
+            component_data.push(ys);
+        }
+        let counts: Vec<f64> = clusters.counts.iter().map(|&c| c as f64).collect();
+        model.set_weights(&counts);
+        let params = model.params().to_vec();
+        let stepper = Stepper::new(config, params.len());
+        Ok(MixtureTrainer {
+            config: config.clone(),
+            loss,
+            mixture: model,
+            target,
+            data,
+            component_data,
+            covering_threshold,
+            stepper,
+            params,
+            estimate: None,
+            par,
+        })
+    }
+
+    /// The mixture being trained.
+    pub fn mixture(&self) -> &FlowMixture {
+        &self.mixture
+    }
+
+    /// The weight estimate made after the last step (None before).
+    pub fn weight_estimate(&self) -> Option<&WeightEstimate> {
+        self.estimate.as_ref()
+    }
+
+    /// The summed loss of step `t` over the components (module docs).
+    fn evaluate(&self, t: u64) -> Result<LossReport, TrainError> {
+        let root = Seed::new(self.config.seed);
+        let beta = self.config.annealing.beta(t);
+        let b = self.config.batch_size;
+        let layout = self.mixture.layout();
+        let mut total = LossReport {
+            total: 0.0,
+            fkl: 0.0,
+            rkl: 0.0,
+            sm: 0.0,
+            grad: vec![0.0; layout.len()],
+            log_w: Vec::new(),
+        };
+        for k in 0..layout.k {
+            let flow = self.mixture.flow(k);
+            let data = self
+                .loss
+                .needs_data()
+                .then(|| minibatch(&self.component_data[k], b, root.child(0).child(t).child(k as u64)));
+            let noise = self.loss.needs_noise().then(|| {
+                let mut z = Array2::zeros((b, layout.d));
+                flow.sample_base_batch(root.child(1).child(t).child(k as u64), z.view_mut(), self.par);
+                z
+            });
+            let inputs = LossInputs {
+                data: data.as_ref().map(|x| x.view()),
+                noise: noise.as_ref().map(|z| z.view()),
+            };
+            let component = ComponentTarget::new(self.target, &self.mixture, k);
+            let r = self.loss.value_and_grad(flow, &component, inputs, beta, self.par)?;
+            total.total += r.total;
+            total.fkl += r.fkl;
+            total.rkl += r.rkl;
+            total.sm += r.sm;
+            total.grad[layout.theta(k)].copy_from_slice(&r.grad);
+        }
+        Ok(total)
+    }
+
+    /// One training step (module docs); after the last one, the weights.
+    ///
+    /// # Errors
+    /// As [`crate::Trainer::step`]; a [`ConfigError`] if no component draw
+    /// has a finite target density at the weight estimate.
+    pub fn step(&mut self) -> Result<StepOutcome, TrainError> {
+        if self.stepper.stopped(&self.config) {
+            return Err(self.stepper.stop_error());
+        }
+        let t = self.stepper.step;
+        let report = self.evaluate(t)?;
+        let outcome = self.stepper.apply(&self.config, t, &mut self.params, report);
+        self.mixture.set_params(&self.params);
+        if self.stepper.step == self.config.steps {
+            self.update_weights()?;
+        }
+        Ok(outcome)
+    }
+
+    /// Estimates the weights with the current components and stores them.
+    ///
+    /// # Errors
+    /// As [`FlowMixture::estimate_weights`].
+    pub fn update_weights(&mut self) -> Result<(), TrainError> {
+        let est = self
+            .mixture
+            .estimate_weights(self.target, Seed::new(self.config.seed).child(6), self.par)?;
+        self.mixture.set_weights(&est.weights);
+        self.params.copy_from_slice(self.mixture.params());
+        self.estimate = Some(est);
+        Ok(())
+    }
+
+    /// A metrics record at the current parameters (module docs).
+    pub fn metrics(&self) -> MetricsRecord {
+        let t = self.stepper.step;
+        let root = Seed::new(self.config.seed);
+        let n = self.config.eval_batch;
+        let d = self.mixture.layout().d;
+        let mut xs = Array2::zeros((n, d));
+        let mut lq = Array1::zeros(n);
+        self.mixture
+            .draw_batch(root.child(2).child(t), xs.view_mut(), lq.view_mut(), self.par);
+        let mut lp = Array1::zeros(n);
+        self.target.log_prob_batch(xs.view(), lp.view_mut(), self.par);
+        let log_w: Vec<f64> = lp.iter().zip(&lq).map(|(p, q)| p - q).collect();
+        let nll = match &self.data.held_out {
+            Some(h) => {
+                let mut l = Array1::zeros(h.nrows());
+                self.mixture.log_q_batch(h.view(), l.view_mut(), self.par);
+                -l.mean().unwrap_or(f64::NAN)
+            }
+            None => f64::NAN,
+        };
+        SampleMetrics {
+            xs: xs.view(),
+            log_w: &log_w,
+            nll,
+            acceptance_seed: root.child(3).child(t),
+        }
+        .record(
+            &self.config,
+            &self.stepper,
+            self.target,
+            &self.data,
+            self.covering_threshold,
+            self.par,
+        )
+    }
+}
+
+impl TrainLoop for MixtureTrainer<'_> {
+    fn step(&mut self) -> Result<StepOutcome, TrainError> {
+        MixtureTrainer::step(self)
+    }
+    fn step_sharded(&mut self, exchange: &mut dyn Exchange) -> Result<StepOutcome, TrainError> {
+        if exchange.size() > 1 {
+            return Err(TrainError::NotDistributed("a mixture of flows"));
+        }
+        MixtureTrainer::step(self)
+    }
+    fn metrics(&self) -> MetricsRecord {
+        MixtureTrainer::metrics(self)
+    }
+    fn state(&self) -> TrainerState {
+        self.stepper.state(&self.params, self.par.chunk_rows)
+    }
+    fn restore(&mut self, state: TrainerState) -> Result<(), TrainError> {
+        self.stepper.restore(&mut self.params, state, self.par.chunk_rows)?;
+        self.mixture.set_params(&self.params);
+        Ok(())
+    }
+    fn step_index(&self) -> u64 {
+        self.stepper.step
+    }
+    fn total_rejections(&self) -> u64 {
+        self.stepper.total_rejections
+    }
+    fn params(&self) -> &[f64] {
+        &self.params
+    }
+}
