@@ -12,8 +12,10 @@
 //!
 //! **Methods** ([`RECIPES`], name → TOML overrides merged over the base
 //! config `data/configs/reproduce/modes/{mixture,phi4_1d}.toml`; a new recipe
-//! is one line): the recommended `scorenf_modes` recipe (annealed, first),
-//! the loss presets fkl, rkl, sm, scorenf and annealed RKL
+//! is one line): the recommended method where samples exist, `mixture` (a
+//! mixture of flows, one per mode found by k-means in the data, RKL per
+//! component, weights by importance sampling; docs/THEORY.md §4.11), the
+//! best single-flow recipe `scorenf_modes` (annealed), the loss presets fkl, rkl, sm, scorenf and annealed RKL
 //! (β: 0.1 → 1 over the first half of training), each with affine couplings
 //! and with rational-quadratic spline couplings (`+spline`: 8 bins, a tail
 //! bound B per target that covers its range). Recipes that train on data
@@ -94,43 +96,61 @@ pub struct Recipe {
     /// Trains on exact samples (`[data]`), so needs a target that has them.
     pub data: bool,
     pub overrides: &'static str,
+    /// A mixture of flows with one component per mode of the target
+    /// (`flow.mixture = { components = K }`, docs/THEORY.md §4.11).
+    pub mixture: bool,
 }
 
 /// The methods of the benchmark (each also with spline couplings).
 pub const RECIPES: &[Recipe] = &[
-    // The recommended multimodal recipe (docs/RESULTS.md, "Multimodal
+    // The recommended method where samples exist: a mixture of flows, one
+    // per k-means cluster of the data, RKL per component, weights by
+    // importance sampling (docs/THEORY.md §4.11).
+    Recipe {
+        name: "mixture",
+        data: true,
+        overrides: r#"train.loss = { preset = "rkl" }"#,
+        mixture: true,
+    },
+    // The best single-flow multimodal recipe (docs/RESULTS.md, "Multimodal
     // ScoreNF scan"): FKL + 0.1 RKL + 0.1 SM on flow samples, annealed.
     Recipe {
         name: "scorenf_modes",
         data: true,
         overrides: r#"train.loss = { preset = "scorenf_modes" }
                       train.annealing = { kind = "geometric", beta0 = 0.1, steps = 1000 }"#,
+        mixture: false,
     },
     Recipe {
         name: "fkl",
         data: true,
         overrides: r#"train.loss = { preset = "fkl" }"#,
+        mixture: false,
     },
     Recipe {
         name: "rkl",
         data: false,
         overrides: r#"train.loss = { preset = "rkl" }"#,
+        mixture: false,
     },
     Recipe {
         name: "sm",
         data: true,
         overrides: r#"train.loss = { preset = "sm" }"#,
+        mixture: false,
     },
     Recipe {
         name: "scorenf",
         data: true,
         overrides: r#"train.loss = { preset = "scorenf" }"#,
+        mixture: false,
     },
     Recipe {
         name: "rkl+anneal",
         data: false,
         overrides: r#"train.loss = { preset = "rkl" }
                       train.annealing = { kind = "geometric", beta0 = 0.1, steps = 1000 }"#,
+        mixture: false,
     },
 ];
 
@@ -158,6 +178,8 @@ pub struct Spec {
     /// Spline variants run (on the φ⁴ chain, d = 100, they cost ten times
     /// the affine ones: `--full` only).
     pub spline: bool,
+    /// Number of modes (components of the mixture recipe).
+    pub modes: usize,
 }
 
 /// Training steps of the default scale (`--full`: the configs' 2000, the
@@ -167,7 +189,7 @@ pub const DEFAULT_STEPS: u64 = 1000;
 /// The targets of one invocation (module docs: `quick` small ones, `full`
 /// every dimension, separation and the φ⁴ spline variants).
 pub fn targets(quick: bool, full: bool) -> Vec<Spec> {
-    let mixture = |name: String, section: String, tail_bound: f64, family, x| Spec {
+    let mixture = |name: String, section: String, tail_bound: f64, family, x, modes| Spec {
         name,
         section,
         tail_bound,
@@ -177,10 +199,11 @@ pub fn targets(quick: bool, full: bool) -> Vec<Spec> {
         family,
         x,
         spline: true,
+        modes,
     };
-    let mut v = vec![mixture("mog4".into(), "kind = \"mog4\"".into(), 8.0, "mog", 4.0)];
+    let mut v = vec![mixture("mog4".into(), "kind = \"mog4\"".into(), 8.0, "mog", 4.0, 4)];
     if !quick {
-        v.push(mixture("mog8".into(), "kind = \"mog8\"".into(), 12.0, "mog", 8.0));
+        v.push(mixture("mog8".into(), "kind = \"mog8\"".into(), 12.0, "mog", 8.0, 8));
     }
     let dims: &[usize] = match (quick, full) {
         (true, _) => &[8],
@@ -194,6 +217,7 @@ pub fn targets(quick: bool, full: bool) -> Vec<Spec> {
             6.0,
             "two_modes",
             d as f64,
+            2,
         ));
     }
     let seps: &[f64] = match (quick, full) {
@@ -209,6 +233,7 @@ pub fn targets(quick: bool, full: bool) -> Vec<Spec> {
             6.0,
             "separated",
             s,
+            2,
         ));
     }
     let tilts: &[f64] = if quick {
@@ -227,6 +252,7 @@ pub fn targets(quick: bool, full: bool) -> Vec<Spec> {
             family: "phi4_1d",
             x: b,
             spline: full,
+            modes: 2,
         });
     }
     v
@@ -252,6 +278,9 @@ impl Method {
     pub fn config(&self, base: &Config, t: &Spec, steps: Option<u64>) -> Result<Config> {
         let mut c = base.merged(&format!("[target]\n{}", t.section))?;
         c = c.merged(self.recipe.overrides)?;
+        if self.recipe.mixture {
+            c = c.merged(&format!("flow.mixture = {{ components = {} }}", t.modes))?;
+        }
         if self.spline {
             c = c.merged(&format!(
                 "flow.coupling = {{ spline = {{ bins = {SPLINE_BINS}, tail_bound = {:?} }} }}",
@@ -791,7 +820,7 @@ mod tests {
         let mog4 = &quick[0];
         let names: Vec<String> = methods(mog4).iter().map(Method::name).collect();
         assert_eq!(names.len(), 2 * RECIPES.len());
-        assert_eq!(names[0], "scorenf_modes");
+        assert_eq!(names[..2], ["mixture", "scorenf_modes"]);
         assert_eq!(names[2 * RECIPES.len() - 1], "rkl+anneal+spline");
         // The φ⁴ chain has no exact samples: the data-free recipes only,
         // and its spline variants with --full only.
@@ -824,6 +853,11 @@ mod tests {
         let fkl = fkl.config(&base, t, None).unwrap();
         assert!(!fkl.has("flow") && !fkl.has("train.annealing"));
         assert_eq!(fkl.count("train", "steps"), Some(2000));
+        // The mixture recipe: one component per mode of the target.
+        let mixture = methods(t).into_iter().find(|m| m.name() == "mixture").unwrap();
+        let c = mixture.config(&base, t, None).unwrap();
+        assert_eq!(c.section_text("flow.mixture"), "components = 2");
+        assert_eq!(c.get("train", "loss").unwrap().to_string(), "{ preset = \"rkl\" }");
         // The φ⁴ base config has a target table only after the merge.
         let phi_base = Config::read(&workspace_root().join("data/configs/reproduce/modes/phi4_1d.toml")).unwrap();
         let phi = targets(true, false).into_iter().find(|t| t.x == 0.05).unwrap();
