@@ -48,7 +48,7 @@ use crate::target::RunTarget;
 use anyhow::{bail, Result};
 use fieldflow_core::{Par, Proposal, ProposalDensity, Seed};
 use fieldflow_diffusion::{DiffusionConfig, DiffusionModel, DiffusionTrainer};
-use fieldflow_flows::{Flow, FlowConfig, FlowMixture, MixtureConfig};
+use fieldflow_flows::{Flow, FlowConfig, FlowMixture, Locate, MixtureConfig};
 use fieldflow_losses::{MixtureTrainer, TrainConfig, TrainData, TrainLoop, Trainer};
 use fieldflow_snf::{PathProposal, Snf, SnfConfig, SnfTrainer, StageConfig};
 use ndarray::{ArrayViewMut1, ArrayViewMut2};
@@ -74,6 +74,8 @@ struct MixtureKeys {
     components: usize,
     #[serde(default = "default_weight_samples")]
     weight_samples: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    locate: Option<Locate>,
 }
 
 fn default_weight_samples() -> usize {
@@ -193,6 +195,7 @@ impl ModelConfig {
                 components: keys.components,
                 flow,
                 weight_samples: keys.weight_samples,
+                locate: keys.locate,
             };
             cfg.validate()
                 .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("mixture.", "flow.mixture.")))?;
@@ -236,6 +239,7 @@ impl ModelConfig {
                 let keys = MixtureKeys {
                     components: m.components,
                     weight_samples: m.weight_samples,
+                    locate: m.locate,
                 };
                 t.insert("mixture".into(), toml::Value::try_from(keys)?);
                 toml::Value::Table(t)

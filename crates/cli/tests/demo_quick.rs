@@ -21,7 +21,10 @@ fn quick_demo_reproduces_exact_values() {
         .map(|v| v.as_f64().unwrap())
         .collect();
     let mog = s["mog"].as_array().unwrap();
-    assert_eq!(mog[0]["loss"], "mixture", "the recommended method leads the MOG-4 table");
+    assert_eq!(
+        mog[0]["loss"], "mixture",
+        "the recommended method leads the MOG-4 table"
+    );
     for run in mog {
         let loss = run["loss"].as_str().unwrap();
         let collapsed = run["n_collapsed"].as_u64().unwrap();
@@ -40,7 +43,10 @@ fn quick_demo_reproduces_exact_values() {
             // The recommended method: every mode, weights and density right.
             // Entropy of MOG-4: 1 + ln(2π·0.5) + H(0.1, 0.2, 0.3, 0.4) = 3.4246.
             let (ess, nll) = (run["ess"].as_f64().unwrap(), run["nll"].as_f64().unwrap());
-            assert!(collapsed == 0 && ess > 0.5 && (nll - 3.4246).abs() < 0.2, "mixture: {run}");
+            assert!(
+                collapsed == 0 && ess > 0.5 && (nll - 3.4246).abs() < 0.2,
+                "mixture: {run}"
+            );
         }
         if loss == "rkl" {
             // Pure RKL from an unimodal start collapses; the diagnostics must say so.

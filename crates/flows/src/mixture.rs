@@ -26,6 +26,10 @@
 //! for a ratio, stratified sampling). The ESS reported is that of the
 //! balance-heuristic weights, 1/(K Σₖ πₖ²) at best (equal allocation).
 //!
+//! **Where the modes are** comes from target samples (k-means; see
+//! `fieldflow_losses::mixture`) or, without samples, from the end points of
+//! MALA walkers started broadly ([`Locate`]).
+//!
 //! **Parameters**, one flat vector: [θ₁ … θ_K, μ₁ … μ_K, log s₁ … log s_K,
 //! log π₁ … log π_K]; the architecture is [`MixtureConfig`] (JSON
 //! `{"mixture": {...}}` in a model file).
@@ -55,6 +59,26 @@ pub struct MixtureConfig {
     /// Draws per component of the importance-sampling weight estimate.
     #[serde(default = "default_weight_samples")]
     pub weight_samples: usize,
+    /// Without training samples: find the modes with MALA walkers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locate: Option<Locate>,
+}
+
+/// MALA walkers that find the modes when no target samples exist: `walkers`
+/// starts from N(0, `sigma`² I), `steps` MALA updates each with the step
+/// adapted toward acceptance 0.574 all along; their end points are
+/// clustered like samples. Only *where* they end matters: the weights come
+/// from importance sampling, so walkers that fill the basins in the wrong
+/// proportions do no harm.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Locate {
+    /// Number of walkers.
+    pub walkers: usize,
+    /// Standard deviation of their starting points.
+    pub sigma: f64,
+    /// MALA updates per walker.
+    pub steps: usize,
 }
 
 fn default_weight_samples() -> usize {
@@ -77,6 +101,22 @@ impl MixtureConfig {
                 self.weight_samples,
                 "must be ≥ 2",
             ));
+        }
+        if let Some(l) = &self.locate {
+            if l.walkers < 2 * self.components {
+                return Err(ConfigError::new(
+                    "mixture.locate.walkers",
+                    l.walkers,
+                    "must be at least 2 per component",
+                ));
+            }
+            if !(l.sigma.is_finite() && l.sigma > 0.0) {
+                return Err(ConfigError::new(
+                    "mixture.locate.sigma",
+                    l.sigma,
+                    "must be finite and > 0",
+                ));
+            }
         }
         self.flow.validate()
     }

@@ -34,6 +34,7 @@ fn mixture(weight_samples: usize) -> FlowMixture {
             components: 2,
             flow,
             weight_samples,
+            locate: None,
         },
         Seed::new(3),
     )

@@ -7,7 +7,10 @@
 //! sₖ = its per-coordinate standard deviation (a coordinate with no spread
 //! gets the samples' overall spread there, or 1), and the initial weights
 //! are the cluster fractions. The cluster's rows, mapped to y = (x − μₖ) ⊘ sₖ,
-//! are component k's data for the loss terms that use data.
+//! are component k's data for the loss terms that use data. Without
+//! training samples, `mixture.locate` clusters the end points of MALA
+//! walkers instead ([`crate::clusters::walker_ends`], from
+//! `seed.child(7)`); only a data-free loss (RKL) may then be used.
 //!
 //! # One step t
 //! Every component takes the configured loss against
@@ -29,10 +32,10 @@
 //! mixture draws from `seed.child(2).child(t)`, IMH-acceptance uniforms
 //! from `seed.child(3).child(t)`, held-out NLL under the mixture density.
 
-use crate::clusters::kmeans;
+use crate::clusters::{kmeans, walker_ends};
 use crate::config::{check_data, minibatch, TrainConfig, TrainData};
 use crate::exchange::Exchange;
-use crate::loss::{Loss, LossInputs, LossReport};
+use crate::loss::{Loss, LossError, LossInputs, LossReport};
 use crate::metrics::SampleMetrics;
 use crate::records::{MetricsRecord, StepOutcome, TrainError, TrainerState};
 use crate::run::TrainLoop;
@@ -84,13 +87,27 @@ impl<'a> MixtureTrainer<'a> {
             .into());
         }
         let covering_threshold = check_data(d, target, &data, par)?;
-        let Some(train) = data.train.as_ref() else {
-            return Err(ConfigError::new(
-                "data",
-                "none",
-                "a mixture of flows finds the modes by clustering target samples: give training data",
-            )
-            .into());
+        // Walker end points (mixture.locate) are locations, not samples.
+        if loss.needs_data() && data.train.is_none() {
+            let term = if loss.w_fkl > 0.0 { "fkl" } else { "sm" };
+            return Err(LossError::MissingData { term }.into());
+        }
+        let located;
+        let train = match (data.train.as_ref(), &mixture.locate) {
+            (Some(t), _) => t,
+            (None, Some(l)) => {
+                located = walker_ends(target, l, Seed::new(config.seed).child(7));
+                &located
+            }
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "data",
+                    "none",
+                    "a mixture of flows finds the modes by clustering target samples: give training data, \
+                     or mixture.locate = { walkers, sigma, steps } to find them with MALA walkers",
+                )
+                .into())
+            }
         };
         let clusters = kmeans(train.view(), mixture.components, 8, Seed::new(config.seed).child(5))?;
         let overall = train.std_axis(Axis(0), 1.0);

@@ -36,21 +36,23 @@ def entropy(kind, dim, sep=None):
     return 0.5 * dim * (1 + math.log(2 * math.pi * 0.05)) + H(TRUE_W["two_modes"])
 
 
-def config(kind, dim, k, seed, steps, loss, sep=None):
+def config(kind, dim, k, seed, steps, loss, sep=None, locate=False):
     tgt = f'kind = "{kind}"' + (f"\ndim = {dim}" if dim else "") + (f"\nseparation = {sep}" if sep else "")
+    if locate:  # no target sample: MALA walkers find the modes
+        data = ""
+        mix = f"mixture = {{ components = {k}, locate = {{ walkers = 256, sigma = 3.0, steps = 300 }} }}"
+    else:
+        data = "[data]\nexact = true\nn_train = 100\nn_heldout = 5000\n"
+        mix = f"mixture = {{ components = {k} }}"
     return f"""seed = {seed}
 checkpoint_every = 100000
 
 [target]
 {tgt}
 
-[data]
-exact = true
-n_train = 100
-n_heldout = 5000
-
+{data}
 [flow]
-mixture = {{ components = {k} }}
+{mix}
 
 [train]
 loss = {{ preset = "{loss}" }}
@@ -68,16 +70,16 @@ min_lr = 1e-5
 """
 
 
-def run(kind, dim, k, seed, steps=1000, loss="rkl", sep=None):
-    name = f"{kind}{dim or ''}{'_sep' + str(sep) if sep else ''}_k{k}_{loss}_s{seed}"
+def run(kind, dim, k, seed, steps=1000, loss="rkl", sep=None, locate=False):
+    name = f"{kind}{dim or ''}{'_sep' + str(sep) if sep else ''}_k{k}_{loss}{'_locate' if locate else ''}_s{seed}"
     d = f"/tmp/flow_mixture/{name}"
     os.makedirs(d, exist_ok=True)
     with open(f"{d}/c.toml", "w") as f:
-        f.write(config(kind, dim, k, seed, steps, loss, sep))
+        f.write(config(kind, dim, k, seed, steps, loss, sep, locate))
     t0 = time.time()
     tr = subprocess.run([FF, "train", "--config", f"{d}/c.toml", "--out", f"{d}/m.h5", "--force", "-q"],
                         capture_output=True, text=True)
-    r = {"name": name, "kind": kind, "dim": dim, "sep": sep, "k": k, "seed": seed, "steps": steps, "loss": loss,
+    r = {"name": name, "kind": kind, "dim": dim, "sep": sep, "k": k, "locate": locate, "seed": seed, "steps": steps, "loss": loss,
          "train_seconds": round(time.time() - t0, 1)}
     if tr.returncode != 0:
         r["error"] = tr.stderr.strip()[-400:]
@@ -86,7 +88,7 @@ def run(kind, dim, k, seed, steps=1000, loss="rkl", sep=None):
         last = {a: float(b) for a, b in list(csv.DictReader(f))[-1].items()}
     for key in ("ess", "acceptance", "nll"):
         r[key] = last.get(key)
-    r["nll_minus_H"] = last["nll"] - entropy(kind, dim, sep)
+    r["nll_minus_H"] = last["nll"] - entropy(kind, dim, sep) if last["nll"] == last["nll"] else None
     with open(f"{d}/m.h5.metrics.csv") as f:
         first = {a: float(b) for a, b in list(csv.DictReader(f))[0].items()}
     r["ess_step0"] = first.get("ess")
@@ -121,9 +123,13 @@ if __name__ == "__main__":
     grid = [("mog4", None, 4, None), ("mog8", None, 8, None)] + [("two_modes", d, 2, None) for d in (16, 32, 64, 128)]
     grid += [("double_well", None, 2, None), ("separated_mixture", 8, 2, 4.0), ("separated_mixture", 8, 2, 8.0)]
     seeds = (1,) if "--quick" in sys.argv else (1, 2, 3)
+    locate = "--locate" in sys.argv  # no samples: the modes found by MALA walkers
+    if locate:
+        grid = [("mog4", None, 4, None), ("mog8", None, 8, None)] + [("two_modes", d, 2, None) for d in (16, 32, 64, 128)]
+        grid += [("double_well", None, 2, None)]
     for kind, dim, k, sep in grid:
         for s in seeds:
-            name = f"{kind}{dim or ''}{'_sep' + str(sep) if sep else ''}_k{k}_rkl_s{s}"
+            name = f"{kind}{dim or ''}{'_sep' + str(sep) if sep else ''}_k{k}_rkl{'_locate' if locate else ''}_s{s}"
             if name in done:
                 continue
-            print(json.dumps(run(kind, dim, k, s, sep=sep)), flush=True)
+            print(json.dumps(run(kind, dim, k, s, sep=sep, locate=locate)), flush=True)
