@@ -6,7 +6,9 @@
 //! samples into K clusters; component k gets μₖ = the cluster mean and
 //! sₖ = its per-coordinate standard deviation (a coordinate with no spread
 //! gets the samples' overall spread there, or 1), and the initial weights
-//! are the cluster fractions. The cluster's rows, mapped to y = (x − μₖ) ⊘ sₖ,
+//! are the cluster fractions (with a convolutional flow, μₖ and sₖ are
+//! averaged over the sites: the map is translation invariant like the
+//! flow). The cluster's rows, mapped to y = (x − μₖ) ⊘ sₖ,
 //! are component k's data for the loss terms that use data. Without
 //! training samples, `mixture.locate` clusters the end points of MALA
 //! walkers instead ([`crate::clusters::walker_ends`], from
@@ -41,7 +43,7 @@ use crate::records::{MetricsRecord, StepOutcome, TrainError, TrainerState};
 use crate::run::TrainLoop;
 use crate::stepper::Stepper;
 use fieldflow_core::{ConfigError, Par, Proposal, ProposalDensity, Seed, Target};
-use fieldflow_flows::{ComponentTarget, FlowMixture, MixtureConfig, WeightEstimate};
+use fieldflow_flows::{ComponentTarget, ConditionerKind, FlowMixture, MixtureConfig, WeightEstimate};
 use ndarray::{Array1, Array2, Axis};
 
 /// Trains a [`FlowMixture`] (module docs).
@@ -112,8 +114,13 @@ impl<'a> MixtureTrainer<'a> {
         let clusters = kmeans(train.view(), mixture.components, 8, Seed::new(config.seed).child(5))?;
         let overall = train.std_axis(Axis(0), 1.0);
         let mut component_data = Vec::with_capacity(mixture.components);
+        // A convolutional flow is translation invariant on its periodic
+        // lattice: so is its affine map (site averages of the cluster's
+        // mean and variance), or the noise of per-site estimates from a few
+        // configurations would break the symmetry the flow relies on.
+        let lattice = mixture.flow.conditioner.kind == ConditionerKind::Conv;
         for k in 0..mixture.components {
-            let scale: Array1<f64> = clusters.stds[k]
+            let mut scale: Array1<f64> = clusters.stds[k]
                 .iter()
                 .zip(&overall)
                 .map(|(&s, &o)| {
@@ -126,7 +133,14 @@ impl<'a> MixtureTrainer<'a> {
                     }
                 })
                 .collect();
-            let mu = &clusters.means[k];
+            let mut mu = clusters.means[k].clone();
+            if lattice {
+                let n = d as f64;
+                let (m, v) = (mu.sum() / n, scale.mapv(|v| v * v).sum() / n);
+                mu.fill(m);
+                scale.fill(v.sqrt());
+            }
+            let mu = &mu;
             model.set_affine(k, mu.view(), scale.view());
             let rows: Vec<usize> = (0..train.nrows()).filter(|&i| clusters.labels[i] == k).collect();
             let mut ys = train.select(Axis(0), &rows);
@@ -305,5 +319,55 @@ impl TrainLoop for MixtureTrainer<'_> {
     }
     fn params(&self) -> &[f64] {
         &self.params
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LossConfig, LossPreset};
+    use fieldflow_flows::FlowConfig;
+
+    /// Two clusters of 4 × 4 fields around ±0.8 with site-dependent noise:
+    /// with a convolutional flow every component's affine map is uniform
+    /// over the sites (translation invariant), with the clusters' site
+    /// averages; the weights start at the cluster fractions.
+    #[test]
+    fn a_lattice_mixture_has_translation_invariant_affine_maps() {
+        let lattice = fieldflow_lattice::Lattice::new(&[4, 4]).unwrap();
+        let target = fieldflow_lattice::Phi4::new(lattice, -4.0, 4.0).unwrap();
+        let mut rng = Seed::new(4).rng();
+        let xs = Array2::from_shape_fn((30, 16), |(i, j)| {
+            let sign = if i < 20 { 1.0 } else { -1.0 };
+            sign * 0.8 + 0.1 * (1.0 + j as f64 / 8.0) * (rand::Rng::random::<f64>(&mut rng) - 0.5)
+        });
+        let cfg = TrainConfig::new(LossConfig::preset(LossPreset::Rkl), 8, 2, 1e-3);
+        let mixture = MixtureConfig {
+            components: 2,
+            flow: FlowConfig::tutorial(4),
+            weight_samples: 16,
+            locate: None,
+        };
+        let data = TrainData {
+            train: Some(xs.clone()),
+            held_out: None,
+            modes: None,
+        };
+        let t = MixtureTrainer::new(&cfg, &mixture, 1, &target, data, Par::serial(8)).unwrap();
+        let m = t.mixture();
+        for k in 0..2 {
+            let (mu, ls) = (m.shift(k), m.log_scale(k));
+            assert!(
+                mu.iter().all(|v| *v == mu[0]) && ls.iter().all(|v| *v == ls[0]),
+                "{mu} {ls}"
+            );
+            assert!((mu[0].abs() - 0.8).abs() < 0.02, "site-averaged mean {}", mu[0]);
+        }
+        let mut w: Vec<f64> = m.log_weights().iter().map(|l| l.exp()).collect();
+        w.sort_by(f64::total_cmp);
+        assert!(
+            (w[0] - 1.0 / 3.0).abs() < 1e-12 && (w[1] - 2.0 / 3.0).abs() < 1e-12,
+            "{w:?}"
+        );
     }
 }
