@@ -4,10 +4,10 @@
 //! where the answer is known.
 
 use fieldflow_core::{ExactSampler, Par, Seed, Target};
-use fieldflow_flows::{Flow, FlowConfig};
+use fieldflow_flows::{CouplingKind, Flow, FlowConfig, SplineConfig};
 use fieldflow_losses::{
     Annealing, LossConfig, LossPreset, LrSchedule, SmOn, StepOutcome, TrainConfig, TrainData, TrainError, Trainer,
-    TrainerState,
+    TrainerState, SPLINE_SM_MIN_BASE_FRACTION,
 };
 use fieldflow_targets::{Gaussian, GaussianMixture, Modes};
 use ndarray::{array, Array1, Array2, ArrayView1, ArrayViewMut1};
@@ -402,4 +402,53 @@ steps = 2000
         .err()
         .unwrap();
     assert!(matches!(err, TrainError::Loss(_)), "{err}");
+}
+
+/// Spline couplings trained by score matching on the flow's own samples
+/// from a base much narrower than the data are refused before any work
+/// (`check_spline_base`, docs/RESULTS.md "Spline couplings and score
+/// matching on flow samples": MOG-4 from a N(0, 1) base collapsed in every
+/// run); the rule is pinned at its threshold, and every other combination
+/// (a wide base, affine couplings, SM on data, no SM) is accepted.
+#[test]
+fn spline_sm_on_flow_samples_needs_a_base_as_wide_as_the_data() {
+    let mog = GaussianMixture::mog4();
+    let train = exact(&mog, 100, 2, 11);
+    let scale = train.columns().into_iter().map(|c| c.std(0.0)).fold(0.0f64, f64::max);
+    assert!(scale > 3.5 && scale < 4.5, "MOG-4 coordinate std {scale}");
+    let flow = |spline: bool, sigma: f64| {
+        let mut f = FlowConfig::mlp(2, 2, vec![8]);
+        if spline {
+            f.coupling = CouplingKind::Spline(SplineConfig {
+                bins: 4,
+                tail_bound: 12.0,
+            });
+        }
+        f.base_sigma = sigma;
+        f.build(Seed::new(1)).unwrap()
+    };
+    let new = |spline: bool, sigma: f64, loss: LossConfig| {
+        let cfg = TrainConfig::new(loss, 64, 10, 1e-3);
+        let data = TrainData {
+            train: Some(train.clone()),
+            ..Default::default()
+        };
+        Trainer::new(&cfg, flow(spline, sigma), &mog, data, Par::default()).map(|_| ())
+    };
+    let modes = LossConfig::preset(LossPreset::ScorenfModes);
+    let min = SPLINE_SM_MIN_BASE_FRACTION * scale;
+    for sigma in [1.0, 0.99 * min] {
+        match new(true, sigma, modes) {
+            Err(TrainError::Config(e)) => {
+                assert_eq!(e.field, "flow.base_sigma");
+                assert!(e.problem.contains(&format!("base_sigma >= {min:.3}")), "{e}");
+            }
+            other => panic!("σ = {sigma}: expected a refusal, got {other:?}"),
+        }
+    }
+    new(true, 1.01 * min, modes).unwrap();
+    new(true, 3.0, modes).unwrap();
+    new(false, 1.0, modes).unwrap();
+    new(true, 1.0, LossConfig::weights(1.0, 0.1, 0.1, SmOn::Data)).unwrap();
+    new(true, 1.0, LossConfig::preset(LossPreset::Fkl)).unwrap();
 }
