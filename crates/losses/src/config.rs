@@ -1,7 +1,8 @@
 //! The settings of a training run ([`TrainConfig`], `[train]` in a TOML
-//! config) and the samples it may use ([`TrainData`]): their checks, the
-//! covering threshold of the held-out samples and the data minibatch of a
-//! step.
+//! config) and the samples it may use ([`TrainData`]): their checks (with
+//! the base-scale check of spline flows trained by score matching on flow
+//! samples, [`check_spline_base`]), the covering threshold of the held-out
+//! samples and the data minibatch of a step.
 
 use crate::loss::{Loss, LossConfig, LossError, SmOn};
 use crate::optim::AdamConfig;
