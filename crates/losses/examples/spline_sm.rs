@@ -1,9 +1,11 @@
 //! Diagnostics of the spline + score-matching-on-flow-samples collapse
-//! (issue 14, data/experiments/spline_sm/): trains MOG-4 with the
-//! `scorenf_modes` recipe and, at checkpoints, looks at the flow samples
-//! with the largest score-matching residual ‖s_θ(x) − β s_p(x)‖².
+//! (issue 14, data/experiments/spline_sm/): trains MOG-4 (or MOG-8) with
+//! the `scorenf_modes` recipe and, at checkpoints, looks at the flow
+//! samples with the largest score-matching residual ‖s_θ(x) − β s_p(x)‖².
 //!
 //! `cargo run --release -p fieldflow-losses --example spline_sm -- [affine|spline] STEPS EVERY [TAIL_BOUND]`
+//! (env SEED: data and trainer seed, default 1; SIGMA: base σ, default 1;
+//! TARGET: mog4 or mog8; TOTAL: schedule length, default 2000).
 
 use fieldflow_core::{ExactSampler, Par, Seed, Target};
 use fieldflow_flows::Flow;
@@ -74,7 +76,13 @@ fn main() {
     let steps: u64 = args.get(2).map_or(400, |s| s.parse().unwrap());
     let every: u64 = args.get(3).map_or(50, |s| s.parse().unwrap());
     let par = Par::default();
-    let mog = GaussianMixture::mog4();
+    // Target (env TARGET: mog4, default, or mog8) and schedule length (env
+    // TOTAL, default 2000 steps; annealing over the first half).
+    let mog = match std::env::var("TARGET").as_deref() {
+        Ok("mog8") => GaussianMixture::mog8(),
+        _ => GaussianMixture::mog4(),
+    };
+    let total: u64 = std::env::var("TOTAL").map_or(2000, |s| s.parse().unwrap());
     let mut train = Array2::zeros((100, 2));
     // Training data and trainer seed (env SEED, default 1).
     let seed: u64 = std::env::var("SEED").map_or(1, |s| s.parse().unwrap());
@@ -89,14 +97,14 @@ fn main() {
             tail_bound: bound,
         });
     }
-    let mut cfg = TrainConfig::new(LossConfig::preset(LossPreset::ScorenfModes), 256, 2000, 2e-3);
+    let mut cfg = TrainConfig::new(LossConfig::preset(LossPreset::ScorenfModes), 256, total, 2e-3);
     cfg.lr_schedule = LrSchedule::Cosine {
-        total_steps: 2000,
+        total_steps: total,
         min_lr: 1e-5,
     };
     cfg.annealing = Annealing::Geometric {
         beta0: 0.1,
-        steps: 1000,
+        steps: total / 2,
     };
     cfg.clip_grad_norm = Some(100.0);
     cfg.seed = seed;

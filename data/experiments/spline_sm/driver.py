@@ -42,6 +42,12 @@ def stages():
     # MOG-8: largest coordinate std 7.1.
     S["mog8"] = [{"kind": "mog8", "loss": RECIPE, "anneal": ANN, "flow": spline(24.0, sigma=6.0), "seed": s}
                  for s in (1, 2, 3)]
+    # MOG-8 with a longer budget (annealing over the first half), and with w_rkl = 1.
+    ANN4 = {"kind": "geometric", "beta0": 0.1, "steps": 2000}
+    S["mog8_more"] = [{"kind": "mog8", "loss": RECIPE, "anneal": ANN4, "steps": 4000, "flow": spline(24.0, sigma=6.0),
+                       "seed": s} for s in (1, 2, 3)]
+    S["mog8_more"] += [{"kind": "mog8", "loss": scan.lossd(1, 1, 0.1, "flow"), "anneal": ANN,
+                        "flow": spline(24.0, sigma=6.0), "seed": s} for s in (1, 2, 3)]
     return S
 
 
