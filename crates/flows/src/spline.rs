@@ -555,7 +555,7 @@ fn rq_bin_adjoint(p: &Bin, dp: &Bin, x: f64, dx: f64, bar: [f64; 4]) -> (f64, f6
 mod tests {
     use super::*;
     use fieldflow_core::Seed;
-    use fieldflow_testkit::{assert_close, central_gradient, central_jvp, FD_REL_TOL};
+    use fieldflow_testkit::{assert_close, central_gradient, central_gradient_with_steps, central_jvp, FD_REL_TOL};
     use rand_distr::{Distribution, StandardNormal};
 
     const H: f64 = 1e-6;
@@ -626,48 +626,174 @@ mod tests {
         }
     }
 
+    /// (4D(h/2) − D(h))/3 of a central-difference estimate D(h).
+    fn richardson(d: impl Fn(f64) -> Vec<f64>, h: f64) -> Vec<f64> {
+        let (fine, coarse) = (d(h / 2.0), d(h));
+        fine.iter().zip(&coarse).map(|(f, c)| (4.0 * f - c) / 3.0).collect()
+    }
+
+    /// Checks at (x, dx; θ, dθ): the JVP (dz, dℓ) against central
+    /// differences of (z, ℓ) along (dx, dθ), and the reverse mode of the
+    /// JVP (adjoints `bar` of [z, dz, ℓ, dℓ]) against central differences of
+    /// ⟨bar, rq⟩ in (x, θ) and in (dx, dθ) (F is linear in (dx, dθ)):
+    /// Richardson-extrapolated central differences (4D(h/2) − D(h))/3,
+    /// error O(h⁴), with step `hx` in x and `ht` in θ; relative error below
+    /// [`FD_REL_TOL`].
+    #[allow(clippy::too_many_arguments)] // the point, its tangent and the two steps
+    fn check_point(sp: &RqSpline, theta: &[f64], dtheta: &[f64], x: f64, dx: f64, hx: f64, ht: f64, what: &str) {
+        let bar = [0.7, -1.3, 0.4, 0.9];
+        // u = (x, θ), v = (dx, dθ); F(u, v) = ⟨bar, rq(u; v)⟩.
+        let f = |u: &[f64], v: &[f64]| {
+            let w = work(sp, &u[1..], Some(&v[1..]));
+            let o = sp.rq(&w, u[0], v[0]);
+            o.iter().zip(bar).map(|(a, b)| a * b).sum::<f64>()
+        };
+        let mut u = vec![x];
+        u.extend(theta);
+        let mut v = vec![dx];
+        v.extend(dtheta);
+        let mut steps = vec![ht; u.len()];
+        steps[0] = hx;
+        // JVP: its coefficients, (dz, dℓ) along each unit tangent e_i of
+        // (x, θ), against differences of (z, ℓ) along e_i (compared as
+        // vectors, so that a JVP along v that cancels to a small number
+        // does not turn rounding into a large relative error).
+        let z_l = |u: &[f64]| {
+            let r = sp.rq(&work(sp, &u[1..], None), u[0], 0.0);
+            vec![r[0], r[2]]
+        };
+        let (mut an_z, mut an_l, mut fd_z, mut fd_l) = (vec![], vec![], vec![], vec![]);
+        for i in 0..u.len() {
+            let mut e = vec![0.0; u.len()];
+            e[i] = 1.0;
+            let w = work(sp, theta, Some(&e[1..]));
+            let [_, dz, _, dl] = sp.rq(&w, x, e[0]);
+            an_z.push(dz);
+            an_l.push(dl);
+            let fd = richardson(|h| central_jvp(z_l, &u, &e, h), steps[i]);
+            fd_z.push(fd[0]);
+            fd_l.push(fd[1]);
+        }
+        assert_close(&format!("{what} dz"), &an_z, &fd_z, FD_REL_TOL);
+        assert_close(&format!("{what} dℓ"), &an_l, &fd_l, FD_REL_TOL);
+        // Reverse mode of the JVP.
+        let mut w = work(sp, theta, Some(dtheta));
+        let (xb, dxb) = sp.adjoint(&mut w, x, dx, bar);
+        let mut an_u = vec![xb];
+        an_u.extend(&w.g);
+        let mut an_v = vec![dxb];
+        an_v.extend(&w.dg);
+        let fd_u = richardson(
+            |c| {
+                let st: Vec<f64> = steps.iter().map(|s| c * s).collect();
+                central_gradient_with_steps(|u| f(u, &v), &u, &st)
+            },
+            1.0,
+        );
+        let fd_v = richardson(|h| central_gradient(|v| f(&u, v), &v, h), 1e-3);
+        assert_close(&format!("{what} ∂u"), &an_u, &fd_u, FD_REL_TOL);
+        assert_close(&format!("{what} ∂v"), &an_v, &fd_v, FD_REL_TOL);
+    }
+
     #[test]
     fn jvp_and_its_reverse_mode_match_finite_differences() {
         for (n, sp) in splines().into_iter().enumerate() {
             let np = sp.n_params();
             let theta = normals(np, 10 + n as u64, 1.2);
             let dtheta = normals(np, 20 + n as u64, 1.0);
-            let bar = [0.7, -1.3, 0.4, 0.9];
             for (j, x) in points(sp.tail_bound()).into_iter().enumerate() {
                 let dx = 0.3 - 0.2 * j as f64;
-                // u = (x, θ), v = (dx, dθ); F(u, v) = ⟨bar, rq(u; v)⟩.
-                let f = |u: &[f64], v: &[f64]| {
-                    let w = work(&sp, &u[1..], Some(&v[1..]));
-                    let o = sp.rq(&w, u[0], v[0]);
-                    o.iter().zip(bar).map(|(a, b)| a * b).sum::<f64>()
-                };
-                let mut u = vec![x];
-                u.extend(&theta);
-                let mut v = vec![dx];
-                v.extend(&dtheta);
-                // JVP: dz, dℓ against differences of z, ℓ along v.
-                let w = work(&sp, &theta, Some(&dtheta));
-                let [_, dz, _, dl] = sp.rq(&w, x, dx);
-                // (z, ℓ) as functions of u = (x, θ), differentiated along v.
-                let z_l = |u: &[f64]| {
-                    let r = sp.rq(&work(&sp, &u[1..], None), u[0], 0.0);
-                    vec![r[0], r[2]]
-                };
-                let fd = central_jvp(z_l, &u, &v, H);
-                assert_close("dz", &[dz], &fd[..1], FD_REL_TOL);
-                assert_close("dℓ", &[dl], &fd[1..], FD_REL_TOL);
-                // Reverse mode of the JVP.
-                let mut w = work(&sp, &theta, Some(&dtheta));
-                let (xb, dxb) = sp.adjoint(&mut w, x, dx, bar);
-                let mut an_u = vec![xb];
-                an_u.extend(&w.g);
-                let mut an_v = vec![dxb];
-                an_v.extend(&w.dg);
-                let fd_u = central_gradient(|u| f(u, &v), &u, H);
-                let fd_v = central_gradient(|v| f(&u, v), &v, H);
-                assert_close(&format!("K={} x={x} ∂u", sp.bins()), &an_u, &fd_u, FD_REL_TOL);
-                assert_close(&format!("K={} x={x} ∂v", sp.bins()), &an_v, &fd_v, FD_REL_TOL);
+                check_point(&sp, &theta, &dtheta, x, dx, H, H, &format!("K={} x={x}", sp.bins()));
             }
         }
+    }
+
+    /// The second-order term in the regions the smooth test above does not
+    /// reach: (i) 5 % of a bin width on either side of every inner knot
+    /// (T is C¹ but not C², so the score jumps at knots and only one-sided
+    /// derivatives exist there), and exactly at every knot, −B included, by
+    /// one-sided differences in x; (ii) just and far outside the tail
+    /// bound; (iii) with large conditioner outputs (raw parameters of scale
+    /// 6: widths and heights at their floor, slopes from 10⁻³ to 10²). The
+    /// steps keep central differences from crossing a knot.
+    #[test]
+    fn second_order_term_matches_finite_differences_near_knots_in_the_tails_and_for_large_outputs() {
+        // (smallest and largest inner slope, narrowest bin / 2B) at scale 6
+        let mut extreme = (f64::INFINITY, 0.0f64, f64::INFINITY);
+        for (n, sp) in splines().into_iter().enumerate() {
+            let np = sp.n_params();
+            let b = sp.tail_bound();
+            for (scale, seed) in [(1.2, 30), (6.0, 40)] {
+                let theta = normals(np, seed + n as u64, scale);
+                let dtheta = normals(np, seed + 5 + n as u64, 1.0);
+                let w = work(&sp, &theta, None);
+                let widths: Vec<f64> = w.xs.windows(2).map(|p| p[1] - p[0]).collect();
+                let wmin = widths.iter().copied().fold(f64::INFINITY, f64::min);
+                // Points with their step in x: 10 % of the distance to the
+                // nearest knot (5 % of the bin width) in the bins, relative
+                // to |x| in the tails. The step in θ is 10⁻⁴: it moves a
+                // knot by at most 10⁻⁴ B/2, below 5 % of the narrowest bin
+                // (≥ 2B·10⁻³), and keeps the rounding of z ≈ B far below
+                // the small gradients of squashed bins.
+                let ht = 1e-4;
+                let mut xs = vec![(-b + 5e-2 * widths[0], 1e-3 * widths[0])];
+                for x in [-1.0001 * b, 1.0001 * b, 3.0 * b, -40.0 * b] {
+                    xs.push((x, H * x.abs()));
+                }
+                for k in 1..sp.bins() {
+                    xs.push((w.xs[k] + 5e-2 * widths[k], 1e-3 * widths[k]));
+                    xs.push((w.xs[k] - 5e-2 * widths[k - 1], 1e-3 * widths[k - 1]));
+                }
+                for (j, &(x, hx)) in xs.iter().enumerate() {
+                    let dx = 0.3 - 0.1 * j as f64;
+                    let what = format!("K={} scale {scale} x={x} (min width {wmin:.2e})", sp.bins());
+                    check_point(&sp, &theta, &dtheta, x, dx, hx, ht, &what);
+                }
+                // Exactly at a knot X_k (k < K, −B included) x lies in bin k:
+                // its x-derivatives are the right-sided ones (T'' and ℓ' jump
+                // there), checked by Richardson-extrapolated one-sided
+                // differences (8D(h/4) − 6D(h/2) + D(h))/3 (error O(h³)),
+                // D(h) = (f(x + h) − f(x))/h.
+                // (θ-derivatives do not exist there: θ moves the knot.) Only
+                // for the moderate outputs: beside bins 10⁻³ of 2B wide with
+                // slopes 10⁻³, one-sided differences do not reach 10⁻⁶.
+                for k in (0..sp.bins()).filter(|_| scale < 5.0) {
+                    let x = w.xs[k];
+                    let hk = 1e-5 * widths[k];
+                    let right = |f: &dyn Fn(f64) -> f64| {
+                        let d = |h: f64| (f(x + h) - f(x)) / h;
+                        (8.0 * d(hk / 4.0) - 6.0 * d(hk / 2.0) + d(hk)) / 3.0
+                    };
+                    let what = format!("K={} scale {scale} at knot {k}", sp.bins());
+                    let [_, dz, _, dl] = sp.rq(&w, x, 1.0);
+                    let fd_z = right(&|x| sp.rq(&w, x, 0.0)[0]);
+                    let fd_l = right(&|x| sp.rq(&w, x, 0.0)[2]);
+                    assert_close(&format!("{what} T'"), &[dz], &[fd_z], FD_REL_TOL);
+                    assert_close(&format!("{what} ℓ'"), &[dl], &[fd_l], FD_REL_TOL);
+                    let bar = [0.7, -1.3, 0.4, 0.9];
+                    let wt = work(&sp, &theta, Some(&dtheta));
+                    let f = |x: f64| {
+                        let o = sp.rq(&wt, x, 0.4);
+                        o.iter().zip(bar).map(|(a, b)| a * b).sum::<f64>()
+                    };
+                    let mut wa = work(&sp, &theta, Some(&dtheta));
+                    let (xb, _) = sp.adjoint(&mut wa, x, 0.4, bar);
+                    assert_close(&format!("{what} x̄"), &[xb], &[right(&f)], FD_REL_TOL);
+                }
+                if scale > 5.0 {
+                    for &d in &w.ds[1..sp.bins()] {
+                        extreme.0 = extreme.0.min(d);
+                        extreme.1 = extreme.1.max(d);
+                    }
+                    extreme.2 = extreme.2.min(wmin / (2.0 * b));
+                }
+            }
+        }
+        // The large outputs reach the extremes the test is about.
+        let (lo, hi, wfrac) = extreme;
+        assert!(
+            lo < 0.05 && hi > 5.0 && wfrac < 0.01,
+            "slopes {lo}..{hi}, narrowest bin {wfrac} of 2B"
+        );
     }
 }

@@ -1,13 +1,15 @@
 //! The settings of a training run ([`TrainConfig`], `[train]` in a TOML
-//! config) and the samples it may use ([`TrainData`]): their checks, the
-//! covering threshold of the held-out samples and the data minibatch of a
-//! step.
+//! config) and the samples it may use ([`TrainData`]): their checks (with
+//! the base-scale check of spline flows trained by score matching on flow
+//! samples, [`check_spline_base`]), the covering threshold of the held-out
+//! samples and the data minibatch of a step.
 
-use crate::loss::{Loss, LossConfig, LossError};
+use crate::loss::{Loss, LossConfig, LossError, SmOn};
 use crate::optim::AdamConfig;
 use crate::records::TrainError;
 use crate::schedule::{Annealing, LrSchedule};
 use fieldflow_core::{ConfigError, Par, Seed, Target};
+use fieldflow_flows::{CouplingKind, FlowConfig};
 use fieldflow_stats::diagnostics::{covering_threshold, COVERING_QUANTILE};
 use fieldflow_targets::Modes;
 use ndarray::{Array1, Array2, Axis};
@@ -208,6 +210,62 @@ pub fn check_data(d: usize, target: &dyn Target, data: &TrainData<'_>, par: Par)
         target.log_prob_batch(x.view(), lp.view_mut(), par);
         covering_threshold(lp.as_slice().expect("contiguous"), COVERING_QUANTILE)
     }))
+}
+
+/// Smallest base standard deviation, as a fraction of the training data's
+/// scale, with which spline couplings may be trained by score matching on
+/// the flow's own samples ([`check_spline_base`]).
+pub const SPLINE_SM_MIN_BASE_FRACTION: f64 = 0.5;
+
+/// Refuses spline couplings trained by score matching on the flow's own
+/// samples from a base much narrower than the data: `flow.base_sigma` must
+/// be at least [`SPLINE_SM_MIN_BASE_FRACTION`] × S, S the largest standard
+/// deviation of a coordinate of the training data (no check without data).
+///
+/// Why (docs/THEORY.md §4.9, docs/RESULTS.md "Spline couplings and score
+/// matching on flow samples"): a spline is the identity outside
+/// [−B, B] and meets the diagonal at ±B with slope 1, so unlike an affine
+/// coupling it cannot widen a coordinate as a whole. A flow that must
+/// widen its base several-fold (MOG-4, S = 4.0, from N(0, 1)) pushes mass
+/// outward inside [−B, B] and piles it up just inside the bound, in bins
+/// where log T' reaches 3–7 per layer. There the flow's score is 10²–10⁹
+/// while the target's is ≈ 1, so SM evaluated on those samples is
+/// 10²–10¹⁵, its gradient swamps FKL and RKL (every step is clipped), and
+/// training collapses whatever B (6, 10, 12, 20) or learning rate. On
+/// MOG-4 (the annealed `scorenf_modes` recipe, IMH TV / ESS): base σ = 1
+/// and 1.5 (σ/S = 0.25, 0.38) collapse (TV 0.19–0.74, ESS ≤ 0.007); σ = 2,
+/// 3, 4 (σ/S = 0.5–1) train (TV ≤ 0.006, ESS 0.72–0.88). FKL and SM on
+/// data points do not see the pile-up (no data lie in it), so they are
+/// not checked; nor are flows built without a [`FlowConfig`].
+///
+/// # Errors
+/// `flow.base_sigma` with the value to use instead.
+pub fn check_spline_base(
+    flow: Option<&FlowConfig>,
+    loss: &Loss,
+    train: Option<&Array2<f64>>,
+) -> Result<(), ConfigError> {
+    let (Some(flow), Some(x)) = (flow, train) else {
+        return Ok(());
+    };
+    if !matches!(flow.coupling, CouplingKind::Spline(_)) || loss.w_sm == 0.0 || loss.sm_on != SmOn::Flow {
+        return Ok(());
+    }
+    let scale = x.axis_iter(Axis(1)).map(|c| c.std(0.0)).fold(0.0f64, f64::max);
+    let min = SPLINE_SM_MIN_BASE_FRACTION * scale;
+    if flow.base_sigma < min {
+        return Err(ConfigError::new(
+            "flow.base_sigma",
+            flow.base_sigma,
+            format!(
+                "spline couplings trained by score matching on flow samples need a base about as wide as the data \
+                 (largest coordinate std {scale:.3}): a spline is the identity outside ±tail_bound, so a narrow base \
+                 piles the flow's mass up at the bound and training collapses; set base_sigma >= {min:.3} \
+                 (e.g. {scale:.3})"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The data minibatch of one step: `b` distinct rows of `x` drawn from

@@ -37,7 +37,7 @@ pub mod schedule;
 pub mod stepper;
 pub mod trainer;
 
-pub use config::{check_data, minibatch, TrainConfig, TrainData};
+pub use config::{check_data, check_spline_base, minibatch, TrainConfig, TrainData, SPLINE_SM_MIN_BASE_FRACTION};
 pub use exchange::{Exchange, SingleProcess};
 pub use loss::{Loss, LossConfig, LossError, LossInputs, LossPreset, LossReport, SmOn, SCORENF_DEFAULT_W_SM};
 pub use metrics::SampleMetrics;

@@ -44,7 +44,7 @@
 //!
 //! Unavailable numbers are NaN, so every record has the same columns.
 
-use crate::config::{check_data, minibatch, TrainConfig, TrainData};
+use crate::config::{check_data, check_spline_base, minibatch, TrainConfig, TrainData};
 use crate::exchange::{Exchange, SingleProcess};
 use crate::loss::{Loss, LossError, LossInputs, LossReport};
 use crate::metrics::SampleMetrics;
@@ -73,7 +73,9 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
     /// # Errors
     /// An invalid `config`; data needed by the loss but absent; data or
     /// held-out rows of the wrong width or empty; flow and target of
-    /// different dimensions (all before any work is done).
+    /// different dimensions; spline couplings trained by score matching on
+    /// flow samples from a base much narrower than the data
+    /// ([`crate::check_spline_base`]) (all before any work is done).
     pub fn new(
         config: &TrainConfig,
         flow: Flow<L>,
@@ -92,6 +94,7 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
             .into());
         }
         let covering_threshold = check_data(d, target, &data, par)?;
+        check_spline_base(flow.config(), &loss, data.train.as_ref())?;
         if loss.needs_data() && data.train.is_none() {
             let term = if loss.w_fkl > 0.0 { "fkl" } else { "sm" };
             return Err(LossError::MissingData { term }.into());

@@ -4,10 +4,10 @@
 //! where the answer is known.
 
 use fieldflow_core::{ExactSampler, Par, Seed, Target};
-use fieldflow_flows::{Flow, FlowConfig};
+use fieldflow_flows::{CouplingKind, Flow, FlowConfig, SplineConfig};
 use fieldflow_losses::{
     Annealing, LossConfig, LossPreset, LrSchedule, SmOn, StepOutcome, TrainConfig, TrainData, TrainError, Trainer,
-    TrainerState,
+    TrainerState, SPLINE_SM_MIN_BASE_FRACTION,
 };
 use fieldflow_targets::{Gaussian, GaussianMixture, Modes};
 use ndarray::{array, Array1, Array2, ArrayView1, ArrayViewMut1};
@@ -402,4 +402,112 @@ steps = 2000
         .err()
         .unwrap();
     assert!(matches!(err, TrainError::Loss(_)), "{err}");
+}
+
+/// Spline couplings trained by score matching on the flow's own samples
+/// from a base much narrower than the data are refused before any work
+/// (`check_spline_base`, docs/RESULTS.md "Spline couplings and score
+/// matching on flow samples": MOG-4 from a N(0, 1) base collapsed in every
+/// run); the rule is pinned at its threshold, and every other combination
+/// (a wide base, affine couplings, SM on data, no SM) is accepted.
+#[test]
+fn spline_sm_on_flow_samples_needs_a_base_as_wide_as_the_data() {
+    let mog = GaussianMixture::mog4();
+    let train = exact(&mog, 100, 2, 11);
+    let scale = train.columns().into_iter().map(|c| c.std(0.0)).fold(0.0f64, f64::max);
+    assert!(scale > 3.5 && scale < 4.5, "MOG-4 coordinate std {scale}");
+    let flow = |spline: bool, sigma: f64| {
+        let mut f = FlowConfig::mlp(2, 2, vec![8]);
+        if spline {
+            f.coupling = CouplingKind::Spline(SplineConfig {
+                bins: 4,
+                tail_bound: 12.0,
+            });
+        }
+        f.base_sigma = sigma;
+        f.build(Seed::new(1)).unwrap()
+    };
+    let new = |spline: bool, sigma: f64, loss: LossConfig| {
+        let cfg = TrainConfig::new(loss, 64, 10, 1e-3);
+        let data = TrainData {
+            train: Some(train.clone()),
+            ..Default::default()
+        };
+        Trainer::new(&cfg, flow(spline, sigma), &mog, data, Par::default()).map(|_| ())
+    };
+    let modes = LossConfig::preset(LossPreset::ScorenfModes);
+    let min = SPLINE_SM_MIN_BASE_FRACTION * scale;
+    for sigma in [1.0, 0.99 * min] {
+        match new(true, sigma, modes) {
+            Err(TrainError::Config(e)) => {
+                assert_eq!(e.field, "flow.base_sigma");
+                assert!(e.problem.contains(&format!("base_sigma >= {min:.3}")), "{e}");
+            }
+            other => panic!("σ = {sigma}: expected a refusal, got {other:?}"),
+        }
+    }
+    new(true, 1.01 * min, modes).unwrap();
+    new(true, 3.0, modes).unwrap();
+    new(false, 1.0, modes).unwrap();
+    new(true, 1.0, LossConfig::weights(1.0, 0.1, 0.1, SmOn::Data)).unwrap();
+    new(true, 1.0, LossConfig::preset(LossPreset::Fkl)).unwrap();
+}
+
+/// The property behind `check_spline_base`, on the `scorenf_modes` recipe
+/// (MOG-4, 100 samples, spline couplings, B = 6): from a N(0, 1) base the
+/// flow piles mass up just inside the tail bound within 30 steps, where its
+/// score is huge and SM on flow samples explodes; from a base as wide as the
+/// data (σ = 3) SM stays O(1). The flows are assembled from their layers
+/// (no `FlowConfig` attached) so that the trainer does not refuse σ = 1.
+#[test]
+fn a_narrow_base_piles_spline_mass_up_at_the_tail_bound() {
+    let mog = GaussianMixture::mog4();
+    let train = exact(&mog, 100, 2, 100);
+    let par = Par::default();
+    let run = |sigma: f64| {
+        let mut fc = FlowConfig::mlp(2, 8, vec![32, 32]);
+        fc.coupling = CouplingKind::Spline(SplineConfig {
+            bins: 8,
+            tail_bound: 6.0,
+        });
+        fc.base_sigma = sigma;
+        let built = fc.build(Seed::new(1)).unwrap();
+        let flow = Flow::from_layers(sigma, fc.layers().unwrap(), built.params().to_vec());
+        let steps = 30;
+        let mut cfg = TrainConfig::new(LossConfig::preset(LossPreset::ScorenfModes), 256, 2000, 2e-3);
+        cfg.annealing = Annealing::Geometric {
+            beta0: 0.1,
+            steps: 1000,
+        };
+        cfg.clip_grad_norm = Some(100.0);
+        cfg.seed = 1;
+        let data = TrainData {
+            train: Some(train.clone()),
+            ..Default::default()
+        };
+        let mut tr = Trainer::new(&cfg, flow, &mog, data, par).unwrap();
+        for _ in 0..steps {
+            tr.step().unwrap();
+        }
+        // SM and the outermost coordinate of 4096 fresh flow samples.
+        let flow = tr.flow();
+        let n = 4096;
+        let mut zs = Array2::zeros((n, 2));
+        flow.sample_base_batch(Seed::new(7), zs.view_mut(), par);
+        let (mut xs, mut lq) = (Array2::zeros((n, 2)), Array1::zeros(n));
+        flow.forward_batch(zs.view(), xs.view_mut(), lq.view_mut(), par);
+        let mut g = vec![0.0; flow.n_params()];
+        let beta = cfg.annealing.beta(steps);
+        let sm = fieldflow_losses::loss::sm_value_and_grad(flow, &mog, xs.view(), beta, 0.0, &mut g, par);
+        let outer = xs.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        (sm, outer)
+    };
+    let (sm_narrow, outer_narrow) = run(1.0);
+    let (sm_wide, _) = run(3.0);
+    assert!(sm_wide < 10.0, "σ = 3: SM {sm_wide}");
+    assert!(sm_narrow > 100.0, "σ = 1: SM {sm_narrow} (σ = 3: {sm_wide})");
+    assert!(
+        outer_narrow > 5.9 && outer_narrow < 6.0,
+        "σ = 1: outermost |x_j| {outer_narrow}"
+    );
 }

@@ -16,7 +16,7 @@ def cfg_key(p):
         if "coupling" in f:
             sp = f["coupling"]["spline"]
             bits.append(f"spline K{sp['bins']} B{sp['tail_bound']:g}")
-        for k in ("n_layers", "conditioner"):
+        for k in ("n_layers", "conditioner", "base_sigma"):
             if k in f:
                 bits.append(f"{k}={f[k]['hidden'] if k == 'conditioner' else f[k]}")
         s += " | " + ",".join(bits)

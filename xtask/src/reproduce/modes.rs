@@ -18,7 +18,10 @@
 //! best single-flow recipe `scorenf_modes` (annealed), the loss presets fkl, rkl, sm, scorenf and annealed RKL
 //! (β: 0.1 → 1 over the first half of training), each with affine couplings
 //! and with rational-quadratic spline couplings (`+spline`: 8 bins, a tail
-//! bound B per target that covers its range). Recipes that train on data
+//! bound B per target that covers its range, and a base σ about the data's
+//! largest coordinate standard deviation: a spline cannot widen a narrow
+//! base, docs/RESULTS.md "Spline couplings and score matching on flow
+//! samples"). Recipes that train on data
 //! need exact samples; the φ⁴ chain has none (and the CLI generates MCMC
 //! ensembles only for lattice φ⁴), so it gets the data-free recipes only.
 //! Every model is sampled twice: IMH (`fieldflow sample`) and importance
@@ -166,6 +169,10 @@ pub struct Spec {
     pub section: String,
     /// Tail bound B of the spline couplings: covers the target's range.
     pub tail_bound: f64,
+    /// Base σ of the spline variants: about the data's largest coordinate
+    /// standard deviation (a spline cannot widen a narrow base, see
+    /// `fieldflow_losses::check_spline_base`).
+    pub spline_base_sigma: f64,
     /// Base config under data/configs/reproduce/modes/.
     pub base: &'static str,
     /// Exact samples exist (the data recipes can train).
@@ -189,10 +196,11 @@ pub const DEFAULT_STEPS: u64 = 1000;
 /// The targets of one invocation (module docs: `quick` small ones, `full`
 /// every dimension, separation and the φ⁴ spline variants).
 pub fn targets(quick: bool, full: bool) -> Vec<Spec> {
-    let mixture = |name: String, section: String, tail_bound: f64, family, x, modes| Spec {
+    let mixture = |name: String, section: String, tail_bound: f64, spline_base_sigma: f64, family, x, modes| Spec {
         name,
         section,
         tail_bound,
+        spline_base_sigma,
         base: "mixture",
         exact_data: true,
         log_z: Some(0.0),
@@ -201,9 +209,27 @@ pub fn targets(quick: bool, full: bool) -> Vec<Spec> {
         spline: true,
         modes,
     };
-    let mut v = vec![mixture("mog4".into(), "kind = \"mog4\"".into(), 8.0, "mog", 4.0, 4)];
+    // Largest coordinate std: MOG-4 4.0, MOG-8 7.1 (modes on the circle of
+    // radius 10, variance 0.7), two modes 0.97, separated hypot(s/(2√8), 1).
+    let mut v = vec![mixture(
+        "mog4".into(),
+        "kind = \"mog4\"".into(),
+        12.0,
+        3.0,
+        "mog",
+        4.0,
+        4,
+    )];
     if !quick {
-        v.push(mixture("mog8".into(), "kind = \"mog8\"".into(), 12.0, "mog", 8.0, 8));
+        v.push(mixture(
+            "mog8".into(),
+            "kind = \"mog8\"".into(),
+            24.0,
+            6.0,
+            "mog",
+            8.0,
+            8,
+        ));
     }
     let dims: &[usize] = match (quick, full) {
         (true, _) => &[8],
@@ -215,6 +241,7 @@ pub fn targets(quick: bool, full: bool) -> Vec<Spec> {
             format!("two_modes_d{d}"),
             format!("kind = \"two_modes\"\ndim = {d}"),
             6.0,
+            1.0,
             "two_modes",
             d as f64,
             2,
@@ -231,6 +258,7 @@ pub fn targets(quick: bool, full: bool) -> Vec<Spec> {
             format!("separated_d8_s{s}"),
             format!("kind = \"separated_mixture\"\ndim = 8\nseparation = {s:?}"),
             6.0,
+            (s / (2.0 * 8f64.sqrt())).hypot(1.0),
             "separated",
             s,
             2,
@@ -246,6 +274,7 @@ pub fn targets(quick: bool, full: bool) -> Vec<Spec> {
             name: format!("phi4_1d_b{b}"),
             section: format!("kind = \"phi4_1d\"\nb = {b:?}"),
             tail_bound: 4.0,
+            spline_base_sigma: 1.0,
             base: "phi4_1d",
             exact_data: false,
             log_z: None,
@@ -282,9 +311,15 @@ impl Method {
             c = c.merged(&format!("flow.mixture = {{ components = {} }}", t.modes))?;
         }
         if self.spline {
+            // A mixture's components see the target whitened by their
+            // cluster's spread: a unit base and a bound of 5 cover them.
+            let (bound, sigma) = if self.recipe.mixture {
+                (5.0, 1.0)
+            } else {
+                (t.tail_bound, t.spline_base_sigma)
+            };
             c = c.merged(&format!(
-                "flow.coupling = {{ spline = {{ bins = {SPLINE_BINS}, tail_bound = {:?} }} }}",
-                t.tail_bound
+                "flow.coupling = {{ spline = {{ bins = {SPLINE_BINS}, tail_bound = {bound:?} }} }}\nflow.base_sigma = {sigma:?}"
             ))?;
         }
         c.with_steps(steps)
@@ -544,7 +579,10 @@ fn target_table(r: &mut Runner, t: &Spec, base: &Config, records: &[Record]) -> 
         r.scale.chains,
         r.scale.samples,
         if t.spline {
-            format!("{SPLINE_BINS} bins, tail bound {}", t.tail_bound)
+            format!(
+                "{SPLINE_BINS} bins, tail bound {}, base σ {:.2}",
+                t.tail_bound, t.spline_base_sigma
+            )
         } else {
             "with --full only".to_string()
         },
@@ -847,6 +885,7 @@ mod tests {
         assert_eq!(c.count("train.annealing", "steps"), Some(150));
         assert_eq!(c.count("train", "steps"), Some(300));
         assert_eq!(c.section_text("flow.coupling.spline"), "bins = 8, tail_bound = 6.0");
+        assert_eq!(c.get("flow", "base_sigma").and_then(|v| v.as_float()), Some(1.0));
         // The data section of the base stays (and the plain recipe has no spline).
         assert_eq!(c.show("data", "n_train"), "100");
         let fkl = methods(t).into_iter().find(|m| m.name() == "fkl").unwrap();
