@@ -16,8 +16,8 @@ use crate::schedule::NoiseSchedule;
 use crate::spectrum::SpectrumWork;
 use fieldflow_core::{ConfigError, Par, Proposal, ProposalDensity, Seed, Target};
 use fieldflow_losses::{
-    check_data, minibatch, Exchange, LossReport, MetricsRecord, SampleMetrics, StepOutcome, Stepper, TrainConfig,
-    TrainData, TrainError, TrainLoop, TrainerState,
+    check_data, held_out_nll, minibatch, Exchange, LossReport, MetricsRecord, SampleMetrics, StepOutcome, Stepper,
+    TrainConfig, TrainData, TrainError, TrainLoop, TrainerState,
 };
 use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use serde::{Deserialize, Serialize};
@@ -332,13 +332,10 @@ impl TrainLoop for DiffusionTrainer<'_> {
         let mut log_p = ndarray::Array1::zeros(n);
         self.target.log_prob_batch(g.xs.view(), log_p.view_mut(), self.par);
         let log_w: Vec<f64> = log_p.iter().zip(&g.log_q).map(|(p, q)| p - q).collect();
-        let nll = match &self.data.held_out {
-            Some(h) if self.model.has_density() => {
-                let mut lq = ndarray::Array1::zeros(h.nrows());
-                self.model.log_q_batch(h.view(), lq.view_mut(), self.par);
-                -lq.mean().unwrap_or(f64::NAN)
-            }
-            _ => f64::NAN,
+        let nll = if self.model.has_density() {
+            held_out_nll(&self.model, self.data.held_out.as_ref(), self.par)
+        } else {
+            f64::NAN
         };
         SampleMetrics {
             xs: g.xs.view(),

@@ -40,7 +40,7 @@ pub mod trainer;
 pub use config::{check_data, check_spline_base, minibatch, TrainConfig, TrainData, SPLINE_SM_MIN_BASE_FRACTION};
 pub use exchange::{Exchange, SingleProcess};
 pub use loss::{Loss, LossConfig, LossError, LossInputs, LossPreset, LossReport, SmOn, SCORENF_DEFAULT_W_SM};
-pub use metrics::SampleMetrics;
+pub use metrics::{held_out_nll, SampleMetrics};
 pub use mixture::MixtureTrainer;
 pub use optim::{clip_grad_norm, Adam, AdamConfig, AdamState};
 pub use records::{MetricColumn, MetricsRecord, StepOutcome, StepReport, TrainError, TrainerState};

@@ -6,11 +6,24 @@
 use crate::config::{TrainConfig, TrainData};
 use crate::records::{MetricsRecord, StepReport};
 use crate::stepper::Stepper;
-use fieldflow_core::{Par, Seed, Target};
+use fieldflow_core::{Par, ProposalDensity, Seed, Target};
 use fieldflow_stats::diagnostics::{
     collapsed, covering_fraction, ess_normalized, imh_acceptance, total_variation, COLLAPSE_FRACTION,
 };
-use ndarray::{Array1, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView2};
+
+/// The held-out NLL −mean log q of a model with a density (NaN without
+/// held-out rows).
+pub fn held_out_nll(model: &dyn ProposalDensity, held_out: Option<&Array2<f64>>, par: Par) -> f64 {
+    match held_out {
+        Some(h) => {
+            let mut lq = Array1::zeros(h.nrows());
+            model.log_q_batch(h.view(), lq.view_mut(), par);
+            -lq.mean().unwrap_or(f64::NAN)
+        }
+        None => f64::NAN,
+    }
+}
 
 /// A fresh batch of model samples with everything a metrics record needs.
 pub struct SampleMetrics<'b> {

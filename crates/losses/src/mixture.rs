@@ -38,11 +38,11 @@ use crate::clusters::{kmeans, walker_ends};
 use crate::config::{check_data, minibatch, TrainConfig, TrainData};
 use crate::exchange::Exchange;
 use crate::loss::{Loss, LossError, LossInputs, LossReport};
-use crate::metrics::SampleMetrics;
+use crate::metrics::{held_out_nll, SampleMetrics};
 use crate::records::{MetricsRecord, StepOutcome, TrainError, TrainerState};
 use crate::run::TrainLoop;
 use crate::stepper::Stepper;
-use fieldflow_core::{ConfigError, Par, Proposal, ProposalDensity, Seed, Target};
+use fieldflow_core::{ConfigError, Par, Proposal, Seed, Target};
 use fieldflow_flows::{ComponentTarget, ConditionerKind, FlowMixture, MixtureConfig, WeightEstimate};
 use ndarray::{Array1, Array2, Axis};
 
@@ -265,14 +265,7 @@ impl<'a> MixtureTrainer<'a> {
         let mut lp = Array1::zeros(n);
         self.target.log_prob_batch(xs.view(), lp.view_mut(), self.par);
         let log_w: Vec<f64> = lp.iter().zip(&lq).map(|(p, q)| p - q).collect();
-        let nll = match &self.data.held_out {
-            Some(h) => {
-                let mut l = Array1::zeros(h.nrows());
-                self.mixture.log_q_batch(h.view(), l.view_mut(), self.par);
-                -l.mean().unwrap_or(f64::NAN)
-            }
-            None => f64::NAN,
-        };
+        let nll = held_out_nll(&self.mixture, self.data.held_out.as_ref(), self.par);
         SampleMetrics {
             xs: xs.view(),
             log_w: &log_w,

@@ -47,13 +47,13 @@
 use crate::config::{check_data, check_spline_base, minibatch, TrainConfig, TrainData};
 use crate::exchange::{Exchange, SingleProcess};
 use crate::loss::{Loss, LossError, LossInputs, LossReport};
-use crate::metrics::SampleMetrics;
+use crate::metrics::{held_out_nll, SampleMetrics};
 use crate::records::{MetricsRecord, StepOutcome, TrainError, TrainerState};
 use crate::run::TrainLoop;
 use crate::stepper::Stepper;
 use fieldflow_core::{ConfigError, Par, Seed, Target};
 use fieldflow_flows::{Coupling, Flow, ScoreLayer};
-use ndarray::{Array1, Array2};
+use ndarray::Array2;
 
 /// Trains a flow (module docs). `L` is the layer type (affine couplings).
 pub struct Trainer<'a, L: ScoreLayer = Coupling> {
@@ -230,16 +230,7 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
         self.flow
             .sample_base_batch(root.child(2).child(t), z.view_mut(), self.par);
         let (xs, log_w) = crate::loss::flow_samples(&self.flow, self.target, z.view(), self.par);
-        let nll = match &self.data.held_out {
-            Some(h) => {
-                let mut zs = Array2::zeros(h.raw_dim());
-                let mut lq = Array1::zeros(h.nrows());
-                self.flow
-                    .inverse_batch(h.view(), zs.view_mut(), lq.view_mut(), self.par);
-                -lq.mean().unwrap_or(f64::NAN)
-            }
-            None => f64::NAN,
-        };
+        let nll = held_out_nll(&self.flow, self.data.held_out.as_ref(), self.par);
         SampleMetrics {
             xs: xs.view(),
             log_w: &log_w,

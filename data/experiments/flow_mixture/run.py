@@ -77,7 +77,7 @@ def run(kind, dim, k, seed, steps=1000, loss="rkl", sep=None, locate=False):
     with open(f"{d}/c.toml", "w") as f:
         f.write(config(kind, dim, k, seed, steps, loss, sep, locate))
     t0 = time.time()
-    tr = subprocess.run([FF, "train", "--config", f"{d}/c.toml", "--out", f"{d}/m.h5", "--force", "-q"],
+    tr = subprocess.run([FF, "train", "--config", f"{d}/c.toml", "--seed", str(seed), "--out", f"{d}/m.h5", "--force", "-q"],
                         capture_output=True, text=True)
     r = {"name": name, "kind": kind, "dim": dim, "sep": sep, "k": k, "locate": locate, "seed": seed, "steps": steps, "loss": loss,
          "train_seconds": round(time.time() - t0, 1)}

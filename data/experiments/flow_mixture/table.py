@@ -14,7 +14,8 @@ for r in rows:
         f"{min(r['imh_w']):.4f} … {max(r['imh_w']):.4f} (±{max(r['imh_err']):.4f})"
     ex = r.get("exact_w")
     ex = ", ".join(f"{x:.4f}" for x in ex) if ex and len(ex) <= 4 else ("0.125 × 8" if ex else "")
+    nll = "–" if r.get("nll_minus_H") is None else "%+.3f" % r["nll_minus_H"]
     e0 = r.get("ess_step0")
     e0 = f"{e0:.3f} → " if e0 is not None else ""
-    print(f"| {t} | {r['seed']} | {e0}{r['ess']:.4f} | {r['imh_acc']:.3f} | {(f"{r['nll_minus_H']:+.3f}" if r.get('nll_minus_H') is not None else "–")} | {w} | {ex} | "
+    print(f"| {t} | {r['seed']} | {e0}{r['ess']:.4f} | {r['imh_acc']:.3f} | {nll} | {w} | {ex} | "
           f"{r['imh_maxdev_sigma']:.2f} | {r['imh_tv']:.4f} | {r['train_seconds']} |")
