@@ -47,7 +47,9 @@ fn default_checkpoint_every() -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainRunConfig {
-    /// Master seed (flow initialization, data draws, training streams).
+    /// Master seed of the flow initialization and the data draws. The
+    /// training streams (minibatches, base noise, metrics, a mixture's
+    /// clustering) follow `train.seed` (default 0); `--seed S` sets both.
     #[serde(default = "one")]
     pub seed: u64,
     /// Steps between checkpoints.
