@@ -7,6 +7,27 @@
 
 mod common;
 use common::{ok, rows};
+use std::path::Path;
+
+/// Trains `dir/config` into `dir/m.h5`, runs IMH 4 × 5000 into `dir/s.h5`
+/// and returns the rows of its analysis.
+fn train_and_imh(dir: &Path, config: &str) -> Vec<serde_json::Value> {
+    let p = |n: &str| dir.join(n).display().to_string();
+    ok(&["train", "--config", &p(config), "--out", &p("m.h5"), "-q"]);
+    ok(&[
+        "sample",
+        "--model",
+        &p("m.h5"),
+        "--n",
+        "5000",
+        "--chains",
+        "4",
+        "--out",
+        &p("s.h5"),
+        "-q",
+    ]);
+    rows(&ok(&["analyze", &p("s.h5"), "--json"]))
+}
 
 const TWO_MODES: &str = "seed = 1
 [target]
@@ -36,20 +57,7 @@ fn scorenf_modes_recovers_the_weights_of_two_separated_modes() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n).display().to_string();
     std::fs::write(p("two.toml"), TWO_MODES).unwrap();
-    ok(&["train", "--config", &p("two.toml"), "--out", &p("m.h5"), "-q"]);
-    ok(&[
-        "sample",
-        "--model",
-        &p("m.h5"),
-        "--n",
-        "5000",
-        "--chains",
-        "4",
-        "--out",
-        &p("s.h5"),
-        "-q",
-    ]);
-    let r = rows(&ok(&["analyze", &p("s.h5"), "--json"]));
+    let r = train_and_imh(dir.path(), "two.toml");
     common::assert_mode_weights("scorenf_modes IMH", &r, &[2.0 / 3.0, 1.0 / 3.0], 0.01);
 }
 
@@ -81,34 +89,21 @@ lr = 2e-3
 metrics_every = 300
 ";
     std::fs::write(p("m.toml"), cfg).unwrap();
-    ok(&["train", "--config", &p("m.toml"), "--out", &p("m.h5"), "-q"]);
-    let m = ModelFile::read(std::path::Path::new(&p("m.h5"))).unwrap();
+    let r = train_and_imh(dir.path(), "m.toml");
+    common::assert_mode_weights("mixture IMH", &r, &[0.1, 0.2, 0.3, 0.4], 0.01);
+    let m = ModelFile::read(Path::new(&p("m.h5"))).unwrap();
     assert!(m.state.architecture.contains("\"mixture\""), "{}", m.state.architecture);
     // Entropy of MOG-4: 1 + ln(2π·0.5) + H(0.1, 0.2, 0.3, 0.4).
     let h = 1.0 + (std::f64::consts::PI).ln() + [0.1f64, 0.2, 0.3, 0.4].iter().map(|w| -w * w.ln()).sum::<f64>();
     let nll = m.metrics["nll"].last().copied().unwrap();
     assert!((nll - h).abs() < 0.1, "held-out NLL {nll} vs entropy {h}");
-    ok(&[
-        "sample",
-        "--model",
-        &p("m.h5"),
-        "--n",
-        "5000",
-        "--chains",
-        "4",
-        "--out",
-        &p("s.h5"),
-        "-q",
-    ]);
-    let r = rows(&ok(&["analyze", &p("s.h5"), "--json"]));
-    common::assert_mode_weights("mixture IMH", &r, &[0.1, 0.2, 0.3, 0.4], 0.01);
 
     // Interrupted at step 120 and resumed: the same parameters, bit for bit.
     let args = ["train", "--config", &p("m.toml"), "--out", &p("r.h5"), "-q"];
     let out = common::fieldflow(&args, &[("FIELDFLOW_STOP_AT_STEP", "120")]);
     assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
     ok(&["train", "--resume", "--out", &p("r.h5"), "-q"]);
-    let again = ModelFile::read(std::path::Path::new(&p("r.h5"))).unwrap();
+    let again = ModelFile::read(Path::new(&p("r.h5"))).unwrap();
     assert_eq!(again.state.params, m.state.params);
 
     // A mixture is not a bijection; without data there is nothing to cluster.
@@ -157,20 +152,7 @@ steps = 300
 lr = 2e-3
 ";
     std::fs::write(p("m.toml"), cfg).unwrap();
-    ok(&["train", "--config", &p("m.toml"), "--out", &p("m.h5"), "-q"]);
-    ok(&[
-        "sample",
-        "--model",
-        &p("m.h5"),
-        "--n",
-        "5000",
-        "--chains",
-        "4",
-        "--out",
-        &p("s.h5"),
-        "-q",
-    ]);
-    let r = rows(&ok(&["analyze", &p("s.h5"), "--json"]));
+    let r = train_and_imh(dir.path(), "m.toml");
     common::assert_mode_weights("mixture (walkers) IMH", &r, &[2.0 / 3.0, 1.0 / 3.0], 0.01);
     std::fs::write(p("fkl.toml"), cfg.replace("\"rkl\"", "\"fkl\"")).unwrap();
     common::fails(&["train", "--config", &p("fkl.toml"), "--out", &p("x.h5")], "data");
