@@ -20,10 +20,10 @@
 //! the seed.
 
 use fieldflow_core::{ConfigError, Seed};
+use fieldflow_stats::kmeans::kmeans_pp_seeds;
 use fieldflow_targets::{Covariance, GaussianMixture};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use ndarray_linalg::{Cholesky, UPLO};
-use rand::Rng as _;
 
 /// Settings of [`fit_mixture`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -119,32 +119,7 @@ pub fn fit_mixture(xs: ArrayView2<f64>, settings: &EmSettings, seed: Seed) -> Re
         ));
     }
     // Start: k-means++ centres, the samples' covariance, equal weights.
-    let mut rng = seed.rng();
-    let mut centres: Vec<usize> = vec![rng.random_range(0..n)];
-    let mut dist2 = vec![f64::INFINITY; n];
-    while centres.len() < k {
-        let c = xs.row(*centres.last().expect("one centre"));
-        for (i, x) in xs.rows().into_iter().enumerate() {
-            let s: f64 = x.iter().zip(c.iter()).map(|(a, b)| (a - b).powi(2)).sum();
-            dist2[i] = dist2[i].min(s);
-        }
-        let total: f64 = dist2.iter().sum();
-        let next = if total > 0.0 {
-            let mut u = rng.random::<f64>() * total;
-            let mut pick = n - 1;
-            for (i, &w) in dist2.iter().enumerate() {
-                if u < w {
-                    pick = i;
-                    break;
-                }
-                u -= w;
-            }
-            pick
-        } else {
-            rng.random_range(0..n)
-        };
-        centres.push(next);
-    }
+    let centres = kmeans_pp_seeds(xs, k, &mut seed.rng());
     let mean_all = xs.mean_axis(Axis(0)).expect("n ≥ 1");
     let centred = &xs - &mean_all;
     let mut cov_all = centred.t().dot(&centred) / n as f64;

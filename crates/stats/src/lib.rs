@@ -8,6 +8,8 @@
 //!   windowing, bias correction, errors of errors, several replica, derived
 //!   quantities by gradient projection;
 //! * [`autocov`]: the lagged sums behind Γ(t), directly or by zero-padded FFT;
+//! * [`kmeans`]: k-means with k-means++ seeding (where a mixture of flows
+//!   puts its components, where EM starts);
 //! * [`mod@jackknife`]: binned jackknife for any derived quantity, with an
 //!   error-versus-bin-size scan;
 //! * [`mod@bootstrap`]: seeded block bootstrap for any derived quantity;
@@ -47,6 +49,7 @@ pub mod diagnostics;
 pub mod error;
 pub mod gamma;
 pub mod jackknife;
+pub mod kmeans;
 pub mod weights;
 
 pub use autocov::{lagged_sums, AutocovMethod};
