@@ -48,7 +48,7 @@ use crate::target::RunTarget;
 use anyhow::{bail, Result};
 use fieldflow_core::{Par, Proposal, ProposalDensity, Seed};
 use fieldflow_diffusion::{DiffusionConfig, DiffusionModel, DiffusionTrainer};
-use fieldflow_flows::{Flow, FlowConfig, FlowMixture, Locate, MixtureConfig};
+use fieldflow_flows::{Flow, FlowConfig, FlowMixture, MixtureConfig};
 use fieldflow_losses::{MixtureTrainer, TrainConfig, TrainData, TrainLoop, Trainer};
 use fieldflow_snf::{PathProposal, Snf, SnfConfig, SnfTrainer, StageConfig};
 use ndarray::{ArrayViewMut1, ArrayViewMut2};
@@ -64,22 +64,6 @@ pub enum ModelConfig {
     Diffusion(DiffusionConfig),
     /// A mixture of flows, one per mode (`[flow] mixture = {…}`).
     Mixture(MixtureConfig),
-}
-
-/// The keys of `[flow] mixture = { … }` (the rest of `[flow]` is every
-/// component's architecture).
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-struct MixtureKeys {
-    components: usize,
-    #[serde(default = "default_weight_samples")]
-    weight_samples: usize,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    locate: Option<Locate>,
-}
-
-fn default_weight_samples() -> usize {
-    4096
 }
 
 /// Keys of `[flow]` that make it an SNF.
@@ -188,15 +172,18 @@ impl ModelConfig {
             if stages.is_some() {
                 bail!("flow.mixture: a mixture's components are flows, not stochastic normalizing flows (drop flow.stages)");
             }
-            let keys: MixtureKeys = m
+            // `mixture = { … }` holds the MixtureConfig's own keys; the rest
+            // of [flow] is its `flow`.
+            let Some(mut keys) = m.as_table().cloned() else {
+                bail!("flow.mixture: expected a table, found `{m}`");
+            };
+            if keys.contains_key("flow") {
+                bail!("flow.mixture.flow: the components' architecture is the rest of [flow], not a key of mixture");
+            }
+            keys.insert("flow".into(), toml::Value::try_from(&flow)?);
+            let cfg: MixtureConfig = toml::Value::Table(keys)
                 .try_into()
                 .map_err(|e| anyhow::anyhow!("flow.mixture: {}", one_line(&e.to_string())))?;
-            let cfg = MixtureConfig {
-                components: keys.components,
-                flow,
-                weight_samples: keys.weight_samples,
-                locate: keys.locate,
-            };
             cfg.validate()
                 .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("mixture.", "flow.mixture.")))?;
             return Ok(ModelConfig::Mixture(cfg));
@@ -236,12 +223,12 @@ impl ModelConfig {
                     toml::Value::Table(t) => t,
                     _ => unreachable!("a FlowConfig serializes to a table"),
                 };
-                let keys = MixtureKeys {
-                    components: m.components,
-                    weight_samples: m.weight_samples,
-                    locate: m.locate,
+                let mut keys = match toml::Value::try_from(m)? {
+                    toml::Value::Table(k) => k,
+                    _ => unreachable!("a MixtureConfig serializes to a table"),
                 };
-                t.insert("mixture".into(), toml::Value::try_from(keys)?);
+                keys.remove("flow");
+                t.insert("mixture".into(), toml::Value::Table(keys));
                 toml::Value::Table(t)
             }
         })

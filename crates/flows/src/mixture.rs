@@ -43,6 +43,7 @@
 use crate::config::FlowConfig;
 use crate::flow::{Flow, FlowError};
 use fieldflow_core::{ConfigError, Par, Proposal, ProposalDensity, Seed, Target};
+use fieldflow_stats::{inverse_cdf, log_sum_exp, LogZReport};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -343,7 +344,7 @@ impl FlowMixture {
     }
 
     /// log qₖ(x) of every row of `xs`.
-    pub fn component_log_q(&self, k: usize, xs: ArrayView2<f64>, out: ArrayViewMut1<f64>, par: Par) {
+    pub fn component_log_q(&self, k: usize, xs: ArrayView2<f64>, mut out: ArrayViewMut1<f64>, par: Par) {
         let (mu, ls) = (self.shift(k), self.log_scale(k));
         let mut ys = xs.to_owned();
         for mut row in ys.rows_mut() {
@@ -352,7 +353,6 @@ impl FlowMixture {
             }
         }
         let mut zs = Array2::zeros(ys.raw_dim());
-        let mut out = out;
         self.flows[k].inverse_batch(ys.view(), zs.view_mut(), out.view_mut(), par);
         let c = self.log_det_scale(k);
         out.mapv_inplace(|v| v - c);
@@ -392,33 +392,33 @@ impl FlowMixture {
         let mut lp = Array1::zeros(k * n);
         target.log_prob_batch(xs.view(), lp.view_mut(), par);
         let ln_k = (k as f64).ln();
-        // Balance-heuristic log weights log p̃ − log q̄.
+        // Balance-heuristic log weights log p̃ − log q̄ (a non-finite one is a
+        // zero weight).
+        let mut row_buf = vec![0.0; k];
         let log_w: Vec<f64> = lq
             .rows()
             .into_iter()
             .zip(lp.iter())
-            .map(|(row, &p)| p - (log_sum_exp(row.iter().copied()) - ln_k))
+            .map(|(row, &p)| {
+                row_buf.iter_mut().zip(row).for_each(|(b, l)| *b = *l);
+                let v = p - (log_sum_exp(&row_buf) - ln_k);
+                if v.is_finite() {
+                    v
+                } else {
+                    f64::NEG_INFINITY
+                }
+            })
             .collect();
-        let m = log_w
-            .iter()
-            .copied()
-            .filter(|v| v.is_finite())
-            .fold(f64::NEG_INFINITY, f64::max);
-        if !m.is_finite() {
+        let Ok(LogZReport { log_z, ess, .. }) = fieldflow_stats::log_z(&log_w) else {
             return Err(ConfigError::new(
                 "mixture",
                 "weights",
                 "no component draw has a finite target density: the components miss the target",
             ));
-        }
-        let w: Vec<f64> = log_w
-            .iter()
-            .map(|v| if v.is_finite() { (v - m).exp() } else { 0.0 })
-            .collect();
+        };
+        let m = log_w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let w: Vec<f64> = log_w.iter().map(|v| (v - m).exp()).collect();
         let sum_w: f64 = w.iter().sum();
-        let sum_w2: f64 = w.iter().map(|v| v * v).sum();
-        let ess = sum_w * sum_w / (w.len() as f64 * sum_w2);
-        let log_z = m + (sum_w / w.len() as f64).ln();
         // EM on the weights.
         let mut pi = vec![1.0 / k as f64; k];
         let mut resp = Array2::<f64>::zeros((k * n, k));
@@ -469,26 +469,21 @@ impl FlowMixture {
 /// rᵢⱼ = πⱼ qⱼ(xᵢ) / Σₗ πₗ qₗ(xᵢ) (rows with no finite term: uniform).
 fn responsibilities(lq: &Array2<f64>, pi: &[f64], resp: &mut Array2<f64>) {
     let k = pi.len();
+    let mut terms = vec![0.0; k];
     for (row, mut r) in lq.rows().into_iter().zip(resp.rows_mut()) {
-        let terms = row.iter().zip(pi).map(|(l, p)| l + p.ln());
-        let lse = log_sum_exp(terms.clone());
+        terms
+            .iter_mut()
+            .zip(row.iter().zip(pi))
+            .for_each(|(t, (l, p))| *t = l + p.ln());
+        let lse = log_sum_exp(&terms);
         if lse.is_finite() {
-            for (rj, t) in r.iter_mut().zip(terms) {
+            for (rj, t) in r.iter_mut().zip(&terms) {
                 *rj = (t - lse).exp();
             }
         } else {
             r.fill(1.0 / k as f64);
         }
     }
-}
-
-/// log Σ exp(vᵢ), −∞ for an empty or all −∞ sequence.
-fn log_sum_exp(v: impl Iterator<Item = f64> + Clone) -> f64 {
-    let m = v.clone().fold(f64::NEG_INFINITY, f64::max);
-    if !m.is_finite() {
-        return m;
-    }
-    m + v.map(|x| (x - m).exp()).sum::<f64>().ln()
 }
 
 impl Proposal for FlowMixture {
@@ -502,18 +497,7 @@ impl Proposal for FlowMixture {
         let n = xs.nrows();
         let pi: Vec<f64> = self.log_weights().iter().map(|l| l.exp()).collect();
         let mut rng = seed.child(0).rng();
-        let labels: Vec<usize> = (0..n)
-            .map(|_| {
-                let mut u = rng.random::<f64>();
-                for (j, p) in pi.iter().enumerate() {
-                    if u < *p {
-                        return j;
-                    }
-                    u -= p;
-                }
-                pi.len() - 1
-            })
-            .collect();
+        let labels: Vec<usize> = (0..n).map(|_| inverse_cdf(&pi, rng.random::<f64>())).collect();
         for k in 0..self.layout.k {
             let rows: Vec<usize> = (0..n).filter(|&i| labels[i] == k).collect();
             if rows.is_empty() {
@@ -534,8 +518,13 @@ impl ProposalDensity for FlowMixture {
     fn log_q_batch(&self, xs: ArrayView2<f64>, mut out: ArrayViewMut1<f64>, par: Par) {
         let lq = self.component_log_qs(xs, par);
         let lw = self.log_weights();
+        let mut terms = vec![0.0; lw.len()];
         for (o, row) in out.iter_mut().zip(lq.rows()) {
-            *o = log_sum_exp(row.iter().zip(lw).map(|(a, b)| a + b));
+            terms
+                .iter_mut()
+                .zip(row.iter().zip(lw))
+                .for_each(|(t, (a, b))| *t = a + b);
+            *o = log_sum_exp(&terms);
         }
     }
 }

@@ -1,10 +1,8 @@
-//! Where a mixture of flows puts its components: k-means on target samples
-//! ([`fieldflow_stats::kmeans`], re-exported here) or, without samples,
-//! the end points of walkers ([`walker_ends`]): MALA walkers from a broad
+//! Where a mixture of flows puts its components without target samples
+//! (with them: k-means, [`fieldflow_stats::kmeans`]): the end points of
+//! walkers ([`walker_ends`]), MALA walkers from a broad
 //! Gaussian, their step adapted by dual averaging toward acceptance 0.574
 //! all along (they only have to reach the basins, not to sample them).
-
-pub use fieldflow_stats::kmeans::{kmeans, Clusters};
 
 use fieldflow_core::{Par, Proposal, Seed, Target};
 use fieldflow_flows::Locate;

@@ -18,7 +18,7 @@
 //! * [`metrics`]: a metrics record from a fresh batch of model samples;
 //! * [`trainer`]: the flow trainer — one step at a time, metrics on demand,
 //!   plain-data state for bit-identical resumption;
-//! * [`clusters`]: k-means on target samples; [`mixture`]: the trainer of a
+//! * [`clusters`]: walkers that find modes without samples; [`mixture`]: the trainer of a
 //!   mixture of flows, one per cluster, weights by importance sampling;
 //! * [`run`]: the training run — the loop, metrics and checkpoint cadence,
 //!   stop requests and resumption, reporting to observers and a checkpoint

@@ -26,15 +26,14 @@
 //! # The weights
 //! After the last step (`steps` reached) the weights are estimated by
 //! importance sampling ([`fieldflow_flows::FlowMixture::estimate_weights`],
-//! draws from `seed.child(6)`) and written into the parameters; the
-//! estimate (weights, errors, log Ẑ, ESS) is kept for the caller.
+//! draws from `seed.child(6)`) and written into the parameters.
 //!
 //! # Metrics
 //! As [`crate::Trainer`]'s, with the mixture as the model: `eval_batch`
 //! mixture draws from `seed.child(2).child(t)`, IMH-acceptance uniforms
 //! from `seed.child(3).child(t)`, held-out NLL under the mixture density.
 
-use crate::clusters::{kmeans, walker_ends};
+use crate::clusters::walker_ends;
 use crate::config::{check_data, minibatch, TrainConfig, TrainData};
 use crate::exchange::Exchange;
 use crate::loss::{Loss, LossError, LossInputs, LossReport};
@@ -43,7 +42,8 @@ use crate::records::{MetricsRecord, StepOutcome, TrainError, TrainerState};
 use crate::run::TrainLoop;
 use crate::stepper::Stepper;
 use fieldflow_core::{ConfigError, Par, Proposal, Seed, Target};
-use fieldflow_flows::{ComponentTarget, ConditionerKind, FlowMixture, MixtureConfig, WeightEstimate};
+use fieldflow_flows::{ComponentTarget, ConditionerKind, FlowMixture, MixtureConfig};
+use fieldflow_stats::kmeans::kmeans;
 use ndarray::{Array1, Array2, Axis};
 
 /// Trains a [`FlowMixture`] (module docs).
@@ -57,7 +57,6 @@ pub struct MixtureTrainer<'a> {
     covering_threshold: Option<f64>,
     stepper: Stepper,
     params: Vec<f64>,
-    estimate: Option<WeightEstimate>,
     par: Par,
 }
 
@@ -164,7 +163,6 @@ impl<'a> MixtureTrainer<'a> {
             covering_threshold,
             stepper,
             params,
-            estimate: None,
             par,
         })
     }
@@ -172,11 +170,6 @@ impl<'a> MixtureTrainer<'a> {
     /// The mixture being trained.
     pub fn mixture(&self) -> &FlowMixture {
         &self.mixture
-    }
-
-    /// The weight estimate made after the last step (None before).
-    pub fn weight_estimate(&self) -> Option<&WeightEstimate> {
-        self.estimate.as_ref()
     }
 
     /// The summed loss of step `t` over the components (module docs).
@@ -239,16 +232,12 @@ impl<'a> MixtureTrainer<'a> {
     }
 
     /// Estimates the weights with the current components and stores them.
-    ///
-    /// # Errors
-    /// As [`FlowMixture::estimate_weights`].
-    pub fn update_weights(&mut self) -> Result<(), TrainError> {
+    fn update_weights(&mut self) -> Result<(), TrainError> {
         let est = self
             .mixture
             .estimate_weights(self.target, Seed::new(self.config.seed).child(6), self.par)?;
         self.mixture.set_weights(&est.weights);
         self.params.copy_from_slice(self.mixture.params());
-        self.estimate = Some(est);
         Ok(())
     }
 

@@ -9,6 +9,7 @@
 //! assignment changes. The best (smallest within-cluster sum of squares) of
 //! `restarts` seedings is kept ([`kmeans`]). Deterministic given the seed.
 
+use crate::weights::inverse_cdf;
 use fieldflow_core::{ConfigError, Rng, Seed};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use rand::Rng as _;
@@ -31,16 +32,7 @@ pub fn kmeans_pp_seeds(xs: ArrayView2<f64>, k: usize, rng: &mut Rng) -> Vec<usiz
         }
         let total: f64 = near.iter().sum();
         let next = if total > 0.0 {
-            let mut u = rng.random::<f64>() * total;
-            let mut pick = n - 1;
-            for (i, &w) in near.iter().enumerate() {
-                if u < w {
-                    pick = i;
-                    break;
-                }
-                u -= w;
-            }
-            pick
+            inverse_cdf(&near, rng.random::<f64>())
         } else {
             rng.random_range(0..n)
         };

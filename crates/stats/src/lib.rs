@@ -62,5 +62,5 @@ pub use gamma::{
 };
 pub use jackknife::{jackknife, jackknife_bin_scan, jackknife_primary, JackknifeReport};
 pub use weights::{
-    ess_normalized, log_sum_exp, log_z, log_z_bootstrap, self_normalized_mean, LogZReport, WeightedMean,
+    ess_normalized, inverse_cdf, log_sum_exp, log_z, log_z_bootstrap, self_normalized_mean, LogZReport, WeightedMean,
 };

@@ -37,6 +37,21 @@ pub fn log_sum_exp(x: &[f64]) -> f64 {
     m + x.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
 }
 
+/// The index drawn from the categorical distribution ∝ `weights` (≥ 0,
+/// not all 0) by the uniform `u` ∈ [0, 1): the first i with
+/// u Σw < w₀ + … + wᵢ, by subtraction (the last index if round-off leaves
+/// nothing).
+pub fn inverse_cdf(weights: &[f64], u: f64) -> usize {
+    let mut t = u * weights.iter().sum::<f64>();
+    for (i, &w) in weights.iter().enumerate() {
+        if t < w {
+            return i;
+        }
+        t -= w;
+    }
+    weights.len() - 1
+}
+
 /// Checks log-weights: non-empty, no NaN or +∞ (−∞, a zero weight, is
 /// allowed), not all −∞. Returns LSE(ℓ).
 fn check_log_weights(log_w: &[f64]) -> Result<f64, StatsError> {
@@ -173,6 +188,16 @@ pub fn log_z_bootstrap(log_w: &[f64], n_boot: usize, seed: Seed) -> Result<LogZR
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inverse_cdf_picks_by_cumulative_weight_and_never_a_zero_one() {
+        // Weights 1, 1, 0, 2 (sum 4, exact in f64): index 0 on [0, ¼), 1 on
+        // [¼, ½), 3 on [½, 1); index 2 never.
+        let w = [1.0, 1.0, 0.0, 2.0];
+        for (u, j) in [(0.0, 0), (0.2499, 0), (0.25, 1), (0.4999, 1), (0.5, 3), (0.9999, 3)] {
+            assert_eq!(inverse_cdf(&w, u), j, "u = {u}");
+        }
+    }
 
     #[test]
     fn log_sum_exp_survives_huge_and_tiny_values() {
