@@ -18,7 +18,7 @@ use anyhow::bail;
 use fieldflow::cmd::train::data::load_data;
 use fieldflow::cmd::train::sink::{csv_path, restore_state, ModelSink};
 use fieldflow::cmd::train::with_defaults;
-use fieldflow::model::{default_vector_flow, flow_trainer, ModelConfig, Sampler};
+use fieldflow::model::{curriculum_targets, default_vector_flow, flow_trainer, ModelConfig, Sampler};
 use fieldflow::mpi_dist::Dist;
 use fieldflow::target::{python_section, PYTHON_KIND};
 use fieldflow_core::{Par, Proposal, ProposalDensity, Seed};
@@ -306,8 +306,9 @@ fn train_impl(
         held_out,
         modes: target.builtin().and_then(|rt| rt.modes()),
     };
+    let stages = curriculum_targets(&table, &c.train)?;
     let mut trainer: Box<dyn TrainLoop + '_> = match (&model, target.builtin()) {
-        (_, Some(rt)) => model.trainer(&c.train, c.seed, rt, data, &Dist::single())?,
+        (_, Some(rt)) => model.trainer(&c.train, c.seed, rt, &stages, data, &Dist::single())?,
         (ModelConfig::Flow(f), None) => {
             // By default the minibatch is one chunk: one call of the Python
             // function per step (the flow's share then runs on one thread).

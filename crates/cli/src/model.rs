@@ -49,7 +49,7 @@ use anyhow::{bail, Result};
 use fieldflow_core::{Par, Proposal, ProposalDensity, Seed};
 use fieldflow_diffusion::{DiffusionConfig, DiffusionModel, DiffusionTrainer};
 use fieldflow_flows::{Flow, FlowConfig, FlowMixture, MixtureConfig};
-use fieldflow_losses::{MixtureTrainer, TrainConfig, TrainData, TrainLoop, Trainer};
+use fieldflow_losses::{Curriculum, MixtureTrainer, TrainConfig, TrainData, TrainLoop, Trainer};
 use fieldflow_snf::{PathProposal, Snf, SnfConfig, SnfTrainer, StageConfig};
 use ndarray::{ArrayViewMut1, ArrayViewMut2};
 
@@ -281,6 +281,34 @@ pub fn default_flow(target: &RunTarget) -> FlowConfig {
     }
 }
 
+/// The targets of the stages of `train.curriculum`: the `[phi4]` target of
+/// `table` on each stage's lattice (same couplings).
+///
+/// # Errors
+/// A curriculum without a `[phi4]` target, or a stage lattice the target
+/// refuses (named by its stage).
+pub fn curriculum_targets(table: &toml::Table, train: &TrainConfig) -> Result<Vec<RunTarget>> {
+    if train.curriculum.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(phi4) = table.get("phi4").and_then(|p| p.as_table()) else {
+        bail!("train.curriculum: a lattice curriculum needs a [phi4] target");
+    };
+    train
+        .curriculum
+        .iter()
+        .enumerate()
+        .map(|(k, stage)| {
+            let mut p = phi4.clone();
+            p.insert("lattice".into(), toml::Value::try_from(&stage.lattice)?);
+            let mut t = toml::Table::new();
+            t.insert("phi4".into(), toml::Value::Table(p));
+            RunTarget::from_table(&t, "config")
+                .map_err(|e| anyhow::anyhow!("train.curriculum[{k}].lattice {:?}: {e}", stage.lattice))
+        })
+        .collect()
+}
+
 /// Default architecture of a vector target of dimension `dim`: MLP couplings.
 pub fn default_vector_flow(dim: usize) -> FlowConfig {
     FlowConfig::mlp(dim, 8, vec![32, 32])
@@ -327,16 +355,38 @@ impl ModelConfig {
     /// # Errors
     /// The architecture does not fit the target, or the kind cannot run on
     /// several processes.
+    ///
+    /// With a lattice curriculum (`train.curriculum`), `stages` holds the
+    /// targets of its stages ([`curriculum_targets`]) and a flow trains
+    /// through them ([`Curriculum`]); other kinds refuse a curriculum.
     pub fn trainer<'a>(
         &self,
         train: &TrainConfig,
         seed: u64,
         target: &'a RunTarget,
+        stages: &'a [RunTarget],
         data: TrainData<'a>,
         dist: &Dist,
     ) -> Result<Box<dyn TrainLoop + 'a>> {
         let par = Par::default();
+        if !train.curriculum.is_empty() && !matches!(self, ModelConfig::Flow(_)) {
+            bail!("train.curriculum: only a flow trains on a lattice curriculum (not an SNF, a mixture or a diffusion model)");
+        }
         Ok(match self {
+            ModelConfig::Flow(cfg) if !train.curriculum.is_empty() => {
+                let mut trainers = Vec::with_capacity(stages.len() + 1);
+                for (k, (stage, t)) in train.curriculum.iter().zip(stages).enumerate() {
+                    let mut c = cfg.clone();
+                    c.shape.clone_from(&stage.lattice);
+                    c.validate()
+                        .map_err(|e| anyhow::anyhow!("train.curriculum[{k}].lattice {:?}: flow.{e}", stage.lattice))?;
+                    let tr = flow_trainer(&c, train, seed, t.as_target(), TrainData::default(), par)?;
+                    trainers.push((tr, stage.steps));
+                }
+                let last = flow_trainer(cfg, train, seed, target.as_target(), data, par)?;
+                trainers.push((last, train.steps - train.curriculum_steps()));
+                Box::new(Curriculum::new(trainers)?)
+            }
             ModelConfig::Flow(cfg) => Box::new(flow_trainer(cfg, train, seed, target.as_target(), data, par)?),
             ModelConfig::Snf(cfg) => {
                 if dist.is_parallel() {

@@ -10,7 +10,8 @@ mod common;
 use common::{fails, ok};
 
 const CFG: &str = "seed = 4\n[phi4]\nlattice = [4, 4]\nm2 = 1.0\nlambda = 0.0\n[flow]\nn_layers = 2\n\
-[train]\nloss = { preset = \"rkl\" }\nbatch_size = 16\nlr = 1e-3\nmetrics_every = 50\n";
+[train]\nloss = { preset = \"rkl\" }\nbatch_size = 16\nlr = 1e-3\nmetrics_every = 50\n\
+lr_schedule = { kind = \"constant\" }\n";
 
 #[test]
 fn a_time_budget_stops_training_where_a_step_count_would() {

@@ -321,7 +321,7 @@ impl TrainLoop for DiffusionTrainer<'_> {
         self.step()
     }
 
-    fn metrics(&self) -> MetricsRecord {
+    fn metrics(&mut self) -> MetricsRecord {
         let t = self.stepper.step_index();
         let root = Seed::new(self.config.seed);
         let n = self.config.eval_batch;

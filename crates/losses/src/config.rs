@@ -43,6 +43,10 @@ use serde::{Deserialize, Serialize};
 /// kind = "geometric"
 /// beta0 = 0.1
 /// steps = 2000
+///
+/// [[curriculum]]                 # lattice flows: first steps on smaller lattices
+/// lattice = [6, 6]
+/// steps = 1000
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,6 +91,25 @@ pub struct TrainConfig {
     /// depend on the budget, only how far a run gets does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_minutes: Option<f64>,
+    /// A lattice curriculum (docs/THEORY.md §5.7): the first stages of
+    /// training on smaller lattices of the same couplings, in order; the
+    /// remaining steps on the target's own lattice. Only for losses without
+    /// a data term (the data live on the target's lattice) and flows whose
+    /// parameters do not depend on the lattice size (convolutional
+    /// conditioners); the caller builds the stage targets ([`crate::Curriculum`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub curriculum: Vec<CurriculumStage>,
+}
+
+/// One stage of a lattice curriculum: `steps` training steps on a lattice
+/// of extents `lattice` (the target's couplings otherwise unchanged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurriculumStage {
+    /// Lattice extents of the stage.
+    pub lattice: Vec<usize>,
+    /// Steps on it (≥ 1).
+    pub steps: u64,
 }
 
 fn default_lr_schedule() -> LrSchedule {
@@ -123,6 +146,7 @@ impl TrainConfig {
             eval_batch: default_eval_batch(),
             seed: 0,
             max_minutes: None,
+            curriculum: Vec::new(),
         }
     }
 
@@ -166,7 +190,56 @@ impl TrainConfig {
         if self.eval_batch < 2 {
             return Err(ConfigError::new("eval_batch", self.eval_batch, "must be >= 2"));
         }
+        self.validate_curriculum(&loss)?;
         Ok(loss)
+    }
+}
+
+impl TrainConfig {
+    /// The curriculum's checks: stages of ≥ 1 step on non-empty lattices,
+    /// fewer steps in all than `steps` (the target's own lattice must get
+    /// some), and a loss without a data term.
+    fn validate_curriculum(&self, loss: &Loss) -> Result<(), ConfigError> {
+        if self.curriculum.is_empty() {
+            return Ok(());
+        }
+        for (k, stage) in self.curriculum.iter().enumerate() {
+            if stage.steps == 0 {
+                return Err(ConfigError::new(format!("curriculum[{k}].steps"), 0, "must be >= 1"));
+            }
+            if stage.lattice.is_empty() || stage.lattice.contains(&0) {
+                return Err(ConfigError::new(
+                    format!("curriculum[{k}].lattice"),
+                    format!("{:?}", stage.lattice),
+                    "must list extents >= 1",
+                ));
+            }
+        }
+        let before = self.curriculum_steps();
+        if before >= self.steps {
+            return Err(ConfigError::new(
+                "curriculum",
+                format!("{before} steps"),
+                format!(
+                    "must be fewer than steps = {} (the target's lattice needs some)",
+                    self.steps
+                ),
+            ));
+        }
+        if loss.needs_data() {
+            return Err(ConfigError::new(
+                "curriculum",
+                format!("{} stages", self.curriculum.len()),
+                "needs a loss without a data term (the data live on the target's lattice): use rkl",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Steps of all curriculum stages together (the step at which training
+    /// reaches the target's own lattice).
+    pub fn curriculum_steps(&self) -> u64 {
+        self.curriculum.iter().map(|s| s.steps).sum()
     }
 }
 

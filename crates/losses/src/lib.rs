@@ -18,6 +18,8 @@
 //! * [`metrics`]: a metrics record from a fresh batch of model samples;
 //! * [`trainer`]: the flow trainer — one step at a time, metrics on demand,
 //!   plain-data state for bit-identical resumption;
+//! * [`curriculum`]: a flow trained on smaller lattices first, then on the
+//!   target's (one trainer per stage, the state handed on);
 //! * [`clusters`]: walkers that find modes without samples; [`mixture`]: the trainer of a
 //!   mixture of flows, one per cluster, weights by importance sampling;
 //! * [`run`]: the training run — the loop, metrics and checkpoint cadence,
@@ -26,6 +28,7 @@
 
 pub mod clusters;
 pub mod config;
+pub mod curriculum;
 pub mod exchange;
 pub mod loss;
 pub mod metrics;
@@ -37,7 +40,10 @@ pub mod schedule;
 pub mod stepper;
 pub mod trainer;
 
-pub use config::{check_data, check_spline_base, minibatch, TrainConfig, TrainData, SPLINE_SM_MIN_BASE_FRACTION};
+pub use config::{
+    check_data, check_spline_base, minibatch, CurriculumStage, TrainConfig, TrainData, SPLINE_SM_MIN_BASE_FRACTION,
+};
+pub use curriculum::Curriculum;
 pub use exchange::{Exchange, SingleProcess};
 pub use loss::{Loss, LossConfig, LossError, LossInputs, LossPreset, LossReport, SmOn, SCORENF_DEFAULT_W_SM};
 pub use metrics::{held_out_nll, SampleMetrics};

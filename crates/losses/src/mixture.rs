@@ -282,7 +282,7 @@ impl TrainLoop for MixtureTrainer<'_> {
         }
         MixtureTrainer::step(self)
     }
-    fn metrics(&self) -> MetricsRecord {
+    fn metrics(&mut self) -> MetricsRecord {
         MixtureTrainer::metrics(self)
     }
     fn state(&self) -> TrainerState {

@@ -45,8 +45,9 @@ pub trait TrainLoop {
     /// As [`TrainLoop::step`]; [`TrainError::NotDistributed`] for a model
     /// that cannot share its batch, with more than one process.
     fn step_sharded(&mut self, exchange: &mut dyn Exchange) -> Result<StepOutcome, TrainError>;
-    /// A metrics record at the current parameters.
-    fn metrics(&self) -> MetricsRecord;
+    /// A metrics record at the current parameters (mutable: a
+    /// [`crate::Curriculum`] moves the state to its last stage's trainer).
+    fn metrics(&mut self) -> MetricsRecord;
     /// The complete state (for a checkpoint).
     fn state(&self) -> TrainerState;
     /// Continues from a saved state.
@@ -298,7 +299,7 @@ impl<'a> TrainRun<'a> {
         })
     }
 
-    fn record<S: CheckpointSink>(&self, observers: &mut [&mut dyn TrainObserver], sink: &mut S) -> MetricsRecord {
+    fn record<S: CheckpointSink>(&mut self, observers: &mut [&mut dyn TrainObserver], sink: &mut S) -> MetricsRecord {
         let m = self.trainer.metrics();
         sink.metrics(&m);
         observers.iter_mut().for_each(|o| o.metrics(&m));

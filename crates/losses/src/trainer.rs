@@ -270,7 +270,7 @@ impl<L: ScoreLayer> TrainLoop for Trainer<'_, L> {
     fn step_sharded(&mut self, exchange: &mut dyn Exchange) -> Result<StepOutcome, TrainError> {
         Trainer::step_sharded(self, exchange)
     }
-    fn metrics(&self) -> MetricsRecord {
+    fn metrics(&mut self) -> MetricsRecord {
         Trainer::metrics(self)
     }
     fn state(&self) -> TrainerState {

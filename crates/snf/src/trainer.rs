@@ -163,7 +163,7 @@ impl<T: HessianVector, L: Layer> TrainLoop for SnfTrainer<'_, T, L> {
         self.step()
     }
 
-    fn metrics(&self) -> MetricsRecord {
+    fn metrics(&mut self) -> MetricsRecord {
         let t = self.stepper.step_index();
         let root = Seed::new(self.config.seed);
         let paths = self

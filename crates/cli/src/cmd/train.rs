@@ -52,11 +52,12 @@
 //! checkpoint and exits with 130.
 
 pub mod data;
+pub mod recipe;
 mod settings;
 pub mod sink;
 
 use crate::interrupt::{self, Interrupted};
-use crate::model::{ModelConfig, Sampler};
+use crate::model::{curriculum_targets, ModelConfig, Sampler};
 use crate::mpi_dist::Dist;
 use crate::output::{check_new_output, emit};
 use crate::plots;
@@ -190,7 +191,8 @@ fn train(
         held_out,
         modes: target.modes(),
     };
-    let mut trainer = model.trainer(&c.train, c.seed, &target, data, dist)?;
+    let stages = curriculum_targets(table, &c.train)?;
+    let mut trainer = model.trainer(&c.train, c.seed, &target, &stages, data, dist)?;
     let schedule = RunSchedule {
         steps: c.train.steps,
         metrics_every: c.train.metrics_every,

@@ -168,6 +168,7 @@ pub fn with_defaults(mut t: toml::Table, data_given: bool) -> Result<(toml::Tabl
         (true, false) => "scorenf",
         (true, true) => "fkl",
     };
+    super::recipe::apply(&mut t, preset)?;
     let train = t
         .entry("train")
         .or_insert_with(|| toml::Value::Table(toml::Table::new()));

@@ -1,0 +1,149 @@
+//! The default training recipe of a lattice φ⁴ flow trained by reverse KL
+//! (issue 16; docs/THEORY.md §5.7).
+//!
+//! A config that names a `[phi4]` target and trains a flow with the `rkl`
+//! preset (given, or the default without data) gets, for every key it
+//! leaves out:
+//!
+//! * `train.steps` — a budget for the lattice volume V = Π Lᵢ:
+//!   `RECIPE_WORK / V` steps rounded to a thousand, within
+//!   [`RECIPE_MIN_STEPS`, `RECIPE_MAX_STEPS`] (about eight minutes of a
+//!   2-core machine at batch 64 for the E1–E5 sets; a step costs ∝ V);
+//! * `train.lr = 4e-3` and the warm-up–stable–decay schedule (T ≥ 2): a linear
+//!   ramp over min(100, T/10) steps (at least one), η₀ until the last T/5 steps, cosine
+//!   decay to 1e-5 at T (most of the final quality comes in the decay);
+//! * `train.curriculum` — the first T/3 steps on a lattice of half the
+//!   extent (rounded up to even, at least 4) at the same couplings, when
+//!   the conditioners are convolutional (their parameters do not depend on
+//!   L) and the half lattice is smaller;
+//! * `flow.dtype = "f32"` for convolutional conditioners (≈ 3× the steps
+//!   per second of f64; the couplings, losses and optimizer stay f64).
+//!
+//! Measured on E1–E5 (data/experiments/phi4_recipe/, docs/RESULTS.md "φ⁴
+//! flows: speed and quality per CPU-minute"). Every key given by the user
+//! wins, and the resolved values are written into the stored config, so a
+//! model file says exactly how it was trained.
+
+use crate::model::ModelConfig;
+use crate::target::RunTarget;
+use anyhow::Result;
+use fieldflow_flows::ConditionerKind;
+
+/// Steps × sites of the default budget.
+pub const RECIPE_WORK: f64 = 8.0e6;
+/// Fewest steps of the default budget.
+pub const RECIPE_MIN_STEPS: u64 = 4000;
+/// Most steps of the default budget.
+pub const RECIPE_MAX_STEPS: u64 = 50_000;
+/// Peak learning rate.
+pub const RECIPE_LR: f64 = 4e-3;
+/// Final learning rate of the decay.
+pub const RECIPE_MIN_LR: f64 = 1e-5;
+
+/// The default number of steps on a lattice of `volume` sites.
+pub fn budget_steps(volume: usize) -> u64 {
+    let steps = (RECIPE_WORK / volume.max(1) as f64 / 1000.0).round() as u64 * 1000;
+    steps.clamp(RECIPE_MIN_STEPS, RECIPE_MAX_STEPS)
+}
+
+/// The curriculum's lattice for a target lattice of extents `shape`: half
+/// of every extent, rounded up to even, at least 4; `None` when that is
+/// not smaller.
+pub fn half_lattice(shape: &[usize]) -> Option<Vec<usize>> {
+    let half: Vec<usize> = shape.iter().map(|&l| (l / 2 + (l / 2) % 2).max(4).min(l)).collect();
+    (half.as_slice() != shape).then_some(half)
+}
+
+/// Fills the recipe's keys into `t` (module docs) when it applies:
+/// a `[phi4]` target, a plain flow (no `[diffusion]`, no SNF stages, no
+/// mixture) and the loss preset `rkl` (`default_preset`: the loss used
+/// when `train.loss` is absent).
+///
+/// # Errors
+/// An invalid target or `[flow]` section.
+pub fn apply(t: &mut toml::Table, default_preset: &str) -> Result<()> {
+    if !t.contains_key("phi4") || t.contains_key("diffusion") {
+        return Ok(());
+    }
+    let flow = t.get("flow").and_then(|f| f.as_table());
+    if flow.is_some_and(|f| f.contains_key("stages") || f.contains_key("mixture")) {
+        return Ok(());
+    }
+    let train = t.get("train").and_then(|v| v.as_table());
+    let rkl = match train.and_then(|tr| tr.get("loss")) {
+        None => default_preset == "rkl",
+        Some(loss) => loss
+            .as_table()
+            .is_some_and(|l| l.len() == 1 && l.get("preset").and_then(|p| p.as_str()) == Some("rkl")),
+    };
+    if !rkl {
+        return Ok(());
+    }
+    let target = RunTarget::from_table(t, "config")?;
+    let shape = target.shape();
+    let ModelConfig::Flow(cfg) = ModelConfig::from_sections(t.get("flow"), None, &target)? else {
+        return Ok(());
+    };
+    let conv = cfg.conditioner.kind == ConditionerKind::Conv;
+
+    let train = t
+        .entry("train")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
+        .expect("checked above: [train] is a table or absent");
+    let steps = match train.get("steps").and_then(|s| s.as_integer()) {
+        Some(s) => s.max(1) as u64,
+        None => budget_steps(shape.iter().product()),
+    };
+    train.entry("steps").or_insert((steps as i64).into());
+    train.entry("lr").or_insert(RECIPE_LR.into());
+    if steps >= 2 {
+        train.entry("lr_schedule").or_insert_with(|| {
+            let mut s = toml::Table::new();
+            s.insert("kind".into(), "warmup_stable_decay".into());
+            s.insert("warmup_steps".into(), ((steps / 10).clamp(1, 100) as i64).into());
+            s.insert("decay_steps".into(), ((steps / 5).max(1) as i64).into());
+            s.insert("total_steps".into(), (steps as i64).into());
+            s.insert("min_lr".into(), RECIPE_MIN_LR.into());
+            toml::Value::Table(s)
+        });
+    }
+    if conv && !train.contains_key("curriculum") && steps / 3 >= 1 {
+        if let Some(half) = half_lattice(&shape) {
+            let mut stage = toml::Table::new();
+            stage.insert("lattice".into(), toml::Value::try_from(&half)?);
+            stage.insert("steps".into(), ((steps / 3) as i64).into());
+            train.insert("curriculum".into(), toml::Value::Array(vec![toml::Value::Table(stage)]));
+        }
+    }
+    if conv {
+        let flow = t
+            .entry("flow")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut();
+        if let Some(flow) = flow {
+            flow.entry("dtype").or_insert("f32".into());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_and_half_lattice() {
+        assert_eq!(budget_steps(36), RECIPE_MAX_STEPS);
+        assert_eq!(budget_steps(14 * 14), 41_000);
+        assert_eq!(budget_steps(32 * 32), 8000);
+        assert_eq!(budget_steps(64 * 64), RECIPE_MIN_STEPS);
+        assert_eq!(half_lattice(&[6, 6]), Some(vec![4, 4]));
+        assert_eq!(half_lattice(&[8, 8]), Some(vec![4, 4]));
+        assert_eq!(half_lattice(&[10, 10]), Some(vec![6, 6]));
+        assert_eq!(half_lattice(&[14, 14]), Some(vec![8, 8]));
+        assert_eq!(half_lattice(&[32, 16]), Some(vec![16, 8]));
+        assert_eq!(half_lattice(&[4, 4]), None);
+        assert_eq!(half_lattice(&[12, 4]), Some(vec![6, 4]));
+    }
+}
