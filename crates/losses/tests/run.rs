@@ -141,7 +141,7 @@ fn a_run_steps_records_and_checkpoints_on_schedule_like_stepping_by_hand() {
     assert_eq!(saved, vec![4, 8, 10, 10]);
     assert!(same(sink.saves.last().unwrap(), &TrainLoop::state(&by_hand)));
     assert!(same(&summary.last, sink.records.last().unwrap()));
-    assert!(same(&summary.last, &TrainLoop::metrics(&by_hand)));
+    assert!(same(&summary.last, &TrainLoop::metrics(&mut by_hand)));
     assert_eq!(summary.rejections, 0);
     assert_eq!(
         (obs.started, obs.steps, obs.metrics, obs.finished),
