@@ -63,20 +63,35 @@ fn a_phi4_rkl_training_gets_the_recipe_and_every_given_key_wins() {
     assert_eq!(train_of(&t)["steps"].as_integer(), Some(50_000));
     assert_eq!(train_of(&t)["curriculum"][0]["steps"].as_integer(), Some(16_666));
 
-    // Keys given win; no curriculum for an MLP flow; none with data losses.
+    // Keys given win: a dtype, an empty curriculum.
     std::fs::write(
         p("c.toml"),
         "[phi4]\nlattice = [8, 8]\nm2 = -4.0\nlambda = 8.0\n[flow]\ndtype = \"f64\"\n\
-         [train]\nsteps = 12\nlr = 1e-3\nlr_schedule = { kind = \"constant\" }\ncurriculum = []\n",
+         [train]\nsteps = 12\ncurriculum = []\n",
     )
     .unwrap();
     ok(&["train", "--config", &p("c.toml"), "--out", &p("c.h5"), "-q"]);
     let (t, _) = stored(&p("c.h5"));
     let tr = train_of(&t);
-    assert_eq!(tr["lr"].as_float(), Some(1e-3));
-    assert_eq!(tr["lr_schedule"]["kind"].as_str(), Some("constant"));
+    assert_eq!(tr["lr"].as_float(), Some(4e-3));
+    assert_eq!(tr["lr_schedule"]["kind"].as_str(), Some("warmup_stable_decay"));
     assert!(tr.get("curriculum").is_none_or(|c| c.as_array().unwrap().is_empty()));
     assert!(t["flow"].get("dtype").is_none_or(|d| d.as_str() == Some("f64")));
+    // A learning rate (or schedule) of one's own: no recipe at all.
+    let e = p("e.h5");
+    let mut args = vec!["train"];
+    args.extend(E8);
+    args.extend(["--steps", "12", "--lr", "1e-3", "--out", &e, "-q"]);
+    ok(&args);
+    let (t, _) = stored(&e);
+    let tr = train_of(&t);
+    assert_eq!(tr["lr"].as_float(), Some(1e-3));
+    assert!(tr
+        .get("lr_schedule")
+        .is_none_or(|s| s["kind"].as_str() == Some("constant")));
+    assert!(tr.get("curriculum").is_none());
+    assert!(t["flow"].get("dtype").is_none_or(|d| d.as_str() == Some("f64")));
+    // No curriculum (and f64) for an MLP flow.
     std::fs::write(
         p("d.toml"),
         "[phi4]\nlattice = [4, 4]\nm2 = -4.0\nlambda = 8.0\n\

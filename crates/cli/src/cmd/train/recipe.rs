@@ -1,9 +1,10 @@
 //! The default training recipe of a lattice φ⁴ flow trained by reverse KL
 //! (issue 16; docs/THEORY.md §5.7).
 //!
-//! A config that names a `[phi4]` target and trains a flow with the `rkl`
-//! preset (given, or the default without data) gets, for every key it
-//! leaves out:
+//! A config that names a `[phi4]` target, trains a flow with the `rkl`
+//! preset (given, or the default without data) and sets neither
+//! `train.lr` nor `train.lr_schedule` (nor `--lr`: those mean an
+//! optimization of the user's own) gets, for every key it leaves out:
 //!
 //! * `train.steps` — a budget for the lattice volume V = Π Lᵢ:
 //!   `RECIPE_WORK / V` steps rounded to a thousand, within
@@ -56,8 +57,8 @@ pub fn half_lattice(shape: &[usize]) -> Option<Vec<usize>> {
 
 /// Fills the recipe's keys into `t` (module docs) when it applies:
 /// a `[phi4]` target, a plain flow (no `[diffusion]`, no SNF stages, no
-/// mixture) and the loss preset `rkl` (`default_preset`: the loss used
-/// when `train.loss` is absent).
+/// mixture), the loss preset `rkl` (`default_preset`: the loss used
+/// when `train.loss` is absent) and no `train.lr` or `train.lr_schedule`.
 ///
 /// # Errors
 /// An invalid target or `[flow]` section.
@@ -70,6 +71,10 @@ pub fn apply(t: &mut toml::Table, default_preset: &str) -> Result<()> {
         return Ok(());
     }
     let train = t.get("train").and_then(|v| v.as_table());
+    // A learning rate or schedule of the user's own: their optimization.
+    if train.is_some_and(|tr| tr.contains_key("lr") || tr.contains_key("lr_schedule")) {
+        return Ok(());
+    }
     let rkl = match train.and_then(|tr| tr.get("loss")) {
         None => default_preset == "rkl",
         Some(loss) => loss
