@@ -51,14 +51,14 @@ fn a_phi4_rkl_training_gets_the_recipe_and_every_given_key_wins() {
     assert_eq!(t["flow"]["dtype"].as_str(), Some("f32"));
     assert_eq!(model.state.adam_step, 30);
 
-    // No step count: the budget for 64 sites (stopped at once by a time
-    // budget; the resolved steps are in the file).
-    std::fs::write(
-        p("b.toml"),
-        "[phi4]\nlattice = [8, 8]\nm2 = -4.0\nlambda = 8.0\n[train]\nmax_minutes = 0.0001\n",
-    )
-    .unwrap();
-    ok(&["train", "--config", &p("b.toml"), "--out", &p("b.h5"), "-q"]);
+    // No step count: the budget for 64 sites (interrupted after the first
+    // step; the checkpoint holds the resolved config).
+    std::fs::write(p("b.toml"), "[phi4]\nlattice = [8, 8]\nm2 = -4.0\nlambda = 8.0\n").unwrap();
+    let o = fieldflow(
+        &["train", "--config", &p("b.toml"), "--out", &p("b.h5"), "-q"],
+        &[("FIELDFLOW_STOP_AT_STEP", "1")],
+    );
+    assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stderr));
     let (t, _) = stored(&p("b.h5"));
     assert_eq!(train_of(&t)["steps"].as_integer(), Some(50_000));
     assert_eq!(train_of(&t)["curriculum"][0]["steps"].as_integer(), Some(16_666));
@@ -102,6 +102,29 @@ fn a_phi4_rkl_training_gets_the_recipe_and_every_given_key_wins() {
     let (t, _) = stored(&p("d.h5"));
     assert!(train_of(&t).get("curriculum").is_none());
     assert!(t["flow"].get("dtype").is_none_or(|d| d.as_str() == Some("f64")));
+}
+
+#[test]
+fn a_time_budget_without_steps_sizes_the_recipe_to_fit_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    std::fs::write(
+        p("a.toml"),
+        "[phi4]\nlattice = [8, 8]\nm2 = -4.0\nlambda = 8.0\n[train]\nmax_minutes = 0.04\n",
+    )
+    .unwrap();
+    ok(&["train", "--config", &p("a.toml"), "--out", &p("a.h5"), "-q"]);
+    let (t, model) = stored(&p("a.h5"));
+    let tr = train_of(&t);
+    // The step count was measured, not the volume budget, and the
+    // schedule and curriculum are sized to it.
+    let steps = tr["steps"].as_integer().unwrap();
+    assert!(steps >= 3 && steps != 50_000, "steps {steps}");
+    assert_eq!(tr["lr_schedule"]["total_steps"].as_integer(), Some(steps));
+    assert_eq!(tr["curriculum"][0]["steps"].as_integer(), Some(steps / 3));
+    // The run ends at its steps or, on a machine slower than the probe
+    // measured, at the budget (the time limit still holds).
+    assert!(model.state.adam_step <= steps as u64 && model.state.adam_step > 0);
 }
 
 #[test]

@@ -123,7 +123,12 @@ fn run_parallel(args: &TrainArgs, dist: &Dist) -> Result<()> {
     if args.plots.is_some() {
         bail!("--plots is not supported with several MPI ranks: run `fieldflow train` plots from one process");
     }
-    let (table, c) = settings::resolve(args)?;
+    let (table, _) = settings::resolve(args)?;
+    // Rank 0's resolution for all: a step count sized by timing
+    // (`train.max_minutes` without `train.steps`) differs between ranks.
+    let text = dist.broadcast_bytes(toml::to_string(&table)?.into_bytes());
+    let table: toml::Table = String::from_utf8(text)?.parse()?;
+    let c: TrainRunConfig = crate::config::parse(&table, "train")?;
     let created = if dist.is_root() {
         check_new_output(&args.run.out, args.run.force)
     } else {

@@ -10,6 +10,9 @@
 //!   `RECIPE_WORK / V` steps rounded to a thousand, within
 //!   [`RECIPE_MIN_STEPS`, `RECIPE_MAX_STEPS`] (about eight minutes of a
 //!   2-core machine at batch 64 for the E1–E5 sets; a step costs ∝ V);
+//!   with `train.max_minutes` instead, the steps that fill 90 % of that
+//!   budget, from timed steps on both lattices (so the decay ends inside
+//!   the budget; the count is a measurement and is stored with the model);
 //! * `train.lr = 4e-3` and the warm-up–stable–decay schedule (T ≥ 2): a linear
 //!   ramp over min(100, T/10) steps (at least one), η₀ until the last T/5 steps, cosine
 //!   decay to 1e-5 at T (most of the final quality comes in the decay);
@@ -25,10 +28,13 @@
 //! wins, and the resolved values are written into the stored config, so a
 //! model file says exactly how it was trained.
 
-use crate::model::ModelConfig;
+use crate::model::{flow_trainer, ModelConfig};
 use crate::target::RunTarget;
 use anyhow::Result;
-use fieldflow_flows::ConditionerKind;
+use fieldflow_core::Par;
+use fieldflow_flows::{ConditionerKind, Dtype, FlowConfig};
+use fieldflow_losses::{LossConfig, LossPreset, TrainConfig, TrainData};
+use std::time::{Duration, Instant};
 
 /// Steps × sites of the default budget.
 pub const RECIPE_WORK: f64 = 8.0e6;
@@ -96,10 +102,27 @@ pub fn apply(t: &mut toml::Table, default_preset: &str) -> Result<()> {
         .or_insert_with(|| toml::Value::Table(toml::Table::new()))
         .as_table_mut()
         .expect("checked above: [train] is a table or absent");
-    let steps = match train.get("steps").and_then(|s| s.as_integer()) {
-        Some(s) => s.max(1) as u64,
-        None => budget_steps(shape.iter().product()),
+    let half = if conv && !train.contains_key("curriculum") {
+        half_lattice(&shape)
+    } else {
+        None
     };
+    let steps = match (train.get("steps").and_then(|s| s.as_integer()), minutes_of(train)) {
+        (Some(s), _) => s.max(1) as u64,
+        (None, Some(minutes)) => {
+            let mut probe_cfg = cfg.clone();
+            if conv && t.get("flow").and_then(|f| f.get("dtype")).is_none() {
+                probe_cfg.dtype = Dtype::F32;
+            }
+            let train = t.get("train").and_then(|v| v.as_table()).expect("inserted above");
+            steps_for_minutes(t, train, &probe_cfg, &shape, half.as_deref(), minutes)?
+        }
+        (None, None) => budget_steps(shape.iter().product()),
+    };
+    let train = t
+        .get_mut("train")
+        .and_then(|v| v.as_table_mut())
+        .expect("inserted above");
     train.entry("steps").or_insert((steps as i64).into());
     train.entry("lr").or_insert(RECIPE_LR.into());
     if steps >= 2 {
@@ -113,13 +136,11 @@ pub fn apply(t: &mut toml::Table, default_preset: &str) -> Result<()> {
             toml::Value::Table(s)
         });
     }
-    if conv && !train.contains_key("curriculum") && steps / 3 >= 1 {
-        if let Some(half) = half_lattice(&shape) {
-            let mut stage = toml::Table::new();
-            stage.insert("lattice".into(), toml::Value::try_from(&half)?);
-            stage.insert("steps".into(), ((steps / 3) as i64).into());
-            train.insert("curriculum".into(), toml::Value::Array(vec![toml::Value::Table(stage)]));
-        }
+    if let Some(half) = half.filter(|_| steps / 3 >= 1) {
+        let mut stage = toml::Table::new();
+        stage.insert("lattice".into(), toml::Value::try_from(&half)?);
+        stage.insert("steps".into(), ((steps / 3) as i64).into());
+        train.insert("curriculum".into(), toml::Value::Array(vec![toml::Value::Table(stage)]));
     }
     if conv {
         let flow = t
@@ -131,6 +152,87 @@ pub fn apply(t: &mut toml::Table, default_preset: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `train.max_minutes`, if given.
+fn minutes_of(train: &toml::Table) -> Option<f64> {
+    train
+        .get("max_minutes")
+        .and_then(|m| m.as_float().or(m.as_integer().map(|i| i as f64)))
+}
+
+/// Share of the time budget the planned steps may fill (the rest is the
+/// margin for the final checkpoint and the probe's error).
+const BUDGET_FILL: f64 = 0.9;
+
+/// The steps that fill `minutes` of training (`train.max_minutes` without
+/// `train.steps`): RKL steps of the flow `cfg` are timed on the target's
+/// lattice (with one metrics record's share) and on the curriculum's
+/// `half` lattice, and the recipe's split (a third of the steps on `half`)
+/// is solved for the step count. The count is a measurement of this
+/// machine now, not a function of the config; it is written into the
+/// stored config, so a resumed run goes on exactly.
+fn steps_for_minutes(
+    t: &toml::Table,
+    train: &toml::Table,
+    cfg: &FlowConfig,
+    shape: &[usize],
+    half: Option<&[usize]>,
+    minutes: f64,
+) -> Result<u64> {
+    if !(minutes.is_finite() && minutes > 0.0) {
+        return Ok(1); // the trainer's check names the bad value
+    }
+    let batch = train
+        .get("batch_size")
+        .and_then(|b| b.as_integer())
+        .unwrap_or(64)
+        .max(1) as usize;
+    let every = train
+        .get("metrics_every")
+        .and_then(|m| m.as_integer())
+        .unwrap_or(100)
+        .max(1) as f64;
+    let full = seconds_per_step(t, cfg, shape, batch, every)?;
+    let per_step = match half {
+        Some(h) => (seconds_per_step(t, cfg, h, batch, f64::INFINITY)? + 2.0 * full) / 3.0,
+        None => full,
+    };
+    let steps = (BUDGET_FILL * 60.0 * minutes / per_step).floor();
+    Ok(steps.max(1.0) as u64)
+}
+
+/// Wall-clock seconds of one RKL training step of `cfg` on the `[phi4]`
+/// target of `t` at lattice `shape` (after three warm-up steps, timed over
+/// at least half a second), plus a metrics record's cost spread over
+/// `every` steps.
+fn seconds_per_step(t: &toml::Table, cfg: &FlowConfig, shape: &[usize], batch: usize, every: f64) -> Result<f64> {
+    let mut phi4 = t.get("phi4").and_then(|p| p.as_table()).cloned().unwrap_or_default();
+    phi4.insert("lattice".into(), toml::Value::try_from(shape)?);
+    let target = RunTarget::from_table(&toml::Table::from_iter([("phi4".to_string(), phi4.into())]), "config")?;
+    let mut c = cfg.clone();
+    c.shape = shape.to_vec();
+    let tc = TrainConfig::new(LossConfig::preset(LossPreset::Rkl), batch, u64::MAX, RECIPE_LR);
+    let mut tr = flow_trainer(&c, &tc, 0, target.as_target(), TrainData::default(), Par::default())?;
+    let probe = || anyhow::anyhow!("train.max_minutes: timing the training steps failed");
+    for _ in 0..3 {
+        tr.step().map_err(|_| probe())?;
+    }
+    let start = Instant::now();
+    let mut n = 0u32;
+    while n < 5 || (start.elapsed() < Duration::from_millis(500) && n < 1000) {
+        tr.step().map_err(|_| probe())?;
+        n += 1;
+    }
+    let step = start.elapsed().as_secs_f64() / f64::from(n);
+    let metrics = if every.is_finite() {
+        let start = Instant::now();
+        tr.metrics();
+        start.elapsed().as_secs_f64() / every
+    } else {
+        0.0
+    };
+    Ok(step + metrics)
 }
 
 #[cfg(test)]
