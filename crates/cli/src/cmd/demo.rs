@@ -17,7 +17,8 @@
 //! 4. **Free field** (λ = 0): an HMC ensemble checked against the exact
 //!    oracle of docs/THEORY.md §2.4.
 //! 5. **φ⁴ at the tutorial set** (L = 8, m² = −4, λ = 8): an HMC ensemble, a
-//!    ScoreNF flow trained on 100 of its configurations, an IMH chain;
+//!    flow trained by the default φ⁴ recipe (reverse KL, no data; lattice
+//!    curriculum, warm-up–stable–decay, f32; docs/THEORY.md §5.7), an IMH chain;
 //!    ⟨|M|⟩, χ₂, U₄ … from both with errors and τ_int, side by side.
 //!
 //! Everything goes to one folder: HDF5 files, figures/, report.md (tables
@@ -71,7 +72,7 @@ impl Budget {
                 mog_steps: 300,
                 mog_samples: 4000,
                 phi4_cfg: 2000,
-                phi4_steps: 60,
+                phi4_steps: 1000,
                 phi4_samples: 4000,
             }
         } else {
@@ -82,7 +83,9 @@ impl Budget {
                 mog_steps: 2000,
                 mog_samples: 20000,
                 phi4_cfg: 10000,
-                phi4_steps: 800,
+                // The φ⁴ recipe scaled to 4000 steps (≈ 15 s; its own
+                // budget for 8×8 is 50 000 steps, docs/THEORY.md §5.7).
+                phi4_steps: 4000,
                 phi4_samples: 20000,
             }
         }
@@ -362,15 +365,18 @@ pub fn run_demo(out: &Path, force: bool, quick: bool) -> Result<DemoSummary> {
     eprintln!("demo: φ⁴ tutorial set, HMC ensemble");
     let hmc = out.join("phi4_hmc.h5");
     generate_hmc(&hmc, -4.0, 8.0, &b)?;
-    eprintln!("demo: φ⁴ tutorial set, ScoreNF flow on 100 configurations");
-    let model = out.join("phi4_scorenf.h5");
+    eprintln!("demo: φ⁴ tutorial set, a flow by the default recipe (reverse KL, no data)");
+    let model = out.join("phi4_flow.h5");
     train::run(TrainArgs {
-        data: Some(hmc.clone()),
-        n_train: Some(100),
-        loss: Some("scorenf".into()),
+        phi4: Phi4Args {
+            lattice: Some("8x8".into()),
+            m2: Some(-4.0),
+            lambda: Some(8.0),
+            ..Default::default()
+        },
+        loss: Some("rkl".into()),
         steps: Some(b.phi4_steps),
-        lr: Some(1e-3),
-        plots: Some(figures.join("phi4_scorenf")),
+        plots: Some(figures.join("phi4_flow")),
         run: demo_run(model.clone(), Some(5)),
         ..Default::default()
     })?;
@@ -570,15 +576,16 @@ fn report(s: &DemoSummary, analyses: &[&FileAnalysis], quick: bool) -> String {
     );
     let _ = writeln!(
         r,
-        "\n## 2. φ⁴ at the tutorial set (L = 8, m² = −4, λ = 8)\n\nHMC ensemble vs a ScoreNF flow trained on 100 of its \
-         configurations, sampled with IMH (acceptance {}; training ESS {}).\n\n{}",
+        "\n## 2. φ⁴ at the tutorial set (L = 8, m² = −4, λ = 8)\n\nHMC ensemble vs a flow trained by the default φ⁴ \
+         recipe (reverse KL, no data; half-size lattice for the first third, warm-up–stable–decay, single precision; \
+         docs/THEORY.md §5.7), sampled with IMH (acceptance {}; training ESS {}).\n\n{}",
         num(s.phi4_flow.0, 3),
         num(s.phi4_flow.1, 3),
         phi4_table(s)
     );
     let _ = writeln!(
         r,
-        "\n![ESS](figures/phi4_scorenf/train_ess_acceptance.svg) ![loss](figures/phi4_scorenf/train_loss.svg)\n"
+        "\n![ESS](figures/phi4_flow/train_ess_acceptance.svg) ![loss](figures/phi4_flow/train_loss.svg)\n"
     );
     let _ = writeln!(r, "## 3. Full tables\n");
     for a in analyses {
