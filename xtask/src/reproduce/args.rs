@@ -8,13 +8,19 @@ use std::path::PathBuf;
 
 pub const HELP: &str =
     "reproduce [mog4|mog8|phi4|snf|modes|flowmcmc|diffusion|all] [--quick] [--seeds N] [--out DIR] [--steps N]
-                   [--mix-steps N] [--phi4-steps N] [--snf-steps N] [--sets tutorial,e1,..]
-                   [--losses fkl,scorenf] [--sweep 10,100,..] [--n-cfg N] [--samples N] [--force]
+                   [--mix-steps N] [--phi4-steps N] [--recipe-steps N] [--snf-steps N]
+                   [--sets tutorial,e1,..] [--losses fkl,scorenf,recipe] [--sweep 10,100,..] [--n-cfg N] [--samples N] [--force]
                    [--full] [--peers]
                    the papers' experiments into results/reproduce/ (see docs/RESULTS.md)";
 
 /// The four training losses compared (fieldflow's `train.loss` presets).
 pub const LOSSES: [&str; 4] = ["fkl", "rkl", "sm", "scorenf"];
+/// The φ⁴ method that trains by `fieldflow train`'s default recipe (the
+/// set's `[phi4]` alone: reverse KL, no data; docs/THEORY.md §5.7).
+pub const RECIPE: &str = "recipe";
+/// The methods of the φ⁴ loss comparison: the four losses on the
+/// ensemble's configurations, and the recipe.
+pub const PHI4_METHODS: [&str; 5] = ["fkl", "rkl", "sm", "scorenf", RECIPE];
 /// The φ⁴ parameter sets (`data/configs/<set>.toml`).
 pub const PHI4_SETS: [&str; 6] = ["tutorial", "e1", "e2", "e3", "e4", "e5"];
 
@@ -27,6 +33,9 @@ pub struct Scale {
     pub mix_steps: Option<u64>,
     /// Training steps on φ⁴ (None: the config's).
     pub phi4_steps: Option<u64>,
+    /// Training steps of the φ⁴ recipe rows (its schedule and curriculum
+    /// scale with them; the recipe's own budget is 8·10⁶/V steps).
+    pub recipe_steps: u64,
     /// HMC: configurations per chain (None: the config's) and thermalization.
     pub n_cfg: Option<u64>,
     pub n_therm: Option<u64>,
@@ -39,7 +48,7 @@ pub struct Scale {
     pub sweep: Vec<u64>,
     /// SNF training steps.
     pub snf_steps: u64,
-    /// Losses of the loss comparison on E1–E5 (the tutorial set gets all four).
+    /// Methods of the loss comparison on E1–E5 (the tutorial set gets all).
     pub losses: Vec<String>,
     /// `modes`: the full grid (every dimension of the two-mode target).
     pub full: bool,
@@ -56,6 +65,7 @@ impl Scale {
                 seeds: 1,
                 mix_steps: Some(300),
                 phi4_steps: Some(60),
+                recipe_steps: 300,
                 n_cfg: Some(1000),
                 n_therm: Some(200),
                 samples: 2000,
@@ -63,7 +73,7 @@ impl Scale {
                 sets: strings(&["tutorial", "e1"]),
                 sweep: vec![10, 100, 1000],
                 snf_steps: 200,
-                losses: strings(&LOSSES),
+                losses: strings(&PHI4_METHODS),
                 full: false,
                 peers: false,
             }
@@ -73,6 +83,7 @@ impl Scale {
                 seeds: 3,
                 mix_steps: None,
                 phi4_steps: None,
+                recipe_steps: 10_000,
                 n_cfg: None,
                 n_therm: None,
                 samples: 10_000,
@@ -80,7 +91,7 @@ impl Scale {
                 sets: strings(&PHI4_SETS),
                 sweep: vec![10, 100, 1000, 10_000],
                 snf_steps: 1500,
-                losses: strings(&LOSSES),
+                losses: strings(&PHI4_METHODS),
                 full: false,
                 peers: false,
             }
@@ -148,7 +159,8 @@ pub fn parse_args(rest: &[String]) -> Result<Opts> {
             "--mix-steps" => scale.mix_steps = Some(num("--mix-steps", value("--mix-steps")?)?),
             "--phi4-steps" => scale.phi4_steps = Some(num("--phi4-steps", value("--phi4-steps")?)?),
             "--snf-steps" => scale.snf_steps = num("--snf-steps", value("--snf-steps")?)?,
-            "--losses" => scale.losses = parse_names("--losses", "loss", &value("--losses")?, &LOSSES)?,
+            "--losses" => scale.losses = parse_names("--losses", "loss", &value("--losses")?, &PHI4_METHODS)?,
+            "--recipe-steps" => scale.recipe_steps = num("--recipe-steps", value("--recipe-steps")?)?,
             "--n-cfg" => scale.n_cfg = Some(num("--n-cfg", value("--n-cfg")?)?),
             "--samples" => scale.samples = num("--samples", value("--samples")?)?,
             "--sets" => scale.sets = parse_names("--sets", "set", &value("--sets")?, &PHI4_SETS)?,

@@ -6,7 +6,7 @@
 //! independent sample); then τ_int of IMH against HMC as L grows, and the
 //! training-set size sweep ([`super::phi4_sweep`]).
 
-use super::args::LOSSES;
+use super::args::{PHI4_METHODS, RECIPE};
 use super::cli_json::{num, Analysis};
 use super::config::Config;
 use super::phi4_sweep;
@@ -43,16 +43,20 @@ pub fn run(r: &mut Runner) -> Result<()> {
             continue;
         }
         let losses: Vec<String> = if set == "tutorial" {
-            LOSSES.iter().map(|s| s.to_string()).collect()
+            PHI4_METHODS.iter().map(|s| s.to_string()).collect()
         } else {
             r.scale.losses.clone()
         };
         let runner = &*r;
+        let recipe = recipe_config(set, r.scale.recipe_steps)?;
         let records = grid(r.scale.seeds, &losses, |loss, seed| {
             let name = format!("phi4_{set}_{loss}_s{seed}");
-            let extra = data_and_seed(&ens, seed);
-            let (mut values, samples) =
-                runner.train_and_sample(&name, &base.with_loss(loss)?, &extra, &ens_id, seed)?;
+            let (cfg, extra) = if loss == RECIPE {
+                (recipe.clone(), vec!["--seed".to_string(), seed.to_string()])
+            } else {
+                (base.with_loss(loss)?, data_and_seed(&ens, seed))
+            };
+            let (mut values, samples) = runner.train_and_sample(&name, &cfg, &extra, &ens_id, seed)?;
             let cmp = runner.compare(&ens, &samples)?;
             for obs in OBSERVABLES {
                 let c = cmp.iter().find(|c| c.observable == obs).cloned().unwrap_or_default();
@@ -75,6 +79,26 @@ pub fn run(r: &mut Runner) -> Result<()> {
     loss_tables(r, &base, &groups, &hmc)?;
     tau_table(r, &groups, &hmc)?;
     phi4_sweep::run(r, &base, &hmc)
+}
+
+/// The config of the recipe rows: the set's `[phi4]` table and `steps`
+/// (every other training setting is `fieldflow train`'s φ⁴ recipe).
+fn recipe_config(set: &str, steps: u64) -> Result<Config> {
+    let path = workspace_root().join(format!("data/configs/{set}.toml"));
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let table: toml::Table = text.parse().with_context(|| format!("{}: not TOML", path.display()))?;
+    let phi4 = table
+        .get("phi4")
+        .cloned()
+        .with_context(|| format!("{}: no [phi4] section", path.display()))?;
+    let mut cfg = Config::parse(&format!("[train]\nsteps = {steps}\nloss = {{ preset = \"rkl\" }}\n"))?;
+    let Some(phi4) = phi4.as_table() else {
+        anyhow::bail!("{}: [phi4] is not a table", path.display());
+    };
+    for (k, v) in phi4 {
+        cfg.set("phi4", k, v.clone())?;
+    }
+    Ok(cfg)
 }
 
 /// The training flags of a run on `ensemble` with `seed`.
@@ -148,10 +172,12 @@ fn loss_tables(r: &mut Runner, base: &Config, groups: &[(String, Vec<Record>)], 
     let s = &r.scale;
     let note = format!(
         "{} seed(s) (mean ± s.e. over seeds); config data/configs/reproduce/phi4.toml ({}, n_train = {}); \
+         `recipe`: the set's [phi4] alone, {} steps of `fieldflow train`'s default recipe (reverse KL, no data); \
          HMC: data/configs/<set>.toml{}; IMH: {} chains × {} samples; Δ/σ = (HMC − IMH)/combined error of ⟨|M|⟩.",
         s.seeds,
         base.steps_desc(),
         base.show("data", "n_train"),
+        s.recipe_steps,
         match (s.n_cfg, s.n_therm) {
             (Some(n), Some(t)) => format!(" with n_cfg = {n}, n_therm = {t}"),
             (Some(n), None) => format!(" with n_cfg = {n}"),
@@ -160,7 +186,7 @@ fn loss_tables(r: &mut Runner, base: &Config, groups: &[(String, Vec<Record>)], 
         s.chains,
         s.samples
     );
-    let title = "φ⁴: FKL vs RKL vs SM vs ScoreNF";
+    let title = "φ⁴: FKL vs RKL vs SM vs ScoreNF vs the default recipe";
     r.section("loss_phi4", title, title, format!("{md_all}{note}\n"), &csv_all)
 }
 
@@ -181,7 +207,7 @@ fn tau_table(r: &mut Runner, groups: &[(String, Vec<Record>)], hmc: &Hmc) -> Res
     ]);
     let lattice = |set: &str| hmc.get(set).map(Analysis::lattice).unwrap_or_default();
     for (set, rs) in groups {
-        for loss in LOSSES {
+        for loss in PHI4_METHODS {
             if !rs.iter().any(|x| x.variant == loss) {
                 continue;
             }
@@ -229,7 +255,7 @@ fn tau_table(r: &mut Runner, groups: &[(String, Vec<Record>)], hmc: &Hmc) -> Res
             .collect::<Vec<_>>()
     };
     fig.series.push(Series::points("HMC", points("", "hmc_tau_abs_M", 0.0)));
-    for (i, loss) in LOSSES.iter().enumerate() {
+    for (i, loss) in PHI4_METHODS.iter().enumerate() {
         let dx = 0.06 * (i as f64 + 1.0);
         fig.series.push(Series::points(
             format!("IMH ({loss})"),
