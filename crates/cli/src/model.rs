@@ -384,7 +384,7 @@ impl ModelConfig {
                     trainers.push((tr, stage.steps));
                 }
                 let last = flow_trainer(cfg, train, seed, target.as_target(), data, par)?;
-                trainers.push((last, train.steps - train.curriculum_steps()));
+                trainers.push((last, train.steps.saturating_sub(train.curriculum_steps())));
                 Box::new(Curriculum::new(trainers)?)
             }
             ModelConfig::Flow(cfg) => Box::new(flow_trainer(cfg, train, seed, target.as_target(), data, par)?),
