@@ -30,9 +30,12 @@
 //! grow with K and neighbouring levels share what they learn.
 
 use crate::reference::GmmReference;
-use fieldflow_core::{ConfigError, Par, Proposal, Rng, Seed};
+use fieldflow_core::{ConfigError, Modes, Par, Proposal, Rng, Seed, Target};
 use fieldflow_diffusion::NoiseSchedule;
-use fieldflow_flows::{Act, Net, NetTape, Scratch};
+use fieldflow_flows::{Act, Locate, Net, NetTape, Scratch};
+use fieldflow_losses::clusters::walker_ends;
+use fieldflow_slips::{fit_mixture, EmFit, EmSettings};
+use fieldflow_targets::{Covariance, GaussianMixture};
 use ndarray::{s, Array1, Array2, ArrayViewMut1, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
@@ -58,6 +61,79 @@ pub struct LrdsConfig {
     /// Time frequencies F of the network's input (2F features).
     #[serde(default = "default_frequencies")]
     pub frequencies: usize,
+    /// Mixture components K of the reference (default: the target's number
+    /// of modes when it has them, else 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub components: Option<usize>,
+    /// MALA walkers whose end points the reference is fitted to.
+    #[serde(default = "default_walkers")]
+    pub walkers: usize,
+    /// Standard deviation of the walkers' Gaussian start N(0, σ² I).
+    #[serde(default = "default_walker_sigma")]
+    pub walker_sigma: f64,
+    /// MALA updates per walker (step tuned toward acceptance 0.574).
+    #[serde(default = "default_walker_steps")]
+    pub walker_steps: usize,
+    /// Ridge ε added to every fitted covariance (EM).
+    #[serde(default = "default_ridge")]
+    pub em_ridge: f64,
+    /// The fitted reference (written by [`LrdsConfig::fit_reference`]; given,
+    /// it is used as is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<FittedReference>,
+}
+
+/// A Gaussian mixture as plain data (the reference stored in a model file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FittedReference {
+    /// Weights πⱼ.
+    pub weights: Vec<f64>,
+    /// Means mⱼ.
+    pub means: Vec<Vec<f64>>,
+    /// Covariances Σⱼ (rows).
+    pub covs: Vec<Vec<Vec<f64>>>,
+}
+
+impl FittedReference {
+    /// The mixture.
+    ///
+    /// # Errors
+    /// Inconsistent sizes or a covariance that is not positive definite
+    /// (named `reference.…`).
+    pub fn mixture(&self) -> Result<GaussianMixture, ConfigError> {
+        let mut covs = Vec::with_capacity(self.covs.len());
+        for (j, c) in self.covs.iter().enumerate() {
+            let d = c.len();
+            if c.iter().any(|r| r.len() != d) {
+                return Err(ConfigError::new(format!("reference.covs[{j}]"), "…", "is not square"));
+            }
+            let flat: Vec<f64> = c.iter().flatten().copied().collect();
+            covs.push(Covariance::Full(Array2::from_shape_vec((d, d), flat).expect("square")));
+        }
+        GaussianMixture::new(
+            self.means.iter().map(|m| Array1::from(m.clone())).collect(),
+            covs,
+            self.weights.clone(),
+        )
+        .map_err(|mut e| {
+            e.field = format!("reference.{}", e.field);
+            e
+        })
+    }
+
+    /// The plain data of a fit.
+    pub fn from_fit(fit: &EmFit) -> Self {
+        FittedReference {
+            weights: fit.weights.clone(),
+            means: fit.means.iter().map(|m| m.to_vec()).collect(),
+            covs: fit
+                .covs
+                .iter()
+                .map(|c| c.rows().into_iter().map(|r| r.to_vec()).collect())
+                .collect(),
+        }
+    }
 }
 
 fn default_steps() -> usize {
@@ -72,6 +148,18 @@ fn default_hidden() -> Vec<usize> {
 fn default_frequencies() -> usize {
     2
 }
+fn default_walkers() -> usize {
+    1024
+}
+fn default_walker_sigma() -> f64 {
+    3.0
+}
+fn default_walker_steps() -> usize {
+    200
+}
+fn default_ridge() -> f64 {
+    1e-6
+}
 
 impl Default for LrdsConfig {
     fn default() -> Self {
@@ -81,6 +169,12 @@ impl Default for LrdsConfig {
             schedule: NoiseSchedule::default(),
             hidden: default_hidden(),
             frequencies: default_frequencies(),
+            components: None,
+            walkers: default_walkers(),
+            walker_sigma: default_walker_sigma(),
+            walker_steps: default_walker_steps(),
+            em_ridge: default_ridge(),
+            reference: None,
         }
     }
 }
@@ -100,7 +194,87 @@ impl LrdsConfig {
         if let Some(w) = self.hidden.iter().find(|&&w| w == 0) {
             return Err(ConfigError::new("hidden", w, "every width must be >= 1"));
         }
+        if self.components == Some(0) {
+            return Err(ConfigError::new("components", 0, "must be >= 1"));
+        }
+        if self.walkers == 0 {
+            return Err(ConfigError::new("walkers", 0, "must be >= 1"));
+        }
+        if !(self.walker_sigma.is_finite() && self.walker_sigma > 0.0) {
+            return Err(ConfigError::new(
+                "walker_sigma",
+                self.walker_sigma,
+                "must be finite and > 0",
+            ));
+        }
+        if !(self.em_ridge.is_finite() && self.em_ridge >= 0.0) {
+            return Err(ConfigError::new("em_ridge", self.em_ridge, "must be finite and >= 0"));
+        }
         self.schedule.validate()
+    }
+
+    /// Fits the reference (unless one is given): `walkers` MALA walkers
+    /// from N(0, `walker_sigma`² I) ([`walker_ends`], stream `seed.child(0)`),
+    /// then EM with `components` components on their end points (stream
+    /// `seed.child(1)`).
+    ///
+    /// # Errors
+    /// Invalid settings, or EM fails (named `em.…`).
+    pub fn fit_reference(
+        &mut self,
+        target: &dyn Target,
+        modes: Option<&dyn Modes>,
+        seed: Seed,
+    ) -> Result<(), ConfigError> {
+        self.validate()?;
+        if self.reference.is_some() {
+            return Ok(());
+        }
+        let locate = Locate {
+            walkers: self.walkers,
+            sigma: self.walker_sigma,
+            steps: self.walker_steps,
+        };
+        let ends = walker_ends(target, &locate, seed.child(0));
+        let components = self.components.unwrap_or(modes.map_or(2, |m| m.n_modes()));
+        let settings = EmSettings {
+            components,
+            ridge: self.em_ridge,
+            ..EmSettings::default()
+        };
+        let fit = fit_mixture(ends.view(), &settings, seed.child(1))?;
+        self.reference = Some(FittedReference::from_fit(&fit));
+        Ok(())
+    }
+
+    /// The untrained model on the fitted reference (h = 0, hidden layers
+    /// from `seed`).
+    ///
+    /// # Errors
+    /// Invalid settings, or no reference yet ([`LrdsConfig::fit_reference`]).
+    pub fn build(&self, seed: Seed) -> Result<LrdsModel, ConfigError> {
+        let Some(r) = &self.reference else {
+            return Err(ConfigError::new("reference", "none", "fit it first (fit_reference)"));
+        };
+        let reference = GmmReference::new(&r.mixture()?, self.schedule)?;
+        self.build_on(reference, seed)
+    }
+
+    /// The model with trained parameters `params`.
+    ///
+    /// # Errors
+    /// As [`LrdsConfig::build`], or a wrong number of parameters.
+    pub fn rebuild(&self, params: Vec<f64>) -> Result<LrdsModel, ConfigError> {
+        let mut m = self.build(Seed::new(0))?;
+        if params.len() != m.params.len() {
+            return Err(ConfigError::new(
+                "params",
+                params.len(),
+                format!("the correction network has {} parameters", m.params.len()),
+            ));
+        }
+        m.params = params;
+        Ok(m)
     }
 
     /// The untrained model on `reference` (h = 0); the hidden layers are
@@ -108,7 +282,7 @@ impl LrdsConfig {
     ///
     /// # Errors
     /// Invalid settings.
-    pub fn build(&self, reference: GmmReference, seed: Seed) -> Result<LrdsModel, ConfigError> {
+    pub fn build_on(&self, reference: GmmReference, seed: Seed) -> Result<LrdsModel, ConfigError> {
         self.validate()?;
         if reference.schedule() != self.schedule {
             return Err(ConfigError::new(
