@@ -1,6 +1,6 @@
 //! LRDS, the learned reference-based diffusion sampler (Noble, Grenioux,
 //! Gabrié, Durmus, ICLR 2025, arXiv 2410.19449) with a Gaussian-mixture
-//! reference; the mathematics is in docs/THEORY.md §6.13.
+//! reference; the mathematics is in docs/THEORY.md §6.14.
 //!
 //! * [`reference`]: the mixture reference (fitted by EM,
 //!   `fieldflow_slips::em`), its exact forward marginals, score and reverse

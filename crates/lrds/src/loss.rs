@@ -1,4 +1,4 @@
-//! The log-variance loss of LRDS on detached paths (docs/THEORY.md §6.13.5).
+//! The log-variance loss of LRDS on detached paths (docs/THEORY.md §6.14.5).
 //!
 //! For N paths drawn from the current sampler and then held fixed,
 //! ℓᵢ(θ) = log π̃(x₀ⁱ) + Σₖ log q(x_kⁱ | x_{k−1}ⁱ) − log p_T^ref(x_Kⁱ)

@@ -1,5 +1,5 @@
 //! The Gaussian-mixture reference of LRDS and its exact diffusion
-//! (docs/THEORY.md §6.13.1–2).
+//! (docs/THEORY.md §6.14.1–2).
 //!
 //! **Marginals.** The variance-preserving forward process
 //! dX = −½β(t)X dt + √β(t) dW maps X₀ to X_t = α_t X₀ + σ_t ε with

@@ -1,6 +1,6 @@
 //! The LRDS sampler: the reference's exact reverse kernels shifted by a
 //! learned drift correction, with exact path importance weights
-//! (docs/THEORY.md §6.13.3–4).
+//! (docs/THEORY.md §6.14.3–4).
 //!
 //! **Grid.** t_k = k T/K, k = 0…K. Path x_K → x_{K−1} → … → x₀:
 //! x_K ~ p_T^ref (exact), then for k = K…1
