@@ -67,6 +67,8 @@ pub struct RefWork {
     w: Vec<f64>,
     /// A vector in the original basis.
     v: Vec<f64>,
+    /// Log-weights of the posterior components.
+    terms: Vec<f64>,
     /// The step prepared: (α_s, α_t) of the kernel from t to s.
     alphas: (f64, f64),
 }
@@ -144,6 +146,7 @@ impl GmmReference {
             log_rho: vec![0.0; self.comps.len()],
             w: vec![0.0; self.dim],
             v: vec![0.0; self.dim],
+            terms: vec![0.0; self.comps.len()],
             alphas: (1.0, 1.0),
         }
     }
@@ -254,16 +257,8 @@ impl GmmReference {
     /// with ∇_y log p^ref(y | x_t) = −Σⱼ r̃ⱼ Vⱼ⁻¹(y − μⱼ) (r̃ⱼ the posterior
     /// responsibilities given y).
     pub fn log_reverse(&self, work: &mut RefWork, y: &[f64], grad: Option<&mut [f64]>) -> f64 {
-        let k = self.comps.len();
         // log ρⱼ + log N(y; μⱼ, Vⱼ), with Uⱼᵀ y in work.w (reused per component).
-        let mut terms = [0.0f64; 64];
-        let mut heap;
-        let terms: &mut [f64] = if k <= 64 {
-            &mut terms[..k]
-        } else {
-            heap = vec![0.0; k];
-            &mut heap
-        };
+        let mut terms = std::mem::take(&mut work.terms);
         for (j, c) in self.comps.iter().enumerate() {
             rotate_t(&c.u, y, &mut work.w);
             let mut l = work.log_rho[j];
@@ -274,7 +269,7 @@ impl GmmReference {
             }
             terms[j] = l;
         }
-        let lp = normalize_log(terms);
+        let lp = normalize_log(&mut terms);
         if let Some(g) = grad {
             g.fill(0.0);
             for (j, c) in self.comps.iter().enumerate() {
@@ -290,6 +285,7 @@ impl GmmReference {
                 }
             }
         }
+        work.terms = terms;
         lp
     }
 }

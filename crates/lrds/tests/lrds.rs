@@ -178,22 +178,28 @@ fn target_equal_to_reference_and_h_zero_gives_constant_log_weights() {
     assert!(worst < 1e-8, "max |log w| = {worst}");
 }
 
-#[test]
-fn importance_sampling_on_mog4_gives_log_z_and_mode_weights_for_any_correction() {
-    // A reference with wrong weights and widths, a random correction h ≠ 0:
-    // the path weights are still exact.
-    let target = GaussianMixture::mog4();
-    let reference = GaussianMixture::new(
+/// MOG-4's means with equal weights ¼ and covariance `var`·I (a reference
+/// with the wrong weights).
+fn mog4_means_equal_weights(var: f64) -> GaussianMixture {
+    GaussianMixture::new(
         vec![
             array![-4.0, -4.0],
             array![4.0, -4.0],
             array![-4.0, 4.0],
             array![4.0, 4.0],
         ],
-        vec![Covariance::Isotropic(0.9); 4],
+        vec![Covariance::Isotropic(var); 4],
         vec![0.25; 4],
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn importance_sampling_on_mog4_gives_log_z_and_mode_weights_for_any_correction() {
+    // A reference with wrong weights and widths, a random correction h ≠ 0:
+    // the path weights are still exact.
+    let target = GaussianMixture::mog4();
+    let reference = mog4_means_equal_weights(0.9);
     let model = random_model(GmmReference::new(&reference, VP).unwrap(), 8, 0.6, 7);
     let n = 6000;
     let p = model.sample_paths(n, Seed::new(11), Par::default(), false);
@@ -221,17 +227,7 @@ fn importance_sampling_on_mog4_gives_log_z_and_mode_weights_for_any_correction()
 
 fn mog4_trainer_setup() -> (GaussianMixture, LrdsModel, TrainConfig) {
     let target = GaussianMixture::mog4();
-    let reference = GaussianMixture::new(
-        vec![
-            array![-4.0, -4.0],
-            array![4.0, -4.0],
-            array![-4.0, 4.0],
-            array![4.0, 4.0],
-        ],
-        vec![Covariance::Isotropic(0.7); 4],
-        vec![0.25; 4],
-    )
-    .unwrap();
+    let reference = mog4_means_equal_weights(0.7);
     let model = LrdsConfig {
         steps: 8,
         hidden: vec![16],
@@ -357,17 +353,7 @@ fn imh_on_the_path_weights_gives_the_mode_weights() {
     // random correction: IMH on the path weights reproduces MOG-4's
     // weights within 4σ (Γ-method errors).
     let target = GaussianMixture::mog4();
-    let reference = GaussianMixture::new(
-        vec![
-            array![-4.0, -4.0],
-            array![4.0, -4.0],
-            array![-4.0, 4.0],
-            array![4.0, 4.0],
-        ],
-        vec![Covariance::Isotropic(0.9); 4],
-        vec![0.25; 4],
-    )
-    .unwrap();
+    let reference = mog4_means_equal_weights(0.9);
     let model = random_model(GmmReference::new(&reference, VP).unwrap(), 8, 0.6, 7);
     let chain = fieldflow_imh::ImhChain::new(&target, &model, Seed::new(5), fieldflow_imh::ImhConfig::default());
     let mut states = chain.initial_states(2);
