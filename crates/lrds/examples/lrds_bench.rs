@@ -10,7 +10,7 @@
 //! ```text
 //! cargo run --release -p fieldflow-lrds --example lrds_bench -- \
 //!     --target two_modes:16 --seed 1 [--train-steps 300] [--batch 256] [--lr 3e-3]
-//!     [--steps 32] [--hidden 64,64] [--n 4096] [--walkers max(1024, 128 d)] [--walker-steps 200]
+//!     [--steps 32] [--hidden 64,64] [--n 4096] [--walkers max(1024, 128 d)] [--walker-steps 1000]
 //!     [--sigma S]
 //! ```
 
@@ -52,7 +52,7 @@ fn parse() -> Args {
         hidden: vec![64, 64],
         n: 4096,
         walkers: 0,
-        walker_steps: 200,
+        walker_steps: 1000,
         sigma: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();

@@ -380,3 +380,75 @@ fn imh_on_the_path_weights_gives_the_mode_weights() {
         );
     }
 }
+
+#[test]
+fn training_moves_mass_toward_the_target_mode_weights() {
+    // Two modes (d = 4) with a reference of the right means and widths but
+    // weights ½, ½: the untrained sampler puts half of its draws in each
+    // mode; training by the log-variance loss moves draws toward ⅔, ⅓.
+    let target = GaussianMixture::two_modes(4).unwrap();
+    let reference = GaussianMixture::new(
+        vec![Array1::from_elem(4, -2.0 / 3.0), Array1::from_elem(4, 4.0 / 3.0)],
+        vec![Covariance::Isotropic(0.05); 2],
+        vec![0.5, 0.5],
+    )
+    .unwrap();
+    let model = LrdsConfig {
+        steps: 16,
+        hidden: vec![32, 32],
+        ..LrdsConfig::default()
+    }
+    .build_on(GmmReference::new(&reference, VP).unwrap(), Seed::new(1))
+    .unwrap();
+    let fraction = |m: &LrdsModel| {
+        let p = m.sample_paths(4000, Seed::new(77), Par::default(), false);
+        target.mode_fractions(p.x0.view())[0]
+    };
+    let before = fraction(&model);
+    let mut cfg = TrainConfig::new(LossConfig::preset(LossPreset::Rkl), 256, 150, 1e-2);
+    cfg.seed = 4;
+    let mut tr = LrdsTrainer::new(&cfg, model, &target, TrainData::default(), Par::default()).unwrap();
+    let first = tr.evaluate(0).total;
+    for _ in 0..cfg.steps {
+        tr.step().unwrap();
+    }
+    let last = tr.evaluate(cfg.steps).total;
+    let after = fraction(tr.model());
+    eprintln!("mode-0 fraction {before} → {after}; loss {first} → {last}");
+    // Binomial error of a fraction of 4000 draws: ≤ 0.008.
+    let sigma = (0.25f64 / 4000.0).sqrt();
+    assert!((before - 0.5).abs() < 4.0 * sigma, "untrained fraction {before}");
+    assert!(
+        after - before > 4.0 * sigma * 2f64.sqrt(),
+        "fraction {before} → {after}"
+    );
+    assert!(last < first, "log-variance loss {first} → {last}");
+}
+
+#[test]
+fn the_reference_is_fitted_to_walkers_on_the_modes() {
+    // EM on MALA walker end points finds MOG-4's four means (within 0.3).
+    let target = GaussianMixture::mog4();
+    let mut cfg = LrdsConfig {
+        walkers: 512,
+        walker_sigma: 5.0,
+        ..LrdsConfig::default()
+    };
+    cfg.fit_reference(&target, Some(&target), Seed::new(3)).unwrap();
+    let fit = cfg.reference.as_ref().unwrap();
+    assert_eq!(fit.weights.len(), 4);
+    for k in 0..4 {
+        let m = target.mean(k);
+        let nearest = fit
+            .means
+            .iter()
+            .map(|f| f.iter().zip(m).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt())
+            .fold(f64::INFINITY, f64::min);
+        assert!(nearest < 0.3, "mode {k}: nearest fitted mean at {nearest}");
+    }
+    // Given, the reference is kept as is.
+    let before = cfg.reference.clone();
+    cfg.fit_reference(&target, Some(&target), Seed::new(4)).unwrap();
+    assert_eq!(cfg.reference, before);
+    assert!(cfg.build(Seed::new(1)).is_ok());
+}

@@ -27,6 +27,7 @@ def main():
     ap.add_argument("--only", nargs="*", default=TARGETS)
     ap.add_argument("--seeds", nargs="*", type=int, default=[1, 2, 3])
     ap.add_argument("--out", default=str(HERE / "results.jsonl"))
+    ap.add_argument("--bin", default=str(BIN), help="the lrds_bench binary (a copy keeps a series on one build)")
     ap.add_argument("extra", nargs="*", help="passed to lrds_bench after --")
     a = ap.parse_args()
     out = pathlib.Path(a.out)
@@ -35,7 +36,7 @@ def main():
         for s in a.seeds:
             if (t, s) in have:
                 continue
-            cmd = [str(BIN), "--target", t, "--seed", str(s), *a.extra]
+            cmd = [a.bin, "--target", t, "--seed", str(s), *a.extra]
             print(" ".join(cmd), flush=True)
             line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
             with out.open("a") as f:

@@ -15,11 +15,13 @@ def w(r, key, k=0):
     x = r[key][k]
     if x.get("w") is None:
         return "–"
-    return f"{x['w']:.3f}±{x['err']:.3f} ({x['sigmas']:+.1f}σ)"
+    dev = "–" if x.get("sigmas") is None else f"{x['sigmas']:+.1f}σ"
+    return f"{x['w']:.3f}±{x['err']:.3f} ({dev})"
 
 
 def worst(r, key):
-    s = [abs(x["sigmas"]) for x in r[key] if x.get("w") is not None]
+    """Largest |ŵ − exact|/σ over the modes (∞ where σ = 0 but ŵ ≠ exact)."""
+    s = [float("inf") if x.get("sigmas") is None else abs(x["sigmas"]) for x in r[key] if x.get("w") is not None]
     return max(s) if s else float("nan")
 
 
