@@ -61,6 +61,8 @@ pub struct GmmReference {
 pub struct RefWork {
     /// Uⱼᵀ x per component.
     z: Vec<Vec<f64>>,
+    /// Uⱼᵀ y per component (the point of [`GmmReference::log_reverse`]).
+    zy: Vec<Vec<f64>>,
     /// Log-weights per component (normalized by [`GmmReference::prepare`]).
     log_rho: Vec<f64>,
     /// A rotated vector.
@@ -143,6 +145,7 @@ impl GmmReference {
     pub fn work(&self) -> RefWork {
         RefWork {
             z: vec![vec![0.0; self.dim]; self.comps.len()],
+            zy: vec![vec![0.0; self.dim]; self.comps.len()],
             log_rho: vec![0.0; self.comps.len()],
             w: vec![0.0; self.dim],
             v: vec![0.0; self.dim],
@@ -260,11 +263,11 @@ impl GmmReference {
         // log ρⱼ + log N(y; μⱼ, Vⱼ), with Uⱼᵀ y in work.w (reused per component).
         let mut terms = std::mem::take(&mut work.terms);
         for (j, c) in self.comps.iter().enumerate() {
-            rotate_t(&c.u, y, &mut work.w);
+            rotate_t(&c.u, y, &mut work.zy[j]);
             let mut l = work.log_rho[j];
             for i in 0..self.dim {
                 let (m, v) = self.posterior(c, i, work.z[j][i], work.alphas);
-                let r = work.w[i] - m;
+                let r = work.zy[j][i] - m;
                 l -= 0.5 * (LN_2PI + v.ln() + r * r / v);
             }
             terms[j] = l;
@@ -274,10 +277,9 @@ impl GmmReference {
             g.fill(0.0);
             for (j, c) in self.comps.iter().enumerate() {
                 let r = terms[j].exp();
-                rotate_t(&c.u, y, &mut work.w);
                 for i in 0..self.dim {
                     let (m, v) = self.posterior(c, i, work.z[j][i], work.alphas);
-                    work.w[i] = -r * (work.w[i] - m) / v;
+                    work.w[i] = -r * (work.zy[j][i] - m) / v;
                 }
                 rotate(&c.u, &work.w, &mut work.v);
                 for (gi, vi) in g.iter_mut().zip(&work.v) {
