@@ -37,6 +37,7 @@
 //! walkers = 1024             # MALA walkers from N(0, walker_sigma² I) …
 //! walker_sigma = 3.0
 //! walker_steps = 200         # … and their updates
+//! em_restarts = 5            # EM seedings (the best likelihood is kept)
 //! ```
 //!
 //! In a config flows and SNFs are the `[flow]` section; an SNF is a flow whose section

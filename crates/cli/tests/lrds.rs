@@ -100,6 +100,7 @@ fn bad_lrds_sections_are_one_line_errors() {
         (format!("{t}[lrds]\nwalker_sigma = -1.0\n"), "lrds.walker_sigma"),
         (format!("{t}[lrds]\nstep = 3\n"), "lrds: unknown field `step`"),
         (format!("{t}[lrds]\ncomponents = 0\n"), "lrds.components = 0"),
+        (format!("{t}[lrds]\nem_restarts = 0\n"), "lrds.em_restarts = 0"),
         (
             format!("{t}[lrds]\n[lrds.reference]\nweights = [1.0]\nmeans = [[0.0, 0.0]]\ncovs = [[[1.0, 2.0], [2.0, 1.0]]]\n"),
             "lrds.reference.covs",

@@ -1,6 +1,6 @@
-//! One LRDS benchmark run (data/experiments/lrds/): MALA walkers from a
-//! broad Gaussian (`fieldflow_losses::clusters::walker_ends`), EM on their
-//! end points (`fieldflow_slips::em`, one component per mode), the
+//! One LRDS benchmark run (data/experiments/lrds/): the reference fitted by
+//! [`LrdsConfig::fit_reference`] (MALA walkers from a broad Gaussian, EM
+//! with restarts on their end points, one component per mode), the
 //! untrained sampler (h = 0: importance sampling from the EM mixture) and
 //! the trained one (log-variance loss, Adam), each measured by importance
 //! sampling (log Ẑ, ESS, mode weights ± delta-method errors) and by an IMH
@@ -11,17 +11,13 @@
 //! cargo run --release -p fieldflow-lrds --example lrds_bench -- \
 //!     --target two_modes:16 --seed 1 [--train-steps 300] [--batch 256] [--lr 3e-3]
 //!     [--steps 32] [--hidden 64,64] [--n 4096] [--walkers max(1024, 128 d)] [--walker-steps 1000]
-//!     [--sigma S]
+//!     [--sigma S] [--restarts 5]
 //! ```
 
 use fieldflow_core::{Modes, Par, Seed, Target};
-use fieldflow_diffusion::NoiseSchedule;
-use fieldflow_flows::Locate;
 use fieldflow_imh::{ImhChain, ImhConfig};
-use fieldflow_losses::clusters::walker_ends;
 use fieldflow_losses::{LossConfig, LossPreset, TrainConfig, TrainData, TrainLoop};
-use fieldflow_lrds::{GmmReference, LrdsConfig, LrdsModel, LrdsTrainer};
-use fieldflow_slips::{fit_mixture, EmSettings};
+use fieldflow_lrds::{LrdsConfig, LrdsModel, LrdsTrainer};
 use fieldflow_stats::{gamma_primary, log_z, self_normalized_mean, GammaConfig};
 use fieldflow_targets::GaussianMixture;
 use serde_json::{json, Value};
@@ -39,6 +35,7 @@ struct Args {
     walkers: usize,
     walker_steps: usize,
     sigma: Option<f64>,
+    restarts: usize,
 }
 
 fn parse() -> Args {
@@ -54,6 +51,7 @@ fn parse() -> Args {
         walkers: 0,
         walker_steps: 1000,
         sigma: None,
+        restarts: 5,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -80,6 +78,7 @@ fn parse() -> Args {
             "--walkers" => a.walkers = v.parse().unwrap_or_else(|_| bad("--walkers")),
             "--walker-steps" => a.walker_steps = v.parse().unwrap_or_else(|_| bad("--walker-steps")),
             "--sigma" => a.sigma = Some(v.parse().unwrap_or_else(|_| bad("--sigma"))),
+            "--restarts" => a.restarts = v.parse().unwrap_or_else(|_| bad("--restarts")),
             k => {
                 eprintln!("error: unknown option {k}");
                 std::process::exit(2)
@@ -174,39 +173,28 @@ fn main() {
     } else {
         a.walkers
     };
-    let locate = Locate {
+    let mut cfg = LrdsConfig {
+        steps: a.steps,
+        hidden: a.hidden.clone(),
+        components: Some(exact.len()),
         walkers,
-        sigma: a.sigma.unwrap_or(default_sigma),
-        steps: a.walker_steps,
+        walker_sigma: a.sigma.unwrap_or(default_sigma),
+        walker_steps: a.walker_steps,
+        em_restarts: a.restarts,
+        ..LrdsConfig::default()
     };
-    let ends = walker_ends(&target, &locate, root.child(0));
-    let fit = fit_mixture(
-        ends.view(),
-        &EmSettings {
-            components: exact.len(),
-            ridge: 1e-6,
-            ..EmSettings::default()
-        },
-        root.child(1),
-    )
-    .unwrap_or_else(|e| {
-        eprintln!("error: {e}");
-        std::process::exit(1)
-    });
-    let mixture = fit.mixture().unwrap_or_else(|e| {
+    cfg.fit_reference(&target, Some(&target), root).unwrap_or_else(|e| {
         eprintln!("error: {e}");
         std::process::exit(1)
     });
     let reference_seconds = t0.elapsed().as_secs_f64();
-    let walker_fractions = target.mode_fractions(ends.view());
-    let schedule = NoiseSchedule::default();
-    let reference = GmmReference::new(&mixture, schedule).expect("a fitted mixture is positive definite");
-    let cfg = LrdsConfig {
-        steps: a.steps,
-        hidden: a.hidden.clone(),
-        ..LrdsConfig::default()
-    };
-    let model = cfg.build_on(reference, root.child(2)).expect("valid settings");
+    let fit = cfg.reference.clone().expect("fitted");
+    // The fitted weights per target mode (each component by its mean).
+    let mut em_mode_weights = vec![0.0; exact.len()];
+    for (w, m) in fit.weights.iter().zip(&fit.means) {
+        em_mode_weights[target.assign(ndarray::ArrayView1::from(&m[..]))] += w;
+    }
+    let model = cfg.build(root.child(2)).expect("valid settings");
     // 2. Untrained (h = 0).
     let before = measure(&model, &target, a.n, root.child(3), par);
     // 3. Training.
@@ -236,11 +224,10 @@ fn main() {
     let train_evals = (a.batch as u64 * a.train_steps) as f64;
     let out = json!({
         "target": a.target, "seed": a.seed, "dim": target.dim(),
-        "exact": exact, "walker_fractions": walker_fractions, "em_weights": fit.weights,
-        "em_converged": fit.converged,
+        "exact": exact, "em_weights": fit.weights, "em_mode_weights": em_mode_weights,
         "settings": {"train_steps": a.train_steps, "batch": a.batch, "lr": a.lr, "steps": a.steps,
                      "hidden": a.hidden, "n": a.n, "walkers": walkers, "walker_steps": a.walker_steps,
-                     "sigma": locate.sigma, "threads": rayon::current_num_threads()},
+                     "sigma": cfg.walker_sigma, "em_restarts": a.restarts, "threads": rayon::current_num_threads()},
         "reference_seconds": reference_seconds, "train_seconds": train_seconds,
         "walker_evals": walker_evals, "train_evals": train_evals,
         "untrained": before, "trained": after, "loss_trace": losses,

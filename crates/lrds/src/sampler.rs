@@ -77,6 +77,10 @@ pub struct LrdsConfig {
     /// Ridge ε added to every fitted covariance (EM).
     #[serde(default = "default_ridge")]
     pub em_ridge: f64,
+    /// EM restarts from independent seedings (the fit of highest likelihood
+    /// is kept).
+    #[serde(default = "default_restarts")]
+    pub em_restarts: usize,
     /// The fitted reference (written by [`LrdsConfig::fit_reference`]; given,
     /// it is used as is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -160,6 +164,9 @@ fn default_walker_steps() -> usize {
 fn default_ridge() -> f64 {
     1e-6
 }
+fn default_restarts() -> usize {
+    5
+}
 
 impl Default for LrdsConfig {
     fn default() -> Self {
@@ -174,6 +181,7 @@ impl Default for LrdsConfig {
             walker_sigma: default_walker_sigma(),
             walker_steps: default_walker_steps(),
             em_ridge: default_ridge(),
+            em_restarts: default_restarts(),
             reference: None,
         }
     }
@@ -200,6 +208,9 @@ impl LrdsConfig {
         if self.walkers == 0 {
             return Err(ConfigError::new("walkers", 0, "must be >= 1"));
         }
+        if self.em_restarts == 0 {
+            return Err(ConfigError::new("em_restarts", 0, "must be >= 1"));
+        }
         if !(self.walker_sigma.is_finite() && self.walker_sigma > 0.0) {
             return Err(ConfigError::new(
                 "walker_sigma",
@@ -215,8 +226,8 @@ impl LrdsConfig {
 
     /// Fits the reference (unless one is given): `walkers` MALA walkers
     /// from N(0, `walker_sigma`² I) ([`walker_ends`], stream `seed.child(0)`),
-    /// then EM with `components` components on their end points (stream
-    /// `seed.child(1)`).
+    /// then EM with `components` components and `em_restarts` seedings on
+    /// their end points (stream `seed.child(1)`).
     ///
     /// # Errors
     /// Invalid settings, or EM fails (named `em.…`).
@@ -240,6 +251,7 @@ impl LrdsConfig {
         let settings = EmSettings {
             components,
             ridge: self.em_ridge,
+            restarts: self.em_restarts,
             ..EmSettings::default()
         };
         let fit = fit_mixture(ends.view(), &settings, seed.child(1))?;
