@@ -146,6 +146,7 @@ impl PyModel {
                 ModelConfig::Mixture(cfg) => Proposer::Mixture(FlowMixture::from_parts(cfg, state.params.clone())?),
                 ModelConfig::Snf(_) => bail!("a stochastic normalizing flow needs its built-in target"),
                 ModelConfig::Diffusion(_) => bail!("a diffusion model needs its built-in lattice target"),
+                ModelConfig::Lrds(_) => bail!("an LRDS sampler needs its built-in target"),
             },
         };
         let dim = target.as_target().dim();
@@ -295,7 +296,10 @@ fn train_impl(
         (d, _) => d,
     };
     let model = match target.builtin() {
-        Some(rt) => ModelConfig::from_sections(c.flow.as_ref(), c.diffusion.as_ref(), rt)?,
+        Some(rt) => ModelConfig::from_sections(c.flow.as_ref(), c.diffusion.as_ref(), c.lrds.as_ref(), rt, c.seed)?,
+        None if c.lrds.is_some() => {
+            bail!("lrds: an LRDS sampler needs a built-in target (its reference is fitted by walkers on it)")
+        }
         None if c.diffusion.is_some() => {
             bail!("diffusion: the diffusion models are lattice-field models; a Python target trains a flow")
         }
@@ -325,6 +329,7 @@ fn train_impl(
             };
             Box::new(MixtureTrainer::new(&c.train, m, c.seed, target.as_target(), data, par)?)
         }
+        (ModelConfig::Lrds(_), None) => bail!("lrds: an LRDS sampler needs a built-in target"),
         (ModelConfig::Snf(_) | ModelConfig::Diffusion(_), None) => bail!(
             "flow.stages: a stochastic normalizing flow needs a built-in target (its Langevin blocks need Hessian-vector products)"
         ),

@@ -173,7 +173,7 @@ def test_a_stochastic_normalizing_flow_is_refused_where_the_method_needs_a_flow(
                     "train": {"loss": {"preset": "rkl"}, "batch_size": 16, "steps": 2, "lr": 1e-3}}, progress=False)
     with pytest.raises(ValueError, match=r"method = neutra: the model is not a normalizing flow, a bijection x = f\(z\) \(a stochastic normalizing flow, a diffusion model or a mixture of flows\); use imh, isir or is$"):
         ff.neutra(snf, 10, progress=False)
-    with pytest.raises(ValueError, match="method = global-local: the model is a stochastic normalizing flow, which has no"):
+    with pytest.raises(ValueError, match=r"method = global-local: the model \(a stochastic normalizing flow or an LRDS sampler\) has no"):
         ff.global_local(snf, 10, progress=False)
     with pytest.raises(ValueError, match="method = adaptive: the model is not a normalizing flow"):
         ff.adaptive(snf, 10, progress=False)

@@ -23,6 +23,23 @@
 //! steps = 100                                    # reverse-time steps per draw
 //! ```
 //!
+//! An LRDS sampler (crates/lrds: a Gaussian-mixture reference fitted by EM
+//! to MALA walkers, a learned drift correction, exact path weights) is the
+//! `[lrds]` section, `fieldflow_lrds::LrdsConfig`; the fitted reference is
+//! stored in the model file's config (`[lrds.reference]`), so a resumed run
+//! and `sample` use the same one:
+//!
+//! ```toml
+//! [lrds]
+//! steps = 32                 # reverse steps K
+//! hidden = [64, 64]          # correction network
+//! components = 2             # EM components (default: the target's modes)
+//! walkers = 1024             # MALA walkers from N(0, walker_sigma² I) …
+//! walker_sigma = 3.0
+//! walker_steps = 200         # … and their updates
+//! em_restarts = 5            # EM seedings (the best likelihood is kept)
+//! ```
+//!
 //! In a config flows and SNFs are the `[flow]` section; an SNF is a flow whose section
 //! also lists `stages` (and optionally a λ `schedule`):
 //!
@@ -50,6 +67,7 @@ use fieldflow_core::{Par, Proposal, ProposalDensity, Seed};
 use fieldflow_diffusion::{DiffusionConfig, DiffusionModel, DiffusionTrainer};
 use fieldflow_flows::{Flow, FlowConfig, FlowMixture, MixtureConfig};
 use fieldflow_losses::{Curriculum, MixtureTrainer, TrainConfig, TrainData, TrainLoop, Trainer};
+use fieldflow_lrds::{LrdsConfig, LrdsModel, LrdsTrainer};
 use fieldflow_snf::{PathProposal, Snf, SnfConfig, SnfTrainer, StageConfig};
 use ndarray::{ArrayViewMut1, ArrayViewMut2};
 
@@ -64,19 +82,52 @@ pub enum ModelConfig {
     Diffusion(DiffusionConfig),
     /// A mixture of flows, one per mode (`[flow] mixture = {…}`).
     Mixture(MixtureConfig),
+    /// An LRDS sampler (the `[lrds]` section) with its fitted reference.
+    Lrds(LrdsConfig),
 }
+
+/// The stream under the run's seed of the LRDS reference fit.
+const LRDS_REFERENCE_STREAM: u64 = 0x1d5;
 
 /// Keys of `[flow]` that make it an SNF.
 const SNF_KEYS: [&str; 2] = ["stages", "schedule"];
 
 impl ModelConfig {
-    /// The architecture from a run's `[flow]` or `[diffusion]` section (at
-    /// most one of them; neither: the target's default flow).
+    /// The architecture from a run's `[flow]`, `[diffusion]` or `[lrds]`
+    /// section (at most one of them; none: the target's default flow). An
+    /// LRDS section without a `reference` gets one fitted now (walkers and
+    /// EM from `seed`).
     pub fn from_sections(
         flow: Option<&toml::Value>,
         diffusion: Option<&toml::Value>,
+        lrds: Option<&toml::Value>,
         target: &RunTarget,
+        seed: u64,
     ) -> Result<Self> {
+        if let Some(section) = lrds {
+            if flow.is_some() || diffusion.is_some() {
+                bail!("lrds: a run trains one model; give one of [flow], [diffusion], [lrds]");
+            }
+            let mut cfg: LrdsConfig = section
+                .clone()
+                .try_into()
+                .map_err(|e| anyhow::anyhow!("lrds: {}", one_line(&e.to_string())))?;
+            cfg.fit_reference(
+                target.as_target(),
+                target.modes(),
+                Seed::new(seed).child(LRDS_REFERENCE_STREAM),
+            )
+            .map_err(|e| anyhow::anyhow!("lrds.{e}"))?;
+            let model = cfg.build(Seed::new(seed)).map_err(|e| anyhow::anyhow!("lrds.{e}"))?;
+            if model.dim() != target.as_target().dim() {
+                bail!(
+                    "lrds.reference: dimension {} differs from the target's {}",
+                    model.dim(),
+                    target.as_target().dim()
+                );
+            }
+            return Ok(ModelConfig::Lrds(cfg));
+        }
         let Some(section) = diffusion else {
             return Self::from_section(flow, target);
         };
@@ -111,6 +162,7 @@ impl ModelConfig {
     pub fn section_name(&self) -> &'static str {
         match self {
             ModelConfig::Diffusion(_) => "diffusion",
+            ModelConfig::Lrds(_) => "lrds",
             _ => "flow",
         }
     }
@@ -218,6 +270,7 @@ impl ModelConfig {
                 toml::Value::Table(t)
             }
             ModelConfig::Diffusion(d) => toml::Value::try_from(d)?,
+            ModelConfig::Lrds(l) => toml::Value::try_from(l)?,
             ModelConfig::Mixture(m) => {
                 let mut t = match toml::Value::try_from(&m.flow)? {
                     toml::Value::Table(t) => t,
@@ -241,6 +294,7 @@ impl ModelConfig {
             ModelConfig::Snf(s) => serde_json::to_string(s)?,
             ModelConfig::Diffusion(d) => serde_json::json!({ "diffusion": d }).to_string(),
             ModelConfig::Mixture(m) => serde_json::json!({ "mixture": m }).to_string(),
+            ModelConfig::Lrds(l) => serde_json::json!({ "lrds": l }).to_string(),
         })
     }
 
@@ -249,6 +303,8 @@ impl ModelConfig {
         let v: serde_json::Value = serde_json::from_str(json)?;
         Ok(if let Some(d) = v.get("diffusion") {
             ModelConfig::Diffusion(serde_json::from_value(d.clone())?)
+        } else if let Some(l) = v.get("lrds") {
+            ModelConfig::Lrds(serde_json::from_value(l.clone())?)
         } else if let Some(m) = v.get("mixture") {
             ModelConfig::Mixture(serde_json::from_value(m.clone())?)
         } else if v.get("stages").is_some() {
@@ -399,6 +455,13 @@ impl ModelConfig {
                 let model = cfg.build().map_err(|e| anyhow::anyhow!("diffusion.{e}"))?;
                 Box::new(DiffusionTrainer::new(train, model, target.as_target(), data, par)?)
             }
+            ModelConfig::Lrds(cfg) => {
+                if dist.is_parallel() {
+                    bail!("training an LRDS sampler is not distributed over MPI ranks yet: run it with one process");
+                }
+                let model = cfg.build(Seed::new(seed)).map_err(|e| anyhow::anyhow!("lrds.{e}"))?;
+                Box::new(LrdsTrainer::new(train, model, target.as_target(), data, par)?)
+            }
             ModelConfig::Mixture(cfg) => {
                 if cfg.flow.shape.iter().product::<usize>() != target.as_target().dim() {
                     bail!(
@@ -484,6 +547,20 @@ impl TrainedModel for DiffusionModel {
     }
 }
 
+/// An LRDS sampler proposes with its exact path weights; it has no
+/// tractable q(x).
+impl TrainedModel for LrdsModel {
+    fn proposal(&self) -> &dyn Proposal {
+        self
+    }
+    fn density(&self) -> Option<&dyn ProposalDensity> {
+        None
+    }
+    fn flow(&self) -> Option<&Flow> {
+        None
+    }
+}
+
 /// A mixture of flows proposes with its density (it is not a bijection).
 impl TrainedModel for FlowMixture {
     fn proposal(&self) -> &dyn Proposal {
@@ -508,6 +585,7 @@ impl Sampler {
             ModelConfig::Snf(cfg) => Box::new(SnfModel(cfg.rebuild(target.clone(), params).map_err(snf_error)?)),
             ModelConfig::Diffusion(cfg) => Box::new(cfg.rebuild(params).map_err(|e| anyhow::anyhow!("diffusion.{e}"))?),
             ModelConfig::Mixture(cfg) => Box::new(FlowMixture::from_parts(cfg, params)?),
+            ModelConfig::Lrds(cfg) => Box::new(cfg.rebuild(params).map_err(|e| anyhow::anyhow!("lrds.{e}"))?),
         }))
     }
 

@@ -279,6 +279,21 @@ impl NetTape {
     pub fn has_tangent(&self) -> bool {
         !self.dacts.is_empty()
     }
+
+    /// Rows of the tape.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The input rows, to be written before [`Net::forward`].
+    pub fn input_mut(&mut self) -> ArrayViewMut2<'_, f64> {
+        self.acts[0].view_mut()
+    }
+
+    /// The output rows of the last [`Net::forward`].
+    pub fn output(&self) -> ArrayView2<'_, f64> {
+        self.acts.last().expect("a tape has an input and an output").view()
+    }
 }
 
 fn push_act(ops: &mut Vec<Op>, widths: &mut Vec<usize>, act: Act) {

@@ -113,3 +113,50 @@ fn em_bad_input_is_a_one_line_error() {
     assert!(e.to_string().contains("not finite"), "{e}");
     assert!(!e.to_string().contains('\n'));
 }
+
+#[test]
+fn restarts_escape_a_bad_seeding() {
+    // MOG-8 (8 equal, well-separated modes): some single k-means++ seedings
+    // end in a local maximum with a component spanning two modes (a weight
+    // near ¼ or 0); with 8 restarts every weight is within 4 binomial
+    // standard errors (1000 samples) of ⅛.
+    let t = GaussianMixture::mog8();
+    let mut xs = Array2::zeros((1000, 2));
+    t.sample_batch(Seed::new(5), xs.view_mut(), Par::serial(1));
+    let worst = |restarts: usize, seed: u64| {
+        let s = EmSettings {
+            components: 8,
+            restarts,
+            ..EmSettings::default()
+        };
+        let fit = fit_mixture(xs.view(), &s, Seed::new(seed)).unwrap();
+        let w = fit.weights.iter().map(|w| (w - 0.125).abs()).fold(0.0, f64::max);
+        (w, *fit.log_likelihood.last().unwrap())
+    };
+    let sigma = (0.125f64 * 0.875 / 1000.0).sqrt();
+    let bad: Vec<u64> = (0..12).filter(|&s| worst(1, s).0 > 8.0 * sigma).collect();
+    eprintln!("single seedings that failed: {bad:?}");
+    assert!(
+        !bad.is_empty(),
+        "no single seeding failed: the test would not test restarts"
+    );
+    for &s in &bad {
+        let (one, l1) = worst(1, s);
+        let (many, l8) = worst(8, s);
+        assert!(
+            many < 4.0 * sigma,
+            "seed {s}: worst weight error {one} → {many} with restarts"
+        );
+        assert!(l8 > l1, "seed {s}: log-likelihood {l1} → {l8}");
+    }
+    let e = fit_mixture(
+        xs.view(),
+        &EmSettings {
+            restarts: 0,
+            ..EmSettings::default()
+        },
+        Seed::new(1),
+    )
+    .unwrap_err();
+    assert_eq!(e.field, "em.restarts");
+}

@@ -189,7 +189,7 @@ fn train(
     dist: &Dist,
 ) -> Result<sink::TrainSummary> {
     let target = RunTarget::from_table(table, "config")?;
-    let model = ModelConfig::from_sections(c.flow.as_ref(), c.diffusion.as_ref(), &target)?;
+    let model = ModelConfig::from_sections(c.flow.as_ref(), c.diffusion.as_ref(), c.lrds.as_ref(), &target, c.seed)?;
     let (train_data, held_out) = data::load_data(c, &target)?;
     let data = TrainData {
         train: train_data,

@@ -55,8 +55,8 @@ pub fn check_model(method: Method, has_flow: bool, has_density: bool, name: &str
     }
     if method.has_local() && !has_density {
         bail!(
-            "method = {}: {name} is a stochastic normalizing flow, which has no tractable log q(x) to \
-             re-weigh the state after local moves; use method imh, isir or is (exact with path weights)",
+            "method = {}: {name} (a stochastic normalizing flow or an LRDS sampler) has no tractable log q(x) \
+             to re-weigh the state after local moves; use method imh, isir or is (exact with path weights)",
             method.as_str()
         );
     }

@@ -62,14 +62,14 @@ pub fn half_lattice(shape: &[usize]) -> Option<Vec<usize>> {
 }
 
 /// Fills the recipe's keys into `t` (module docs) when it applies:
-/// a `[phi4]` target, a plain flow (no `[diffusion]`, no SNF stages, no
-/// mixture), the loss preset `rkl` (`default_preset`: the loss used
+/// a `[phi4]` target, a plain flow (no `[diffusion]` or `[lrds]`, no SNF
+/// stages, no mixture), the loss preset `rkl` (`default_preset`: the loss used
 /// when `train.loss` is absent) and no `train.lr` or `train.lr_schedule`.
 ///
 /// # Errors
 /// An invalid target or `[flow]` section.
 pub fn apply(t: &mut toml::Table, default_preset: &str) -> Result<()> {
-    if !t.contains_key("phi4") || t.contains_key("diffusion") {
+    if !t.contains_key("phi4") || t.contains_key("diffusion") || t.contains_key("lrds") {
         return Ok(());
     }
     let flow = t.get("flow").and_then(|f| f.as_table());
@@ -92,7 +92,7 @@ pub fn apply(t: &mut toml::Table, default_preset: &str) -> Result<()> {
     }
     let target = RunTarget::from_table(t, "config")?;
     let shape = target.shape();
-    let ModelConfig::Flow(cfg) = ModelConfig::from_sections(t.get("flow"), None, &target)? else {
+    let ModelConfig::Flow(cfg) = ModelConfig::from_sections(t.get("flow"), None, None, &target, 0)? else {
         return Ok(());
     };
     let conv = cfg.conditioner.kind == ConditionerKind::Conv;

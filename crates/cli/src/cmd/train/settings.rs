@@ -63,6 +63,9 @@ pub struct TrainRunConfig {
     /// (`fieldflow_diffusion::DiffusionConfig`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diffusion: Option<toml::Value>,
+    /// An LRDS sampler instead of a flow (`fieldflow_lrds::LrdsConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lrds: Option<toml::Value>,
     /// Data.
     #[serde(default)]
     pub data: DataConfig,
