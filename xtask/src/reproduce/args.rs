@@ -215,7 +215,7 @@ mod tests {
         let e = |xs: &[&str]| parse_args(&args(xs)).err().unwrap().to_string();
         assert_eq!(
             e(&["--losses", "fkl,xyz"]),
-            "--losses: unknown loss `xyz` (expected some of fkl,rkl,sm,scorenf)"
+            "--losses: unknown loss `xyz` (expected some of fkl,rkl,sm,scorenf,recipe)"
         );
         assert_eq!(
             e(&["--sets", "e9"]),
