@@ -200,3 +200,31 @@ fn bad_curricula_are_one_line_errors_that_leave_no_file() {
         assert!(!Path::new(&out).exists(), "case {k} left {out}");
     }
 }
+
+#[test]
+fn the_summary_warns_when_the_flow_is_too_poor_to_sample_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    // Two steps on an ordered 8×8 lattice: ESS far below 0.01.
+    let m = p("poor.h5");
+    let mut args = vec!["train"];
+    args.extend(E8);
+    args.extend(["--steps", "2", "--out", &m]);
+    let out = ok(&args);
+    assert!(
+        out.contains("warning           ESS") && out.contains("train longer"),
+        "{out}"
+    );
+    // A flow that is its target at initialization (identity flow, standard
+    // normal target): ESS 1, no warning.
+    std::fs::write(
+        p("g.toml"),
+        "[target]\nkind = \"gaussian\"\nmean = [0.0, 0.0]\ncov = 1.0\n[train]\nsteps = 2\nlr = 1e-6\n",
+    )
+    .unwrap();
+    let out = ok(&["train", "--config", &p("g.toml"), "--out", &p("g.h5")]);
+    assert!(
+        out.contains("ESS               1.0") && !out.contains("warning"),
+        "{out}"
+    );
+}

@@ -16,6 +16,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+/// The normalized ESS of the last metrics record below which the summary
+/// warns: fewer than one effective sample in a hundred draws.
+pub const POOR_ESS: f64 = 0.01;
+
 /// The model file of a run (absent on MPI ranks other than 0).
 pub struct ModelSink {
     /// The open model file.
@@ -177,6 +181,8 @@ pub struct TrainSummary {
 
 impl TrainSummary {
     /// The lines printed at the end of a run (`note` follows the file name).
+    /// The closing summary; it warns when the last ESS is below
+    /// [`POOR_ESS`] (e.g. the default φ⁴ budget at L = 32: 0.005).
     pub fn render(&self, out: &Path, note: &str) -> String {
         let m = &self.last;
         let parts = if self.snf {
@@ -189,6 +195,15 @@ impl TrainSummary {
             (false, true) => " (path NLL, an upper bound)",
             (false, false) => "",
         };
+        let poor = if m.ess < POOR_ESS {
+            format!(
+                "\nwarning           ESS {} on fresh samples: IMH and importance sampling with this model would repeat \
+                 a few states and their error bars are not reliable; train longer (train.steps or max_minutes)",
+                num(m.ess, 2)
+            )
+        } else {
+            String::new()
+        };
         let budget = match self.out_of_time {
             Some((t, steps, minutes)) => format!(
                 "\ntime budget       spent (max_minutes = {minutes}): stopped at step {t} of {steps}; \
@@ -199,7 +214,7 @@ impl TrainSummary {
         format!(
             "wrote {}{note}\nsteps             {}\nloss              {} ({parts})\n\
              ESS               {}\nIMH acceptance    {}\nheld-out NLL      {}{nll_note}\n\
-             rejected steps    {}\ntime              {:.1} s{budget}",
+             rejected steps    {}\ntime              {:.1} s{budget}{poor}",
             out.display(),
             m.step,
             num(m.loss, 5),
