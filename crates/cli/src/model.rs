@@ -485,11 +485,16 @@ impl ModelConfig {
 pub trait TrainedModel: Send + Sync {
     /// The model as a proposal of IMH and importance sampling.
     fn proposal(&self) -> &dyn Proposal;
-    /// The model's normalized density q(x) at any x, if it has one.
-    fn density(&self) -> Option<&dyn ProposalDensity>;
+    /// The model's normalized density q(x) at any x, if it has one
+    /// (default: none, the model proposes with path or draw weights only).
+    fn density(&self) -> Option<&dyn ProposalDensity> {
+        None
+    }
     /// The model as a bijection x = f(z), if it is one (flows): what
-    /// neutra-MCMC and adaptive flow-MCMC need.
-    fn flow(&self) -> Option<&Flow>;
+    /// neutra-MCMC and adaptive flow-MCMC need (default: not one).
+    fn flow(&self) -> Option<&Flow> {
+        None
+    }
 }
 
 impl TrainedModel for Flow {
@@ -521,12 +526,6 @@ impl TrainedModel for SnfModel {
     fn proposal(&self) -> &dyn Proposal {
         self
     }
-    fn density(&self) -> Option<&dyn ProposalDensity> {
-        None
-    }
-    fn flow(&self) -> Option<&Flow> {
-        None
-    }
 }
 
 /// A diffusion model proposes with the log q of its draws (exact for
@@ -542,9 +541,6 @@ impl TrainedModel for DiffusionModel {
             None
         }
     }
-    fn flow(&self) -> Option<&Flow> {
-        None
-    }
 }
 
 /// An LRDS sampler proposes with its exact path weights; it has no
@@ -552,12 +548,6 @@ impl TrainedModel for DiffusionModel {
 impl TrainedModel for LrdsModel {
     fn proposal(&self) -> &dyn Proposal {
         self
-    }
-    fn density(&self) -> Option<&dyn ProposalDensity> {
-        None
-    }
-    fn flow(&self) -> Option<&Flow> {
-        None
     }
 }
 
@@ -568,9 +558,6 @@ impl TrainedModel for FlowMixture {
     }
     fn density(&self) -> Option<&dyn ProposalDensity> {
         Some(self)
-    }
-    fn flow(&self) -> Option<&Flow> {
-        None
     }
 }
 
