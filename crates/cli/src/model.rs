@@ -347,22 +347,35 @@ pub fn curriculum_targets(table: &toml::Table, train: &TrainConfig) -> Result<Ve
     if train.curriculum.is_empty() {
         return Ok(Vec::new());
     }
-    let Some(phi4) = table.get("phi4").and_then(|p| p.as_table()) else {
+    if !table.get("phi4").is_some_and(|p| p.is_table()) {
         bail!("train.curriculum: a lattice curriculum needs a [phi4] target");
-    };
+    }
     train
         .curriculum
         .iter()
         .enumerate()
         .map(|(k, stage)| {
-            let mut p = phi4.clone();
-            p.insert("lattice".into(), toml::Value::try_from(&stage.lattice)?);
-            let mut t = toml::Table::new();
-            t.insert("phi4".into(), toml::Value::Table(p));
-            RunTarget::from_table(&t, "config")
+            phi4_on_lattice(table, &stage.lattice)
                 .map_err(|e| anyhow::anyhow!("train.curriculum[{k}].lattice {:?}: {e}", stage.lattice))
         })
         .collect()
+}
+
+/// The `[phi4]` target of `table` with its lattice replaced by `lattice`
+/// (same couplings): a curriculum stage, or the recipe's timing probe.
+///
+/// # Errors
+/// No `[phi4]` section, or a lattice the target refuses.
+pub fn phi4_on_lattice(table: &toml::Table, lattice: &[usize]) -> Result<RunTarget> {
+    let Some(phi4) = table.get("phi4").and_then(|p| p.as_table()) else {
+        bail!("no [phi4] target");
+    };
+    let mut p = phi4.clone();
+    p.insert("lattice".into(), toml::Value::try_from(lattice)?);
+    RunTarget::from_table(
+        &toml::Table::from_iter([("phi4".to_string(), toml::Value::Table(p))]),
+        "config",
+    )
 }
 
 /// Default architecture of a vector target of dimension `dim`: MLP couplings.

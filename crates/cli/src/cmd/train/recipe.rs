@@ -28,7 +28,7 @@
 //! wins, and the resolved values are written into the stored config, so a
 //! model file says exactly how it was trained.
 
-use crate::model::{flow_trainer, ModelConfig};
+use crate::model::{flow_trainer, phi4_on_lattice, ModelConfig};
 use crate::target::RunTarget;
 use anyhow::Result;
 use fieldflow_core::Par;
@@ -207,9 +207,7 @@ fn steps_for_minutes(
 /// at least half a second), plus a metrics record's cost spread over
 /// `every` steps.
 fn seconds_per_step(t: &toml::Table, cfg: &FlowConfig, shape: &[usize], batch: usize, every: f64) -> Result<f64> {
-    let mut phi4 = t.get("phi4").and_then(|p| p.as_table()).cloned().unwrap_or_default();
-    phi4.insert("lattice".into(), toml::Value::try_from(shape)?);
-    let target = RunTarget::from_table(&toml::Table::from_iter([("phi4".to_string(), phi4.into())]), "config")?;
+    let target = phi4_on_lattice(t, shape)?;
     let mut c = cfg.clone();
     c.shape = shape.to_vec();
     let tc = TrainConfig::new(LossConfig::preset(LossPreset::Rkl), batch, u64::MAX, RECIPE_LR);
