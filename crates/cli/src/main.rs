@@ -39,7 +39,7 @@ enum Command {
     ///
     ///   fieldflow train --lattice 8x8 --m2 -4 --lambda 8 --loss rkl --out m.h5
     ///
-    /// (rkl needs no data; fkl, sm, scorenf and scorenf_modes need --data.)
+    /// (rkl needs no data; fkl, sm, scorenf and rkl_sm need --data.)
     Train(cmd::train::TrainArgs),
     /// Exact sampling with a flow: IMH, i-SIR, global-local (MALA/HMC/RW + flow move), neutra-MCMC, importance sampling, or adaptive flow-MCMC (trains the flow on its walkers first).
     Sample(cmd::sample::SampleArgs),

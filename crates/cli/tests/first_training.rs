@@ -242,7 +242,7 @@ fn bad_target_flags_are_one_line_errors_and_write_nothing() {
     );
     t(&[], "no target");
     // A loss that trains on target samples names the missing data.
-    for loss in ["fkl", "sm", "scorenf", "scorenf_modes"] {
+    for loss in ["fkl", "sm", "scorenf", "scorenf_modes", "rkl_sm"] {
         t(
             &["--lattice", "4x4", "--m2", "-4", "--lambda", "8", "--loss", loss],
             "pass --data",

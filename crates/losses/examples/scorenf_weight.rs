@@ -1,4 +1,4 @@
-//! The experiment behind `SCORENF_DEFAULT_W_SM`: RKL + w·SM on a small
+//! The experiment behind `RKL_SM_DEFAULT_W_SM` (the `rkl_sm` preset): RKL + w·SM on a small
 //! ensemble (100 samples) for several w, same flow, seed and budget, judged
 //! by the ESS of fresh flow samples and the held-out NLL.
 //!

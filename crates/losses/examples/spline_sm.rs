@@ -1,6 +1,6 @@
 //! Diagnostics of the spline + score-matching-on-flow-samples collapse
 //! (issue 14, data/experiments/spline_sm/): trains MOG-4 (or MOG-8) with
-//! the `scorenf_modes` recipe and, at checkpoints, looks at the flow
+//! the `scorenf` recipe and, at checkpoints, looks at the flow
 //! samples with the largest score-matching residual ‖s_θ(x) − β s_p(x)‖².
 //!
 //! `cargo run --release -p fieldflow-losses --example spline_sm -- [affine|spline] STEPS EVERY [TAIL_BOUND]`
@@ -97,7 +97,7 @@ fn main() {
             tail_bound: bound,
         });
     }
-    let mut cfg = TrainConfig::new(LossConfig::preset(LossPreset::ScorenfModes), 256, total, 2e-3);
+    let mut cfg = TrainConfig::new(LossConfig::preset(LossPreset::Scorenf), 256, total, 2e-3);
     cfg.lr_schedule = LrSchedule::Cosine {
         total_steps: total,
         min_lr: 1e-5,

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 /// eval_batch = 2048
 ///
 /// [loss]
-/// preset = "scorenf"
+/// preset = "scorenf"             # fkl, rkl, sm, scorenf, rkl_sm
 ///
 /// [lr_schedule]
 /// kind = "cosine"
@@ -305,7 +305,7 @@ pub const SPLINE_SM_MIN_BASE_FRACTION: f64 = 0.5;
 /// while the target's is ≈ 1, so SM evaluated on those samples is
 /// 10²–10¹⁵, its gradient swamps FKL and RKL (every step is clipped), and
 /// training collapses whatever B (6, 10, 12, 20) or learning rate. On
-/// MOG-4 (the annealed `scorenf_modes` recipe, IMH TV / ESS): base σ = 1
+/// MOG-4 (the annealed `scorenf` recipe, IMH TV / ESS): base σ = 1
 /// and 1.5 (σ/S = 0.25, 0.38) collapse (TV 0.19–0.74, ESS ≤ 0.007); σ = 2,
 /// 3, 4 (σ/S = 0.5–1) train (TV ≤ 0.006, ESS 0.72–0.88). FKL and SM on
 /// data points do not see the pile-up (no data lie in it), so they are

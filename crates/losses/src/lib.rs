@@ -45,7 +45,10 @@ pub use config::{
 };
 pub use curriculum::Curriculum;
 pub use exchange::{Exchange, SingleProcess};
-pub use loss::{Loss, LossConfig, LossError, LossInputs, LossPreset, LossReport, SmOn, SCORENF_DEFAULT_W_SM};
+pub use loss::{
+    scorenf_annealing, Loss, LossConfig, LossError, LossInputs, LossPreset, LossReport, SmOn, RKL_SM_DEFAULT_W_SM,
+    SCORENF_BETA0, SCORENF_WEIGHTS,
+};
 pub use metrics::{held_out_nll, SampleMetrics};
 pub use mixture::MixtureTrainer;
 pub use optim::{clip_grad_norm, Adam, AdamConfig, AdamState};

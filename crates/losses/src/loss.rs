@@ -42,28 +42,35 @@
 //! | `fkl` | 1 | 0 | 0 | — | yes |
 //! | `rkl` | 0 | 1 | 0 | — | no |
 //! | `sm` | 0 | 0 | 1 | data | yes |
-//! | `scorenf` | 0 | 1 | [`SCORENF_DEFAULT_W_SM`] | data | yes |
-//! | `scorenf_modes` | 1 | 0.1 | 0.1 | flow | yes |
+//! | `scorenf` | 1 | 0.1 | 0.1 | flow | yes |
+//! | `rkl_sm` | 0 | 1 | [`RKL_SM_DEFAULT_W_SM`] | data | yes |
 //!
-//! `scorenf_modes` ([`SCORENF_MODES_WEIGHTS`]) is the multimodal recipe: the
-//! weights of separated modes from FKL, the shapes from SM on the flow's
-//! samples, with annealing; it is what the scan recommends for mixtures. The
-//! name `scorenf` keeps the φ⁴-tuned RKL + SM(data) until the new recipe is
-//! measured on φ⁴ (docs/NOTES.md).
+//! `scorenf` ([`SCORENF_WEIGHTS`]) is fieldflow's ScoreNF: the relative
+//! weights of separated modes from FKL on the small ensemble, the shapes
+//! from SM on the flow's own samples (which stops FKL from overfitting the
+//! ensemble), a little RKL against collapse, and geometric annealing
+//! β₀ = [`SCORENF_BETA0`] → 1 over the first half of training (the CLI adds
+//! it when `train.annealing` is absent). Chosen by the 201-run scan of
+//! docs/RESULTS.md ("Multimodal ScoreNF scan") on MOG-4, MOG-8 and two
+//! modes in d dimensions, and measured on lattice φ⁴ (as good as `rkl_sm`
+//! there: data/experiments/scorenf_phi4/). Until 2026-12-02 it was called
+//! `scorenf_modes` (still accepted) and `scorenf` meant `rkl_sm`, the
+//! first design: RKL + SM on the data points, which collapses on separated
+//! modes (score matching is blind to their relative weights).
 //!
 //! Explicit `w_fkl`, `w_rkl`, `w_sm`, `sm_on` override the preset's values;
 //! without a preset an unspecified weight is 0.
 //!
-//! # The ScoreNF default weight (chosen by experiment)
-//! ScoreNF (arXiv 2510.21330) adds w·SM on a small ensemble to RKL; its
-//! weights are not published here, so w was scanned
+//! # The `rkl_sm` weight (chosen by experiment)
+//! The first reading of ScoreNF (arXiv 2510.21330) adds w·SM on a small
+//! ensemble to RKL; its weights are not published here, so w was scanned
 //! (`cargo run --release -p fieldflow-losses --example scorenf_weight -- STEPS [mog4|phi4]`):
 //! RKL + w·SM(data), same flow, seed, optimizer and step budget for every
 //! w, on (a) MOG-4 with 100 exact samples (2000 steps) and (b) φ⁴ on a 4×4
 //! lattice (m² = −4, λ = 8) with 100 HMC configurations (400 steps), judged
 //! by the ESS of a fresh flow batch, the held-out NLL, the RKL estimate and
 //! (MOG-4) the mode weights. Result: w = 1. See
-//! [`SCORENF_DEFAULT_W_SM`] for the numbers and the choice.
+//! [`RKL_SM_DEFAULT_W_SM`] for the numbers and the choice.
 //!
 //! # By-products
 //! The flow batch of RKL (or of SM on flow samples) comes with
@@ -71,14 +78,15 @@
 //! from which the trainer reports the ESS of the training batch.
 
 use crate::exchange::{shard, Exchange, SingleProcess};
+use crate::schedule::Annealing;
 use fieldflow_core::{ConfigError, Par, Target};
 use fieldflow_flows::{Flow, Layer, ScoreLayer, ScoreModel};
 use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Default weight of the score-matching term of the `scorenf` preset
-/// (L = RKL + w·SM on data).
+/// Default weight of the score-matching term of the `rkl_sm` preset
+/// (L = RKL + w·SM on data; the `scorenf` preset before 2026-12-02).
 ///
 /// Chosen by the scan of the module docs: L = RKL + w·SM(data), 100
 /// training samples, Adam, lr 2e-3 with cosine decay to 1e-5, batch 256,
@@ -123,7 +131,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// matching is blind to the relative weights of well-separated modes, so
 /// on MOG-4 no w fixes the weights within this budget: use annealing or
 /// FKL for that.
-pub const SCORENF_DEFAULT_W_SM: f64 = 1.0;
+pub const RKL_SM_DEFAULT_W_SM: f64 = 1.0;
 
 /// Named loss presets (see the module docs' table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,15 +143,18 @@ pub enum LossPreset {
     Rkl,
     /// Score matching on data: SM.
     Sm,
-    /// RKL + w·SM on data, w = [`SCORENF_DEFAULT_W_SM`].
+    /// ScoreNF ([`SCORENF_WEIGHTS`]): FKL on data + 0.1 RKL + 0.1 SM on
+    /// the flow's samples, with geometric annealing β [`SCORENF_BETA0`] → 1
+    /// over the first half of training ([`scorenf_annealing`]).
+    /// `scorenf_modes` is its former name.
+    #[serde(alias = "scorenf_modes")]
     Scorenf,
-    /// The multimodal recipe ([`SCORENF_MODES_WEIGHTS`]): FKL on data +
-    /// 0.1 RKL + 0.1 SM on the flow's samples; meant with geometric
-    /// annealing β 0.1 → 1 over the first half of training.
-    ScorenfModes,
+    /// RKL + w·SM on data, w = [`RKL_SM_DEFAULT_W_SM`] (the `scorenf`
+    /// preset before 2026-12-02; collapses on separated modes).
+    RklSm,
 }
 
-/// (w_fkl, w_rkl, w_sm) of the `scorenf_modes` preset, SM on the flow's own
+/// (w_fkl, w_rkl, w_sm) of the `scorenf` preset, SM on the flow's own
 /// samples. Chosen by a scan of 201 runs (100 exact samples, 8 affine MLP
 /// couplings, 2000 steps, geometric annealing β 0.1 → 1 over 1000 steps,
 /// IMH 4 × 20 000; docs/RESULTS.md, "Multimodal ScoreNF scan"):
@@ -163,7 +174,22 @@ pub enum LossPreset {
 /// Measured: MOG-4, 6 seeds: IMH TV ≤ 0.006, worst deviation 2.8σ, ESS
 /// 0.61–0.77; two modes d = 16, 3 seeds: IMH ŵ₀ = 0.662, 0.666, 0.666
 /// (± 0.003); breaks at d = 32 (ŵ₀ up to 0.93) and d = 64.
-pub const SCORENF_MODES_WEIGHTS: (f64, f64, f64) = (1.0, 0.1, 0.1);
+pub const SCORENF_WEIGHTS: (f64, f64, f64) = (1.0, 0.1, 0.1);
+
+/// Initial inverse temperature of the `scorenf` preset's annealing.
+pub const SCORENF_BETA0: f64 = 0.1;
+
+/// The annealing that belongs to the `scorenf` preset in a run of `steps`
+/// steps: geometric, β = [`SCORENF_BETA0`] → 1 over the first half (SM on
+/// flow samples is unstable while the flow's samples still lie between
+/// the modes, where target scores are huge; docs/RESULTS.md, "Multimodal
+/// ScoreNF scan").
+pub fn scorenf_annealing(steps: u64) -> Annealing {
+    Annealing::Geometric {
+        beta0: SCORENF_BETA0,
+        steps: (steps / 2).max(1),
+    }
+}
 
 /// Where the score-matching term is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -182,7 +208,7 @@ pub enum SmOn {
 ///
 /// ```toml
 /// [loss]
-/// preset = "scorenf"   # fkl | rkl | sm | scorenf
+/// preset = "scorenf"   # fkl | rkl | sm | scorenf | rkl_sm
 /// w_sm = 0.3           # optional override of the preset's weight
 /// sm_on = "data"       # data | flow
 /// ```
@@ -237,11 +263,11 @@ impl LossConfig {
             Some(LossPreset::Fkl) => (1.0, 0.0, 0.0),
             Some(LossPreset::Rkl) => (0.0, 1.0, 0.0),
             Some(LossPreset::Sm) => (0.0, 0.0, 1.0),
-            Some(LossPreset::Scorenf) => (0.0, 1.0, SCORENF_DEFAULT_W_SM),
-            Some(LossPreset::ScorenfModes) => SCORENF_MODES_WEIGHTS,
+            Some(LossPreset::Scorenf) => SCORENF_WEIGHTS,
+            Some(LossPreset::RklSm) => (0.0, 1.0, RKL_SM_DEFAULT_W_SM),
         };
         let sm_on_default = match self.preset {
-            Some(LossPreset::ScorenfModes) => SmOn::Flow,
+            Some(LossPreset::Scorenf) => SmOn::Flow,
             _ => SmOn::Data,
         };
         let loss = Loss {

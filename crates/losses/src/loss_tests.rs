@@ -211,22 +211,37 @@ fn parts_by_products_and_chunking_are_consistent() {
 
 #[test]
 fn presets_overrides_and_errors() {
-    let s = LossConfig::preset(LossPreset::Scorenf).validate().unwrap();
+    let s = LossConfig::preset(LossPreset::RklSm).validate().unwrap();
     assert_eq!(
         (s.w_fkl, s.w_rkl, s.w_sm, s.sm_on),
-        (0.0, 1.0, SCORENF_DEFAULT_W_SM, SmOn::Data)
+        (0.0, 1.0, RKL_SM_DEFAULT_W_SM, SmOn::Data)
     );
-    let c: LossConfig = toml::from_str("preset = \"scorenf\"\nw_sm = 0.5\nsm_on = \"flow\"").unwrap();
+    let c: LossConfig = toml::from_str("preset = \"rkl_sm\"\nw_sm = 0.5\nsm_on = \"flow\"").unwrap();
     let l = c.validate().unwrap();
     assert_eq!((l.w_rkl, l.w_sm, l.sm_on), (1.0, 0.5, SmOn::Flow));
     assert!(l.needs_noise() && !l.needs_data());
-    // The multimodal recipe: FKL + 0.1 RKL + 0.1 SM on the flow's samples;
-    // an explicit sm_on still overrides the preset's.
-    let m: LossConfig = toml::from_str("preset = \"scorenf_modes\"").unwrap();
-    let m = m.validate().unwrap();
-    assert_eq!((m.w_fkl, m.w_rkl, m.w_sm, m.sm_on), (1.0, 0.1, 0.1, SmOn::Flow));
-    let m: LossConfig = toml::from_str("preset = \"scorenf_modes\"\nsm_on = \"data\"").unwrap();
+    // ScoreNF: FKL + 0.1 RKL + 0.1 SM on the flow's samples (also under its
+    // former name); an explicit sm_on still overrides the preset's.
+    for name in ["scorenf", "scorenf_modes"] {
+        let m: LossConfig = toml::from_str(&format!("preset = \"{name}\"")).unwrap();
+        assert_eq!(m.preset, Some(LossPreset::Scorenf));
+        let m = m.validate().unwrap();
+        assert_eq!((m.w_fkl, m.w_rkl, m.w_sm, m.sm_on), (1.0, 0.1, 0.1, SmOn::Flow));
+    }
+    let m: LossConfig = toml::from_str("preset = \"scorenf\"\nsm_on = \"data\"").unwrap();
     assert_eq!(m.validate().unwrap().sm_on, SmOn::Data);
+    assert_eq!(
+        toml::Value::try_from(LossPreset::Scorenf).unwrap().as_str(),
+        Some("scorenf")
+    );
+    assert_eq!(
+        scorenf_annealing(2000),
+        Annealing::Geometric {
+            beta0: SCORENF_BETA0,
+            steps: 1000
+        }
+    );
+    assert_eq!(scorenf_annealing(1).beta(1), 1.0);
     assert!(toml::from_str::<LossConfig>("preset = \"rkl\"\nw_typo = 1.0").is_err());
     assert!(toml::from_str::<LossConfig>("preset = \"nope\"").is_err());
     let e = LossConfig {

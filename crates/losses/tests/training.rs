@@ -356,7 +356,7 @@ metrics_every = 100
 eval_batch = 2048
 
 [loss]
-preset = "scorenf"
+preset = "rkl_sm"
 
 [lr_schedule]
 kind = "cosine"
@@ -435,7 +435,7 @@ fn spline_sm_on_flow_samples_needs_a_base_as_wide_as_the_data() {
         };
         Trainer::new(&cfg, flow(spline, sigma), &mog, data, Par::default()).map(|_| ())
     };
-    let modes = LossConfig::preset(LossPreset::ScorenfModes);
+    let modes = LossConfig::preset(LossPreset::Scorenf);
     let min = SPLINE_SM_MIN_BASE_FRACTION * scale;
     for sigma in [1.0, 0.99 * min] {
         match new(true, sigma, modes) {
@@ -453,7 +453,7 @@ fn spline_sm_on_flow_samples_needs_a_base_as_wide_as_the_data() {
     new(true, 1.0, LossConfig::preset(LossPreset::Fkl)).unwrap();
 }
 
-/// The property behind `check_spline_base`, on the `scorenf_modes` recipe
+/// The property behind `check_spline_base`, on the `scorenf` recipe
 /// (MOG-4, 100 samples, spline couplings, B = 6): from a N(0, 1) base the
 /// flow piles mass up just inside the tail bound within 30 steps, where its
 /// score is huge and SM on flow samples explodes; from a base as wide as the
@@ -474,7 +474,7 @@ fn a_narrow_base_piles_spline_mass_up_at_the_tail_bound() {
         let built = fc.build(Seed::new(1)).unwrap();
         let flow = Flow::from_layers(sigma, fc.layers().unwrap(), built.params().to_vec());
         let steps = 30;
-        let mut cfg = TrainConfig::new(LossConfig::preset(LossPreset::ScorenfModes), 256, 2000, 2e-3);
+        let mut cfg = TrainConfig::new(LossConfig::preset(LossPreset::Scorenf), 256, 2000, 2e-3);
         cfg.annealing = Annealing::Geometric {
             beta0: 0.1,
             steps: 1000,

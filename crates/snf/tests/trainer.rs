@@ -113,7 +113,7 @@ fn resume_from_state_is_bit_identical() {
 fn score_matching_annealing_and_missing_data_are_refused() {
     let par = Par::default();
     let mut sm = config(1.0, 0.0, 10);
-    sm.loss = LossConfig::preset(LossPreset::Scorenf);
+    sm.loss = LossConfig::preset(LossPreset::RklSm);
     let e = SnfTrainer::new(&sm, smooth_snf(1), data(10), par).err().unwrap();
     assert!(e.to_string().starts_with("loss.w_sm = "), "{e}");
     let mut annealed = config(0.0, 1.0, 10);

@@ -13,14 +13,14 @@ pub const HELP: &str =
                    [--full] [--peers]
                    the papers' experiments into results/reproduce/ (see docs/RESULTS.md)";
 
-/// The four training losses compared (fieldflow's `train.loss` presets).
-pub const LOSSES: [&str; 4] = ["fkl", "rkl", "sm", "scorenf"];
+/// The training losses compared (fieldflow's `train.loss` presets).
+pub const LOSSES: [&str; 5] = ["fkl", "rkl", "sm", "scorenf", "rkl_sm"];
 /// The φ⁴ method that trains by `fieldflow train`'s default recipe (the
 /// set's `[phi4]` alone: reverse KL, no data; docs/THEORY.md §5.7).
 pub const RECIPE: &str = "recipe";
-/// The methods of the φ⁴ loss comparison: the four losses on the
+/// The methods of the φ⁴ loss comparison: the loss presets on the
 /// ensemble's configurations, and the recipe.
-pub const PHI4_METHODS: [&str; 5] = ["fkl", "rkl", "sm", "scorenf", RECIPE];
+pub const PHI4_METHODS: [&str; 6] = ["fkl", "rkl", "sm", "scorenf", "rkl_sm", RECIPE];
 /// The φ⁴ parameter sets (`data/configs/<set>.toml`).
 pub const PHI4_SETS: [&str; 6] = ["tutorial", "e1", "e2", "e3", "e4", "e5"];
 
@@ -215,7 +215,7 @@ mod tests {
         let e = |xs: &[&str]| parse_args(&args(xs)).err().unwrap().to_string();
         assert_eq!(
             e(&["--losses", "fkl,xyz"]),
-            "--losses: unknown loss `xyz` (expected some of fkl,rkl,sm,scorenf,recipe)"
+            "--losses: unknown loss `xyz` (expected some of fkl,rkl,sm,scorenf,rkl_sm,recipe)"
         );
         assert_eq!(
             e(&["--sets", "e9"]),

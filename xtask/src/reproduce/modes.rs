@@ -15,7 +15,7 @@
 //! is one line): the recommended method where samples exist, `mixture` (a
 //! mixture of flows, one per mode found by k-means in the data, RKL per
 //! component, weights by importance sampling; docs/THEORY.md §4.11), the
-//! best single-flow recipe `scorenf_modes` (annealed), the loss presets fkl, rkl, sm, scorenf and annealed RKL
+//! best single-flow recipe `scorenf` (annealed), the loss presets fkl, rkl, sm, rkl_sm and annealed RKL
 //! (β: 0.1 → 1 over the first half of training), each with affine couplings
 //! and with rational-quadratic spline couplings (`+spline`: 8 bins, a tail
 //! bound B per target that covers its range, and a base σ about the data's
@@ -116,12 +116,12 @@ pub const RECIPES: &[Recipe] = &[
         mixture: true,
     },
     // The best single-flow multimodal recipe (docs/RESULTS.md, "Multimodal
-    // ScoreNF scan"): FKL + 0.1 RKL + 0.1 SM on flow samples, annealed.
+    // ScoreNF scan"): FKL + 0.1 RKL + 0.1 SM on flow samples, annealed over
+    // the first half of the steps (`fieldflow train` adds the annealing).
     Recipe {
-        name: "scorenf_modes",
+        name: "scorenf",
         data: true,
-        overrides: r#"train.loss = { preset = "scorenf_modes" }
-                      train.annealing = { kind = "geometric", beta0 = 0.1, steps = 1000 }"#,
+        overrides: r#"train.loss = { preset = "scorenf" }"#,
         mixture: false,
     },
     Recipe {
@@ -142,10 +142,11 @@ pub const RECIPES: &[Recipe] = &[
         overrides: r#"train.loss = { preset = "sm" }"#,
         mixture: false,
     },
+    // The first reading of ScoreNF (the `scorenf` preset until 2026-12-02).
     Recipe {
-        name: "scorenf",
+        name: "rkl_sm",
         data: true,
-        overrides: r#"train.loss = { preset = "scorenf" }"#,
+        overrides: r#"train.loss = { preset = "rkl_sm" }"#,
         mixture: false,
     },
     Recipe {
@@ -858,7 +859,7 @@ mod tests {
         let mog4 = &quick[0];
         let names: Vec<String> = methods(mog4).iter().map(Method::name).collect();
         assert_eq!(names.len(), 2 * RECIPES.len());
-        assert_eq!(names[..2], ["mixture", "scorenf_modes"]);
+        assert_eq!(names[..2], ["mixture", "scorenf"]);
         assert_eq!(names[2 * RECIPES.len() - 1], "rkl+anneal+spline");
         // The φ⁴ chain has no exact samples: the data-free recipes only,
         // and its spline variants with --full only.

@@ -2,7 +2,8 @@
 //!
 //! 1. **MOG-4** (docs/THEORY.md §3.3): the recommended mixture of flows
 //!    (one per mode, docs/THEORY.md §4.11; first), then single flows trained
-//!    with `scorenf_modes`, FKL, RKL, SM and ScoreNF
+//!    with `scorenf` (annealed FKL + RKL + SM on flow samples), FKL, RKL, SM
+//!    and `rkl_sm`
 //!    from a small set of exact samples, each sampled with IMH and with
 //!    importance sampling; a table of NLL, RNLL, ESS, acceptance, mode
 //!    weights, collapse and covering; figures of target vs flow densities.
@@ -221,24 +222,16 @@ const MOG_TRUTH: [f64; 4] = [0.1, 0.2, 0.3, 0.4];
 /// (docs/THEORY.md §4.11). It leads the demo's MOG-4 table.
 const RECOMMENDED: &str = "mixture";
 
-/// The best single flow (docs/RESULTS.md, "Multimodal ScoreNF scan").
-const BEST_SINGLE: &str = "scorenf_modes";
+/// The best single flow (docs/RESULTS.md, "Multimodal ScoreNF scan"); its
+/// annealing comes with the preset (`fieldflow train` adds it).
+const BEST_SINGLE: &str = "scorenf";
 
 /// The MOG-4 methods of the demo, the recommended one first: the mixture,
 /// then single flows trained with each objective.
-const MOG_LOSSES: [&str; 6] = [RECOMMENDED, BEST_SINGLE, "fkl", "rkl", "sm", "scorenf"];
+const MOG_LOSSES: [&str; 6] = [RECOMMENDED, BEST_SINGLE, "fkl", "rkl", "sm", "rkl_sm"];
 
 fn mog_config(method: &str, steps: u64) -> String {
-    // The best single-flow recipe includes geometric annealing over the
-    // first half of training; the mixture is RKL per component.
-    let annealing = if method == BEST_SINGLE {
-        format!(
-            "annealing = {{ kind = \"geometric\", beta0 = 0.1, steps = {} }}\n",
-            (steps / 2).max(1)
-        )
-    } else {
-        String::new()
-    };
+    // The mixture is RKL per component.
     let (loss, flow) = if method == RECOMMENDED {
         ("rkl", "[flow]\nmixture = { components = 4 }\n")
     } else {
@@ -247,7 +240,7 @@ fn mog_config(method: &str, steps: u64) -> String {
     format!(
         "seed = 7\ncheckpoint_every = 1000000\n[target]\nkind = \"mog4\"\n[data]\nexact = true\nn_train = 100\nn_heldout = 2000\n{flow}\
          [train]\nloss = {{ preset = \"{loss}\" }}\nbatch_size = 256\nsteps = {steps}\nlr = 2e-3\nmetrics_every = {}\nseed = 7\n\
-         lr_schedule = {{ kind = \"cosine\", total_steps = {steps}, min_lr = 1e-5 }}\n{annealing}",
+         lr_schedule = {{ kind = \"cosine\", total_steps = {steps}, min_lr = 1e-5 }}\n",
         (steps / 10).max(1)
     )
 }
@@ -543,8 +536,9 @@ fn report(s: &DemoSummary, analyses: &[&FileAnalysis], quick: bool) -> String {
         "## 1. MOG-4 from 100 exact samples: a mixture of flows and five objectives for one flow\n\nThe first row is \
          the recommended method for multimodal targets with samples, `mixture`: one flow per mode found by k-means in \
          the samples, each trained by RKL on the target seen through its cluster's mean and spread, the mode weights by \
-         importance sampling (docs/THEORY.md §4.11). The second is the best single flow, `scorenf_modes` (FKL + 0.1 RKL \
-         + 0.1 SM on the flow's samples, annealed; docs/RESULTS.md). The mixture needs every mode in the samples: a \
+         importance sampling (docs/THEORY.md §4.11). The second is the best single flow, `scorenf` (fieldflow's ScoreNF: \
+         FKL + 0.1 RKL + 0.1 SM on the flow's samples, annealed; docs/RESULTS.md); the last, `rkl_sm` (RKL + SM on the \
+         samples), is the first reading of ScoreNF, kept to show its collapse. The mixture needs every mode in the samples: a \
          mode without a sample gets no component, and nothing reveals it. True weights (0.1, 0.2, 0.3, 0.4). NLL on 2000 held-out \
          exact samples; RNLL = −E_q log p; ESS from importance weights; IMH mode weights carry Γ-method errors. \
          IMH is exact only if the flow proposes every mode: a collapsed flow (RKL) leaves modes unvisited, which the \

@@ -26,7 +26,7 @@
 //! skip = 0                    # thermalization to drop per chain
 //! exact = 0                   # or: draw n_train / n_heldout exact samples
 //! [train]                     # fieldflow_losses::TrainConfig
-//! loss = { preset = "scorenf" }
+//! loss = { preset = "scorenf" }  # default with data (annealing β 0.1 → 1 over steps/2 added)
 //! batch_size = 64
 //! steps = 1000
 //! lr = 1e-3
@@ -85,7 +85,8 @@ pub struct TrainArgs {
     /// Training configurations taken from the data (sets data.n_train).
     #[arg(long)]
     pub n_train: Option<u64>,
-    /// Loss preset: fkl, rkl, sm, scorenf or scorenf_modes (sets train.loss).
+    /// Loss preset: fkl, rkl, sm, scorenf (FKL + 0.1 RKL + 0.1 SM on flow
+    /// samples, annealed) or rkl_sm (RKL + SM on data) (sets train.loss).
     #[arg(long)]
     pub loss: Option<String>,
     /// Training steps (sets train.steps).

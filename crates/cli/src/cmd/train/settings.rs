@@ -8,7 +8,7 @@ use crate::config;
 use crate::target::RunTarget;
 use anyhow::{bail, Context, Result};
 use fieldflow_io::{EnsembleReader, ModelState, ModelWriter};
-use fieldflow_losses::TrainConfig;
+use fieldflow_losses::{scorenf_annealing, LossPreset, TrainConfig};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -164,8 +164,9 @@ pub fn with_defaults(mut t: toml::Table, data_given: bool) -> Result<(toml::Tabl
         .get("flow")
         .and_then(|f| f.as_table())
         .is_some_and(|f| f.contains_key("stages"));
-    // Without data: RKL; with data: ScoreNF for flows, path ML for SNFs
-    // (score matching needs log q, which an SNF lacks).
+    // Without data: RKL; with data: ScoreNF (FKL + 0.1 RKL + 0.1 SM on
+    // flow samples, annealed) for flows, path ML for SNFs (score matching
+    // needs log q, which an SNF lacks).
     let preset = match (has_data, is_snf) {
         (false, _) => "rkl",
         (true, false) => "scorenf",
@@ -191,7 +192,50 @@ pub fn with_defaults(mut t: toml::Table, data_given: bool) -> Result<(toml::Tabl
     }
     let c: TrainRunConfig = config::parse(&t, "train")?;
     check_data_given(&c, has_data)?;
+    if !resolve_loss(&mut t, &c) {
+        return Ok((t, c));
+    }
+    let c: TrainRunConfig = config::parse(&t, "train")?;
     Ok((t, c))
+}
+
+/// Writes into `t` what the loss preset of `c` implies, for the keys the
+/// user left out: the `scorenf` preset's annealing for a flow or mixture
+/// (`fieldflow_losses::scorenf_annealing`: β 0.1 → 1 over the first half
+/// of `train.steps`), and the preset's resolved weights (`w_fkl`, `w_rkl`,
+/// `w_sm`, `sm_on`), so a model file says exactly what it was trained with
+/// even if a preset's meaning changes. Returns whether `t` changed; an
+/// invalid loss is left to the trainer, whose error names the key.
+fn resolve_loss(t: &mut toml::Table, c: &TrainRunConfig) -> bool {
+    let Ok(loss) = c.train.loss.validate() else {
+        return false;
+    };
+    let Some(train) = t.get_mut("train").and_then(|v| v.as_table_mut()) else {
+        return false;
+    };
+    let snf = c
+        .flow
+        .as_ref()
+        .and_then(|f| f.as_table())
+        .is_some_and(|f| f.contains_key("stages"));
+    let flow = !snf && c.diffusion.is_none() && c.lrds.is_none();
+    if flow && c.train.loss.preset == Some(LossPreset::Scorenf) && !train.contains_key("annealing") {
+        let a = toml::Value::try_from(scorenf_annealing(c.train.steps)).expect("annealing serializes");
+        train.insert("annealing".into(), a);
+    }
+    let Some(table) = train.get_mut("loss").and_then(|v| v.as_table_mut()) else {
+        return true;
+    };
+    let sm_on = toml::Value::try_from(loss.sm_on).expect("sm_on serializes");
+    for (k, v) in [
+        ("w_fkl", loss.w_fkl.into()),
+        ("w_rkl", loss.w_rkl.into()),
+        ("w_sm", loss.w_sm.into()),
+        ("sm_on", sm_on),
+    ] {
+        table.entry(k).or_insert(v);
+    }
+    true
 }
 
 /// Whether `t` names a target.
