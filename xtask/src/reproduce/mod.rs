@@ -58,6 +58,7 @@ mod flowmcmc;
 mod mode_weights;
 mod modes;
 mod modes_free_energy;
+mod modes_lrds;
 mod modes_slips;
 mod mog;
 mod phi4;

@@ -55,6 +55,11 @@
 //! (no model, no training) on MOG-4/8, the two-mode targets and the φ⁴
 //! chain, the method "slips" of each table (its samples in the IMH columns).
 //!
+//! **LRDS** ([`super::modes_lrds`]): the learned-reference diffusion
+//! sampler trained by `fieldflow train` from an `[lrds]` config on the
+//! mixtures (and the φ⁴ chain with `--full`), sampled by IMH and IS like
+//! the flows, the method "lrds" of each table.
+//!
 //! **Peers** (`--peers`): flowMC 0.6.4 (`/work/shared/peers/flowmc_modes.py`,
 //! RQ-spline flow + MALA, its tutorial settings) on MOG-4 and the two-mode
 //! targets, one run per seed, in a venv under target/peers (created with
@@ -404,9 +409,10 @@ pub(super) fn sampler_values(prefix: &str, a: &Analysis) -> Values {
     v
 }
 
-/// Trains, IMH-samples and IS-samples one method on one target.
-fn run_one(r: &Runner, t: &Spec, m: &Method, cfg: &Config, seed: u64) -> Result<Values> {
-    let name = format!("modes_{}_{}_s{seed}", t.name, m.name().replace('+', "_"));
+/// Trains, IMH-samples and IS-samples one method (`method`: its name in
+/// the tables) with the training config `cfg` on one target.
+pub(super) fn run_one(r: &Runner, t: &Spec, method: &str, cfg: &Config, seed: u64) -> Result<Values> {
+    let name = format!("modes_{}_{}_s{seed}", t.name, method.replace('+', "_"));
     let extra = ["--seed".to_string(), seed.to_string()];
     let (mut v, identity) = r.train(&name, cfg, &extra, "")?;
     let (imh, log) = r.sample_with(&name, "imh", seed, &identity)?;
@@ -490,9 +496,10 @@ pub fn run(r: &mut Runner) -> Result<()> {
         let mut records = grid(runner.scale.seeds, &names, |name, seed| {
             let m = ms.iter().find(|m| m.name() == name).expect("a listed method");
             let cfg = m.config(&base, t, steps)?;
-            run_one(runner, t, m, &cfg, seed).with_context(|| format!("modes: {} / {name} / seed {seed}", t.name))
+            run_one(runner, t, name, &cfg, seed).with_context(|| format!("modes: {} / {name} / seed {seed}", t.name))
         })?;
         records.extend(super::modes_slips::records(r, t)?);
+        records.extend(super::modes_lrds::records(r, t)?);
         records.extend(super::modes_free_energy::records(r, t)?);
         if let Some(python) = &peers {
             records.extend(peer_records(r, python, t)?);
