@@ -16,8 +16,8 @@ use crate::schedule::NoiseSchedule;
 use crate::spectrum::SpectrumWork;
 use fieldflow_core::{ConfigError, Par, Proposal, ProposalDensity, Seed, Target};
 use fieldflow_losses::{
-    check_data, held_out_nll, minibatch, Exchange, LossReport, MetricsRecord, SampleMetrics, StepOutcome, Stepper,
-    TrainConfig, TrainData, TrainError, TrainLoop, TrainerState,
+    held_out_nll, minibatch, Exchange, LossReport, MetricsRecord, StepOutcome, TrainConfig, TrainData, TrainError,
+    TrainLoop, TrainerParts, TrainerState,
 };
 use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use serde::{Deserialize, Serialize};
@@ -226,13 +226,9 @@ impl ProposalDensity for DiffusionModel {
 
 /// Trains a [`DiffusionModel`] by denoising score matching.
 pub struct DiffusionTrainer<'a> {
-    config: TrainConfig,
+    parts: TrainerParts<'a>,
     model: DiffusionModel,
     target: &'a dyn Target,
-    data: TrainData<'a>,
-    covering_threshold: Option<f64>,
-    stepper: Stepper,
-    par: Par,
 }
 
 impl<'a> DiffusionTrainer<'a> {
@@ -259,17 +255,8 @@ impl<'a> DiffusionTrainer<'a> {
             )
             .into());
         }
-        let covering_threshold = check_data(model.dim(), target, &data, par)?;
-        let stepper = Stepper::new(config, model.score.params.len());
-        Ok(DiffusionTrainer {
-            config: config.clone(),
-            model,
-            target,
-            data,
-            covering_threshold,
-            stepper,
-            par,
-        })
+        let parts = TrainerParts::new(config, model.dim(), model.score.params.len(), target, data, par)?;
+        Ok(DiffusionTrainer { parts, model, target })
     }
 
     /// The model being trained.
@@ -279,15 +266,15 @@ impl<'a> DiffusionTrainer<'a> {
 
     /// DSM loss and gradient of step `t` at the current parameters.
     pub fn evaluate(&self, t: u64) -> LossReport {
-        let root = Seed::new(self.config.seed);
-        let x = self.data.train.as_ref().expect("checked in new");
-        let batch = minibatch(x, self.config.batch_size, root.child(0).child(t));
+        let root = self.parts.root();
+        let x = self.parts.data.train.as_ref().expect("checked in new");
+        let batch = minibatch(x, self.parts.config.batch_size, root.child(0).child(t));
         let (loss, grad) = dsm::loss_and_gradient(
             &self.model.score,
             &self.model.config.schedule,
             batch.view(),
             root.child(1).child(t),
-            self.par,
+            self.parts.par,
         );
         LossReport {
             total: loss,
@@ -302,14 +289,9 @@ impl<'a> DiffusionTrainer<'a> {
 
 impl TrainLoop for DiffusionTrainer<'_> {
     fn step(&mut self) -> Result<StepOutcome, TrainError> {
-        if self.stepper.stopped(&self.config) {
-            return Err(self.stepper.stop_error());
-        }
-        let t = self.stepper.step_index();
+        let t = self.parts.next_step()?;
         let report = self.evaluate(t);
-        Ok(self
-            .stepper
-            .apply(&self.config, t, &mut self.model.score.params, report))
+        Ok(self.parts.apply(t, &mut self.model.score.params, report))
     }
 
     /// One process steps as [`TrainLoop::step`]; DSM does not share its
@@ -322,52 +304,39 @@ impl TrainLoop for DiffusionTrainer<'_> {
     }
 
     fn metrics(&mut self) -> MetricsRecord {
-        let t = self.stepper.step_index();
-        let root = Seed::new(self.config.seed);
-        let n = self.config.eval_batch;
+        let t = self.parts.step_index();
+        let root = self.parts.root();
+        let n = self.parts.config.eval_batch;
         let g = self
             .model
             .sampler
-            .sample(&self.model.score, n, root.child(2).child(t), self.par);
+            .sample(&self.model.score, n, root.child(2).child(t), self.parts.par);
         let mut log_p = ndarray::Array1::zeros(n);
-        self.target.log_prob_batch(g.xs.view(), log_p.view_mut(), self.par);
+        self.target
+            .log_prob_batch(g.xs.view(), log_p.view_mut(), self.parts.par);
         let log_w: Vec<f64> = log_p.iter().zip(&g.log_q).map(|(p, q)| p - q).collect();
         let nll = if self.model.has_density() {
-            held_out_nll(&self.model, self.data.held_out.as_ref(), self.par)
+            held_out_nll(&self.model, self.parts.data.held_out.as_ref(), self.parts.par)
         } else {
             f64::NAN
         };
-        SampleMetrics {
-            xs: g.xs.view(),
-            log_w: &log_w,
-            nll,
-            acceptance_seed: root.child(3).child(t),
-        }
-        .record(
-            &self.config,
-            &self.stepper,
-            self.target,
-            &self.data,
-            self.covering_threshold,
-            self.par,
-        )
+        self.parts.record(self.target, g.xs.view(), &log_w, nll)
     }
 
     fn state(&self) -> TrainerState {
-        self.stepper.state(&self.model.score.params, self.par.chunk_rows)
+        self.parts.state(&self.model.score.params)
     }
 
     fn restore(&mut self, state: TrainerState) -> Result<(), TrainError> {
-        self.stepper
-            .restore(&mut self.model.score.params, state, self.par.chunk_rows)
+        self.parts.restore(&mut self.model.score.params, state)
     }
 
     fn step_index(&self) -> u64 {
-        self.stepper.step_index()
+        self.parts.step_index()
     }
 
     fn total_rejections(&self) -> u64 {
-        self.stepper.total_rejections()
+        self.parts.stepper.total_rejections()
     }
 
     fn params(&self) -> &[f64] {

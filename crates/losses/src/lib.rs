@@ -49,7 +49,7 @@ pub use loss::{
     scorenf_annealing, Loss, LossConfig, LossError, LossInputs, LossPreset, LossReport, SmOn, RKL_SM_DEFAULT_W_SM,
     SCORENF_BETA0, SCORENF_WEIGHTS,
 };
-pub use metrics::{held_out_nll, SampleMetrics};
+pub use metrics::{held_out_nll, TrainerParts};
 pub use mixture::MixtureTrainer;
 pub use optim::{clip_grad_norm, Adam, AdamConfig, AdamState};
 pub use records::{MetricColumn, MetricsRecord, StepOutcome, StepReport, TrainError, TrainerState};

@@ -1,10 +1,12 @@
-//! A metrics record from a fresh batch of model samples (flow or SNF) and
+//! The parts every trainer shares besides its model ([`TrainerParts`]) and
+//! the metrics record they make from a fresh batch of model samples and
 //! their log-weights: the figures of [`fieldflow_stats::diagnostics`] (ESS,
 //! IMH acceptance estimate, total variation, collapse, covering), the RKL
 //! estimate −mean log w and the held-out NLL the model computed.
 
-use crate::config::{TrainConfig, TrainData};
-use crate::records::{MetricsRecord, StepReport};
+use crate::config::{check_data, TrainConfig, TrainData};
+use crate::loss::LossReport;
+use crate::records::{MetricsRecord, StepOutcome, StepReport, TrainError, TrainerState};
 use crate::stepper::Stepper;
 use fieldflow_core::{Par, ProposalDensity, Seed, Target};
 use fieldflow_stats::diagnostics::{
@@ -25,45 +27,114 @@ pub fn held_out_nll(model: &dyn ProposalDensity, held_out: Option<&Array2<f64>>,
     }
 }
 
-/// A fresh batch of model samples with everything a metrics record needs.
-pub struct SampleMetrics<'b> {
-    /// The samples (rows).
-    pub xs: ArrayView2<'b, f64>,
-    /// Their log-weights log p̃ − log q (for an SNF: path weights).
-    pub log_w: &'b [f64],
-    /// The held-out NLL (NaN without held-out data).
-    pub nll: f64,
-    /// Uniforms of the IMH-acceptance estimate.
-    pub acceptance_seed: Seed,
+/// What every trainer holds besides its model and its target: the
+/// configuration, the training and held-out data with the covering
+/// threshold derived from them ([`check_data`]), the optimizer side
+/// ([`Stepper`]) and the parallelism. It makes the metrics records and the
+/// plain-data state of every model kind (flow, mixture, SNF, diffusion,
+/// LRDS) the same way.
+pub struct TrainerParts<'a> {
+    /// The training configuration.
+    pub config: TrainConfig,
+    /// Training / held-out samples and the target's modes.
+    pub data: TrainData<'a>,
+    /// log p̃ threshold of the covering metric (None without data).
+    pub covering_threshold: Option<f64>,
+    /// Adam, clipping, the non-finite guard and the step counters.
+    pub stepper: Stepper,
+    /// Parallelism of the batched evaluations.
+    pub par: Par,
 }
 
-impl SampleMetrics<'_> {
-    /// The metrics record at the stepper's step (see [`crate::trainer`], "Metrics").
-    pub fn record(
-        &self,
+impl<'a> TrainerParts<'a> {
+    /// The parts of a trainer of a model of dimension `dim` with `n_params`
+    /// parameters, at step 0 (`config` already validated by the caller).
+    ///
+    /// # Errors
+    /// Data or held-out rows of the wrong width, or empty ([`check_data`]).
+    pub fn new(
         config: &TrainConfig,
-        stepper: &Stepper,
+        dim: usize,
+        n_params: usize,
         target: &dyn Target,
-        data: &TrainData<'_>,
-        covering_threshold: Option<f64>,
+        data: TrainData<'a>,
         par: Par,
-    ) -> MetricsRecord {
+    ) -> Result<Self, TrainError> {
+        let covering_threshold = check_data(dim, target, &data, par)?;
+        Ok(TrainerParts {
+            config: config.clone(),
+            data,
+            covering_threshold,
+            stepper: Stepper::new(config, n_params),
+            par,
+        })
+    }
+
+    /// The root of the run's random streams (`train.seed`).
+    pub fn root(&self) -> Seed {
+        Seed::new(self.config.seed)
+    }
+
+    /// Next step index t (steps attempted so far, rejected ones included).
+    pub fn step_index(&self) -> u64 {
+        self.stepper.step_index()
+    }
+
+    /// The index t of the next step, or the error that stops training
+    /// after `max_consecutive_rejections` rejected steps.
+    ///
+    /// # Errors
+    /// [`TrainError::TooManyRejections`].
+    pub fn next_step(&self) -> Result<u64, TrainError> {
+        if self.stepper.stopped(&self.config) {
+            return Err(self.stepper.stop_error());
+        }
+        Ok(self.stepper.step_index())
+    }
+
+    /// Steps 4–5 of step `t` ([`Stepper::apply`]) on the model's `params`.
+    pub fn apply(&mut self, t: u64, params: &mut [f64], report: LossReport) -> StepOutcome {
+        self.stepper.apply(&self.config, t, params, report)
+    }
+
+    /// The complete state with the model's parameters `params`.
+    pub fn state(&self, params: &[f64]) -> TrainerState {
+        self.stepper.state(params, self.par.chunk_rows)
+    }
+
+    /// Restores `state` into `params` and the optimizer.
+    ///
+    /// # Errors
+    /// [`TrainError::State`] if the parameter or moment counts or the
+    /// chunking differ.
+    pub fn restore(&mut self, params: &mut [f64], state: TrainerState) -> Result<(), TrainError> {
+        self.stepper.restore(params, state, self.par.chunk_rows)
+    }
+
+    /// The metrics record at the current step (see [`crate::trainer`],
+    /// "Metrics") of a fresh batch of model samples `xs` of `target` with
+    /// their log-weights log p̃ − log q (for an SNF or LRDS: path weights)
+    /// and the held-out NLL the model computed (NaN without one); the IMH
+    /// acceptance estimate draws its uniforms from stream 3 of the step.
+    pub fn record(&self, target: &dyn Target, xs: ArrayView2<'_, f64>, log_w: &[f64], nll: f64) -> MetricsRecord {
+        let (config, stepper, data, par) = (&self.config, &self.stepper, &self.data, self.par);
         let t = stepper.step;
-        let n = self.log_w.len();
-        let ess = ess_normalized(self.log_w).unwrap_or(f64::NAN);
-        let acceptance = imh_acceptance(self.log_w, self.acceptance_seed);
-        let rkl_estimate = -self.log_w.iter().sum::<f64>() / n as f64;
-        let covering = match covering_threshold {
+        let acceptance_seed = self.root().child(3).child(t);
+        let n = log_w.len();
+        let ess = ess_normalized(log_w).unwrap_or(f64::NAN);
+        let acceptance = imh_acceptance(log_w, acceptance_seed);
+        let rkl_estimate = -log_w.iter().sum::<f64>() / n as f64;
+        let covering = match self.covering_threshold {
             Some(th) => {
                 let mut lp = Array1::zeros(n);
-                target.log_prob_batch(self.xs, lp.view_mut(), par);
+                target.log_prob_batch(xs, lp.view_mut(), par);
                 covering_fraction(lp.as_slice().expect("contiguous"), th)
             }
             None => f64::NAN,
         };
         let (mode_weights, true_weights, tv_distance, collapsed) = match data.modes {
             Some(m) => {
-                let w_hat = m.mode_fractions(self.xs);
+                let w_hat = m.mode_fractions(xs);
                 match m.true_weights() {
                     Some(w) => {
                         let tv = total_variation(&w_hat, &w);
@@ -89,7 +160,7 @@ impl SampleMetrics<'_> {
             beta: config.annealing.beta(t),
             ess,
             acceptance,
-            nll: self.nll,
+            nll,
             rkl_estimate,
             total_rejections: stepper.total_rejections,
             mode_weights,

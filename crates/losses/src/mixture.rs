@@ -34,13 +34,12 @@
 //! from `seed.child(3).child(t)`, held-out NLL under the mixture density.
 
 use crate::clusters::walker_ends;
-use crate::config::{check_data, minibatch, TrainConfig, TrainData};
+use crate::config::{minibatch, TrainConfig, TrainData};
 use crate::exchange::Exchange;
 use crate::loss::{Loss, LossError, LossInputs, LossReport};
-use crate::metrics::{held_out_nll, SampleMetrics};
+use crate::metrics::{held_out_nll, TrainerParts};
 use crate::records::{MetricsRecord, StepOutcome, TrainError, TrainerState};
 use crate::run::TrainLoop;
-use crate::stepper::Stepper;
 use fieldflow_core::{ConfigError, Par, Proposal, Seed, Target};
 use fieldflow_flows::{ComponentTarget, ConditionerKind, FlowMixture, MixtureConfig};
 use fieldflow_stats::kmeans::kmeans;
@@ -48,16 +47,12 @@ use ndarray::{Array1, Array2, Axis};
 
 /// Trains a [`FlowMixture`] (module docs).
 pub struct MixtureTrainer<'a> {
-    config: TrainConfig,
+    parts: TrainerParts<'a>,
     loss: Loss,
     mixture: FlowMixture,
     target: &'a dyn Target,
-    data: TrainData<'a>,
     component_data: Vec<Array2<f64>>,
-    covering_threshold: Option<f64>,
-    stepper: Stepper,
     params: Vec<f64>,
-    par: Par,
 }
 
 impl<'a> MixtureTrainer<'a> {
@@ -87,14 +82,14 @@ impl<'a> MixtureTrainer<'a> {
             )
             .into());
         }
-        let covering_threshold = check_data(d, target, &data, par)?;
+        let parts = TrainerParts::new(config, d, model.params().len(), target, data, par)?;
         // Walker end points (mixture.locate) are locations, not samples.
-        if loss.needs_data() && data.train.is_none() {
+        if loss.needs_data() && parts.data.train.is_none() {
             let term = if loss.w_fkl > 0.0 { "fkl" } else { "sm" };
             return Err(LossError::MissingData { term }.into());
         }
         let located;
-        let train = match (data.train.as_ref(), &mixture.locate) {
+        let train = match (parts.data.train.as_ref(), &mixture.locate) {
             (Some(t), _) => t,
             (None, Some(l)) => {
                 located = walker_ends(target, l, Seed::new(config.seed).child(7));
@@ -152,18 +147,13 @@ impl<'a> MixtureTrainer<'a> {
         let counts: Vec<f64> = clusters.counts.iter().map(|&c| c as f64).collect();
         model.set_weights(&counts);
         let params = model.params().to_vec();
-        let stepper = Stepper::new(config, params.len());
         Ok(MixtureTrainer {
-            config: config.clone(),
+            parts,
             loss,
             mixture: model,
             target,
-            data,
             component_data,
-            covering_threshold,
-            stepper,
             params,
-            par,
         })
     }
 
@@ -174,9 +164,9 @@ impl<'a> MixtureTrainer<'a> {
 
     /// The summed loss of step `t` over the components (module docs).
     fn evaluate(&self, t: u64) -> Result<LossReport, TrainError> {
-        let root = Seed::new(self.config.seed);
-        let beta = self.config.annealing.beta(t);
-        let b = self.config.batch_size;
+        let root = self.parts.root();
+        let beta = self.parts.config.annealing.beta(t);
+        let b = self.parts.config.batch_size;
         let layout = self.mixture.layout();
         let mut total = LossReport {
             total: 0.0,
@@ -194,7 +184,7 @@ impl<'a> MixtureTrainer<'a> {
                 .then(|| minibatch(&self.component_data[k], b, root.child(0).child(t).child(k as u64)));
             let noise = self.loss.needs_noise().then(|| {
                 let mut z = Array2::zeros((b, layout.d));
-                flow.sample_base_batch(root.child(1).child(t).child(k as u64), z.view_mut(), self.par);
+                flow.sample_base_batch(root.child(1).child(t).child(k as u64), z.view_mut(), self.parts.par);
                 z
             });
             let inputs = LossInputs {
@@ -202,7 +192,9 @@ impl<'a> MixtureTrainer<'a> {
                 noise: noise.as_ref().map(|z| z.view()),
             };
             let component = ComponentTarget::new(self.target, &self.mixture, k);
-            let r = self.loss.value_and_grad(flow, &component, inputs, beta, self.par)?;
+            let r = self
+                .loss
+                .value_and_grad(flow, &component, inputs, beta, self.parts.par)?;
             total.total += r.total;
             total.fkl += r.fkl;
             total.rkl += r.rkl;
@@ -218,14 +210,11 @@ impl<'a> MixtureTrainer<'a> {
     /// As [`crate::Trainer::step`]; a [`ConfigError`] if no component draw
     /// has a finite target density at the weight estimate.
     pub fn step(&mut self) -> Result<StepOutcome, TrainError> {
-        if self.stepper.stopped(&self.config) {
-            return Err(self.stepper.stop_error());
-        }
-        let t = self.stepper.step;
+        let t = self.parts.next_step()?;
         let report = self.evaluate(t)?;
-        let outcome = self.stepper.apply(&self.config, t, &mut self.params, report);
+        let outcome = self.parts.apply(t, &mut self.params, report);
         self.mixture.set_params(&self.params);
-        if self.stepper.step == self.config.steps {
+        if self.parts.stepper.step == self.parts.config.steps {
             self.update_weights()?;
         }
         Ok(outcome)
@@ -235,7 +224,7 @@ impl<'a> MixtureTrainer<'a> {
     fn update_weights(&mut self) -> Result<(), TrainError> {
         let est = self
             .mixture
-            .estimate_weights(self.target, Seed::new(self.config.seed).child(6), self.par)?;
+            .estimate_weights(self.target, self.parts.root().child(6), self.parts.par)?;
         self.mixture.set_weights(&est.weights);
         self.params.copy_from_slice(self.mixture.params());
         Ok(())
@@ -243,32 +232,19 @@ impl<'a> MixtureTrainer<'a> {
 
     /// A metrics record at the current parameters (module docs).
     pub fn metrics(&self) -> MetricsRecord {
-        let t = self.stepper.step;
-        let root = Seed::new(self.config.seed);
-        let n = self.config.eval_batch;
+        let t = self.parts.step_index();
+        let root = self.parts.root();
+        let n = self.parts.config.eval_batch;
         let d = self.mixture.layout().d;
         let mut xs = Array2::zeros((n, d));
         let mut lq = Array1::zeros(n);
         self.mixture
-            .draw_batch(root.child(2).child(t), xs.view_mut(), lq.view_mut(), self.par);
+            .draw_batch(root.child(2).child(t), xs.view_mut(), lq.view_mut(), self.parts.par);
         let mut lp = Array1::zeros(n);
-        self.target.log_prob_batch(xs.view(), lp.view_mut(), self.par);
+        self.target.log_prob_batch(xs.view(), lp.view_mut(), self.parts.par);
         let log_w: Vec<f64> = lp.iter().zip(&lq).map(|(p, q)| p - q).collect();
-        let nll = held_out_nll(&self.mixture, self.data.held_out.as_ref(), self.par);
-        SampleMetrics {
-            xs: xs.view(),
-            log_w: &log_w,
-            nll,
-            acceptance_seed: root.child(3).child(t),
-        }
-        .record(
-            &self.config,
-            &self.stepper,
-            self.target,
-            &self.data,
-            self.covering_threshold,
-            self.par,
-        )
+        let nll = held_out_nll(&self.mixture, self.parts.data.held_out.as_ref(), self.parts.par);
+        self.parts.record(self.target, xs.view(), &log_w, nll)
     }
 }
 
@@ -286,18 +262,18 @@ impl TrainLoop for MixtureTrainer<'_> {
         MixtureTrainer::metrics(self)
     }
     fn state(&self) -> TrainerState {
-        self.stepper.state(&self.params, self.par.chunk_rows)
+        self.parts.state(&self.params)
     }
     fn restore(&mut self, state: TrainerState) -> Result<(), TrainError> {
-        self.stepper.restore(&mut self.params, state, self.par.chunk_rows)?;
+        self.parts.restore(&mut self.params, state)?;
         self.mixture.set_params(&self.params);
         Ok(())
     }
     fn step_index(&self) -> u64 {
-        self.stepper.step
+        self.parts.stepper.step
     }
     fn total_rejections(&self) -> u64 {
-        self.stepper.total_rejections
+        self.parts.stepper.total_rejections
     }
     fn params(&self) -> &[f64] {
         &self.params

@@ -44,27 +44,22 @@
 //!
 //! Unavailable numbers are NaN, so every record has the same columns.
 
-use crate::config::{check_data, check_spline_base, minibatch, TrainConfig, TrainData};
+use crate::config::{check_spline_base, minibatch, TrainConfig, TrainData};
 use crate::exchange::{Exchange, SingleProcess};
 use crate::loss::{Loss, LossError, LossInputs, LossReport};
-use crate::metrics::{held_out_nll, SampleMetrics};
+use crate::metrics::{held_out_nll, TrainerParts};
 use crate::records::{MetricsRecord, StepOutcome, TrainError, TrainerState};
 use crate::run::TrainLoop;
-use crate::stepper::Stepper;
-use fieldflow_core::{ConfigError, Par, Seed, Target};
+use fieldflow_core::{ConfigError, Par, Target};
 use fieldflow_flows::{Coupling, Flow, ScoreLayer};
 use ndarray::Array2;
 
 /// Trains a flow (module docs). `L` is the layer type (affine couplings).
 pub struct Trainer<'a, L: ScoreLayer = Coupling> {
-    config: TrainConfig,
+    parts: TrainerParts<'a>,
     loss: Loss,
     flow: Flow<L>,
     target: &'a dyn Target,
-    data: TrainData<'a>,
-    covering_threshold: Option<f64>,
-    stepper: Stepper,
-    par: Par,
 }
 
 impl<'a, L: ScoreLayer> Trainer<'a, L> {
@@ -93,22 +88,17 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
             )
             .into());
         }
-        let covering_threshold = check_data(d, target, &data, par)?;
-        check_spline_base(flow.config(), &loss, data.train.as_ref())?;
-        if loss.needs_data() && data.train.is_none() {
+        let parts = TrainerParts::new(config, d, flow.n_params(), target, data, par)?;
+        check_spline_base(flow.config(), &loss, parts.data.train.as_ref())?;
+        if loss.needs_data() && parts.data.train.is_none() {
             let term = if loss.w_fkl > 0.0 { "fkl" } else { "sm" };
             return Err(LossError::MissingData { term }.into());
         }
-        let stepper = Stepper::new(config, flow.n_params());
         Ok(Trainer {
-            config: config.clone(),
+            parts,
             loss,
             flow,
             target,
-            data,
-            covering_threshold,
-            stepper,
-            par,
         })
     }
 
@@ -124,7 +114,7 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
 
     /// The configuration.
     pub fn config(&self) -> &TrainConfig {
-        &self.config
+        &self.parts.config
     }
 
     /// The resolved loss.
@@ -134,22 +124,22 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
 
     /// Next step index (steps attempted so far, rejected ones included).
     pub fn step_index(&self) -> u64 {
-        self.stepper.step
+        self.parts.stepper.step
     }
 
     /// Rejected steps since the start.
     pub fn total_rejections(&self) -> u64 {
-        self.stepper.total_rejections
+        self.parts.stepper.total_rejections
     }
 
     /// log p̃ threshold of the covering figure, when target samples exist.
     pub fn covering_threshold(&self) -> Option<f64> {
-        self.covering_threshold
+        self.parts.covering_threshold
     }
 
     /// Whether training has stopped on too many consecutive rejections.
     pub fn stopped(&self) -> bool {
-        self.stepper.stopped(&self.config)
+        self.parts.stepper.stopped(&self.parts.config)
     }
 
     /// Evaluates the loss of step `t` at the current parameters (no update).
@@ -168,18 +158,18 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
             data: minibatch.as_ref().map(|x| x.view()),
             noise: noise.as_ref().map(|z| z.view()),
         };
-        let beta = self.config.annealing.beta(t);
+        let beta = self.parts.config.annealing.beta(t);
         Ok(self
             .loss
-            .value_and_grad_exchanged(&self.flow, self.target, inputs, beta, self.par, exchange)?)
+            .value_and_grad_exchanged(&self.flow, self.target, inputs, beta, self.parts.par, exchange)?)
     }
 
     /// The data minibatch and base noise of step `t` (module docs, step 2).
     fn step_inputs(&self, t: u64) -> (Option<Array2<f64>>, Option<Array2<f64>>) {
-        let root = Seed::new(self.config.seed);
-        let b = self.config.batch_size;
+        let root = self.parts.root();
+        let b = self.parts.config.batch_size;
         let minibatch = if self.loss.needs_data() {
-            let x = self.data.train.as_ref().expect("checked in new");
+            let x = self.parts.data.train.as_ref().expect("checked in new");
             Some(minibatch(x, b, root.child(0).child(t)))
         } else {
             None
@@ -187,7 +177,7 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
         let noise = self.loss.needs_noise().then(|| {
             let mut z = Array2::zeros((b, self.flow.dim()));
             self.flow
-                .sample_base_batch(root.child(1).child(t), z.view_mut(), self.par);
+                .sample_base_batch(root.child(1).child(t), z.view_mut(), self.parts.par);
             z
         });
         (minibatch, noise)
@@ -212,44 +202,28 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
     /// # Errors
     /// As [`Trainer::step`] (identically on every process).
     pub fn step_sharded(&mut self, exchange: &mut dyn Exchange) -> Result<StepOutcome, TrainError> {
-        if self.stopped() {
-            return Err(self.stepper.stop_error());
-        }
-        let t = self.stepper.step;
+        let t = self.parts.next_step()?;
         let report = self.evaluate_sharded(t, exchange)?;
-        Ok(self.stepper.apply(&self.config, t, self.flow.params_mut(), report))
+        Ok(self.parts.apply(t, self.flow.params_mut(), report))
     }
 
     /// A metrics record at the current parameters (module docs).
     pub fn metrics(&self) -> MetricsRecord {
-        let t = self.stepper.step;
-        let root = Seed::new(self.config.seed);
-        let n = self.config.eval_batch;
+        let t = self.parts.step_index();
+        let root = self.parts.root();
+        let n = self.parts.config.eval_batch;
         let d = self.flow.dim();
         let mut z = Array2::zeros((n, d));
         self.flow
-            .sample_base_batch(root.child(2).child(t), z.view_mut(), self.par);
-        let (xs, log_w) = crate::loss::flow_samples(&self.flow, self.target, z.view(), self.par);
-        let nll = held_out_nll(&self.flow, self.data.held_out.as_ref(), self.par);
-        SampleMetrics {
-            xs: xs.view(),
-            log_w: &log_w,
-            nll,
-            acceptance_seed: root.child(3).child(t),
-        }
-        .record(
-            &self.config,
-            &self.stepper,
-            self.target,
-            &self.data,
-            self.covering_threshold,
-            self.par,
-        )
+            .sample_base_batch(root.child(2).child(t), z.view_mut(), self.parts.par);
+        let (xs, log_w) = crate::loss::flow_samples(&self.flow, self.target, z.view(), self.parts.par);
+        let nll = held_out_nll(&self.flow, self.parts.data.held_out.as_ref(), self.parts.par);
+        self.parts.record(self.target, xs.view(), &log_w, nll)
     }
 
     /// The complete state (for a checkpoint).
     pub fn state(&self) -> TrainerState {
-        self.stepper.state(self.flow.params(), self.par.chunk_rows)
+        self.parts.state(self.flow.params())
     }
 
     /// Continues from a saved state (the trainer must have been built from
@@ -259,7 +233,7 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
     /// [`TrainError::State`] if the parameter or moment counts or the
     /// chunking differ from this trainer's.
     pub fn restore(&mut self, state: TrainerState) -> Result<(), TrainError> {
-        self.stepper.restore(self.flow.params_mut(), state, self.par.chunk_rows)
+        self.parts.restore(self.flow.params_mut(), state)
     }
 }
 
@@ -295,6 +269,7 @@ mod sharded_tests {
     use super::*;
     use crate::loss::{LossConfig, SmOn};
     use crate::SingleProcess;
+    use fieldflow_core::Seed;
     use fieldflow_flows::FlowConfig;
     use fieldflow_targets::GaussianMixture;
     use std::sync::{Arc, Barrier, Mutex};

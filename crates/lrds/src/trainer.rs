@@ -8,22 +8,19 @@
 //! bit-identically.
 
 use crate::loss::{log_target, log_variance};
-use crate::sampler::LrdsModel;
-use fieldflow_core::{Par, Proposal, Seed, Target};
+use crate::sampler::{LrdsModel, Paths};
+use fieldflow_core::{Par, Proposal, Target};
 use fieldflow_losses::{
-    check_data, Exchange, LossReport, MetricsRecord, SampleMetrics, StepOutcome, Stepper, TrainConfig, TrainData,
-    TrainError, TrainLoop, TrainerState,
+    Exchange, LossReport, MetricsRecord, StepOutcome, TrainConfig, TrainData, TrainError, TrainLoop, TrainerParts,
+    TrainerState,
 };
+use ndarray::Array1;
 
 /// Trains an [`LrdsModel`] by the log-variance loss (module docs).
 pub struct LrdsTrainer<'a> {
-    config: TrainConfig,
+    parts: TrainerParts<'a>,
     model: LrdsModel,
     target: &'a dyn Target,
-    data: TrainData<'a>,
-    covering_threshold: Option<f64>,
-    stepper: Stepper,
-    par: Par,
 }
 
 impl<'a> LrdsTrainer<'a> {
@@ -50,17 +47,8 @@ impl<'a> LrdsTrainer<'a> {
             )
             .into());
         }
-        let covering_threshold = check_data(model.dim(), target, &data, par)?;
-        let stepper = Stepper::new(config, model.params.len());
-        Ok(LrdsTrainer {
-            config: config.clone(),
-            model,
-            target,
-            data,
-            covering_threshold,
-            stepper,
-            par,
-        })
+        let parts = TrainerParts::new(config, model.dim(), model.params.len(), target, data, par)?;
+        Ok(LrdsTrainer { parts, model, target })
     }
 
     /// The model being trained.
@@ -73,14 +61,19 @@ impl<'a> LrdsTrainer<'a> {
         self.model
     }
 
+    /// `n` paths of stream `stream` of step `t` (`keep`: with what the
+    /// gradient needs) and log p̃ at their ends.
+    fn paths(&self, n: usize, stream: u64, t: u64, keep: bool) -> (Paths, Array1<f64>) {
+        let seed = self.parts.root().child(stream).child(t);
+        let paths = self.model.sample_paths(n, seed, self.parts.par, keep);
+        let lp = log_target(self.target, &paths, self.parts.par);
+        (paths, lp)
+    }
+
     /// Loss and gradient of step `t` at the current parameters.
     pub fn evaluate(&self, t: u64) -> LossReport {
-        let root = Seed::new(self.config.seed);
-        let paths = self
-            .model
-            .sample_paths(self.config.batch_size, root.child(1).child(t), self.par, true);
-        let lp = log_target(self.target, &paths, self.par);
-        let r = log_variance(&self.model, &lp, &paths, self.par);
+        let (paths, lp) = self.paths(self.parts.config.batch_size, 1, t, true);
+        let r = log_variance(&self.model, &lp, &paths, self.parts.par);
         let n = r.log_w.len() as f64;
         LossReport {
             total: r.loss,
@@ -95,12 +88,9 @@ impl<'a> LrdsTrainer<'a> {
 
 impl TrainLoop for LrdsTrainer<'_> {
     fn step(&mut self) -> Result<StepOutcome, TrainError> {
-        if self.stepper.stopped(&self.config) {
-            return Err(self.stepper.stop_error());
-        }
-        let t = self.stepper.step_index();
+        let t = self.parts.next_step()?;
         let report = self.evaluate(t);
-        Ok(self.stepper.apply(&self.config, t, &mut self.model.params, report))
+        Ok(self.parts.apply(t, &mut self.model.params, report))
     }
 
     /// One process steps as [`TrainLoop::step`]; the path batch is not
@@ -113,43 +103,25 @@ impl TrainLoop for LrdsTrainer<'_> {
     }
 
     fn metrics(&mut self) -> MetricsRecord {
-        let t = self.stepper.step_index();
-        let root = Seed::new(self.config.seed);
-        let paths = self
-            .model
-            .sample_paths(self.config.eval_batch, root.child(2).child(t), self.par, false);
-        let lp = log_target(self.target, &paths, self.par);
+        let (paths, lp) = self.paths(self.parts.config.eval_batch, 2, self.parts.step_index(), false);
         let log_w: Vec<f64> = (&lp - &paths.log_q()).to_vec();
-        SampleMetrics {
-            xs: paths.x0.view(),
-            log_w: &log_w,
-            nll: f64::NAN,
-            acceptance_seed: root.child(3).child(t),
-        }
-        .record(
-            &self.config,
-            &self.stepper,
-            self.target,
-            &self.data,
-            self.covering_threshold,
-            self.par,
-        )
+        self.parts.record(self.target, paths.x0.view(), &log_w, f64::NAN)
     }
 
     fn state(&self) -> TrainerState {
-        self.stepper.state(&self.model.params, self.par.chunk_rows)
+        self.parts.state(&self.model.params)
     }
 
     fn restore(&mut self, state: TrainerState) -> Result<(), TrainError> {
-        self.stepper.restore(&mut self.model.params, state, self.par.chunk_rows)
+        self.parts.restore(&mut self.model.params, state)
     }
 
     fn step_index(&self) -> u64 {
-        self.stepper.step_index()
+        self.parts.step_index()
     }
 
     fn total_rejections(&self) -> u64 {
-        self.stepper.total_rejections()
+        self.parts.stepper.total_rejections()
     }
 
     fn params(&self) -> &[f64] {

@@ -35,22 +35,18 @@
 //! stage is deterministic.
 
 use crate::{HessianVector, Snf};
-use fieldflow_core::{ConfigError, Par, Seed};
+use fieldflow_core::{ConfigError, Par};
 use fieldflow_flows::{Coupling, Layer};
 use fieldflow_losses::{
-    check_data, minibatch, Annealing, Exchange, Loss, LossError, LossReport, MetricsRecord, SampleMetrics, StepOutcome,
-    Stepper, TrainConfig, TrainData, TrainError, TrainLoop, TrainerState,
+    minibatch, Annealing, Exchange, Loss, LossError, LossReport, MetricsRecord, StepOutcome, TrainConfig, TrainData,
+    TrainError, TrainLoop, TrainerParts, TrainerState,
 };
 
 /// Trains an [`Snf`] (module docs).
 pub struct SnfTrainer<'a, T, L: Layer = Coupling> {
-    config: TrainConfig,
+    parts: TrainerParts<'a>,
     loss: Loss,
     snf: Snf<T, L>,
-    data: TrainData<'a>,
-    covering_threshold: Option<f64>,
-    stepper: Stepper,
-    par: Par,
 }
 
 impl<'a, T: HessianVector, L: Layer> SnfTrainer<'a, T, L> {
@@ -79,20 +75,11 @@ impl<'a, T: HessianVector, L: Layer> SnfTrainer<'a, T, L> {
             )
             .into());
         }
-        let covering_threshold = check_data(snf.dim(), snf.target(), &data, par)?;
-        if loss.w_fkl > 0.0 && data.train.is_none() {
+        let parts = TrainerParts::new(config, snf.dim(), snf.n_params(), snf.target(), data, par)?;
+        if loss.w_fkl > 0.0 && parts.data.train.is_none() {
             return Err(LossError::MissingData { term: "fkl" }.into());
         }
-        let stepper = Stepper::new(config, snf.n_params());
-        Ok(SnfTrainer {
-            config: config.clone(),
-            loss,
-            snf,
-            data,
-            covering_threshold,
-            stepper,
-            par,
-        })
+        Ok(SnfTrainer { parts, loss, snf })
     }
 
     /// The SNF being trained.
@@ -107,7 +94,7 @@ impl<'a, T: HessianVector, L: Layer> SnfTrainer<'a, T, L> {
 
     /// Loss and gradient of step `t` at the current parameters (no update).
     pub fn evaluate(&self, t: u64) -> LossReport {
-        let root = Seed::new(self.config.seed);
+        let root = self.parts.root();
         let n_params = self.snf.n_params();
         let mut report = LossReport {
             total: 0.0,
@@ -122,20 +109,23 @@ impl<'a, T: HessianVector, L: Layer> SnfTrainer<'a, T, L> {
             report.grad.iter_mut().zip(g).for_each(|(a, b)| *a += weight * b);
         };
         if self.loss.w_fkl > 0.0 {
-            let x = self.data.train.as_ref().expect("checked in new");
-            let batch = minibatch(x, self.config.batch_size, root.child(0).child(t));
+            let x = self.parts.data.train.as_ref().expect("checked in new");
+            let batch = minibatch(x, self.parts.config.batch_size, root.child(0).child(t));
             let mut g = vec![0.0; n_params];
             let r = self
                 .snf
-                .path_ml_grad_batch(root.child(4).child(t), batch.view(), &mut g, self.par);
+                .path_ml_grad_batch(root.child(4).child(t), batch.view(), &mut g, self.parts.par);
             report.fkl = r.loss;
             add(self.loss.w_fkl, &g, r.loss, &mut report);
         }
         if self.loss.w_rkl > 0.0 {
             let mut g = vec![0.0; n_params];
-            let r = self
-                .snf
-                .path_kl_grad_batch(root.child(1).child(t), self.config.batch_size, &mut g, self.par);
+            let r = self.snf.path_kl_grad_batch(
+                root.child(1).child(t),
+                self.parts.config.batch_size,
+                &mut g,
+                self.parts.par,
+            );
             report.rkl = r.loss;
             add(self.loss.w_rkl, &g, r.loss, &mut report);
             report.log_w = r.per_row.to_vec();
@@ -146,12 +136,9 @@ impl<'a, T: HessianVector, L: Layer> SnfTrainer<'a, T, L> {
 
 impl<T: HessianVector, L: Layer> TrainLoop for SnfTrainer<'_, T, L> {
     fn step(&mut self) -> Result<StepOutcome, TrainError> {
-        if self.stepper.stopped(&self.config) {
-            return Err(self.stepper.stop_error());
-        }
-        let t = self.stepper.step_index();
+        let t = self.parts.next_step()?;
         let report = self.evaluate(t);
-        Ok(self.stepper.apply(&self.config, t, self.snf.params_mut(), report))
+        Ok(self.parts.apply(t, self.snf.params_mut(), report))
     }
 
     /// One process steps as [`TrainLoop::step`]; the path losses do not
@@ -164,49 +151,36 @@ impl<T: HessianVector, L: Layer> TrainLoop for SnfTrainer<'_, T, L> {
     }
 
     fn metrics(&mut self) -> MetricsRecord {
-        let t = self.stepper.step_index();
-        let root = Seed::new(self.config.seed);
+        let t = self.parts.step_index();
+        let root = self.parts.root();
         let paths = self
             .snf
-            .sample_paths(root.child(2).child(t), self.config.eval_batch, self.par);
-        let nll = match &self.data.held_out {
+            .sample_paths(root.child(2).child(t), self.parts.config.eval_batch, self.parts.par);
+        let nll = match &self.parts.data.held_out {
             Some(h) => {
-                let r = self.snf.reverse_paths(root.child(5), h.view(), self.par);
+                let r = self.snf.reverse_paths(root.child(5), h.view(), self.parts.par);
                 r.path_nll.mean().unwrap_or(f64::NAN)
             }
             None => f64::NAN,
         };
         let log_w = paths.log_w.to_vec();
-        SampleMetrics {
-            xs: paths.xs.view(),
-            log_w: &log_w,
-            nll,
-            acceptance_seed: root.child(3).child(t),
-        }
-        .record(
-            &self.config,
-            &self.stepper,
-            self.snf.target(),
-            &self.data,
-            self.covering_threshold,
-            self.par,
-        )
+        self.parts.record(self.snf.target(), paths.xs.view(), &log_w, nll)
     }
 
     fn state(&self) -> TrainerState {
-        self.stepper.state(self.snf.params(), self.par.chunk_rows)
+        self.parts.state(self.snf.params())
     }
 
     fn restore(&mut self, state: TrainerState) -> Result<(), TrainError> {
-        self.stepper.restore(self.snf.params_mut(), state, self.par.chunk_rows)
+        self.parts.restore(self.snf.params_mut(), state)
     }
 
     fn step_index(&self) -> u64 {
-        self.stepper.step_index()
+        self.parts.step_index()
     }
 
     fn total_rejections(&self) -> u64 {
-        self.stepper.total_rejections()
+        self.parts.stepper.total_rejections()
     }
 
     fn params(&self) -> &[f64] {
