@@ -214,7 +214,7 @@ impl<'a> MixtureTrainer<'a> {
         let report = self.evaluate(t)?;
         let outcome = self.parts.apply(t, &mut self.params, report);
         self.mixture.set_params(&self.params);
-        if self.parts.stepper.step == self.parts.config.steps {
+        if self.parts.step_index() == self.parts.config.steps {
             self.update_weights()?;
         }
         Ok(outcome)
@@ -270,7 +270,7 @@ impl TrainLoop for MixtureTrainer<'_> {
         Ok(())
     }
     fn step_index(&self) -> u64 {
-        self.parts.stepper.step
+        self.parts.step_index()
     }
     fn total_rejections(&self) -> u64 {
         self.parts.stepper.total_rejections

@@ -124,7 +124,7 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
 
     /// Next step index (steps attempted so far, rejected ones included).
     pub fn step_index(&self) -> u64 {
-        self.parts.stepper.step
+        self.parts.step_index()
     }
 
     /// Rejected steps since the start.

@@ -192,7 +192,7 @@ pub fn with_defaults(mut t: toml::Table, data_given: bool) -> Result<(toml::Tabl
     }
     let c: TrainRunConfig = config::parse(&t, "train")?;
     check_data_given(&c, has_data)?;
-    if !resolve_loss(&mut t, &c) {
+    if !resolve_loss(&mut t, &c, is_snf) {
         return Ok((t, c));
     }
     let c: TrainRunConfig = config::parse(&t, "train")?;
@@ -201,24 +201,20 @@ pub fn with_defaults(mut t: toml::Table, data_given: bool) -> Result<(toml::Tabl
 
 /// Writes into `t` what the loss preset of `c` implies, for the keys the
 /// user left out: the `scorenf` preset's annealing for a flow or mixture
+/// (not an SNF, `is_snf`, nor a diffusion or LRDS model)
 /// (`fieldflow_losses::scorenf_annealing`: β 0.1 → 1 over the first half
 /// of `train.steps`), and the preset's resolved weights (`w_fkl`, `w_rkl`,
 /// `w_sm`, `sm_on`), so a model file says exactly what it was trained with
 /// even if a preset's meaning changes. Returns whether `t` changed; an
 /// invalid loss is left to the trainer, whose error names the key.
-fn resolve_loss(t: &mut toml::Table, c: &TrainRunConfig) -> bool {
+fn resolve_loss(t: &mut toml::Table, c: &TrainRunConfig, is_snf: bool) -> bool {
     let Ok(loss) = c.train.loss.validate() else {
         return false;
     };
     let Some(train) = t.get_mut("train").and_then(|v| v.as_table_mut()) else {
         return false;
     };
-    let snf = c
-        .flow
-        .as_ref()
-        .and_then(|f| f.as_table())
-        .is_some_and(|f| f.contains_key("stages"));
-    let flow = !snf && c.diffusion.is_none() && c.lrds.is_none();
+    let flow = !is_snf && c.diffusion.is_none() && c.lrds.is_none();
     if flow && c.train.loss.preset == Some(LossPreset::Scorenf) && !train.contains_key("annealing") {
         let a = toml::Value::try_from(scorenf_annealing(c.train.steps)).expect("annealing serializes");
         train.insert("annealing".into(), a);
