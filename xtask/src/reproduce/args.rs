@@ -10,7 +10,7 @@ pub const HELP: &str =
     "reproduce [mog4|mog8|phi4|snf|modes|flowmcmc|diffusion|all] [--quick] [--seeds N] [--out DIR] [--steps N]
                    [--mix-steps N] [--phi4-steps N] [--recipe-steps N] [--snf-steps N]
                    [--sets tutorial,e1,..] [--losses fkl,scorenf,recipe] [--sweep 10,100,..] [--n-cfg N] [--samples N] [--force]
-                   [--full] [--peers]
+                   [--full] [--peers] [--methods mixture,scorenf,lrds,..] [--targets mog4,two_modes_d16,..]
                    the papers' experiments into results/reproduce/ (see docs/RESULTS.md)";
 
 /// The training losses compared (fieldflow's `train.loss` presets).
@@ -54,9 +54,24 @@ pub struct Scale {
     pub full: bool,
     /// `modes`: run the flowMC peer too (a Python venv under target/).
     pub peers: bool,
+    /// `modes`: only these methods (None: all; names of
+    /// [`super::modes::method_names`]).
+    pub methods: Option<Vec<String>>,
+    /// `modes`: only these targets (None: all of the scale's).
+    pub targets: Option<Vec<String>>,
 }
 
 impl Scale {
+    /// Whether `modes` runs the method `name` (`--methods`).
+    pub fn wants_method(&self, name: &str) -> bool {
+        self.methods.as_ref().is_none_or(|m| m.iter().any(|x| x == name))
+    }
+
+    /// Whether `modes` runs the target `name` (`--targets`).
+    pub fn wants_target(&self, name: &str) -> bool {
+        self.targets.as_ref().is_none_or(|m| m.iter().any(|x| x == name))
+    }
+
     fn new(quick: bool) -> Self {
         let strings = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();
         if quick {
@@ -76,6 +91,8 @@ impl Scale {
                 losses: strings(&PHI4_METHODS),
                 full: false,
                 peers: false,
+                methods: None,
+                targets: None,
             }
         } else {
             Scale {
@@ -94,6 +111,8 @@ impl Scale {
                 losses: strings(&PHI4_METHODS),
                 full: false,
                 peers: false,
+                methods: None,
+                targets: None,
             }
         }
     }
@@ -165,6 +184,20 @@ pub fn parse_args(rest: &[String]) -> Result<Opts> {
             "--samples" => scale.samples = num("--samples", value("--samples")?)?,
             "--sets" => scale.sets = parse_names("--sets", "set", &value("--sets")?, &PHI4_SETS)?,
             "--sweep" => scale.sweep = parse_list::<u64>("--sweep", &value("--sweep")?)?,
+            "--methods" => {
+                let all = super::modes::method_names();
+                let all: Vec<&str> = all.iter().map(String::as_str).collect();
+                scale.methods = Some(parse_names("--methods", "method", &value("--methods")?, &all)?);
+            }
+            "--targets" => {
+                let all: Vec<String> = super::modes::targets(false, true)
+                    .into_iter()
+                    .chain(super::modes::targets(true, false))
+                    .map(|t| t.name)
+                    .collect();
+                let all: Vec<&str> = all.iter().map(String::as_str).collect();
+                scale.targets = Some(parse_names("--targets", "target", &value("--targets")?, &all)?);
+            }
             "--out" => out = Some(PathBuf::from(value("--out")?)),
             "all" => experiments.extend(EXPERIMENTS),
             name => match EXPERIMENTS.iter().find(|e| e.name == name) {
@@ -224,5 +257,25 @@ mod tests {
         assert_eq!(e(&["--seeds", "0"]), "--seeds 0: expected a positive integer");
         assert_eq!(e(&["--sweep", "1,x"]), "--sweep 1,x: cannot parse `x`");
         assert!(e(&["mog5"]).starts_with("reproduce: unknown argument `mog5`"));
+        assert!(e(&["--methods", "mixture,nope"])
+            .starts_with("--methods: unknown method `nope` (expected some of mixture,"));
+        assert!(e(&["--targets", "mog5"]).starts_with("--targets: unknown target `mog5` (expected some of mog4,mog8,"));
+    }
+
+    #[test]
+    fn modes_filters_select_methods_and_targets() {
+        let o = parse_args(&args(&[
+            "modes",
+            "--methods",
+            "scorenf+spline,lrds",
+            "--targets",
+            "two_modes_d128",
+        ]))
+        .unwrap();
+        assert!(o.scale.wants_method("lrds") && o.scale.wants_method("scorenf+spline"));
+        assert!(!o.scale.wants_method("scorenf") && !o.scale.wants_method("slips"));
+        assert!(o.scale.wants_target("two_modes_d128") && !o.scale.wants_target("mog4"));
+        let all = parse_args(&args(&["modes"])).unwrap();
+        assert!(all.scale.wants_method("free-energy") && all.scale.wants_target("mog4"));
     }
 }

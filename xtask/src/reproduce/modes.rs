@@ -75,6 +75,9 @@
 //! the smoke test; the default (config steps, 3 seeds, 4 × 10 000 samples)
 //! is sized for about an hour on 2 cores; `--full` adds the rest of the
 //! dimensions. Every stage is resumable (see [`super::runner`]).
+//! `--methods a,b` and `--targets x,y` restrict the grid (names as in the
+//! tables, e.g. `--methods mixture,scorenf,lrds --targets mog4,two_modes_d16`);
+//! the tables of such a run hold only those rows.
 //!
 //! TODO (not yet here): lattice φ⁴ in the broken phase (L = 16, m² = −4,
 //! λ = 4; exact sign-of-M weights ½, HMC as the baseline): `fieldflow
@@ -343,6 +346,15 @@ pub fn methods(t: &Spec) -> Vec<Method> {
     m
 }
 
+/// Every method name of the benchmark (`--methods`): the recipes with
+/// affine and spline couplings, and the samplers without a flow.
+pub fn method_names() -> Vec<String> {
+    let mut v: Vec<String> = RECIPES.iter().map(|r| r.name.to_string()).collect();
+    v.extend(RECIPES.iter().map(|r| format!("{}+spline", r.name)));
+    v.extend(["slips", super::modes_lrds::NAME, super::modes_free_energy::NAME].map(String::from));
+    v
+}
+
 /// How far estimated mode weights are from the exact ones: ŵ_k, their
 /// errors σ_k and the exact w_k → values `PREFIX_max_dev_sigma`,
 /// `PREFIX_w0_abs_err` and, for two modes, `PREFIX_log_ratio_err`,
@@ -484,12 +496,23 @@ pub fn columns(t: &Spec, n_modes: usize) -> Vec<(&'static str, &'static str)> {
 /// Runs the benchmark.
 pub fn run(r: &mut Runner) -> Result<()> {
     let cfg_dir = workspace_root().join("data/configs/reproduce/modes");
-    let specs = targets(r.scale.quick, r.scale.full);
+    let mut specs = targets(r.scale.quick, r.scale.full);
+    if let Some(wanted) = &r.scale.targets {
+        if let Some(bad) = wanted.iter().find(|w| !specs.iter().any(|t| &t.name == *w)) {
+            bail!(
+                "--targets: `{bad}` is not a target of this scale (the larger dimensions and separations need --full)"
+            );
+        }
+    }
+    specs.retain(|t| r.scale.wants_target(&t.name));
     let peers = if r.scale.peers { peer_setup() } else { None };
     let mut groups: Vec<(String, Vec<Record>)> = vec![];
     for t in &specs {
         let base = Config::read(&cfg_dir.join(format!("{}.toml", t.base)))?;
-        let ms = methods(t);
+        let ms: Vec<Method> = methods(t)
+            .into_iter()
+            .filter(|m| r.scale.wants_method(&m.name()))
+            .collect();
         let names: Vec<String> = ms.iter().map(Method::name).collect();
         let runner = &*r;
         let steps = steps(&runner.scale);
@@ -498,9 +521,15 @@ pub fn run(r: &mut Runner) -> Result<()> {
             let cfg = m.config(&base, t, steps)?;
             run_one(runner, t, name, &cfg, seed).with_context(|| format!("modes: {} / {name} / seed {seed}", t.name))
         })?;
-        records.extend(super::modes_slips::records(r, t)?);
-        records.extend(super::modes_lrds::records(r, t)?);
-        records.extend(super::modes_free_energy::records(r, t)?);
+        if r.scale.wants_method("slips") {
+            records.extend(super::modes_slips::records(r, t)?);
+        }
+        if r.scale.wants_method(super::modes_lrds::NAME) {
+            records.extend(super::modes_lrds::records(r, t)?);
+        }
+        if r.scale.wants_method(super::modes_free_energy::NAME) {
+            records.extend(super::modes_free_energy::records(r, t)?);
+        }
         if let Some(python) = &peers {
             records.extend(peer_records(r, python, t)?);
         }

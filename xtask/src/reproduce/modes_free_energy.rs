@@ -12,6 +12,9 @@ use super::records::{Record, Values};
 use super::runner::Runner;
 use anyhow::{Context, Result};
 
+/// The method's name in the tables and in `--methods`.
+pub const NAME: &str = "free-energy";
+
 /// The method's runs on `t` (none unless it is the φ⁴ chain), one per seed.
 pub fn records(r: &Runner, t: &Spec) -> Result<Vec<Record>> {
     if t.family != "phi4_1d" {
@@ -46,7 +49,7 @@ pub fn records(r: &Runner, t: &Spec) -> Result<Vec<Record>> {
         r.stage(&format!("free_energy_{name}"), &name, &[&out], &args, &key)?;
         let json = std::fs::read_to_string(&out).with_context(|| format!("{}: cannot read", out.display()))?;
         records.push(Record {
-            variant: "free-energy".into(),
+            variant: NAME.into(),
             seed,
             values: values(&json).with_context(|| format!("{}: unreadable result", out.display()))?,
         });

@@ -262,6 +262,28 @@ fn check_data_given(c: &TrainRunConfig, has_data: bool) -> Result<()> {
     );
 }
 
+/// Maps the preset `scorenf` of a model file written before 2026-12-02
+/// (when the name meant RKL + SM on the data, now `rkl_sm`) to `rkl_sm`, so
+/// that the file resumes with the loss it was trained with; true if it did.
+/// Such files are recognized by the missing resolved weights: since the
+/// rename `fieldflow train` stores `w_fkl`, `w_rkl`, `w_sm` and `sm_on` of
+/// every preset (`resolve_loss`).
+fn legacy_scorenf(t: &mut toml::Table) -> bool {
+    let Some(loss) = t
+        .get_mut("train")
+        .and_then(|v| v.as_table_mut())
+        .and_then(|tr| tr.get_mut("loss"))
+        .and_then(|v| v.as_table_mut())
+    else {
+        return false;
+    };
+    let old = loss.get("preset").and_then(|p| p.as_str()) == Some("scorenf") && !loss.contains_key("w_fkl");
+    if old {
+        loss.insert("preset".into(), "rkl_sm".into());
+    }
+    old
+}
+
 /// The stored config of the checkpoint in `args.run.out` (with `--steps`
 /// applied) and the opened file, for `--resume`.
 ///
@@ -283,9 +305,48 @@ pub fn stored(args: &TrainArgs) -> Result<(toml::Table, TrainRunConfig, ModelWri
     }
     let (mut writer, state) = ModelWriter::resume(&args.run.out)?;
     let mut table: toml::Table = writer.header_mut().config.clone().parse()?;
+    if legacy_scorenf(&mut table) {
+        eprintln!(
+            "note: {} was written when the preset `scorenf` meant RKL + SM on the data; it resumes as `rkl_sm`, \
+             the same loss",
+            args.run.out.display()
+        );
+    }
     if let Some(s) = args.steps {
         config::set(&mut table, "train.steps", s as i64);
     }
     let c: TrainRunConfig = config::parse(&table, "stored train")?;
     Ok((table, c, writer, state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::legacy_scorenf;
+
+    fn loss_of(t: &toml::Table) -> &toml::Table {
+        t["train"]["loss"].as_table().expect("a loss table")
+    }
+
+    #[test]
+    fn old_scorenf_files_resume_as_rkl_sm_and_new_ones_unchanged() {
+        // Written before the rename: the preset alone (or with a user's w_sm).
+        let mut old: toml::Table = "[train.loss]\npreset = \"scorenf\"\nw_sm = 0.5\n".parse().unwrap();
+        assert!(legacy_scorenf(&mut old));
+        assert_eq!(loss_of(&old)["preset"].as_str(), Some("rkl_sm"));
+        assert_eq!(loss_of(&old)["w_sm"].as_float(), Some(0.5));
+        // Written since: the resolved weights are stored beside the preset.
+        let text = "[train.loss]\npreset = \"scorenf\"\nw_fkl = 1.0\nw_rkl = 0.1\nw_sm = 0.1\nsm_on = \"flow\"\n";
+        let mut new: toml::Table = text.parse().unwrap();
+        assert!(!legacy_scorenf(&mut new));
+        assert_eq!(new, text.parse::<toml::Table>().unwrap());
+        for other in [
+            "[train.loss]\npreset = \"rkl_sm\"\n",
+            "[train]\nsteps = 3\n",
+            "[phi4]\nm2 = -4.0\n",
+        ] {
+            let mut t: toml::Table = other.parse().unwrap();
+            assert!(!legacy_scorenf(&mut t), "{other}");
+            assert_eq!(t, other.parse::<toml::Table>().unwrap());
+        }
+    }
 }
