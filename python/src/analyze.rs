@@ -11,8 +11,9 @@ use pyo3::types::PyDict;
 
 /// Mean with its Γ-method error, τ_int ± error, the window W, and more:
 /// `value`, `error`, `error_of_error`, `tau_int`, `tau_int_error`,
-/// `window`, `n`, `n_replica`, `naive_error`, `warnings` (and `exact`:
-/// None, as in `analyze_file`'s rows). `s_tau` is
+/// `window`, `n`, `n_replica`, `naive_error`, `warnings`, `replica_q`
+/// (Wolff's Q of the chains' means: ≈ uniform when they agree, None for
+/// one chain) (and `exact`: None, as in `analyze_file`'s rows). `s_tau` is
 /// Wolff's S (1.5 by default).
 #[pyfunction]
 #[pyo3(signature = (data, s_tau = 1.5))]
@@ -52,6 +53,7 @@ fn row_dict<'py>(py: Python<'py>, r: &Row) -> PyResult<Bound<'py, PyDict>> {
     o.set_item("n", r.n)?;
     o.set_item("exact", r.exact)?;
     o.set_item("warnings", &r.warnings)?;
+    o.set_item("replica_q", r.replica_q)?;
     Ok(o)
 }
 

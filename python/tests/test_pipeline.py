@@ -119,6 +119,19 @@ def test_analyze_agrees_with_pyerrors(tau, rng):
     assert abs(ours["tau_int"] - exact) < 4 * ours["tau_int_error"], ours
 
 
+def test_analyze_flags_chains_that_disagree(rng):
+    # Four independent chains: Wolff's Q is a number in (0, 1]; one chain
+    # shifted by 10 of its own errors: Q ≈ 0 and the warning names it.
+    x = rng.normal(size=(4, 4000))
+    ok = ff.analyze(x)
+    assert 0.0 < ok["replica_q"] <= 1.0 and ok["n_replica"] == 4
+    x[2] += 10.0 / np.sqrt(4000)
+    bad = ff.analyze(x)
+    assert bad["replica_q"] < 1e-6
+    assert any(w.startswith("ReplicaDisagreement") for w in bad["warnings"]), bad["warnings"]
+    assert ff.analyze(x[0])["replica_q"] is None
+
+
 THREADS = """
 import sys, numpy as np, fieldflow as ff
 sys.path.insert(0, {tests!r})

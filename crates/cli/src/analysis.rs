@@ -19,6 +19,7 @@ use fieldflow_core::Modes;
 use fieldflow_io::{AttrValue, EnsembleReader, FileKind};
 use fieldflow_lattice::observables::{effective_mass, xi2};
 use fieldflow_lattice::{Phi4, Phi4Modes, Phi4Observables};
+use fieldflow_stats::gamma::REPLICA_Q_MIN;
 use fieldflow_stats::{gamma_derived, GammaConfig, GammaReport};
 use ndarray::{s, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
@@ -44,8 +45,12 @@ pub struct Row {
     pub n: usize,
     /// Exact value where known (free field).
     pub exact: Option<f64>,
-    /// Warnings of the error analysis (short chain, zero variance).
+    /// Warnings of the error analysis (short chain, zero variance, chains
+    /// that disagree).
     pub warnings: Vec<String>,
+    /// Wolff's Q of the chains' means (`fieldflow_stats::gamma` module docs:
+    /// ≈ uniform for chains that agree; tiny when a chain is stuck).
+    pub replica_q: Option<f64>,
     /// Γ(t) / Γ(0) up to the window (for plots and the analysis file).
     #[serde(skip)]
     pub rho: Vec<f64>,
@@ -125,9 +130,34 @@ pub fn row(name: &str, r: &GammaReport, exact: Option<f64>) -> Row {
         n: r.n,
         exact,
         warnings: r.warnings.iter().map(|w| format!("{w:?}")).collect(),
+        replica_q: r.replica_q,
         rho: r.rho.clone(),
         tau_int_vs_window: r.tau_int_vs_window.clone(),
     }
+}
+
+/// A warning naming the observables whose chains disagree beyond their
+/// errors (Wolff's replica Q below `fieldflow_stats::gamma::REPLICA_Q_MIN`;
+/// the rows carry `(!)`), or none.
+pub fn disagreeing_chains(rows: &[Row]) -> Option<String> {
+    let bad: Vec<(&str, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            r.replica_q
+                .filter(|&q| q < REPLICA_Q_MIN)
+                .map(|q| (r.observable.as_str(), q))
+        })
+        .collect();
+    let q_min = bad.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
+    (!bad.is_empty()).then(|| {
+        let names: Vec<&str> = bad.iter().map(|b| b.0).collect();
+        format!(
+            "the chains disagree beyond their error bars on {} (replica Q down to {q_min:.1e}, \
+             below {REPLICA_Q_MIN}): those errors are too small — a chain stuck in one mode or at a \
+             heavy-weighted state, or correlations longer than the chains; run longer or more chains",
+            names.join(", ")
+        )
+    })
 }
 
 /// Measures all primaries of every chain: one `[n, n_obs]` array per chain.
@@ -261,6 +291,7 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
                 n: draws.len(),
                 exact: target.as_target().log_z(),
                 warnings: vec![],
+                replica_q: None,
                 rho: vec![],
                 tau_int_vs_window: vec![],
             })
@@ -284,12 +315,13 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
         }
     }
     rows.extend(log_z_row);
-    let warnings = if matches!(method.as_str(), "imh" | "isir") {
+    let mut warnings = if matches!(method.as_str(), "imh" | "isir") {
         let acc = reader.series_u8("accepted")?;
         stuck_chains(acc.slice(s![.., skip.min(acc.ncols())..]).as_standard_layout().view())
     } else {
         Vec::new()
     };
+    warnings.extend(disagreeing_chains(&rows));
     let seconds = match reader.header().extra.get("seconds") {
         Some(AttrValue::F64(s)) => Some(*s),
         _ => None,

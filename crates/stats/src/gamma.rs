@@ -51,6 +51,16 @@
 //! The per-replica values f(ā^r) are returned so that their consistency can
 //! be judged.
 //!
+//! # Replica consistency (Wolff §3.3)
+//! Replica r alone would estimate F with variance ≈ σ_F² N/N_r, so with R ≥ 2
+//! independent replica of one process
+//! χ² = Σ_r (N_r/N) (f(ā^r) − F̂)²/σ_F² is ≈ χ² with R − 1 degrees of
+//! freedom, and Q = P(χ²_{R−1} ≥ χ²) (`replica_q`, [`chi2_survival`]) is
+//! ≈ uniform on (0, 1). A tiny Q says the replica disagree beyond the
+//! error: a chain stuck in a mode or at one heavy-weighted state, a
+//! tunnelling time beyond the window — the error bar is too small, and
+//! [`GammaWarning::ReplicaDisagreement`] is raised below [`REPLICA_Q_MIN`].
+//!
 //! # Degenerate input
 //! Fewer than 2 samples in total is an error. Zero variance (Γ_F(0) at round-off level, e.g. a constant chain) gives a
 //! report with error 0, τ_int = ½, W = 0 and [`GammaWarning::ZeroVariance`]:
@@ -134,7 +144,18 @@ pub enum GammaWarning {
     /// The derived function is not finite at some replica mean, so the
     /// replica bias cancellation was skipped and f(ā̄) is reported.
     ReplicaBiasCorrectionSkipped,
+    /// The replica disagree beyond the error (Q < [`REPLICA_Q_MIN`], module
+    /// docs): the error bar is too small (a chain stuck in a mode or at a
+    /// heavy-weighted state, or a correlation longer than the window).
+    ReplicaDisagreement {
+        /// Wolff's Q of the replica means.
+        q: f64,
+    },
 }
+
+/// The Q below which [`GammaWarning::ReplicaDisagreement`] is raised (one
+/// false alarm per thousand observables of a healthy run).
+pub const REPLICA_Q_MIN: f64 = 1e-3;
 
 /// The result of a Γ-method analysis of one (primary or derived) observable.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,6 +188,9 @@ pub struct GammaReport {
     pub tau_int_vs_window: Vec<f64>,
     /// f(ā^r) per replica (the replica means for a primary observable).
     pub replica_values: Vec<f64>,
+    /// Wolff's Q of the replica consistency (module docs); `None` with one
+    /// replica, zero error or a non-finite replica value.
+    pub replica_q: Option<f64>,
     /// Reasons to distrust the numbers; empty when all is well.
     pub warnings: Vec<GammaWarning>,
 }
@@ -431,6 +455,7 @@ fn analyze(
             rho: vec![1.0],
             tau_int_vs_window: vec![0.5],
             replica_values,
+            replica_q: None,
             warnings,
         };
     }
@@ -468,6 +493,11 @@ fn analyze(
     if nf < 100.0 * tau_int {
         warnings.push(GammaWarning::ShortChain { n, tau_int });
     }
+    let lengths: Vec<usize> = deltas.iter().map(Vec::len).collect();
+    let replica_q = replica_consistency(&replica_values, &lengths, value, error);
+    if let Some(q) = replica_q.filter(|&q| q < REPLICA_Q_MIN) {
+        warnings.push(GammaWarning::ReplicaDisagreement { q });
+    }
 
     let reported = t_max.min((4 * window).max(50));
     gamma.truncate(reported + 1);
@@ -494,14 +524,109 @@ fn analyze(
         rho,
         tau_int_vs_window,
         replica_values,
+        replica_q,
         warnings,
     }
+}
+
+/// Wolff's Q of replica values `values` (lengths `n_r`) about the estimate
+/// `value` with error `error` (module docs); `None` when it is undefined.
+fn replica_consistency(values: &[f64], n_r: &[usize], value: f64, error: f64) -> Option<f64> {
+    let n: usize = n_r.iter().sum();
+    if values.len() < 2 || !(error > 0.0) || values.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let chi2 = values
+        .iter()
+        .zip(n_r)
+        .map(|(v, &m)| m as f64 / n as f64 * ((v - value) / error).powi(2))
+        .sum::<f64>();
+    Some(chi2_survival(chi2, values.len() - 1))
+}
+
+/// P(χ²_k ≥ x), the survival function of the χ² distribution with `k` ≥ 1
+/// degrees of freedom: the regularized upper incomplete gamma function
+/// Q(k/2, x/2), in closed form (y = x/2). Even k = 2m:
+/// Q = e^{−y} Σ_{j<m} y^j / j!. Odd k = 2m + 1:
+/// Q = erfc(√y) + e^{−y} Σ_{j<m} y^{j+½} / Γ(j + 3/2), Γ(3/2) = √π/2.
+/// (Both follow from Q(a + 1, y) = Q(a, y) + y^a e^{−y}/Γ(a + 1).)
+pub fn chi2_survival(x: f64, k: usize) -> f64 {
+    assert!(k >= 1, "chi2_survival: k = 0 degrees of freedom");
+    if !(x > 0.0) {
+        return 1.0;
+    }
+    let y = 0.5 * x;
+    let (mut q, mut term, a0) = if k % 2 == 0 {
+        (0.0, (-y).exp(), 1.0) // term y^j e^{-y} / j! at j = 0; next a = j + 1
+    } else {
+        let t = 2.0 * (y / std::f64::consts::PI).sqrt() * (-y).exp(); // y^{1/2} e^{-y}/Γ(3/2)
+        (libm::erfc(y.sqrt()), t, 1.5)
+    };
+    for j in 0..k / 2 {
+        q += term;
+        term *= y / (a0 + j as f64);
+    }
+    q.min(1.0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use ndarray::Array2;
+
+    /// χ² quantiles: Q(x_p, k) = 1 − p (k = 2: x = 2 ln 20 exactly), and
+    /// against ∫_x^∞ of the χ²_k density by Simpson's rule for k = 1 … 7.
+    #[test]
+    fn chi2_survival_matches_quantiles_and_the_integrated_density() {
+        for (x, k, q) in [
+            (3.841458820694124, 1, 0.05),
+            (2.0 * 20f64.ln(), 2, 0.05),
+            (7.814727903251178, 3, 0.05),
+            (9.487729036781154, 4, 0.05),
+            (11.070497693516351, 5, 0.05),
+            (16.26623619623813, 3, 0.001),
+        ] {
+            assert!(
+                (chi2_survival(x, k) - q).abs() < 1e-9,
+                "k {k} x {x}: {}",
+                chi2_survival(x, k)
+            );
+        }
+        for k in 1..=7 {
+            assert_eq!(chi2_survival(0.0, k), 1.0);
+            // Γ(k/2) from Γ(½) = √π, Γ(1) = 1 and Γ(a + 1) = a Γ(a).
+            let mut g = if k % 2 == 1 { std::f64::consts::PI.sqrt() } else { 1.0 };
+            let mut a = if k % 2 == 1 { 0.5 } else { 1.0 };
+            while a < k as f64 / 2.0 {
+                g *= a;
+                a += 1.0;
+            }
+            let pdf = |t: f64| t.powf(k as f64 / 2.0 - 1.0) * (-t / 2.0).exp() / (2f64.powf(k as f64 / 2.0) * g);
+            for x in [0.5, 2.0, 6.0, 15.0] {
+                let (hi, m) = (x + 150.0, 200_000);
+                let h = (hi - x) / m as f64;
+                let simpson = (0..=m)
+                    .map(|i| {
+                        let w = if i == 0 || i == m {
+                            1.0
+                        } else if i % 2 == 1 {
+                            4.0
+                        } else {
+                            2.0
+                        };
+                        w * pdf(x + i as f64 * h)
+                    })
+                    .sum::<f64>()
+                    * h
+                    / 3.0;
+                let q = chi2_survival(x, k);
+                assert!(
+                    (q - simpson).abs() < 1e-9 * q.max(1e-3),
+                    "k {k} x {x}: {q} vs {simpson}"
+                );
+            }
+        }
+    }
 
     /// The 5-element chain a = (1, 2, 3, 5, 4) pins every convention.
     ///

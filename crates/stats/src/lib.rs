@@ -57,8 +57,8 @@ pub use bootstrap::{bootstrap, bootstrap_primary, BootstrapConfig, BootstrapRepo
 pub use data::AsSeries;
 pub use error::StatsError;
 pub use gamma::{
-    gamma_derived, gamma_derived_with_gradient, gamma_primary, numerical_gradient, GammaConfig, GammaReport,
-    GammaWarning,
+    chi2_survival, gamma_derived, gamma_derived_with_gradient, gamma_primary, numerical_gradient, GammaConfig,
+    GammaReport, GammaWarning,
 };
 pub use jackknife::{jackknife, jackknife_bin_scan, jackknife_primary, JackknifeReport};
 pub use weights::{

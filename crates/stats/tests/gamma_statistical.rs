@@ -6,6 +6,7 @@ mod common;
 
 use common::{ar1, ar1_pair, tau_ar1};
 use fieldflow_core::Seed;
+use fieldflow_stats::gamma::REPLICA_Q_MIN;
 use fieldflow_stats::{
     gamma_derived, gamma_derived_with_gradient, gamma_primary, AutocovMethod, GammaConfig, GammaWarning,
 };
@@ -174,15 +175,10 @@ fn splitting_a_chain_into_replica_is_consistent() {
     );
     assert!((split.tau_int - whole.tau_int).abs() < 0.25 * whole.tau_int_error);
     // The replica means scatter around the global mean as their errors say:
-    // χ² = Σ_r (m_r − m)²/(σ² N/N_r) with 3 degrees of freedom, < 16.3
-    // (the 99.9 % quantile).
-    let chi2: f64 = split
-        .replica_values
-        .iter()
-        .zip(&parts)
-        .map(|(m, p)| (m - split.value).powi(2) / (split.error.powi(2) * 400_000.0 / p.len() as f64))
-        .sum();
-    assert!(chi2 < 16.3, "chi2 = {chi2}");
+    // Wolff's Q (3 degrees of freedom) is not tiny.
+    let q = split.replica_q.expect("4 replica");
+    assert!(q > REPLICA_Q_MIN, "Q = {q}");
+    assert!(split.is_clean(), "{:?}", split.warnings);
 
     // Derived ratio: replica bias cancellation keeps the value consistent.
     let (a, b) = ar1_pair(400_000, 0.9, 0.5, Seed::new(12));
@@ -233,4 +229,52 @@ fn anticorrelated_chain_gets_a_conservative_error_not_zero() {
     assert!(r.error > true_err && r.error.is_finite(), "{} vs {}", r.error, true_err);
     assert!((r.error - (1.0 / n as f64).sqrt()).abs() < 0.05 * r.error);
     assert!(r.value.abs() < 4.0 * true_err.max(r.error));
+}
+
+#[test]
+fn replica_q_is_uniform_when_chains_agree_and_tiny_when_one_is_stuck() {
+    // 400 trials of 4 independent AR(1) chains (ρ = 0.5) of unequal lengths:
+    // Q ~ U(0, 1), so its mean is ½ ± 4·(1/√12)/√400 and the fraction below
+    // 0.1 is 0.1 ± 4·√(0.09/400); Q < 10⁻³ (the warning) is Poisson(0.4)
+    // in 400 trials: at most 4 (P(≥ 5) < 10⁻⁴).
+    let lens = [2000, 4000, 6000, 8000];
+    let trials = 400;
+    let qs: Vec<f64> = (0..trials)
+        .map(|t| {
+            let chains: Vec<Vec<f64>> = lens
+                .iter()
+                .enumerate()
+                .map(|(k, &n)| ar1(n, 0.5, Seed::new(300 + t).with_stream(k as u64)))
+                .collect();
+            gamma_primary(&chains, &GammaConfig::default())
+                .unwrap()
+                .replica_q
+                .unwrap()
+        })
+        .collect();
+    let mean = qs.iter().sum::<f64>() / trials as f64;
+    let below = qs.iter().filter(|&&q| q < 0.1).count() as f64 / trials as f64;
+    let alarms = qs.iter().filter(|&&q| q < REPLICA_Q_MIN).count();
+    let sd_mean = (1.0f64 / 12.0).sqrt() / (trials as f64).sqrt();
+    assert!((mean - 0.5).abs() < 4.0 * sd_mean, "mean Q {mean}");
+    assert!(
+        (below - 0.1).abs() < 4.0 * (0.09f64 / trials as f64).sqrt(),
+        "P(Q < 0.1) = {below}"
+    );
+    assert!(alarms <= 4, "{alarms} false alarms");
+
+    // One chain stuck away from the others (a mode the others never see):
+    // its mean is off by 10 of its own errors → Q ≈ 0 and the warning.
+    let mut chains: Vec<Vec<f64>> = (0..4).map(|k| ar1(5000, 0.5, Seed::new(9).with_stream(k))).collect();
+    let own_err = (2.0 * tau_ar1(0.5) / 5000.0).sqrt();
+    chains[2].iter_mut().for_each(|x| *x += 10.0 * own_err);
+    let r = gamma_primary(&chains, &GammaConfig::default()).unwrap();
+    assert!(r.replica_q.unwrap() < 1e-6, "Q = {:?}", r.replica_q);
+    assert!(r
+        .warnings
+        .iter()
+        .any(|w| matches!(w, GammaWarning::ReplicaDisagreement { q } if *q < 1e-6)));
+    // One replica has no Q.
+    let one = gamma_primary(&chains[..1], &GammaConfig::default()).unwrap();
+    assert_eq!(one.replica_q, None);
 }

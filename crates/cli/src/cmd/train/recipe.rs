@@ -8,8 +8,8 @@
 //!
 //! * `train.steps` — a budget for the lattice volume V = Π Lᵢ:
 //!   `RECIPE_WORK / V` steps rounded to a thousand, within
-//!   [`RECIPE_MIN_STEPS`, `RECIPE_MAX_STEPS`] (about eight minutes of a
-//!   2-core machine at batch 64 for the E1–E5 sets; a step costs ∝ V);
+//!   [`RECIPE_MIN_STEPS`, `RECIPE_MAX_STEPS`] (4 to 14 minutes of a quiet
+//!   2-core machine at batch 64 for the E1–E5 sets; a step costs ≈ ∝ V);
 //!   with `train.max_minutes` instead, the steps that fill 90 % of that
 //!   budget, from timed steps on both lattices (so the decay ends inside
 //!   the budget; the count is a measurement and is stored with the model);
