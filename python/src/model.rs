@@ -18,7 +18,9 @@ use anyhow::bail;
 use fieldflow::cmd::train::data::load_data;
 use fieldflow::cmd::train::sink::{csv_path, restore_state, ModelSink};
 use fieldflow::cmd::train::with_defaults;
-use fieldflow::model::{curriculum_targets, default_vector_flow, flow_trainer, ModelConfig, Sampler};
+use fieldflow::model::{
+    curriculum_targets, default_vector_flow, flow_trainer, resolve_auto_components, ModelConfig, Sampler,
+};
 use fieldflow::mpi_dist::Dist;
 use fieldflow::target::{python_section, PYTHON_KIND};
 use fieldflow_core::{Par, Proposal, ProposalDensity, Seed};
@@ -295,15 +297,17 @@ fn train_impl(
         }
         (d, _) => d,
     };
+    let auto = resolve_auto_components(c.flow.as_ref(), train.as_ref(), target.as_target(), c.train.seed)?;
+    let flow = auto.as_ref().map(|a| &a.0).or(c.flow.as_ref());
     let model = match target.builtin() {
-        Some(rt) => ModelConfig::from_sections(c.flow.as_ref(), c.diffusion.as_ref(), c.lrds.as_ref(), rt, c.seed)?,
+        Some(rt) => ModelConfig::from_sections(flow, c.diffusion.as_ref(), c.lrds.as_ref(), rt, c.seed)?,
         None if c.lrds.is_some() => {
             bail!("lrds: an LRDS sampler needs a built-in target (its reference is fitted by walkers on it)")
         }
         None if c.diffusion.is_some() => {
             bail!("diffusion: the diffusion models are lattice-field models; a Python target trains a flow")
         }
-        None => ModelConfig::over_default(c.flow.as_ref(), default_vector_flow(dim))?,
+        None => ModelConfig::over_default(flow, default_vector_flow(dim))?,
     };
     let data = TrainData {
         train,

@@ -63,13 +63,15 @@ use crate::config::one_line;
 use crate::mpi_dist::Dist;
 use crate::target::RunTarget;
 use anyhow::{bail, Result};
+use fieldflow_core::Target;
 use fieldflow_core::{Par, Proposal, ProposalDensity, Seed};
 use fieldflow_diffusion::{DiffusionConfig, DiffusionModel, DiffusionTrainer};
-use fieldflow_flows::{Flow, FlowConfig, FlowMixture, MixtureConfig};
-use fieldflow_losses::{Curriculum, MixtureTrainer, TrainConfig, TrainData, TrainLoop, Trainer};
+use fieldflow_flows::{Flow, FlowConfig, FlowMixture, Locate, MixtureConfig};
+use fieldflow_losses::{choose_components, Curriculum, MixtureTrainer, TrainConfig, TrainData, TrainLoop, Trainer};
 use fieldflow_lrds::{LrdsConfig, LrdsModel, LrdsTrainer};
 use fieldflow_snf::{PathProposal, Snf, SnfConfig, SnfTrainer, StageConfig};
-use ndarray::{ArrayViewMut1, ArrayViewMut2};
+use fieldflow_stats::kmeans::KChoice;
+use ndarray::{Array2, ArrayViewMut1, ArrayViewMut2};
 
 /// The architecture of a run's model.
 #[derive(Debug, Clone, PartialEq)]
@@ -231,6 +233,9 @@ impl ModelConfig {
             };
             if keys.contains_key("flow") {
                 bail!("flow.mixture.flow: the components' architecture is the rest of [flow], not a key of mixture");
+            }
+            if keys.get("components").and_then(|c| c.as_str()) == Some("auto") {
+                bail!("flow.mixture.components = \"auto\" is chosen from the training data by `fieldflow train`; give a number here");
             }
             keys.insert("flow".into(), toml::Value::try_from(&flow)?);
             let cfg: MixtureConfig = toml::Value::Table(keys)
@@ -562,6 +567,65 @@ impl TrainedModel for LrdsModel {
     fn proposal(&self) -> &dyn Proposal {
         self
     }
+}
+
+/// The largest K of `flow.mixture.components = "auto"` unless
+/// `max_components` says otherwise.
+pub const AUTO_MAX_COMPONENTS: usize = 8;
+
+/// `flow.mixture.components = "auto"` (with `max_components`, default
+/// [`AUTO_MAX_COMPONENTS`]): the number of components the training samples
+/// `train` (else the `locate` walkers on `target`) call for, by BIC over
+/// the k-means partitions the mixture's set-up makes
+/// ([`fieldflow_losses::choose_components`], docs/THEORY.md §4.11;
+/// `seed`: `train.seed`). Returns the `[flow]` section with that K (the
+/// model file stores the number) and the choice; `None` when the section
+/// does not ask for it.
+///
+/// # Errors
+/// A `components` string other than "auto", `max_components` without it
+/// or below 1, a bad `locate`, no points to cluster.
+pub fn resolve_auto_components(
+    flow: Option<&toml::Value>,
+    train: Option<&Array2<f64>>,
+    target: &dyn Target,
+    seed: u64,
+) -> Result<Option<(toml::Value, KChoice)>> {
+    let Some(mix) = flow.and_then(|f| f.get("mixture")).and_then(|m| m.as_table()) else {
+        return Ok(None);
+    };
+    let max = mix.get("max_components");
+    match mix.get("components").and_then(|c| c.as_str()) {
+        Some("auto") => {}
+        Some(other) => bail!("flow.mixture.components: `{other}`: expected a number or \"auto\""),
+        None if max.is_some() => bail!("flow.mixture.max_components: only with components = \"auto\""),
+        None => return Ok(None),
+    }
+    let k_max = match max {
+        None => AUTO_MAX_COMPONENTS,
+        Some(v) => match v.as_integer() {
+            Some(k) if k >= 1 => k as usize,
+            _ => bail!("flow.mixture.max_components: `{v}`: expected an integer ≥ 1"),
+        },
+    };
+    let locate: Option<Locate> = match mix.get("locate") {
+        Some(l) => Some(
+            l.clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| anyhow::anyhow!("flow.mixture.locate: {}", one_line(&e.to_string())))?,
+        ),
+        None => None,
+    };
+    let choice = choose_components(train, locate.as_ref(), target, k_max, seed)
+        .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("mixture.", "flow.mixture.")))?;
+    let mut section = flow.cloned().expect("a mixture was found in it");
+    let m = section
+        .get_mut("mixture")
+        .and_then(|m| m.as_table_mut())
+        .expect("a mixture table was found");
+    m.insert("components".into(), (choice.k as i64).into());
+    m.remove("max_components");
+    Ok(Some((section, choice)))
 }
 
 /// A mixture of flows proposes with its density (it is not a bijection).

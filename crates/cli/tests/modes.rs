@@ -121,6 +121,25 @@ metrics_every = 300
     let again = ModelFile::read(Path::new(&p("r.h5"))).unwrap();
     assert_eq!(again.state.params, m.state.params);
 
+    // `components = "auto"`: BIC on the same 100 samples picks K = 4, the
+    // stored config says 4, and the run is the K = 4 run, bit for bit (the
+    // choice uses the set-up's own k-means partitions).
+    std::fs::write(p("auto.toml"), cfg.replace("components = 4", "components = \"auto\"")).unwrap();
+    let said = ok(&["train", "--config", &p("auto.toml"), "--out", &p("a.h5")]);
+    assert!(said.contains("components = \"auto\": K = 4"), "{said}");
+    let auto = ModelFile::read(Path::new(&p("a.h5"))).unwrap();
+    assert!(
+        auto.state.architecture.contains("\"components\":4"),
+        "{}",
+        auto.state.architecture
+    );
+    assert_eq!(auto.state.params, m.state.params);
+    std::fs::write(p("bad.toml"), cfg.replace("components = 4", "components = \"many\"")).unwrap();
+    common::fails(
+        &["train", "--config", &p("bad.toml"), "--out", &p("x.h5")],
+        "expected a number or \"auto\"",
+    );
+
     // A mixture is not a bijection; without data there is nothing to cluster.
     common::fails(
         &[
@@ -169,6 +188,12 @@ lr = 2e-3
     std::fs::write(p("m.toml"), cfg).unwrap();
     let r = train_and_imh(dir.path(), "m.toml");
     common::assert_mode_weights("mixture (walkers) IMH", &r, &[2.0 / 3.0, 1.0 / 3.0], 0.01);
+    // K from the walkers' end points: 2, and the same run as `components = 2`.
+    std::fs::write(p("auto.toml"), cfg.replace("components = 2", "components = \"auto\"")).unwrap();
+    let said = ok(&["train", "--config", &p("auto.toml"), "--out", &p("a.h5")]);
+    assert!(said.contains("K = 2"), "{said}");
+    let read = |f: &str| fieldflow_io::ModelFile::read(Path::new(&p(f))).unwrap().state.params;
+    assert_eq!(read("a.h5"), read("m.h5"));
     std::fs::write(p("fkl.toml"), cfg.replace("\"rkl\"", "\"fkl\"")).unwrap();
     common::fails(&["train", "--config", &p("fkl.toml"), "--out", &p("x.h5")], "data");
 }

@@ -50,7 +50,7 @@ pub use loss::{
     SCORENF_BETA0, SCORENF_WEIGHTS,
 };
 pub use metrics::{held_out_nll, TrainerParts};
-pub use mixture::MixtureTrainer;
+pub use mixture::{choose_components, MixtureTrainer};
 pub use optim::{clip_grad_norm, Adam, AdamConfig, AdamState};
 pub use records::{MetricColumn, MetricsRecord, StepOutcome, StepReport, TrainError, TrainerState};
 pub use run::{CheckpointSink, RunError, RunSchedule, RunSummary, TrainLoop, TrainObserver, TrainRun};

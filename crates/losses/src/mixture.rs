@@ -13,6 +13,8 @@
 //! training samples, `mixture.locate` clusters the end points of MALA
 //! walkers instead ([`crate::clusters::walker_ends`], from
 //! `seed.child(7)`); only a data-free loss (RKL) may then be used.
+//! K itself can come from the same points: [`choose_components`] (BIC over
+//! the k-means partitions the set-up would make, docs/THEORY.md §4.11).
 //!
 //! # One step t
 //! Every component takes the configured loss against
@@ -41,9 +43,63 @@ use crate::metrics::{held_out_nll, TrainerParts};
 use crate::records::{MetricsRecord, StepOutcome, TrainError, TrainerState};
 use crate::run::TrainLoop;
 use fieldflow_core::{ConfigError, Par, Proposal, Seed, Target};
-use fieldflow_flows::{ComponentTarget, ConditionerKind, FlowMixture, MixtureConfig};
-use fieldflow_stats::kmeans::kmeans;
+use fieldflow_flows::{ComponentTarget, ConditionerKind, FlowMixture, Locate, MixtureConfig};
+use fieldflow_stats::kmeans::{choose_k, kmeans, KChoice};
 use ndarray::{Array1, Array2, Axis};
+
+/// k-means restarts of the set-up.
+const KMEANS_RESTARTS: usize = 8;
+/// Seed children of the set-up: k-means, walkers.
+const KMEANS_CHILD: u64 = 5;
+const WALKERS_CHILD: u64 = 7;
+
+/// The points the set-up clusters: the training samples, else the end
+/// points of the `locate` walkers on `target` (module docs).
+fn mode_points<'d>(
+    train: Option<&'d Array2<f64>>,
+    locate: Option<&Locate>,
+    target: &dyn Target,
+    seed: u64,
+) -> Result<std::borrow::Cow<'d, Array2<f64>>, ConfigError> {
+    match (train, locate) {
+        (Some(t), _) => Ok(std::borrow::Cow::Borrowed(t)),
+        (None, Some(l)) => Ok(std::borrow::Cow::Owned(walker_ends(
+            target,
+            l,
+            Seed::new(seed).child(WALKERS_CHILD),
+        ))),
+        (None, None) => Err(ConfigError::new(
+            "data",
+            "none",
+            "a mixture of flows finds the modes by clustering target samples: give training data, \
+             or mixture.locate = { walkers, sigma, steps } to find them with MALA walkers",
+        )),
+    }
+}
+
+/// The number of components (at most `k_max`) that the set-up's points —
+/// the training samples `train`, else the `locate` walkers' end points —
+/// call for, by BIC over the very k-means partitions the set-up makes
+/// ([`fieldflow_stats::kmeans::choose_k`]; `seed`: `train.seed`).
+///
+/// # Errors
+/// No points (neither samples nor `locate`); too few points or a value
+/// that is not finite.
+pub fn choose_components(
+    train: Option<&Array2<f64>>,
+    locate: Option<&Locate>,
+    target: &dyn Target,
+    k_max: usize,
+    seed: u64,
+) -> Result<KChoice, ConfigError> {
+    let points = mode_points(train, locate, target, seed)?;
+    choose_k(
+        points.view(),
+        k_max,
+        KMEANS_RESTARTS,
+        Seed::new(seed).child(KMEANS_CHILD),
+    )
+}
 
 /// Trains a [`FlowMixture`] (module docs).
 pub struct MixtureTrainer<'a> {
@@ -88,24 +144,13 @@ impl<'a> MixtureTrainer<'a> {
             let term = if loss.w_fkl > 0.0 { "fkl" } else { "sm" };
             return Err(LossError::MissingData { term }.into());
         }
-        let located;
-        let train = match (parts.data.train.as_ref(), &mixture.locate) {
-            (Some(t), _) => t,
-            (None, Some(l)) => {
-                located = walker_ends(target, l, Seed::new(config.seed).child(7));
-                &located
-            }
-            (None, None) => {
-                return Err(ConfigError::new(
-                    "data",
-                    "none",
-                    "a mixture of flows finds the modes by clustering target samples: give training data, \
-                     or mixture.locate = { walkers, sigma, steps } to find them with MALA walkers",
-                )
-                .into())
-            }
-        };
-        let clusters = kmeans(train.view(), mixture.components, 8, Seed::new(config.seed).child(5))?;
+        let train = mode_points(parts.data.train.as_ref(), mixture.locate.as_ref(), target, config.seed)?;
+        let clusters = kmeans(
+            train.view(),
+            mixture.components,
+            KMEANS_RESTARTS,
+            Seed::new(config.seed).child(KMEANS_CHILD),
+        )?;
         let overall = train.std_axis(Axis(0), 1.0);
         let mut component_data = Vec::with_capacity(mixture.components);
         // A convolutional flow is translation invariant on its periodic

@@ -57,7 +57,7 @@ mod settings;
 pub mod sink;
 
 use crate::interrupt::{self, Interrupted};
-use crate::model::{curriculum_targets, ModelConfig, Sampler};
+use crate::model::{curriculum_targets, resolve_auto_components, ModelConfig, Sampler};
 use crate::mpi_dist::Dist;
 use crate::output::{check_new_output, emit};
 use crate::plots;
@@ -190,8 +190,13 @@ fn train(
     dist: &Dist,
 ) -> Result<sink::TrainSummary> {
     let target = RunTarget::from_table(table, "config")?;
-    let model = ModelConfig::from_sections(c.flow.as_ref(), c.diffusion.as_ref(), c.lrds.as_ref(), &target, c.seed)?;
     let (train_data, held_out) = data::load_data(c, &target)?;
+    let auto = resolve_auto_components(c.flow.as_ref(), train_data.as_ref(), target.as_target(), c.train.seed)?;
+    if let (Some((_, choice)), false) = (&auto, quiet) {
+        emit(&auto_components_line(choice));
+    }
+    let flow = auto.as_ref().map(|a| &a.0).or(c.flow.as_ref());
+    let model = ModelConfig::from_sections(flow, c.diffusion.as_ref(), c.lrds.as_ref(), &target, c.seed)?;
     let data = TrainData {
         train: train_data,
         held_out,
@@ -251,6 +256,21 @@ fn train(
             .out_of_time
             .map(|t| (t, c.train.steps, c.train.max_minutes.unwrap_or(f64::NAN))),
     })
+}
+
+/// What `flow.mixture.components = "auto"` chose, in one line.
+pub fn auto_components_line(choice: &fieldflow_stats::kmeans::KChoice) -> String {
+    let bics: Vec<String> = choice
+        .bic
+        .iter()
+        .enumerate()
+        .map(|(i, b)| format!("{}: {b:.0}", i + 1))
+        .collect();
+    format!(
+        "flow.mixture.components = \"auto\": K = {} (smallest BIC; K: BIC = {})",
+        choice.k,
+        bics.join(", ")
+    )
 }
 
 /// The command's error for a run that ended early.
