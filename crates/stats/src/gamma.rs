@@ -556,7 +556,7 @@ pub fn chi2_survival(x: f64, k: usize) -> f64 {
         return 1.0;
     }
     let y = 0.5 * x;
-    let (mut q, mut term, a0) = if k % 2 == 0 {
+    let (mut q, mut term, a0) = if k.is_multiple_of(2) {
         (0.0, (-y).exp(), 1.0) // term y^j e^{-y} / j! at j = 0; next a = j + 1
     } else {
         let t = 2.0 * (y / std::f64::consts::PI).sqrt() * (-y).exp(); // y^{1/2} e^{-y}/Γ(3/2)
