@@ -573,6 +573,16 @@ impl TrainedModel for LrdsModel {
 /// `max_components` says otherwise.
 pub const AUTO_MAX_COMPONENTS: usize = 8;
 
+/// Whether the `[flow]` section's mixture asks for its number of
+/// components from the data (`components` given as a string, or
+/// `max_components`): [`resolve_auto_components`] then resolves it, or
+/// names what is wrong.
+pub fn asks_auto_components(flow: Option<&toml::Value>) -> bool {
+    flow.and_then(|f| f.get("mixture"))
+        .and_then(|m| m.as_table())
+        .is_some_and(|m| m.get("components").is_some_and(|c| c.is_str()) || m.contains_key("max_components"))
+}
+
 /// `flow.mixture.components = "auto"` (with `max_components`, default
 /// [`AUTO_MAX_COMPONENTS`]): the number of components the training samples
 /// `train` (else the `locate` walkers on `target`) call for, by BIC over

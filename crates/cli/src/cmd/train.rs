@@ -57,7 +57,7 @@ mod settings;
 pub mod sink;
 
 use crate::interrupt::{self, Interrupted};
-use crate::model::{curriculum_targets, resolve_auto_components, ModelConfig, Sampler};
+use crate::model::{asks_auto_components, curriculum_targets, resolve_auto_components, ModelConfig, Sampler};
 use crate::mpi_dist::Dist;
 use crate::output::{check_new_output, emit};
 use crate::plots;
@@ -190,13 +190,28 @@ fn train(
     dist: &Dist,
 ) -> Result<sink::TrainSummary> {
     let target = RunTarget::from_table(table, "config")?;
-    let (train_data, held_out) = data::load_data(c, &target)?;
-    let auto = resolve_auto_components(c.flow.as_ref(), train_data.as_ref(), target.as_target(), c.train.seed)?;
+    // The model's sections are checked before any data is read, unless the
+    // mixture's number of components comes from the data.
+    let early = if asks_auto_components(c.flow.as_ref()) {
+        Some(data::load_data(c, &target)?)
+    } else {
+        None
+    };
+    let auto = match &early {
+        Some((train_data, _)) => {
+            resolve_auto_components(c.flow.as_ref(), train_data.as_ref(), target.as_target(), c.train.seed)?
+        }
+        None => None,
+    };
     if let (Some((_, choice)), false) = (&auto, quiet) {
         emit(&auto_components_line(choice));
     }
     let flow = auto.as_ref().map(|a| &a.0).or(c.flow.as_ref());
     let model = ModelConfig::from_sections(flow, c.diffusion.as_ref(), c.lrds.as_ref(), &target, c.seed)?;
+    let (train_data, held_out) = match early {
+        Some(d) => d,
+        None => data::load_data(c, &target)?,
+    };
     let data = TrainData {
         train: train_data,
         held_out,
