@@ -64,12 +64,12 @@ pub struct Scale {
 impl Scale {
     /// Whether `modes` runs the method `name` (`--methods`).
     pub fn wants_method(&self, name: &str) -> bool {
-        self.methods.as_ref().is_none_or(|m| m.iter().any(|x| x == name))
+        selects(&self.methods, name)
     }
 
     /// Whether `modes` runs the target `name` (`--targets`).
     pub fn wants_target(&self, name: &str) -> bool {
-        self.targets.as_ref().is_none_or(|m| m.iter().any(|x| x == name))
+        selects(&self.targets, name)
     }
 
     fn new(quick: bool) -> Self {
@@ -116,6 +116,11 @@ impl Scale {
             }
         }
     }
+}
+
+/// Whether a filter (`None`: everything) lets `name` through.
+fn selects(filter: &Option<Vec<String>>, name: &str) -> bool {
+    filter.as_ref().is_none_or(|names| names.iter().any(|x| x == name))
 }
 
 /// A parsed command line.

@@ -346,12 +346,21 @@ pub fn methods(t: &Spec) -> Vec<Method> {
     m
 }
 
+/// The methods with rows of their own beside the flows' (SLIPS, LRDS,
+/// free-energy integration): name and the records of a target.
+type Rows = fn(&Runner, &Spec) -> Result<Vec<Record>>;
+const SAMPLERS: [(&str, Rows); 3] = [
+    (super::modes_slips::NAME, super::modes_slips::records),
+    (super::modes_lrds::NAME, super::modes_lrds::records),
+    (super::modes_free_energy::NAME, super::modes_free_energy::records),
+];
+
 /// Every method name of the benchmark (`--methods`): the recipes with
 /// affine and spline couplings, and the samplers without a flow.
 pub fn method_names() -> Vec<String> {
     let mut v: Vec<String> = RECIPES.iter().map(|r| r.name.to_string()).collect();
     v.extend(RECIPES.iter().map(|r| format!("{}+spline", r.name)));
-    v.extend(["slips", super::modes_lrds::NAME, super::modes_free_energy::NAME].map(String::from));
+    v.extend(SAMPLERS.iter().map(|(name, _)| name.to_string()));
     v
 }
 
@@ -521,14 +530,10 @@ pub fn run(r: &mut Runner) -> Result<()> {
             let cfg = m.config(&base, t, steps)?;
             run_one(runner, t, name, &cfg, seed).with_context(|| format!("modes: {} / {name} / seed {seed}", t.name))
         })?;
-        if r.scale.wants_method("slips") {
-            records.extend(super::modes_slips::records(r, t)?);
-        }
-        if r.scale.wants_method(super::modes_lrds::NAME) {
-            records.extend(super::modes_lrds::records(r, t)?);
-        }
-        if r.scale.wants_method(super::modes_free_energy::NAME) {
-            records.extend(super::modes_free_energy::records(r, t)?);
+        for (name, rows) in SAMPLERS {
+            if r.scale.wants_method(name) {
+                records.extend(rows(r, t)?);
+            }
         }
         if let Some(python) = &peers {
             records.extend(peer_records(r, python, t)?);

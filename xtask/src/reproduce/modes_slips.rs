@@ -21,6 +21,9 @@ use super::records::Record;
 use super::runner::{summary_numbers, Runner};
 use anyhow::{Context, Result};
 
+/// The method's name in the tables and in `--methods`.
+pub const NAME: &str = "slips";
+
 /// σ, t_end, t₀ of SLIPS on `t`, or None for the targets it is not run on
 /// (separated mixtures: no scan).
 fn settings(t: &Spec) -> Option<(f64, f64, f64)> {
@@ -89,7 +92,7 @@ pub fn records(r: &Runner, t: &Spec) -> Result<Vec<Record>> {
             evals.first().copied().unwrap_or(f64::NAN),
         );
         records.push(Record {
-            variant: "slips".into(),
+            variant: NAME.into(),
             seed,
             values: v,
         });

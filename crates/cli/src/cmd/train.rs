@@ -192,16 +192,12 @@ fn train(
     let target = RunTarget::from_table(table, "config")?;
     // The model's sections are checked before any data is read, unless the
     // mixture's number of components comes from the data.
-    let early = if asks_auto_components(c.flow.as_ref()) {
-        Some(data::load_data(c, &target)?)
+    let (early, auto) = if asks_auto_components(c.flow.as_ref()) {
+        let d = data::load_data(c, &target)?;
+        let auto = resolve_auto_components(c.flow.as_ref(), d.0.as_ref(), target.as_target(), c.train.seed)?;
+        (Some(d), auto)
     } else {
-        None
-    };
-    let auto = match &early {
-        Some((train_data, _)) => {
-            resolve_auto_components(c.flow.as_ref(), train_data.as_ref(), target.as_target(), c.train.seed)?
-        }
-        None => None,
+        (None, None)
     };
     if let (Some((_, choice)), false) = (&auto, quiet) {
         emit(&auto_components_line(choice));
@@ -274,7 +270,7 @@ fn train(
 }
 
 /// What `flow.mixture.components = "auto"` chose, in one line.
-pub fn auto_components_line(choice: &fieldflow_stats::kmeans::KChoice) -> String {
+fn auto_components_line(choice: &fieldflow_stats::kmeans::KChoice) -> String {
     let bics: Vec<String> = choice
         .bic
         .iter()
