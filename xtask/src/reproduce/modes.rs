@@ -60,9 +60,9 @@
 //! mixtures (and the φ⁴ chain with `--full`), sampled by IMH and IS like
 //! the flows, the method "lrds" of each table.
 //!
-//! **Peers** (`--peers`): flowMC 0.6.4 (`/work/shared/peers/flowmc_modes.py`,
-//! RQ-spline flow + MALA, its tutorial settings) on MOG-4 and the two-mode
-//! targets, one run per seed, in a venv under target/peers (created with
+//! **Peers** (`--peers`): flowMC 0.6.4 (xtask/peers/flowmc_modes.py,
+//! RQ-spline flow + MALA, its tutorial settings) on MOG-4, MOG-8, the
+//! two-mode targets and the separated mixtures, one run per seed, in a venv under target/peers (created with
 //! `python3 -m venv target/peers && target/peers/bin/python -m pip install
 //! flowMC==0.6.4` on first use: CPU wheels from PyPI; never in CI). Its
 //! result (`peers/<target>_s<seed>.json`, reused) appears as the method
@@ -202,6 +202,9 @@ pub struct Spec {
 /// protocol of issue 14; `--quick` and `--steps` set their own).
 pub const DEFAULT_STEPS: u64 = 1000;
 
+/// The dimension of the separated mixtures (their separation s varies).
+const SEPARATED_DIM: usize = 8;
+
 /// The targets of one invocation (module docs: `quick` small ones, `full`
 /// every dimension, separation and the φ⁴ spline variants).
 pub fn targets(quick: bool, full: bool) -> Vec<Spec> {
@@ -264,8 +267,8 @@ pub fn targets(quick: bool, full: bool) -> Vec<Spec> {
     for &s in seps {
         // Means ±(s/2)𝟙/√d: |coordinate| ≤ s/(2√8) < 3 for s ≤ 16.
         v.push(mixture(
-            format!("separated_d8_s{s}"),
-            format!("kind = \"separated_mixture\"\ndim = 8\nseparation = {s:?}"),
+            format!("separated_d{SEPARATED_DIM}_s{s}"),
+            format!("kind = \"separated_mixture\"\ndim = {SEPARATED_DIM}\nseparation = {s:?}"),
             6.0,
             (s / (2.0 * 8f64.sqrt())).hypot(1.0),
             "separated",
@@ -704,14 +707,19 @@ fn family_figure(
 }
 
 /// The flowMC script of the peer comparison.
-const PEER_SCRIPT: &str = "/work/shared/peers/flowmc_modes.py";
+fn peer_script() -> PathBuf {
+    workspace_root().join("xtask/peers/flowmc_modes.py")
+}
 
 /// The venv's python with flowMC installed (created under target/peers on
 /// first use), or None (with a warning) if the script or the venv is not
 /// available: the peer columns are optional.
 fn peer_setup() -> Option<PathBuf> {
-    if !Path::new(PEER_SCRIPT).exists() {
-        eprintln!("reproduce: --peers: {PEER_SCRIPT} not found; peers skipped");
+    if !peer_script().exists() {
+        eprintln!(
+            "reproduce: --peers: {} not found; peers skipped",
+            peer_script().display()
+        );
         return None;
     }
     let venv = workspace_root().join("target/peers");
@@ -753,13 +761,18 @@ fn peer_setup() -> Option<PathBuf> {
     ready(&python).then_some(python)
 }
 
-/// flowMC's runs on `t` (MOG-4 and the two-mode targets; none otherwise),
+/// flowMC's runs on `t` (the Gaussian mixtures; none on the φ⁴ chain),
 /// one per seed, each kept as `peers/<target>_s<seed>.json` and reused.
 fn peer_records(r: &Runner, python: &Path, t: &Spec) -> Result<Vec<Record>> {
-    let (target, dim) = match (t.family, t.name.as_str()) {
-        ("mog", "mog4") => ("mog4", 2),
-        ("two_modes", _) => ("two_modes", t.x as usize),
+    let target = match t.family {
+        "mog" => t.name.as_str(),
+        "two_modes" | "separated" => t.family,
         _ => return Ok(vec![]),
+    };
+    let dim = match t.family {
+        "two_modes" => t.x as usize,
+        "separated" => SEPARATED_DIM,
+        _ => 2,
     };
     let dir = r.out.join("peers");
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
@@ -768,11 +781,13 @@ fn peer_records(r: &Runner, python: &Path, t: &Spec) -> Result<Vec<Record>> {
         let json = dir.join(format!("{}_s{seed}.json", t.name));
         if !json.exists() {
             let args = [
-                PEER_SCRIPT.to_string(),
+                peer_script().display().to_string(),
                 "--target".into(),
                 target.into(),
                 "--dim".into(),
                 dim.to_string(),
+                "--separation".into(),
+                t.x.to_string(),
                 "--seed".into(),
                 seed.to_string(),
                 "--json".into(),
