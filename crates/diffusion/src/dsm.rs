@@ -12,6 +12,8 @@
 //!
 //! The cubic term of [`crate::Architecture::LocalCubic`] adds
 //! ∂ℓ/∂c(t) = (λ/V) Σ_i r_i x_{t,i}³.
+//! The network of [`crate::Architecture::LocalNet`] is back-propagated with
+//! the same r ([`crate::net`]; [`ScoreModel::network_gradient`]).
 //!
 //! For data x₀ ~ N(0, C), E over x₀ and ε gives
 //! ℓ = E_t (λ/2V)[Σ_k (m_k² Σ_k + 2m_k) + V/σ²], Σ_k = α²c_k + σ², whose excess
@@ -22,6 +24,7 @@
 //! stochastic estimate).
 
 use crate::model::{FieldScore, ScoreModel};
+use crate::net::NetWork;
 use crate::oracle::GaussianField;
 use crate::schedule::NoiseSchedule;
 use crate::spectrum::SpectrumWork;
@@ -37,6 +40,7 @@ struct ChunkWork {
     eps: Vec<f64>,
     xt: Vec<f64>,
     s: Vec<f64>,
+    net: NetWork,
 }
 
 impl ChunkWork {
@@ -47,6 +51,7 @@ impl ChunkWork {
             eps: vec![0.0; v],
             xt: vec![0.0; v],
             s: vec![0.0; v],
+            net: NetWork::default(),
         }
     }
 }
@@ -72,6 +77,15 @@ pub fn loss_and_gradient(
         let mut w = ChunkWork::new(v);
         let mut mode_grad = vec![0.0; levels * v];
         let mut cubic_grad = vec![0.0; levels];
+        // Gradient of the network weights, directly in parameter layout.
+        let mut net_grad = vec![
+            0.0;
+            if model.network().is_some() {
+                model.params.len()
+            } else {
+                0
+            }
+        ];
         let mut loss = 0.0;
         for row in rows {
             let t = t_min + (1.0 - t_min) * rng.random::<f64>();
@@ -86,7 +100,8 @@ pub fn loss_and_gradient(
             model.multipliers(t, &mut w.m);
             spectrum.apply(&w.m, &w.xt, &mut w.s, &mut w.spec);
             let c = model.cubic(t);
-            // r = s + ε/σ with s = M x + c x³, kept in s.
+            model.add_network(t, &w.xt, &mut w.s, &mut w.net);
+            // r = s + ε/σ with s = M x + c x³ + n(x), kept in s.
             for ((s, e), x) in w.s.iter_mut().zip(&w.eps).zip(&w.xt) {
                 *s += c * x * x * x + e / sigma;
             }
@@ -102,14 +117,19 @@ pub fn loss_and_gradient(
                 cubic_grad[j] += (1.0 - u) * g;
                 cubic_grad[j + 1] += u * g;
             }
+            model.network_gradient(t, &w.xt, &w.s, scale, &mut net_grad, &mut w.net);
         }
-        (loss, mode_grad, cubic_grad)
+        (loss, mode_grad, cubic_grad, net_grad)
     });
     let n = data.nrows().max(1) as f64;
     let mut loss = 0.0;
     let mut mode_grad = vec![0.0; levels * v];
     let mut cubic_grad = vec![0.0; levels];
-    for (l, g, c) in parts {
+    let mut grad = vec![0.0; model.params.len()];
+    for (l, g, c, ng) in parts {
+        for (a, b) in grad.iter_mut().zip(&ng) {
+            *a += b;
+        }
         loss += l;
         for (a, b) in mode_grad.iter_mut().zip(&g) {
             *a += b;
@@ -120,7 +140,7 @@ pub fn loss_and_gradient(
     }
     mode_grad.iter_mut().for_each(|g| *g /= n);
     cubic_grad.iter_mut().for_each(|g| *g /= n);
-    let mut grad = vec![0.0; model.params.len()];
+    grad.iter_mut().for_each(|g| *g /= n);
     model.chain(&mode_grad, &mut grad);
     model.chain_cubic(&cubic_grad, &mut grad);
     (loss / n, grad)

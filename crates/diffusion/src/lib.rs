@@ -4,8 +4,10 @@
 //! A forward process ([`schedule`]) noises a field to a simple prior; a score
 //! model ([`model`]) learns ∇ log p_t by denoising score matching ([`dsm`],
 //! gradients by hand); a reverse-time integrator ([`reverse`]) turns prior
-//! draws into fields. The score models here are linear and translation
-//! invariant (one-layer, two-layer, local), the setting in which Del Bono,
+//! draws into fields. The score models here are translation invariant:
+//! linear (one-layer, two-layer, local), local-cubic, and local-net (a
+//! small periodic convolutional network on top, [`net`], with an exact
+//! divergence). The linear ones are the setting in which Del Bono,
 //! Biroli, Charbonneau and Gabrié (arXiv 2605.12597) analyse the critical
 //! slowing down of training; for them the generated law is an exact
 //! Gaussian, so samples carry an exact log q and the Gaussian-field oracle
@@ -13,6 +15,7 @@
 
 pub mod dsm;
 pub mod model;
+pub mod net;
 pub mod oracle;
 pub mod reverse;
 pub mod schedule;
@@ -20,7 +23,8 @@ pub mod spectrum;
 pub mod train;
 pub mod trainer;
 
-pub use model::{spectrum_of, Architecture, FieldScore, ScoreModel, TimeGrid};
+pub use model::{score_and_divergence, spectrum_of, Architecture, FieldScore, ScoreModel, TimeGrid};
+pub use net::{LocalNet, NetWork};
 pub use oracle::{ExactScore, GaussianField};
 pub use reverse::{Generated, Integrator, ReverseSampler};
 pub use schedule::NoiseSchedule;

@@ -22,15 +22,24 @@
 //!   2(2d + m²)φ_x − 4λφ_x³ has exactly this form (range 1), so the model is
 //!   exact at t → 0 for φ⁴.
 //!
+//! * [`Architecture::LocalNet`]: local-cubic plus a one-hidden-layer
+//!   periodic convolutional network n(x) = Σ_c W2_c ⋆ tanh(W1_c ⋆ x) with C
+//!   channels and kernels of range R_net ([`crate::net`]; 2 C (2R_net + 1)^D
+//!   more parameters per level). Initialized with W2 = 0 (and a fixed small
+//!   W1), so it starts as the local-cubic model and gradient descent can
+//!   only add to it. Its divergence is exact in O(V C).
+//!
 //! Time conditioning: parameters θ_j at the levels t_j of a uniform
 //! [`TimeGrid`], and s(x, t) = (1 − u) s_j(x) + u s_{j+1}(x) for
 //! t = t_j + u (t_{j+1} − t_j). The gradient of anything that depends on
 //! m(t) is pushed to the levels with the same weights, then through each
 //! level's parametrization ([`ScoreModel::chain`]).
 
+use crate::net::{LocalNet, NetWork};
 use crate::spectrum::Spectrum;
-use fieldflow_core::ConfigError;
+use fieldflow_core::{ConfigError, Seed};
 use fieldflow_lattice::Lattice;
+use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -46,9 +55,16 @@ pub trait FieldScore: Sync {
     fn cubic(&self, _t: f64) -> f64 {
         0.0
     }
-    /// Whether c ≡ 0 (then the generated law is Gaussian and known exactly).
+    /// Whether c ≡ 0 and there is no network (then the generated law is
+    /// Gaussian and known exactly).
     fn is_linear(&self) -> bool {
         true
+    }
+    /// Adds the score's part beyond M x + c x³ (a local network, if any) at
+    /// time t to `s` and returns its exact divergence Σ_i ∂/∂x_i (0 when
+    /// there is none).
+    fn add_network(&self, _t: f64, _x: &[f64], _s: &mut [f64], _work: &mut NetWork) -> f64 {
+        0.0
     }
 }
 
@@ -74,7 +90,31 @@ pub enum Architecture {
         /// R ≥ 0, with 2R + 1 ≤ every extent.
         range: usize,
     },
+    /// Local-cubic plus a periodic convolutional network with one hidden
+    /// layer of `channels` tanh channels and kernels of range `net_range`
+    /// (docs/THEORY.md §6.11.7).
+    LocalNet {
+        /// R ≥ 0 of the linear convolution, with 2R + 1 ≤ every extent.
+        range: usize,
+        /// Hidden channels C (1 ..= 64).
+        channels: usize,
+        /// Range of both network kernels, with 2·net_range + 1 ≤ every extent.
+        net_range: usize,
+    },
 }
+
+impl Architecture {
+    /// Whether the score is linear in the field (one-layer, two-layer, local).
+    pub fn is_linear(&self) -> bool {
+        matches!(
+            self,
+            Architecture::OneLayer | Architecture::TwoLayer { .. } | Architecture::Local { .. }
+        )
+    }
+}
+
+/// Largest number of hidden channels of [`Architecture::LocalNet`].
+pub const MAX_CHANNELS: usize = 64;
 
 /// Uniform time levels t_j = t_min + j (1 − t_min)/(n − 1), j = 0..n − 1.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -124,6 +164,10 @@ pub struct ScoreModel {
     /// Σ_{δ∈o} cos(k·δ) per orbit o (orbit-major), Local only.
     orbit_cos: Vec<f64>,
     per_level: usize,
+    /// Index of the cubic coefficient within a level (local-cubic, local-net).
+    cubic_at: Option<usize>,
+    /// The network of local-net and the index of its first weight in a level.
+    net: Option<(LocalNet, usize)>,
     /// The parameters θ (level-major).
     pub params: Vec<f64>,
 }
@@ -137,6 +181,9 @@ impl ScoreModel {
     pub fn new(arch: Architecture, grid: TimeGrid, spectrum: Arc<Spectrum>) -> Result<Self, ConfigError> {
         grid.validate()?;
         let v = spectrum.volume();
+        let lattice = spectrum.lattice();
+        let mut cubic_at = None;
+        let mut net = None;
         let (per_level, orbit_cos) = match arch {
             Architecture::OneLayer => (v, Vec::new()),
             Architecture::TwoLayer { init } => {
@@ -145,8 +192,10 @@ impl ScoreModel {
                 }
                 (2 * v, Vec::new())
             }
-            Architecture::Local { range } | Architecture::LocalCubic { range } => {
-                let shape = spectrum.lattice().shape();
+            Architecture::Local { range }
+            | Architecture::LocalCubic { range }
+            | Architecture::LocalNet { range, .. } => {
+                let shape = lattice.shape();
                 if let Some(&l) = shape.iter().find(|&&l| 2 * range + 1 > l) {
                     return Err(ConfigError::new(
                         "model.range",
@@ -164,8 +213,38 @@ impl ScoreModel {
                         *t = mult * c;
                     }
                 }
-                let cubic = matches!(arch, Architecture::LocalCubic { .. });
-                (orbits.len() + usize::from(cubic), table)
+                let n = orbits.len();
+                let extra = match arch {
+                    Architecture::LocalCubic { .. } => {
+                        cubic_at = Some(n);
+                        1
+                    }
+                    Architecture::LocalNet {
+                        channels, net_range, ..
+                    } => {
+                        if !(1..=MAX_CHANNELS).contains(&channels) {
+                            return Err(ConfigError::new(
+                                "model.channels",
+                                channels,
+                                format!("must be in 1..={MAX_CHANNELS}"),
+                            ));
+                        }
+                        if let Some(&l) = shape.iter().find(|&&l| 2 * net_range + 1 > l) {
+                            return Err(ConfigError::new(
+                                "model.net_range",
+                                net_range,
+                                format!("2·net_range + 1 must not exceed the lattice extent {l}"),
+                            ));
+                        }
+                        cubic_at = Some(n);
+                        let layer = LocalNet::new(lattice, net_range, channels);
+                        let extra = 1 + layer.num_weights();
+                        net = Some((layer, n + 1));
+                        extra
+                    }
+                    _ => 0,
+                };
+                (n + extra, table)
             }
         };
         let mut params = vec![0.0; per_level * grid.levels];
@@ -175,12 +254,28 @@ impl ScoreModel {
                 level[v..].fill(-init);
             }
         }
+        if let Some((layer, at)) = &net {
+            // W1 small and fixed (the same at every level, from a constant
+            // seed: the initialization stays deterministic), W2 = 0: the
+            // network's output is zero, the model starts as local-cubic.
+            let kk = layer.taps();
+            let scale = 0.5 / (kk as f64).sqrt();
+            let mut rng = Seed::new(0x17_6e_65_74).rng();
+            let w1: Vec<f64> = (0..layer.channels() * kk)
+                .map(|_| scale * rng.random_range(-1.0..1.0))
+                .collect();
+            for level in params.chunks_mut(per_level) {
+                level[*at..*at + w1.len()].copy_from_slice(&w1);
+            }
+        }
         Ok(ScoreModel {
             arch,
             grid,
             spectrum,
             orbit_cos,
             per_level,
+            cubic_at,
+            net,
             params,
         })
     }
@@ -211,7 +306,7 @@ impl ScoreModel {
                     *o = b * c;
                 }
             }
-            Architecture::Local { .. } | Architecture::LocalCubic { .. } => {
+            Architecture::Local { .. } | Architecture::LocalCubic { .. } | Architecture::LocalNet { .. } => {
                 out.fill(0.0);
                 for (w, cos) in theta.iter().zip(self.orbit_cos.chunks(v)) {
                     for (o, c) in out.iter_mut().zip(cos) {
@@ -243,7 +338,7 @@ impl ScoreModel {
                         oc[k] += g[k] * theta[k];
                     }
                 }
-                Architecture::Local { .. } | Architecture::LocalCubic { .. } => {
+                Architecture::Local { .. } | Architecture::LocalCubic { .. } | Architecture::LocalNet { .. } => {
                     for (o, cos) in out.iter_mut().zip(self.orbit_cos.chunks(v)) {
                         *o += g.iter().zip(cos).map(|(a, b)| a * b).sum::<f64>();
                     }
@@ -255,11 +350,57 @@ impl ScoreModel {
     /// Adds the gradient with respect to θ of a quantity whose gradient with
     /// respect to the cubic coefficient of level j is `cubic_grad[j]`.
     pub fn chain_cubic(&self, cubic_grad: &[f64], grad: &mut [f64]) {
-        if let Architecture::LocalCubic { .. } = self.arch {
+        if let Some(at) = self.cubic_at {
             for (j, g) in cubic_grad.iter().enumerate() {
-                grad[(j + 1) * self.per_level - 1] += g;
+                grad[j * self.per_level + at] += g;
             }
         }
+    }
+
+    /// The network of a local-net model.
+    pub fn network(&self) -> Option<&LocalNet> {
+        self.net.as_ref().map(|(n, _)| n)
+    }
+
+    /// Writes the network weights at time t (interpolated between levels)
+    /// into `work.weights`; returns (j, u, first weight index) or None
+    /// without a network.
+    fn network_weights(&self, t: f64, work: &mut NetWork) -> Option<(usize, f64, usize)> {
+        let (layer, at) = self.net.as_ref()?;
+        let nw = layer.num_weights();
+        let (j, u) = self.grid.locate(t);
+        let lo = &self.params[j * self.per_level + at..j * self.per_level + at + nw];
+        let hi = &self.params[(j + 1) * self.per_level + at..(j + 1) * self.per_level + at + nw];
+        work.weights.clear();
+        work.weights
+            .extend(lo.iter().zip(hi).map(|(a, b)| (1.0 - u) * a + u * b));
+        Some((j, u, *at))
+    }
+
+    /// Adds scale · ∂(Σ_i r_i n(x, t)_i)/∂θ to `grad` (the network part of
+    /// the score; nothing without a network), with `work` left by
+    /// [`FieldScore::add_network`] at the same (t, x).
+    pub fn network_gradient(&self, t: f64, x: &[f64], r: &[f64], scale: f64, grad: &mut [f64], work: &mut NetWork) {
+        let Some((layer, _)) = self.net.as_ref() else {
+            return;
+        };
+        let Some((j, u, at)) = self.network_weights(t, work) else {
+            return;
+        };
+        let nw = layer.num_weights();
+        let mut wgrad = std::mem::take(&mut work.wgrad);
+        wgrad.clear();
+        wgrad.resize(nw, 0.0);
+        let weights = std::mem::take(&mut work.weights);
+        layer.backward(&weights, x, r, scale, &mut wgrad, work);
+        work.weights = weights;
+        for (lvl, wl) in [(j, 1.0 - u), (j + 1, u)] {
+            let base = lvl * self.per_level + at;
+            for (g, d) in grad[base..base + nw].iter_mut().zip(&wgrad) {
+                *g += wl * d;
+            }
+        }
+        work.wgrad = wgrad;
     }
 
     /// Adds w·g to the levels' mode gradients for a time t, split between
@@ -291,7 +432,7 @@ impl FieldScore for ScoreModel {
                 let next = match self.arch {
                     Architecture::OneLayer => theta[k],
                     Architecture::TwoLayer { .. } => theta[k] * theta[v + k],
-                    Architecture::Local { .. } | Architecture::LocalCubic { .. } => {
+                    Architecture::Local { .. } | Architecture::LocalCubic { .. } | Architecture::LocalNet { .. } => {
                         self.orbit_cos.chunks(v).zip(theta).map(|(cos, w)| w * cos[k]).sum()
                     }
                 };
@@ -301,17 +442,48 @@ impl FieldScore for ScoreModel {
     }
 
     fn cubic(&self, t: f64) -> f64 {
-        if !matches!(self.arch, Architecture::LocalCubic { .. }) {
+        let Some(at) = self.cubic_at else {
             return 0.0;
-        }
+        };
         let (j, u) = self.grid.locate(t);
-        let c = |lvl: usize| self.params[(lvl + 1) * self.per_level - 1];
+        let c = |lvl: usize| self.params[lvl * self.per_level + at];
         (1.0 - u) * c(j) + u * c(j + 1)
     }
 
     fn is_linear(&self) -> bool {
-        !matches!(self.arch, Architecture::LocalCubic { .. })
+        self.arch.is_linear()
     }
+
+    fn add_network(&self, t: f64, x: &[f64], s: &mut [f64], work: &mut NetWork) -> f64 {
+        let Some((layer, _)) = self.net.as_ref() else {
+            return 0.0;
+        };
+        if self.network_weights(t, work).is_none() {
+            return 0.0;
+        }
+        let weights = std::mem::take(&mut work.weights);
+        let div = layer.forward(&weights, x, s, work);
+        work.weights = weights;
+        div
+    }
+}
+
+/// The full score s(x, t) = M x + c x³ + n(x) written to `s`, and its exact
+/// divergence Σ_i ∂s_i/∂x_i = tr M + 3c Σ_i x_i² + div n. Allocates its
+/// buffers: for tests and diagnostics, not for hot loops.
+pub fn score_and_divergence(score: &impl FieldScore, t: f64, x: &[f64], s: &mut [f64]) -> f64 {
+    let v = score.spectrum().volume();
+    let mut m = vec![0.0; v];
+    score.multipliers(t, &mut m);
+    score
+        .spectrum()
+        .apply(&m, x, s, &mut crate::spectrum::SpectrumWork::default());
+    let c = score.cubic(t);
+    for (sv, &xv) in s.iter_mut().zip(x) {
+        *sv += c * xv * xv * xv;
+    }
+    let dn = score.add_network(t, x, s, &mut NetWork::default());
+    m.iter().sum::<f64>() + 3.0 * c * x.iter().map(|a| a * a).sum::<f64>() + dn
 }
 
 /// Representatives of the orbits {δ, −δ} of offsets with |δ_μ| ≤ R, in a

@@ -19,15 +19,18 @@
 //! Σ_steps Σ_k ln|μ_k|. Both make the sampler an exact density model: IMH and
 //! importance sampling can correct its bias.
 //!
-//! A non-linear score (the cubic term of [`crate::Architecture::LocalCubic`])
-//! has no closed-form law. The ODE's log q then integrates the divergence,
+//! A non-linear score (the cubic term of [`crate::Architecture::LocalCubic`],
+//! the network of [`crate::Architecture::LocalNet`]) has no closed-form
+//! law. The ODE's log q then integrates the divergence,
 //! log|det ∂x'/∂x| ≈ −(h/2)[div v(x, t) + div v(x̃, t − h)] per Heun step,
-//! with div v = V f − ½ g² (tr M + 3c Σ_i x_i²): second order in h, not
+//! with div v = V f − ½ g² (tr M + 3c Σ_i x_i² + div n), the network's
+//! divergence div n exact ([`crate::net`]): second order in h, not
 //! exact, so IMH and importance sampling keep an O(h²) bias (measured in
 //! the tests and in docs/RESULTS.md). The SDE integrators give no log q
 //! for a non-linear score (NaN).
 
 use crate::model::FieldScore;
+use crate::net::NetWork;
 use crate::oracle::GaussianField;
 use crate::schedule::NoiseSchedule;
 use crate::spectrum::SpectrumWork;
@@ -257,6 +260,7 @@ impl ReverseSampler {
         // recomputed per chunk, a cost of O(V) against the chunk's FFTs.
         par.rows_mut_to_values(xs.view_mut(), log_q.view_mut(), |chunk, _, mut rows, mut lq| {
             let mut work = SpectrumWork::default();
+            let mut net = NetWork::default();
             let (mut m, mut m_next) = (vec![0.0; v], vec![0.0; v]);
             let (mut s, mut tmp, mut v1) = (vec![0.0; v], vec![0.0; v], vec![0.0; v]);
             for i in 0..self.steps {
@@ -274,6 +278,7 @@ impl ReverseSampler {
                     let x = row.as_slice_mut().expect("rows are contiguous");
                     spectrum.apply(&m, x, &mut s, &mut work);
                     add_cubic(c1, x, &mut s);
+                    let net1 = score.add_network(c.t, x, &mut s, &mut net);
                     if self.integrator == Integrator::ProbabilityFlowHeun {
                         let h = self.h();
                         let (f1, g1) = (self.schedule.drift(c.t), self.schedule.g2(c.t));
@@ -286,13 +291,14 @@ impl ReverseSampler {
                         v1.copy_from_slice(&s);
                         spectrum.apply(&m_next, &tmp, &mut s, &mut work);
                         add_cubic(c2, &tmp, &mut s);
+                        let net2 = score.add_network(t_next, &tmp, &mut s, &mut net);
                         if !linear {
-                            // log|det| of the step by the trapezoid rule on
-                            // the divergence: div v = V f − ½ g² (tr M + 3c Σ x²).
-                            let div = |f: f64, g2: f64, tr: f64, c: f64, y: &[f64]| {
-                                v as f64 * f - 0.5 * g2 * (tr + 3.0 * c * y.iter().map(|a| a * a).sum::<f64>())
+                            // log|det| of the step by the trapezoid rule on the
+                            // divergence: div v = V f − ½ g² (tr M + 3c Σ x² + div n).
+                            let div = |f: f64, g2: f64, tr: f64, c: f64, dn: f64, y: &[f64]| {
+                                v as f64 * f - 0.5 * g2 * (tr + 3.0 * c * y.iter().map(|a| a * a).sum::<f64>() + dn)
                             };
-                            *l += 0.5 * h * (div(f1, g1, tr1, c1, x) + div(f2, g2, tr2, c2, &tmp));
+                            *l += 0.5 * h * (div(f1, g1, tr1, c1, net1, x) + div(f2, g2, tr2, c2, net2, &tmp));
                         }
                         for ((xv, &v1k), (&tk, &sk)) in x.iter_mut().zip(&v1).zip(tmp.iter().zip(&s)) {
                             let v2 = f2 * tk - 0.5 * g2 * sk;

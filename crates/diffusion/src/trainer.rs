@@ -92,13 +92,11 @@ impl DiffusionConfig {
         self.schedule.validate()?;
         let sampler = self.sampler();
         sampler.validate()?;
-        if matches!(self.architecture, Architecture::LocalCubic { .. })
-            && self.integrator != Integrator::ProbabilityFlowHeun
-        {
+        if !self.architecture.is_linear() && self.integrator != Integrator::ProbabilityFlowHeun {
             return Err(ConfigError::new(
                 "integrator",
                 format!("{:?}", self.integrator),
-                "a non-linear score (local_cubic) has a log q only through the probability-flow ODE: \
+                "a non-linear score (local_cubic, local_net) has a log q only through the probability-flow ODE: \
                  use probability_flow_heun",
             ));
         }
@@ -150,6 +148,8 @@ fn config_key(mut e: ConfigError) -> ConfigError {
         "sampler.steps" => "steps",
         "model.range" => "architecture.range",
         "model.init" => "architecture.init",
+        "model.channels" => "architecture.channels",
+        "model.net_range" => "architecture.net_range",
         _ => return e,
     };
     e.field = renamed.to_string();
