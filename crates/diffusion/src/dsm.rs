@@ -117,7 +117,7 @@ pub fn loss_and_gradient(
                 cubic_grad[j] += (1.0 - u) * g;
                 cubic_grad[j + 1] += u * g;
             }
-            model.network_gradient(t, &w.xt, &w.s, scale, &mut net_grad, &mut w.net);
+            model.network_gradient(t, &w.s, scale, &mut net_grad, &mut w.net);
         }
         (loss, mode_grad, cubic_grad, net_grad)
     });

@@ -380,7 +380,7 @@ impl ScoreModel {
     /// Adds scale · ∂(Σ_i r_i n(x, t)_i)/∂θ to `grad` (the network part of
     /// the score; nothing without a network), with `work` left by
     /// [`FieldScore::add_network`] at the same (t, x).
-    pub fn network_gradient(&self, t: f64, x: &[f64], r: &[f64], scale: f64, grad: &mut [f64], work: &mut NetWork) {
+    pub fn network_gradient(&self, t: f64, r: &[f64], scale: f64, grad: &mut [f64], work: &mut NetWork) {
         let Some((layer, _)) = self.net.as_ref() else {
             return;
         };
@@ -392,7 +392,7 @@ impl ScoreModel {
         wgrad.clear();
         wgrad.resize(nw, 0.0);
         let weights = std::mem::take(&mut work.weights);
-        layer.backward(&weights, x, r, scale, &mut wgrad, work);
+        layer.backward(&weights, r, scale, &mut wgrad, work);
         work.weights = weights;
         for (lvl, wl) in [(j, 1.0 - u), (j + 1, u)] {
             let base = lvl * self.per_level + at;

@@ -7,7 +7,10 @@
 //! taps each). No bias: tanh is odd, so n(−x) = −n(x), the φ → −φ symmetry
 //! of the φ⁴ score. The weights are those of one time t (the caller
 //! interpolates between levels); layout `[W1 (C × K), W2 (C × K)]`,
-//! channel-major.
+//! channel-major. The field is gathered once into K shifted copies, after
+//! which both layers are sums of contiguous axpys and dot products over the
+//! sites (vectorizable); the cost is O(V K C) per field, like the direct
+//! sums, with only 2 V K gathers.
 //!
 //! Derivatives by hand, with a_c = tanh(h_c) and a loss ℓ with
 //! ∂ℓ/∂n_i = r_i:
@@ -44,6 +47,12 @@ pub struct LocalNet {
 pub struct NetWork {
     /// Activations a_c(y) of the last forward pass (C × V).
     pub(crate) act: Vec<f64>,
+    /// The field gathered at every tap, x_{y+δ_k} (K × V).
+    xg: Vec<f64>,
+    /// Σ_c W2_c[k] a_c(y) (K × V).
+    z: Vec<f64>,
+    /// r gathered at every tap (K × V).
+    rg: Vec<f64>,
     /// Back-propagated g_c(y) (C × V).
     pub(crate) back: Vec<f64>,
     /// Interpolated weights of the current time.
@@ -100,63 +109,112 @@ impl LocalNet {
     }
 
     /// out += n(x) for the weights `w`; returns Σ_i ∂n_i/∂x_i. Leaves the
-    /// activations in `work.act` for [`LocalNet::backward`].
+    /// activations in `work.act` and the gathered field in `work.xg` for
+    /// [`LocalNet::backward`].
     pub fn forward(&self, w: &[f64], x: &[f64], out: &mut [f64], work: &mut NetWork) -> f64 {
         let (v, kk, c_n) = (self.volume, self.taps, self.channels);
         let (w1, w2) = w.split_at(c_n * kk);
+        // xg[k][y] = x_{y+δ_k}: the only gathers of the hidden layer, after
+        // which every channel is a sum of K contiguous axpys.
+        self.gather(x, &mut work.xg);
         work.act.resize(c_n * v, 0.0);
         let mut div = 0.0;
-        for c in 0..c_n {
-            let k1 = &w1[c * kk..(c + 1) * kk];
-            let k2 = &w2[c * kk..(c + 1) * kk];
-            let act = &mut work.act[c * v..(c + 1) * v];
+        for (c, a) in work.act.chunks_exact_mut(v).enumerate() {
+            a.fill(0.0);
+            for (&wk, xk) in w1[c * kk..(c + 1) * kk].iter().zip(work.xg.chunks_exact(v)) {
+                axpy(wk, xk, a);
+            }
             let mut slope = 0.0;
-            for (y, a) in act.iter_mut().enumerate() {
-                let nb = &self.nbr[y * kk..(y + 1) * kk];
-                let h: f64 = k1.iter().zip(nb).map(|(wk, &n)| wk * x[n as usize]).sum();
-                *a = h.tanh();
-                slope += 1.0 - *a * *a;
+            for h in a.iter_mut() {
+                *h = tanh(*h);
+                slope += 1.0 - *h * *h;
             }
-            let kappa: f64 = k2.iter().zip(k1.iter().rev()).map(|(a, b)| a * b).sum();
+            // κ_c = Σ_k W2_c[k] W1_c[K − 1 − k] (δ_{K−1−k} = −δ_k).
+            let k1 = &w1[c * kk..(c + 1) * kk];
+            let kappa: f64 = w2[c * kk..(c + 1) * kk]
+                .iter()
+                .zip(k1.iter().rev())
+                .map(|(p, q)| p * q)
+                .sum();
             div += kappa * slope;
-            for (i, o) in out.iter_mut().enumerate() {
-                let nb = &self.nbr[i * kk..(i + 1) * kk];
-                *o += k2.iter().zip(nb).map(|(wk, &n)| wk * act[n as usize]).sum::<f64>();
+        }
+        // z[k][y] = Σ_c W2_c[k] a_c(y); n_i = Σ_k z[k][i + δ_k].
+        work.z.clear();
+        work.z.resize(kk * v, 0.0);
+        for (k, zk) in work.z.chunks_exact_mut(v).enumerate() {
+            for (c, a) in work.act.chunks_exact(v).enumerate() {
+                axpy(w2[c * kk + k], a, zk);
             }
+        }
+        for (i, o) in out.iter_mut().enumerate() {
+            let nb = &self.nbr[i * kk..(i + 1) * kk];
+            *o += nb
+                .iter()
+                .enumerate()
+                .map(|(k, &n)| work.z[k * v + n as usize])
+                .sum::<f64>();
         }
         div
     }
 
-    /// grad += scale · ∂(Σ_i r_i n(x)_i)/∂w, with the activations of the
-    /// forward pass at the same (w, x) in `work.act`.
-    pub fn backward(&self, w: &[f64], x: &[f64], r: &[f64], scale: f64, grad: &mut [f64], work: &mut NetWork) {
+    /// grad += scale · ∂(Σ_i r_i n(x)_i)/∂w, with `work` left by the
+    /// forward pass at the same (w, x).
+    pub fn backward(&self, w: &[f64], r: &[f64], scale: f64, grad: &mut [f64], work: &mut NetWork) {
         let (v, kk, c_n) = (self.volume, self.taps, self.channels);
         let w2 = &w[c_n * kk..];
         let (g1, g2) = grad.split_at_mut(c_n * kk);
-        work.back.resize(v, 0.0);
-        for c in 0..c_n {
-            let k2 = &w2[c * kk..(c + 1) * kk];
-            let act = &work.act[c * v..(c + 1) * v];
-            let gw2 = &mut g2[c * kk..(c + 1) * kk];
-            for (i, &ri) in r.iter().enumerate() {
-                let nb = &self.nbr[i * kk..(i + 1) * kk];
-                for (g, &n) in gw2.iter_mut().zip(nb) {
-                    *g += scale * ri * act[n as usize];
-                }
+        // rg[k][y] = r_{y+δ_k}, so r_{y−δ_k} = rg[K−1−k][y].
+        self.gather(r, &mut work.rg);
+        work.back.resize(c_n * v, 0.0);
+        for (c, (b, a)) in work.back.chunks_exact_mut(v).zip(work.act.chunks_exact(v)).enumerate() {
+            // ∂/∂W2_c[k] = Σ_i r_i a_c(i + δ_k) = Σ_y a_c(y) r_{y−δ_k}.
+            // g_c(y) = (1 − a²) Σ_k W2_c[k] r_{y−δ_k}.
+            b.fill(0.0);
+            for (k, rk) in work.rg.chunks_exact(v).rev().enumerate() {
+                g2[c * kk + k] += scale * dot(a, rk);
+                axpy(w2[c * kk + k], rk, b);
             }
-            // g_c(y) = (1 − a²) Σ_k W2[k] r_{y − δ_k}, and y − δ_k = y + δ_{K−1−k}.
-            for (y, (g, &a)) in work.back.iter_mut().zip(act).enumerate() {
-                let nb = &self.nbr[y * kk..(y + 1) * kk];
-                let s: f64 = k2.iter().zip(nb.iter().rev()).map(|(wk, &n)| wk * r[n as usize]).sum();
-                *g = (1.0 - a * a) * s;
+            for (bc, &ac) in b.iter_mut().zip(a) {
+                *bc *= 1.0 - ac * ac;
             }
-            let gw1 = &mut g1[c * kk..(c + 1) * kk];
-            for (y, &gy) in work.back.iter().enumerate() {
-                let nb = &self.nbr[y * kk..(y + 1) * kk];
-                for (g, &n) in gw1.iter_mut().zip(nb) {
-                    *g += scale * gy * x[n as usize];
-                }
+            // ∂/∂W1_c[k] = Σ_y g_c(y) x_{y+δ_k}.
+            for (g, xk) in g1[c * kk..(c + 1) * kk].iter_mut().zip(work.xg.chunks_exact(v)) {
+                *g += scale * dot(b, xk);
             }
         }
     }
+
+    /// out[k][y] = f_{y+δ_k} (K × V).
+    fn gather(&self, f: &[f64], out: &mut Vec<f64>) {
+        let (v, kk) = (self.volume, self.taps);
+        out.resize(kk * v, 0.0);
+        for (y, nb) in self.nbr.chunks_exact(kk).enumerate() {
+            for (k, &n) in nb.iter().enumerate() {
+                out[k * v + y] = f[n as usize];
+            }
+        }
+    }
+}
+
+/// y += a x.
+#[inline]
+fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+/// Σ_i x_i y_i.
+#[inline]
+fn dot(x: &[f64], y: &[f64]) -> f64 {
+    x.iter().zip(y).map(|(a, b)| a * b).sum()
+}
+
+/// tanh by one exponential, (1 − e)/(1 + e) with e = exp(−2|h|) and the
+/// sign of h restored: exactly odd, no overflow, absolute error a few ulp
+/// (faster than the library's tanh, which dominated the network's cost).
+#[inline]
+fn tanh(h: f64) -> f64 {
+    let e = (-2.0 * h.abs()).exp();
+    ((1.0 - e) / (1.0 + e)).copysign(h)
 }
