@@ -15,7 +15,9 @@
 //!
 //! ```toml
 //! [diffusion]
-//! architecture = { kind = "local", range = 1 }   # or one_layer, two_layer { init }
+//! architecture = { kind = "local", range = 1 }   # or one_layer, two_layer { init },
+//!                                                # local_cubic { range }, local_net
+//!                                                # { range, channels, net_range }
 //! levels = 16                                    # time levels of the score
 //! t_min = 1e-3
 //! schedule = { kind = "variance_preserving", beta_min = 0.1, beta_max = 20.0 }
