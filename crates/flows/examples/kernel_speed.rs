@@ -3,7 +3,10 @@
 //! training steps per second (forward + backward through the sampling
 //! direction) for im2col (f64), direct f64 and direct f32, interleaved so
 //! machine noise hits all three alike, and the cost of the score-matching
-//! second-order term in units of that step. Ratios are the result.
+//! second-order term in units of that step. Ratios are the result. Times are
+//! the process's CPU time where Linux reports it (the sum of its threads'
+//! run times in /proc/self/task/*/schedstat, so other jobs on a shared
+//! machine do not count), otherwise wall time.
 //!
 //! usage: cargo run --release -p fieldflow-flows --example kernel_speed -- [L] [batch,...] [seconds] [only] [hidden]
 
@@ -45,7 +48,7 @@ fn main() {
     let par = Par::default();
     let flops = 3.0 * base.flops_per_sample();
     println!(
-        "L = {l}, threads = {}, {:.2} MFLOP per sample per step",
+        "L = {l}, threads = {}, {:.2} MFLOP per sample per step (rates per CPU second)",
         rayon::current_num_threads(),
         flops / 1e6
     );
@@ -61,7 +64,7 @@ fn main() {
             for (f, r) in flows.iter().zip(rates.iter_mut()) {
                 let (mut x, mut lq) = (Array2::zeros((n, d)), Array1::zeros(n));
                 let mut grad = vec![0.0; f.n_params()];
-                let t = Instant::now();
+                let t = cpu_seconds();
                 f.forward_vjp_batch(
                     z.view(),
                     x.view_mut(),
@@ -74,15 +77,15 @@ fn main() {
                     },
                 );
                 r.0 += 1;
-                r.1 += t.elapsed().as_secs_f64();
+                r.1 += cpu_seconds() - t;
             }
             // The score-matching second-order term on the same rows.
             for (f, s) in flows.iter().zip(second.iter_mut()) {
                 let mut grad = vec![0.0; f.n_params()];
-                let t = Instant::now();
+                let t = cpu_seconds();
                 f.score_param_vjp_batch(z.view(), r.view(), &mut grad, par);
                 s.0 += 1;
-                s.1 += t.elapsed().as_secs_f64();
+                s.1 += cpu_seconds() - t;
             }
         }
         for (((name, _), (k, s)), (k2, s2)) in kernels.iter().zip(&rates).zip(&second) {
@@ -95,4 +98,21 @@ fn main() {
             );
         }
     }
+}
+
+/// CPU seconds of this process: the sum of its threads' run times
+/// (/proc/self/task/*/schedstat, first field in ns); wall seconds since the
+/// first call where that is not available.
+fn cpu_seconds() -> f64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    let cpu = std::fs::read_dir("/proc/self/task").ok().map(|tasks| {
+        tasks
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+            .sum::<f64>()
+            * 1e-9
+    });
+    cpu.filter(|&c| c > 0.0)
+        .unwrap_or_else(|| start.elapsed().as_secs_f64())
 }

@@ -26,7 +26,9 @@
 //! Adjoint in the weights: W̄(o, t, c) = Σ_x Σ_lanes ȳ(x, o) u(x + δ_t, c),
 //! b̄(o) = Σ_x Σ_lanes ȳ(x, o); the pair mode adds dȳ(x, o) du(x + δ_t, c)
 //! (the tangent is linear in W: [`crate::net`]). Padded lanes carry ȳ = 0
-//! through every adjoint, so they add nothing.
+//! through every adjoint, so they add nothing. The kernel treats W̄ as a
+//! matrix (row o, column j = t·c_in + c) and keeps OB × JB lane-wise sums in
+//! registers over one sweep of the sites (docs/THEORY.md §4.10).
 //!
 //! # Precision
 //! `T = f64` or `f32`. Parameters stay f64 and are rounded to T when packed
@@ -254,7 +256,32 @@ fn conv_tile<V: Simd>(k: &Kern<'_, V::T>, y: &mut [V::T]) {
     while o0 < k.cout {
         // Accumulators: OB outputs × XB sites, ≤ 8 vectors (registers).
         let left = k.cout - o0;
-        if left >= 8 {
+        if V::MANY_REGS {
+            // 16 sums + OB weights + XB inputs in 32 registers.
+            let (ob, xb) = if left >= 8 {
+                (8, 2)
+            } else if left >= 4 {
+                (4, 4)
+            } else if left >= 2 {
+                (2, 8)
+            } else {
+                (1, 8)
+            };
+            let x1 = v - v % xb;
+            match ob {
+                8 => k.sites::<V, 8, 2>(o0, 0, x1, y),
+                4 => k.sites::<V, 4, 4>(o0, 0, x1, y),
+                2 => k.sites::<V, 2, 8>(o0, 0, x1, y),
+                _ => k.sites::<V, 1, 8>(o0, 0, x1, y),
+            }
+            match ob {
+                8 => k.sites::<V, 8, 1>(o0, x1, v, y),
+                4 => k.sites::<V, 4, 1>(o0, x1, v, y),
+                2 => k.sites::<V, 2, 1>(o0, x1, v, y),
+                _ => k.sites::<V, 1, 1>(o0, x1, v, y),
+            }
+            o0 += ob;
+        } else if left >= 8 {
             k.sites::<V, 8, 1>(o0, 0, v, y);
             o0 += 8;
         } else if left >= 4 {
@@ -329,66 +356,80 @@ impl<T: Real> Kern<'_, T> {
         }
     }
 
-    /// W̄ of output channels o0..o0+OB, with `self.w` holding ȳ: for each
-    /// (t, c) the OB sums run over the sites in XU interleaved accumulator
-    /// sets (more independent chains for small OB), added in a fixed order.
+    /// W̄(o, j) for output channels o0..o0+OB and columns j0..j0+JB of the
+    /// weight matrix (column j = t·c_in + c), with `self.w` holding ȳ: one
+    /// sweep over the sites keeps the OB × JB sums in registers and loads,
+    /// per site, OB adjoint vectors and JB input vectors — OB + JB loads for
+    /// OB·JB multiply-adds, where a sweep per column would load OB + 1 for
+    /// OB. The sums are added to `gw` in a fixed order.
     #[inline(always)]
-    fn weight_grad<V: Simd<T = T>, const OB: usize, const XU: usize>(
+    fn weight_grad<V: Simd<T = T>, const OB: usize, const JB: usize>(
+        &self,
+        pair: Option<Pair<'_, T>>,
+        o0: usize,
+        j0: usize,
+        gw: &mut [f64],
+    ) {
+        let (taps, cin) = (self.taps, self.cin);
+        let tap: [usize; JB] = std::array::from_fn(|jj| (j0 + jj) / cin);
+        let chan: [usize; JB] = std::array::from_fn(|jj| (j0 + jj) % cin);
+        let mut acc = self.weight_sums::<V, OB, JB>(self.w, self.u, o0, tap, chan, [[V::zero(); JB]; OB]);
+        if let Some((dgy, du)) = pair {
+            acc = self.weight_sums::<V, OB, JB>(dgy, du, o0, tap, chan, acc);
+        }
+        for (o, a) in acc.iter().enumerate() {
+            let row = (o0 + o) * taps * cin + j0;
+            for (gwj, aj) in gw[row..row + JB].iter_mut().zip(a) {
+                *gwj += aj.sum();
+            }
+        }
+    }
+
+    /// `acc` plus Σ_x ȳ(x, o0 + o) u(x + δ_{tap[j]}, chan[j]) lane by lane,
+    /// with the sums passed by value so that they stay in registers.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)] // the kernel's buffers and indices, all explicit
+    fn weight_sums<V: Simd<T = T>, const OB: usize, const JB: usize>(
+        &self,
+        gy: &[T],
+        u: &[T],
+        o0: usize,
+        tap: [usize; JB],
+        chan: [usize; JB],
+        mut acc: [[V; JB]; OB],
+    ) -> [[V; JB]; OB] {
+        let (taps, cin, cout, n) = (self.taps, self.cin, self.cout, V::N);
+        // Per site: the sites' neighbours and the OB adjoint vectors of
+        // channels o0.. as slices checked once.
+        let offs: [usize; JB] = std::array::from_fn(|jj| chan[jj] * n);
+        for (nbr, gx) in self.nbr.chunks_exact(taps).zip(gy.chunks_exact(cout * n)) {
+            let gx = &gx[o0 * n..(o0 + OB) * n];
+            let g: [V; OB] = std::array::from_fn(|o| V::load(&gx[o * n..]));
+            for jj in 0..JB {
+                let uv = V::load(&u[nbr[tap[jj]] * cin * n + offs[jj]..]);
+                for o in 0..OB {
+                    acc[o][jj] = g[o].mul_add(uv, acc[o][jj]);
+                }
+            }
+        }
+        acc
+    }
+
+    /// [`Self::weight_grad`] over every column: blocks of JB, then one by one.
+    #[inline(always)]
+    fn weight_grad_columns<V: Simd<T = T>, const OB: usize, const JB: usize>(
         &self,
         pair: Option<Pair<'_, T>>,
         o0: usize,
         gw: &mut [f64],
     ) {
-        let (taps, cin) = (self.taps, self.cin);
-        let v = self.nbr.len() / taps;
-        let terms = std::iter::once((self.w, self.u)).chain(pair);
-        let x1 = v - v % XU;
-        for t in 0..taps {
-            for c in 0..cin {
-                let mut acc = [[V::zero(); OB]; XU];
-                for (gy, u) in terms.clone() {
-                    let mut x = 0;
-                    while x < x1 {
-                        for (xi, a) in acc.iter_mut().enumerate() {
-                            self.weight_grad_site::<V, OB>(gy, u, x + xi, t, c, o0, a);
-                        }
-                        x += XU;
-                    }
-                    for x in x1..v {
-                        self.weight_grad_site::<V, OB>(gy, u, x, t, c, o0, &mut acc[0]);
-                    }
-                }
-                for o in 0..OB {
-                    let s: f64 = acc.iter().map(|a| a[o].sum()).sum();
-                    gw[(o0 + o) * taps * cin + t * cin + c] += s;
-                }
-            }
+        let cols = self.taps * self.cin;
+        let full = cols - cols % JB;
+        for j0 in (0..full).step_by(JB) {
+            self.weight_grad::<V, OB, JB>(pair, o0, j0, gw);
         }
-    }
-}
-
-impl<T: Real> Kern<'_, T> {
-    /// a(o) += ȳ(x, o0 + o) u(x + δ_t, c), lane by lane. (A method, not a
-    /// closure: a closure would not inherit the kernel's target features.)
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)] // the kernel's buffers and indices, all explicit
-    fn weight_grad_site<V: Simd<T = T>, const OB: usize>(
-        &self,
-        gy: &[T],
-        u: &[T],
-        x: usize,
-        t: usize,
-        c: usize,
-        o0: usize,
-        a: &mut [V; OB],
-    ) {
-        let n = V::N;
-        let src = (self.nbr[x * self.taps + t] * self.cin + c) * n;
-        let uv = V::load(&u[src..src + n]);
-        let at = (x * self.cout + o0) * n;
-        let g = &gy[at..at + OB * n];
-        for (ao, go) in a.iter_mut().zip(g.chunks_exact(n)) {
-            *ao = V::load(go).mul_add(uv, *ao);
+        for j0 in full..cols {
+            self.weight_grad::<V, OB, 1>(pair, o0, j0, gw);
         }
     }
 }
@@ -397,20 +438,28 @@ impl<T: Real> Kern<'_, T> {
 /// term dȳ du) to `gw` (layout of the parameters) and b̄ to `gb`; `k.w` is ȳ.
 #[inline(always)]
 fn weight_grad_tile<V: Simd>(k: &Kern<'_, V::T>, pair: Option<Pair<'_, V::T>>, gw: &mut [f64], gb: &mut [f64]) {
+    // Register blocks (sums + adjoint vectors + one input vector): with 32
+    // registers 4×4 + 4 + 1, 2×8 + 2 + 1 and 1×8 + 1 + 1; with 8 values
+    // 2×2 + 2 + 1 and 1×4 + 1 + 1.
     let mut o0 = 0;
     while o0 < k.cout {
         let left = k.cout - o0;
-        if left >= 8 {
-            k.weight_grad::<V, 8, 1>(pair, o0, gw);
-            o0 += 8;
-        } else if left >= 4 {
-            k.weight_grad::<V, 4, 2>(pair, o0, gw);
-            o0 += 4;
+        if V::MANY_REGS {
+            if left >= 4 {
+                k.weight_grad_columns::<V, 4, 4>(pair, o0, gw);
+                o0 += 4;
+            } else if left >= 2 {
+                k.weight_grad_columns::<V, 2, 8>(pair, o0, gw);
+                o0 += 2;
+            } else {
+                k.weight_grad_columns::<V, 1, 8>(pair, o0, gw);
+                o0 += 1;
+            }
         } else if left >= 2 {
-            k.weight_grad::<V, 2, 4>(pair, o0, gw);
+            k.weight_grad_columns::<V, 2, 2>(pair, o0, gw);
             o0 += 2;
         } else {
-            k.weight_grad::<V, 1, 4>(pair, o0, gw);
+            k.weight_grad_columns::<V, 1, 4>(pair, o0, gw);
             o0 += 1;
         }
     }

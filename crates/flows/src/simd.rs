@@ -23,6 +23,9 @@ pub(crate) trait Simd: Copy {
     type T: Real;
     /// Lanes.
     const N: usize;
+    /// Whether the family has 32 vector registers per value (AVX-512: one
+    /// zmm per value; AVX2 spends two of its 16 ymm, so 8 values fit).
+    const MANY_REGS: bool = false;
     /// All lanes zero.
     fn zero() -> Self;
     /// All lanes `v`.
@@ -108,6 +111,7 @@ mod x86 {
     impl Simd for Avx512F32 {
         type T = f32;
         const N: usize = 16;
+        const MANY_REGS: bool = true;
         #[inline(always)]
         fn zero() -> Self {
             Avx512F32(unsafe { _mm512_setzero_ps() })
@@ -145,6 +149,7 @@ mod x86 {
     impl Simd for Avx512F64 {
         type T = f64;
         const N: usize = 8;
+        const MANY_REGS: bool = true;
         #[inline(always)]
         fn zero() -> Self {
             Avx512F64(unsafe { _mm512_setzero_pd() })
