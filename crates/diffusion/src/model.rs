@@ -1,10 +1,12 @@
 //! Score models s_θ(x, t) for lattice fields (docs/THEORY.md §6.11.3).
 //!
-//! Every model here is a translation- and reflection-invariant linear map of
-//! the field, i.e. diagonal in momentum space with multipliers m_k(t) (the
-//! exact score of a Gaussian field has this form: s = −Σ_t⁻¹ x). They differ
-//! in how m is parametrized, which is what decides how fast gradient descent
-//! on the denoising loss converges:
+//! Every model here is translation invariant. Its linear part is a
+//! reflection-invariant linear map of the field, i.e. diagonal in momentum
+//! space with multipliers m_k(t) (the exact score of a Gaussian field has
+//! this form: s = −Σ_t⁻¹ x); the linear models differ in how m is
+//! parametrized, which is what decides how fast gradient descent on the
+//! denoising loss converges. Local-cubic and local-net add non-linear
+//! local terms:
 //!
 //! * [`Architecture::OneLayer`]: one free multiplier per momentum,
 //!   m_k = a_k (V parameters per time level; the "one-layer network matching
