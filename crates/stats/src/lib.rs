@@ -15,6 +15,8 @@
 //! * [`mod@bootstrap`]: seeded block bootstrap for any derived quantity;
 //! * [`weights`]: log-sum-exp, ESS, self-normalized estimators and log Ẑ for
 //!   importance weights (docs/THEORY.md §7.9);
+//! * [`pareto`]: the Pareto-tail diagnostic k̂ of importance weights, whether
+//!   their estimates and errors can be trusted (docs/THEORY.md §7.10);
 //! * [`diagnostics`]: sampler diagnostics shared by training and sampling —
 //!   the IMH decision and acceptance estimate, ESS, total variation, mode
 //!   collapse and covering (docs/THEORY.md §8).
@@ -50,6 +52,7 @@ pub mod error;
 pub mod gamma;
 pub mod jackknife;
 pub mod kmeans;
+pub mod pareto;
 pub mod weights;
 
 pub use autocov::{lagged_sums, AutocovMethod};
@@ -61,6 +64,7 @@ pub use gamma::{
     GammaReport, GammaWarning,
 };
 pub use jackknife::{jackknife, jackknife_bin_scan, jackknife_primary, JackknifeReport};
+pub use pareto::{pareto_k, pareto_k_threshold, ParetoTail, PARETO_MIN_SAMPLES};
 pub use weights::{
     ess_normalized, inverse_cdf, log_sum_exp, log_z, log_z_bootstrap, self_normalized_mean, LogZReport, WeightedMean,
 };
