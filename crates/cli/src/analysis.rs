@@ -76,8 +76,12 @@ pub struct FileAnalysis {
     pub n_per_chain: usize,
     /// The table.
     pub rows: Vec<Row>,
-    /// Warnings about the file as a whole (independence chains that stuck).
+    /// Warnings about the file as a whole (independence chains that stuck,
+    /// chains that disagree, heavy-tailed importance weights).
     pub warnings: Vec<String>,
+    /// Importance sampling: the Pareto k̂ of the weights' tail
+    /// (docs/THEORY.md §7.10); None for chains.
+    pub pareto_k: Option<f64>,
     /// Monte Carlo history of M, per chain.
     #[serde(skip)]
     pub m_history: Vec<Vec<f64>>,
@@ -277,25 +281,29 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
         None
     };
     // Importance sampling also estimates log Z = log E_q[w] (docs/THEORY.md
-    // §6.3) from the draws after `skip`, with the delta-method error.
+    // §6.3) from the draws after `skip`, with the delta-method error, and
+    // says whether the weights' tail lets any of its errors be trusted
+    // (Pareto k̂, §7.10).
+    let draws: Vec<f64> = match &log_w {
+        Some(lw) => lw.slice(s![.., skip.min(lw.ncols())..]).iter().copied().collect(),
+        None => Vec::new(),
+    };
+    let pareto = log_w.as_ref().and_then(|_| fieldflow_stats::pareto_k(&draws).ok());
     let log_z_row = match &log_w {
-        Some(lw) => {
-            let draws: Vec<f64> = lw.slice(s![.., skip.min(lw.ncols())..]).iter().copied().collect();
-            fieldflow_stats::log_z(&draws).ok().map(|r| Row {
-                observable: "log_Z".into(),
-                value: r.log_z,
-                error: r.error,
-                tau_int: 0.5,
-                tau_int_error: 0.0,
-                window: 0,
-                n: draws.len(),
-                exact: target.as_target().log_z(),
-                warnings: vec![],
-                replica_q: None,
-                rho: vec![],
-                tau_int_vs_window: vec![],
-            })
-        }
+        Some(_) => fieldflow_stats::log_z(&draws).ok().map(|r| Row {
+            observable: "log_Z".into(),
+            value: r.log_z,
+            error: r.error,
+            tau_int: 0.5,
+            tau_int_error: 0.0,
+            window: 0,
+            n: draws.len(),
+            exact: target.as_target().log_z(),
+            warnings: vec![],
+            replica_q: None,
+            rho: vec![],
+            tau_int_vs_window: vec![],
+        }),
         None => None,
     };
     let est = Estimator::new(per_chain, log_w, skip, cfg);
@@ -322,6 +330,7 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
         Vec::new()
     };
     warnings.extend(disagreeing_chains(&rows));
+    warnings.extend(pareto.and_then(|t| heavy_tail_warning(&t)));
     let seconds = match reader.header().extra.get("seconds") {
         Some(AttrValue::F64(s)) => Some(*s),
         _ => None,
@@ -335,7 +344,23 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
         n_per_chain,
         rows,
         warnings,
+        pareto_k: pareto.map(|t| t.k),
         m_history,
+    })
+}
+
+/// The warning for importance weights whose tail is too heavy for their
+/// estimates and errors to be trusted (Pareto k̂ above its threshold,
+/// docs/THEORY.md §7.10), or None.
+pub fn heavy_tail_warning(t: &fieldflow_stats::ParetoTail) -> Option<String> {
+    t.unreliable().then(|| {
+        format!(
+            "the importance weights have a heavy tail (Pareto k̂ = {:.2} > {:.2}, docs/THEORY.md §7.10): \
+             weighted estimates and their errors are unreliable; more samples from this model help little, \
+             a better-trained model does",
+            t.k,
+            t.threshold()
+        )
     })
 }
 
@@ -443,6 +468,9 @@ pub fn render_table(a: &FileAnalysis) -> String {
         "{}\n  target: {}\n  {} chains × {} configurations ({})\n",
         a.file, a.target, a.chains, a.n_per_chain, a.method
     );
+    if let Some(k) = a.pareto_k {
+        s += &format!("  Pareto k̂ of the importance weights: {k:.2} (≤ 0.5 finite variance; above 0.7 unreliable)\n");
+    }
     s += &format!(
         "  {:<16} {:>26} {:>16} {:>6} {:>26} {:>7}\n",
         "observable", "value ± error", "τ_int ± error", "W", "exact", "dev/σ"

@@ -122,6 +122,7 @@ impl<'a> TrainerParts<'a> {
         let acceptance_seed = self.root().child(3).child(t);
         let n = log_w.len();
         let ess = ess_normalized(log_w).unwrap_or(f64::NAN);
+        let pareto_k = fieldflow_stats::pareto_k(log_w).map_or(f64::NAN, |t| t.k);
         let acceptance = imh_acceptance(log_w, acceptance_seed);
         let rkl_estimate = -log_w.iter().sum::<f64>() / n as f64;
         let covering = match self.covering_threshold {
@@ -159,6 +160,7 @@ impl<'a> TrainerParts<'a> {
             lr: config.lr_schedule.lr(config.lr, t),
             beta: config.annealing.beta(t),
             ess,
+            pareto_k,
             acceptance,
             nll,
             rkl_estimate,

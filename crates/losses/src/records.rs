@@ -122,6 +122,9 @@ pub struct MetricsRecord {
     pub beta: f64,
     /// Normalized ESS of a fresh flow batch (β = 1).
     pub ess: f64,
+    /// Pareto k̂ of that batch's importance weights (docs/THEORY.md §7.10;
+    /// above 0.7 IMH and IS with the model are unreliable).
+    pub pareto_k: f64,
     /// Estimated IMH acceptance on that batch.
     pub acceptance: f64,
     /// −mean log q on the held-out data.
@@ -151,7 +154,7 @@ pub type MetricColumn = (&'static str, fn(&MetricsRecord) -> f64);
 impl MetricsRecord {
     /// The scalar columns every record has, in file order (the one list of
     /// metric names; [`MetricsRecord::columns`] adds the per-mode ones).
-    pub const SCALAR_COLUMNS: [MetricColumn; 13] = [
+    pub const SCALAR_COLUMNS: [MetricColumn; 14] = [
         ("step", |m| m.step as f64),
         ("loss", |m| m.loss),
         ("fkl", |m| m.fkl),
@@ -161,6 +164,7 @@ impl MetricsRecord {
         ("lr", |m| m.lr),
         ("beta", |m| m.beta),
         ("ess", |m| m.ess),
+        ("pareto_k", |m| m.pareto_k),
         ("acceptance", |m| m.acceptance),
         ("nll", |m| m.nll),
         ("rkl_estimate", |m| m.rkl_estimate),

@@ -392,9 +392,14 @@ impl SampleSummary {
         let log_z = fieldflow_stats::log_z(&self.log_w).map_or(NONE.to_string(), |r| {
             format!("{} ± {}", num(r.log_z, 5), num(r.error, 5))
         });
+        let tail = fieldflow_stats::pareto_k(&self.log_w).ok();
+        let warning = tail
+            .and_then(|t| crate::analysis::heavy_tail_warning(&t))
+            .map_or(String::new(), |w| format!("\nwarning           {w}"));
         format!(
-            "ESS/N             {} (this run)\nlog Z estimate    {log_z}",
-            num(self.ess(), 4)
+            "ESS/N             {} (this run)\nPareto k̂          {}\nlog Z estimate    {log_z}{warning}",
+            num(self.ess(), 4),
+            tail.map_or(NONE.to_string(), |t| num(t.k, 3))
         )
     }
 }

@@ -20,6 +20,11 @@ use std::path::{Path, PathBuf};
 /// warns: fewer than one effective sample in a hundred draws.
 pub const POOR_ESS: f64 = 0.01;
 
+/// Pareto k̂ above which the closing summary warns that the model's
+/// importance weights are too heavy-tailed for IMH and IS (docs/THEORY.md
+/// §7.10: the limit of Vehtari et al. for N ≥ 2000 fresh samples).
+pub const HEAVY_TAIL_K: f64 = 0.7;
+
 /// The model file of a run (absent on MPI ranks other than 0).
 pub struct ModelSink {
     /// The open model file.
@@ -204,6 +209,16 @@ impl TrainSummary {
         } else {
             String::new()
         };
+        let heavy = if m.pareto_k > HEAVY_TAIL_K {
+            format!(
+                "\nwarning           the importance weights of fresh samples have a heavy tail (Pareto k̂ {} > \
+                 {HEAVY_TAIL_K}, docs/THEORY.md §7.10): IMH and importance sampling with this model give unreliable \
+                 estimates and error bars, whatever the ESS; train longer or differently",
+                num(m.pareto_k, 2)
+            )
+        } else {
+            String::new()
+        };
         let budget = match self.out_of_time {
             Some((t, steps, minutes)) => format!(
                 "\ntime budget       spent (max_minutes = {minutes}): stopped at step {t} of {steps}; \
@@ -213,12 +228,13 @@ impl TrainSummary {
         };
         format!(
             "wrote {}{note}\nsteps             {}\nloss              {} ({parts})\n\
-             ESS               {}\nIMH acceptance    {}\nheld-out NLL      {}{nll_note}\n\
-             rejected steps    {}\ntime              {:.1} s{budget}{poor}",
+             ESS               {}\nPareto k̂          {}\nIMH acceptance    {}\nheld-out NLL      {}{nll_note}\n\
+             rejected steps    {}\ntime              {:.1} s{budget}{poor}{heavy}",
             out.display(),
             m.step,
             num(m.loss, 5),
             num(m.ess, 4),
+            num(m.pareto_k, 3),
             num(m.acceptance, 4),
             num(m.nll, 4),
             self.rejections,
