@@ -111,7 +111,11 @@ pub fn pareto_k(log_w: &[f64]) -> Result<ParetoTail, StatsError> {
     y.retain(|&v| v > 0.0);
     if y.len() < 5 {
         // The tail is (nearly) constant: no tail at all.
-        return Ok(ParetoTail { k: f64::NEG_INFINITY, tail: m, n });
+        return Ok(ParetoTail {
+            k: f64::NEG_INFINITY,
+            tail: m,
+            n,
+        });
     }
     let k = zhang_stephens(&y);
     let mf = y.len() as f64;
@@ -142,7 +146,11 @@ fn zhang_stephens(y: &[f64]) -> f64 {
             mf * ((b / kzs).ln() + kzs - 1.0)
         })
         .collect();
-    let top = ll.iter().copied().filter(|v| v.is_finite()).fold(f64::NEG_INFINITY, f64::max);
+    let top = ll
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(f64::NEG_INFINITY, f64::max);
     let (mut num, mut den) = (0.0, 0.0);
     for (&b, &l) in bs.iter().zip(&ll) {
         if l.is_finite() {
@@ -183,7 +191,10 @@ mod tests {
                     })
                     .collect()
             });
-            assert!((mean - k_true).abs() < 4.0 * se + 0.01, "k = {k_true}: k̂ = {mean} ± {se}");
+            assert!(
+                (mean - k_true).abs() < 4.0 * se + 0.01,
+                "k = {k_true}: k̂ = {mean} ± {se}"
+            );
             assert!(se < 0.02, "k = {k_true}: spread {se}");
         }
     }
@@ -225,7 +236,10 @@ mod tests {
         let mut w = vec![0.0; 100];
         w[3] = f64::NAN;
         assert!(matches!(pareto_k(&w), Err(StatsError::NonFinite { index: 3, .. })));
-        assert!(matches!(pareto_k(&[f64::NEG_INFINITY; 50]), Err(StatsError::ZeroWeights)));
+        assert!(matches!(
+            pareto_k(&[f64::NEG_INFINITY; 50]),
+            Err(StatsError::ZeroWeights)
+        ));
         // Tail size M = ⌈min(0.2 N, 3√N)⌉.
         let w: Vec<f64> = (0..10_000).map(|i| (i as f64).ln_1p()).collect();
         assert_eq!(pareto_k(&w).unwrap().tail, 300);
