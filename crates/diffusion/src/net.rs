@@ -1,7 +1,7 @@
 //! The non-linear part of the local-net score (docs/THEORY.md §6.11.7): a
 //! translation-invariant, periodic one-hidden-layer convolutional network
 //!
-//! n(x)_i = Σ_c Σ_δ W2_c[δ] tanh(h_c(i + δ)),  h_c(y) = Σ_δ W1_c[δ] x_{y+δ},
+//! n(x)_i = Σ_c Σ_δ W2_c\[δ\] tanh(h_c(i + δ)),  h_c(y) = Σ_δ W1_c\[δ\] x_{y+δ},
 //!
 //! with C channels and kernels on the offsets |δ_μ| ≤ R (K = (2R + 1)^d
 //! taps each). No bias: tanh is odd, so n(−x) = −n(x), the φ → −φ symmetry
@@ -15,16 +15,16 @@
 //! Derivatives by hand, with a_c = tanh(h_c) and a loss ℓ with
 //! ∂ℓ/∂n_i = r_i:
 //!
-//! * ∂ℓ/∂W2_c[δ] = Σ_i r_i a_c(i + δ);
-//! * ∂ℓ/∂a_c(y) = Σ_δ W2_c[δ] r_{y−δ}, g_c(y) = (1 − a_c(y)²) ∂ℓ/∂a_c(y);
-//! * ∂ℓ/∂W1_c[δ] = Σ_y g_c(y) x_{y+δ}.
+//! * ∂ℓ/∂W2_c\[δ\] = Σ_i r_i a_c(i + δ);
+//! * ∂ℓ/∂a_c(y) = Σ_δ W2_c\[δ\] r_{y−δ}, g_c(y) = (1 − a_c(y)²) ∂ℓ/∂a_c(y);
+//! * ∂ℓ/∂W1_c\[δ\] = Σ_y g_c(y) x_{y+δ}.
 //!
-//! The divergence is exact and cheap: ∂n_i/∂x_i = Σ_c Σ_δ W2_c[δ]
-//! (1 − a_c(i + δ)²) W1_c[−δ] (the only path from x_i to n_i through the
+//! The divergence is exact and cheap: ∂n_i/∂x_i = Σ_c Σ_δ W2_c\[δ\]
+//! (1 − a_c(i + δ)²) W1_c\[−δ\] (the only path from x_i to n_i through the
 //! hidden site y = i + δ uses the tap −δ of W1, as long as 2R + 1 ≤ every
 //! extent so that no two taps reach the same site), hence
 //!
-//! Σ_i ∂n_i/∂x_i = Σ_c κ_c Σ_y (1 − a_c(y)²),  κ_c = Σ_δ W2_c[δ] W1_c[−δ]:
+//! Σ_i ∂n_i/∂x_i = Σ_c κ_c Σ_y (1 − a_c(y)²),  κ_c = Σ_δ W2_c\[δ\] W1_c\[−δ\]:
 //!
 //! O(V C) once the activations are known.
 
