@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Pareto k̂ on diffusion proposals (issue 17's local-cubic r = 2) against HMC.
 set -euo pipefail
-F=./F; root=/work/main
+root="$(cd "$(dirname "$0")/../../.." && pwd)"; F="$root/target/release/fieldflow"
+# Writes into the current folder; run it from a scratch folder: bash <repo>/data/experiments/pareto_k/run.sh
 for set in tutorial e1 e3 e5; do
   ens=hmc_$set.h5
   [ -f $ens ] || $F generate --config $root/data/configs/$set.toml --out $ens -q
