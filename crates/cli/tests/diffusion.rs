@@ -15,6 +15,18 @@ const DIFF: &str = "seed = 2\n[diffusion]\narchitecture = { kind = \"local\", ra
 [data]\nn_train = 2000\nn_heldout = 500\n[train]\nsteps = 600\nlr = 0.05\nbatch_size = 64\nmetrics_every = 200\n\
 lr_schedule = { kind = \"cosine\", total_steps = 600, min_lr = 0.0 }\n";
 
+/// Samples `model` by IMH (2 chains × `n`) into `out`; its acceptance.
+fn imh_acceptance(model: &str, n: &str, out: &str) -> f64 {
+    let text = ok(&[
+        "sample", "--model", model, "--n", n, "--chains", "2", "--method", "imh", "--out", out,
+    ]);
+    text.lines()
+        .find(|l| l.starts_with("acceptance"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no acceptance in {text}"))
+}
+
 #[test]
 fn a_diffusion_model_trains_resumes_and_samples_exactly() {
     let dir = tempfile::tempdir().unwrap();
@@ -199,25 +211,7 @@ lr_schedule = { kind = \"cosine\", total_steps = 1500, min_lr = 0.0 }\n";
         &p("m.h5"),
         "-q",
     ]);
-    let out = ok(&[
-        "sample",
-        "--model",
-        &p("m.h5"),
-        "--n",
-        "5000",
-        "--chains",
-        "2",
-        "--method",
-        "imh",
-        "--out",
-        &p("s.h5"),
-    ]);
-    let acc: f64 = out
-        .lines()
-        .find(|l| l.starts_with("acceptance"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no acceptance in {out}"));
+    let acc = imh_acceptance(&p("m.h5"), "5000", &p("s.h5"));
     assert!(acc > 0.3, "IMH acceptance {acc}");
     let hmc = rows(&ok(&["analyze", &p("hmc.h5"), "--json"]));
     let imh = rows(&ok(&["analyze", &p("s.h5"), "--json"]));
@@ -288,24 +282,6 @@ metrics_every = 100\nlr_schedule = { kind = \"cosine\", total_steps = 300, min_l
     ok(&["train", "--resume", "--out", &p("r.h5"), "-q"]);
     let r = ModelFile::read(Path::new(&p("r.h5"))).unwrap();
     assert_eq!(r.state.params, m.state.params);
-    let out = ok(&[
-        "sample",
-        "--model",
-        &p("m.h5"),
-        "--n",
-        "1000",
-        "--chains",
-        "2",
-        "--method",
-        "imh",
-        "--out",
-        &p("s.h5"),
-    ]);
-    let acc: f64 = out
-        .lines()
-        .find(|l| l.starts_with("acceptance"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no acceptance in {out}"));
+    let acc = imh_acceptance(&p("m.h5"), "1000", &p("s.h5"));
     assert!(acc > 0.1, "IMH acceptance {acc}");
 }

@@ -2,9 +2,11 @@
 //! finite differences (relative error < 1e-6): the schedules' rates, the DSM
 //! minibatch gradient and the population gradient, for every architecture.
 
+mod common;
+use common::{dsm_gradient_and_differences, random_model};
 use fieldflow_core::{Par, Seed};
 use fieldflow_diffusion::dsm;
-use fieldflow_diffusion::{spectrum_of, Architecture, FieldScore, GaussianField, NoiseSchedule, ScoreModel, TimeGrid};
+use fieldflow_diffusion::{spectrum_of, Architecture, FieldScore, GaussianField, NoiseSchedule};
 use fieldflow_testkit::{assert_close, central_derivative, central_gradient, FD_REL_TOL, FD_STEP};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
@@ -46,16 +48,6 @@ fn architectures() -> [Architecture; 3] {
     ]
 }
 
-fn random_model(arch: Architecture, shape: &[usize], seed: u64) -> ScoreModel {
-    let grid = TimeGrid { t_min: 1e-3, levels: 4 };
-    let mut model = ScoreModel::new(arch, grid, spectrum_of(shape).unwrap()).unwrap();
-    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
-    for p in model.params.iter_mut() {
-        *p += rng.random_range(-0.8..0.2);
-    }
-    model
-}
-
 #[test]
 fn dsm_gradient_matches_central_differences() {
     let shape = [4, 3];
@@ -66,18 +58,8 @@ fn dsm_gradient_matches_central_differences() {
             .into_iter()
             .chain([Architecture::LocalCubic { range: 1 }])
         {
-            let model = random_model(arch, &shape, 11);
-            let par = Par::serial(3);
-            let (_, grad) = dsm::loss_and_gradient(&model, &s, data.view(), Seed::new(5), par);
-            let fd = central_gradient(
-                |p| {
-                    let mut m = model.clone();
-                    m.params.copy_from_slice(p);
-                    dsm::loss_and_gradient(&m, &s, data.view(), Seed::new(5), par).0
-                },
-                &model.params,
-                FD_STEP,
-            );
+            let model = random_model(arch, &shape, 11, -0.8..0.2);
+            let (grad, fd) = dsm_gradient_and_differences(&model, &s, data.view());
             assert_close(&format!("DSM gradient {arch:?} {s:?}"), &grad, &fd, FD_REL_TOL);
         }
     }
@@ -89,7 +71,7 @@ fn population_gradient_matches_central_differences() {
     for s in SCHEDULES {
         let field = GaussianField::free_field(spectrum_of(&shape).unwrap(), 0.3).unwrap();
         for arch in architectures() {
-            let model = random_model(arch, &shape, 2);
+            let model = random_model(arch, &shape, 2, -0.8..0.2);
             let (_, grad) = dsm::population(&model, &s, &field);
             let fd = central_gradient(
                 |p| {
@@ -127,7 +109,7 @@ fn local_multipliers_are_the_real_space_convolution() {
     // A range-1 convolution on a 5 × 4 lattice applied in momentum space
     // equals Σ_δ w_{o(δ)} x_{i+δ} summed in real space.
     let shape = [5usize, 4];
-    let model = random_model(Architecture::Local { range: 1 }, &shape, 9);
+    let model = random_model(Architecture::Local { range: 1 }, &shape, 9, -0.8..0.2);
     let w = &model.params[..model.params_per_level()];
     let spectrum = model.spectrum();
     let mut m = vec![0.0; 20];
@@ -174,7 +156,7 @@ fn minibatch_gradients_average_to_the_population_gradient() {
     let shape = [4, 4];
     let s = SCHEDULES[0];
     let field = GaussianField::free_field(spectrum_of(&shape).unwrap(), 0.5).unwrap();
-    let model = random_model(Architecture::Local { range: 1 }, &shape, 4);
+    let model = random_model(Architecture::Local { range: 1 }, &shape, 4, -0.8..0.2);
     let (_, exact) = dsm::population(&model, &s, &field);
     let n = 400;
     let mut data = Array2::zeros((64, 16));

@@ -2,12 +2,14 @@
 //! divergence and ODE log q against finite differences; the initialization
 //! is the local-cubic model; bit-identical results for 1 and 2 threads.
 
+mod common;
+use common::{assert_second_order, dsm_gradient_and_differences, on_threads, random_model};
 use fieldflow_core::{Par, Seed};
 use fieldflow_diffusion::{
     dsm, score_and_divergence, spectrum_of, Architecture, FieldScore, Integrator, NoiseSchedule, ReverseSampler,
     ScoreModel, TimeGrid,
 };
-use fieldflow_testkit::{assert_close, central_gradient, rel_err, FD_REL_TOL, FD_STEP};
+use fieldflow_testkit::{assert_close, rel_err, FD_REL_TOL};
 use ndarray::{Array1, Array2};
 use rand::{Rng, SeedableRng};
 
@@ -28,17 +30,6 @@ fn net(range: usize, channels: usize, net_range: usize) -> Architecture {
     }
 }
 
-/// A local-net model with every parameter perturbed (so W2 ≠ 0).
-fn random_model(arch: Architecture, shape: &[usize], seed: u64, spread: f64) -> ScoreModel {
-    let grid = TimeGrid { t_min: 1e-3, levels: 4 };
-    let mut model = ScoreModel::new(arch, grid, spectrum_of(shape).unwrap()).unwrap();
-    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
-    for p in model.params.iter_mut() {
-        *p += spread * rng.random_range(-1.0..1.0);
-    }
-    model
-}
-
 #[test]
 fn dsm_gradient_matches_central_differences() {
     for (shape, arch) in [
@@ -51,18 +42,8 @@ fn dsm_gradient_matches_central_differences() {
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
         let data = Array2::from_shape_fn((7, v), |_| rng.random_range(-1.5..1.5));
         for s in [VP, VE] {
-            let model = random_model(arch, &shape, 11, 0.5);
-            let par = Par::serial(3);
-            let (_, grad) = dsm::loss_and_gradient(&model, &s, data.view(), Seed::new(5), par);
-            let fd = central_gradient(
-                |p| {
-                    let mut m = model.clone();
-                    m.params.copy_from_slice(p);
-                    dsm::loss_and_gradient(&m, &s, data.view(), Seed::new(5), par).0
-                },
-                &model.params,
-                FD_STEP,
-            );
+            let model = random_model(arch, &shape, 11, -0.5..0.5);
+            let (grad, fd) = dsm_gradient_and_differences(&model, &s, data.view());
             eprintln!(
                 "DSM gradient {arch:?} {shape:?}: rel. error {:.2e}",
                 rel_err(&grad, &fd)
@@ -80,7 +61,7 @@ fn divergence_matches_central_differences_of_the_score() {
         (vec![3, 3, 3], net(1, 2, 1)),
     ] {
         let v: usize = shape.iter().product();
-        let model = random_model(arch, &shape, 7, 1.0);
+        let model = random_model(arch, &shape, 7, -1.0..1.0);
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(2);
         let x: Vec<f64> = (0..v).map(|_| rng.random_range(-1.5..1.5)).collect();
         for t in [0.01, 0.37, 0.9] {
@@ -109,7 +90,7 @@ fn divergence_matches_central_differences_of_the_score() {
 #[test]
 fn network_is_odd_and_translation_equivariant() {
     let shape = [5usize, 4];
-    let model = random_model(net(1, 3, 1), &shape, 5, 1.0);
+    let model = random_model(net(1, 3, 1), &shape, 5, -1.0..1.0);
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(9);
     let x: Vec<f64> = (0..20).map(|_| rng.random_range(-1.5..1.5)).collect();
     let (mut s, mut s_neg, mut s_shift) = (vec![0.0; 20], vec![0.0; 20], vec![0.0; 20]);
@@ -182,7 +163,7 @@ fn ode_log_q_converges_to_the_jacobian_of_the_map() {
     // step) against the exact change of variables of the discrete map x₁ →
     // x₀, its log-determinant by central differences: the error falls about
     // fourfold per doubling of the steps.
-    let mut model = random_model(net(1, 2, 1), &[3, 3], 4, 0.3);
+    let mut model = random_model(net(1, 2, 1), &[3, 3], 4, -0.3..0.3);
     // A stable linear part: on-site weight −1.5 at every level.
     let per = model.params_per_level();
     for j in 0..4 {
@@ -212,20 +193,13 @@ fn ode_log_q_converges_to_the_jacobian_of_the_map() {
             (approx - exact).abs()
         })
         .collect();
-    for w in errs.windows(2) {
-        let ratio = w[1] / w[0];
-        assert!(
-            ratio > 0.15 && ratio < 0.35,
-            "errors {errs:?}: ratio {ratio}, second order wants 1/4"
-        );
-    }
-    assert!(errs[0] > 1e-8, "errors {errs:?}: too small to measure the order");
+    assert_second_order(&errs);
 }
 
 #[test]
 fn gradient_and_draws_are_bit_identical_for_one_and_two_threads() {
     let shape = [6usize, 6];
-    let model = random_model(net(2, 3, 1), &shape, 8, 0.3);
+    let model = random_model(net(2, 3, 1), &shape, 8, -0.3..0.3);
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
     let data = Array2::from_shape_fn((50, 36), |_| rng.random_range(-1.5..1.5));
     let s = ReverseSampler {
@@ -239,15 +213,11 @@ fn gradient_and_draws_are_bit_identical_for_one_and_two_threads() {
         parallel: true,
     };
     let run = |threads| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| {
-                let g = dsm::loss_and_gradient(&model, &VP, data.view(), Seed::new(2), par);
-                let d = s.sample(&model, 30, Seed::new(4), par);
-                (g, d.xs, d.log_q)
-            })
+        on_threads(threads, || {
+            let g = dsm::loss_and_gradient(&model, &VP, data.view(), Seed::new(2), par);
+            let d = s.sample(&model, 30, Seed::new(4), par);
+            (g, d.xs, d.log_q)
+        })
     };
     let (a, b) = (run(1), run(2));
     assert_eq!(a.0 .0, b.0 .0);

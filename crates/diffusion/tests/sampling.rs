@@ -3,6 +3,8 @@
 //! order; χ₂ and G(1) of actual draws within 4σ), their log q is exact, and
 //! draws are bit-identical for 1 and 2 threads.
 
+mod common;
+use common::assert_second_order;
 use fieldflow_core::{Par, Seed};
 use fieldflow_diffusion::{
     spectrum_of, ExactScore, FieldScore, GaussianField, Integrator, NoiseSchedule, ReverseSampler, SpectrumWork,
@@ -216,12 +218,5 @@ fn non_linear_ode_log_q_converges_at_second_order() {
             (approx - exact).abs()
         })
         .collect();
-    for w in errs.windows(2) {
-        let ratio = w[1] / w[0];
-        assert!(
-            ratio > 0.15 && ratio < 0.35,
-            "errors {errs:?}: ratio {ratio}, second order wants 1/4"
-        );
-    }
-    assert!(errs[0] > 1e-8, "errors {errs:?}: too small to measure the order");
+    assert_second_order(&errs);
 }

@@ -78,18 +78,7 @@ pub const PARETO_MIN_SAMPLES: usize = 25;
 /// ([`StatsError::TooFewSamples`]; −∞ entries, zero weights, count as
 /// weights, NaN and +∞ are refused as by the other weight tools).
 pub fn pareto_k(log_w: &[f64]) -> Result<ParetoTail, StatsError> {
-    if let Some((i, &v)) = log_w
-        .iter()
-        .enumerate()
-        .find(|(_, v)| v.is_nan() || **v == f64::INFINITY)
-    {
-        return Err(StatsError::NonFinite {
-            replica: 0,
-            index: i,
-            observable: 0,
-            value: v,
-        });
-    }
+    crate::weights::refuse_nan_and_infinity(log_w)?;
     let n = log_w.len();
     if n < PARETO_MIN_SAMPLES {
         return Err(StatsError::TooFewSamples {

@@ -52,24 +52,31 @@ pub fn inverse_cdf(weights: &[f64], u: f64) -> usize {
     weights.len() - 1
 }
 
+/// Refuses a NaN or +∞ log-weight (−∞, a zero weight, is allowed), naming
+/// the first.
+pub(crate) fn refuse_nan_and_infinity(log_w: &[f64]) -> Result<(), StatsError> {
+    match log_w
+        .iter()
+        .enumerate()
+        .find(|(_, v)| v.is_nan() || **v == f64::INFINITY)
+    {
+        Some((i, &v)) => Err(StatsError::NonFinite {
+            replica: 0,
+            index: i,
+            observable: 0,
+            value: v,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Checks log-weights: non-empty, no NaN or +∞ (−∞, a zero weight, is
 /// allowed), not all −∞. Returns LSE(ℓ).
 fn check_log_weights(log_w: &[f64]) -> Result<f64, StatsError> {
     if log_w.is_empty() {
         return Err(StatsError::NoData);
     }
-    if let Some((i, &v)) = log_w
-        .iter()
-        .enumerate()
-        .find(|(_, v)| v.is_nan() || **v == f64::INFINITY)
-    {
-        return Err(StatsError::NonFinite {
-            replica: 0,
-            index: i,
-            observable: 0,
-            value: v,
-        });
-    }
+    refuse_nan_and_infinity(log_w)?;
     let lse = log_sum_exp(log_w);
     if lse == f64::NEG_INFINITY {
         return Err(StatsError::ZeroWeights);
