@@ -1,7 +1,7 @@
 """flowMC 0.6.4 on fieldflow's multimodal targets (the peer of `cargo xtask reproduce modes --peers`).
 
-    python xtask/peers/flowmc_modes.py --target mog4|mog8|two_modes|separated
-        [--dim D] [--separation S] [--seed S] [--n-chains 40] [--json OUT.json]
+    python xtask/peers/flowmc_modes.py --target mog4|mog8|two_modes|separated|phi4_1d
+        [--dim D] [--separation S] [--tilt B --exact W0,W1] [--seed S] [--n-chains 40] [--json OUT.json]
 
 The targets are fieldflow's presets (crates/targets/src/presets.rs, docs/THEORY.md §3.3), written here
 as JAX log densities; flowMC is never told where the modes are:
@@ -10,11 +10,16 @@ as JAX log densities; flowMC is never told where the modes are:
   mog8       2-D, 8 equal modes at 10 (cos 2πk/8, sin 2πk/8), covariance 0.7 I
   two_modes  (2/3) N(-(2/3)1, 0.05 I) + (1/3) N((4/3)1, 0.05 I) in --dim dimensions
   separated  ½ N(-(s/2) e, I) + ½ N((s/2) e, I), e = 1/√d, in --dim dimensions, s = --separation
+  phi4_1d    the 1D φ⁴ / Allen–Cahn chain of crates/targets/src/phi4_1d.rs: N = --dim sites (100),
+             a = 0.1, β = 20, Dirichlet ends, tilt b = --tilt; modes by the sign of the middle site
+             (index ⌊(N − 1)/2⌋: mode 0 if negative); its exact weights (the transfer operator's, which
+             only fieldflow computes) are passed with --exact; walkers start from N(0, ¼ I), since a
+             start of N(0, 4 I) costs the chain's gradient term ~10⁴ per site and MALA diverges
 
 The sampler is flowMC's standard bundle (MALA local steps, a masked-coupling rational-quadratic spline
 flow trained on the chains, independence-MH global steps) with the settings of flowMC's multimodal
-"dual moon" tutorial; walkers start from N(0, 4 I). Every production sample (all chains, local and
-global steps) is assigned to its nearest mean; the exact weights are those of nearest-mean regions
+"dual moon" tutorial; walkers start from N(0, 4 I) (the chain: N(0, ¼ I)). Every production sample (all
+chains, local and global steps) of a mixture is assigned to its nearest mean; the exact weights are those of nearest-mean regions
 (for the separated mixture the same integral as fieldflow's `Modes::true_weights`, here by erf).
 The errors of the pooled fractions treat the chains as independent replicates (the production flow
 is frozen). Prints one line and writes the JSON read by xtask/src/reproduce/modes.rs (`peer_values`).
@@ -41,6 +46,19 @@ from importlib.metadata import version  # noqa: E402
 
 def normal_cdf(t):
     return 0.5 * math.erfc(-t / math.sqrt(2.0))
+
+
+def chain_log_density(n, b, a=0.1, beta=20.0):
+    """log p̃ of the 1D φ⁴ chain (fieldflow's `phi4_1d`, up to its normalization)."""
+    an = a * n
+
+    def log_density(x, _data):
+        padded = jnp.concatenate([jnp.zeros(1), x, jnp.zeros(1)])
+        grad_term = 0.5 * an * jnp.sum((padded[1:] - padded[:-1]) ** 2)
+        local = jnp.sum((1.0 - x**2) ** 2 / 4.0 + b * x) / an
+        return -beta * (grad_term + local)
+
+    return log_density
 
 
 def target(name, dim, separation):
@@ -70,9 +88,11 @@ def target(name, dim, separation):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--target", choices=["mog4", "mog8", "two_modes", "separated"], required=True)
+    ap.add_argument("--target", choices=["mog4", "mog8", "two_modes", "separated", "phi4_1d"], required=True)
     ap.add_argument("--dim", type=int, default=2)
     ap.add_argument("--separation", type=float, default=4.0)
+    ap.add_argument("--tilt", type=float, default=0.0)
+    ap.add_argument("--exact", default="", help="phi4_1d: the exact mode weights w0,w1")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-chains", type=int, default=40)
     ap.add_argument("--json", default="")
@@ -80,12 +100,30 @@ def main():
     if a.dim < 1 or a.n_chains < 2 or not a.separation > 0:
         ap.error("--dim >= 1, --n-chains >= 2 and --separation > 0 are required")
 
-    dim, means, weights, exact, var = target(a.target, a.dim, a.separation)
-    mu, logw = jnp.asarray(means), jnp.log(jnp.asarray(weights))
-    log_norm = -0.5 * dim * math.log(2.0 * math.pi * var)
+    if a.target == "phi4_1d":
+        try:
+            exact = np.array([float(w) for w in a.exact.split(",")])
+        except ValueError:
+            ap.error("--exact: expected two numbers w0,w1")
+        if exact.size != 2:
+            ap.error("--exact: expected two numbers w0,w1")
+        dim, init_std, middle = a.dim, 0.5, (a.dim - 1) // 2
+        log_density = chain_log_density(a.dim, a.tilt)
 
-    def log_density(x, _data):
-        return logsumexp(logw + log_norm - 0.5 * jnp.sum((x[None, :] - mu) ** 2, -1) / var)
+        def labels(pos):
+            return (pos[..., middle] >= 0.0).astype(int)
+
+    else:
+        dim, means, weights, exact, var = target(a.target, a.dim, a.separation)
+        init_std = 2.0
+        mu, logw = jnp.asarray(means), jnp.log(jnp.asarray(weights))
+        log_norm = -0.5 * dim * math.log(2.0 * math.pi * var)
+
+        def log_density(x, _data):
+            return logsumexp(logw + log_norm - 0.5 * jnp.sum((x[None, :] - mu) ** 2, -1) / var)
+
+        def labels(pos):
+            return ((pos[..., None, :] - means) ** 2).sum(-1).argmin(-1)
 
     # flowMC's dual-moon tutorial settings.
     cfg = dict(
@@ -106,7 +144,7 @@ def main():
     key = jax.random.PRNGKey(a.seed)
     key, k_bundle, k_init, k_sampler = jax.random.split(key, 4)
     bundle = RQSpline_MALA_Bundle(rng_key=k_bundle, n_dims=dim, logpdf=log_density, verbose=False, **cfg)
-    start = 2.0 * jax.random.normal(k_init, shape=(a.n_chains, dim))
+    start = init_std * jax.random.normal(k_init, shape=(a.n_chains, dim))
     sampler = Sampler(
         n_dim=dim,
         n_chains=a.n_chains,
@@ -124,8 +162,8 @@ def main():
     pos = np.asarray(res["positions_production"].data)  # [chains, steps, dim]
     if not np.all(np.isfinite(pos)):
         raise SystemExit("flowmc_modes: non-finite production samples")
-    k = len(weights)
-    label = ((pos[:, :, None, :] - means[None, None]) ** 2).sum(-1).argmin(-1)  # [chains, steps]
+    k = len(exact)
+    label = labels(pos)  # [chains, steps]
     per_chain = np.stack([(label == j).mean(1) for j in range(k)], 1)
     frac = per_chain.mean(0)
     frac_se = per_chain.std(0, ddof=1) / math.sqrt(a.n_chains)
@@ -135,19 +173,20 @@ def main():
         target=a.target,
         d=dim,
         separation=a.separation if a.target == "separated" else None,
+        tilt=a.tilt if a.target == "phi4_1d" else None,
         seed=a.seed,
         flowmc_version=version("flowMC"),
         jax_version=jax.__version__,
         n_prod_samples=int(label.size),
         mode_frac=[round(float(x), 4) for x in frac],
         mode_frac_se=[round(float(x), 4) for x in frac_se],
-        true_w=[round(float(x), 4) for x in exact],
+        true_w=[float(x) for x in exact],
         modes_found=int((frac > 0).sum()),
         chains_visiting_gt1_mode_prod=int(sum(len(np.unique(r)) > 1 for r in label)),
         global_acc_prod=float(gacc[np.isfinite(gacc)].mean()),
         local_acc_prod=float(lacc[np.isfinite(lacc)].mean()),
         wall_s=round(wall, 2),
-        cfg=dict(cfg, init="N(0, 4 I)"),
+        cfg=dict(cfg, init=f"N(0, {init_std**2:g} I)"),
     )
     print(
         f"[{a.target} d={dim} seed={a.seed}] {wall:.1f} s | weights {out['mode_frac']} ± {out['mode_frac_se']} "

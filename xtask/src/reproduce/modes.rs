@@ -62,7 +62,8 @@
 //!
 //! **Peers** (`--peers`): flowMC 0.6.4 (xtask/peers/flowmc_modes.py,
 //! RQ-spline flow + MALA, its tutorial settings) on MOG-4, MOG-8, the
-//! two-mode targets and the separated mixtures, one run per seed, in a venv under target/peers (created with
+//! two-mode targets, the separated mixtures and the φ⁴ chain (its exact
+//! weights passed from fieldflow's transfer operator), one run per seed, in a venv under target/peers (created with
 //! `python3 -m venv target/peers && target/peers/bin/python -m pip install
 //! flowMC==0.6.4` on first use: CPU wheels from PyPI; never in CI). Its
 //! result (`peers/<target>_s<seed>.json`, reused) appears as the method
@@ -204,6 +205,9 @@ pub const DEFAULT_STEPS: u64 = 1000;
 
 /// The dimension of the separated mixtures (their separation s varies).
 const SEPARATED_DIM: usize = 8;
+
+/// Sites of the φ⁴ chain (the `phi4_1d` default, which the sections keep).
+const PHI4_1D_SITES: usize = 100;
 
 /// The targets of one invocation (module docs: `quick` small ones, `full`
 /// every dimension, separation and the φ⁴ spline variants).
@@ -539,7 +543,8 @@ pub fn run(r: &mut Runner) -> Result<()> {
             }
         }
         if let Some(python) = &peers {
-            records.extend(peer_records(r, python, t)?);
+            let peer = peer_records(r, python, t, &records)?;
+            records.extend(peer);
         }
         target_table(r, t, &base, &records)?;
         groups.push((t.name.clone(), records));
@@ -761,38 +766,65 @@ fn peer_setup() -> Option<PathBuf> {
     ready(&python).then_some(python)
 }
 
-/// flowMC's runs on `t` (the Gaussian mixtures; none on the φ⁴ chain),
-/// one per seed, each kept as `peers/<target>_s<seed>.json` and reused.
-fn peer_records(r: &Runner, python: &Path, t: &Spec) -> Result<Vec<Record>> {
+/// flowMC's runs on `t`, one per seed, each kept as
+/// `peers/<target>_s<seed>.json` and reused. The φ⁴ chain's exact weights
+/// (the transfer operator's) come from fieldflow's `records` of the same
+/// target; without them the chain has no flowMC row.
+fn peer_records(r: &Runner, python: &Path, t: &Spec, records: &[Record]) -> Result<Vec<Record>> {
     let target = match t.family {
         "mog" => t.name.as_str(),
-        "two_modes" | "separated" => t.family,
+        "two_modes" | "separated" | "phi4_1d" => t.family,
         _ => return Ok(vec![]),
     };
     let dim = match t.family {
         "two_modes" => t.x as usize,
         "separated" => SEPARATED_DIM,
+        "phi4_1d" => PHI4_1D_SITES,
         _ => 2,
     };
+    let mut family_args = match t.family {
+        "separated" => vec!["--separation".to_string(), t.x.to_string()],
+        _ => vec![],
+    };
+    if t.family == "phi4_1d" {
+        let exact = |k: usize| {
+            records
+                .iter()
+                .map(|rec| rec.get(&format!("true_mode_{k}")))
+                .find(|w| w.is_finite())
+        };
+        let (Some(w0), Some(w1)) = (exact(0), exact(1)) else {
+            eprintln!(
+                "reproduce: --peers: no exact weights of {} (no fieldflow run); flowMC skipped",
+                t.name
+            );
+            return Ok(vec![]);
+        };
+        family_args.extend([
+            "--tilt".to_string(),
+            t.x.to_string(),
+            "--exact".to_string(),
+            format!("{w0:e},{w1:e}"),
+        ]);
+    }
     let dir = r.out.join("peers");
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
     let mut records = vec![];
     for seed in 1..=r.scale.seeds {
         let json = dir.join(format!("{}_s{seed}.json", t.name));
         if !json.exists() {
-            let args = [
+            let mut args = vec![
                 peer_script().display().to_string(),
                 "--target".into(),
                 target.into(),
                 "--dim".into(),
                 dim.to_string(),
-                "--separation".into(),
-                t.x.to_string(),
                 "--seed".into(),
                 seed.to_string(),
                 "--json".into(),
                 json.display().to_string(),
             ];
+            args.extend(family_args.iter().cloned());
             let t0 = std::time::Instant::now();
             let c = Captured::run(python, &args)?;
             let log = r.path("logs", &format!("peer_flowmc_{}_s{seed}.log", t.name));
