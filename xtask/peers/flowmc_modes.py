@@ -13,8 +13,9 @@ as JAX log densities; flowMC is never told where the modes are:
   phi4_1d    the 1D φ⁴ / Allen–Cahn chain of crates/targets/src/phi4_1d.rs: N = --dim sites (100),
              a = 0.1, β = 20, Dirichlet ends, tilt b = --tilt; modes by the sign of the middle site
              (index ⌊(N − 1)/2⌋: mode 0 if negative); its exact weights (the transfer operator's, which
-             only fieldflow computes) are passed with --exact; walkers start from N(0, ¼ I), since a
-             start of N(0, 4 I) costs the chain's gradient term ~10⁴ per site and MALA diverges
+             only fieldflow computes) are passed with --exact; walkers start from N(0, ¼ I), the
+             field's own scale (from N(0, 4 I) the gradient term alone is ~10³ per site, and the
+             score ~10³, against MALA's initial step 0.1)
 
 The sampler is flowMC's standard bundle (MALA local steps, a masked-coupling rational-quadratic spline
 flow trained on the chains, independence-MH global steps) with the settings of flowMC's multimodal
