@@ -469,7 +469,10 @@ pub fn render_table(a: &FileAnalysis) -> String {
         a.file, a.target, a.chains, a.n_per_chain, a.method
     );
     if let Some(k) = a.pareto_k {
-        s += &format!("  Pareto k̂ of the importance weights: {k:.2} (≤ 0.5 finite variance; above 0.7 unreliable)\n");
+        s += &format!(
+            "  Pareto k̂ of the importance weights: {k:.2} (≤ 0.5 finite variance; above {} unreliable)\n",
+            fieldflow_stats::PARETO_K_MAX
+        );
     }
     s += &format!(
         "  {:<16} {:>26} {:>16} {:>6} {:>26} {:>7}\n",

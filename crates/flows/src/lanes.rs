@@ -251,55 +251,21 @@ fn pack<T: Real>(p: &[f64], taps: usize, cin: usize, cout: usize, transposed: bo
 /// packed as [`pack`] (forward layout).
 #[inline(always)]
 fn conv_tile<V: Simd>(k: &Kern<'_, V::T>, y: &mut [V::T]) {
-    let v = k.nbr.len() / k.taps;
     let mut o0 = 0;
     while o0 < k.cout {
-        // Accumulators: OB outputs × XB sites, ≤ 8 vectors (registers).
         let left = k.cout - o0;
-        if V::MANY_REGS {
-            // 16 sums + OB weights + XB inputs in 32 registers.
-            let (ob, xb) = if left >= 8 {
-                (8, 2)
-            } else if left >= 4 {
-                (4, 4)
-            } else if left >= 2 {
-                (2, 8)
-            } else {
-                (1, 8)
-            };
-            let x1 = v - v % xb;
-            match ob {
-                8 => k.sites::<V, 8, 2>(o0, 0, x1, y),
-                4 => k.sites::<V, 4, 4>(o0, 0, x1, y),
-                2 => k.sites::<V, 2, 8>(o0, 0, x1, y),
-                _ => k.sites::<V, 1, 8>(o0, 0, x1, y),
-            }
-            match ob {
-                8 => k.sites::<V, 8, 1>(o0, x1, v, y),
-                4 => k.sites::<V, 4, 1>(o0, x1, v, y),
-                2 => k.sites::<V, 2, 1>(o0, x1, v, y),
-                _ => k.sites::<V, 1, 1>(o0, x1, v, y),
-            }
-            o0 += ob;
-        } else if left >= 8 {
-            k.sites::<V, 8, 1>(o0, 0, v, y);
-            o0 += 8;
-        } else if left >= 4 {
-            let x1 = v - v % 2;
-            k.sites::<V, 4, 2>(o0, 0, x1, y);
-            k.sites::<V, 4, 1>(o0, x1, v, y);
-            o0 += 4;
-        } else if left >= 2 {
-            let x1 = v - v % 4;
-            k.sites::<V, 2, 4>(o0, 0, x1, y);
-            k.sites::<V, 2, 1>(o0, x1, v, y);
-            o0 += 2;
-        } else {
-            let x1 = v - v % 4;
-            k.sites::<V, 1, 4>(o0, 0, x1, y);
-            k.sites::<V, 1, 1>(o0, x1, v, y);
-            o0 += 1;
-        }
+        // Accumulators: OB outputs × XB sites; with 32 registers 16 sums + OB
+        // weights + XB inputs, otherwise ≤ 8 sums.
+        o0 += match (V::MANY_REGS, left) {
+            (true, 8..) => k.site_blocks::<V, 8, 2>(o0, y),
+            (true, 4..) => k.site_blocks::<V, 4, 4>(o0, y),
+            (true, 2..) => k.site_blocks::<V, 2, 8>(o0, y),
+            (true, _) => k.site_blocks::<V, 1, 8>(o0, y),
+            (false, 8..) => k.site_blocks::<V, 8, 1>(o0, y),
+            (false, 4..) => k.site_blocks::<V, 4, 2>(o0, y),
+            (false, 2..) => k.site_blocks::<V, 2, 4>(o0, y),
+            (false, _) => k.site_blocks::<V, 1, 4>(o0, y),
+        };
     }
 }
 
@@ -319,6 +285,17 @@ struct Kern<'a, T> {
 }
 
 impl<T: Real> Kern<'_, T> {
+    /// Output channels o0..o0+OB at every site: blocks of XB sites, then the
+    /// remaining sites one by one. Returns OB.
+    #[inline(always)]
+    fn site_blocks<V: Simd<T = T>, const OB: usize, const XB: usize>(&self, o0: usize, y: &mut [T]) -> usize {
+        let v = self.nbr.len() / self.taps;
+        let x1 = v - v % XB;
+        self.sites::<V, OB, XB>(o0, 0, x1, y);
+        self.sites::<V, OB, 1>(o0, x1, v, y);
+        OB
+    }
+
     /// Output channels o0..o0+OB at sites x0..x1 (a multiple of XB apart).
     #[inline(always)]
     fn sites<V: Simd<T = T>, const OB: usize, const XB: usize>(&self, o0: usize, x0: usize, x1: usize, y: &mut [T]) {
@@ -416,13 +393,14 @@ impl<T: Real> Kern<'_, T> {
     }
 
     /// [`Self::weight_grad`] over every column: blocks of JB, then one by one.
+    /// Returns OB.
     #[inline(always)]
     fn weight_grad_columns<V: Simd<T = T>, const OB: usize, const JB: usize>(
         &self,
         pair: Option<Pair<'_, T>>,
         o0: usize,
         gw: &mut [f64],
-    ) {
+    ) -> usize {
         let cols = self.taps * self.cin;
         let full = cols - cols % JB;
         for j0 in (0..full).step_by(JB) {
@@ -431,6 +409,7 @@ impl<T: Real> Kern<'_, T> {
         for j0 in full..cols {
             self.weight_grad::<V, OB, 1>(pair, o0, j0, gw);
         }
+        OB
     }
 }
 
@@ -443,25 +422,13 @@ fn weight_grad_tile<V: Simd>(k: &Kern<'_, V::T>, pair: Option<Pair<'_, V::T>>, g
     // 2×2 + 2 + 1 and 1×4 + 1 + 1.
     let mut o0 = 0;
     while o0 < k.cout {
-        let left = k.cout - o0;
-        if V::MANY_REGS {
-            if left >= 4 {
-                k.weight_grad_columns::<V, 4, 4>(pair, o0, gw);
-                o0 += 4;
-            } else if left >= 2 {
-                k.weight_grad_columns::<V, 2, 8>(pair, o0, gw);
-                o0 += 2;
-            } else {
-                k.weight_grad_columns::<V, 1, 8>(pair, o0, gw);
-                o0 += 1;
-            }
-        } else if left >= 2 {
-            k.weight_grad_columns::<V, 2, 2>(pair, o0, gw);
-            o0 += 2;
-        } else {
-            k.weight_grad_columns::<V, 1, 4>(pair, o0, gw);
-            o0 += 1;
-        }
+        o0 += match (V::MANY_REGS, k.cout - o0) {
+            (true, 4..) => k.weight_grad_columns::<V, 4, 4>(pair, o0, gw),
+            (true, 2..) => k.weight_grad_columns::<V, 2, 8>(pair, o0, gw),
+            (true, _) => k.weight_grad_columns::<V, 1, 8>(pair, o0, gw),
+            (false, 2..) => k.weight_grad_columns::<V, 2, 2>(pair, o0, gw),
+            (false, _) => k.weight_grad_columns::<V, 1, 4>(pair, o0, gw),
+        };
     }
     let (v, n) = (k.nbr.len() / k.taps, V::N);
     for (o, g) in gb.iter_mut().enumerate() {

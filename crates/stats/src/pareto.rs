@@ -61,11 +61,14 @@ impl ParetoTail {
     }
 }
 
-/// min(1 − 1/log₁₀ N, 0.7): the sample-size dependent limit on k̂ of
-/// Vehtari et al. (module docs).
+/// The largest usable k̂ for large N (Vehtari et al.).
+pub const PARETO_K_MAX: f64 = 0.7;
+
+/// min(1 − 1/log₁₀ N, [`PARETO_K_MAX`]): the sample-size dependent limit on
+/// k̂ of Vehtari et al. (module docs).
 pub fn pareto_k_threshold(n: usize) -> f64 {
     let n = n.max(2) as f64;
-    (1.0 - 1.0 / n.log10()).min(0.7)
+    (1.0 - 1.0 / n.log10()).min(PARETO_K_MAX)
 }
 
 /// Fewest weights the diagnostic is computed from (a tail of ≥ 5 points).

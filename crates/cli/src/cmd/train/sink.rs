@@ -22,8 +22,8 @@ pub const POOR_ESS: f64 = 0.01;
 
 /// Pareto k̂ above which the closing summary warns that the model's
 /// importance weights are too heavy-tailed for IMH and IS (docs/THEORY.md
-/// §7.10: the limit of Vehtari et al. for N ≥ 2000 fresh samples).
-pub const HEAVY_TAIL_K: f64 = 0.7;
+/// §7.10: the limit of Vehtari et al., reached at N ≥ 2000 fresh samples).
+pub const HEAVY_TAIL_K: f64 = fieldflow_stats::PARETO_K_MAX;
 
 /// The model file of a run (absent on MPI ranks other than 0).
 pub struct ModelSink {
