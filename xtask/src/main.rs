@@ -39,6 +39,12 @@ fn run() -> Result<()> {
         Some((c, r)) => (c.as_str(), r),
         None => ("help", &[][..]),
     };
+    // `cargo xtask CMD --help` prints the command's usage and does nothing
+    // else (the commands' own parsers would read `--help` as a flag).
+    if rest.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{}", command_help(cmd));
+        return Ok(());
+    }
     match cmd {
         "setup" => setup::ensure_system_packages(),
         "test" => {
@@ -96,6 +102,22 @@ const HELP: &str = "usage: cargo xtask <command>
                    the papers' experiments: tables in results/reproduce/
   compare torch [--quick] [--threads 1,2] [--batches 64,1024] [--lattice 8] …
                    fieldflow vs PyTorch CPU (venv under target/), steps/s; not in CI";
+
+/// The usage of command `cmd` (the whole list for an unknown one).
+fn command_help(cmd: &str) -> String {
+    match cmd {
+        "reproduce" => format!("usage: cargo xtask {}", reproduce::HELP),
+        "compare" => format!("usage: cargo xtask {}", compare::HELP),
+        _ => HELP
+            .lines()
+            .skip(1)
+            .find(|l| l.trim_start().split_whitespace().next() == Some(cmd))
+            .map_or_else(
+                || HELP.to_string(),
+                |l| format!("usage: cargo xtask {}", l.trim_start()),
+            ),
+    }
+}
 
 /// The workspace root (the parent of this crate's manifest directory).
 pub fn workspace_root() -> PathBuf {
@@ -212,4 +234,19 @@ fn demo(rest: &[String]) -> Result<()> {
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run_cmd(exe.to_str().context("non-UTF-8 path")?, &args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::command_help;
+
+    #[test]
+    fn every_command_has_its_own_usage_line() {
+        assert!(command_help("compare").starts_with("usage: cargo xtask compare torch"));
+        assert!(command_help("reproduce").starts_with("usage: cargo xtask reproduce [mog4"));
+        assert!(command_help("demo").starts_with("usage: cargo xtask demo [--quick]"));
+        assert!(command_help("bench").starts_with("usage: cargo xtask bench [crate]"));
+        // An unknown command gets the whole list.
+        assert!(command_help("frobnicate").starts_with("usage: cargo xtask <command>"));
+    }
 }

@@ -51,6 +51,7 @@
 //! through [`Runner::table`] (Markdown and CSV).
 
 mod args;
+pub use args::HELP;
 mod cli_json;
 mod config;
 mod diffusion;
