@@ -111,7 +111,7 @@ fn command_help(cmd: &str) -> String {
         _ => HELP
             .lines()
             .skip(1)
-            .find(|l| l.trim_start().split_whitespace().next() == Some(cmd))
+            .find(|l| l.split_whitespace().next() == Some(cmd))
             .map_or_else(
                 || HELP.to_string(),
                 |l| format!("usage: cargo xtask {}", l.trim_start()),

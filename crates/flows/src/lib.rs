@@ -135,7 +135,10 @@ pub use config::{
 pub use coupling::{ConditionerSpec, Coupling, CouplingTape, Transform};
 pub use flow::{Flow, FlowError, ScoreModel};
 pub use layer::{Direction, Layer, ScoreLayer, Scratch};
-pub use mixture::{ComponentTarget, FlowMixture, Locate, MixtureConfig, MixtureLayout, WeightEstimate};
+pub use mixture::{
+    Affine, AffineMap, ComponentTarget, FlowMixture, Locate, MixtureConfig, MixtureLayout, WeightEstimate,
+    LAPLACE_MAX_DIM,
+};
 pub use net::{ConvGeometry, ConvKernel, Net, NetTape};
 pub use pullback::{Pullback, PullbackRows, PushedForward};
 pub use spline::RqSpline;

@@ -26,12 +26,23 @@
 //! for a ratio, stratified sampling). The ESS reported is that of the
 //! balance-heuristic weights, 1/(K Σₖ πₖ²) at best (equal allocation).
 //!
+//! **Full affine maps** (`affine = "laplace"`): xₖ = μₖ + Tₖ y with Tₖ
+//! lower triangular, diagonal sₖ, so the flow's base sees a mode whose
+//! correlations are already undone (a stiff chain or lattice field, where a
+//! coupling flow from N(0, I) would first have to learn a strongly
+//! correlated linear map). The trainer sets μₖ to a local maximum of p̃ and
+//! TₖTₖᵀ to the inverse Hessian of −log p̃ there (the Laplace approximation;
+//! `fieldflow_losses::laplace`). log|det Tₖ| = Σᵢ log sₖᵢ as before;
+//! y = Tₖ⁻¹(x − μₖ) by forward substitution and ∇_y log p̃ₖ = Tₖᵀ ∇ₓ log p̃,
+//! O(d²) per row (docs/THEORY.md §4.11).
+//!
 //! **Where the modes are** comes from target samples (k-means; see
 //! `fieldflow_losses::mixture`) or, without samples, from the end points of
 //! MALA walkers started broadly ([`Locate`]).
 //!
 //! **Parameters**, one flat vector: [θ₁ … θ_K, μ₁ … μ_K, log s₁ … log s_K,
-//! log π₁ … log π_K]; the architecture is [`MixtureConfig`] (JSON
+//! log π₁ … log π_K], then with full maps the strictly lower triangles of
+//! T₁ … T_K (row by row, d(d − 1)/2 each); the architecture is [`MixtureConfig`] (JSON
 //! `{"mixture": {...}}` in a model file).
 //!
 //! **Draws** ([`fieldflow_core::Proposal`]): component labels from
@@ -63,7 +74,34 @@ pub struct MixtureConfig {
     /// Without training samples: find the modes with MALA walkers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locate: Option<Locate>,
+    /// The components' affine maps (default diagonal, omitted from the
+    /// serialized form when diagonal).
+    #[serde(default, skip_serializing_if = "Affine::is_diagonal")]
+    pub affine: Affine,
 }
+
+/// The family of the components' affine maps x = μₖ + Tₖ y (module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Affine {
+    /// Tₖ = diag(sₖ): the cluster's mean and per-coordinate spread.
+    #[default]
+    Diagonal,
+    /// Tₖ lower triangular, TₖTₖᵀ the inverse Hessian of −log p̃ at the
+    /// mode found from the cluster's mean (the Laplace approximation).
+    Laplace,
+}
+
+impl Affine {
+    /// Whether this is the default, [`Affine::Diagonal`].
+    pub fn is_diagonal(&self) -> bool {
+        *self == Affine::Diagonal
+    }
+}
+
+/// Largest dimension a full affine map is allowed for (d(d − 1)/2
+/// parameters per component and an O(d³) set-up).
+pub const LAPLACE_MAX_DIM: usize = 4096;
 
 /// MALA walkers that find the modes when no target samples exist: `walkers`
 /// starts from N(0, `sigma`² I), `steps` MALA updates each with the step
@@ -119,7 +157,16 @@ impl MixtureConfig {
                 ));
             }
         }
-        self.flow.validate()
+        self.flow.validate()?;
+        let d = self.flow.dim();
+        if self.affine == Affine::Laplace && d > LAPLACE_MAX_DIM {
+            return Err(ConfigError::new(
+                "mixture.affine",
+                "laplace",
+                format!("full affine maps are limited to d ≤ {LAPLACE_MAX_DIM} (this flow has d = {d})"),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -132,6 +179,8 @@ pub struct MixtureLayout {
     pub d: usize,
     /// Parameters of one component's flow.
     pub p: usize,
+    /// Whether the affine maps are full lower-triangular ([`Affine::Laplace`]).
+    pub full: bool,
 }
 
 impl MixtureLayout {
@@ -154,9 +203,22 @@ impl MixtureLayout {
         let o = self.k * (self.p + 2 * self.d);
         o..o + self.k
     }
+    /// Entries of one strictly lower triangle (0 for diagonal maps).
+    pub fn lower_len(&self) -> usize {
+        if self.full {
+            self.d * (self.d - 1) / 2
+        } else {
+            0
+        }
+    }
+    /// The strictly lower triangle of Tₖ, row by row (empty for diagonal maps).
+    pub fn lower(&self, k: usize) -> std::ops::Range<usize> {
+        let o = self.k * (self.p + 2 * self.d + 1) + k * self.lower_len();
+        o..o + self.lower_len()
+    }
     /// Length of the flat vector.
     pub fn len(&self) -> usize {
-        self.k * (self.p + 2 * self.d + 1)
+        self.k * (self.p + 2 * self.d + 1 + self.lower_len())
     }
     /// Whether the vector is empty (never, for a valid config).
     pub fn is_empty(&self) -> bool {
@@ -205,6 +267,7 @@ impl FlowMixture {
             k: config.components,
             d,
             p: flows[0].n_params(),
+            full: config.affine == Affine::Laplace,
         };
         let mut params = vec![0.0; layout.len()];
         for (k, f) in flows.iter().enumerate() {
@@ -298,6 +361,36 @@ impl FlowMixture {
         }
     }
 
+    /// Sets component k's full affine map x = μₖ + T y from a lower
+    /// triangular `t` (its upper triangle is ignored).
+    ///
+    /// # Panics
+    /// If the mixture's maps are diagonal, a shape is wrong or a diagonal
+    /// entry is not finite and > 0.
+    pub fn set_affine_full(&mut self, k: usize, shift: ArrayView1<f64>, t: ArrayView2<f64>) {
+        let l = self.layout;
+        assert!(l.full, "the mixture's affine maps are diagonal");
+        assert_eq!(t.dim(), (l.d, l.d), "T must be d × d");
+        self.set_affine(k, shift, t.diag());
+        let lower = &mut self.params[l.lower(k)];
+        let mut o = 0;
+        for i in 1..l.d {
+            lower[o..o + i].copy_from_slice(&t.row(i).as_slice().expect("standard layout")[..i]);
+            o += i;
+        }
+    }
+
+    /// Component k's affine map (a copy, for [`ComponentTarget`] and the
+    /// set-up's data).
+    pub fn affine_map(&self, k: usize) -> AffineMap {
+        AffineMap {
+            shift: self.shift(k).to_owned(),
+            scale: self.log_scale(k).mapv(f64::exp),
+            lower: self.params[self.layout.lower(k)].to_vec(),
+            log_det: self.log_det_scale(k),
+        }
+    }
+
     /// Sets the weights (normalized here).
     ///
     /// # Panics
@@ -332,30 +425,22 @@ impl FlowMixture {
         let f = &self.flows[k];
         let mut zs = Array2::zeros(xs.raw_dim());
         f.sample_base_batch(seed, zs.view_mut(), par);
-        f.forward_batch(zs.view(), xs.view_mut(), log_q.view_mut(), par);
-        let (mu, ls) = (self.shift(k), self.log_scale(k));
-        for mut row in xs.rows_mut() {
-            for i in 0..row.len() {
-                row[i] = mu[i] + ls[i].exp() * row[i];
-            }
+        let mut ys = Array2::zeros(xs.raw_dim());
+        f.forward_batch(zs.view(), ys.view_mut(), log_q.view_mut(), par);
+        let map = self.affine_map(k);
+        for (y, mut x) in ys.rows().into_iter().zip(xs.rows_mut()) {
+            map.to_x(y, x.as_slice_mut().expect("standard layout"));
         }
-        let c = self.log_det_scale(k);
-        log_q.mapv_inplace(|v| v - c);
+        log_q.mapv_inplace(|v| v - map.log_det);
     }
 
     /// log qₖ(x) of every row of `xs`.
     pub fn component_log_q(&self, k: usize, xs: ArrayView2<f64>, mut out: ArrayViewMut1<f64>, par: Par) {
-        let (mu, ls) = (self.shift(k), self.log_scale(k));
-        let mut ys = xs.to_owned();
-        for mut row in ys.rows_mut() {
-            for i in 0..row.len() {
-                row[i] = (row[i] - mu[i]) * (-ls[i]).exp();
-            }
-        }
+        let map = self.affine_map(k);
+        let ys = map.batch_to_y(xs);
         let mut zs = Array2::zeros(ys.raw_dim());
         self.flows[k].inverse_batch(ys.view(), zs.view_mut(), out.view_mut(), par);
-        let c = self.log_det_scale(k);
-        out.mapv_inplace(|v| v - c);
+        out.mapv_inplace(|v| v - map.log_det);
     }
 
     /// log qⱼ(xᵢ) for every row i and component j (n × K).
@@ -530,45 +615,99 @@ impl ProposalDensity for FlowMixture {
 }
 
 thread_local! {
-    /// Per-thread buffer of x = μ + s ⊙ y for [`ComponentTarget`]'s row methods.
+    /// Per-thread buffer of x = μ + T y for [`ComponentTarget`]'s row methods.
     static POINT: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
 }
 
+/// One component's affine map x = μ + T y, T = diag(s) + the strictly lower
+/// triangle `lower` (row by row; empty for a diagonal map).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AffineMap {
+    /// μ.
+    pub shift: Array1<f64>,
+    /// s, the diagonal of T.
+    pub scale: Array1<f64>,
+    /// The strictly lower triangle of T, row by row (empty: T diagonal).
+    pub lower: Vec<f64>,
+    /// log|det T| = Σᵢ log sᵢ.
+    pub log_det: f64,
+}
+
+impl AffineMap {
+    /// Row i of the strictly lower triangle (entries j < i).
+    fn lower_row(&self, i: usize) -> &[f64] {
+        if self.lower.is_empty() {
+            &[]
+        } else {
+            let o = i * (i - 1) / 2;
+            &self.lower[o..o + i]
+        }
+    }
+
+    /// x ← μ + T y.
+    pub fn to_x(&self, y: ArrayView1<f64>, x: &mut [f64]) {
+        for (i, xi) in x.iter_mut().enumerate() {
+            let off: f64 = self.lower_row(i).iter().zip(y.iter()).map(|(t, v)| t * v).sum();
+            *xi = self.shift[i] + self.scale[i] * y[i] + off;
+        }
+    }
+
+    /// y ← T⁻¹(x − μ) (forward substitution).
+    pub fn to_y(&self, x: ArrayView1<f64>, y: &mut [f64]) {
+        for i in 0..y.len() {
+            let off: f64 = self.lower_row(i).iter().zip(y.iter()).map(|(t, v)| t * v).sum();
+            y[i] = (x[i] - self.shift[i] - off) / self.scale[i];
+        }
+    }
+
+    /// g ← Tᵀ g (a score in x to a score in y).
+    pub fn pull_score(&self, mut g: ArrayViewMut1<f64>) {
+        // Row j of Tᵀ g uses g_i for i ≥ j only: ascending j reads only
+        // entries not yet overwritten.
+        for j in 0..g.len() {
+            let mut v = self.scale[j] * g[j];
+            if !self.lower.is_empty() {
+                for i in j + 1..g.len() {
+                    v += self.lower[i * (i - 1) / 2 + j] * g[i];
+                }
+            }
+            g[j] = v;
+        }
+    }
+
+    /// Rows of `xs` mapped to y.
+    pub fn batch_to_y(&self, xs: ArrayView2<f64>) -> Array2<f64> {
+        let mut ys = Array2::zeros(xs.raw_dim());
+        for (x, mut y) in xs.rows().into_iter().zip(ys.rows_mut()) {
+            self.to_y(x, y.as_slice_mut().expect("standard layout"));
+        }
+        ys
+    }
+
+    /// Rows of `ys` mapped to x.
+    pub fn batch_to_x(&self, ys: ArrayView2<f64>) -> Array2<f64> {
+        let mut xs = Array2::zeros(ys.raw_dim());
+        for (y, mut x) in ys.rows().into_iter().zip(xs.rows_mut()) {
+            self.to_x(y, x.as_slice_mut().expect("standard layout"));
+        }
+        xs
+    }
+}
+
 /// The target seen by component k's flow (module docs):
-/// log p̃ₖ(y) = log p̃(μ + s ⊙ y) + Σᵢ log sᵢ, ∇ log p̃ₖ(y) = s ⊙ ∇ log p̃(x).
+/// log p̃ₖ(y) = log p̃(μ + T y) + log|det T|, ∇ log p̃ₖ(y) = Tᵀ ∇ log p̃(x).
 pub struct ComponentTarget<'a> {
     target: &'a dyn Target,
-    shift: Array1<f64>,
-    scale: Array1<f64>,
-    log_det: f64,
+    map: AffineMap,
 }
 
 impl<'a> ComponentTarget<'a> {
     /// Component k of `mixture` on `target`.
     pub fn new(target: &'a dyn Target, mixture: &FlowMixture, k: usize) -> Self {
-        let scale = mixture.log_scale(k).mapv(f64::exp);
         ComponentTarget {
             target,
-            shift: mixture.shift(k).to_owned(),
-            scale,
-            log_det: mixture.log_det_scale(k),
+            map: mixture.affine_map(k),
         }
-    }
-
-    fn to_x(&self, y: ArrayView1<f64>, x: &mut [f64]) {
-        for (i, xi) in x.iter_mut().enumerate() {
-            *xi = self.shift[i] + self.scale[i] * y[i];
-        }
-    }
-
-    fn batch_to_x(&self, ys: ArrayView2<f64>) -> Array2<f64> {
-        let mut xs = ys.to_owned();
-        for mut row in xs.rows_mut() {
-            for i in 0..row.len() {
-                row[i] = self.shift[i] + self.scale[i] * row[i];
-            }
-        }
-        xs
     }
 }
 
@@ -581,8 +720,8 @@ impl Target for ComponentTarget<'_> {
         POINT.with(|b| {
             let mut b = b.borrow_mut();
             b.resize(y.len(), 0.0);
-            self.to_x(y, &mut b);
-            self.target.log_prob(ArrayView1::from(&b[..])) + self.log_det
+            self.map.to_x(y, &mut b);
+            self.target.log_prob(ArrayView1::from(&b[..])) + self.map.log_det
         })
     }
 
@@ -590,12 +729,12 @@ impl Target for ComponentTarget<'_> {
         let lp = POINT.with(|b| {
             let mut b = b.borrow_mut();
             b.resize(y.len(), 0.0);
-            self.to_x(y, &mut b);
+            self.map.to_x(y, &mut b);
             self.target
                 .log_prob_and_score(ArrayView1::from(&b[..]), score.view_mut())
         });
-        score.zip_mut_with(&self.scale, |g, s| *g *= s);
-        lp + self.log_det
+        self.map.pull_score(score);
+        lp + self.map.log_det
     }
 
     fn log_z(&self) -> Option<f64> {
@@ -603,13 +742,13 @@ impl Target for ComponentTarget<'_> {
     }
 
     fn describe(&self) -> String {
-        format!("{} seen through x = μ + s ⊙ y", self.target.describe())
+        format!("{} seen through x = μ + T y", self.target.describe())
     }
 
     fn log_prob_batch(&self, ys: ArrayView2<f64>, mut out: ArrayViewMut1<f64>, par: Par) {
-        let xs = self.batch_to_x(ys);
+        let xs = self.map.batch_to_x(ys);
         self.target.log_prob_batch(xs.view(), out.view_mut(), par);
-        out.mapv_inplace(|v| v + self.log_det);
+        out.mapv_inplace(|v| v + self.map.log_det);
     }
 
     fn log_prob_and_score_batch(
@@ -619,12 +758,12 @@ impl Target for ComponentTarget<'_> {
         mut out: ArrayViewMut1<f64>,
         par: Par,
     ) {
-        let xs = self.batch_to_x(ys);
+        let xs = self.map.batch_to_x(ys);
         self.target
             .log_prob_and_score_batch(xs.view(), scores.view_mut(), out.view_mut(), par);
-        for mut row in scores.rows_mut() {
-            row.zip_mut_with(&self.scale, |g, s| *g *= s);
+        for row in scores.rows_mut() {
+            self.map.pull_score(row);
         }
-        out.mapv_inplace(|v| v + self.log_det);
+        out.mapv_inplace(|v| v + self.map.log_det);
     }
 }

@@ -30,6 +30,7 @@ pub mod clusters;
 pub mod config;
 pub mod curriculum;
 pub mod exchange;
+pub mod laplace;
 pub mod loss;
 pub mod metrics;
 pub mod mixture;

@@ -8,7 +8,10 @@
 //! gets the samples' overall spread there, or 1), and the initial weights
 //! are the cluster fractions (with a convolutional flow, μₖ and sₖ are
 //! averaged over the sites: the map is translation invariant like the
-//! flow). The cluster's rows, mapped to y = (x − μₖ) ⊘ sₖ,
+//! flow). With `affine = "laplace"` the map is instead the Laplace
+//! approximation of the mode Newton reaches from the cluster's mean
+//! ([`crate::laplace`]: μₖ the mode, TₖTₖᵀ the inverse Hessian of −log p̃).
+//! The cluster's rows, mapped to y = Tₖ⁻¹(x − μₖ),
 //! are component k's data for the loss terms that use data. Without
 //! training samples, `mixture.locate` clusters the end points of MALA
 //! walkers instead ([`crate::clusters::walker_ends`], from
@@ -38,12 +41,13 @@
 use crate::clusters::walker_ends;
 use crate::config::{minibatch, TrainConfig, TrainData};
 use crate::exchange::Exchange;
+use crate::laplace::laplace;
 use crate::loss::{Loss, LossError, LossInputs, LossReport};
 use crate::metrics::{held_out_nll, TrainerParts};
 use crate::records::{MetricsRecord, StepOutcome, TrainError, TrainerState};
 use crate::run::TrainLoop;
 use fieldflow_core::{ConfigError, Par, Proposal, Seed, Target};
-use fieldflow_flows::{ComponentTarget, ConditionerKind, FlowMixture, Locate, MixtureConfig};
+use fieldflow_flows::{Affine, ComponentTarget, ConditionerKind, FlowMixture, Locate, MixtureConfig, WeightEstimate};
 use fieldflow_stats::kmeans::{choose_k, kmeans, KChoice};
 use ndarray::{Array1, Array2, Axis};
 
@@ -101,6 +105,13 @@ pub fn choose_components(
     )
 }
 
+/// Whether two Newton end points are one mode (agreement far beyond the
+/// walkers' spread, within the 10⁻¹⁰ convergence of [`laplace`] and round-off).
+fn same_point(a: ndarray::ArrayView1<f64>, b: ndarray::ArrayView1<f64>) -> bool {
+    let reach = 1.0 + a.iter().chain(b.iter()).fold(0.0_f64, |m, v| m.max(v.abs()));
+    a.iter().zip(b.iter()).all(|(x, y)| (x - y).abs() < 1e-6 * reach)
+}
+
 /// Trains a [`FlowMixture`] (module docs).
 pub struct MixtureTrainer<'a> {
     parts: TrainerParts<'a>,
@@ -109,6 +120,8 @@ pub struct MixtureTrainer<'a> {
     target: &'a dyn Target,
     component_data: Vec<Array2<f64>>,
     params: Vec<f64>,
+    /// The weight estimate of the last step (made in this process).
+    weights: Option<WeightEstimate>,
 }
 
 impl<'a> MixtureTrainer<'a> {
@@ -159,35 +172,51 @@ impl<'a> MixtureTrainer<'a> {
         // configurations would break the symmetry the flow relies on.
         let lattice = mixture.flow.conditioner.kind == ConditionerKind::Conv;
         for k in 0..mixture.components {
-            let mut scale: Array1<f64> = clusters.stds[k]
-                .iter()
-                .zip(&overall)
-                .map(|(&s, &o)| {
-                    if s > 0.0 {
-                        s
-                    } else if o > 0.0 {
-                        o
-                    } else {
-                        1.0
-                    }
-                })
-                .collect();
-            let mut mu = clusters.means[k].clone();
-            if lattice {
-                let n = d as f64;
-                let (m, v) = (mu.sum() / n, scale.mapv(|v| v * v).sum() / n);
-                mu.fill(m);
-                scale.fill(v.sqrt());
+            if mixture.affine == Affine::Laplace {
+                // The full map of the mode Newton reaches from the cluster's mean.
+                let lap = laplace(target, clusters.means[k].view()).map_err(|e| {
+                    ConfigError::new("mixture.affine", "laplace", format!("component {k}: {}", e.problem))
+                })?;
+                // Two clusters of one mode reach the same point: the mixture
+                // would miss a mode and its weights would not be identifiable.
+                if let Some(j) = (0..k).find(|&j| same_point(model.shift(j), lap.mode.view())) {
+                    return Err(ConfigError::new(
+                        "mixture.affine",
+                        "laplace",
+                        format!(
+                            "components {j} and {k} reach the same mode from their clusters' means (the clusters \
+                             split one mode): use fewer components, or more or wider mixture.locate walkers so \
+                             that every mode is found"
+                        ),
+                    )
+                    .into());
+                }
+                model.set_affine_full(k, lap.mode.view(), lap.t.view());
+            } else {
+                let mut scale: Array1<f64> = clusters.stds[k]
+                    .iter()
+                    .zip(&overall)
+                    .map(|(&s, &o)| {
+                        if s > 0.0 {
+                            s
+                        } else if o > 0.0 {
+                            o
+                        } else {
+                            1.0
+                        }
+                    })
+                    .collect();
+                let mut mu = clusters.means[k].clone();
+                if lattice {
+                    let n = d as f64;
+                    let (m, v) = (mu.sum() / n, scale.mapv(|v| v * v).sum() / n);
+                    mu.fill(m);
+                    scale.fill(v.sqrt());
+                }
+                model.set_affine(k, mu.view(), scale.view());
             }
-            let mu = &mu;
-            model.set_affine(k, mu.view(), scale.view());
             let rows: Vec<usize> = (0..train.nrows()).filter(|&i| clusters.labels[i] == k).collect();
-            let mut ys = train.select(Axis(0), &rows);
-            for mut row in ys.rows_mut() {
-                row.zip_mut_with(mu, |y, m| *y -= m);
-                row.zip_mut_with(&scale, |y, s| *y /= s);
-            }
-            component_data.push(ys);
+            component_data.push(model.affine_map(k).batch_to_y(train.select(Axis(0), &rows).view()));
         }
         let counts: Vec<f64> = clusters.counts.iter().map(|&c| c as f64).collect();
         model.set_weights(&counts);
@@ -199,6 +228,7 @@ impl<'a> MixtureTrainer<'a> {
             target,
             component_data,
             params,
+            weights: None,
         })
     }
 
@@ -272,6 +302,7 @@ impl<'a> MixtureTrainer<'a> {
             .estimate_weights(self.target, self.parts.root().child(6), self.parts.par)?;
         self.mixture.set_weights(&est.weights);
         self.params.copy_from_slice(self.mixture.params());
+        self.weights = Some(est);
         Ok(())
     }
 
@@ -294,6 +325,9 @@ impl<'a> MixtureTrainer<'a> {
 }
 
 impl TrainLoop for MixtureTrainer<'_> {
+    fn mixture_weights(&self) -> Option<&WeightEstimate> {
+        self.weights.as_ref()
+    }
     fn step(&mut self) -> Result<StepOutcome, TrainError> {
         MixtureTrainer::step(self)
     }
@@ -350,6 +384,7 @@ mod tests {
             flow: FlowConfig::tutorial(4),
             weight_samples: 16,
             locate: None,
+            affine: Default::default(),
         };
         let data = TrainData {
             train: Some(xs.clone()),

@@ -61,6 +61,11 @@ pub trait TrainLoop {
     fn total_rejections(&self) -> u64;
     /// The model's parameters θ.
     fn params(&self) -> &[f64];
+    /// A mixture of flows' importance-sampling estimate of its weights, once
+    /// the last step of this run has made it (other models: none).
+    fn mixture_weights(&self) -> Option<&fieldflow_flows::WeightEstimate> {
+        None
+    }
 }
 
 /// What a run reports as it goes (all methods default to nothing).

@@ -258,7 +258,9 @@ fn train(
     let summary = run
         .run(&mut exchange, &mut [&mut progress], &mut file)
         .map_err(|e| run_error(e, out))?;
+    let mixture_weights = trainer.mixture_weights().map(sink::mixture_weights_line);
     Ok(sink::TrainSummary {
+        mixture_weights,
         last: summary.last,
         seconds: summary.seconds,
         rejections: summary.rejections,

@@ -182,6 +182,33 @@ pub struct TrainSummary {
     /// (step reached, steps asked, budget in minutes) when `max_minutes`
     /// ended the run early.
     pub out_of_time: Option<(u64, u64, f64)>,
+    /// A mixture's weight estimate, one line ([`mixture_weights_line`]).
+    pub mixture_weights: Option<String>,
+}
+
+/// The closing summary's line of a mixture's importance-sampling weights
+/// (with K = 2 also log(π₂/π₁), whose error is e(1/π₁ + 1/π₂): the two
+/// weights' errors are one, since π₁ + π₂ = 1).
+pub fn mixture_weights_line(w: &fieldflow_flows::WeightEstimate) -> String {
+    let list: Vec<String> = w
+        .weights
+        .iter()
+        .zip(&w.errors)
+        .map(|(p, e)| format!("{} ± {}", num(*p, 6), num(*e, 6)))
+        .collect();
+    let ratio = match w.weights[..] {
+        [p1, p2] => format!(
+            "; log(π₂/π₁) = {} ± {}",
+            num((p2 / p1).ln(), 4),
+            num(w.errors[0] * (1.0 / p1 + 1.0 / p2), 4)
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "\nmixture weights   {} (importance sampling{ratio}; ESS {})",
+        list.join(", "),
+        num(w.ess, 3)
+    )
 }
 
 impl TrainSummary {
@@ -229,7 +256,7 @@ impl TrainSummary {
         format!(
             "wrote {}{note}\nsteps             {}\nloss              {} ({parts})\n\
              ESS               {}\nPareto k̂          {}\nIMH acceptance    {}\nheld-out NLL      {}{nll_note}\n\
-             rejected steps    {}\ntime              {:.1} s{budget}{poor}{heavy}",
+             rejected steps    {}\ntime              {:.1} s{}{budget}{poor}{heavy}",
             out.display(),
             m.step,
             num(m.loss, 5),
@@ -238,7 +265,8 @@ impl TrainSummary {
             num(m.acceptance, 4),
             num(m.nll, 4),
             self.rejections,
-            self.seconds
+            self.seconds,
+            self.mixture_weights.as_deref().unwrap_or("")
         )
     }
 }
