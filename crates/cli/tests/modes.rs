@@ -204,8 +204,10 @@ lr = 2e-3
 /// Laplace Gaussian of one phase (found from the walkers' clusters). At
 /// b = 0 IMH then crosses between the phases (weights ½ within 4σ, error
 /// below 0.01); at b = 0.025 the training summary's log(π₂/π₁) is
-/// ±log(w₊/w₋) of the transfer operator (−7.7917) within 4σ. Two
-/// components on one mode, and an unknown map family, are one-line errors.
+/// ±log(w₊/w₋) of the transfer operator (−7.7917) within 4σ, and from
+/// `starts = [1.0, −1.0]` (Newton from the ordered phases, no walkers) at
+/// b = 0.05 it is 15.5665 within 4σ. Two components on one mode, an
+/// unknown map family and a start count that is not K are one-line errors.
 #[test]
 fn laplace_components_sample_the_stiff_phi4_chain_across_its_phases() {
     let dir = tempfile::tempdir().unwrap();
@@ -234,6 +236,36 @@ lr = 1e-3
     common::fails(&["train", "--config", &p("one.toml"), "--out", &p("o.h5")], "same mode");
     std::fs::write(p("tilt.toml"), tilt.replace("walkers = 64", "walkers = 256")).unwrap();
     let said = ok(&["train", "--config", &p("tilt.toml"), "--out", &p("t.h5")]);
+    let (value, error) = log_ratio(&said);
+    let exact = 7.7917;
+    assert!(
+        (value.abs() - exact).abs() < 4.0 * error && error < 0.1,
+        "log ratio {value} ± {error} vs ±{exact}"
+    );
+    std::fs::write(p("bad.toml"), cfg.replace("\"laplace\"", "\"full\"")).unwrap();
+    common::fails(&["train", "--config", &p("bad.toml"), "--out", &p("x.h5")], "affine");
+    // Newton from the ordered phases φ = ±1 instead of walkers, b = 0.05
+    // (exact log(w₋/w₊) = 15.5665): component 2 is the − phase.
+    let starts = cfg.replace("b = 0.0", "b = 0.05").replace(
+        "locate = { walkers = 64, sigma = 1.0, steps = 300 }",
+        "starts = [1.0, -1.0]",
+    );
+    std::fs::write(p("starts.toml"), &starts).unwrap();
+    let said = ok(&["train", "--config", &p("starts.toml"), "--out", &p("s2.h5")]);
+    let (value, error) = log_ratio(&said);
+    assert!(
+        (value - 15.5665).abs() < 4.0 * error && error < 0.1,
+        "{value} ± {error}"
+    );
+    std::fs::write(p("one.toml"), starts.replace("[1.0, -1.0]", "[1.0]")).unwrap();
+    common::fails(
+        &["train", "--config", &p("one.toml"), "--out", &p("x.h5")],
+        "one start per component",
+    );
+}
+
+/// The training summary's log(π₂/π₁) and its error.
+fn log_ratio(said: &str) -> (f64, f64) {
     let line = said
         .lines()
         .find(|l| l.starts_with("mixture weights"))
@@ -242,11 +274,5 @@ lr = 1e-3
     let mut it = tail.split([' ', ';']);
     let value: f64 = it.next().unwrap().parse().unwrap();
     let error: f64 = it.find(|s| s.parse::<f64>().is_ok()).unwrap().parse().unwrap();
-    let exact = 7.7917;
-    assert!(
-        (value.abs() - exact).abs() < 4.0 * error && error < 0.1,
-        "log ratio {value} ± {error} vs ±{exact}: {line}"
-    );
-    std::fs::write(p("bad.toml"), cfg.replace("\"laplace\"", "\"full\"")).unwrap();
-    common::fails(&["train", "--config", &p("bad.toml"), "--out", &p("x.h5")], "affine");
+    (value, error)
 }

@@ -78,6 +78,11 @@ pub struct MixtureConfig {
     /// serialized form when diagonal).
     #[serde(default, skip_serializing_if = "Affine::is_diagonal")]
     pub affine: Affine,
+    /// With [`Affine::Laplace`] and neither samples nor walkers: Newton
+    /// starts from the constant configurations c·𝟙, one c per component
+    /// (e.g. `[1.0, -1.0]` for the two ordered phases of a φ⁴ field).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub starts: Vec<f64>,
 }
 
 /// The family of the components' affine maps x = μₖ + Tₖ y (module docs).
@@ -155,6 +160,21 @@ impl MixtureConfig {
                     l.sigma,
                     "must be finite and > 0",
                 ));
+            }
+        }
+        if !self.starts.is_empty() {
+            let bad = |why: &str| Err(ConfigError::new("mixture.starts", format!("{:?}", self.starts), why));
+            if self.affine != Affine::Laplace {
+                return bad("starts are where Newton begins: they need affine = \"laplace\"");
+            }
+            if self.starts.len() != self.components {
+                return bad("one start per component");
+            }
+            if self.starts.iter().any(|c| !c.is_finite()) {
+                return bad("must be finite");
+            }
+            if self.locate.is_some() {
+                return bad("give starts or locate walkers, not both");
             }
         }
         self.flow.validate()?;

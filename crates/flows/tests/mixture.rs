@@ -36,6 +36,7 @@ fn mixture(weight_samples: usize) -> FlowMixture {
             weight_samples,
             locate: None,
             affine: Default::default(),
+            starts: Vec::new(),
         },
         Seed::new(3),
     )
@@ -180,6 +181,7 @@ fn full_mixture(weight_samples: usize) -> FlowMixture {
             weight_samples,
             locate: None,
             affine: Affine::Laplace,
+            starts: Vec::new(),
         },
         Seed::new(3),
     )
@@ -254,6 +256,7 @@ fn a_full_map_mixture_of_correlated_components_is_the_target() {
         weight_samples: 64,
         locate: None,
         affine: Affine::Laplace,
+        starts: Vec::new(),
     };
     let mut m = FlowMixture::new(cfg, Seed::new(1)).unwrap();
     for k in 0..2 {

@@ -105,6 +105,29 @@ pub fn choose_components(
     )
 }
 
+/// Component k's full map: the Laplace approximation of the mode Newton
+/// reaches from `start`. Two components on one mode (clusters that split a
+/// mode, walkers that all fell into one basin, equal starts) would miss a
+/// mode and make the weights unidentifiable: refused.
+fn set_laplace(
+    model: &mut FlowMixture,
+    k: usize,
+    target: &dyn Target,
+    start: ndarray::ArrayView1<f64>,
+) -> Result<(), ConfigError> {
+    let err = |what: String| ConfigError::new("mixture.affine", "laplace", what);
+    let lap = laplace(target, start).map_err(|e| err(format!("component {k}: {}", e.problem)))?;
+    if let Some(j) = (0..k).find(|&j| same_point(model.shift(j), lap.mode.view())) {
+        return Err(err(format!(
+            "components {j} and {k} reach the same mode from their starting points (clusters that split one \
+             mode, or walkers that all fell into one basin): use fewer components, more or wider \
+             mixture.locate walkers, or mixture.starts"
+        )));
+    }
+    model.set_affine_full(k, lap.mode.view(), lap.t.view());
+    Ok(())
+}
+
 /// Whether two Newton end points are one mode (agreement far beyond the
 /// walkers' spread, within the 10⁻¹⁰ convergence of [`laplace`] and round-off).
 fn same_point(a: ndarray::ArrayView1<f64>, b: ndarray::ArrayView1<f64>) -> bool {
@@ -157,6 +180,9 @@ impl<'a> MixtureTrainer<'a> {
             let term = if loss.w_fkl > 0.0 { "fkl" } else { "sm" };
             return Err(LossError::MissingData { term }.into());
         }
+        if !mixture.starts.is_empty() {
+            return Self::from_starts(parts, loss, model, target, mixture);
+        }
         let train = mode_points(parts.data.train.as_ref(), mixture.locate.as_ref(), target, config.seed)?;
         let clusters = kmeans(
             train.view(),
@@ -174,24 +200,7 @@ impl<'a> MixtureTrainer<'a> {
         for k in 0..mixture.components {
             if mixture.affine == Affine::Laplace {
                 // The full map of the mode Newton reaches from the cluster's mean.
-                let lap = laplace(target, clusters.means[k].view()).map_err(|e| {
-                    ConfigError::new("mixture.affine", "laplace", format!("component {k}: {}", e.problem))
-                })?;
-                // Two clusters of one mode reach the same point: the mixture
-                // would miss a mode and its weights would not be identifiable.
-                if let Some(j) = (0..k).find(|&j| same_point(model.shift(j), lap.mode.view())) {
-                    return Err(ConfigError::new(
-                        "mixture.affine",
-                        "laplace",
-                        format!(
-                            "components {j} and {k} reach the same mode from their clusters' means (the clusters \
-                             split one mode): use fewer components, or more or wider mixture.locate walkers so \
-                             that every mode is found"
-                        ),
-                    )
-                    .into());
-                }
-                model.set_affine_full(k, lap.mode.view(), lap.t.view());
+                set_laplace(&mut model, k, target, clusters.means[k].view())?;
             } else {
                 let mut scale: Array1<f64> = clusters.stds[k]
                     .iter()
@@ -227,6 +236,40 @@ impl<'a> MixtureTrainer<'a> {
             mixture: model,
             target,
             component_data,
+            params,
+            weights: None,
+        })
+    }
+
+    /// The set-up from `mixture.starts`: Newton from c·𝟙 per component,
+    /// equal initial weights, no data (a data term is refused).
+    fn from_starts(
+        parts: TrainerParts<'a>,
+        loss: Loss,
+        mut model: FlowMixture,
+        target: &'a dyn Target,
+        mixture: &MixtureConfig,
+    ) -> Result<Self, TrainError> {
+        if loss.needs_data() {
+            return Err(ConfigError::new(
+                "mixture.starts",
+                format!("{:?}", mixture.starts),
+                "components from starts have no data: use a data-free loss (rkl)",
+            )
+            .into());
+        }
+        let d = model.layout().d;
+        for (k, &c) in mixture.starts.iter().enumerate() {
+            set_laplace(&mut model, k, target, Array1::from_elem(d, c).view())?;
+        }
+        model.set_weights(&vec![1.0; mixture.components]);
+        let params = model.params().to_vec();
+        Ok(MixtureTrainer {
+            parts,
+            loss,
+            mixture: model,
+            target,
+            component_data: vec![Array2::zeros((0, d)); mixture.components],
             params,
             weights: None,
         })
@@ -385,6 +428,7 @@ mod tests {
             weight_samples: 16,
             locate: None,
             affine: Default::default(),
+            starts: Vec::new(),
         };
         let data = TrainData {
             train: Some(xs.clone()),

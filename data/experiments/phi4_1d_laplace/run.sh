@@ -4,6 +4,8 @@
 # (`affine = "laplace"`, modes found by 512 MALA walkers, no samples): RKL
 # training, the mixture's importance-sampling weights and log(π₂/π₁) from the
 # training summary, IMH 4 × 10 000 (mode weights, τ_int) at every tilt.
+# `--seed S` sets every stream (walkers, training, weight draws), not only the
+# flows' initialization as the config's top-level `seed` does.
 # Usage: bash run.sh [SEEDS] [TILTS]; resumable (finished runs are skipped).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,7 +36,7 @@ kind = "cosine"
 total_steps = 1000
 min_lr = 1e-5
 TOML
-  if "$ff" train --config "$out.toml" --out "$out.model.h5" --force > "$out.train.log" 2>&1; then
+  if "$ff" train --config "$out.toml" --seed "$s" --out "$out.model.h5" --force > "$out.train.log" 2>&1; then
     "$ff" sample --model "$out.model.h5" --method imh --chains 4 --n 10000 --seed "$s" --out "$out.imh.h5" --force > "$out.imh.log" 2>&1
     "$ff" analyze "$out.imh.h5" --json > "$out.imh.json" 2> /dev/null
   fi

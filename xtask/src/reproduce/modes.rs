@@ -16,7 +16,9 @@
 //! mixture of flows, one per mode found by k-means in the data, RKL per
 //! component, weights by importance sampling; docs/THEORY.md §4.11), the
 //! best single-flow recipe `scorenf` (annealed), the loss presets fkl, rkl, sm, rkl_sm and annealed RKL
-//! (β: 0.1 → 1 over the first half of training), each with affine couplings
+//! (β: 0.1 → 1 over the first half of training), on the φ⁴ chain `laplace`
+//! (a mixture whose components start as the Laplace Gaussians of the two
+//! ordered phases, RKL, no samples; affine couplings only), each with affine couplings
 //! and with rational-quadratic spline couplings (`+spline`: 8 bins, a tail
 //! bound B per target that covers its range, and a base σ about the data's
 //! largest coordinate standard deviation: a spline cannot widen a narrow
@@ -111,7 +113,15 @@ pub struct Recipe {
     /// A mixture of flows with one component per mode of the target
     /// (`flow.mixture = { components = K }`, docs/THEORY.md §4.11).
     pub mixture: bool,
+    /// A mixture of flows whose components start as the Laplace Gaussians
+    /// of the chain's two ordered phases ([`LAPLACE_MIXTURE`]); the φ⁴
+    /// chain only, affine couplings only.
+    pub laplace: bool,
 }
+
+/// The `laplace` recipe's mixture: Newton from φ = ±1 (the ordered phases;
+/// MALA walkers miss the + phase at b ≥ 0.075, data/experiments/phi4_1d_laplace).
+const LAPLACE_MIXTURE: &str = r#"flow.mixture = { components = 2, affine = "laplace", starts = [1.0, -1.0] }"#;
 
 /// The methods of the benchmark (each also with spline couplings).
 pub const RECIPES: &[Recipe] = &[
@@ -123,6 +133,7 @@ pub const RECIPES: &[Recipe] = &[
         data: true,
         overrides: r#"train.loss = { preset = "rkl" }"#,
         mixture: true,
+        laplace: false,
     },
     // The best single-flow multimodal recipe (docs/RESULTS.md, "Multimodal
     // ScoreNF scan"): FKL + 0.1 RKL + 0.1 SM on flow samples, annealed over
@@ -132,24 +143,28 @@ pub const RECIPES: &[Recipe] = &[
         data: true,
         overrides: r#"train.loss = { preset = "scorenf" }"#,
         mixture: false,
+        laplace: false,
     },
     Recipe {
         name: "fkl",
         data: true,
         overrides: r#"train.loss = { preset = "fkl" }"#,
         mixture: false,
+        laplace: false,
     },
     Recipe {
         name: "rkl",
         data: false,
         overrides: r#"train.loss = { preset = "rkl" }"#,
         mixture: false,
+        laplace: false,
     },
     Recipe {
         name: "sm",
         data: true,
         overrides: r#"train.loss = { preset = "sm" }"#,
         mixture: false,
+        laplace: false,
     },
     // The first reading of ScoreNF (the `scorenf` preset until 2026-12-02).
     Recipe {
@@ -157,6 +172,16 @@ pub const RECIPES: &[Recipe] = &[
         data: true,
         overrides: r#"train.loss = { preset = "rkl_sm" }"#,
         mixture: false,
+        laplace: false,
+    },
+    // Without samples, on the stiff φ⁴ chain: one component per phase, each
+    // starting as the phase's Laplace Gaussian (docs/THEORY.md §4.11).
+    Recipe {
+        name: "laplace",
+        data: false,
+        overrides: r#"train.loss = { preset = "rkl" }"#,
+        mixture: false,
+        laplace: true,
     },
     Recipe {
         name: "rkl+anneal",
@@ -164,6 +189,7 @@ pub const RECIPES: &[Recipe] = &[
         overrides: r#"train.loss = { preset = "rkl" }
                       train.annealing = { kind = "geometric", beta0 = 0.1, steps = 1000 }"#,
         mixture: false,
+        laplace: false,
     },
 ];
 
@@ -326,6 +352,9 @@ impl Method {
         if self.recipe.mixture {
             c = c.merged(&format!("flow.mixture = {{ components = {} }}", t.modes))?;
         }
+        if self.recipe.laplace {
+            c = c.merged(LAPLACE_MIXTURE)?;
+        }
         if self.spline {
             // A mixture's components see the target whitened by their
             // cluster's spread: a unit base and a bound of 5 cover them.
@@ -346,7 +375,8 @@ impl Method {
 pub fn methods(t: &Spec) -> Vec<Method> {
     let mut m = vec![];
     for spline in [false, true].into_iter().filter(|&s| !s || t.spline) {
-        for recipe in RECIPES.iter().filter(|r| t.exact_data || !r.data) {
+        let fits = |r: &&Recipe| (t.exact_data || !r.data) && (!r.laplace || (t.family == "phi4_1d" && !spline));
+        for recipe in RECIPES.iter().filter(fits) {
             m.push(Method { recipe, spline });
         }
     }
@@ -366,7 +396,12 @@ const SAMPLERS: [(&str, Rows); 3] = [
 /// affine and spline couplings, and the samplers without a flow.
 pub fn method_names() -> Vec<String> {
     let mut v: Vec<String> = RECIPES.iter().map(|r| r.name.to_string()).collect();
-    v.extend(RECIPES.iter().map(|r| format!("{}+spline", r.name)));
+    v.extend(
+        RECIPES
+            .iter()
+            .filter(|r| !r.laplace)
+            .map(|r| format!("{}+spline", r.name)),
+    );
     v.extend(SAMPLERS.iter().map(|(name, _)| name.to_string()));
     v
 }
@@ -946,18 +981,29 @@ mod tests {
         assert_eq!(targets(false, true).len(), 1 + 1 + 7 + 3 + 5);
         let mog4 = &quick[0];
         let names: Vec<String> = methods(mog4).iter().map(Method::name).collect();
-        assert_eq!(names.len(), 2 * RECIPES.len());
+        // Every recipe but the chain's `laplace`, with affine and spline couplings.
+        assert_eq!(names.len(), 2 * (RECIPES.len() - 1));
         assert_eq!(names[..2], ["mixture", "scorenf"]);
-        assert_eq!(names[2 * RECIPES.len() - 1], "rkl+anneal+spline");
-        // The φ⁴ chain has no exact samples: the data-free recipes only,
-        // and its spline variants with --full only.
+        assert_eq!(names[names.len() - 1], "rkl+anneal+spline");
+        // The φ⁴ chain has no exact samples: the data-free recipes only
+        // (`laplace` with affine couplings only), and its spline variants
+        // with --full only.
         let phi = quick.iter().find(|t| t.family == "phi4_1d").unwrap();
         let names: Vec<String> = methods(phi).iter().map(Method::name).collect();
-        assert_eq!(names, ["rkl", "rkl+anneal"]);
+        assert_eq!(names, ["rkl", "laplace", "rkl+anneal"]);
         let full = targets(false, true);
         let phi = full.iter().find(|t| t.family == "phi4_1d").unwrap();
         let names: Vec<String> = methods(phi).iter().map(Method::name).collect();
-        assert_eq!(names, ["rkl", "rkl+anneal", "rkl+spline", "rkl+anneal+spline"]);
+        assert_eq!(
+            names,
+            ["rkl", "laplace", "rkl+anneal", "rkl+spline", "rkl+anneal+spline"]
+        );
+        let base = Config::read(&workspace_root().join("data/configs/reproduce/modes/phi4_1d.toml")).unwrap();
+        let c = methods(phi)[1].config(&base, phi, None).unwrap();
+        assert_eq!(
+            c.section_text("flow.mixture"),
+            "affine = \"laplace\", components = 2, starts = [1.0, -1.0]"
+        );
     }
 
     #[test]

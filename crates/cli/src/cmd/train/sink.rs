@@ -194,7 +194,14 @@ pub fn mixture_weights_line(w: &fieldflow_flows::WeightEstimate) -> String {
         .weights
         .iter()
         .zip(&w.errors)
-        .map(|(p, e)| format!("{} ± {}", num(*p, 6), num(*e, 6)))
+        .map(|(p, e)| {
+            // Minority weights of 10⁻⁷ need their exponent, not six decimals.
+            if *p < 1e-3 {
+                format!("{p:.4e} ± {e:.1e}")
+            } else {
+                format!("{} ± {}", num(*p, 6), num(*e, 6))
+            }
+        })
         .collect();
     let ratio = match w.weights[..] {
         [p1, p2] => format!(
