@@ -27,15 +27,20 @@ fn target() -> GaussianMixture {
 }
 
 fn mixture(weight_samples: usize) -> FlowMixture {
+    mixture_of(weight_samples, Affine::Diagonal, true)
+}
+
+/// Two components of 4-layer MLP flows from `Seed::new(3)`.
+fn mixture_of(weight_samples: usize, affine: Affine, identity_init: bool) -> FlowMixture {
     let mut flow = FlowConfig::mlp(D, 4, vec![8]);
-    flow.identity_init = true;
+    flow.identity_init = identity_init;
     FlowMixture::new(
         MixtureConfig {
             components: 2,
             flow,
             weight_samples,
             locate: None,
-            affine: Default::default(),
+            affine,
             starts: Vec::new(),
         },
         Seed::new(3),
@@ -171,23 +176,6 @@ fn chol3(a: &Array2<f64>) -> Array2<f64> {
     l
 }
 
-fn full_mixture(weight_samples: usize) -> FlowMixture {
-    let mut flow = FlowConfig::mlp(D, 4, vec![8]);
-    flow.identity_init = false; // a flow that is not the identity
-    FlowMixture::new(
-        MixtureConfig {
-            components: 2,
-            flow,
-            weight_samples,
-            locate: None,
-            affine: Affine::Laplace,
-            starts: Vec::new(),
-        },
-        Seed::new(3),
-    )
-    .unwrap()
-}
-
 /// Full (lower-triangular) affine maps x = μ + T y: the map and its
 /// inverse round-trip, the component target's score (Tᵀ∇ log p̃) matches
 /// central differences, and the density of the draws is the density at
@@ -196,7 +184,8 @@ fn full_mixture(weight_samples: usize) -> FlowMixture {
 #[test]
 fn full_affine_maps_invert_and_have_the_exact_score() {
     let t = target();
-    let mut m = full_mixture(16);
+    // Flows that are not the identity.
+    let mut m = mixture_of(16, Affine::Laplace, false);
     assert_eq!(m.layout().len(), mixture(16).layout().len() + 2 * D * (D - 1) / 2);
     let tm = Array2::from_shape_vec((D, D), vec![0.5, 9.0, 9.0, -0.4, 1.5, 9.0, 0.3, 0.7, 0.8]).unwrap();
     m.set_affine_full(1, Array1::from(vec![1.0, 2.5, 1.5]).view(), tm.view());
@@ -248,17 +237,7 @@ fn a_full_map_mixture_of_correlated_components_is_the_target() {
         vec![0.25, 0.75],
     )
     .unwrap();
-    let mut flow = FlowConfig::mlp(D, 4, vec![8]);
-    flow.identity_init = true;
-    let cfg = MixtureConfig {
-        components: 2,
-        flow,
-        weight_samples: 64,
-        locate: None,
-        affine: Affine::Laplace,
-        starts: Vec::new(),
-    };
-    let mut m = FlowMixture::new(cfg, Seed::new(1)).unwrap();
+    let mut m = mixture_of(64, Affine::Laplace, true);
     for k in 0..2 {
         m.set_affine_full(k, means[k].view(), chol3(&covs[k]).view());
     }

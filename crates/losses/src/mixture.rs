@@ -229,8 +229,19 @@ impl<'a> MixtureTrainer<'a> {
         }
         let counts: Vec<f64> = clusters.counts.iter().map(|&c| c as f64).collect();
         model.set_weights(&counts);
+        Ok(Self::assembled(parts, loss, model, target, component_data))
+    }
+
+    /// The trainer of a set-up mixture and its components' data.
+    fn assembled(
+        parts: TrainerParts<'a>,
+        loss: Loss,
+        model: FlowMixture,
+        target: &'a dyn Target,
+        component_data: Vec<Array2<f64>>,
+    ) -> Self {
         let params = model.params().to_vec();
-        Ok(MixtureTrainer {
+        MixtureTrainer {
             parts,
             loss,
             mixture: model,
@@ -238,7 +249,7 @@ impl<'a> MixtureTrainer<'a> {
             component_data,
             params,
             weights: None,
-        })
+        }
     }
 
     /// The set-up from `mixture.starts`: Newton from c·𝟙 per component,
@@ -263,16 +274,8 @@ impl<'a> MixtureTrainer<'a> {
             set_laplace(&mut model, k, target, Array1::from_elem(d, c).view())?;
         }
         model.set_weights(&vec![1.0; mixture.components]);
-        let params = model.params().to_vec();
-        Ok(MixtureTrainer {
-            parts,
-            loss,
-            mixture: model,
-            target,
-            component_data: vec![Array2::zeros((0, d)); mixture.components],
-            params,
-            weights: None,
-        })
+        let no_data = vec![Array2::zeros((0, d)); mixture.components];
+        Ok(Self::assembled(parts, loss, model, target, no_data))
     }
 
     /// The mixture being trained.
