@@ -205,10 +205,12 @@ def adaptive(model, n, chains=None, seed=None, batch=None, local_steps=None, loc
         model, n, chains, seed, batch, local_steps, local_width, sampler, cb))
 
 
-def importance(model, n, seed=1):
+def importance(model, n, seed=1, mixture_weights="trained"):
     """``n`` independent model draws with importance weights: a dict with
-    ``x``, ``log_q``, ``log_p``, ``log_w``, ``ess`` and ``log_z`` ± ``log_z_error``."""
-    return _native.importance(model, n, seed)
+    ``x``, ``log_q``, ``log_p``, ``log_w``, ``ess`` and ``log_z`` ± ``log_z_error``.
+    ``mixture_weights="equal"``: a mixture of flows draws every component
+    alike (log q the balance heuristic), so a light mode is measured."""
+    return _native.importance(model, n, seed, mixture_weights)
 
 
 def free_energy(config, seed=None):

@@ -52,6 +52,22 @@ enum Proposer {
 }
 
 impl Proposer {
+    /// The model of `state` for `target`, rebuilt from its architecture and
+    /// parameters.
+    fn rebuild(target: &TargetKind, state: &ModelState) -> anyhow::Result<Self> {
+        Ok(match target.builtin() {
+            Some(rt) => Proposer::Builtin(Sampler::from_parts(&state.architecture, state.params.clone(), rt)?),
+            None => match ModelConfig::from_json(&state.architecture)? {
+                ModelConfig::Flow(_) => {
+                    Proposer::Flow(Flow::from_json_parts(&state.architecture, state.params.clone())?)
+                }
+                ModelConfig::Mixture(cfg) => Proposer::Mixture(FlowMixture::from_parts(cfg, state.params.clone())?),
+                ModelConfig::Snf(_) => bail!("a stochastic normalizing flow needs its built-in target"),
+                ModelConfig::Diffusion(_) => bail!("a diffusion model needs its built-in lattice target"),
+                ModelConfig::Lrds(_) => bail!("an LRDS sampler needs its built-in target"),
+            },
+        })
+    }
     fn proposal(&self) -> &dyn Proposal {
         match self {
             Proposer::Builtin(s) => s,
@@ -65,6 +81,21 @@ impl Proposer {
             Proposer::Flow(f) => Some(f),
             Proposer::Mixture(m) => Some(m),
         }
+    }
+}
+
+/// A mixture of flows proposing with equal component weights
+/// ([`PyModel::with_equal_mixture_weights`]).
+pub struct EqualWeights(Proposer);
+
+impl EqualWeights {
+    /// The mixture as a proposal.
+    pub fn proposal(&self) -> &dyn Proposal {
+        self.0.proposal()
+    }
+    /// The mixture's density q̄(x).
+    pub fn density(&self) -> Option<&dyn ProposalDensity> {
+        self.0.density()
     }
 }
 
@@ -91,6 +122,26 @@ impl PyModel {
     /// The model's density q(x), if it has one.
     pub fn density(&self) -> Option<&dyn ProposalDensity> {
         self.proposer.density()
+    }
+    /// The model with a mixture's trained weights replaced by equal ones
+    /// (`sampler.mixture_weights = "equal"`, as the CLI's
+    /// `Sampler::equalize_mixture_weights`): a proposer of its own, the
+    /// model itself is not changed.
+    ///
+    /// # Errors
+    /// The model is not a mixture of flows.
+    pub fn with_equal_mixture_weights(&self) -> anyhow::Result<EqualWeights> {
+        Ok(EqualWeights(match Proposer::rebuild(&self.target, &self.state)? {
+            Proposer::Builtin(mut s) => {
+                s.equalize_mixture_weights()?;
+                Proposer::Builtin(s)
+            }
+            Proposer::Mixture(mut m) => {
+                m.set_equal_weights();
+                Proposer::Mixture(m)
+            }
+            Proposer::Flow(_) => bail!("sampler.mixture_weights = equal: the model is not a mixture of flows"),
+        }))
     }
     /// The model as a bijection x = f(z), if it is a flow.
     pub fn flow(&self) -> Option<&Flow> {
@@ -139,18 +190,7 @@ impl PyModel {
         metrics: BTreeMap<String, Vec<f64>>,
         seed: u64,
     ) -> anyhow::Result<Self> {
-        let proposer = match target.builtin() {
-            Some(rt) => Proposer::Builtin(Sampler::from_parts(&state.architecture, state.params.clone(), rt)?),
-            None => match ModelConfig::from_json(&state.architecture)? {
-                ModelConfig::Flow(_) => {
-                    Proposer::Flow(Flow::from_json_parts(&state.architecture, state.params.clone())?)
-                }
-                ModelConfig::Mixture(cfg) => Proposer::Mixture(FlowMixture::from_parts(cfg, state.params.clone())?),
-                ModelConfig::Snf(_) => bail!("a stochastic normalizing flow needs its built-in target"),
-                ModelConfig::Diffusion(_) => bail!("a diffusion model needs its built-in lattice target"),
-                ModelConfig::Lrds(_) => bail!("an LRDS sampler needs its built-in target"),
-            },
-        };
+        let proposer = Proposer::rebuild(&target, &state)?;
         let dim = target.as_target().dim();
         if proposer.proposal().dim() != dim {
             bail!(

@@ -13,7 +13,7 @@ use crate::model::PyModel;
 use crate::target::TargetKind;
 use fieldflow::cmd::sample::adaptive::{adaptive_config, run_adaptation};
 use fieldflow::cmd::sample::chains::check_model;
-use fieldflow::cmd::sample::{with_chains, Given, Method, SampleConfig, Sampling};
+use fieldflow::cmd::sample::{with_chains, Given, Method, MixtureWeights, SampleConfig, Sampling};
 use fieldflow::target::RunTarget;
 use fieldflow_core::run::{BlockRun, BlockSink, ChainBlock, RunError, Series, SingleProcess};
 use fieldflow_core::{Par, Seed};
@@ -113,23 +113,35 @@ pub fn imh<'py>(
 
 /// `n` independent draws of the model with importance weights. Returns a
 /// dict: `x` `[n, *shape]`, `log_q`, `log_p`, `log_w`, the normalized `ess`
-/// and `log_z` ± `log_z_error`.
+/// and `log_z` ± `log_z_error`. `mixture_weights = "equal"`: a mixture of
+/// flows draws every component alike (the CLI's `--mixture-weights`).
 #[pyfunction]
-#[pyo3(signature = (model, n, seed = 1))]
+#[pyo3(signature = (model, n, seed = 1, mixture_weights = "trained"))]
 pub fn importance<'py>(
     py: Python<'py>,
     model: &Bound<'py, PyModel>,
     n: usize,
     seed: u64,
+    mixture_weights: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     if n == 0 {
         return Err(value_error("n = 0: must be >= 1"));
     }
     let m = model.get();
+    let equal = match mixture_weights {
+        "trained" => None,
+        "equal" => Some(m.with_equal_mixture_weights().map_err(value_error)?),
+        other => {
+            return Err(value_error(format!(
+                "mixture_weights = {other:?}: expected \"trained\" or \"equal\""
+            )))
+        }
+    };
+    let proposal = equal.as_ref().map_or(m.proposal(), |e| e.proposal());
     let b = py.detach(|| {
         importance_sample(
             m.target_kind().as_target(),
-            m.proposal(),
+            proposal,
             Seed::new(seed),
             n,
             Par::default(),
@@ -298,14 +310,18 @@ struct Ran {
 /// `fieldflow::cmd::sample::chains`), the blocks kept in memory.
 fn run_chains(c: &SampleConfig, model: &PyModel, reporter: &Reporter<'_>) -> anyhow::Result<Ran> {
     let kind = model.target_kind();
+    let equal = match c.sampler.mixture_weights {
+        MixtureWeights::Equal => Some(model.with_equal_mixture_weights()?),
+        MixtureWeights::Trained => None,
+    };
     let s = Sampling {
         target: kind.as_target(),
         phi4: match kind.builtin() {
             Some(RunTarget::Phi4(p)) => Some(p),
             _ => None,
         },
-        proposal: model.proposal(),
-        density: model.density(),
+        proposal: equal.as_ref().map_or(model.proposal(), |e| e.proposal()),
+        density: equal.as_ref().map_or(model.density(), |e| e.density()),
         flow: model.flow(),
     };
     with_chains(c, &s, 0..c.chains as usize, None, None, |chains, prepared| {

@@ -250,3 +250,32 @@ def test_a_mixture_of_flows_weighs_the_modes_of_a_python_target(rng):
     w = ff.analyze((run["x"][:, :, 0] < 0).astype(float))
     assert abs(w["value"] - 0.7) < 4 * w["error"] and w["error"] < 0.02, w
     assert run["acceptance"] > 0.5
+
+
+def test_importance_sampling_of_a_mixture_with_equal_component_weights(rng):
+    """``mixture_weights="equal"``: half the draws from each component (the
+    trained weights put 70 % on the heavy one), and the self-normalized mode
+    weight still 0.7 within 4σ; a model that is not a mixture, or another
+    word, is a one-line ValueError."""
+    n0 = 42
+    data = np.concatenate([rng.normal(-3.0, 0.5, (n0, 3)), rng.normal(3.0, 0.5, (60 - n0, 3))])
+    cfg = {"seed": 1, "flow": {"n_layers": 2, "mixture": {"components": 2, "weight_samples": 1000}},
+           "train": {"loss": {"preset": "rkl"}, "batch_size": 64, "steps": 100, "lr": 3e-3}}
+    m = ff.train(cfg, target=ff.Target.from_function(two_bumps, 3), data=data, progress=False)
+    n = 8000
+    trained = ff.importance(m, n, seed=2)
+    equal = ff.importance(m, n, seed=2, mixture_weights="equal")
+    share = lambda r: np.mean(r["x"][:, 0] < 0)
+    assert abs(share(trained) - 0.7) < 4 * np.sqrt(0.21 / n)
+    assert abs(share(equal) - 0.5) < 4 * np.sqrt(0.25 / n)
+    w = np.exp(equal["log_w"] - equal["log_w"].max())
+    a = (equal["x"][:, 0] < 0).astype(float)
+    r = np.sum(w * a) / np.sum(w)
+    err = np.sqrt(np.sum((w * (a - r)) ** 2)) / np.sum(w)
+    assert abs(r - 0.7) < 4 * err and err < 0.01, (r, err)
+    with pytest.raises(ValueError, match=r"^mixture_weights = \"most\": expected \"trained\" or \"equal\"$"):
+        ff.importance(m, 10, mixture_weights="most")
+    single = ff.train({"seed": 1, "flow": {"n_layers": 2}, "train": {"loss": {"preset": "rkl"}, "steps": 1}},
+                      target=ff.Target.from_function(two_bumps, 3), progress=False)
+    with pytest.raises(ValueError, match=r"^sampler.mixture_weights = equal: the model is not a mixture of flows$"):
+        ff.importance(single, 10, mixture_weights="equal")

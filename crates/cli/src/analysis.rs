@@ -20,7 +20,7 @@ use fieldflow_io::{AttrValue, EnsembleReader, FileKind};
 use fieldflow_lattice::observables::{effective_mass, xi2};
 use fieldflow_lattice::{Phi4, Phi4Modes, Phi4Observables};
 use fieldflow_stats::gamma::REPLICA_Q_MIN;
-use fieldflow_stats::{gamma_derived, GammaConfig, GammaReport};
+use fieldflow_stats::{gamma_derived, gamma_derived_with_gradient, numerical_gradient, GammaConfig, GammaReport};
 use ndarray::{s, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -195,11 +195,19 @@ pub fn measure_chains(reader: &EnsembleReader, obs: &dyn Measure, skip: usize) -
 /// chains or for importance-weighted draws.
 ///
 /// With weights wᵢ the columns become (wᵢ, wᵢ a₁ᵢ, …) and a function f of the
-/// means is evaluated at the ratios ⟨w a_j⟩/⟨w⟩: the self-normalized
-/// estimator, whose error then follows from the same gradient projection.
+/// means is evaluated at the ratios r_j = m_j/m₀ = ⟨w a_j⟩/⟨w⟩: the
+/// self-normalized estimator, whose error then follows from the same
+/// gradient projection. The gradient goes through the ratios by the chain
+/// rule, ∂/∂m_j = f_j/m₀ and ∂/∂m₀ = −Σ_j f_j r_j/m₀ (f_j = ∂f/∂r_j by
+/// central differences with steps of r_j's own error), so the projected
+/// series is Σ_j f_j wᵢ(a_jᵢ − r_j)/m₀ up to round-off: differences taken
+/// in m₀ directly would carry a relative error (δm₀/m₀)², which swamps
+/// 1 − r when r is within 10⁻⁵ of 1 (the heavy mode beside a mode of
+/// weight 10⁻⁷: its error came out 150× too large).
 struct Estimator {
     columns: Vec<Array2<f64>>,
-    weighted: bool,
+    /// Weighted: the central-difference steps in the ratios r_j.
+    ratio_steps: Option<Vec<f64>>,
     config: GammaConfig,
 }
 
@@ -208,7 +216,7 @@ impl Estimator {
         let Some(log_w) = log_w else {
             return Estimator {
                 columns: per_chain,
-                weighted: false,
+                ratio_steps: None,
                 config: *config,
             };
         };
@@ -227,27 +235,67 @@ impl Estimator {
                     }
                 })
             })
-            .collect();
+            .collect::<Vec<Array2<f64>>>();
+        let ratio_steps = Some(ratio_steps(&columns));
         Estimator {
             columns,
-            weighted: true,
+            ratio_steps,
             config: *config,
         }
     }
 
     fn estimate(&self, f: &dyn Fn(&[f64]) -> f64) -> Result<GammaReport> {
         let views: Vec<ArrayView2<f64>> = self.columns.iter().map(|a| a.view()).collect();
-        let r = if self.weighted {
-            let g = |m: &[f64]| {
-                let ratios: Vec<f64> = m[1..].iter().map(|v| v / m[0]).collect();
-                f(&ratios)
-            };
-            gamma_derived(&views, g, &self.config)
-        } else {
-            gamma_derived(&views, f, &self.config)
+        let r = match &self.ratio_steps {
+            Some(steps) => {
+                let ratios = |m: &[f64]| -> Vec<f64> { m[1..].iter().map(|v| v / m[0]).collect() };
+                let g = |m: &[f64]| f(&ratios(m));
+                let grad = |m: &[f64]| ratio_chain_rule(f, m, steps);
+                gamma_derived_with_gradient(&views, g, grad, &self.config)
+            }
+            None => gamma_derived(&views, f, &self.config),
         };
         Ok(r?)
     }
+}
+
+/// The gradient of g(m) = f(m₁/m₀, …) in the means m = (m₀, m₁, …) by the
+/// chain rule through the ratios ([`Estimator`]).
+fn ratio_chain_rule(f: &dyn Fn(&[f64]) -> f64, m: &[f64], steps: &[f64]) -> Vec<f64> {
+    let m0 = m[0];
+    let r: Vec<f64> = m[1..].iter().map(|v| v / m0).collect();
+    let fr = numerical_gradient(&f, &r, steps);
+    let mut g = Vec::with_capacity(m.len());
+    g.push(-fr.iter().zip(&r).map(|(d, r)| d * r).sum::<f64>() / m0);
+    g.extend(fr.iter().map(|d| d / m0));
+    g
+}
+
+/// The standard errors (naive, without autocorrelation) of the ratios
+/// r_j = ⟨w a_j⟩/⟨w⟩ of weighted columns (w, w a₁, …):
+/// √(Σᵢ wᵢ²(a_jᵢ − r_j)²)/(N m₀), the central-difference steps of
+/// [`ratio_chain_rule`] (0 for a constant ratio: its derivative is not
+/// needed, the projection never sees it).
+fn ratio_steps(columns: &[Array2<f64>]) -> Vec<f64> {
+    let n: usize = columns.iter().map(|a| a.nrows()).sum();
+    let ncols = columns.first().map_or(0, |a| a.ncols());
+    let mean = |j: usize| columns.iter().map(|a| a.column(j).sum()).sum::<f64>() / n as f64;
+    let m0 = mean(0);
+    (1..ncols)
+        .map(|j| {
+            let r = mean(j) / m0;
+            let ss: f64 = columns
+                .iter()
+                .flat_map(|a| a.rows().into_iter().map(move |row| (row[j] - r * row[0]).powi(2)))
+                .sum();
+            let h = ss.sqrt() / (n as f64 * m0);
+            if h.is_finite() {
+                h
+            } else {
+                0.0
+            }
+        })
+        .collect()
 }
 
 /// Analyzes one file.
@@ -452,6 +500,17 @@ pub fn fmt_err(value: f64, error: f64) -> String {
     format!("{value:.digits$} ± {error:.digits$}")
 }
 
+/// An exact value with at least six decimals, more when the estimate's
+/// error needs them (a mode weight of 1.7·10⁻⁷ beside 1.735e-7 ± 2e-9).
+fn fmt_exact(exact: f64, error: f64) -> String {
+    let digits = if error > 0.0 && error.is_finite() {
+        (1 - error.log10().floor() as i32).clamp(6, 12) as usize
+    } else {
+        6
+    };
+    format!("{exact:.digits$}")
+}
+
 /// A difference in units of its error, `+1.23`, or [`crate::output::NONE`]
 /// where the error is zero (a constant series) or the difference is NaN.
 pub fn deviation(diff: f64, error: f64) -> String {
@@ -480,7 +539,7 @@ pub fn render_table(a: &FileAnalysis) -> String {
     );
     for r in &a.rows {
         let (exact, dev) = match r.exact {
-            Some(e) => (format!("{e:.6}"), deviation(r.value - e, r.error)),
+            Some(e) => (fmt_exact(e, r.error), deviation(r.value - e, r.error)),
             None => (String::new(), String::new()),
         };
         let warn = if r.warnings.is_empty() { "" } else { "  (!)" };
@@ -538,6 +597,63 @@ pub fn side_by_side(analyses: &[FileAnalysis]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The chain rule through the ratios against central differences of
+    /// g(m) = f(m₁/m₀, m₂/m₀) taken in m directly, for a non-linear f.
+    #[test]
+    fn the_ratio_chain_rule_matches_central_differences() {
+        let f = |r: &[f64]| r[0] * r[0] - r[1] * r[0] + r[1].sin();
+        let m = [0.7, 0.3, 1.9];
+        let g = |m: &[f64]| f(&[m[1] / m[0], m[2] / m[0]]);
+        let grad = ratio_chain_rule(&f, &m, &[1e-4, 1e-4]);
+        let fd = numerical_gradient(&g, &m, &[1e-5; 3]);
+        for (a, b) in grad.iter().zip(&fd) {
+            assert!((a - b).abs() < 1e-6 * b.abs().max(1.0), "{grad:?} vs {fd:?}");
+        }
+    }
+
+    /// Importance weights where one mode carries 10⁻⁷ of the mass but half
+    /// the draws (a mixture proposing with equal weights): the two mode
+    /// weights are complements, so their errors must agree; they do to
+    /// round-off, and both equal the iid delta-method error
+    /// √(Σ wᵢ²(aᵢ − r)²)/(N m₀) within the Γ-method's window factor.
+    #[test]
+    fn complementary_weighted_ratios_get_the_same_error() {
+        let n = 4000;
+        // SplitMix64 of the index: uniform spreads without a rand dependency.
+        let uniform = |i: u64| {
+            let mut z = i.wrapping_add(5).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut a = Array2::zeros((n, 2));
+        let mut log_w = Array2::zeros((1, n));
+        for i in 0..n {
+            let minority = i % 2 == 1;
+            a[[i, 0]] = if minority { 0.0 } else { 1.0 };
+            a[[i, 1]] = 1.0 - a[[i, 0]];
+            let spread = uniform(i as u64) - 0.5;
+            log_w[[0, i]] = spread + if minority { -16.0 } else { 0.0 };
+        }
+        let est = Estimator::new(vec![a.clone()], Some(log_w.clone()), 0, &GammaConfig::default());
+        let heavy = est.estimate(&|r: &[f64]| r[0]).unwrap();
+        let light = est.estimate(&|r: &[f64]| r[1]).unwrap();
+        assert!((heavy.value + light.value - 1.0).abs() < 1e-12);
+        assert!(light.value > 1e-8 && light.value < 1e-6, "{}", light.value);
+        assert!(
+            (heavy.error - light.error).abs() < 1e-6 * light.error,
+            "{} vs {}",
+            heavy.error,
+            light.error
+        );
+        let w: Vec<f64> = log_w.iter().map(|l| l.exp()).collect();
+        let m0 = w.iter().sum::<f64>() / n as f64;
+        let r = light.value;
+        let ss: f64 = w.iter().zip(a.column(1)).map(|(w, a)| (w * (a - r)).powi(2)).sum();
+        let naive = ss.sqrt() / (n as f64 * m0);
+        assert!((light.error / naive - 1.0).abs() < 0.2, "{} vs {naive}", light.error);
+    }
 
     #[test]
     fn a_chain_that_stays_for_a_tenth_of_its_steps_is_flagged() {

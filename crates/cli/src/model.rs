@@ -515,6 +515,10 @@ pub trait TrainedModel: Send + Sync {
     fn flow(&self) -> Option<&Flow> {
         None
     }
+    /// The model as a mixture of flows, if it is one (default: not one).
+    fn mixture_mut(&mut self) -> Option<&mut FlowMixture> {
+        None
+    }
 }
 
 impl TrainedModel for Flow {
@@ -648,6 +652,9 @@ impl TrainedModel for FlowMixture {
     fn density(&self) -> Option<&dyn ProposalDensity> {
         Some(self)
     }
+    fn mixture_mut(&mut self) -> Option<&mut FlowMixture> {
+        Some(self)
+    }
 }
 
 /// A trained model ready to propose (see [`TrainedModel`]).
@@ -675,6 +682,21 @@ impl Sampler {
     /// a bijection).
     pub fn flow(&self) -> Option<&Flow> {
         self.0.flow()
+    }
+
+    /// Replaces a mixture's trained weights πₖ by equal ones, 1/K: draws
+    /// then come from every component alike and log q is the balance
+    /// heuristic's q̄ = (1/K) Σₖ qₖ (docs/THEORY.md §4.11), so importance
+    /// sampling reaches a mode of weight 1e-10 as often as the main one.
+    ///
+    /// # Errors
+    /// The model is not a mixture of flows.
+    pub fn equalize_mixture_weights(&mut self) -> Result<()> {
+        let Some(m) = self.0.mixture_mut() else {
+            bail!("sampler.mixture_weights = equal: the model is not a mixture of flows");
+        };
+        m.set_equal_weights();
+        Ok(())
     }
 }
 

@@ -257,6 +257,63 @@ lr = 1e-3
         (value - 15.5665).abs() < 4.0 * error && error < 0.1,
         "{value} ± {error}"
     );
+    // The − phase's weight itself, 1.736e-7: importance sampling with the
+    // trained weights never draws it (ŵ₁ = 0); with equal weights half the
+    // draws come from its component and analyze measures it (and the heavy
+    // mode's error is the light one's: they are complements).
+    let is = |name: &str, extra: &[&str]| {
+        let (model, out) = (p("s2.h5"), p(name));
+        let mut args = vec![
+            "sample", "--model", &model, "--method", "is", "--chains", "2", "--n", "4000",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--out", &out, "-q"]);
+        ok(&args);
+        rows(&ok(&["analyze", &out, "--json"]))
+    };
+    let trained = is("trained.h5", &[]);
+    assert_eq!(common::value_error(&trained, "mode_1").0, 0.0);
+    let equal = is("equal.h5", &["--mixture-weights", "equal"]);
+    let light = equal.iter().find(|r| r["observable"] == "mode_1").unwrap();
+    let (v, e, exact) = (
+        light["value"].as_f64().unwrap(),
+        light["error"].as_f64().unwrap(),
+        light["exact"].as_f64().unwrap(),
+    );
+    assert!((v - exact).abs() < 4.0 * e && e < 0.05 * exact, "{v} ± {e} vs {exact}");
+    let (_, e0) = common::value_error(&equal, "mode_0");
+    assert!((e0 / e - 1.0).abs() < 1e-6, "{e0} vs {e}");
+    common::fails(
+        &[
+            "sample",
+            "--model",
+            &p("s2.h5"),
+            "--mixture-weights",
+            "most",
+            "--out",
+            &p("x.h5"),
+        ],
+        "mixture_weights",
+    );
+    std::fs::write(
+        p("single.toml"),
+        cfg.replace("mixture = {", "# mixture = {")
+            .replace("steps = 100", "steps = 2"),
+    )
+    .unwrap();
+    ok(&["train", "--config", &p("single.toml"), "--out", &p("single.h5"), "-q"]);
+    common::fails(
+        &[
+            "sample",
+            "--model",
+            &p("single.h5"),
+            "--mixture-weights",
+            "equal",
+            "--out",
+            &p("x.h5"),
+        ],
+        "not a mixture",
+    );
     std::fs::write(p("one.toml"), starts.replace("[1.0, -1.0]", "[1.0]")).unwrap();
     common::fails(
         &["train", "--config", &p("one.toml"), "--out", &p("x.h5")],

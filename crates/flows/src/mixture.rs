@@ -427,6 +427,13 @@ impl FlowMixture {
         }
     }
 
+    /// Sets every weight to 1/K: the balance heuristic's q̄ = (1/K) Σₖ qₖ,
+    /// which draws every component alike (importance sampling of light
+    /// modes).
+    pub fn set_equal_weights(&mut self) {
+        self.set_weights(&vec![1.0; self.config.components]);
+    }
+
     /// Σᵢ log sₖᵢ.
     fn log_det_scale(&self, k: usize) -> f64 {
         self.log_scale(k).sum()

@@ -166,6 +166,18 @@ impl Runner {
     /// the samples' path and the run's log (its printed summary: acceptance,
     /// or ESS/N and log Z estimate; read with [`summary_numbers`]).
     pub fn sample_with(&self, name: &str, method: &str, seed: u64, model_identity: &str) -> Result<(PathBuf, String)> {
+        self.sample_with_args(name, method, seed, model_identity, &[])
+    }
+
+    /// As [`Runner::sample_with`], with `extra` arguments of `fieldflow sample`.
+    pub fn sample_with_args(
+        &self,
+        name: &str,
+        method: &str,
+        seed: u64,
+        model_identity: &str,
+        extra: &[&str],
+    ) -> Result<(PathBuf, String)> {
         let model = self.path("models", &format!("{name}.h5"));
         let tag = if method == "imh" {
             name.to_string()
@@ -195,6 +207,7 @@ impl Runner {
         if method != "imh" {
             args.extend(["--method".to_string(), method.to_string()]);
         }
+        args.extend(extra.iter().map(|a| a.to_string()));
         self.sample_stage(&tag, &out, &args, model_identity)
     }
 

@@ -41,7 +41,7 @@ pub mod kernels;
 pub mod settings;
 mod slips;
 pub use chains::{with_chains, Prepared, Sampling};
-pub use settings::{Given, Method, SampleArgs, SampleConfig};
+pub use settings::{Given, Method, MixtureWeights, SampleArgs, SampleConfig};
 
 use crate::blocks::{ensemble_spec, run_blocks};
 use crate::config;
@@ -76,7 +76,11 @@ pub struct Model {
 /// Loads the model file of `c` (model from architecture + parameters,
 /// target from the stored config) and checks that `c.method` can use it.
 pub fn load_model(c: &SampleConfig) -> Result<Model> {
-    load_model_at(Path::new(&c.model), c.method)
+    let mut model = load_model_at(Path::new(&c.model), c.method)?;
+    if c.sampler.mixture_weights == MixtureWeights::Equal {
+        model.sampler.equalize_mixture_weights()?;
+    }
+    Ok(model)
 }
 
 /// Loads the model file at `path` for `method`.

@@ -58,6 +58,11 @@ pub struct SampleArgs {
     /// `.model.h5` in place of its extension).
     #[arg(long)]
     pub adapted_model: Option<PathBuf>,
+    /// A mixture of flows proposes with its trained weights (`trained`) or
+    /// with equal ones (`equal`: every component drawn alike, for importance
+    /// sampling of light modes).
+    #[arg(long)]
+    pub mixture_weights: Option<String>,
     /// Output, seed, resume, verbosity.
     #[command(flatten)]
     pub run: crate::cmd::run_args::RunArgs,
@@ -80,6 +85,7 @@ impl SampleArgs {
             || self.warmup.is_some()
             || self.rounds.is_some()
             || self.adapted_model.is_some()
+            || self.mixture_weights.is_some()
     }
 }
 
@@ -159,6 +165,21 @@ pub enum Global {
     Isir,
 }
 
+/// The component weights a mixture of flows proposes with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MixtureWeights {
+    /// The weights estimated in training, πₖ ≈ Zₖ/Z (the proposal closest
+    /// to the target: IMH, and importance sampling of the whole target).
+    #[default]
+    Trained,
+    /// πₖ = 1/K: every component drawn alike, log q the balance heuristic
+    /// q̄ = (1/K) Σₖ qₖ. Importance sampling then sees a mode of weight
+    /// 10⁻¹⁰ in half the draws (K = 2), so its weight gets an error bar;
+    /// the price is at most a factor K in the ESS of the heavy modes.
+    Equal,
+}
+
 /// Local kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -234,6 +255,8 @@ pub struct SamplerSettings {
     pub init_sigma: f64,
     /// Adaptive: the adapted model file.
     pub adapted_model: String,
+    /// A mixture of flows' component weights (`trained` or `equal`).
+    pub mixture_weights: MixtureWeights,
 }
 
 impl Default for SamplerSettings {
@@ -254,6 +277,7 @@ impl Default for SamplerSettings {
             w_rkl: 0.0,
             init_sigma: 3.0,
             adapted_model: String::new(),
+            mixture_weights: MixtureWeights::Trained,
         }
     }
 }
@@ -353,6 +377,9 @@ impl SampleConfig {
         }
         if let Some(p) = &args.adapted_model {
             sampler_table.insert("adapted_model".into(), p.display().to_string().into());
+        }
+        if let Some(w) = &args.mixture_weights {
+            sampler_table.insert("mixture_weights".into(), w.clone().into());
         }
         let given = Given {
             n: args.n,
