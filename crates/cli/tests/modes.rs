@@ -314,6 +314,56 @@ lr = 1e-3
         ],
         "not a mixture",
     );
+    // b = 0.075 (exact w₊ = 2.7154e-10): the light mode's mass lies where the
+    // − phase's field dips through zero at the middle, not in the + phase,
+    // so the two phase components alone are confidently wrong (> 50σ); a
+    // third on the boundary φ₄₉ = 0 gets it within 4σ.
+    let light_weight = |config: &str, name: &str| {
+        std::fs::write(p(&format!("{name}.toml")), config).unwrap();
+        let (model, out) = (p(&format!("{name}.h5")), p(&format!("{name}_is.h5")));
+        ok(&["train", "--config", &p(&format!("{name}.toml")), "--out", &model, "-q"]);
+        let args = [
+            "sample",
+            "--model",
+            &model,
+            "--method",
+            "is",
+            "--mixture-weights",
+            "equal",
+        ];
+        ok(&[&args[..], &["--chains", "2", "--n", "4000", "--out", &out, "-q"]].concat());
+        let r = rows(&ok(&["analyze", &out, "--json"]));
+        let row = r.iter().find(|r| r["observable"] == "mode_1").unwrap().clone();
+        let f = |k: &str| row[k].as_f64().unwrap();
+        (f("value"), f("error"), f("exact"))
+    };
+    let tilted = starts.replace("b = 0.05", "b = 0.075");
+    let (v, e, exact) = light_weight(&tilted, "phases");
+    assert!((v - exact).abs() > 50.0 * e, "{v} ± {e} vs {exact}");
+    let with_boundary = tilted.replace("components = 2", "components = 3").replace(
+        "starts = [1.0, -1.0]",
+        "starts = [1.0, -1.0], boundary = { site = 49, value = 0.0 }",
+    );
+    let (v, e, exact) = light_weight(&with_boundary, "boundary");
+    assert!((v - exact).abs() < 4.0 * e && e < 0.1 * exact, "{v} ± {e} vs {exact}");
+    for (bad, needle) in [
+        (
+            with_boundary.replace("site = 49", "site = 100"),
+            "site must be < d = 100",
+        ),
+        (
+            with_boundary.replace("[1.0, -1.0]", "[1.0, -1.0, 0.5]"),
+            "but the boundary's",
+        ),
+        (
+            cfg.replace("components = 2", "components = 3")
+                .replace("steps = 300 }", "steps = 300 }, boundary = { site = 49 }"),
+            "a boundary component needs flow.mixture.starts",
+        ),
+    ] {
+        std::fs::write(p("bad.toml"), bad).unwrap();
+        common::fails(&["train", "--config", &p("bad.toml"), "--out", &p("x.h5")], needle);
+    }
     std::fs::write(p("one.toml"), starts.replace("[1.0, -1.0]", "[1.0]")).unwrap();
     common::fails(
         &["train", "--config", &p("one.toml"), "--out", &p("x.h5")],

@@ -136,7 +136,7 @@ pub use coupling::{ConditionerSpec, Coupling, CouplingTape, Transform};
 pub use flow::{Flow, FlowError, ScoreModel};
 pub use layer::{Direction, Layer, ScoreLayer, Scratch};
 pub use mixture::{
-    Affine, AffineMap, ComponentTarget, FlowMixture, Locate, MixtureConfig, MixtureLayout, WeightEstimate,
+    Affine, AffineMap, Boundary, ComponentTarget, FlowMixture, Locate, MixtureConfig, MixtureLayout, WeightEstimate,
     LAPLACE_MAX_DIM,
 };
 pub use net::{ConvGeometry, ConvKernel, Net, NetTape};

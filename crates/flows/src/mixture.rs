@@ -83,6 +83,30 @@ pub struct MixtureConfig {
     /// (e.g. `[1.0, -1.0]` for the two ordered phases of a φ⁴ field).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub starts: Vec<f64>,
+    /// With `starts`: the last component sits on the boundary between the
+    /// modes, the hyperplane x_site = value (docs/THEORY.md §4.11), where a
+    /// light mode's mass can lie when its own minimum carries little of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boundary: Option<Boundary>,
+}
+
+/// The mode boundary x_site = value of [`MixtureConfig::boundary`] (for the
+/// 1D φ⁴ chain, whose modes are the sign of the middle site:
+/// `{ site = 49, value = 0.0 }` at N = 100).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Boundary {
+    /// The coordinate held fixed.
+    pub site: usize,
+    /// Its value on the boundary.
+    #[serde(default)]
+    pub value: f64,
+}
+
+impl std::fmt::Display for Boundary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{{ site = {}, value = {} }}", self.site, self.value)
+    }
 }
 
 /// The family of the components' affine maps x = μₖ + Tₖ y (module docs).
@@ -167,8 +191,13 @@ impl MixtureConfig {
             if self.affine != Affine::Laplace {
                 return bad("starts are where Newton begins: they need affine = \"laplace\"");
             }
-            if self.starts.len() != self.components {
-                return bad("one start per component");
+            let expected = self.components - usize::from(self.boundary.is_some());
+            if self.starts.len() != expected {
+                return bad(if self.boundary.is_some() {
+                    "one start per component but the boundary's (the last)"
+                } else {
+                    "one start per component"
+                });
             }
             if self.starts.iter().any(|c| !c.is_finite()) {
                 return bad("must be finite");
@@ -179,6 +208,21 @@ impl MixtureConfig {
         }
         self.flow.validate()?;
         let d = self.flow.dim();
+        if let Some(b) = self.boundary {
+            let bad = |why: String| Err(ConfigError::new("mixture.boundary", b.to_string(), why));
+            if self.starts.is_empty() {
+                return bad("a boundary component needs mixture.starts for the modes beside it".into());
+            }
+            if self.components < 2 {
+                return bad("needs at least one mode component besides the boundary's".into());
+            }
+            if b.site >= d {
+                return bad(format!("site must be < d = {d}"));
+            }
+            if !b.value.is_finite() {
+                return bad("value must be finite".into());
+            }
+        }
         if self.affine == Affine::Laplace && d > LAPLACE_MAX_DIM {
             return Err(ConfigError::new(
                 "mixture.affine",

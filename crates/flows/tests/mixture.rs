@@ -42,6 +42,7 @@ fn mixture_of(weight_samples: usize, affine: Affine, identity_init: bool) -> Flo
             locate: None,
             affine,
             starts: Vec::new(),
+            boundary: None,
         },
         Seed::new(3),
     )

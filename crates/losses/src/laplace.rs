@@ -18,6 +18,17 @@
 //!   max|δ| < 10⁻¹⁰(1 + max|x|), at most [`MAX_NEWTON`] iterations.
 //! * The end point must have a positive definite H (else a saddle or a flat
 //!   direction: an error naming it).
+//!
+//! **On a mode boundary** ([`laplace_on_boundary`], `mixture.boundary`):
+//! the same Newton over every coordinate but x_p, held at the boundary's
+//! value (the pinned row and column of H + λI replaced by the identity and
+//! ∇u_p by 0, so δ_p = 0): x* minimizes u on the hyperplane x_p = c. There
+//! u need not have a minimum in x_p — at b = 0 the chain's point is a
+//! saddle — so the Gaussian keeps H's block of the free coordinates (the
+//! constrained Laplace approximation, positive definite at a constrained
+//! minimum) and replaces the precision of x_p given the others, the Schur
+//! complement s = H_pp − h_pᵀ H_ff⁻¹ h_p, by |s|: H' = H + (|s| − s) e_p e_pᵀ.
+//! A flat s (|s| below 10⁻¹² of the diagonal's scale) is an error.
 
 use fieldflow_core::{ConfigError, Target};
 use ndarray::{Array1, Array2, ArrayView1};
@@ -106,18 +117,100 @@ fn cholesky_solve(l: &Array2<f64>, b: ArrayView1<f64>) -> Array1<f64> {
 /// the Hessian's scale); an end point whose Hessian is not positive
 /// definite; no convergence in [`MAX_NEWTON`] iterations.
 pub fn laplace(target: &dyn Target, start: ArrayView1<f64>) -> Result<Laplace, ConfigError> {
-    let err = |what: String| ConfigError::new("mixture.affine", "laplace", what);
-    let d = start.len();
-    let mut x = start.to_owned();
+    let (x, h, iterations) = newton(target, start.to_owned(), None)?;
+    let l = cholesky(&h).ok_or_else(|| {
+        laplace_error(
+            "the point Newton reached is not a local maximum of the density (its Hessian is not positive definite)",
+        )
+    })?;
+    Ok(Laplace {
+        t: inverse_sqrt(&l)?,
+        mode: x,
+        iterations,
+    })
+}
+
+/// The Gaussian on the mode boundary x_`site` = `value`, Newton from
+/// `start` with that coordinate set to `value` (module docs): `mode` the
+/// minimum of −log p̃ on the hyperplane, TTᵀ = H'⁻¹.
+///
+/// # Errors
+/// As [`laplace`], with "local maximum" on the hyperplane; a flat Schur
+/// complement; `site` out of range.
+pub fn laplace_on_boundary(
+    target: &dyn Target,
+    start: ArrayView1<f64>,
+    site: usize,
+    value: f64,
+) -> Result<Laplace, ConfigError> {
+    if site >= start.len() {
+        return Err(laplace_error(&format!(
+            "boundary site {site} is not < d = {}",
+            start.len()
+        )));
+    }
+    let mut x0 = start.to_owned();
+    x0[site] = value;
+    let (x, mut h, iterations) = newton(target, x0, Some(site))?;
+    let lf = cholesky(&pinned(&h, site)).ok_or_else(|| {
+        laplace_error(
+            "the point Newton reached on the boundary is not a local maximum of the density there (its Hessian \
+             over the other coordinates is not positive definite)",
+        )
+    })?;
+    let mut hp = h.column(site).to_owned();
+    hp[site] = 0.0;
+    let schur = h[(site, site)] - hp.dot(&cholesky_solve(&lf, hp.view()));
+    let scale = h.diag().iter().map(|v| v.abs()).sum::<f64>() / h.nrows() as f64;
+    if !(schur.abs() > 1e-12 * scale) {
+        return Err(laplace_error(&format!(
+            "the density is flat across the boundary at site {site} (Schur complement {schur:e})"
+        )));
+    }
+    h[(site, site)] += schur.abs() - schur;
+    let l = cholesky(&h).ok_or_else(|| laplace_error("the boundary's Hessian is not positive definite (round-off)"))?;
+    Ok(Laplace {
+        t: inverse_sqrt(&l)?,
+        mode: x,
+        iterations,
+    })
+}
+
+fn laplace_error(what: &str) -> ConfigError {
+    ConfigError::new("mixture.affine", "laplace", what.to_string())
+}
+
+/// `h` with row and column `site` replaced by those of the identity.
+fn pinned(h: &Array2<f64>, site: usize) -> Array2<f64> {
+    let mut a = h.clone();
+    a.row_mut(site).fill(0.0);
+    a.column_mut(site).fill(0.0);
+    a[(site, site)] = 1.0;
+    a
+}
+
+/// Damped Newton on u = −log p̃ from `x` (module docs), coordinate `pin`
+/// held fixed: the end point, its Hessian (all coordinates) and the
+/// iterations used.
+fn newton(
+    target: &dyn Target,
+    mut x: Array1<f64>,
+    pin: Option<usize>,
+) -> Result<(Array1<f64>, Array2<f64>, usize), ConfigError> {
+    let d = x.len();
     let (mut u, mut g) = energy(target, &x);
     if !u.is_finite() || g.iter().any(|v| !v.is_finite()) {
-        return Err(err(
-            "the target's density or score is not finite at the cluster's mean".into()
+        return Err(laplace_error(
+            "the target's density or score is not finite at the starting point",
         ));
     }
     let mut lambda = 0.0;
     for it in 0..MAX_NEWTON {
-        let h = hessian(target, &x);
+        let mut h = hessian(target, &x);
+        if let Some(p) = pin {
+            h = pinned(&h, p);
+            g[p] = 0.0;
+        }
         let scale = (h.diag().iter().map(|v| v.abs()).sum::<f64>() / d as f64).max(1e-300);
         let (delta, xn, un, gn) = loop {
             let mut hl = h.clone();
@@ -132,9 +225,7 @@ pub fn laplace(target: &dyn Target, start: ArrayView1<f64>) -> Result<Laplace, C
             }
             lambda = if lambda == 0.0 { 1e-6 * scale } else { 10.0 * lambda };
             if lambda > 1e12 * scale {
-                return Err(err(format!(
-                    "Newton from the cluster's mean found no descent step (iteration {it})"
-                )));
+                return Err(laplace_error(&format!("Newton found no descent step (iteration {it})")));
             }
         };
         let size = delta.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
@@ -143,29 +234,28 @@ pub fn laplace(target: &dyn Target, start: ArrayView1<f64>) -> Result<Laplace, C
         lambda = if lambda < 1e-9 * scale { 0.0 } else { lambda / 10.0 };
         if size < 1e-10 * reach {
             let h = hessian(target, &x);
-            let l = cholesky(&h).ok_or_else(|| {
-                err("the point Newton reached is not a local maximum of the density (its Hessian is not positive definite)".into())
-            })?;
-            // Σ = H⁻¹ column by column, then its lower Cholesky factor.
-            let mut sigma = Array2::zeros((d, d));
-            let mut e = Array1::zeros(d);
-            for j in 0..d {
-                e[j] = 1.0;
-                sigma.column_mut(j).assign(&cholesky_solve(&l, e.view()));
-                e[j] = 0.0;
-            }
-            let st = sigma.t().to_owned();
-            let sigma = (sigma + st) * 0.5;
-            let t = cholesky(&sigma)
-                .ok_or_else(|| err("the inverse Hessian is not positive definite (round-off)".into()))?;
-            return Ok(Laplace {
-                mode: x,
-                t,
-                iterations: it + 1,
-            });
+            return Ok((x, h, it + 1));
         }
     }
-    Err(err(format!("Newton did not converge in {MAX_NEWTON} iterations")))
+    Err(laplace_error(&format!(
+        "Newton did not converge in {MAX_NEWTON} iterations"
+    )))
+}
+
+/// T lower triangular with TTᵀ = (LLᵀ)⁻¹: the inverse column by column,
+/// symmetrized, then its Cholesky factor.
+fn inverse_sqrt(l: &Array2<f64>) -> Result<Array2<f64>, ConfigError> {
+    let d = l.nrows();
+    let mut sigma = Array2::zeros((d, d));
+    let mut e = Array1::zeros(d);
+    for j in 0..d {
+        e[j] = 1.0;
+        sigma.column_mut(j).assign(&cholesky_solve(l, e.view()));
+        e[j] = 0.0;
+    }
+    let st = sigma.t().to_owned();
+    let sigma = (sigma + st) * 0.5;
+    cholesky(&sigma).ok_or_else(|| laplace_error("the inverse Hessian is not positive definite (round-off)"))
 }
 
 #[cfg(test)]
@@ -223,5 +313,59 @@ mod tests {
         let e = laplace(&chain, Array1::zeros(100).view()).unwrap_err();
         assert_eq!(e.field, "mixture.affine");
         assert!(e.problem.contains("not a local maximum"), "{e}");
+    }
+
+    /// On a Gaussian the boundary point is the conditional mean given
+    /// x_p = c, μ + Σ_{·p}(c − μ_p)/Σ_pp, and the Schur complement 1/Σ_pp is
+    /// positive, so no flip: TTᵀ = Σ.
+    #[test]
+    fn on_a_gaussian_the_boundary_point_is_the_conditional_mean() {
+        let sigma = Array2::from_shape_vec((3, 3), vec![1.0, 0.8, 0.3, 0.8, 1.0, 0.5, 0.3, 0.5, 0.6]).unwrap();
+        let mean = Array1::from(vec![1.0, -2.0, 0.5]);
+        let t = GaussianMixture::new(vec![mean.clone()], vec![Covariance::Full(sigma.clone())], vec![1.0]).unwrap();
+        let (p, c) = (1, 0.25);
+        let lap = laplace_on_boundary(&t, Array1::from(vec![5.0, 5.0, -5.0]).view(), p, c).unwrap();
+        let expected = &mean + &(sigma.column(p).to_owned() * ((c - mean[p]) / sigma[(p, p)]));
+        assert!(
+            (&lap.mode - &expected).iter().all(|v| v.abs() < 1e-9),
+            "{} vs {expected}",
+            lap.mode
+        );
+        let tt = lap.t.dot(&lap.t.t());
+        assert!((&tt - &sigma).iter().all(|v| v.abs() < 1e-7), "{tt}");
+    }
+
+    /// The chain at b = 0 pinned at φ_49 = 0: a saddle (the field would
+    /// rather leave zero), so the precision of φ_49 given the rest is
+    /// flipped. Against the chain's exact Hessian-vector product:
+    /// (TTᵀ)⁻¹ = H + δ e_p e_pᵀ with δ = 2|s| > 0, i.e. H TTᵀ e_j − e_j is
+    /// −δ (TTᵀ e_j)_p e_p, the same δ for every j; the score vanishes on the
+    /// free coordinates.
+    #[test]
+    fn the_chain_boundary_is_a_saddle_whose_pinned_precision_is_flipped() {
+        let chain = Phi4Field1d::new(100, 0.1, 20.0, 0.0).unwrap();
+        let p = 49;
+        let lap = laplace_on_boundary(&chain, Array1::from_elem(100, 1.0).view(), p, 0.0).unwrap();
+        assert_eq!(lap.mode[p], 0.0);
+        assert!(lap.mode[20] > 0.3, "{}", lap.mode);
+        let mut score = Array1::zeros(100);
+        chain.log_prob_and_score(lap.mode.view(), score.view_mut());
+        let worst = (0..100).filter(|&i| i != p).fold(0.0_f64, |m, i| m.max(score[i].abs()));
+        assert!(worst < 1e-6, "score off the boundary site: {worst:e}");
+        let (mut e, mut he) = (Array1::zeros(100), Array1::zeros(100));
+        let mut deltas = Vec::new();
+        for j in 0..100 {
+            e.fill(0.0);
+            e[j] = 1.0;
+            let v = lap.t.dot(&lap.t.t().dot(&e));
+            chain.hvp(lap.mode.view(), v.view(), he.view_mut());
+            let r = &e - &he;
+            let off = (0..100).filter(|&i| i != p).fold(0.0_f64, |m, i| m.max(r[i].abs()));
+            assert!(off < 1e-6, "column {j}: residual off the pinned site {off:e}");
+            deltas.push(r[p] / v[p]);
+        }
+        let delta = deltas[p];
+        assert!(delta > 0.1, "δ = {delta}: no flip at a saddle");
+        assert!(deltas.iter().all(|d| (d - delta).abs() < 1e-5 * delta), "{deltas:?}");
     }
 }

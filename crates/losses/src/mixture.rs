@@ -18,6 +18,11 @@
 //! `seed.child(7)`); only a data-free loss (RKL) may then be used.
 //! K itself can come from the same points: [`choose_components`] (BIC over
 //! the k-means partitions the set-up would make, docs/THEORY.md §4.11).
+//! With `mixture.starts` Newton begins at constant configurations instead,
+//! and `mixture.boundary` adds a last component on the mode boundary
+//! x_site = value ([`crate::laplace::laplace_on_boundary`], from the most
+//! probable of the starts' modes), which is never trained: it stays the
+//! boundary's Gaussian (its flow the identity).
 //!
 //! # One step t
 //! Every component takes the configured loss against
@@ -41,7 +46,7 @@
 use crate::clusters::walker_ends;
 use crate::config::{minibatch, TrainConfig, TrainData};
 use crate::exchange::Exchange;
-use crate::laplace::laplace;
+use crate::laplace::{laplace, laplace_on_boundary};
 use crate::loss::{Loss, LossError, LossInputs, LossReport};
 use crate::metrics::{held_out_nll, TrainerParts};
 use crate::records::{MetricsRecord, StepOutcome, TrainError, TrainerState};
@@ -252,8 +257,10 @@ impl<'a> MixtureTrainer<'a> {
         }
     }
 
-    /// The set-up from `mixture.starts`: Newton from c·𝟙 per component,
-    /// equal initial weights, no data (a data term is refused).
+    /// The set-up from `mixture.starts`: Newton from c·𝟙 per component, and
+    /// with `mixture.boundary` a last component on the boundary (Newton from
+    /// the most probable of those modes, [`laplace_on_boundary`]); equal
+    /// initial weights, no data (a data term is refused).
     fn from_starts(
         parts: TrainerParts<'a>,
         loss: Loss,
@@ -272,6 +279,18 @@ impl<'a> MixtureTrainer<'a> {
         let d = model.layout().d;
         for (k, &c) in mixture.starts.iter().enumerate() {
             set_laplace(&mut model, k, target, Array1::from_elem(d, c).view())?;
+        }
+        if let Some(b) = mixture.boundary {
+            // Newton on the boundary from the most probable mode found.
+            let n = mixture.starts.len();
+            let best = (0..n)
+                .map(|k| (k, target.log_prob(model.shift(k))))
+                .fold((0, f64::NEG_INFINITY), |a, c| if c.1 > a.1 { c } else { a })
+                .0;
+            let start = model.shift(best).to_owned();
+            let lap = laplace_on_boundary(target, start.view(), b.site, b.value)
+                .map_err(|e| ConfigError::new("mixture.boundary", b.to_string(), e.problem))?;
+            model.set_affine_full(n, lap.mode.view(), lap.t.view());
         }
         model.set_weights(&vec![1.0; mixture.components]);
         let no_data = vec![Array2::zeros((0, d)); mixture.components];
@@ -297,7 +316,10 @@ impl<'a> MixtureTrainer<'a> {
             grad: vec![0.0; layout.len()],
             log_w: Vec::new(),
         };
-        for k in 0..layout.k {
+        // A boundary component (the last) keeps its Gaussian: reverse KL
+        // would slide it off the boundary, down into the heavier mode.
+        let trained = layout.k - usize::from(self.mixture.config().boundary.is_some());
+        for k in 0..trained {
             let flow = self.mixture.flow(k);
             let data = self
                 .loss
@@ -432,6 +454,7 @@ mod tests {
             locate: None,
             affine: Default::default(),
             starts: Vec::new(),
+            boundary: None,
         };
         let data = TrainData {
             train: Some(xs.clone()),
