@@ -18,7 +18,9 @@
 //! best single-flow recipe `scorenf` (annealed), the loss presets fkl, rkl, sm, rkl_sm and annealed RKL
 //! (β: 0.1 → 1 over the first half of training), on the φ⁴ chain `laplace`
 //! (a mixture whose components start as the Laplace Gaussians of the two
-//! ordered phases, RKL, no samples; affine couplings only), each with affine couplings
+//! ordered phases, RKL, no samples; affine couplings only) and
+//! `laplace+boundary` (a third, untrained component on the mode boundary
+//! φ₄₉ = 0), each with affine couplings
 //! and with rational-quadratic spline couplings (`+spline`: 8 bins, a tail
 //! bound B per target that covers its range, and a base σ about the data's
 //! largest coordinate standard deviation: a spline cannot widen a narrow
@@ -115,15 +117,22 @@ pub struct Recipe {
     /// A mixture of flows with one component per mode of the target
     /// (`flow.mixture = { components = K }`, docs/THEORY.md §4.11).
     pub mixture: bool,
-    /// A mixture of flows whose components start as the Laplace Gaussians
-    /// of the chain's two ordered phases ([`LAPLACE_MIXTURE`]); the φ⁴
-    /// chain only, affine couplings only.
-    pub laplace: bool,
+    /// A mixture of flows whose components start as Laplace Gaussians: the
+    /// `flow.mixture` override ([`LAPLACE_MIXTURE`],
+    /// [`LAPLACE_BOUNDARY_MIXTURE`]); the φ⁴ chain only, affine couplings
+    /// only.
+    pub laplace: Option<&'static str>,
 }
 
 /// The `laplace` recipe's mixture: Newton from φ = ±1 (the ordered phases;
 /// MALA walkers miss the + phase at b ≥ 0.075, data/experiments/phi4_1d_laplace).
 const LAPLACE_MIXTURE: &str = r#"flow.mixture = { components = 2, affine = "laplace", starts = [1.0, -1.0] }"#;
+
+/// The `laplace+boundary` recipe's mixture: the two phases and a third
+/// component on the mode boundary φ₄₉ = 0 (the chain's middle site at
+/// N = 100), where the light mode's mass lies at b ≥ 0.075
+/// (docs/THEORY.md §4.11).
+const LAPLACE_BOUNDARY_MIXTURE: &str = r#"flow.mixture = { components = 3, affine = "laplace", starts = [1.0, -1.0], boundary = { site = 49, value = 0.0 } }"#;
 
 /// The methods of the benchmark (each also with spline couplings).
 pub const RECIPES: &[Recipe] = &[
@@ -135,7 +144,7 @@ pub const RECIPES: &[Recipe] = &[
         data: true,
         overrides: r#"train.loss = { preset = "rkl" }"#,
         mixture: true,
-        laplace: false,
+        laplace: None,
     },
     // The best single-flow multimodal recipe (docs/RESULTS.md, "Multimodal
     // ScoreNF scan"): FKL + 0.1 RKL + 0.1 SM on flow samples, annealed over
@@ -145,28 +154,28 @@ pub const RECIPES: &[Recipe] = &[
         data: true,
         overrides: r#"train.loss = { preset = "scorenf" }"#,
         mixture: false,
-        laplace: false,
+        laplace: None,
     },
     Recipe {
         name: "fkl",
         data: true,
         overrides: r#"train.loss = { preset = "fkl" }"#,
         mixture: false,
-        laplace: false,
+        laplace: None,
     },
     Recipe {
         name: "rkl",
         data: false,
         overrides: r#"train.loss = { preset = "rkl" }"#,
         mixture: false,
-        laplace: false,
+        laplace: None,
     },
     Recipe {
         name: "sm",
         data: true,
         overrides: r#"train.loss = { preset = "sm" }"#,
         mixture: false,
-        laplace: false,
+        laplace: None,
     },
     // The first reading of ScoreNF (the `scorenf` preset until 2026-12-02).
     Recipe {
@@ -174,7 +183,7 @@ pub const RECIPES: &[Recipe] = &[
         data: true,
         overrides: r#"train.loss = { preset = "rkl_sm" }"#,
         mixture: false,
-        laplace: false,
+        laplace: None,
     },
     // Without samples, on the stiff φ⁴ chain: one component per phase, each
     // starting as the phase's Laplace Gaussian (docs/THEORY.md §4.11).
@@ -183,7 +192,17 @@ pub const RECIPES: &[Recipe] = &[
         data: false,
         overrides: r#"train.loss = { preset = "rkl" }"#,
         mixture: false,
-        laplace: true,
+        laplace: Some(LAPLACE_MIXTURE),
+    },
+    // The same with a third, untrained component on the mode boundary: the
+    // light mode of the strongly tilted chain is a dip of the heavy phase
+    // through zero at the middle site, which neither phase's Gaussian covers.
+    Recipe {
+        name: "laplace+boundary",
+        data: false,
+        overrides: r#"train.loss = { preset = "rkl" }"#,
+        mixture: false,
+        laplace: Some(LAPLACE_BOUNDARY_MIXTURE),
     },
     Recipe {
         name: "rkl+anneal",
@@ -191,7 +210,7 @@ pub const RECIPES: &[Recipe] = &[
         overrides: r#"train.loss = { preset = "rkl" }
                       train.annealing = { kind = "geometric", beta0 = 0.1, steps = 1000 }"#,
         mixture: false,
-        laplace: false,
+        laplace: None,
     },
 ];
 
@@ -354,8 +373,8 @@ impl Method {
         if self.recipe.mixture {
             c = c.merged(&format!("flow.mixture = {{ components = {} }}", t.modes))?;
         }
-        if self.recipe.laplace {
-            c = c.merged(LAPLACE_MIXTURE)?;
+        if let Some(mixture) = self.recipe.laplace {
+            c = c.merged(mixture)?;
         }
         if self.spline {
             // A mixture's components see the target whitened by their
@@ -377,7 +396,8 @@ impl Method {
 pub fn methods(t: &Spec) -> Vec<Method> {
     let mut m = vec![];
     for spline in [false, true].into_iter().filter(|&s| !s || t.spline) {
-        let fits = |r: &&Recipe| (t.exact_data || !r.data) && (!r.laplace || (t.family == "phi4_1d" && !spline));
+        let fits =
+            |r: &&Recipe| (t.exact_data || !r.data) && (r.laplace.is_none() || (t.family == "phi4_1d" && !spline));
         for recipe in RECIPES.iter().filter(fits) {
             m.push(Method { recipe, spline });
         }
@@ -401,7 +421,7 @@ pub fn method_names() -> Vec<String> {
     v.extend(
         RECIPES
             .iter()
-            .filter(|r| !r.laplace)
+            .filter(|r| r.laplace.is_none())
             .map(|r| format!("{}+spline", r.name)),
     );
     v.extend(SAMPLERS.iter().map(|(name, _)| name.to_string()));
@@ -990,8 +1010,8 @@ mod tests {
         assert_eq!(targets(false, true).len(), 1 + 1 + 7 + 3 + 5);
         let mog4 = &quick[0];
         let names: Vec<String> = methods(mog4).iter().map(Method::name).collect();
-        // Every recipe but the chain's `laplace`, with affine and spline couplings.
-        assert_eq!(names.len(), 2 * (RECIPES.len() - 1));
+        // Every recipe but the chain's two `laplace`, with affine and spline couplings.
+        assert_eq!(names.len(), 2 * (RECIPES.len() - 2));
         assert_eq!(names[..2], ["mixture", "scorenf"]);
         assert_eq!(names[names.len() - 1], "rkl+anneal+spline");
         // The φ⁴ chain has no exact samples: the data-free recipes only
@@ -999,19 +1019,33 @@ mod tests {
         // with --full only.
         let phi = quick.iter().find(|t| t.family == "phi4_1d").unwrap();
         let names: Vec<String> = methods(phi).iter().map(Method::name).collect();
-        assert_eq!(names, ["rkl", "laplace", "rkl+anneal"]);
+        assert_eq!(names, ["rkl", "laplace", "laplace+boundary", "rkl+anneal"]);
         let full = targets(false, true);
         let phi = full.iter().find(|t| t.family == "phi4_1d").unwrap();
         let names: Vec<String> = methods(phi).iter().map(Method::name).collect();
         assert_eq!(
             names,
-            ["rkl", "laplace", "rkl+anneal", "rkl+spline", "rkl+anneal+spline"]
+            [
+                "rkl",
+                "laplace",
+                "laplace+boundary",
+                "rkl+anneal",
+                "rkl+spline",
+                "rkl+anneal+spline"
+            ]
         );
         let base = Config::read(&workspace_root().join("data/configs/reproduce/modes/phi4_1d.toml")).unwrap();
         let c = methods(phi)[1].config(&base, phi, None).unwrap();
         assert_eq!(
             c.section_text("flow.mixture"),
             "affine = \"laplace\", components = 2, starts = [1.0, -1.0]"
+        );
+        let c = methods(phi)[2].config(&base, phi, None).unwrap();
+        assert!(
+            c.section_text("flow.mixture")
+                .contains("boundary = { site = 49, value = 0.0 }"),
+            "{}",
+            c.section_text("flow.mixture")
         );
     }
 
