@@ -79,6 +79,15 @@ fn quick_demo_reproduces_exact_values() {
         (v - exact).abs() < 4.0 * e && e < 0.05,
         "free energy {v} ± {e} vs {exact}"
     );
+    // The same chain by the Laplace-flow mixture and importance sampling.
+    let c = &s["chain_mixture"];
+    let (v, e) = (c["log_ratio"][0].as_f64().unwrap(), c["log_ratio"][1].as_f64().unwrap());
+    let exact = c["exact_log_ratio"].as_f64().unwrap();
+    assert!((exact + 15.5665).abs() < 1e-3, "{exact}");
+    assert!(
+        (v - exact).abs() < 4.0 * e && e < 0.1,
+        "flow mixture {v} ± {e} vs {exact}"
+    );
     let mut compared = 0;
     for c in s["phi4"].as_array().unwrap() {
         if ["abs_M", "chi2", "U4", "action_density"].contains(&c["observable"].as_str().unwrap()) {
