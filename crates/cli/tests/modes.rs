@@ -321,7 +321,7 @@ lr = 1e-3
     let light_weight = |config: &str, name: &str| {
         std::fs::write(p(&format!("{name}.toml")), config).unwrap();
         let (model, out) = (p(&format!("{name}.h5")), p(&format!("{name}_is.h5")));
-        ok(&["train", "--config", &p(&format!("{name}.toml")), "--out", &model, "-q"]);
+        let said = ok(&["train", "--config", &p(&format!("{name}.toml")), "--out", &model]);
         let args = [
             "sample",
             "--model",
@@ -335,17 +335,30 @@ lr = 1e-3
         let r = rows(&ok(&["analyze", &out, "--json"]));
         let row = r.iter().find(|r| r["observable"] == "mode_1").unwrap().clone();
         let f = |k: &str| row[k].as_f64().unwrap();
-        (f("value"), f("error"), f("exact"))
+        (f("value"), f("error"), f("exact"), said)
     };
     let tilted = starts.replace("b = 0.05", "b = 0.075");
-    let (v, e, exact) = light_weight(&tilted, "phases");
+    let (v, e, exact, _) = light_weight(&tilted, "phases");
     assert!((v - exact).abs() > 50.0 * e, "{v} ± {e} vs {exact}");
     let with_boundary = tilted.replace("components = 2", "components = 3").replace(
         "starts = [1.0, -1.0]",
         "starts = [1.0, -1.0], boundary = { site = 49, value = 0.0 }",
     );
-    let (v, e, exact) = light_weight(&with_boundary, "boundary");
+    let (v, e, exact, said) = light_weight(&with_boundary, "boundary");
     assert!((v - exact).abs() < 4.0 * e && e < 0.1 * exact, "{v} ± {e} vs {exact}");
+    // The training's own weight draws give the mode weights too (its
+    // component weights are three numbers, none of them the + mode's).
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("mode weights"))
+        .expect("a mode weights line");
+    let tail = line.split("ln(w₁/w₀) = ").nth(1).expect("two modes: the log ratio");
+    let mut it = tail.split([' ', ')']).filter_map(|x| x.parse::<f64>().ok());
+    let (lr, lr_err) = (it.next().unwrap(), it.next().unwrap());
+    assert!(
+        (lr + 22.0269).abs() < 4.0 * lr_err && lr_err < 0.2,
+        "train summary: {lr} ± {lr_err}"
+    );
     for (bad, needle) in [
         (
             with_boundary.replace("site = 49", "site = 100"),

@@ -25,6 +25,9 @@
 //! from the per-draw variance within each component's draws (delta method
 //! for a ratio, stratified sampling). The ESS reported is that of the
 //! balance-heuristic weights, 1/(K Σₖ πₖ²) at best (equal allocation).
+//! Given the target's modes, the same draws also give the *mode* weights
+//! Σᵢ wᵢ 1[xᵢ ∈ j] / Σᵢ wᵢ with errors — the target's, whatever the
+//! components cover (a component on a mode boundary straddles two modes).
 //!
 //! **Full affine maps** (`affine = "laplace"`): xₖ = μₖ + Tₖ y with Tₖ
 //! lower triangular, diagonal sₖ, so the flow's base sees a mode whose
@@ -53,7 +56,7 @@
 
 use crate::config::FlowConfig;
 use crate::flow::{Flow, FlowError};
-use fieldflow_core::{ConfigError, Par, Proposal, ProposalDensity, Seed, Target};
+use fieldflow_core::{ConfigError, Modes, Par, Proposal, ProposalDensity, Seed, Target};
 use fieldflow_stats::{inverse_cdf, log_sum_exp, LogZReport};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use rand::Rng as _;
@@ -313,6 +316,12 @@ pub struct WeightEstimate {
     pub ess: f64,
     /// EM iterations used.
     pub iterations: usize,
+    /// With the target's modes: the mode weights ŵⱼ = Σᵢ wᵢ 1[xᵢ ∈ j] / Σᵢ wᵢ
+    /// of the same balance-heuristic draws, and their standard errors (the
+    /// same stratified delta method). Unlike πₖ they are the target's
+    /// weights whatever the components cover (a boundary component
+    /// straddles two modes).
+    pub mode_weights: Option<(Vec<f64>, Vec<f64>)>,
 }
 
 impl FlowMixture {
@@ -530,7 +539,13 @@ impl FlowMixture {
     ///
     /// # Errors
     /// If no draw has a finite weight (the components miss the target).
-    pub fn estimate_weights(&self, target: &dyn Target, seed: Seed, par: Par) -> Result<WeightEstimate, ConfigError> {
+    pub fn estimate_weights(
+        &self,
+        target: &dyn Target,
+        modes: Option<&dyn Modes>,
+        seed: Seed,
+        par: Par,
+    ) -> Result<WeightEstimate, ConfigError> {
         let (k, d, n) = (self.layout.k, self.layout.d, self.config.weight_samples);
         let mut xs = Array2::zeros((k * n, d));
         let mut own = Array1::zeros(k * n);
@@ -596,30 +611,52 @@ impl FlowMixture {
             }
         }
         responsibilities(&lq, &pi, &mut resp);
-        // Delta method for the ratio πⱼ = Σ wᵢrᵢⱼ / Σ wᵢ, stratified by
-        // component: uᵢ = wᵢ(rᵢⱼ − πⱼ), Var πⱼ ≈ Σₖ Varₖ(u)/(n K²) / mean(w)².
-        let mean_w = sum_w / w.len() as f64;
         let errors = (0..k)
-            .map(|j| {
-                let var: f64 = (0..k)
-                    .map(|c| {
-                        let u: Vec<f64> = (c * n..(c + 1) * n).map(|i| w[i] * (resp[(i, j)] - pi[j])).collect();
-                        let m = u.iter().sum::<f64>() / n as f64;
-                        u.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1) as f64
-                    })
-                    .sum::<f64>()
-                    / (n * k * k) as f64;
-                var.sqrt() / mean_w
-            })
+            .map(|j| stratified_ratio_error(&w, k, n, pi[j], |i| resp[(i, j)]))
             .collect();
+        let mode_weights = modes.map(|modes| {
+            let label = modes.assign_batch(xs.view());
+            let weights: Vec<f64> = (0..modes.n_modes())
+                .map(|j| {
+                    label
+                        .iter()
+                        .zip(&w)
+                        .filter(|(l, _)| **l == j)
+                        .map(|(_, wi)| wi)
+                        .sum::<f64>()
+                        / sum_w
+                })
+                .collect();
+            let errors = (0..modes.n_modes())
+                .map(|j| stratified_ratio_error(&w, k, n, weights[j], |i| f64::from(u8::from(label[i] == j))))
+                .collect();
+            (weights, errors)
+        });
         Ok(WeightEstimate {
             weights: pi,
             errors,
             log_z,
             ess,
             iterations,
+            mode_weights,
         })
     }
+}
+
+/// The standard error of a self-normalized ratio r = Σ wᵢaᵢ / Σ wᵢ over
+/// stratified draws (K components, n rows each, component-major): delta
+/// method with uᵢ = wᵢ(aᵢ − r), Var r ≈ Σₖ Varₖ(u)/(n K²) / mean(w)².
+fn stratified_ratio_error(w: &[f64], k: usize, n: usize, r: f64, a: impl Fn(usize) -> f64) -> f64 {
+    let mean_w = w.iter().sum::<f64>() / w.len() as f64;
+    let var: f64 = (0..k)
+        .map(|c| {
+            let u: Vec<f64> = (c * n..(c + 1) * n).map(|i| w[i] * (a(i) - r)).collect();
+            let m = u.iter().sum::<f64>() / n as f64;
+            u.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1) as f64
+        })
+        .sum::<f64>()
+        / (n * k * k) as f64;
+    var.sqrt() / mean_w
 }
 
 /// rᵢⱼ = πⱼ qⱼ(xᵢ) / Σₗ πₗ qₗ(xᵢ) (rows with no finite term: uniform).

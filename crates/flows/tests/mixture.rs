@@ -117,7 +117,7 @@ fn importance_weights_are_exact_within_their_errors_with_wrong_components() {
     // Components too wide and off-centre, equal starting weights.
     m.set_affine(0, Array1::from_elem(D, -1.8).view(), Array1::from_elem(D, 0.75).view());
     m.set_affine(1, Array1::from_elem(D, 2.2).view(), Array1::from_elem(D, 0.8).view());
-    let est = m.estimate_weights(&t, Seed::new(11), Par::serial(64)).unwrap();
+    let est = m.estimate_weights(&t, None, Seed::new(11), Par::serial(64)).unwrap();
     for (w, (e, exact)) in est.weights.iter().zip(est.errors.iter().zip([0.7, 0.3])) {
         assert!((w - exact).abs() < 4.0 * e, "weight {w} ± {e} vs {exact}");
         assert!(*e < 0.01, "error {e} too large to test anything");
@@ -128,9 +128,48 @@ fn importance_weights_are_exact_within_their_errors_with_wrong_components() {
     // (stratified) errors, and the ESS is that of equal allocation,
     // 1/(K Σ πₖ²) = 1/1.16.
     exact(&mut m);
-    let est = m.estimate_weights(&t, Seed::new(11), Par::serial(64)).unwrap();
+    let est = m.estimate_weights(&t, None, Seed::new(11), Par::serial(64)).unwrap();
     assert!((est.weights[0] - 0.7).abs() < 1e-9 && est.errors[0] < 1e-9, "{est:?}");
     assert!((est.ess - 1.0 / 1.16).abs() < 1e-9, "{est:?}");
+}
+
+/// Mode weights from the same draws: two components on mode 0 and a third,
+/// wide and centred between the modes, that alone reaches mode 1 and
+/// straddles both (as a component on a mode boundary does), so no component
+/// weight is mode 1's; the mode weights are still the target's 0.7, 0.3
+/// within 4σ with errors below 0.01, sum to 1, and are only computed when
+/// the modes are given.
+#[test]
+fn mode_weights_from_the_weight_draws_are_the_targets_whatever_the_components() {
+    let t = target();
+    let config = MixtureConfig {
+        components: 3,
+        ..mixture(8000).config().clone()
+    };
+    let mut m = FlowMixture::new(config, Seed::new(3)).unwrap();
+    m.set_affine(0, Array1::from_elem(D, -1.8).view(), Array1::from_elem(D, 0.75).view());
+    m.set_affine(1, Array1::from_elem(D, -2.2).view(), Array1::from_elem(D, 0.6).view());
+    m.set_affine(2, Array1::from_elem(D, 1.0).view(), Array1::from_elem(D, 1.3).view());
+    let est = m
+        .estimate_weights(&t, Some(&t), Seed::new(11), Par::serial(64))
+        .unwrap();
+    let (w, e) = est.mode_weights.clone().expect("modes were given");
+    assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{w:?}");
+    for (k, exact) in [0.7, 0.3].into_iter().enumerate() {
+        assert!(
+            (w[k] - exact).abs() < 4.0 * e[k] && e[k] < 0.01,
+            "mode {k}: {} ± {} vs {exact}",
+            w[k],
+            e[k]
+        );
+    }
+    assert!(
+        est.weights[2] > 0.01,
+        "the straddling component carries weight: {est:?}"
+    );
+    let none = m.estimate_weights(&t, None, Seed::new(11), Par::serial(64)).unwrap();
+    assert!(none.mode_weights.is_none());
+    assert_eq!(none.weights, est.weights);
 }
 
 #[test]
@@ -242,7 +281,7 @@ fn a_full_map_mixture_of_correlated_components_is_the_target() {
     for k in 0..2 {
         m.set_affine_full(k, means[k].view(), chol3(&covs[k]).view());
     }
-    let est = m.estimate_weights(&t, Seed::new(2), Par::serial(16)).unwrap();
+    let est = m.estimate_weights(&t, None, Seed::new(2), Par::serial(16)).unwrap();
     assert!((est.weights[0] - 0.25).abs() < 1e-9 && est.errors[0] < 1e-9, "{est:?}");
     m.set_weights(&est.weights);
     let n = 100;

@@ -365,9 +365,12 @@ impl<'a> MixtureTrainer<'a> {
 
     /// Estimates the weights with the current components and stores them.
     fn update_weights(&mut self) -> Result<(), TrainError> {
-        let est = self
-            .mixture
-            .estimate_weights(self.target, self.parts.root().child(6), self.parts.par)?;
+        let est = self.mixture.estimate_weights(
+            self.target,
+            self.parts.data.modes,
+            self.parts.root().child(6),
+            self.parts.par,
+        )?;
         self.mixture.set_weights(&est.weights);
         self.params.copy_from_slice(self.mixture.params());
         self.weights = Some(est);

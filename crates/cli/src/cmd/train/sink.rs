@@ -190,19 +190,7 @@ pub struct TrainSummary {
 /// (with K = 2 also log(π₂/π₁), whose error is e(1/π₁ + 1/π₂): the two
 /// weights' errors are one, since π₁ + π₂ = 1).
 pub fn mixture_weights_line(w: &fieldflow_flows::WeightEstimate) -> String {
-    let list: Vec<String> = w
-        .weights
-        .iter()
-        .zip(&w.errors)
-        .map(|(p, e)| {
-            // Minority weights of 10⁻⁷ need their exponent, not six decimals.
-            if *p < 1e-3 {
-                format!("{p:.4e} ± {e:.1e}")
-            } else {
-                format!("{} ± {}", num(*p, 6), num(*e, 6))
-            }
-        })
-        .collect();
+    let list = weights_list(&w.weights, &w.errors);
     let ratio = match w.weights[..] {
         [p1, p2] => format!(
             "; log(π₂/π₁) = {} ± {}",
@@ -211,11 +199,42 @@ pub fn mixture_weights_line(w: &fieldflow_flows::WeightEstimate) -> String {
         ),
         _ => String::new(),
     };
-    format!(
+    let mut line = format!(
         "\nmixture weights   {} (importance sampling{ratio}; ESS {})",
         list.join(", "),
         num(w.ess, 3)
-    )
+    );
+    if let Some((weights, errors)) = &w.mode_weights {
+        let ratio = match weights[..] {
+            [w0, w1] if w0 > 0.0 && w1 > 0.0 => format!(
+                "; ln(w₁/w₀) = {} ± {}",
+                num((w1 / w0).ln(), 4),
+                num(errors[0] / (w0 * w1), 4)
+            ),
+            _ => String::new(),
+        };
+        line += &format!(
+            "\nmode weights      {} (the same draws{ratio})",
+            weights_list(weights, errors).join(", ")
+        );
+    }
+    line
+}
+
+/// "w ± e" per weight, in exponent form below 10⁻³.
+fn weights_list(weights: &[f64], errors: &[f64]) -> Vec<String> {
+    weights
+        .iter()
+        .zip(errors)
+        .map(|(p, e)| {
+            // Minority weights of 10⁻⁷ need their exponent, not six decimals.
+            if *p < 1e-3 {
+                format!("{p:.4e} ± {e:.1e}")
+            } else {
+                format!("{} ± {}", num(*p, 6), num(*e, 6))
+            }
+        })
+        .collect()
 }
 
 impl TrainSummary {
