@@ -265,9 +265,13 @@ fn train(
         seconds: summary.seconds,
         rejections: summary.rejections,
         snf: !model.has_density(),
-        out_of_time: summary
-            .out_of_time
-            .map(|t| (t, c.train.steps, c.train.max_minutes.unwrap_or(f64::NAN))),
+        out_of_time: summary.out_of_time.map(|t| sink::OutOfTime {
+            step: t,
+            steps: c.train.steps,
+            minutes: c.train.max_minutes.unwrap_or(f64::NAN),
+            lr: c.train.lr_schedule.lr(c.train.lr, t),
+            final_lr: c.train.lr_schedule.lr(c.train.lr, c.train.steps),
+        }),
     })
 }
 
