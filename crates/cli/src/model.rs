@@ -617,6 +617,12 @@ pub fn resolve_auto_components(
         None if max.is_some() => bail!("flow.mixture.max_components: only with components = \"auto\""),
         None => return Ok(None),
     }
+    if mix.contains_key("starts") {
+        bail!(
+            "flow.mixture.components = \"auto\": with starts the components are known: one per start \
+             (plus one for a boundary)"
+        );
+    }
     let k_max = match max {
         None => AUTO_MAX_COMPONENTS,
         Some(v) => match v.as_integer() {

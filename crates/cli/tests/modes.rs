@@ -361,6 +361,10 @@ lr = 1e-3
     );
     for (bad, needle) in [
         (
+            with_boundary.replace("components = 3", "components = \"auto\""),
+            "with starts the components are known",
+        ),
+        (
             with_boundary.replace("site = 49", "site = 100"),
             "site must be < d = 100",
         ),

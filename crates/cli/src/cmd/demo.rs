@@ -501,6 +501,18 @@ pub fn run(args: DemoArgs) -> Result<()> {
     emit(&mog_table(&s));
     emit(&flow_mcmc_table(&s));
     emit(&free_energy::table_text(&s.free_energy));
+    let c = &s.chain_mixture;
+    emit(&format!(
+        "the same chain by a mixture of Laplace flows (phases and mode boundary) + importance sampling with equal \
+         component weights ({:.0} s):\n  log(w+/w-)  {}   exact {:.4}, {:+.2}σ\n  w+          {}   exact {:.4e}; ESS/N {}\n",
+        c.seconds,
+        fmt_err(c.log_ratio.0, c.log_ratio.1),
+        c.exact_log_ratio,
+        (c.log_ratio.0 - c.exact_log_ratio) / c.log_ratio.1,
+        fmt_sci(c.weight.0, c.weight.1),
+        c.exact_weight,
+        num(c.ess, 3)
+    ));
     emit(&phi4_table(&s));
     emit(&format!("report: {}", args.out.join("report.md").display()));
     Ok(())
