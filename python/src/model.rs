@@ -140,7 +140,7 @@ impl PyModel {
                 m.set_equal_weights();
                 Proposer::Mixture(m)
             }
-            Proposer::Flow(_) => bail!("sampler.mixture_weights = equal: the model is not a mixture of flows"),
+            Proposer::Flow(_) => bail!("{}", fieldflow::model::NOT_A_MIXTURE),
         }))
     }
     /// The model as a bijection x = f(z), if it is a flow.

@@ -128,14 +128,9 @@ pub fn importance<'py>(
         return Err(value_error("n = 0: must be >= 1"));
     }
     let m = model.get();
-    let equal = match mixture_weights {
-        "trained" => None,
-        "equal" => Some(m.with_equal_mixture_weights().map_err(value_error)?),
-        other => {
-            return Err(value_error(format!(
-                "mixture_weights = {other:?}: expected \"trained\" or \"equal\""
-            )))
-        }
+    let equal = match MixtureWeights::parse(mixture_weights).map_err(value_error)? {
+        MixtureWeights::Trained => None,
+        MixtureWeights::Equal => Some(m.with_equal_mixture_weights().map_err(value_error)?),
     };
     let proposal = equal.as_ref().map_or(m.proposal(), |e| e.proposal());
     let b = py.detach(|| {

@@ -248,7 +248,6 @@ impl Estimator {
         let views: Vec<ArrayView2<f64>> = self.columns.iter().map(|a| a.view()).collect();
         let r = match &self.ratio_steps {
             Some(steps) => {
-                let ratios = |m: &[f64]| -> Vec<f64> { m[1..].iter().map(|v| v / m[0]).collect() };
                 let g = |m: &[f64]| f(&ratios(m));
                 let grad = |m: &[f64]| ratio_chain_rule(f, m, steps);
                 gamma_derived_with_gradient(&views, g, grad, &self.config)
@@ -259,11 +258,16 @@ impl Estimator {
     }
 }
 
+/// The ratios r_j = m_j/m₀ of the weighted means m = (m₀, m₁, …).
+fn ratios(m: &[f64]) -> Vec<f64> {
+    m[1..].iter().map(|v| v / m[0]).collect()
+}
+
 /// The gradient of g(m) = f(m₁/m₀, …) in the means m = (m₀, m₁, …) by the
 /// chain rule through the ratios ([`Estimator`]).
 fn ratio_chain_rule(f: &dyn Fn(&[f64]) -> f64, m: &[f64], steps: &[f64]) -> Vec<f64> {
     let m0 = m[0];
-    let r: Vec<f64> = m[1..].iter().map(|v| v / m0).collect();
+    let r = ratios(m);
     let fr = numerical_gradient(&f, &r, steps);
     let mut g = Vec::with_capacity(m.len());
     g.push(-fr.iter().zip(&r).map(|(d, r)| d * r).sum::<f64>() / m0);

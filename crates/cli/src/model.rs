@@ -663,6 +663,9 @@ impl TrainedModel for FlowMixture {
     }
 }
 
+/// The error of equal mixture weights asked of a model that is no mixture.
+pub const NOT_A_MIXTURE: &str = "sampler.mixture_weights = equal: the model is not a mixture of flows";
+
 /// A trained model ready to propose (see [`TrainedModel`]).
 pub struct Sampler(Box<dyn TrainedModel>);
 
@@ -699,7 +702,7 @@ impl Sampler {
     /// The model is not a mixture of flows.
     pub fn equalize_mixture_weights(&mut self) -> Result<()> {
         let Some(m) = self.0.mixture_mut() else {
-            bail!("sampler.mixture_weights = equal: the model is not a mixture of flows");
+            bail!("{NOT_A_MIXTURE}");
         };
         m.set_equal_weights();
         Ok(())

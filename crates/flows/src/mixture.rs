@@ -611,8 +611,9 @@ impl FlowMixture {
             }
         }
         responsibilities(&lq, &pi, &mut resp);
+        let mean_w = sum_w / w.len() as f64;
         let errors = (0..k)
-            .map(|j| stratified_ratio_error(&w, k, n, pi[j], |i| resp[(i, j)]))
+            .map(|j| stratified_ratio_error(&w, mean_w, k, n, pi[j], |i| resp[(i, j)]))
             .collect();
         let mode_weights = modes.map(|modes| {
             let label = modes.assign_batch(xs.view());
@@ -628,7 +629,7 @@ impl FlowMixture {
                 })
                 .collect();
             let errors = (0..modes.n_modes())
-                .map(|j| stratified_ratio_error(&w, k, n, weights[j], |i| f64::from(u8::from(label[i] == j))))
+                .map(|j| stratified_ratio_error(&w, mean_w, k, n, weights[j], |i| f64::from(u8::from(label[i] == j))))
                 .collect();
             (weights, errors)
         });
@@ -644,10 +645,10 @@ impl FlowMixture {
 }
 
 /// The standard error of a self-normalized ratio r = Σ wᵢaᵢ / Σ wᵢ over
-/// stratified draws (K components, n rows each, component-major): delta
+/// stratified draws (K components, n rows each, component-major; mean_w
+/// the mean weight): delta
 /// method with uᵢ = wᵢ(aᵢ − r), Var r ≈ Σₖ Varₖ(u)/(n K²) / mean(w)².
-fn stratified_ratio_error(w: &[f64], k: usize, n: usize, r: f64, a: impl Fn(usize) -> f64) -> f64 {
-    let mean_w = w.iter().sum::<f64>() / w.len() as f64;
+fn stratified_ratio_error(w: &[f64], mean_w: f64, k: usize, n: usize, r: f64, a: impl Fn(usize) -> f64) -> f64 {
     let var: f64 = (0..k)
         .map(|c| {
             let u: Vec<f64> = (c * n..(c + 1) * n).map(|i| w[i] * (a(i) - r)).collect();

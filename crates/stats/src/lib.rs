@@ -66,5 +66,6 @@ pub use gamma::{
 pub use jackknife::{jackknife, jackknife_bin_scan, jackknife_primary, JackknifeReport};
 pub use pareto::{pareto_k, pareto_k_threshold, ParetoTail, PARETO_K_MAX, PARETO_MIN_SAMPLES};
 pub use weights::{
-    ess_normalized, inverse_cdf, log_sum_exp, log_z, log_z_bootstrap, self_normalized_mean, LogZReport, WeightedMean,
+    complement_log_ratio, ess_normalized, inverse_cdf, log_sum_exp, log_z, log_z_bootstrap, self_normalized_mean,
+    LogZReport, WeightedMean,
 };

@@ -14,6 +14,9 @@
 //!   Var log Ẑ ≈ Var(w)/(N w̄²) = (1/ESS − 1)/(N − 1) with the normalized ESS
 //!   and the unbiased sample variance. Bootstrap variant: resample the N
 //!   weights with replacement (seeded), standard deviation of log Ẑ*.
+//! - Two complementary weights w₀ + w₁ = 1 with error σ (the same for
+//!   both): ln(w₁/w₀) with error σ/(w₀w₁) (delta method,
+//!   d ln(w₁/w₀)/dw₁ = 1/w₁ + 1/w₀).
 
 use crate::StatsError;
 use fieldflow_core::Seed;
@@ -82,6 +85,12 @@ fn check_log_weights(log_w: &[f64]) -> Result<f64, StatsError> {
         return Err(StatsError::ZeroWeights);
     }
     Ok(lse)
+}
+
+/// ln(w₁/w₀) of two complementary weights (w₀ + w₁ = 1) and its error
+/// σ/(w₀w₁) from their common error σ (module docs).
+pub fn complement_log_ratio(w0: f64, w1: f64, sigma: f64) -> (f64, f64) {
+    ((w1 / w0).ln(), sigma / (w0 * w1))
 }
 
 /// Normalized effective sample size (Σw)²/(N Σw²) ∈ [1/N, 1] from log-weights.
@@ -195,6 +204,18 @@ pub fn log_z_bootstrap(log_w: &[f64], n_boot: usize, seed: Seed) -> Result<LogZR
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The error of ln(w₁/w₀) with w₀ = 1 − w₁ is σ |d ln(w₁/(1 − w₁))/dw₁|,
+    /// against a central difference.
+    #[test]
+    fn complement_log_ratio_error_is_the_delta_method() {
+        let (w1, sigma, h) = (0.3, 0.01, 1e-6);
+        let f = |w: f64| (w / (1.0 - w)).ln();
+        let (r, e) = complement_log_ratio(1.0 - w1, w1, sigma);
+        assert!((r - f(w1)).abs() < 1e-15);
+        let fd = sigma * (f(w1 + h) - f(w1 - h)) / (2.0 * h);
+        assert!((e - fd).abs() < 1e-6 * fd, "{e} vs {fd}");
+    }
 
     #[test]
     fn inverse_cdf_picks_by_cumulative_weight_and_never_a_zero_one() {

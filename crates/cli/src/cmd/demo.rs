@@ -66,6 +66,9 @@ struct Budget {
     phi4_cfg: u64,
     phi4_steps: u64,
     phi4_samples: u64,
+    /// Steps and batch of the chain's Laplace-flow mixture.
+    chain_steps: u64,
+    chain_batch: u64,
 }
 
 impl Budget {
@@ -77,6 +80,8 @@ impl Budget {
                 phi4_cfg: 2000,
                 phi4_steps: 1000,
                 phi4_samples: 4000,
+                chain_steps: 100,
+                chain_batch: 64,
             }
         } else {
             Budget {
@@ -90,6 +95,9 @@ impl Budget {
                 // budget for 8×8 is 50 000 steps, docs/THEORY.md §5.7).
                 phi4_steps: 4000,
                 phi4_samples: 20000,
+                // The `reproduce modes` base config of the chain.
+                chain_steps: 1000,
+                chain_batch: 256,
             }
         }
     }
@@ -268,6 +276,24 @@ fn mog_config(method: &str, steps: u64) -> String {
     )
 }
 
+/// The tilted chain by the Laplace-flow mixture against the transfer
+/// operator (terminal and report).
+fn chain_mixture_table(s: &DemoSummary) -> String {
+    let c = &s.chain_mixture;
+    format!(
+        "| tilted 1D φ⁴ chain, b = 0.05 | flow mixture + IS | exact (transfer operator) | Δ/σ |\n|---|---|---|---|\n\
+         | w₊ | {} | {:.4e} | |\n| ln(w₊/w₋) | {} | {:.4} | {:+.2} |\n\n\
+         ESS/N {}, {:.0} s for training and sampling.\n",
+        fmt_sci(c.weight.0, c.weight.1),
+        c.exact_weight,
+        fmt_err(c.log_ratio.0, c.log_ratio.1),
+        c.exact_log_ratio,
+        (c.log_ratio.0 - c.exact_log_ratio) / c.log_ratio.1,
+        num(c.ess, 3),
+        c.seconds
+    )
+}
+
 /// value ± error in scientific notation with the error's two digits.
 fn fmt_sci(value: f64, error: f64) -> String {
     if !(value != 0.0 && value.is_finite() && error > 0.0 && error.is_finite()) {
@@ -277,6 +303,13 @@ fn fmt_sci(value: f64, error: f64) -> String {
     let scale = 10f64.powi(exp);
     let digits = (1 - (error / scale).log10().floor() as i32).clamp(0, 12) as usize;
     format!("({:.digits$} ± {:.digits$})e{exp}", value / scale, error / scale)
+}
+
+/// The normalized ESS of an importance-sampling file's weights (NaN if
+/// none is finite).
+fn importance_ess(file: &Path) -> Result<f64> {
+    let log_w: Vec<f64> = EnsembleReader::open(file)?.series("log_w")?.iter().copied().collect();
+    Ok(fieldflow_stats::ess_normalized(&log_w).unwrap_or(f64::NAN))
 }
 
 fn metric_last(m: &ModelFile, name: &str) -> f64 {
@@ -314,16 +347,19 @@ fn run_mog(out: &Path, loss: &str, b: &Budget) -> Result<MogRun> {
         results.push(analyze_file(&file, 0, &GammaConfig::default())?);
     }
     let m = ModelFile::read(&model)?;
-    let is_file = EnsembleReader::open(out.join(format!("mog4_{loss}_is.h5")))?;
-    let log_w: Vec<f64> = is_file.series("log_w")?.iter().copied().collect();
-    let log_p: Vec<f64> = is_file.series("log_p")?.iter().copied().collect();
+    let is_path = out.join(format!("mog4_{loss}_is.h5"));
+    let log_p: Vec<f64> = EnsembleReader::open(&is_path)?
+        .series("log_p")?
+        .iter()
+        .copied()
+        .collect();
     let imh_file = EnsembleReader::open(out.join(format!("mog4_{loss}_imh.h5")))?;
     let acc = imh_file.series("accepted")?;
     Ok(MogRun {
         loss: loss.into(),
         nll: metric_last(&m, "nll"),
         rnll: -log_p.iter().sum::<f64>() / log_p.len() as f64,
-        ess: fieldflow_stats::ess_normalized(&log_w).unwrap_or(f64::NAN),
+        ess: importance_ess(&is_path)?,
         acceptance: acc.mean().unwrap_or(f64::NAN),
         flow_weights: (0..4).map(|k| metric_last(&m, &format!("mode_weight_{k}"))).collect(),
         imh_weights: modes(&results[0]),
@@ -346,8 +382,7 @@ fn run_chain_mixture(out: &Path, b: &Budget) -> Result<ChainMixture> {
     eprintln!("demo: tilted 1D φ⁴ chain (b = 0.05), mixture of Laplace flows");
     let start = std::time::Instant::now();
     let cfg = out.join("phi4_1d_mixture.toml");
-    let (steps, batch) = if b.mog_steps < 1000 { (100, 64) } else { (1000, 256) };
-    std::fs::write(&cfg, chain_mixture_config(steps, batch))
+    std::fs::write(&cfg, chain_mixture_config(b.chain_steps, b.chain_batch))
         .with_context(|| format!("{}: cannot write", cfg.display()))?;
     let model = out.join("phi4_1d_mixture.h5");
     train::run(TrainArgs {
@@ -369,13 +404,12 @@ fn run_chain_mixture(out: &Path, b: &Budget) -> Result<ChainMixture> {
     let row = a.row("mode_1").context("the chain's IS analysis has no mode_1 row")?;
     let (w, e) = (row.value, row.error);
     let exact = row.exact.unwrap_or(f64::NAN);
-    let log_w: Vec<f64> = EnsembleReader::open(&file)?.series("log_w")?.iter().copied().collect();
     Ok(ChainMixture {
         weight: (w, e),
         exact_weight: exact,
-        log_ratio: ((w / (1.0 - w)).ln(), e / (w * (1.0 - w))),
+        log_ratio: fieldflow_stats::complement_log_ratio(1.0 - w, w, e),
         exact_log_ratio: (exact / (1.0 - exact)).ln(),
-        ess: fieldflow_stats::ess_normalized(&log_w).unwrap_or(f64::NAN),
+        ess: importance_ess(&file)?,
         seconds: start.elapsed().as_secs_f64(),
     })
 }
@@ -501,18 +535,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     emit(&mog_table(&s));
     emit(&flow_mcmc_table(&s));
     emit(&free_energy::table_text(&s.free_energy));
-    let c = &s.chain_mixture;
-    emit(&format!(
-        "the same chain by a mixture of Laplace flows (phases and mode boundary) + importance sampling with equal \
-         component weights ({:.0} s):\n  log(w+/w-)  {}   exact {:.4}, {:+.2}σ\n  w+          {}   exact {:.4e}; ESS/N {}\n",
-        c.seconds,
-        fmt_err(c.log_ratio.0, c.log_ratio.1),
-        c.exact_log_ratio,
-        (c.log_ratio.0 - c.exact_log_ratio) / c.log_ratio.1,
-        fmt_sci(c.weight.0, c.weight.1),
-        c.exact_weight,
-        num(c.ess, 3)
-    ));
+    emit(&chain_mixture_table(&s));
     emit(&phi4_table(&s));
     emit(&format!("report: {}", args.out.join("report.md").display()));
     Ok(())
@@ -663,24 +686,16 @@ fn report(s: &DemoSummary, analyses: &[&FileAnalysis], quick: bool) -> String {
          profile; the error is the spread of 8 independent replicas; the exact value is the transfer operator's.\n\n```\n{}\n```",
         free_energy::table_text(&s.free_energy)
     );
-    let c = &s.chain_mixture;
     let _ = writeln!(
         r,
         "\nThe same chain sampled by flows (`phi4_1d_mixture.toml`, docs/THEORY.md §4.11): a mixture of three flows \
          whose affine maps are Laplace Gaussians — of the two ordered phases (Newton from φ = ±1) and of the mode \
          boundary φ₄₉ = 0, where the light mode's mass lies once the tilt is strong — trained by reverse KL without \
          samples, then importance sampling with equal component weights (`sample --mixture-weights equal`: a third \
-         of the draws near each, so a weight of 10⁻⁷ gets an error bar):\n\n\
-         | | flow mixture + IS | exact (transfer operator) |\n|---|---|---|\n\
-         | w₊ | {} | {:.4e} |\n| ln(w₊/w₋) | {} | {:.4} |\n\n\
-         ESS/N {}, {:.0} s for training and sampling. Coupling flows started from N(0, I) do not get here: the chain is \
-         stiff, and they stay tens of nats away (docs/RESULTS.md, \"Why flows fail on the 1D φ⁴ chain\").",
-        fmt_sci(c.weight.0, c.weight.1),
-        c.exact_weight,
-        fmt_err(c.log_ratio.0, c.log_ratio.1),
-        c.exact_log_ratio,
-        num(c.ess, 3),
-        c.seconds
+         of the draws near each, so a weight of 10⁻⁷ gets an error bar):\n\n{}\n\
+         Coupling flows started from N(0, I) do not get here: the chain is stiff, and they stay tens of nats away \
+         (docs/RESULTS.md, \"Why flows fail on the 1D φ⁴ chain\").",
+        chain_mixture_table(s)
     );
     let _ = writeln!(
         r,

@@ -180,6 +180,21 @@ pub enum MixtureWeights {
     Equal,
 }
 
+impl MixtureWeights {
+    /// `trained` or `equal` (the Python API's argument; the CLI reads the
+    /// `[sampler]` key through serde).
+    ///
+    /// # Errors
+    /// Any other word, in one line.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "trained" => Ok(MixtureWeights::Trained),
+            "equal" => Ok(MixtureWeights::Equal),
+            other => bail!("mixture_weights = {other:?}: expected \"trained\" or \"equal\""),
+        }
+    }
+}
+
 /// Local kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -11,6 +11,7 @@ use crate::progress;
 use anyhow::{bail, Context, Result};
 use fieldflow_io::{AttrValue, ModelState, ModelWriter};
 use fieldflow_losses::{CheckpointSink, MetricsRecord, StepOutcome, TrainObserver, TrainerState};
+use fieldflow_stats::complement_log_ratio;
 use indicatif::ProgressBar;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -201,16 +202,15 @@ pub struct OutOfTime {
 }
 
 /// The closing summary's line of a mixture's importance-sampling weights
-/// (with K = 2 also log(π₂/π₁), whose error is e(1/π₁ + 1/π₂): the two
+/// (with K = 2 also log(π₂/π₁), [`complement_log_ratio`]: the two
 /// weights' errors are one, since π₁ + π₂ = 1).
 pub fn mixture_weights_line(w: &fieldflow_flows::WeightEstimate) -> String {
     let list = weights_list(&w.weights, &w.errors);
     let ratio = match w.weights[..] {
-        [p1, p2] => format!(
-            "; log(π₂/π₁) = {} ± {}",
-            num((p2 / p1).ln(), 4),
-            num(w.errors[0] * (1.0 / p1 + 1.0 / p2), 4)
-        ),
+        [p1, p2] => {
+            let (r, e) = complement_log_ratio(p1, p2, w.errors[0]);
+            format!("; log(π₂/π₁) = {} ± {}", num(r, 4), num(e, 4))
+        }
         _ => String::new(),
     };
     let mut line = format!(
@@ -220,11 +220,10 @@ pub fn mixture_weights_line(w: &fieldflow_flows::WeightEstimate) -> String {
     );
     if let Some((weights, errors)) = &w.mode_weights {
         let ratio = match weights[..] {
-            [w0, w1] if w0 > 0.0 && w1 > 0.0 => format!(
-                "; ln(w₁/w₀) = {} ± {}",
-                num((w1 / w0).ln(), 4),
-                num(errors[0] / (w0 * w1), 4)
-            ),
+            [w0, w1] if w0 > 0.0 && w1 > 0.0 => {
+                let (r, e) = complement_log_ratio(w0, w1, errors[0]);
+                format!("; ln(w₁/w₀) = {} ± {}", num(r, 4), num(e, 4))
+            }
             _ => String::new(),
         };
         line += &format!(
