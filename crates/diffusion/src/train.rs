@@ -9,6 +9,7 @@ use crate::oracle::GaussianField;
 use crate::schedule::NoiseSchedule;
 use fieldflow_core::{ConfigError, Par, Seed};
 use fieldflow_losses::optim::{Adam, AdamConfig};
+use fieldflow_losses::LrSchedule;
 use ndarray::{Array2, ArrayView2};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,8 @@ pub enum Objective<'a> {
 pub struct Training {
     /// The update rule.
     pub optimizer: Optimizer,
+    /// η(step) from the optimizer's η (`LrSchedule::Constant`: fixed).
+    pub lr_schedule: LrSchedule,
     /// Maximum number of updates.
     pub steps: usize,
     /// Root of the minibatch and noise streams.
@@ -85,6 +88,7 @@ pub fn train(
 ) -> usize {
     let Training {
         optimizer,
+        lr_schedule,
         steps,
         seed,
         par,
@@ -110,8 +114,11 @@ pub fn train(
             }
         };
         match (optimizer, adam.as_mut()) {
-            (Optimizer::Adam { lr }, Some(adam)) => adam.step(&mut model.params, &grad, lr),
+            (Optimizer::Adam { lr }, Some(adam)) => {
+                adam.step(&mut model.params, &grad, lr_schedule.lr(lr, step as u64))
+            }
             (Optimizer::GradientDescent { lr }, _) | (Optimizer::Adam { lr }, None) => {
+                let lr = lr_schedule.lr(lr, step as u64);
                 for (p, g) in model.params.iter_mut().zip(&grad) {
                     *p -= lr * g;
                 }

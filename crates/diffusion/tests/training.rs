@@ -10,6 +10,7 @@ use fieldflow_diffusion::{
     dsm, spectrum_of, Architecture, ExactScore, FieldScore, GaussianField, Integrator, NoiseSchedule, ReverseSampler,
     ScoreModel, TimeGrid,
 };
+use fieldflow_losses::LrSchedule;
 use ndarray::Array2;
 
 const VP: NoiseSchedule = NoiseSchedule::VariancePreserving {
@@ -60,6 +61,7 @@ fn gradient_descent_on_one_time_reaches_the_exact_score() {
         let first = objective(&model.params).0;
         let how = Training {
             optimizer: Optimizer::GradientDescent { lr: 1.0 / h },
+            lr_schedule: LrSchedule::Constant,
             steps: 20_000,
             seed: Seed::new(1),
             par: Par::default(),
@@ -129,6 +131,7 @@ fn dsm_on_exact_draws_learns_the_free_field() {
     let before = kl(&model);
     let how = Training {
         optimizer: Optimizer::Adam { lr: 0.05 },
+        lr_schedule: LrSchedule::Constant,
         steps: 3000,
         seed: Seed::new(9),
         par: Par::default(),
@@ -169,6 +172,7 @@ fn minibatch_training_is_bit_identical_for_one_and_two_threads() {
                 let mut model = ScoreModel::new(Architecture::TwoLayer { init: 0.2 }, grid, spectrum.clone()).unwrap();
                 let how = Training {
                     optimizer: Optimizer::Adam { lr: 0.01 },
+                    lr_schedule: LrSchedule::Constant,
                     steps: 20,
                     seed: Seed::new(2),
                     par: Par {
