@@ -121,7 +121,7 @@ struct Outcome {
 /// has fallen by `tol`.
 fn train_level(arch: Architecture, field: &GaussianField, t: f64, tol: f64, max_steps: usize) -> Outcome {
     let grid = TimeGrid { t_min: t, levels: 2 };
-    let model = ScoreModel::new(arch, grid, field.spectrum().clone()).unwrap();
+    let model = ScoreModel::with_schedule(arch, grid, field.spectrum().clone(), &VP).unwrap();
     let n = model.params_per_level();
     let v = field.eigenvalues().len();
     // The objective at level-0 parameters p, evaluated on one scratch model.
@@ -300,12 +300,24 @@ fn main() {
             ("one_layer", Architecture::OneLayer),
             ("two_layer", Architecture::TwoLayer { init: 0.1 }),
             ("two_layer_xi", Architecture::TwoLayer { init: 0.5 * m }),
-            ("local_r1", Architecture::Local { range: 1 }),
-            ("local_r2", Architecture::Local { range: 2 }),
+            (
+                "local_r1",
+                Architecture::Local {
+                    range: 1,
+                    gaussian: false,
+                },
+            ),
+            (
+                "local_r2",
+                Architecture::Local {
+                    range: 2,
+                    gaussian: false,
+                },
+            ),
         ];
         for &t in &args.times {
             for (name, arch) in archs {
-                if let Architecture::Local { range } = arch {
+                if let Architecture::Local { range, .. } = arch {
                     if 2 * range + 1 > l {
                         continue;
                     }

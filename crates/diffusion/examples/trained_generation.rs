@@ -160,6 +160,11 @@ fn main() {
         spectrum.cosines(&r, &mut cos_r);
         let mut data = Array2::zeros((args.data, spectrum.volume()));
         field.sample_batch(Seed::new(args.seed).child(l as u64), data.view_mut(), Par::default());
+        // The ensemble's own χ₂ = V⟨M²⟩ (the mean is known to be 0): what
+        // a model trained on it can at best reproduce.
+        let vol = spectrum.volume() as f64;
+        let data_chi2 = data.rows().into_iter().map(|r| r.sum().powi(2) / vol).sum::<f64>() / args.data as f64;
+        let data_chi2_err = data_chi2 / field.eigenvalues()[0] - 1.0;
         let mut report = |name: &str, score: &dyn Fn(&ReverseSampler) -> Vec<f64>, train_seconds: f64| {
             for (iname, integrator) in INTEGRATORS {
                 let mut cells = Vec::new();
@@ -177,7 +182,7 @@ fn main() {
                             f,
                             "{{\"dim\":{},\"L\":{l},\"m2\":{},\"arch\":\"{name}\",\"integrator\":\"{iname}\",\"reverse_steps\":{n},\
                              \"kl_per_site\":{kl},\"chi2_rel_err\":{chi2},\"g_rel_err\":{g},\"train_seconds\":{train_seconds},\
-                             \"train_steps\":{},\"data\":{},\"batch\":{},\"levels\":{},\"seed\":{}}}",
+                             \"train_steps\":{},\"data\":{},\"data_chi2_rel_err\":{data_chi2_err},\"batch\":{},\"levels\":{},\"seed\":{}}}",
                             args.dim,
                             m * m,
                             args.train_steps,
@@ -193,8 +198,10 @@ fn main() {
             }
         };
         println!(
-            "L = {l} (m² = {:.3e}); cells KL/site / χ₂ error / G(L/4) error at {:?} reverse steps",
+            "L = {l} (m² = {:.3e}); the ensemble's χ₂ error {:+.1}% (±{:.1}%); cells KL/site / χ₂ error / G(L/4) error at {:?} reverse steps",
             m * m,
+            100.0 * data_chi2_err,
+            100.0 * (2.0 / args.data as f64).sqrt(),
             args.reverse_steps
         );
         let exact = ExactScore {
@@ -205,11 +212,30 @@ fn main() {
         let archs = [
             ("one_layer", Architecture::OneLayer),
             ("two_layer_xi", Architecture::TwoLayer { init: 0.5 * m }),
-            ("local_r1", Architecture::Local { range: 1 }),
-            ("local_r2", Architecture::Local { range: 2 }),
+            (
+                "local_r1",
+                Architecture::Local {
+                    range: 1,
+                    gaussian: false,
+                },
+            ),
+            (
+                "local_r2",
+                Architecture::Local {
+                    range: 2,
+                    gaussian: false,
+                },
+            ),
+            (
+                "gaussian_r1",
+                Architecture::Local {
+                    range: 1,
+                    gaussian: true,
+                },
+            ),
         ];
         for (name, arch) in archs {
-            let mut model = ScoreModel::new(arch, grid, spectrum.clone()).unwrap();
+            let mut model = ScoreModel::with_schedule(arch, grid, spectrum.clone(), &VP).unwrap();
             let how = Training {
                 optimizer: Optimizer::Adam { lr: args.lr },
                 lr_schedule: LrSchedule::Cosine {

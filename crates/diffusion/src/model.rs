@@ -18,6 +18,17 @@
 //!   |δ_μ| ≤ R), reflection symmetric, so
 //!   m_k = Σ_o w_o Σ_{δ ∈ o} cos(k·δ) over the orbits o = {δ, −δ}
 //!   (((2R + 1)^D + 1)/2 parameters per level, independent of L).
+//!   With `gaussian = true` the convolution is the *inverse propagator* K
+//!   of a Gaussian field instead of the score itself: K_k = Σ_o w_o
+//!   Σ_{δ∈o} cos(k·δ) and m_k(t) = −K_k/(α_t² + σ_t² K_k), the exact score
+//!   at time t of N(0, K⁻¹) (same parameter count; needs the schedule,
+//!   [`ScoreModel::with_schedule`]). A ratio of two local operators:
+//!   translation invariant, independent of L, but of infinite range. The
+//!   free field's exact score at every t is of this form at range 1
+//!   (K = 2(p̂² + m²)), which a plain local model is not: near criticality
+//!   the plain local model misses the infrared and generates a χ₂ tens of
+//!   per cent low (docs/THEORY.md §6.11.8). Initialized at K ≡ 1 (the
+//!   prior's score).
 //!
 //! * [`Architecture::LocalCubic`]: the local convolution plus c x_i³ on
 //!   every site. Not linear: the φ⁴ score 2Σ_μ(φ_{x+μ} + φ_{x−μ}) −
@@ -38,6 +49,7 @@
 //! level's parametrization ([`ScoreModel::chain`]).
 
 use crate::net::{LocalNet, NetWork};
+use crate::schedule::NoiseSchedule;
 use crate::spectrum::Spectrum;
 use fieldflow_core::{ConfigError, Seed};
 use fieldflow_lattice::Lattice;
@@ -85,6 +97,10 @@ pub enum Architecture {
     Local {
         /// R ≥ 0, with 2R + 1 ≤ every extent.
         range: usize,
+        /// The convolution is the inverse propagator K of a Gaussian field,
+        /// m_k(t) = −K_k/(α_t² + σ_t² K_k) (see the module docs).
+        #[serde(default, skip_serializing_if = "is_false")]
+        gaussian: bool,
     },
     /// The local convolution plus an on-site cubic term c x_i³ (one more
     /// parameter per level): the form of the φ⁴ score −∂S/∂φ itself.
@@ -113,6 +129,10 @@ impl Architecture {
             Architecture::OneLayer | Architecture::TwoLayer { .. } | Architecture::Local { .. }
         )
     }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Largest number of hidden channels of [`Architecture::LocalNet`].
@@ -163,8 +183,12 @@ pub struct ScoreModel {
     arch: Architecture,
     grid: TimeGrid,
     spectrum: Arc<Spectrum>,
-    /// Σ_{δ∈o} cos(k·δ) per orbit o (orbit-major), Local only.
+    /// Σ_{δ∈o} cos(k·δ) per orbit o (orbit-major), Local only; for a
+    /// Gaussian model Σ_{δ∈o} (cos(k·δ) − 1) on the non-zero orbits.
     orbit_cos: Vec<f64>,
+    /// (α_j², σ_j²) of every level for a Gaussian local model (empty
+    /// otherwise): its multipliers are −K/(α² + σ²K).
+    level_noise: Vec<(f64, f64)>,
     per_level: usize,
     /// Index of the cubic coefficient within a level (local-cubic, local-net).
     cubic_at: Option<usize>,
@@ -178,14 +202,47 @@ impl ScoreModel {
     /// A model at its initialization.
     ///
     /// # Errors
-    /// A bad grid, a non-positive two-layer `init`, or a range too long for
-    /// the lattice.
+    /// A bad grid, a non-positive two-layer `init`, a range too long for
+    /// the lattice, or a Gaussian local model (which needs
+    /// [`ScoreModel::with_schedule`]).
     pub fn new(arch: Architecture, grid: TimeGrid, spectrum: Arc<Spectrum>) -> Result<Self, ConfigError> {
+        if let Architecture::Local { gaussian: true, .. } = arch {
+            return Err(ConfigError::new(
+                "model.gaussian",
+                true,
+                "a Gaussian local model needs its noise schedule (ScoreModel::with_schedule)",
+            ));
+        }
+        Self::build(arch, grid, spectrum, None)
+    }
+
+    /// A model at its initialization whose parametrization may depend on
+    /// the forward process (a Gaussian local model; any other architecture
+    /// ignores it).
+    ///
+    /// # Errors
+    /// As [`ScoreModel::new`], without the schedule error.
+    pub fn with_schedule(
+        arch: Architecture,
+        grid: TimeGrid,
+        spectrum: Arc<Spectrum>,
+        schedule: &NoiseSchedule,
+    ) -> Result<Self, ConfigError> {
+        Self::build(arch, grid, spectrum, Some(schedule))
+    }
+
+    fn build(
+        arch: Architecture,
+        grid: TimeGrid,
+        spectrum: Arc<Spectrum>,
+        schedule: Option<&NoiseSchedule>,
+    ) -> Result<Self, ConfigError> {
         grid.validate()?;
         let v = spectrum.volume();
         let lattice = spectrum.lattice();
         let mut cubic_at = None;
         let mut net = None;
+        let gaussian = matches!(arch, Architecture::Local { gaussian: true, .. });
         let (per_level, orbit_cos) = match arch {
             Architecture::OneLayer => (v, Vec::new()),
             Architecture::TwoLayer { init } => {
@@ -194,7 +251,7 @@ impl ScoreModel {
                 }
                 (2 * v, Vec::new())
             }
-            Architecture::Local { range }
+            Architecture::Local { range, .. }
             | Architecture::LocalCubic { range }
             | Architecture::LocalNet { range, .. } => {
                 let shape = lattice.shape();
@@ -210,9 +267,15 @@ impl ScoreModel {
                 let mut cos = vec![0.0; v];
                 for (o, delta) in orbits.iter().enumerate() {
                     spectrum.cosines(delta, &mut cos);
-                    let mult = if delta.iter().all(|&d| d == 0) { 1.0 } else { 2.0 };
+                    let zero = delta.iter().all(|&d| d == 0);
+                    let mult = if zero { 1.0 } else { 2.0 };
+                    // A Gaussian model's kernel in the basis 1, Σ_{δ∈o}(cos k·δ − 1):
+                    // K₀ = w₀ is the mass term itself, not a small
+                    // difference of O(1) weights (near criticality a
+                    // 1 % error of the weights would be a 100 % error of m²).
+                    let shift = if gaussian && !zero { mult } else { 0.0 };
                     for (t, c) in table[o * v..(o + 1) * v].iter_mut().zip(&cos) {
-                        *t = mult * c;
+                        *t = mult * c - shift;
                     }
                 }
                 let n = orbits.len();
@@ -250,6 +313,16 @@ impl ScoreModel {
             }
         };
         let mut params = vec![0.0; per_level * grid.levels];
+        let mut level_noise = Vec::new();
+        if let (Architecture::Local { gaussian: true, .. }, Some(schedule)) = (arch, schedule) {
+            level_noise = (0..grid.levels)
+                .map(|j| {
+                    let t = grid.level(j);
+                    (schedule.alpha(t).powi(2), schedule.sigma2(t))
+                })
+                .collect();
+            // K ≡ e⁰ = 1, the prior's score (all weights zero).
+        }
         if let Architecture::TwoLayer { init } = arch {
             for level in params.chunks_mut(per_level) {
                 level[..v].fill(init);
@@ -275,6 +348,7 @@ impl ScoreModel {
             grid,
             spectrum,
             orbit_cos,
+            level_noise,
             per_level,
             cubic_at,
             net,
@@ -309,14 +383,39 @@ impl ScoreModel {
                 }
             }
             Architecture::Local { .. } | Architecture::LocalCubic { .. } | Architecture::LocalNet { .. } => {
-                out.fill(0.0);
-                for (w, cos) in theta.iter().zip(self.orbit_cos.chunks(v)) {
-                    for (o, c) in out.iter_mut().zip(cos) {
-                        *o += w * c;
+                if self.level_noise.is_empty() {
+                    out.fill(0.0);
+                    for (w, cos) in theta.iter().zip(self.orbit_cos.chunks(v)) {
+                        for (o, c) in out.iter_mut().zip(cos) {
+                            *o += w * c;
+                        }
+                    }
+                } else {
+                    for (k, o) in out.iter_mut().enumerate() {
+                        *o = self.gaussian_multiplier(j, theta, k).0;
                     }
                 }
             }
         }
+    }
+
+    /// A Gaussian local model's (m_k, ∂m_k/∂K_k) at level j with that
+    /// level's parameters `theta`: K_k = e^{θ₀} + Σ_{o≥1} θ_o b_o(k) (the
+    /// mass term e^{θ₀} > 0 on a log scale, so Adam's steps are relative and
+    /// a mass m² ∝ 1/L² is reached as fast as any other, and the kinetic
+    /// basis b_o(k) = Σ_{δ∈o}(cos k·δ − 1) vanishes at k = 0), and
+    /// m_k = −K_k/(α_j² + σ_j² K_k), ∂m/∂K = −α_j²/(α_j² + σ_j² K_k)².
+    fn gaussian_multiplier(&self, j: usize, theta: &[f64], k: usize) -> (f64, f64) {
+        let v = self.spectrum.volume();
+        let (a, s) = self.level_noise[j];
+        let kernel = theta[0].exp()
+            + self.orbit_cos[v..]
+                .chunks(v)
+                .zip(&theta[1..])
+                .map(|(b, w)| w * b[k])
+                .sum::<f64>();
+        let den = a + s * kernel;
+        (-kernel / den, -a / (den * den))
     }
 
     /// Adds the gradient with respect to θ of a quantity whose gradient with
@@ -341,8 +440,19 @@ impl ScoreModel {
                     }
                 }
                 Architecture::Local { .. } | Architecture::LocalCubic { .. } | Architecture::LocalNet { .. } => {
-                    for (o, cos) in out.iter_mut().zip(self.orbit_cos.chunks(v)) {
-                        *o += g.iter().zip(cos).map(|(a, b)| a * b).sum::<f64>();
+                    if !self.level_noise.is_empty() {
+                        // ∂K/∂θ₀ = e^{θ₀}, ∂K/∂θ_o = b_o(k).
+                        for (k, gk) in g.iter().enumerate() {
+                            let f = gk * self.gaussian_multiplier(j, theta, k).1;
+                            out[0] += f * theta[0].exp();
+                            for (o, b) in out[1..].iter_mut().zip(self.orbit_cos[v..].chunks(v)) {
+                                *o += f * b[k];
+                            }
+                        }
+                    } else {
+                        for (o, cos) in out.iter_mut().zip(self.orbit_cos.chunks(v)) {
+                            *o += g.iter().zip(cos).map(|(a, b)| a * b).sum::<f64>();
+                        }
                     }
                 }
             }
@@ -435,7 +545,11 @@ impl FieldScore for ScoreModel {
                     Architecture::OneLayer => theta[k],
                     Architecture::TwoLayer { .. } => theta[k] * theta[v + k],
                     Architecture::Local { .. } | Architecture::LocalCubic { .. } | Architecture::LocalNet { .. } => {
-                        self.orbit_cos.chunks(v).zip(theta).map(|(cos, w)| w * cos[k]).sum()
+                        if self.level_noise.is_empty() {
+                            self.orbit_cos.chunks(v).zip(theta).map(|(cos, w)| w * cos[k]).sum()
+                        } else {
+                            self.gaussian_multiplier(j + 1, theta, k).0
+                        }
                     }
                 };
                 *o = (1.0 - u) * *o + u * next;

@@ -50,7 +50,10 @@ pub struct DiffusionConfig {
 }
 
 fn default_architecture() -> Architecture {
-    Architecture::Local { range: 1 }
+    Architecture::Local {
+        range: 1,
+        gaussian: false,
+    }
 }
 fn default_levels() -> usize {
     16
@@ -104,7 +107,7 @@ impl DiffusionConfig {
             t_min: self.t_min,
             levels: self.levels,
         };
-        let model = ScoreModel::new(self.architecture, grid, spectrum_of(&self.shape)?)?;
+        let model = ScoreModel::with_schedule(self.architecture, grid, spectrum_of(&self.shape)?, &self.schedule)?;
         Ok(DiffusionModel {
             config: self.clone(),
             score: model,

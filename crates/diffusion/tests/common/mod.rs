@@ -11,7 +11,8 @@ use rand::{Rng, SeedableRng};
 /// moved by a uniform draw from `range` (seeded), so that no block is zero.
 pub fn random_model(arch: Architecture, shape: &[usize], seed: u64, range: std::ops::Range<f64>) -> ScoreModel {
     let grid = TimeGrid { t_min: 1e-3, levels: 4 };
-    let mut model = ScoreModel::new(arch, grid, spectrum_of(shape).unwrap()).unwrap();
+    let mut model =
+        ScoreModel::with_schedule(arch, grid, spectrum_of(shape).unwrap(), &NoiseSchedule::default()).unwrap();
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
     for p in model.params.iter_mut() {
         *p += rng.random_range(range.clone());
