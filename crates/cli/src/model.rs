@@ -16,6 +16,7 @@
 //! ```toml
 //! [diffusion]
 //! architecture = { kind = "local", range = 1 }   # or one_layer, two_layer { init },
+//!                                                # local { range, gaussian = true },
 //!                                                # local_cubic { range }, local_net
 //!                                                # { range, channels, net_range }
 //! levels = 16                                    # time levels of the score
