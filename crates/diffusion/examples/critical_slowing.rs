@@ -22,15 +22,12 @@
 use fieldflow_diffusion::dsm::population_at;
 use fieldflow_diffusion::train::max_curvature;
 use fieldflow_diffusion::{
-    spectrum_of, Architecture, ExactScore, FieldScore, GaussianField, Integrator, NoiseSchedule, ReverseSampler,
-    ScoreModel, TimeGrid,
+    spectrum_of, Architecture, ExactScore, FieldScore, GaussianField, Integrator, ReverseSampler, ScoreModel, TimeGrid,
 };
 use std::io::Write;
 
-const VP: NoiseSchedule = NoiseSchedule::VariancePreserving {
-    beta_min: 0.1,
-    beta_max: 20.0,
-};
+mod common;
+use common::VP;
 
 struct Args {
     dim: usize,
@@ -244,23 +241,8 @@ fn fit(lx: &[f64], ly: &[f64]) -> (f64, f64, f64) {
 }
 
 fn main() {
-    let args = match parse() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
-    let mut out = args.out.as_ref().map(|p| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .unwrap_or_else(|e| {
-                eprintln!("error: cannot open {p}: {e}");
-                std::process::exit(2)
-            })
-    });
+    let args = common::args_or_exit(parse());
+    let mut out = common::append_to(args.out.as_ref());
     println!(
         "d = {}, m·L = {}, VP β 0.1→20; GD steps to reduce the excess DSM loss by {:e}",
         args.dim, args.ml, args.tol
@@ -300,20 +282,8 @@ fn main() {
             ("one_layer", Architecture::OneLayer),
             ("two_layer", Architecture::TwoLayer { init: 0.1 }),
             ("two_layer_xi", Architecture::TwoLayer { init: 0.5 * m }),
-            (
-                "local_r1",
-                Architecture::Local {
-                    range: 1,
-                    gaussian: false,
-                },
-            ),
-            (
-                "local_r2",
-                Architecture::Local {
-                    range: 2,
-                    gaussian: false,
-                },
-            ),
+            ("local_r1", Architecture::local(1)),
+            ("local_r2", Architecture::local(2)),
         ];
         for &t in &args.times {
             for (name, arch) in archs {

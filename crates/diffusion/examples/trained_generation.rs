@@ -27,18 +27,15 @@
 use fieldflow_core::{ExactSampler, Par, Seed};
 use fieldflow_diffusion::train::{train, Objective, Optimizer, Training};
 use fieldflow_diffusion::{
-    spectrum_of, Architecture, ExactScore, GaussianField, Integrator, NoiseSchedule, ReverseSampler, ScoreModel,
-    TimeGrid,
+    spectrum_of, Architecture, ExactScore, GaussianField, Integrator, ReverseSampler, ScoreModel, TimeGrid,
 };
 use fieldflow_losses::LrSchedule;
 use ndarray::Array2;
 use std::io::Write;
 use std::time::Instant;
 
-const VP: NoiseSchedule = NoiseSchedule::VariancePreserving {
-    beta_min: 0.1,
-    beta_max: 20.0,
-};
+mod common;
+use common::VP;
 
 const INTEGRATORS: [(&str, Integrator); 3] = [
     ("heun_ode", Integrator::ProbabilityFlowHeun),
@@ -116,23 +113,8 @@ fn quality(field: &GaussianField, v: &[f64], cos_r: &[f64]) -> (f64, f64, f64) {
 }
 
 fn main() {
-    let args = match parse() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
-    let mut out = args.out.as_ref().map(|p| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .unwrap_or_else(|e| {
-                eprintln!("error: cannot open {p}: {e}");
-                std::process::exit(2)
-            })
-    });
+    let args = common::args_or_exit(parse());
+    let mut out = common::append_to(args.out.as_ref());
     println!(
         "d = {}, m·L = {}, VP β 0.1→20, t_min 1e-3, {} levels; DSM on {} exact draws, Adam lr {} → {} (cosine), \
          batch {}, {} steps; quality of the generated Gaussian (exact, no sampling noise)",
@@ -212,27 +194,9 @@ fn main() {
         let archs = [
             ("one_layer", Architecture::OneLayer),
             ("two_layer_xi", Architecture::TwoLayer { init: 0.5 * m }),
-            (
-                "local_r1",
-                Architecture::Local {
-                    range: 1,
-                    gaussian: false,
-                },
-            ),
-            (
-                "local_r2",
-                Architecture::Local {
-                    range: 2,
-                    gaussian: false,
-                },
-            ),
-            (
-                "gaussian_r1",
-                Architecture::Local {
-                    range: 1,
-                    gaussian: true,
-                },
-            ),
+            ("local_r1", Architecture::local(1)),
+            ("local_r2", Architecture::local(2)),
+            ("gaussian_r1", Architecture::gaussian_local(1)),
         ];
         for (name, arch) in archs {
             let mut model = ScoreModel::with_schedule(arch, grid, spectrum.clone(), &VP).unwrap();

@@ -122,6 +122,16 @@ pub enum Architecture {
 }
 
 impl Architecture {
+    /// The plain local model of range R.
+    pub const fn local(range: usize) -> Self {
+        Architecture::Local { range, gaussian: false }
+    }
+
+    /// The Gaussian local model of range R (docs/THEORY.md §6.11.8).
+    pub const fn gaussian_local(range: usize) -> Self {
+        Architecture::Local { range, gaussian: true }
+    }
+
     /// Whether the score is linear in the field (one-layer, two-layer, local).
     pub fn is_linear(&self) -> bool {
         matches!(

@@ -50,10 +50,7 @@ pub struct DiffusionConfig {
 }
 
 fn default_architecture() -> Architecture {
-    Architecture::Local {
-        range: 1,
-        gaussian: false,
-    }
+    Architecture::local(1)
 }
 fn default_levels() -> usize {
     16

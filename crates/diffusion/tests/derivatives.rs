@@ -40,18 +40,15 @@ fn schedules_satisfy_the_moment_equations() {
     }
 }
 
+/// The plain local model of range 1.
+const LOCAL_R1: Architecture = Architecture::local(1);
+
 fn architectures() -> [Architecture; 4] {
     [
         Architecture::OneLayer,
         Architecture::TwoLayer { init: 0.5 },
-        Architecture::Local {
-            range: 1,
-            gaussian: false,
-        },
-        Architecture::Local {
-            range: 1,
-            gaussian: true,
-        },
+        LOCAL_R1,
+        Architecture::gaussian_local(1),
     ]
 }
 
@@ -127,15 +124,7 @@ fn local_multipliers_are_the_real_space_convolution() {
     // A range-1 convolution on a 5 × 4 lattice applied in momentum space
     // equals Σ_δ w_{o(δ)} x_{i+δ} summed in real space.
     let shape = [5usize, 4];
-    let model = random_model(
-        Architecture::Local {
-            range: 1,
-            gaussian: false,
-        },
-        &shape,
-        9,
-        -0.8..0.2,
-    );
+    let model = random_model(LOCAL_R1, &shape, 9, -0.8..0.2);
     let w = &model.params[..model.params_per_level()];
     let spectrum = model.spectrum();
     let mut m = vec![0.0; 20];
@@ -182,15 +171,7 @@ fn minibatch_gradients_average_to_the_population_gradient() {
     let shape = [4, 4];
     let s = SCHEDULES[0];
     let field = GaussianField::free_field(spectrum_of(&shape).unwrap(), 0.5).unwrap();
-    let model = random_model(
-        Architecture::Local {
-            range: 1,
-            gaussian: false,
-        },
-        &shape,
-        4,
-        -0.8..0.2,
-    );
+    let model = random_model(LOCAL_R1, &shape, 4, -0.8..0.2);
     let (_, exact) = dsm::population(&model, &s, &field);
     let n = 400;
     let mut data = Array2::zeros((64, 16));

@@ -38,10 +38,7 @@ fn gradient_descent_on_one_time_reaches_the_exact_score() {
     for arch in [
         Architecture::OneLayer,
         Architecture::TwoLayer { init: 0.3 },
-        Architecture::Local {
-            range: 1,
-            gaussian: false,
-        },
+        Architecture::local(1),
     ] {
         let mut model = ScoreModel::new(arch, grid, spectrum.clone()).unwrap();
         let template = model.clone();
@@ -222,10 +219,7 @@ fn a_gaussian_range_one_model_is_the_free_field_score() {
         t_min: 1e-3,
         levels: 64,
     };
-    let arch = Architecture::Local {
-        range: 1,
-        gaussian: true,
-    };
+    let arch = Architecture::gaussian_local(1);
     assert!(ScoreModel::new(arch, grid, spectrum.clone()).is_err());
     let mut model = ScoreModel::with_schedule(arch, grid, spectrum, &VP).unwrap();
     assert_eq!(model.params_per_level(), 5);

@@ -33,41 +33,23 @@ pub fn run(r: &mut Runner) -> Result<()> {
     let mut csv = String::from("dim,kind,L,t,arch,steps,heun_steps_kl,heun_steps_chi2,chi2_rel_err\n");
     let mut figures = Vec::new();
     for (dim, sizes, max_steps) in RUNS {
-        let jsonl = r.path("logs", &format!("critical_slowing_d{dim}.jsonl"));
-        let _ = std::fs::remove_file(&jsonl);
         eprintln!("reproduce: diffusion critical slowing, d = {dim}, L = {sizes}");
         let dim_s = dim.to_string();
-        let out_s = jsonl.display().to_string();
-        let args = [
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            "fieldflow-diffusion",
-            "--example",
+        let (run, rows) = run_example(
+            r,
             "critical_slowing",
-            "--",
-            "--dim",
-            &dim_s,
-            "--sizes",
-            sizes,
-            "--times",
-            "0.01,0.1,0.5",
-            "--max-steps",
-            max_steps,
-            "--out",
-            &out_s,
-        ];
-        let run = Captured::run(Path::new("cargo"), &args)?;
-        std::fs::write(
-            r.path("logs", &format!("critical_slowing_d{dim}.log")),
-            format!("{}\n--- stderr ---\n{}", run.stdout, run.stderr),
+            &format!("critical_slowing_d{dim}"),
+            &[
+                "--dim",
+                &dim_s,
+                "--sizes",
+                sizes,
+                "--times",
+                "0.01,0.1,0.5",
+                "--max-steps",
+                max_steps,
+            ],
         )?;
-        if !run.ok {
-            bail!("critical_slowing example failed: {}", run.last_error());
-        }
-        let text = std::fs::read_to_string(&jsonl).with_context(|| format!("{}: cannot read", jsonl.display()))?;
-        let rows: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
         let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
         let cell = |x: Option<f64>| x.map_or("> max".to_string(), |s| format!("{s:.0}"));
 
@@ -166,7 +148,7 @@ pub fn run(r: &mut Runner) -> Result<()> {
         }
         figures.push((dim, fig));
     }
-    let (gen_md, gen_csv, gen_fig) = trained_generation()?;
+    let (gen_md, gen_csv, gen_fig) = trained_generation(r)?;
     body.push_str(&gen_md);
     csv.push_str(&gen_csv);
     figures.push((0, gen_fig));
@@ -191,6 +173,37 @@ pub fn run(r: &mut Runner) -> Result<()> {
     Ok(())
 }
 
+/// Runs `cargo run --release -p fieldflow-diffusion --example <example> --
+/// <args> --out logs/<tag>.jsonl`, keeps its output in logs/<tag>.log and
+/// returns it with the JSON lines it wrote.
+fn run_example(r: &Runner, example: &str, tag: &str, args: &[&str]) -> Result<(Captured, Vec<Value>)> {
+    let jsonl = r.path("logs", &format!("{tag}.jsonl"));
+    let _ = std::fs::remove_file(&jsonl);
+    let out = jsonl.display().to_string();
+    let mut all = vec![
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "fieldflow-diffusion",
+        "--example",
+        example,
+        "--",
+    ];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--out", &out]);
+    let run = Captured::run(Path::new("cargo"), &all)?;
+    std::fs::write(
+        r.path("logs", &format!("{tag}.log")),
+        format!("{}\n--- stderr ---\n{}", run.stdout, run.stderr),
+    )?;
+    if !run.ok {
+        bail!("{example} example failed: {}", run.last_error());
+    }
+    let text = std::fs::read_to_string(&jsonl).with_context(|| format!("{}: cannot read", jsonl.display()))?;
+    Ok((run, text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()))
+}
+
 /// (dimension, sizes) of the trained-generation runs.
 const GENERATION_RUNS: [(usize, &str); 2] = [(2, "8,16,32"), (1, "16,64,256")];
 
@@ -206,7 +219,7 @@ const GENERATION_ARCHS: [&str; 6] = [
 
 /// Generation with trained linear scores: markdown, CSV rows and the d = 2
 /// figure of the generated χ₂ error against L.
-fn trained_generation() -> Result<(String, String, Figure)> {
+fn trained_generation(r: &Runner) -> Result<(String, String, Figure)> {
     let mut md = String::from(
         "### Generation with trained scores
 
@@ -223,41 +236,25 @@ DSM with Adam (lr 0.05 → 5·10⁻⁴, cosine) on 2048 exact draws, batch 64, \
         "χ₂ error (%)",
     );
     for (dim, sizes) in GENERATION_RUNS {
-        let dir = std::env::temp_dir().join(format!("fieldflow_generation_{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let jsonl = dir.join(format!("d{dim}.jsonl"));
-        let _ = std::fs::remove_file(&jsonl);
         eprintln!("reproduce: diffusion generation with trained scores, d = {dim}, L = {sizes}");
-        let (dim_s, out_s) = (dim.to_string(), jsonl.display().to_string());
-        let args = [
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            "fieldflow-diffusion",
-            "--example",
+        let dim_s = dim.to_string();
+        let (_, rows) = run_example(
+            r,
             "trained_generation",
-            "--",
-            "--dim",
-            &dim_s,
-            "--sizes",
-            sizes,
-            "--levels",
-            "64",
-            "--train-steps",
-            "4000",
-            "--reverse-steps",
-            "16,64,256",
-            "--out",
-            &out_s,
-        ];
-        let run = Captured::run(Path::new("cargo"), &args)?;
-        if !run.ok {
-            bail!("trained_generation example failed: {}", run.last_error());
-        }
-        let text = std::fs::read_to_string(&jsonl).with_context(|| format!("{}: cannot read", jsonl.display()))?;
-        let _ = std::fs::remove_dir_all(&dir);
-        let rows: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+            &format!("trained_generation_d{dim}"),
+            &[
+                "--dim",
+                &dim_s,
+                "--sizes",
+                sizes,
+                "--levels",
+                "64",
+                "--train-steps",
+                "4000",
+                "--reverse-steps",
+                "16,64,256",
+            ],
+        )?;
         let at = |arch: &str, l: f64| {
             rows.iter().find(|v| {
                 v["arch"] == arch
