@@ -32,7 +32,7 @@ use fieldflow_core::{ConfigError, Seed};
 use fieldflow_stats::kmeans::kmeans_pp_seeds;
 use fieldflow_targets::{Covariance, GaussianMixture};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
-use ndarray_linalg::{Cholesky, UPLO};
+use ndarray_linalg::{Cholesky, Diag, SolveTriangular, UPLO};
 
 /// Settings of [`fit_mixture`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -161,27 +161,21 @@ fn fit_once(xs: ArrayView2<f64>, settings: &EmSettings, seed: Seed) -> Result<Em
         converged: false,
     };
     let mut log_r = Array2::<f64>::zeros((n, k));
-    let mut z = vec![0.0; d];
     for _ in 0..settings.max_iter {
-        // E step.
+        // E step: Z = (X − 1μᵀ) L⁻ᵀ, one matrix product per component
+        // (L⁻¹ from a triangular solve against I), q_i = ‖z_i‖².
         for j in 0..k {
             let l = fit.covs[j]
                 .cholesky(UPLO::Lower)
                 .map_err(|_| ConfigError::new(format!("em.component {j}"), "covariance", "not positive definite"))?;
             let log_det: f64 = 2.0 * l.diag().iter().map(|v| v.ln()).sum::<f64>();
             let c = fit.weights[j].ln() - 0.5 * (d as f64 * (2.0 * std::f64::consts::PI).ln() + log_det);
-            for (i, x) in xs.rows().into_iter().enumerate() {
-                // z = L⁻¹(x − μ) by forward substitution.
-                let mut q = 0.0;
-                for a in 0..d {
-                    let mut v = x[a] - fit.means[j][a];
-                    for b in 0..a {
-                        v -= l[[a, b]] * z[b];
-                    }
-                    z[a] = v / l[[a, a]];
-                    q += z[a] * z[a];
-                }
-                log_r[[i, j]] = c - 0.5 * q;
+            let l_inv = l
+                .solve_triangular(UPLO::Lower, Diag::NonUnit, &Array2::eye(d))
+                .map_err(|_| ConfigError::new(format!("em.component {j}"), "covariance", "not positive definite"))?;
+            let z = (&xs - &fit.means[j]).dot(&l_inv.t());
+            for (i, zi) in z.rows().into_iter().enumerate() {
+                log_r[[i, j]] = c - 0.5 * zi.dot(&zi);
             }
         }
         let mut ll = 0.0;
@@ -206,21 +200,14 @@ fn fit_once(xs: ArrayView2<f64>, settings: &EmSettings, seed: Seed) -> Result<Em
             let nk: f64 = r.sum().max(1e-300);
             fit.weights[j] = nk / n as f64;
             let mu = xs.t().dot(&r) / nk;
-            let mut cov = Array2::<f64>::zeros((d, d));
-            for (x, &ri) in xs.rows().into_iter().zip(r.iter()) {
-                let dx = &x - &mu;
-                for a in 0..d {
-                    for b in 0..=a {
-                        cov[[a, b]] += ri * dx[a] * dx[b];
-                    }
-                }
+            // Σ = WᵀW / Nₖ with the rows of W = √r_i (x_i − μ), symmetrized.
+            let mut w = &xs - &mu;
+            for (mut row, &ri) in w.rows_mut().into_iter().zip(r.iter()) {
+                row *= ri.sqrt();
             }
+            let wtw = w.t().dot(&w);
+            let mut cov = (&wtw + &wtw.t()) / (2.0 * nk);
             for a in 0..d {
-                for b in 0..=a {
-                    let v = cov[[a, b]] / nk;
-                    cov[[a, b]] = v;
-                    cov[[b, a]] = v;
-                }
                 cov[[a, a]] += settings.ridge;
             }
             fit.means[j] = mu;
