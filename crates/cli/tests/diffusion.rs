@@ -316,7 +316,7 @@ fn a_gaussian_local_model_samples_the_free_field_near_criticality() {
         &p("ens.h5"),
         "-q",
     ]);
-    let cfg = "seed = 3\n[diffusion]\narchitecture = { kind = \"local\", range = 1, gaussian = true }\nlevels = 64\n\
+    let cfg = "seed = 3\n[diffusion]\narchitecture = { kind = \"local\", range = 1, gaussian = true }\n\
                [data]\nn_train = 2000\nn_heldout = 0\n[train]\nsteps = 800\nlr = 0.05\nbatch_size = 64\n\
                metrics_every = 400\nlr_schedule = { kind = \"cosine\", total_steps = 800, min_lr = 5e-4 }\n";
     std::fs::write(p("g.toml"), cfg).unwrap();

@@ -21,7 +21,7 @@
 //! Usage: cargo run --release -p fieldflow-diffusion --example trained_generation --
 //!        [--dim 2] [--sizes 8,16,32] [--ml 4] [--data 2048] [--batch 64]
 //!        [--train-steps 2000] [--lr 0.05] [--levels 16] [--seed 1]
-//!        [--reverse-steps 8,16,32,64,128,256] [--out FILE.jsonl]
+//!        [--reverse-steps 8,16,32,64,128,256] [--archs NAME,…] [--out FILE.jsonl]
 //! Prints a table; with --out appends one JSON object per measurement.
 
 use fieldflow_core::{ExactSampler, Par, Seed};
@@ -54,6 +54,8 @@ struct Args {
     levels: usize,
     seed: u64,
     reverse_steps: Vec<usize>,
+    /// Trained architectures to run (all when empty).
+    archs: Vec<String>,
     out: Option<String>,
 }
 
@@ -69,6 +71,7 @@ fn parse() -> Result<Args, String> {
         levels: 16,
         seed: 1,
         reverse_steps: vec![8, 16, 32, 64, 128, 256],
+        archs: Vec::new(),
         out: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -90,6 +93,7 @@ fn parse() -> Result<Args, String> {
             "--levels" => a.levels = count(v)?,
             "--seed" => a.seed = count(v)? as u64,
             "--reverse-steps" => a.reverse_steps = counts(v)?,
+            "--archs" => a.archs = v.split(',').map(str::to_string).collect(),
             "--out" => a.out = Some(v.clone()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -199,6 +203,9 @@ fn main() {
             ("gaussian_r1", Architecture::gaussian_local(1)),
         ];
         for (name, arch) in archs {
+            if !args.archs.is_empty() && !args.archs.iter().any(|a| a == name) {
+                continue;
+            }
             let mut model = ScoreModel::with_schedule(arch, grid, spectrum.clone(), &VP).unwrap();
             let how = Training {
                 optimizer: Optimizer::Adam { lr: args.lr },

@@ -40,6 +40,8 @@ struct ChunkWork {
     eps: Vec<f64>,
     xt: Vec<f64>,
     s: Vec<f64>,
+    /// ∂m_k/∂K_k(t) of a Gaussian local model.
+    f: Vec<f64>,
     net: NetWork,
 }
 
@@ -51,6 +53,7 @@ impl ChunkWork {
             eps: vec![0.0; v],
             xt: vec![0.0; v],
             s: vec![0.0; v],
+            f: vec![0.0; v],
             net: NetWork::default(),
         }
     }
@@ -110,8 +113,11 @@ pub fn loss_and_gradient(
             spectrum.forward2(&w.s, &mut w.spec);
             let (j, u) = model.grid().locate(t);
             let scale = lambda / v as f64;
-            spectrum.accumulate_mode_gradient(scale * (1.0 - u), &mut mode_grad[j * v..(j + 1) * v], &w.spec);
-            spectrum.accumulate_mode_gradient(scale * u, &mut mode_grad[(j + 1) * v..(j + 2) * v], &w.spec);
+            // The levels' variables: the multipliers, or a Gaussian model's
+            // kernels K_j (then ∂m/∂K(t) per mode, as in `ScoreModel::distribute`).
+            let factors = model.mode_factors(t, &mut w.f).then_some(&w.f[..]);
+            spectrum.accumulate_mode_gradient(scale * (1.0 - u), factors, &mut mode_grad[j * v..(j + 1) * v], &w.spec);
+            spectrum.accumulate_mode_gradient(scale * u, factors, &mut mode_grad[(j + 1) * v..(j + 2) * v], &w.spec);
             if !model.is_linear() {
                 let g: f64 = w.s.iter().zip(&w.xt).map(|(r, x)| r * x * x * x).sum::<f64>() * scale;
                 cubic_grad[j] += (1.0 - u) * g;

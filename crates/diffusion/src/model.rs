@@ -19,10 +19,13 @@
 //!   m_k = Σ_o w_o Σ_{δ ∈ o} cos(k·δ) over the orbits o = {δ, −δ}
 //!   (((2R + 1)^D + 1)/2 parameters per level, independent of L).
 //!   With `gaussian = true` the convolution is the *inverse propagator* K
-//!   of a Gaussian field instead of the score itself: K_k = Σ_o w_o
-//!   Σ_{δ∈o} cos(k·δ) and m_k(t) = −K_k/(α_t² + σ_t² K_k), the exact score
-//!   at time t of N(0, K⁻¹) (same parameter count; needs the schedule,
-//!   [`ScoreModel::with_schedule`]). A ratio of two local operators:
+//!   of a Gaussian field instead of the score itself: K_k = e^{w₀} +
+//!   Σ_{o≠0} w_o Σ_{δ∈o} (cos(k·δ) − 1) (a log mass and a kinetic basis)
+//!   and m_k(t) = −K_k(t)/(α_t² + σ_t² K_k(t)), the exact score at time t
+//!   of N(0, K⁻¹), with K(t) interpolated between the levels (same
+//!   parameter count; needs the schedule, [`ScoreModel::with_schedule`];
+//!   the levels' gradient variables are the K_j, [`ScoreModel::mode_factors`]).
+//!   A ratio of two local operators:
 //!   translation invariant, independent of L, but of infinite range. The
 //!   free field's exact score at every t is of this form at range 1
 //!   (K = 2(p̂² + m²)), which a plain local model is not: near criticality
@@ -196,9 +199,10 @@ pub struct ScoreModel {
     /// Σ_{δ∈o} cos(k·δ) per orbit o (orbit-major), Local only; for a
     /// Gaussian model Σ_{δ∈o} (cos(k·δ) − 1) on the non-zero orbits.
     orbit_cos: Vec<f64>,
-    /// (α_j², σ_j²) of every level for a Gaussian local model (empty
-    /// otherwise): its multipliers are −K/(α² + σ²K).
-    level_noise: Vec<(f64, f64)>,
+    /// The forward process of a Gaussian local model (`None` otherwise):
+    /// its multipliers at time t are −K(t)/(α_t² + σ_t² K(t)), with K
+    /// interpolated linearly between the levels.
+    schedule: Option<NoiseSchedule>,
     per_level: usize,
     /// Index of the cubic coefficient within a level (local-cubic, local-net).
     cubic_at: Option<usize>,
@@ -323,16 +327,12 @@ impl ScoreModel {
             }
         };
         let mut params = vec![0.0; per_level * grid.levels];
-        let mut level_noise = Vec::new();
-        if let (Architecture::Local { gaussian: true, .. }, Some(schedule)) = (arch, schedule) {
-            level_noise = (0..grid.levels)
-                .map(|j| {
-                    let t = grid.level(j);
-                    (schedule.alpha(t).powi(2), schedule.sigma2(t))
-                })
-                .collect();
-            // K ≡ e⁰ = 1, the prior's score (all weights zero).
-        }
+        // A Gaussian model starts at K ≡ e⁰ = 1, the prior's score (all
+        // weights zero).
+        let schedule = match arch {
+            Architecture::Local { gaussian: true, .. } => schedule.copied(),
+            _ => None,
+        };
         if let Architecture::TwoLayer { init } = arch {
             for level in params.chunks_mut(per_level) {
                 level[..v].fill(init);
@@ -358,7 +358,7 @@ impl ScoreModel {
             grid,
             spectrum,
             orbit_cos,
-            level_noise,
+            schedule,
             per_level,
             cubic_at,
             net,
@@ -393,39 +393,42 @@ impl ScoreModel {
                 }
             }
             Architecture::Local { .. } | Architecture::LocalCubic { .. } | Architecture::LocalNet { .. } => {
-                if self.level_noise.is_empty() {
+                if let Some(schedule) = &self.schedule {
+                    let t = self.grid.level(j);
+                    for (k, o) in out.iter_mut().enumerate() {
+                        *o = gaussian_multiplier(schedule, t, self.kernel(theta, k)).0;
+                    }
+                } else {
                     out.fill(0.0);
                     for (w, cos) in theta.iter().zip(self.orbit_cos.chunks(v)) {
                         for (o, c) in out.iter_mut().zip(cos) {
                             *o += w * c;
                         }
                     }
-                } else {
-                    for (k, o) in out.iter_mut().enumerate() {
-                        *o = self.gaussian_multiplier(j, theta, k).0;
-                    }
                 }
             }
         }
     }
 
-    /// A Gaussian local model's (m_k, ∂m_k/∂K_k) at level j with that
-    /// level's parameters `theta`: K_k = e^{θ₀} + Σ_{o≥1} θ_o b_o(k) (the
-    /// mass term e^{θ₀} > 0 on a log scale, so Adam's steps are relative and
-    /// a mass m² ∝ 1/L² is reached as fast as any other, and the kinetic
-    /// basis b_o(k) = Σ_{δ∈o}(cos k·δ − 1) vanishes at k = 0), and
-    /// m_k = −K_k/(α_j² + σ_j² K_k), ∂m/∂K = −α_j²/(α_j² + σ_j² K_k)².
-    fn gaussian_multiplier(&self, j: usize, theta: &[f64], k: usize) -> (f64, f64) {
+    /// A Gaussian local model's inverse propagator at momentum k for one
+    /// level's parameters `theta`: K_k = e^{θ₀} + Σ_{o≥1} θ_o b_o(k). The
+    /// mass term e^{θ₀} > 0 is on a log scale, so Adam's steps are relative
+    /// and a mass m² ∝ 1/L² is reached as fast as any other; the kinetic
+    /// basis b_o(k) = Σ_{δ∈o}(cos k·δ − 1) vanishes at k = 0.
+    fn kernel(&self, theta: &[f64], k: usize) -> f64 {
         let v = self.spectrum.volume();
-        let (a, s) = self.level_noise[j];
-        let kernel = theta[0].exp()
+        theta[0].exp()
             + self.orbit_cos[v..]
                 .chunks(v)
                 .zip(&theta[1..])
                 .map(|(b, w)| w * b[k])
-                .sum::<f64>();
-        let den = a + s * kernel;
-        (-kernel / den, -a / (den * den))
+                .sum::<f64>()
+    }
+
+    /// K_k(t) of a Gaussian local model, linear in t between the levels.
+    fn kernel_at(&self, j: usize, u: f64, k: usize) -> f64 {
+        let theta = |lvl: usize| &self.params[lvl * self.per_level..(lvl + 1) * self.per_level];
+        (1.0 - u) * self.kernel(theta(j), k) + u * self.kernel(theta(j + 1), k)
     }
 
     /// Adds the gradient with respect to θ of a quantity whose gradient with
@@ -450,14 +453,13 @@ impl ScoreModel {
                     }
                 }
                 Architecture::Local { .. } | Architecture::LocalCubic { .. } | Architecture::LocalNet { .. } => {
-                    if !self.level_noise.is_empty() {
-                        // ∂K/∂θ₀ = e^{θ₀}, ∂K/∂θ_o = b_o(k).
-                        for (k, gk) in g.iter().enumerate() {
-                            let f = gk * self.gaussian_multiplier(j, theta, k).1;
-                            out[0] += f * theta[0].exp();
-                            for (o, b) in out[1..].iter_mut().zip(self.orbit_cos[v..].chunks(v)) {
-                                *o += f * b[k];
-                            }
+                    if self.schedule.is_some() {
+                        // A Gaussian model's level gradients are with respect
+                        // to K_j (see `distribute`): ∂K/∂θ₀ = e^{θ₀},
+                        // ∂K/∂θ_o = b_o(k).
+                        out[0] += theta[0].exp() * g.iter().sum::<f64>();
+                        for (o, b) in out[1..].iter_mut().zip(self.orbit_cos[v..].chunks(v)) {
+                            *o += g.iter().zip(b).map(|(a, b)| a * b).sum::<f64>();
                         }
                     } else {
                         for (o, cos) in out.iter_mut().zip(self.orbit_cos.chunks(v)) {
@@ -527,14 +529,34 @@ impl ScoreModel {
 
     /// Adds w·g to the levels' mode gradients for a time t, split between
     /// the two neighbouring levels as in the interpolation.
+    ///
+    /// For a Gaussian local model the levels' variables are the kernels
+    /// K_j, and g is first multiplied by ∂m_k/∂K_k(t) ([`ScoreModel::mode_factors`]).
     pub fn distribute(&self, t: f64, w: f64, g: &[f64], mode_grad: &mut [f64]) {
         let v = self.spectrum.volume();
         let (j, u) = self.grid.locate(t);
+        let mut f = vec![0.0; v];
+        let factors = self.mode_factors(t, &mut f);
         for (lvl, wl) in [(j, w * (1.0 - u)), (j + 1, w * u)] {
-            for (o, gk) in mode_grad[lvl * v..(lvl + 1) * v].iter_mut().zip(g) {
-                *o += wl * gk;
+            for (k, (o, gk)) in mode_grad[lvl * v..(lvl + 1) * v].iter_mut().zip(g).enumerate() {
+                *o += wl * if factors { gk * f[k] } else { *gk };
             }
         }
+    }
+
+    /// For a Gaussian local model writes ∂m_k/∂K_k at time t into `out`
+    /// and returns true (the levels' gradient variables are the kernels
+    /// K_j, which the time interpolation blends); false for every other
+    /// model (the variables are the multipliers themselves).
+    pub fn mode_factors(&self, t: f64, out: &mut [f64]) -> bool {
+        let Some(schedule) = &self.schedule else {
+            return false;
+        };
+        let (j, u) = self.grid.locate(t);
+        for (k, o) in out.iter_mut().enumerate() {
+            *o = gaussian_multiplier(schedule, t, self.kernel_at(j, u, k)).1;
+        }
+        true
     }
 }
 
@@ -546,6 +568,14 @@ impl FieldScore for ScoreModel {
     fn multipliers(&self, t: f64, out: &mut [f64]) {
         let v = self.spectrum.volume();
         let (j, u) = self.grid.locate(t);
+        if let Some(schedule) = &self.schedule {
+            // K is interpolated, then transformed at t itself: exact between
+            // the levels whenever K is constant in t (a Gaussian field).
+            for (k, o) in out.iter_mut().enumerate() {
+                *o = gaussian_multiplier(schedule, t, self.kernel_at(j, u, k)).0;
+            }
+            return;
+        }
         self.level_multipliers(j, out);
         if u > 0.0 {
             // Blend in level j + 1 without a scratch buffer: one k at a time.
@@ -555,11 +585,7 @@ impl FieldScore for ScoreModel {
                     Architecture::OneLayer => theta[k],
                     Architecture::TwoLayer { .. } => theta[k] * theta[v + k],
                     Architecture::Local { .. } | Architecture::LocalCubic { .. } | Architecture::LocalNet { .. } => {
-                        if self.level_noise.is_empty() {
-                            self.orbit_cos.chunks(v).zip(theta).map(|(cos, w)| w * cos[k]).sum()
-                        } else {
-                            self.gaussian_multiplier(j + 1, theta, k).0
-                        }
+                        self.orbit_cos.chunks(v).zip(theta).map(|(cos, w)| w * cos[k]).sum()
                     }
                 };
                 *o = (1.0 - u) * *o + u * next;
@@ -592,6 +618,14 @@ impl FieldScore for ScoreModel {
         work.weights = weights;
         div
     }
+}
+
+/// m = −K/(α_t² + σ_t² K) and ∂m/∂K = −α_t²/(α_t² + σ_t² K)²: the exact
+/// score multiplier of a Gaussian field with inverse propagator K.
+fn gaussian_multiplier(schedule: &NoiseSchedule, t: f64, kernel: f64) -> (f64, f64) {
+    let (a, s) = (schedule.alpha(t).powi(2), schedule.sigma2(t));
+    let den = a + s * kernel;
+    (-kernel / den, -a / (den * den))
 }
 
 /// The full score s(x, t) = M x + c x³ + n(x) written to `s`, and its exact

@@ -77,12 +77,19 @@ impl Spectrum {
         }
     }
 
-    /// Adds w · (1/V) Re(x̂_k conj r̂_k) to `grad[k]`, with x̂ in `work.hat`
-    /// and r̂ in `work.hat2`.
-    pub(crate) fn accumulate_mode_gradient(&self, w: f64, grad: &mut [f64], work: &SpectrumWork) {
+    /// Adds w · (1/V) Re(x̂_k conj r̂_k) (times `factors[k]` when given) to
+    /// `grad[k]`, with x̂ in `work.hat` and r̂ in `work.hat2`.
+    pub(crate) fn accumulate_mode_gradient(
+        &self,
+        w: f64,
+        factors: Option<&[f64]>,
+        grad: &mut [f64],
+        work: &SpectrumWork,
+    ) {
         let scale = w / self.volume() as f64;
-        for ((g, x), r) in grad.iter_mut().zip(&work.hat).zip(&work.hat2) {
-            *g += scale * (x.re * r.re + x.im * r.im);
+        for (k, ((g, x), r)) in grad.iter_mut().zip(&work.hat).zip(&work.hat2).enumerate() {
+            let d = scale * (x.re * r.re + x.im * r.im);
+            *g += factors.map_or(d, |f| d * f[k]);
         }
     }
 
