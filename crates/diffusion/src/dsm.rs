@@ -100,7 +100,9 @@ pub fn loss_and_gradient(
             for ((xt, x0), e) in w.xt.iter_mut().zip(data.row(row)).zip(&w.eps) {
                 *xt = alpha * x0 + sigma * e;
             }
-            model.multipliers(t, &mut w.m);
+            // The levels' variables: the multipliers, or a Gaussian model's
+            // kernels K_j (then ∂m/∂K(t) per mode, as in `ScoreModel::distribute`).
+            let gaussian = model.multipliers_and_factors(t, &mut w.m, &mut w.f);
             spectrum.apply(&w.m, &w.xt, &mut w.s, &mut w.spec);
             let c = model.cubic(t);
             model.add_network(t, &w.xt, &mut w.s, &mut w.net);
@@ -113,9 +115,7 @@ pub fn loss_and_gradient(
             spectrum.forward2(&w.s, &mut w.spec);
             let (j, u) = model.grid().locate(t);
             let scale = lambda / v as f64;
-            // The levels' variables: the multipliers, or a Gaussian model's
-            // kernels K_j (then ∂m/∂K(t) per mode, as in `ScoreModel::distribute`).
-            let factors = model.mode_factors(t, &mut w.f).then_some(&w.f[..]);
+            let factors = gaussian.then_some(&w.f[..]);
             spectrum.accumulate_mode_gradient(scale * (1.0 - u), factors, &mut mode_grad[j * v..(j + 1) * v], &w.spec);
             spectrum.accumulate_mode_gradient(scale * u, factors, &mut mode_grad[(j + 1) * v..(j + 2) * v], &w.spec);
             if !model.is_linear() {

@@ -135,6 +135,11 @@ impl Architecture {
         Architecture::Local { range, gaussian: true }
     }
 
+    /// Whether this is a Gaussian local model.
+    pub fn is_gaussian(&self) -> bool {
+        matches!(self, Architecture::Local { gaussian: true, .. })
+    }
+
     /// Whether the score is linear in the field (one-layer, two-layer, local).
     pub fn is_linear(&self) -> bool {
         matches!(
@@ -220,7 +225,7 @@ impl ScoreModel {
     /// the lattice, or a Gaussian local model (which needs
     /// [`ScoreModel::with_schedule`]).
     pub fn new(arch: Architecture, grid: TimeGrid, spectrum: Arc<Spectrum>) -> Result<Self, ConfigError> {
-        if let Architecture::Local { gaussian: true, .. } = arch {
+        if arch.is_gaussian() {
             return Err(ConfigError::new(
                 "model.gaussian",
                 true,
@@ -256,7 +261,7 @@ impl ScoreModel {
         let lattice = spectrum.lattice();
         let mut cubic_at = None;
         let mut net = None;
-        let gaussian = matches!(arch, Architecture::Local { gaussian: true, .. });
+        let gaussian = arch.is_gaussian();
         let (per_level, orbit_cos) = match arch {
             Architecture::OneLayer => (v, Vec::new()),
             Architecture::TwoLayer { init } => {
@@ -329,10 +334,7 @@ impl ScoreModel {
         let mut params = vec![0.0; per_level * grid.levels];
         // A Gaussian model starts at K ≡ e⁰ = 1, the prior's score (all
         // weights zero).
-        let schedule = match arch {
-            Architecture::Local { gaussian: true, .. } => schedule.copied(),
-            _ => None,
-        };
+        let schedule = schedule.filter(|_| gaussian).copied();
         if let Architecture::TwoLayer { init } = arch {
             for level in params.chunks_mut(per_level) {
                 level[..v].fill(init);
@@ -394,9 +396,9 @@ impl ScoreModel {
             }
             Architecture::Local { .. } | Architecture::LocalCubic { .. } | Architecture::LocalNet { .. } => {
                 if let Some(schedule) = &self.schedule {
-                    let t = self.grid.level(j);
+                    let noise = level_noise(schedule, self.grid.level(j));
                     for (k, o) in out.iter_mut().enumerate() {
-                        *o = gaussian_multiplier(schedule, t, self.kernel(theta, k)).0;
+                        *o = gaussian_multiplier(noise, self.kernel(theta, k)).0;
                     }
                 } else {
                     out.fill(0.0);
@@ -535,7 +537,11 @@ impl ScoreModel {
     pub fn distribute(&self, t: f64, w: f64, g: &[f64], mode_grad: &mut [f64]) {
         let v = self.spectrum.volume();
         let (j, u) = self.grid.locate(t);
-        let mut f = vec![0.0; v];
+        let mut f = if self.schedule.is_some() {
+            vec![0.0; v]
+        } else {
+            Vec::new()
+        };
         let factors = self.mode_factors(t, &mut f);
         for (lvl, wl) in [(j, w * (1.0 - u)), (j + 1, w * u)] {
             for (k, (o, gk)) in mode_grad[lvl * v..(lvl + 1) * v].iter_mut().zip(g).enumerate() {
@@ -549,12 +555,38 @@ impl ScoreModel {
     /// K_j, which the time interpolation blends); false for every other
     /// model (the variables are the multipliers themselves).
     pub fn mode_factors(&self, t: f64, out: &mut [f64]) -> bool {
+        self.gaussian_at(t, None, Some(out))
+    }
+
+    /// The multipliers m_k(t) into `m` and, for a Gaussian local model,
+    /// ∂m_k/∂K_k(t) into `factors` (returns whether it did): one pass over
+    /// K(t) for the DSM gradient, which needs both.
+    pub fn multipliers_and_factors(&self, t: f64, m: &mut [f64], factors: &mut [f64]) -> bool {
+        if self.gaussian_at(t, Some(&mut *m), Some(factors)) {
+            return true;
+        }
+        self.multipliers(t, m);
+        false
+    }
+
+    /// For a Gaussian local model, m_k(t) and/or ∂m_k/∂K_k(t) from the
+    /// interpolated kernel K(t), mapped at t itself (exact between the levels
+    /// whenever K is constant in t, as for a Gaussian field); false (and
+    /// nothing written) for every other model.
+    fn gaussian_at(&self, t: f64, mut m: Option<&mut [f64]>, mut factors: Option<&mut [f64]>) -> bool {
         let Some(schedule) = &self.schedule else {
             return false;
         };
+        let noise = level_noise(schedule, t);
         let (j, u) = self.grid.locate(t);
-        for (k, o) in out.iter_mut().enumerate() {
-            *o = gaussian_multiplier(schedule, t, self.kernel_at(j, u, k)).1;
+        for k in 0..self.spectrum.volume() {
+            let (mk, fk) = gaussian_multiplier(noise, self.kernel_at(j, u, k));
+            if let Some(m) = m.as_deref_mut() {
+                m[k] = mk;
+            }
+            if let Some(f) = factors.as_deref_mut() {
+                f[k] = fk;
+            }
         }
         true
     }
@@ -567,15 +599,10 @@ impl FieldScore for ScoreModel {
 
     fn multipliers(&self, t: f64, out: &mut [f64]) {
         let v = self.spectrum.volume();
-        let (j, u) = self.grid.locate(t);
-        if let Some(schedule) = &self.schedule {
-            // K is interpolated, then transformed at t itself: exact between
-            // the levels whenever K is constant in t (a Gaussian field).
-            for (k, o) in out.iter_mut().enumerate() {
-                *o = gaussian_multiplier(schedule, t, self.kernel_at(j, u, k)).0;
-            }
+        if self.gaussian_at(t, Some(&mut *out), None) {
             return;
         }
+        let (j, u) = self.grid.locate(t);
         self.level_multipliers(j, out);
         if u > 0.0 {
             // Blend in level j + 1 without a scratch buffer: one k at a time.
@@ -620,10 +647,14 @@ impl FieldScore for ScoreModel {
     }
 }
 
-/// m = −K/(α_t² + σ_t² K) and ∂m/∂K = −α_t²/(α_t² + σ_t² K)²: the exact
-/// score multiplier of a Gaussian field with inverse propagator K.
-fn gaussian_multiplier(schedule: &NoiseSchedule, t: f64, kernel: f64) -> (f64, f64) {
-    let (a, s) = (schedule.alpha(t).powi(2), schedule.sigma2(t));
+/// (α_t², σ_t²) of the forward process.
+fn level_noise(schedule: &NoiseSchedule, t: f64) -> (f64, f64) {
+    (schedule.alpha(t).powi(2), schedule.sigma2(t))
+}
+
+/// m = −K/(α² + σ² K) and ∂m/∂K = −α²/(α² + σ² K)² for `noise` = (α², σ²):
+/// the exact score multiplier of a Gaussian field with inverse propagator K.
+fn gaussian_multiplier((a, s): (f64, f64), kernel: f64) -> (f64, f64) {
     let den = a + s * kernel;
     (-kernel / den, -a / (den * den))
 }
