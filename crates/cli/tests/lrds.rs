@@ -105,6 +105,11 @@ fn bad_lrds_sections_are_one_line_errors() {
             format!("{t}[lrds]\n[lrds.reference]\nweights = [1.0]\nmeans = [[0.0, 0.0]]\ncovs = [[[1.0, 2.0], [2.0, 1.0]]]\n"),
             "lrds.reference.covs",
         ),
+        (format!("{t}[lrds]\nlaplace = {{ starts = [] }}\n"), "lrds.laplace.starts"),
+        (
+            format!("{t}[lrds]\nlaplace = {{ starts = [1.0], boundary = {{ site = 5 }} }}\n"),
+            "lrds.laplace.boundary",
+        ),
     ];
     for (i, (cfg, needle)) in cases.iter().enumerate() {
         let c = p(&format!("c{i}.toml"));

@@ -31,6 +31,7 @@
 //! A flat s (|s| below 10⁻¹² of the diagonal's scale) is an error.
 
 use fieldflow_core::{ConfigError, Target};
+use fieldflow_flows::Boundary;
 use ndarray::{Array1, Array2, ArrayView1};
 
 /// Most Newton iterations.
@@ -174,6 +175,71 @@ pub fn laplace_on_boundary(
         mode: x,
         iterations,
     })
+}
+
+/// The Laplace approximation from `start` as the k-th of several: an
+/// error when Newton reaches one of the `earlier` modes again (two starts
+/// in one basin would give one mode twice and miss another).
+///
+/// # Errors
+/// As [`laplace`], or a mode already in `earlier`.
+pub fn laplace_new_mode(
+    target: &dyn Target,
+    start: ArrayView1<f64>,
+    k: usize,
+    earlier: &[ArrayView1<f64>],
+) -> Result<Laplace, ConfigError> {
+    let lap = laplace(target, start).map_err(|e| laplace_error(&format!("component {k}: {}", e.problem)))?;
+    if let Some(j) = earlier.iter().position(|m| same_point(*m, lap.mode.view())) {
+        return Err(laplace_error(&format!(
+            "components {j} and {k} reach the same mode from their starting points"
+        )));
+    }
+    Ok(lap)
+}
+
+/// The Gaussians of constant starts (`mixture.starts`, `lrds.laplace`):
+/// one per c, the Laplace approximation of the mode Newton reaches from
+/// c·𝟙 in dimension `d` (distinct modes, [`laplace_new_mode`]), and with
+/// `boundary` a last one on it ([`laplace_on_boundary`], Newton from the
+/// most probable of those modes).
+///
+/// # Errors
+/// As [`laplace_new_mode`]; a boundary's errors are named `…boundary`.
+pub fn laplace_from_starts(
+    target: &dyn Target,
+    d: usize,
+    starts: &[f64],
+    boundary: Option<Boundary>,
+) -> Result<Vec<Laplace>, ConfigError> {
+    let mut found: Vec<Laplace> = Vec::with_capacity(starts.len() + 1);
+    for (k, &c) in starts.iter().enumerate() {
+        let earlier: Vec<ArrayView1<f64>> = found.iter().map(|l| l.mode.view()).collect();
+        let lap = laplace_new_mode(target, Array1::from_elem(d, c).view(), k, &earlier)?;
+        found.push(lap);
+    }
+    if let Some(b) = boundary {
+        let best = found
+            .iter()
+            .map(|l| (l, target.log_prob(l.mode.view())))
+            .fold(None::<(&Laplace, f64)>, |a, c| match a {
+                Some(a) if a.1 >= c.1 => Some(a),
+                _ => Some(c),
+            })
+            .ok_or_else(|| ConfigError::new("boundary", b.to_string(), "needs starts for the modes beside it"))?;
+        let start = best.0.mode.clone();
+        let lap = laplace_on_boundary(target, start.view(), b.site, b.value)
+            .map_err(|e| ConfigError::new("boundary", b.to_string(), e.problem))?;
+        found.push(lap);
+    }
+    Ok(found)
+}
+
+/// Whether two Newton end points are one mode (agreement far beyond any
+/// spread, within the 10⁻¹⁰ convergence of [`laplace`] and round-off).
+fn same_point(a: ArrayView1<f64>, b: ArrayView1<f64>) -> bool {
+    let reach = 1.0 + a.iter().chain(b.iter()).fold(0.0_f64, |m, v| m.max(v.abs()));
+    a.iter().zip(b.iter()).all(|(x, y)| (x - y).abs() < 1e-6 * reach)
 }
 
 fn laplace_error(what: &str) -> ConfigError {

@@ -280,3 +280,56 @@ fn presets_overrides_and_errors() {
         .unwrap_err();
     assert_eq!(err, LossError::MissingNoise { term: "rkl" });
 }
+
+/// `sm_fraction`: SM on the first ⌈f·n_c⌉ rows of every chunk, averaged
+/// over those rows only — its value is plain SM on exactly those rows, its
+/// gradient matches central differences, and it does not depend on the
+/// thread count.
+#[test]
+fn sm_on_a_fraction_of_every_chunk_is_sm_on_those_rows() {
+    let fx = fixture();
+    let par = Par::serial(4);
+    let mut cfg = LossConfig::weights(0.0, 0.0, 1.0, SmOn::Data);
+    cfg.sm_fraction = Some(0.4);
+    let loss = cfg.validate().unwrap();
+    let inputs = LossInputs {
+        data: Some(fx.data.view()),
+        noise: None,
+    };
+    let flow = flow_at(&fx.theta);
+    let rep = loss.value_and_grad(&flow, &fx.target, inputs, BETA, par).unwrap();
+    // 13 rows in chunks of 4, 4, 4, 1: ⌈1.6⌉ = 2, 2, 2 and 1 rows.
+    let rows = [0, 1, 4, 5, 8, 9, 12];
+    let x = fx.data.select(ndarray::Axis(0), &rows);
+    let mut g = vec![0.0; flow.n_params()];
+    let sm = sm_value_and_grad(&flow, &fx.target, x.view(), BETA, 1.0, &mut g, par);
+    assert!((rep.sm - sm).abs() < 1e-12 * sm.abs(), "{} vs {sm}", rep.sm);
+    assert!(rel_err(&rep.grad, &g) < 1e-12);
+    check(loss, par);
+    // On flow samples, with RKL beside it, and in parallel: bit-identical.
+    let mut cfg = LossConfig::weights(0.0, 0.5, 0.5, SmOn::Flow);
+    cfg.sm_fraction = Some(0.5);
+    let loss = cfg.validate().unwrap();
+    let inputs = LossInputs {
+        data: None,
+        noise: Some(fx.noise.view()),
+    };
+    let par2 = Par {
+        chunk_rows: 4,
+        parallel: true,
+    };
+    let a = loss.value_and_grad(&flow, &fx.target, inputs, BETA, par).unwrap();
+    let b = loss.value_and_grad(&flow, &fx.target, inputs, BETA, par2).unwrap();
+    assert!(a.total.to_bits() == b.total.to_bits() && a.grad == b.grad && a.log_w == b.log_w);
+    let full = LossConfig::weights(0.0, 0.5, 0.5, SmOn::Flow).validate().unwrap();
+    let c = full.value_and_grad(&flow, &fx.target, inputs, BETA, par).unwrap();
+    assert!(a.rkl == c.rkl && a.sm != c.sm);
+    for bad in [0.0, 1.5, f64::NAN] {
+        let mut cfg = LossConfig::preset(LossPreset::Scorenf);
+        cfg.sm_fraction = Some(bad);
+        let e = cfg.validate().unwrap_err();
+        assert_eq!(e.field, "loss.sm_fraction");
+    }
+    let c: LossConfig = toml::from_str("preset = \"scorenf\"\nsm_fraction = 0.25").unwrap();
+    assert_eq!(c.validate().unwrap().sm_fraction, 0.25);
+}

@@ -46,7 +46,7 @@
 use crate::clusters::walker_ends;
 use crate::config::{minibatch, TrainConfig, TrainData};
 use crate::exchange::Exchange;
-use crate::laplace::{laplace, laplace_on_boundary};
+use crate::laplace::{laplace_from_starts, laplace_new_mode};
 use crate::loss::{Loss, LossError, LossInputs, LossReport};
 use crate::metrics::{held_out_nll, TrainerParts};
 use crate::records::{MetricsRecord, StepOutcome, TrainError, TrainerState};
@@ -110,34 +110,26 @@ pub fn choose_components(
     )
 }
 
-/// Component k's full map: the Laplace approximation of the mode Newton
-/// reaches from `start`. Two components on one mode (clusters that split a
-/// mode, walkers that all fell into one basin, equal starts) would miss a
-/// mode and make the weights unidentifiable: refused.
+/// Component k's map: the Laplace approximation from `start`, a mode the
+/// components before it do not have.
 fn set_laplace(
     model: &mut FlowMixture,
     k: usize,
     target: &dyn Target,
     start: ndarray::ArrayView1<f64>,
 ) -> Result<(), ConfigError> {
-    let err = |what: String| ConfigError::new("mixture.affine", "laplace", what);
-    let lap = laplace(target, start).map_err(|e| err(format!("component {k}: {}", e.problem)))?;
-    if let Some(j) = (0..k).find(|&j| same_point(model.shift(j), lap.mode.view())) {
-        return Err(err(format!(
-            "components {j} and {k} reach the same mode from their starting points (clusters that split one \
-             mode, or walkers that all fell into one basin): use fewer components, more or wider \
-             mixture.locate walkers, or mixture.starts"
-        )));
-    }
+    let earlier: Vec<_> = (0..k).map(|j| model.shift(j)).collect();
+    let lap = laplace_new_mode(target, start, k, &earlier).map_err(|mut e| {
+        if e.problem.contains("same mode") {
+            e.problem.push_str(
+                " (clusters that split one mode, or walkers that all fell into one basin): use fewer components, \
+                 more or wider mixture.locate walkers, or mixture.starts",
+            );
+        }
+        e
+    })?;
     model.set_affine_full(k, lap.mode.view(), lap.t.view());
     Ok(())
-}
-
-/// Whether two Newton end points are one mode (agreement far beyond the
-/// walkers' spread, within the 10⁻¹⁰ convergence of [`laplace`] and round-off).
-fn same_point(a: ndarray::ArrayView1<f64>, b: ndarray::ArrayView1<f64>) -> bool {
-    let reach = 1.0 + a.iter().chain(b.iter()).fold(0.0_f64, |m, v| m.max(v.abs()));
-    a.iter().zip(b.iter()).all(|(x, y)| (x - y).abs() < 1e-6 * reach)
 }
 
 /// Trains a [`FlowMixture`] (module docs).
@@ -277,20 +269,14 @@ impl<'a> MixtureTrainer<'a> {
             .into());
         }
         let d = model.layout().d;
-        for (k, &c) in mixture.starts.iter().enumerate() {
-            set_laplace(&mut model, k, target, Array1::from_elem(d, c).view())?;
-        }
-        if let Some(b) = mixture.boundary {
-            // Newton on the boundary from the most probable mode found.
-            let n = mixture.starts.len();
-            let best = (0..n)
-                .map(|k| (k, target.log_prob(model.shift(k))))
-                .fold((0, f64::NEG_INFINITY), |a, c| if c.1 > a.1 { c } else { a })
-                .0;
-            let start = model.shift(best).to_owned();
-            let lap = laplace_on_boundary(target, start.view(), b.site, b.value)
-                .map_err(|e| ConfigError::new("mixture.boundary", b.to_string(), e.problem))?;
-            model.set_affine_full(n, lap.mode.view(), lap.t.view());
+        let gaussians = laplace_from_starts(target, d, &mixture.starts, mixture.boundary).map_err(|mut e| {
+            if e.field == "boundary" {
+                e.field = "mixture.boundary".into();
+            }
+            e
+        })?;
+        for (k, lap) in gaussians.iter().enumerate() {
+            model.set_affine_full(k, lap.mode.view(), lap.t.view());
         }
         model.set_weights(&vec![1.0; mixture.components]);
         let no_data = vec![Array2::zeros((0, d)); mixture.components];

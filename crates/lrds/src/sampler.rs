@@ -32,8 +32,9 @@
 use crate::reference::GmmReference;
 use fieldflow_core::{ConfigError, Modes, Par, Proposal, Rng, Seed, Target};
 use fieldflow_diffusion::NoiseSchedule;
-use fieldflow_flows::{Act, Locate, Net, NetTape, Scratch};
+use fieldflow_flows::{Act, Boundary, Locate, Net, NetTape, Scratch};
 use fieldflow_losses::clusters::walker_ends;
+use fieldflow_losses::laplace::laplace_from_starts;
 use fieldflow_slips::{fit_mixture, EmFit, EmSettings};
 use fieldflow_targets::{Covariance, GaussianMixture};
 use ndarray::{s, Array1, Array2, ArrayViewMut1, ArrayViewMut2};
@@ -81,10 +82,30 @@ pub struct LrdsConfig {
     /// is kept).
     #[serde(default = "default_restarts")]
     pub em_restarts: usize,
+    /// Instead of walkers and EM: the reference from Laplace approximations
+    /// (docs/THEORY.md §6.14.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub laplace: Option<LaplaceReference>,
     /// The fitted reference (written by [`LrdsConfig::fit_reference`]; given,
     /// it is used as is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<FittedReference>,
+}
+
+/// A reference made of Laplace approximations (`[lrds] laplace = { starts
+/// = [1.0, -1.0], boundary = { site = 49, value = 0.0 } }`): one Gaussian
+/// N(x*, H⁻¹) per mode Newton reaches from c·𝟙, one per start c, and with
+/// `boundary` a last one on the mode boundary x_site = value
+/// ([`fieldflow_losses::laplace::laplace_from_starts`], as the flow
+/// mixture's `mixture.starts`); equal weights (docs/THEORY.md §6.14.6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaplaceReference {
+    /// The constants c of the Newton starts c·𝟙, one per mode.
+    pub starts: Vec<f64>,
+    /// A last component on this mode boundary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boundary: Option<Boundary>,
 }
 
 /// A Gaussian mixture as plain data (the reference stored in a model file).
@@ -182,6 +203,7 @@ impl Default for LrdsConfig {
             walker_steps: default_walker_steps(),
             em_ridge: default_ridge(),
             em_restarts: default_restarts(),
+            laplace: None,
             reference: None,
         }
     }
@@ -221,16 +243,42 @@ impl LrdsConfig {
         if !(self.em_ridge.is_finite() && self.em_ridge >= 0.0) {
             return Err(ConfigError::new("em_ridge", self.em_ridge, "must be finite and >= 0"));
         }
+        if let Some(l) = &self.laplace {
+            let starts = format!("{:?}", l.starts);
+            if l.starts.is_empty() {
+                return Err(ConfigError::new("laplace.starts", starts, "needs at least one start"));
+            }
+            if l.starts.iter().any(|c| !c.is_finite()) {
+                return Err(ConfigError::new("laplace.starts", starts, "must be finite"));
+            }
+            let k = l.starts.len() + usize::from(l.boundary.is_some());
+            if self.components.is_some_and(|c| c != k) {
+                return Err(ConfigError::new(
+                    "components",
+                    self.components.unwrap_or(0),
+                    format!("the laplace reference has {k} (one per start, and the boundary's)"),
+                ));
+            }
+            if let Some(b) = l.boundary.filter(|b| !b.value.is_finite()) {
+                return Err(ConfigError::new(
+                    "laplace.boundary",
+                    b.to_string(),
+                    "value must be finite",
+                ));
+            }
+        }
         self.schedule.validate()
     }
 
-    /// Fits the reference (unless one is given): `walkers` MALA walkers
-    /// from N(0, `walker_sigma`² I) ([`walker_ends`], stream `seed.child(0)`),
-    /// then EM with `components` components and `em_restarts` seedings on
-    /// their end points (stream `seed.child(1)`).
+    /// Fits the reference (unless one is given): with `laplace`, its
+    /// Gaussians with equal weights (no randomness); else `walkers` MALA
+    /// walkers from N(0, `walker_sigma`² I) ([`walker_ends`], stream
+    /// `seed.child(0)`), then EM with `components` components and
+    /// `em_restarts` seedings on their end points (stream `seed.child(1)`).
     ///
     /// # Errors
-    /// Invalid settings, or EM fails (named `em.…`).
+    /// Invalid settings, EM fails (named `em.…`), or Newton does (named
+    /// `laplace…`).
     pub fn fit_reference(
         &mut self,
         target: &dyn Target,
@@ -239,6 +287,31 @@ impl LrdsConfig {
     ) -> Result<(), ConfigError> {
         self.validate()?;
         if self.reference.is_some() {
+            return Ok(());
+        }
+        if let Some(l) = &self.laplace {
+            let gaussians = laplace_from_starts(target, target.dim(), &l.starts, l.boundary).map_err(|mut e| {
+                if e.field == "boundary" {
+                    e.field = "laplace.boundary".into();
+                } else {
+                    e.field = "laplace.starts".into();
+                    e.value = format!("{:?}", l.starts);
+                }
+                e
+            })?;
+            let k = gaussians.len();
+            self.reference = Some(FittedReference {
+                weights: vec![1.0 / k as f64; k],
+                means: gaussians.iter().map(|g| g.mode.to_vec()).collect(),
+                covs: gaussians
+                    .iter()
+                    .map(|g| {
+                        let c = g.t.dot(&g.t.t());
+                        let c = (&c + &c.t()) * 0.5;
+                        c.rows().into_iter().map(|r| r.to_vec()).collect()
+                    })
+                    .collect(),
+            });
             return Ok(());
         }
         let locate = Locate {

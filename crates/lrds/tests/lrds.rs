@@ -6,7 +6,9 @@ use fieldflow_core::{Modes, Par, Proposal, Seed, Target};
 use fieldflow_diffusion::NoiseSchedule;
 use fieldflow_losses::{LossConfig, LossPreset, TrainConfig, TrainData, TrainLoop};
 use fieldflow_lrds::loss::log_variance_of;
-use fieldflow_lrds::{log_target, log_variance, path_log_weights, GmmReference, LrdsConfig, LrdsModel, LrdsTrainer};
+use fieldflow_lrds::{
+    log_target, log_variance, path_log_weights, GmmReference, LaplaceReference, LrdsConfig, LrdsModel, LrdsTrainer,
+};
 use fieldflow_stats::{log_z, self_normalized_mean};
 use fieldflow_targets::{Covariance, GaussianMixture};
 use fieldflow_testkit::{central_gradient, rel_err};
@@ -451,4 +453,105 @@ fn the_reference_is_fitted_to_walkers_on_the_modes() {
     cfg.fit_reference(&target, Some(&target), Seed::new(4)).unwrap();
     assert_eq!(cfg.reference, before);
     assert!(cfg.build(Seed::new(1)).is_ok());
+}
+
+#[test]
+fn the_laplace_reference_is_each_modes_gaussian_with_equal_weights() {
+    // Two well-separated Gaussians: Newton from c·𝟙 reaches each mean and
+    // the inverse Hessian there is the component's covariance (the other
+    // component's share of the density is e^{-50}); weights ½, ½ whatever
+    // the target's (⅔, ⅓).
+    let c0 = array![[1.0, 0.3, 0.0], [0.3, 0.5, 0.1], [0.0, 0.1, 0.8]];
+    let c1 = array![[0.4, 0.0, 0.1], [0.0, 0.6, 0.0], [0.1, 0.0, 0.3]];
+    let target = GaussianMixture::new(
+        vec![array![5.0, 5.0, 5.0], array![-5.0, -5.0, -5.0]],
+        vec![Covariance::Full(c0.clone()), Covariance::Full(c1.clone())],
+        vec![2.0 / 3.0, 1.0 / 3.0],
+    )
+    .unwrap();
+    let mut cfg = LrdsConfig {
+        laplace: Some(LaplaceReference {
+            starts: vec![4.0, -4.0],
+            boundary: None,
+        }),
+        ..LrdsConfig::default()
+    };
+    cfg.fit_reference(&target, None, Seed::new(1)).unwrap();
+    let r = cfg.reference.as_ref().unwrap();
+    assert_eq!(r.weights, vec![0.5, 0.5]);
+    for (k, (c, m)) in [(c0, 5.0), (c1, -5.0)].iter().enumerate() {
+        assert!(r.means[k].iter().all(|v| (v - m).abs() < 1e-8), "{:?}", r.means[k]);
+        for i in 0..3 {
+            for j in 0..3 {
+                assert!(
+                    (r.covs[k][i][j] - c[(i, j)]).abs() < 1e-6,
+                    "cov {k} ({i},{j}): {}",
+                    r.covs[k][i][j]
+                );
+                assert_eq!(r.covs[k][i][j].to_bits(), r.covs[k][j][i].to_bits());
+            }
+        }
+    }
+    // Bad settings are one-line errors naming the key.
+    for (l, components, key) in [
+        (vec![], None, "laplace.starts"),
+        (vec![f64::NAN], None, "laplace.starts"),
+        (vec![4.0, -4.0], Some(3), "components"),
+        (vec![4.0, 4.5], None, "laplace.starts"),
+    ] {
+        let mut bad = LrdsConfig {
+            components,
+            laplace: Some(LaplaceReference {
+                starts: l,
+                boundary: None,
+            }),
+            ..LrdsConfig::default()
+        };
+        let e = bad.fit_reference(&target, None, Seed::new(1)).unwrap_err();
+        assert!(e.to_string().contains(key) && !e.to_string().contains('\n'), "{e}");
+    }
+}
+
+#[test]
+fn the_laplace_reference_with_a_boundary_weighs_the_tilted_chains_light_mode() {
+    // The 1D φ⁴ chain at b = 0.075: its light mode (middle site ≥ 0, weight
+    // e^{-22}) is mostly the heavy phase dipping through zero at the middle.
+    // The untrained sampler (h = 0) draws the reference exactly; with the
+    // boundary's Gaussian, importance sampling gives ln(w₊/w₋) within 4σ of
+    // the transfer operator; with the two phases' Gaussians alone it is
+    // far off (their ratio is the phases' free-energy difference).
+    let target = fieldflow_targets::Phi4Field1d::new(100, 0.1, 20.0, 0.075).unwrap();
+    let exact = target.true_weights().unwrap();
+    let exact_ratio = (exact[1] / exact[0]).ln();
+    let ratio = |boundary: Option<fieldflow_flows::Boundary>| {
+        let mut cfg = LrdsConfig {
+            laplace: Some(LaplaceReference {
+                starts: vec![1.0, -1.0],
+                boundary,
+            }),
+            ..LrdsConfig::default()
+        };
+        cfg.fit_reference(&target, Some(&target), Seed::new(1)).unwrap();
+        let model = cfg.build(Seed::new(1)).unwrap();
+        let p = model.sample_paths(3000, Seed::new(2), Par::default(), false);
+        let lw: Vec<f64> = (&log_target(&target, &p, Par::default()) - &p.log_q()).to_vec();
+        let plus: Vec<f64> = target
+            .assign_batch(p.x0.view())
+            .iter()
+            .map(|&l| f64::from(u8::from(l == 1)))
+            .collect();
+        let m = self_normalized_mean(&lw, &plus).unwrap();
+        // ln(w/(1 − w)) and its delta-method error.
+        ((m.value / (1.0 - m.value)).ln(), m.error / (m.value * (1.0 - m.value)))
+    };
+    let (with, err) = ratio(Some(fieldflow_flows::Boundary { site: 49, value: 0.0 }));
+    assert!(
+        (with - exact_ratio).abs() < 4.0 * err && err < 0.2,
+        "with the boundary: {with} ± {err} vs {exact_ratio}"
+    );
+    let (without, err) = ratio(None);
+    assert!(
+        (without - exact_ratio).abs() > 10.0 * err.max(0.05),
+        "two phases alone: {without} ± {err} vs {exact_ratio}"
+    );
 }

@@ -13,6 +13,11 @@
 #       `sample --method imh` and `--method is`, 4 × $NSAMP (default 10 000) each, `analyze`)
 #       with walker_steps, train.steps and train.lr given; TRAIN_STEPS = 1
 #       with LR = 1e-12 is the untrained reference (h = 0 up to 1e-12).
+#       Environment: REF=laplace replaces walkers + EM by the Laplace
+#       reference (`laplace = { starts = [1.0, -1.0], boundary = { site = 49,
+#       value = 0.0 } }`, WALKER_STEPS then unused); METHODS (default
+#       "imh is") the samplers run; FF a fieldflow binary to use instead of
+#       building target/release/fieldflow.
 #
 # One thread (the machine has two cores and is shared).
 set -euo pipefail
@@ -26,8 +31,13 @@ default)
     ;;
 manual)
     name=$2 b=$3 seed=$4 wsteps=$5 tsteps=$6 lr=$7
-    cargo build --release -p fieldflow
-    ff=target/release/fieldflow
+    if [ -z "${FF:-}" ]; then cargo build --release -p fieldflow; fi
+    ff=${FF:-target/release/fieldflow}
+    if [ "${REF:-em}" = laplace ]; then
+        reference='laplace = { starts = [1.0, -1.0], boundary = { site = 49, value = 0.0 } }'
+    else
+        reference=$(printf 'components = 2\nwalkers = 12800\nwalker_sigma = 1.0\nwalker_steps = %s\nem_restarts = 5' "$wsteps")
+    fi
     d="$OUT/manual"
     mkdir -p "$d"
     cat > "$d/$name.toml" <<TOML
@@ -41,11 +51,7 @@ b = $b
 [lrds]
 steps = 32
 hidden = [64, 64]
-components = 2
-walkers = 12800
-walker_sigma = 1.0
-walker_steps = $wsteps
-em_restarts = 5
+$reference
 
 [train]
 steps = $tsteps
@@ -57,7 +63,7 @@ eval_batch = 1024
 TOML
     { /usr/bin/time -f "train wall %e s" $ff train --config "$d/$name.toml" --out "$d/$name.h5" --seed "$seed" --force; } > "$d/$name.train.log" 2>&1
     cp "$d/$name.h5.metrics.csv" "$d/$name.metrics.csv"
-    for m in imh is; do
+    for m in ${METHODS:-imh is}; do
         { /usr/bin/time -f "sample wall %e s" $ff sample --model "$d/$name.h5" --n "${NSAMP:-10000}" --chains 4 --seed "$seed" \
             --method $m --out "$d/${name}_$m.h5" --force; } > "$d/${name}_$m.sample.log" 2>&1
         $ff analyze "$d/${name}_$m.h5" > "$d/${name}_$m.analyze.txt" 2>&1
