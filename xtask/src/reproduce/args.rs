@@ -21,6 +21,10 @@ pub const RECIPE: &str = "recipe";
 /// The methods of the φ⁴ loss comparison: the loss presets on the
 /// ensemble's configurations, and the recipe.
 pub const PHI4_METHODS: [&str; 6] = ["fkl", "rkl", "sm", "scorenf", "rkl_sm", RECIPE];
+/// The methods of E1–E5 by default (the tutorial set gets all): the four
+/// losses and the recipe; `rkl_sm`, ScoreNF's first design, only with
+/// `--losses`.
+pub const PHI4_DEFAULT_METHODS: [&str; 5] = ["fkl", "rkl", "sm", "scorenf", RECIPE];
 /// The φ⁴ parameter sets (`data/configs/<set>.toml`).
 pub const PHI4_SETS: [&str; 6] = ["tutorial", "e1", "e2", "e3", "e4", "e5"];
 
@@ -108,7 +112,7 @@ impl Scale {
                 sets: strings(&PHI4_SETS),
                 sweep: vec![10, 100, 1000, 10_000],
                 snf_steps: 1500,
-                losses: strings(&PHI4_METHODS),
+                losses: strings(&PHI4_DEFAULT_METHODS),
                 full: false,
                 peers: false,
                 methods: None,

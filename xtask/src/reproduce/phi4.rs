@@ -1,7 +1,9 @@
 //! `reproduce phi4`: lattice φ⁴. HMC ensembles of the tutorial set and
 //! E1–E5 (`data/configs/<set>.toml`); on each set of the loss comparison
-//! the four losses train on `n_train` of its configurations
-//! (`data/configs/reproduce/phi4.toml`), are IMH-sampled and compared with
+//! the loss presets train on `n_train` of its configurations
+//! (`data/configs/reproduce/phi4.toml`; all five on the tutorial set, FKL,
+//! RKL, SM and `scorenf` on E1–E5 unless `--losses` says otherwise) and the
+//! recipe trains without data; all are IMH-sampled and compared with
 //! HMC (`fieldflow compare`: ⟨|M|⟩, χ₂, U₄, τ_int and the cost per
 //! independent sample); then τ_int of IMH against HMC as L grows, and the
 //! training-set size sweep ([`super::phi4_sweep`]).
