@@ -58,7 +58,8 @@
 //!
 //! The keys given replace those of the target's default architecture
 //! ([`default_flow`]), so `[flow] n_layers = 12` alone is
-//! a complete section; an SNF without `n_layers` gets the sum of its flow
+//! a complete section; inside `conditioner = { … }` too (`conditioner =
+//! { hidden = [16, 16] }` keeps the default's kind, kernel and activations); an SNF without `n_layers` gets the sum of its flow
 //! stages' layers. In a model file the architecture JSON is the `FlowConfig` or the
 //! `SnfConfig` (which has a top-level `stages`).
 
@@ -220,6 +221,16 @@ impl ModelConfig {
                 })
                 .sum();
             merged.insert("n_layers".into(), (sum as i64).into());
+        }
+        // A `conditioner` table replaces only the keys it gives, so
+        // `conditioner = { hidden = [16, 16] }` keeps the default's kind,
+        // kernel and activations.
+        if let (Some(toml::Value::Table(given)), Some(toml::Value::Table(default))) =
+            (flow_keys.remove("conditioner"), merged.get_mut("conditioner"))
+        {
+            default.extend(given);
+        } else if let Some(v) = table.get("conditioner") {
+            flow_keys.insert("conditioner".into(), v.clone());
         }
         merged.extend(flow_keys);
         let flow: FlowConfig = toml::Value::Table(merged)
@@ -716,5 +727,34 @@ impl Proposal for Sampler {
     }
     fn draw_batch(&self, seed: Seed, xs: ArrayViewMut2<f64>, log_q: ArrayViewMut1<f64>, par: Par) {
         self.0.proposal().draw_batch(seed, xs, log_q, par)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn over_tutorial(section: &str) -> Result<FlowConfig> {
+        let section: toml::Value = toml::from_str::<toml::Table>(section).map(toml::Value::Table)?;
+        match ModelConfig::over_default(Some(&section), FlowConfig::tutorial(8))? {
+            ModelConfig::Flow(f) => Ok(f),
+            _ => bail!("not a plain flow"),
+        }
+    }
+
+    #[test]
+    fn a_partial_conditioner_keeps_the_default_keys() {
+        let f = over_tutorial("n_layers = 4\nconditioner = { hidden = [16, 16] }").unwrap();
+        let mut want = FlowConfig::tutorial(8);
+        want.n_layers = 4;
+        want.conditioner.hidden = vec![16, 16];
+        assert_eq!(f, want);
+        let f = over_tutorial("conditioner = { kernel = 5, activation = \"silu\" }").unwrap();
+        assert_eq!((f.conditioner.kernel, f.conditioner.hidden.clone()), (5, vec![8, 8]));
+        assert_eq!(f.conditioner.activation, fieldflow_flows::ActivationKind::Silu);
+        let e = over_tutorial("conditioner = { hiden = [16] }").unwrap_err().to_string();
+        assert!(e.contains("hiden"), "{e}");
+        let e = over_tutorial("conditioner = \"conv\"").unwrap_err().to_string();
+        assert!(e.starts_with("flow:") && e.contains("conv"), "{e}");
     }
 }

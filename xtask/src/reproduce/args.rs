@@ -10,6 +10,7 @@ pub const HELP: &str =
     "reproduce [mog4|mog8|phi4|snf|modes|flowmcmc|diffusion|all] [--quick] [--seeds N] [--out DIR] [--steps N]
                    [--mix-steps N] [--phi4-steps N] [--recipe-steps N] [--snf-steps N]
                    [--sets tutorial,e1,..] [--losses fkl,scorenf,recipe] [--sweep 10,100,..] [--n-cfg N] [--samples N] [--force]
+                   [--jobs N]  runs of a grid at once (default: the cores), each with cores/N threads
                    [--full] [--peers] [--methods mixture,scorenf,lrds,..] [--targets mog4,two_modes_d16,..]
                    the papers' experiments into results/reproduce/ (see docs/RESULTS.md)";
 
@@ -63,6 +64,10 @@ pub struct Scale {
     pub methods: Option<Vec<String>>,
     /// `modes`: only these targets (None: all of the scale's).
     pub targets: Option<Vec<String>>,
+    /// Runs of a grid (methods × seeds) at once, each `fieldflow` child
+    /// with cores/`jobs` threads (results do not depend on the thread
+    /// count; wall seconds in the tables are then per job).
+    pub jobs: usize,
 }
 
 impl Scale {
@@ -97,6 +102,7 @@ impl Scale {
                 peers: false,
                 methods: None,
                 targets: None,
+                jobs: cores(),
             }
         } else {
             Scale {
@@ -117,9 +123,15 @@ impl Scale {
                 peers: false,
                 methods: None,
                 targets: None,
+                jobs: cores(),
             }
         }
     }
+}
+
+/// The cores available to this process.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Whether a filter (`None`: everything) lets `name` through.
@@ -179,6 +191,7 @@ pub fn parse_args(rest: &[String]) -> Result<Opts> {
             "--full" => scale.full = true,
             "--peers" => scale.peers = true,
             "--seeds" => scale.seeds = num("--seeds", value("--seeds")?)?,
+            "--jobs" => scale.jobs = num("--jobs", value("--jobs")?)? as usize,
             "--steps" => {
                 let s = num("--steps", value("--steps")?)?;
                 scale.mix_steps = Some(s);
@@ -264,6 +277,7 @@ mod tests {
             "--sets: unknown set `e9` (expected some of tutorial,e1,e2,e3,e4,e5)"
         );
         assert_eq!(e(&["--seeds", "0"]), "--seeds 0: expected a positive integer");
+        assert_eq!(e(&["--jobs", "x"]), "--jobs x: expected a positive integer");
         assert_eq!(e(&["--sweep", "1,x"]), "--sweep 1,x: cannot parse `x`");
         assert!(e(&["mog5"]).starts_with("reproduce: unknown argument `mog5`"));
         assert!(e(&["--methods", "mixture,nope"])

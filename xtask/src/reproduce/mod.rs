@@ -160,7 +160,7 @@ fn summary(r: &Runner, opts: &args::Opts, timings: &[(&str, f64)]) -> String {
     let _ = writeln!(
         md,
         "`cargo xtask reproduce {}{}` — seeds {}, IMH {} chains × {} samples, φ⁴ sets {:?}, sweep {:?}, \
-         mixture steps {}, φ⁴ steps {}, HMC n_cfg {}, {} threads available.\n",
+         mixture steps {}, φ⁴ steps {}, HMC n_cfg {}, {} threads available, {} run(s) at once.\n",
         names.join(" "),
         if s.quick { " --quick" } else { "" },
         s.seeds,
@@ -171,7 +171,8 @@ fn summary(r: &Runner, opts: &args::Opts, timings: &[(&str, f64)]) -> String {
         s.mix_steps.map_or("config".into(), |v| v.to_string()),
         s.phi4_steps.map_or("config".into(), |v| v.to_string()),
         s.n_cfg.map_or("config".into(), |v| v.to_string()),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        args::cores(),
+        s.jobs
     );
     let _ = writeln!(md, "| mode | wall clock (s) |\n|---|---|");
     for (m, t) in timings {

@@ -596,7 +596,7 @@ pub fn run(r: &mut Runner) -> Result<()> {
         let names: Vec<String> = ms.iter().map(Method::name).collect();
         let runner = &*r;
         let steps = steps(&runner.scale);
-        let mut records = grid(runner.scale.seeds, &names, |name, seed| {
+        let mut records = grid(runner.scale.jobs, runner.scale.seeds, &names, |name, seed| {
             let m = ms.iter().find(|m| m.name() == name).expect("a listed method");
             let cfg = m.config(&base, t, steps)?;
             run_one(runner, t, name, &cfg, seed).with_context(|| format!("modes: {} / {name} / seed {seed}", t.name))

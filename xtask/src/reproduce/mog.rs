@@ -23,7 +23,7 @@ pub fn run(r: &mut Runner, mix: &str) -> Result<()> {
     let annealed = Config::read(&cfg_dir.join(format!("{mix}_annealed.toml")))?.with_steps(r.scale.mix_steps)?;
     let variants: Vec<&str> = LOSSES.iter().copied().chain([ANNEALED]).collect();
     let runner = &*r;
-    let records = grid(r.scale.seeds, &variants, |variant, seed| {
+    let records = grid(r.scale.jobs, r.scale.seeds, &variants, |variant, seed| {
         let (tag, cfg) = match variant {
             ANNEALED => ("annealed", annealed.clone()),
             loss => (loss, base.with_loss(loss)?),

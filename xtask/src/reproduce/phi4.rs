@@ -51,7 +51,7 @@ pub fn run(r: &mut Runner) -> Result<()> {
         };
         let runner = &*r;
         let recipe = recipe_config(set, r.scale.recipe_steps)?;
-        let records = grid(r.scale.seeds, &losses, |loss, seed| {
+        let records = grid(r.scale.jobs, r.scale.seeds, &losses, |loss, seed| {
             let name = format!("phi4_{set}_{loss}_s{seed}");
             let (cfg, extra) = if loss == RECIPE {
                 (recipe.clone(), vec!["--seed".to_string(), seed.to_string()])
@@ -175,7 +175,8 @@ fn loss_tables(r: &mut Runner, base: &Config, groups: &[(String, Vec<Record>)], 
     let note = format!(
         "{} seed(s) (mean ± s.e. over seeds); config data/configs/reproduce/phi4.toml ({}, n_train = {}); \
          `recipe`: the set's [phi4] alone, {} steps of `fieldflow train`'s default recipe (reverse KL, no data); \
-         HMC: data/configs/<set>.toml{}; IMH: {} chains × {} samples; Δ/σ = (HMC − IMH)/combined error of ⟨|M|⟩.",
+         HMC: data/configs/<set>.toml{}; IMH: {} chains × {} samples; Δ/σ = (HMC − IMH)/combined error of ⟨|M|⟩; \
+         train s: wall seconds of a run, {} run(s) at once.",
         s.seeds,
         base.steps_desc(),
         base.show("data", "n_train"),
@@ -186,7 +187,8 @@ fn loss_tables(r: &mut Runner, base: &Config, groups: &[(String, Vec<Record>)], 
             _ => String::new(),
         },
         s.chains,
-        s.samples
+        s.samples,
+        s.jobs
     );
     let title = "φ⁴: FKL vs RKL vs SM vs ScoreNF vs the default recipe";
     r.section("loss_phi4", title, title, format!("{md_all}{note}\n"), &csv_all)

@@ -26,7 +26,7 @@ pub fn run(r: &mut Runner, base: &Config, hmc: &Hmc) -> Result<()> {
             skipped.push(n);
             continue;
         }
-        let records = grid(r.scale.seeds, &LOSSES, |loss, seed| {
+        let records = grid(r.scale.jobs, r.scale.seeds, &LOSSES, |loss, seed| {
             let cfg = base.with_loss(loss)?;
             // The loss comparison's run when the size is the config's own.
             let (name, cfg) = if cfg.count("data", "n_train") == Some(n) {

@@ -27,22 +27,53 @@ impl Record {
 }
 
 /// Runs `run(method, seed)` for seeds 1..=`seeds` (outer) and every method
-/// (inner), in that order, and collects each run's values as a record of
-/// variant `method`.
-pub fn grid<M: AsRef<str>>(
+/// (inner) and collects each run's values as a record of variant `method`,
+/// in that order. `jobs` runs go at once (each a thread here, its stages
+/// child processes); with `jobs` = 1 they run one after the other. A failed
+/// run stops the handing out of new ones; the error returned is the first
+/// failed run's in grid order.
+pub fn grid<M: AsRef<str> + Sync>(
+    jobs: usize,
     seeds: u64,
     methods: &[M],
-    mut run: impl FnMut(&str, u64) -> Result<Values>,
+    run: impl Fn(&str, u64) -> Result<Values> + Sync,
 ) -> Result<Vec<Record>> {
+    let cells: Vec<(&str, u64)> = (1..=seeds)
+        .flat_map(|seed| methods.iter().map(move |m| (m.as_ref(), seed)))
+        .collect();
+    let results: Vec<std::sync::Mutex<Option<Result<Values>>>> =
+        cells.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let worker = || loop {
+        use std::sync::atomic::Ordering::SeqCst;
+        let i = next.fetch_add(1, SeqCst);
+        if i >= cells.len() || failed.load(SeqCst) {
+            return;
+        }
+        let (method, seed) = cells[i];
+        let result = run(method, seed);
+        if result.is_err() {
+            failed.store(true, SeqCst);
+        }
+        *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+    };
+    std::thread::scope(|s| {
+        for _ in 1..jobs.max(1) {
+            s.spawn(worker);
+        }
+        worker();
+    });
     let mut records = vec![];
-    for seed in 1..=seeds {
-        for m in methods {
-            let values = run(m.as_ref(), seed)?;
-            records.push(Record {
-                variant: m.as_ref().to_string(),
+    for ((method, seed), result) in cells.into_iter().zip(results) {
+        match result.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(Ok(values)) => records.push(Record {
+                variant: method.to_string(),
                 seed,
                 values,
-            });
+            }),
+            Some(Err(e)) => return Err(e),
+            None => {}
         }
     }
     Ok(records)
@@ -131,7 +162,7 @@ mod tests {
 
     #[test]
     fn grid_runs_seeds_outer_methods_inner() {
-        let rs = grid(2, &["x", "y"], |m, s| {
+        let rs = grid(1, 2, &["x", "y"], |m, s| {
             Ok([("v".to_string(), s as f64 + if m == "y" { 0.5 } else { 0.0 })]
                 .into_iter()
                 .collect())
@@ -140,8 +171,34 @@ mod tests {
         let order: Vec<(&str, u64, f64)> = rs.iter().map(|r| (r.variant.as_str(), r.seed, r.get("v"))).collect();
         assert_eq!(order, [("x", 1, 1.0), ("y", 1, 1.5), ("x", 2, 2.0), ("y", 2, 2.5)]);
         assert!(rs[0].get("w").is_nan());
-        let err = grid(1, &["x"], |_, _| anyhow::bail!("boom")).unwrap_err();
+        let err = grid(1, 1, &["x"], |_, _| anyhow::bail!("boom")).unwrap_err();
         assert_eq!(err.to_string(), "boom");
+        // Three at a time: the same records in the same order, and the
+        // first failure in grid order is the one reported.
+        let methods = ["a", "b", "c", "d", "e"];
+        let value = |m: &str, s: u64| (s * 10) as f64 + methods.iter().position(|x| *x == m).unwrap() as f64;
+        let par = grid(3, 3, &methods, |m, s| {
+            Ok([("v".to_string(), value(m, s))].into_iter().collect())
+        })
+        .unwrap();
+        let seq = grid(1, 3, &methods, |m, s| {
+            Ok([("v".to_string(), value(m, s))].into_iter().collect())
+        })
+        .unwrap();
+        let key = |rs: &[Record]| {
+            rs.iter()
+                .map(|r| (r.variant.clone(), r.seed, r.get("v")))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(key(&par), key(&seq));
+        let err = grid(3, 2, &methods, |m, s| {
+            if s == 1 && (m == "b" || m == "d") {
+                anyhow::bail!("{m} failed")
+            }
+            Ok(Values::new())
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "b failed");
         let flat = flatten(&[("t".into(), rs)]);
         assert_eq!(flat[3].variant, "t/y");
     }

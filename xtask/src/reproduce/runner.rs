@@ -38,8 +38,14 @@ pub struct Captured {
 impl Captured {
     /// Runs `program args…` in the workspace root and captures its output.
     pub fn run(program: &Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Result<Self> {
+        Self::run_with_env(program, args, &[])
+    }
+
+    /// As [`Captured::run`], with `env` added to the child's environment.
+    pub fn run_with_env(program: &Path, args: &[impl AsRef<std::ffi::OsStr>], env: &[(&str, String)]) -> Result<Self> {
         let out = Command::new(program)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .current_dir(workspace_root())
             .output()
             .with_context(|| format!("could not start {}", program.display()))?;
@@ -67,6 +73,17 @@ impl Runner {
         }
     }
 
+    /// The environment of `fieldflow` children: with several grid runs at
+    /// once, each gets its share of the cores (RAYON_NUM_THREADS, unless
+    /// the caller set it).
+    fn child_env(&self) -> Vec<(&'static str, String)> {
+        if self.scale.jobs <= 1 || std::env::var_os("RAYON_NUM_THREADS").is_some() {
+            return vec![];
+        }
+        let threads = (super::args::cores() / self.scale.jobs).max(1);
+        vec![("RAYON_NUM_THREADS", threads.to_string())]
+    }
+
     /// `sub`/`name` in the results folder.
     pub fn path(&self, sub: &str, name: &str) -> PathBuf {
         self.out.join(sub).join(name)
@@ -75,7 +92,7 @@ impl Runner {
     /// Runs `fieldflow args…`, logging its output to logs/`log`.log; returns stdout.
     fn fieldflow(&self, args: &[String], log: &str) -> Result<String> {
         let t0 = Instant::now();
-        let run = Captured::run(&self.exe, args)?;
+        let run = Captured::run_with_env(&self.exe, args, &self.child_env())?;
         let log_path = self.path("logs", &format!("{log}.log"));
         let _ = std::fs::write(
             &log_path,

@@ -40,6 +40,10 @@ pub fn mean_err(xs: &[f64]) -> Option<(f64, f64, usize)> {
     if f.is_empty() {
         return None;
     }
+    if f.iter().all(|&x| x == f[0]) {
+        // Exactly (a shared reference row): no round-off error bar.
+        return Some((f[0], 0.0, f.len()));
+    }
     let n = f.len() as f64;
     let m = f.iter().sum::<f64>() / n;
     let var = if f.len() > 1 {
@@ -75,5 +79,8 @@ mod tests {
         assert!(mean_se(&[1.0, f64::NAN]).ends_with("(1/2 finite)"));
         assert_eq!(mean_err(&[1.0, 3.0, f64::NAN]), Some((2.0, 1.0, 2)));
         assert_eq!(mean_err(&[f64::NAN]), None);
+        let x = 3.107_259_24;
+        assert_eq!(mean_err(&[x, x, x]), Some((x, 0.0, 3)));
+        assert_eq!(mean_se(&[x, x, x]), fmt_num(x));
     }
 }
