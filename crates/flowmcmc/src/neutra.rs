@@ -50,7 +50,7 @@
 
 use fieldflow_core::run::{BlockChains, ChainBlock};
 use fieldflow_core::{ConfigError, LocalKernel, Par, Seed, Target};
-use fieldflow_flows::{Coupling, Flow, Layer, Pullback};
+use fieldflow_flows::{Flow, FlowLayer, Layer, Pullback};
 use fieldflow_imh::blocks::sample_series;
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayViewMut2};
 use rayon::prelude::*;
@@ -84,7 +84,7 @@ impl NeutraState {
 }
 
 /// Neutra chains: a local kernel on the pull-back of a target through a flow.
-pub struct NeutraChain<'a, L: Layer = Coupling> {
+pub struct NeutraChain<'a, L: Layer = FlowLayer> {
     pullback: &'a Pullback<'a, L>,
     kernel: &'a dyn LocalKernel,
     local_steps: usize,
@@ -291,7 +291,7 @@ impl<'a, L: Layer> NeutraChain<'a, L> {
 
 /// Neutra chains `first..first + states.len()` of a run, as the
 /// [`BlockChains`] of a block run.
-pub struct NeutraBlocks<'a, L: Layer = Coupling> {
+pub struct NeutraBlocks<'a, L: Layer = FlowLayer> {
     chain: NeutraChain<'a, L>,
     states: Vec<NeutraState>,
 }

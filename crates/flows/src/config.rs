@@ -27,6 +27,8 @@
 
 use crate::activation::{Act, ActivationKind};
 use crate::coupling::{ConditionerSpec, Coupling, Transform};
+use crate::flow_layer::FlowLayer;
+use crate::free_field::FreeField;
 use crate::mask;
 use crate::net::ConvGeometry;
 use crate::spline::{RqSpline, MAX_BINS};
@@ -184,6 +186,12 @@ pub struct FlowConfig {
     /// Symmetrize every coupling so that q(−x) = q(x) exactly (φ⁴).
     #[serde(default)]
     pub z2_equivariant: bool,
+    /// A learned free-field layer (translation-invariant Gaussian, one
+    /// log-eigenvalue per momentum orbit) in front of the couplings, acting
+    /// on the base ([`crate::free_field`]; lattice fields only; default off,
+    /// omitted from the serialized form when off).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub free_field: bool,
     /// Zero the last conditioner layer so the new flow equals its base.
     #[serde(default = "default_true")]
     pub identity_init: bool,
@@ -204,6 +212,9 @@ fn default_sigma() -> f64 {
 }
 fn default_true() -> bool {
     true
+}
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl FlowConfig {
@@ -228,6 +239,7 @@ impl FlowConfig {
             scale_bound: ScaleBound::None,
             coupling: CouplingKind::Affine,
             z2_equivariant: false,
+            free_field: false,
             identity_init: true,
             dtype: Dtype::F64,
         }
@@ -252,6 +264,7 @@ impl FlowConfig {
             scale_bound: ScaleBound::default(),
             coupling: CouplingKind::Affine,
             z2_equivariant: false,
+            free_field: false,
             identity_init: true,
             dtype: Dtype::F64,
         }
@@ -315,6 +328,12 @@ impl FlowConfig {
             if c.kernel.is_multiple_of(2) {
                 return Err(ConfigError::new("flow.conditioner.kernel", c.kernel, "must be odd"));
             }
+        } else if self.free_field {
+            return Err(ConfigError::new(
+                "flow.free_field",
+                true,
+                "needs a convolutional conditioner (a periodic lattice field)",
+            ));
         } else if self.dtype == Dtype::F32 {
             return Err(ConfigError::new(
                 "flow.dtype",
@@ -367,8 +386,9 @@ impl FlowConfig {
         Ok(())
     }
 
-    /// The coupling layers described by the configuration (validated).
-    pub fn layers(&self) -> Result<Vec<Coupling>, ConfigError> {
+    /// The layers described by the configuration (validated): the
+    /// free-field layer if asked for, then the couplings.
+    pub fn layers(&self) -> Result<Vec<FlowLayer>, ConfigError> {
         self.validate()?;
         let d = self.dim();
         let c = &self.conditioner;
@@ -379,8 +399,12 @@ impl FlowConfig {
             CouplingKind::Affine => Transform::Affine(self.scale_bound.act()),
             CouplingKind::Spline(sp) => Transform::Spline(RqSpline::new(sp.bins, sp.tail_bound)),
         };
-        Ok((0..self.n_layers)
-            .map(|k| {
+        let free_field = self
+            .free_field
+            .then(|| FlowLayer::FreeField(FreeField::new(&self.shape)));
+        Ok(free_field
+            .into_iter()
+            .chain((0..self.n_layers).map(|k| {
                 let m = match self.mask {
                     MaskKind::Checkerboard => mask::checkerboard(&self.shape, k),
                     MaskKind::Halves => mask::halves(d, k),
@@ -400,8 +424,8 @@ impl FlowConfig {
                         dtype: self.dtype,
                     },
                 };
-                Coupling::with_transform(&m, spec, transform, self.z2_equivariant)
-            })
+                FlowLayer::Coupling(Coupling::with_transform(&m, spec, transform, self.z2_equivariant))
+            }))
             .collect())
     }
 }

@@ -1,10 +1,14 @@
 //! Finite-difference proofs of every derivative of the coupling layer, for
 //! each conditioner, mask, activation, bound, the Z₂ option and the
 //! rational-quadratic spline transform, on random inputs (for splines both
-//! inside the bins and in the tails) and random (non-identity) parameters.
+//! inside the bins and in the tails) and random (non-identity) parameters;
+//! the same proofs for the free-field layer ([`crate::free_field`]) on 1-,
+//! 2- and 3-dimensional lattices, through [`FlowLayer`]'s dispatch.
 
 use super::*;
 use crate::config::Dtype;
+use crate::flow_layer::FlowLayer;
+use crate::free_field::FreeField;
 use crate::mask;
 use fieldflow_core::Seed;
 use fieldflow_testkit::{
@@ -190,10 +194,31 @@ fn cases() -> Vec<(&'static str, Coupling)> {
     ]
 }
 
-fn random_params(c: &Coupling, seed: u64) -> Vec<f64> {
+/// Every coupling case, and free-field layers on lattices of 1, 2 (square
+/// and not) and 3 dimensions, as the layers a flow is built from.
+fn layer_cases() -> Vec<(String, FlowLayer)> {
+    let ff = [vec![6], vec![4, 4], vec![3, 4], vec![2, 3, 2]]
+        .into_iter()
+        .map(|shape| {
+            (
+                format!("free field {shape:?}"),
+                FlowLayer::FreeField(FreeField::new(&shape)),
+            )
+        });
+    cases()
+        .into_iter()
+        .map(|(n, c)| (n.to_string(), FlowLayer::Coupling(c)))
+        .chain(ff)
+        .collect()
+}
+
+fn random_params(c: &FlowLayer, seed: u64) -> Vec<f64> {
     let mut p = vec![0.0; c.n_params()];
     let mut rng = Seed::new(seed).rng();
-    c.net().init_params(&mut p, &mut rng, false);
+    match c {
+        FlowLayer::Coupling(c) => c.net().init_params(&mut p, &mut rng, false),
+        FlowLayer::FreeField(_) => p.iter_mut().for_each(|v| *v = StandardNormal.sample(&mut rng)),
+    }
     // Stronger than the default init so every nonlinearity is exercised.
     p.iter_mut().for_each(|v| *v *= 1.7);
     p
@@ -207,7 +232,7 @@ fn random_rows(rows: usize, cols: usize, seed: u64, scale: f64) -> Array2<f64> {
     })
 }
 
-fn apply(c: &Coupling, dir: Direction, p: &[f64], x: &Array2<f64>) -> (Array2<f64>, Array1<f64>) {
+fn apply<L: Layer>(c: &L, dir: Direction, p: &[f64], x: &Array2<f64>) -> (Array2<f64>, Array1<f64>) {
     let mut tape = c.new_tape(x.nrows(), false);
     let mut y = Array2::zeros(x.raw_dim());
     let mut ld = Array1::zeros(x.nrows());
@@ -223,7 +248,7 @@ fn apply(c: &Coupling, dir: Direction, p: &[f64], x: &Array2<f64>) -> (Array2<f6
     (y, ld)
 }
 
-fn jvp(c: &Coupling, p: &[f64], x: &Array2<f64>, dx: &Array2<f64>) -> [Array2<f64>; 2] {
+fn jvp<L: ScoreLayer>(c: &L, p: &[f64], x: &Array2<f64>, dx: &Array2<f64>) -> [Array2<f64>; 2] {
     let mut tape = c.new_tape(x.nrows(), true);
     let mut y = Array2::zeros(x.raw_dim());
     let mut dy = Array2::zeros(x.raw_dim());
@@ -246,7 +271,7 @@ fn jvp(c: &Coupling, p: &[f64], x: &Array2<f64>, dx: &Array2<f64>) -> [Array2<f6
 
 #[test]
 fn inverse_undoes_forward_and_log_dets_cancel() {
-    for (name, c) in cases() {
+    for (name, c) in layer_cases() {
         let p = random_params(&c, 1);
         let x = random_rows(ROWS, c.dim(), 2, 1.5);
         let (y, ldf) = apply(&c, Direction::Forward, &p, &x);
@@ -264,15 +289,15 @@ fn inverse_undoes_forward_and_log_dets_cancel() {
 
 #[test]
 fn log_det_matches_finite_difference_jacobian() {
-    for (name, c) in cases() {
+    for (name, c) in layer_cases() {
         let d = c.dim();
         let p = random_params(&c, 3);
         let x = random_rows(1, d, 4, 1.0);
         // Narrow spline bins have large third derivatives: a smaller step
         // keeps the O(h²) truncation of the Jacobian below the tolerance.
-        let h = match c.transform() {
-            Transform::Affine(_) => H,
-            Transform::Spline(_) => 1e-6,
+        let h = match c.as_coupling().map(Coupling::transform) {
+            Some(Transform::Spline(_)) => 1e-6,
+            _ => H,
         };
         for dir in [Direction::Forward, Direction::Inverse] {
             let y_of = |v: &[f64]| {
@@ -293,7 +318,7 @@ fn log_det_matches_finite_difference_jacobian() {
 
 #[test]
 fn backward_matches_finite_differences_in_both_directions() {
-    for (name, c) in cases() {
+    for (name, c) in layer_cases() {
         let d = c.dim();
         let p = random_params(&c, 5);
         let x = random_rows(ROWS, d, 6, 1.2);
@@ -338,7 +363,7 @@ fn backward_matches_finite_differences_in_both_directions() {
 
 #[test]
 fn inverse_jvp_matches_finite_differences() {
-    for (name, c) in cases() {
+    for (name, c) in layer_cases() {
         let d = c.dim();
         let p = random_params(&c, 9);
         let x = random_rows(ROWS, d, 10, 1.2);
@@ -376,7 +401,7 @@ fn inverse_jvp_matches_finite_differences() {
 
 #[test]
 fn reverse_mode_of_the_jvp_matches_finite_differences() {
-    for (name, c) in cases() {
+    for (name, c) in layer_cases() {
         let d = c.dim();
         let p = random_params(&c, 12);
         let x = random_rows(ROWS, d, 13, 1.2);
@@ -440,7 +465,7 @@ fn reverse_mode_of_the_jvp_matches_finite_differences() {
 #[test]
 fn equivariant_layers_are_odd_maps_with_even_log_det() {
     for (name, c) in cases().into_iter().filter(|(_, c)| c.is_equivariant()) {
-        let p = random_params(&c, 19);
+        let p = random_params(&FlowLayer::Coupling(c.clone()), 19);
         let x = random_rows(ROWS, c.dim(), 20, 1.0);
         for dir in [Direction::Forward, Direction::Inverse] {
             let (y, ld) = apply(&c, dir, &p, &x);

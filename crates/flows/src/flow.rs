@@ -42,7 +42,7 @@
 //! are bit-identical for any number of rayon threads.
 
 use crate::config::FlowConfig;
-use crate::coupling::Coupling;
+use crate::flow_layer::FlowLayer;
 use crate::layer::{Direction, Layer, ScoreLayer, Scratch};
 use crate::net::ConvKernel;
 use crate::pullback::PullbackRows;
@@ -84,7 +84,7 @@ pub trait ScoreModel: Send + Sync {
 }
 
 /// Base N(0, σ²I) followed by layers `L` (affine couplings by default).
-pub struct Flow<L: Layer = Coupling> {
+pub struct Flow<L: Layer = FlowLayer> {
     dim: usize,
     base_sigma: f64,
     layers: Vec<L>,
@@ -200,7 +200,7 @@ impl<T> Drop for Pooled<'_, T> {
     }
 }
 
-impl Flow<Coupling> {
+impl Flow<FlowLayer> {
     /// Rebuilds a flow from its architecture and parameter vector (the model
     /// file's `architecture` attribute and `/params`).
     pub fn from_parts(config: FlowConfig, params: Vec<f64>) -> Result<Self, FlowError> {
@@ -249,9 +249,8 @@ impl FlowConfig {
         let mut rng = seed.rng();
         let mut off = 0;
         for l in &layers {
-            let np = l.net().n_params();
-            l.net()
-                .init_params(&mut params[off..off + np], &mut rng, self.identity_init);
+            let np = l.n_params();
+            l.init_params(&mut params[off..off + np], &mut rng, self.identity_init);
             off += np;
         }
         let mut flow = Flow::from_layers(self.base_sigma, layers, params);

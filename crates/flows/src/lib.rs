@@ -14,6 +14,10 @@
 //!   identity initialization;
 //! * [`spline`]: the monotone rational-quadratic spline (Neural Spline
 //!   Flows) with its JVP and the reverse mode of both;
+//! * [`free_field`]: the free-field layer, a learned translation-invariant
+//!   Gaussian map (diagonal in momentum space) for lattice fields;
+//! * [`flow_layer`]: [`FlowLayer`], a coupling or the free-field layer (what
+//!   a [`FlowConfig`] builds);
 //! * [`mask`]: checkerboard, halves and random masks;
 //! * [`flow`]: [`Flow`] = base N(0, σ²I) + layers + one flat parameter
 //!   vector; sampling, density, score, FKL / RKL gradients, and
@@ -119,6 +123,8 @@ pub mod activation;
 pub mod config;
 pub mod coupling;
 pub mod flow;
+pub mod flow_layer;
+pub mod free_field;
 mod lanes;
 pub mod layer;
 pub mod mask;
@@ -134,6 +140,8 @@ pub use config::{
 };
 pub use coupling::{ConditionerSpec, Coupling, CouplingTape, Transform};
 pub use flow::{Flow, FlowError, ScoreModel};
+pub use flow_layer::{FlowLayer, FlowLayerTape};
+pub use free_field::{FreeField, FreeFieldTape};
 pub use layer::{Direction, Layer, ScoreLayer, Scratch};
 pub use mixture::{
     Affine, AffineMap, Boundary, ComponentTarget, FlowMixture, Locate, MixtureConfig, MixtureLayout, WeightEstimate,

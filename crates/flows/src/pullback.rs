@@ -34,8 +34,8 @@
 //! on a batch of one row and allocates the flow's tapes and a few one-row
 //! buffers on every call; the flow has no allocation-free single-row path.
 
-use crate::coupling::Coupling;
 use crate::flow::Flow;
+use crate::flow_layer::FlowLayer;
 use crate::layer::Layer;
 use fieldflow_core::{ConfigError, Par, Target};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
@@ -55,7 +55,7 @@ pub struct PullbackRows<'a> {
 
 /// π̃(z) = p̃(f(z)) |det ∂f/∂z|: `target` pulled back through `flow` (see
 /// the module docs). A [`Target`] in z, with the target's log Z.
-pub struct Pullback<'a, L: Layer = Coupling> {
+pub struct Pullback<'a, L: Layer = FlowLayer> {
     flow: &'a Flow<L>,
     target: &'a dyn Target,
 }

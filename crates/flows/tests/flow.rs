@@ -6,7 +6,8 @@
 
 use fieldflow_core::{Par, Proposal, ProposalDensity, Seed};
 use fieldflow_flows::{
-    ActivationKind, CouplingKind, Flow, FlowConfig, FlowError, MaskKind, ScaleBound, ScoreModel, SplineConfig,
+    ActivationKind, CouplingKind, Flow, FlowConfig, FlowError, FlowLayer, Layer, MaskKind, ScaleBound, ScoreModel,
+    SplineConfig,
 };
 use fieldflow_testkit::{central_gradient, central_jvp, central_partials, rel_err, FD_REL_TOL, FD_STEP};
 use ndarray::{Array1, Array2};
@@ -63,10 +64,28 @@ fn spline_conv_cfg() -> FlowConfig {
     spline(tutorial_smooth(4, false), 4, 2.0)
 }
 
-/// A flow with random, non-trivial parameters.
+/// The smooth tutorial flow behind a free-field layer.
+fn free_field_cfg() -> FlowConfig {
+    FlowConfig {
+        free_field: true,
+        ..tutorial_smooth(4, false)
+    }
+}
+
+/// A flow with random, non-trivial parameters (the free-field layer, which
+/// starts at the identity, gets log-eigenvalues of order 0.5).
 fn random_flow(cfg: &FlowConfig, seed: u64, gain: f64) -> Flow {
     let mut f = cfg.build(Seed::new(seed)).unwrap();
     f.params_mut().iter_mut().for_each(|v| *v *= gain);
+    let n_ff: usize = f
+        .layers()
+        .iter()
+        .filter(|l| matches!(l, FlowLayer::FreeField(_)))
+        .map(|l| l.n_params())
+        .sum();
+    for (i, v) in f.params_mut()[..n_ff].iter_mut().enumerate() {
+        *v = 0.6 * ((i as f64 + seed as f64) * 1.3).sin();
+    }
     f
 }
 
@@ -113,6 +132,7 @@ fn flows_invert_and_agree_on_log_q_in_both_directions() {
         ("mlp", mlp_cfg()),
         ("spline mlp", spline_mlp_cfg()),
         ("spline conv", spline_conv_cfg()),
+        ("free field", free_field_cfg()),
     ] {
         let f = random_flow(&cfg, 1, 1.5);
         let d = f.dim();
@@ -149,6 +169,36 @@ fn identity_initialized_flow_is_its_base_distribution() {
 }
 
 #[test]
+fn identity_initialized_free_field_flow_is_its_base_distribution_to_rounding() {
+    let mut cfg = FlowConfig {
+        free_field: true,
+        ..FlowConfig::tutorial(4)
+    };
+    cfg.base_sigma = 0.7;
+    let f = cfg.build(Seed::new(3)).unwrap();
+    assert!(matches!(f.layers()[0], FlowLayer::FreeField(_)));
+    assert_eq!(f.layers().len(), cfg.n_layers + 1);
+    let x = rows(5, f.dim(), 4, 1.0);
+    let lq = log_q(&f, &x);
+    let base = fieldflow_core::IsotropicGaussian {
+        dim: f.dim(),
+        mean: 0.0,
+        sigma: 0.7,
+    };
+    for r in 0..5 {
+        let exact = fieldflow_core::Target::log_prob(&base, x.row(r));
+        assert!((lq[r] - exact).abs() < 1e-12, "{} vs {exact}", lq[r]);
+    }
+    // Only lattice fields have momenta: an MLP flow refuses the layer.
+    let mut mlp = FlowConfig::mlp(5, 3, vec![8]);
+    mlp.free_field = true;
+    assert_eq!(
+        mlp.validate().unwrap_err().to_string(),
+        "flow.free_field = true: needs a convolutional conditioner (a periodic lattice field)"
+    );
+}
+
+#[test]
 fn identity_initialized_spline_flow_is_its_base_distribution_to_rounding() {
     for mut cfg in [
         spline(FlowConfig::tutorial(4), 8, 3.0),
@@ -180,6 +230,7 @@ fn score_matches_finite_differences_of_log_q() {
         ("mlp", mlp_cfg()),
         ("spline mlp", spline_mlp_cfg()),
         ("spline conv", spline_conv_cfg()),
+        ("free field", free_field_cfg()),
     ] {
         let f = random_flow(&cfg, 5, 1.5);
         let x = rows(3, f.dim(), 6, 1.0);
@@ -200,6 +251,7 @@ fn forward_kl_gradient_matches_finite_differences() {
         ("mlp", mlp_cfg()),
         ("spline mlp", spline_mlp_cfg()),
         ("spline conv", spline_conv_cfg()),
+        ("free field", free_field_cfg()),
     ] {
         let f = random_flow(&cfg, 7, 1.5);
         let x = rows(5, f.dim(), 8, 1.0);
@@ -221,6 +273,7 @@ fn reverse_kl_gradient_through_the_forward_pass_matches_finite_differences() {
         ("mlp", mlp_cfg()),
         ("spline mlp", spline_mlp_cfg()),
         ("spline conv", spline_conv_cfg()),
+        ("free field", free_field_cfg()),
     ] {
         let f = random_flow(&cfg, 10, 1.5);
         let d = f.dim();
@@ -263,6 +316,7 @@ fn score_matching_second_order_term_matches_finite_differences() {
         ("mlp", mlp_cfg()),
         ("spline mlp", spline_mlp_cfg()),
         ("spline conv", spline_conv_cfg()),
+        ("free field", free_field_cfg()),
     ] {
         let f = random_flow(&cfg, 14, 1.5);
         let d = f.dim();
@@ -347,7 +401,14 @@ fn every_batched_result_is_bit_identical_for_one_and_two_threads() {
         identity_init: false,
         ..FlowConfig::tutorial(4)
     };
-    for cfg in [affine.clone(), spline(affine, 8, 2.0)] {
+    for cfg in [
+        affine.clone(),
+        spline(affine.clone(), 8, 2.0),
+        FlowConfig {
+            free_field: true,
+            ..affine
+        },
+    ] {
         bit_identical_for_one_and_two_threads(&random_flow(&cfg, 19, 1.3));
     }
 }
@@ -400,7 +461,7 @@ fn bit_identical_for_one_and_two_threads(f: &Flow) {
 
 #[test]
 fn serde_round_trip_gives_bit_identical_outputs() {
-    for cfg in [tutorial_smooth(4, true), spline_conv_cfg()] {
+    for cfg in [tutorial_smooth(4, true), spline_conv_cfg(), free_field_cfg()] {
         serde_round_trip(&random_flow(&cfg, 21, 1.2));
     }
 }

@@ -26,10 +26,10 @@ use crate::records::{MetricsRecord, StepOutcome, TrainError, TrainerState};
 use crate::run::TrainLoop;
 use crate::trainer::Trainer;
 use fieldflow_core::ConfigError;
-use fieldflow_flows::{Coupling, ScoreLayer};
+use fieldflow_flows::{FlowLayer, ScoreLayer};
 
 /// Training through a sequence of lattices (module docs).
-pub struct Curriculum<'a, L: ScoreLayer = Coupling> {
+pub struct Curriculum<'a, L: ScoreLayer = FlowLayer> {
     /// One trainer per stage, the last on the target's lattice.
     stages: Vec<Trainer<'a, L>>,
     /// First step of every stage after the first (ascending).

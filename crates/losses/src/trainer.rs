@@ -51,11 +51,11 @@ use crate::metrics::{held_out_nll, TrainerParts};
 use crate::records::{MetricsRecord, StepOutcome, TrainError, TrainerState};
 use crate::run::TrainLoop;
 use fieldflow_core::{ConfigError, Par, Target};
-use fieldflow_flows::{Coupling, Flow, ScoreLayer};
+use fieldflow_flows::{Flow, FlowLayer, ScoreLayer};
 use ndarray::Array2;
 
 /// Trains a flow (module docs). `L` is the layer type (affine couplings).
-pub struct Trainer<'a, L: ScoreLayer = Coupling> {
+pub struct Trainer<'a, L: ScoreLayer = FlowLayer> {
     parts: TrainerParts<'a>,
     loss: Loss,
     flow: Flow<L>,

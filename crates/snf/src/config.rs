@@ -33,7 +33,7 @@
 use crate::blocks::{LangevinBlock, MetropolisBlock, StochasticBlock};
 use crate::snf::{Snf, Stage};
 use fieldflow_core::{ConfigError, Seed, Target};
-use fieldflow_flows::{Coupling, FlowConfig};
+use fieldflow_flows::{FlowConfig, FlowLayer};
 use serde::{Deserialize, Serialize};
 
 /// A block of consecutive flow layers.
@@ -240,7 +240,7 @@ impl SnfConfig {
     /// # Errors
     /// An invalid field, or `snf.flow.shape` when the flow's dimension
     /// differs from the target's.
-    pub fn build<T: Target>(&self, target: T, seed: Seed) -> Result<Snf<T, Coupling>, ConfigError> {
+    pub fn build<T: Target>(&self, target: T, seed: Seed) -> Result<Snf<T, FlowLayer>, ConfigError> {
         let stages = self.stages()?;
         let flow = self.flow.build(seed)?;
         self.assemble(target, stages, flow.params().to_vec())
@@ -250,7 +250,7 @@ impl SnfConfig {
     ///
     /// # Errors
     /// As [`SnfConfig::build`], or `snf.params` for a wrong length.
-    pub fn rebuild<T: Target>(&self, target: T, params: Vec<f64>) -> Result<Snf<T, Coupling>, ConfigError> {
+    pub fn rebuild<T: Target>(&self, target: T, params: Vec<f64>) -> Result<Snf<T, FlowLayer>, ConfigError> {
         let stages = self.stages()?;
         self.assemble(target, stages, params)
     }
@@ -260,7 +260,7 @@ impl SnfConfig {
         target: T,
         stages: Vec<Stage>,
         params: Vec<f64>,
-    ) -> Result<Snf<T, Coupling>, ConfigError> {
+    ) -> Result<Snf<T, FlowLayer>, ConfigError> {
         if target.dim() != self.flow.dim() {
             return Err(ConfigError::new(
                 "snf.flow.shape",

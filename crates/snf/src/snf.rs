@@ -49,7 +49,7 @@ use crate::blocks::{self, BlockTape, StochasticBlock};
 use crate::energy::Energy;
 use crate::SnfConfig;
 use fieldflow_core::{Par, Proposal, Rng, Seed, Target};
-use fieldflow_flows::{Coupling, Direction, Layer, Scratch};
+use fieldflow_flows::{Direction, FlowLayer, Layer, Scratch};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Slice};
 use rand_distr::{Distribution, StandardNormal};
 use std::ops::Range;
@@ -74,7 +74,7 @@ pub(crate) enum PathDir {
 
 /// A stochastic normalizing flow on target `T` with flow layers `L`.
 #[derive(Debug, Clone)]
-pub struct Snf<T, L: Layer = Coupling> {
+pub struct Snf<T, L: Layer = FlowLayer> {
     target: T,
     dim: usize,
     base_sigma: f64,
@@ -514,7 +514,7 @@ impl<T: crate::HessianVector, L: Layer> Snf<T, L> {
 /// }
 /// ```
 #[derive(Debug, Clone, Copy)]
-pub struct PathProposal<'a, T, L: Layer = Coupling>(pub &'a Snf<T, L>);
+pub struct PathProposal<'a, T, L: Layer = FlowLayer>(pub &'a Snf<T, L>);
 
 impl<T: Target, L: Layer> Proposal for PathProposal<'_, T, L> {
     fn dim(&self) -> usize {

@@ -36,14 +36,14 @@
 
 use crate::{HessianVector, Snf};
 use fieldflow_core::{ConfigError, Par};
-use fieldflow_flows::{Coupling, Layer};
+use fieldflow_flows::{FlowLayer, Layer};
 use fieldflow_losses::{
     minibatch, Annealing, Exchange, Loss, LossError, LossReport, MetricsRecord, StepOutcome, TrainConfig, TrainData,
     TrainError, TrainLoop, TrainerParts, TrainerState,
 };
 
 /// Trains an [`Snf`] (module docs).
-pub struct SnfTrainer<'a, T, L: Layer = Coupling> {
+pub struct SnfTrainer<'a, T, L: Layer = FlowLayer> {
     parts: TrainerParts<'a>,
     loss: Loss,
     snf: Snf<T, L>,

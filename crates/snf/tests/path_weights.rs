@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use fieldflow_core::{Par, Proposal, Seed, Target};
-use fieldflow_flows::{Coupling, Flow};
+use fieldflow_flows::{Flow, FlowLayer};
 use fieldflow_snf::{PathProposal, Snf, Stage};
 use fieldflow_targets::{DoubleWell, Gaussian};
 use ndarray::{array, Array1};
@@ -22,7 +22,7 @@ fn gauss_1d() -> Gaussian {
 }
 
 fn snf_1d(stages: Vec<Stage>) -> Snf<Gaussian> {
-    Snf::new(gauss_1d(), 1.0, Vec::<Coupling>::new(), vec![], stages)
+    Snf::new(gauss_1d(), 1.0, Vec::<FlowLayer>::new(), vec![], stages)
 }
 
 fn log_normal(x: f64, mean: f64, var: f64) -> f64 {

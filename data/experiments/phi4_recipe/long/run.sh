@@ -8,6 +8,7 @@
 # With STEPS=N in the environment the budget is N steps instead of minutes
 # (`train.steps = N`, the same recipe sized for N): a run whose result does not
 # depend on the machine's load, e.g. 3× the steps a quiet 10-minute probe chose.
+# With FREE_FIELD=1 the flow gets `[flow] free_field = true` (suffix _ff).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../../.." && pwd)
@@ -18,13 +19,16 @@ mkdir -p "$here/runs"
 out="$here/runs/${s}_s${seed}"
 steps=${STEPS:-}
 if [ -n "$steps" ]; then out="${out}_${steps}steps"; elif [ "$minutes" != 15 ]; then out="${out}_${minutes}min"; fi
-python3 - "$root/data/configs/$s.toml" "$out.toml" "$minutes" "$steps" <<'PY'
+ff_flag=${FREE_FIELD:-}
+[ -n "$ff_flag" ] && out="${out}_ff"
+python3 - "$root/data/configs/$s.toml" "$out.toml" "$minutes" "$steps" "$ff_flag" <<'PY'
 import sys, tomllib
 phi4 = tomllib.load(open(sys.argv[1], "rb"))["phi4"]
 val = lambda v: "[" + ", ".join(map(str, v)) + "]" if isinstance(v, list) else repr(v)
 budget = f"steps = {int(sys.argv[4])}" if sys.argv[4] else f"max_minutes = {float(sys.argv[3])}"
+flow = "[flow]\nfree_field = true\n" if sys.argv[5] else ""
 open(sys.argv[2], "w").write("[phi4]\n" + "".join(f"{k} = {val(v)}\n" for k, v in phi4.items())
-                             + f"[train]\n{budget}\n")
+                             + flow + f"[train]\n{budget}\n")
 PY
 train_once "$ff" "$out" "$out.toml" "$seed"
 [ -f "$out.imh.h5" ] || "$ff" sample --model "$out.model.h5" --method imh --chains 4 --n 25000 --seed "$seed" --out "$out.imh.h5" > "$out.sample.log"
