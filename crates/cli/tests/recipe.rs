@@ -49,6 +49,7 @@ fn a_phi4_rkl_training_gets_the_recipe_and_every_given_key_wins() {
     assert_eq!(stage["lattice"], toml::Value::from(vec![4, 4]));
     assert_eq!(stage["steps"].as_integer(), Some(10));
     assert_eq!(t["flow"]["dtype"].as_str(), Some("f32"));
+    assert_eq!(t["flow"]["free_field"].as_bool(), Some(true));
     assert_eq!(model.state.adam_step, 30);
 
     // No step count: the budget for 64 sites (interrupted after the first
@@ -63,10 +64,10 @@ fn a_phi4_rkl_training_gets_the_recipe_and_every_given_key_wins() {
     assert_eq!(train_of(&t)["steps"].as_integer(), Some(50_000));
     assert_eq!(train_of(&t)["curriculum"][0]["steps"].as_integer(), Some(16_666));
 
-    // Keys given win: a dtype, an empty curriculum.
+    // Keys given win: a dtype, no free-field layer, an empty curriculum.
     std::fs::write(
         p("c.toml"),
-        "[phi4]\nlattice = [8, 8]\nm2 = -4.0\nlambda = 8.0\n[flow]\ndtype = \"f64\"\n\
+        "[phi4]\nlattice = [8, 8]\nm2 = -4.0\nlambda = 8.0\n[flow]\ndtype = \"f64\"\nfree_field = false\n\
          [train]\nsteps = 12\ncurriculum = []\n",
     )
     .unwrap();
@@ -77,6 +78,7 @@ fn a_phi4_rkl_training_gets_the_recipe_and_every_given_key_wins() {
     assert_eq!(tr["lr_schedule"]["kind"].as_str(), Some("warmup_stable_decay"));
     assert!(tr.get("curriculum").is_none_or(|c| c.as_array().unwrap().is_empty()));
     assert!(t["flow"].get("dtype").is_none_or(|d| d.as_str() == Some("f64")));
+    assert!(t["flow"].get("free_field").is_none_or(|f| f.as_bool() == Some(false)));
     // A learning rate (or schedule) of one's own: no recipe at all.
     let e = p("e.h5");
     let mut args = vec!["train"];
@@ -91,6 +93,7 @@ fn a_phi4_rkl_training_gets_the_recipe_and_every_given_key_wins() {
         .is_none_or(|s| s["kind"].as_str() == Some("constant")));
     assert!(tr.get("curriculum").is_none());
     assert!(t["flow"].get("dtype").is_none_or(|d| d.as_str() == Some("f64")));
+    assert!(t["flow"].get("free_field").is_none_or(|f| f.as_bool() == Some(false)));
     // No curriculum (and f64) for an MLP flow.
     std::fs::write(
         p("d.toml"),

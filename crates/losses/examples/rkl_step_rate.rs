@@ -9,7 +9,8 @@
 //! back-propagate ∂L/∂θ and take one Adam step (lr 1e-3, β = (0.9, 0.999),
 //! ε = 1e-8). The flow is [`FlowConfig::tutorial`]: 16 affine checkerboard
 //! couplings, conv 1→8→8→2, kernel 3, LeakyReLU, tanh outputs, with the
-//! conditioner precision of `--dtype`.
+//! conditioner precision of `--dtype` (and the free-field layer in front with
+//! `--free-field true`, docs/THEORY.md §4.12).
 //!
 //! Protocol (the same as the PyTorch peer, xtask/peers/torch_tutorial_bench.py):
 //! `--warmup` untimed steps, then timed steps until at least `--min-steps`
@@ -30,7 +31,8 @@
 //! (`torch_tutorial_bench.py --check FILE`).
 //!
 //! `cargo run --release -p fieldflow-losses --example rkl_step_rate -- \
-//!     [--lattice 8] [--batch 64] [--dtype f64|f32] [--warmup 3] [--min-steps 5] [--min-seconds 3]
+//!     [--lattice 8] [--batch 64] [--dtype f64|f32] [--free-field false|true] [--warmup 3] [--min-steps 5]
+//!     [--min-seconds 3]
 //!     [--check-out FILE]`
 
 use fieldflow_core::{Par, Seed};
@@ -45,6 +47,7 @@ struct Args {
     lattice: usize,
     batch: usize,
     dtype: Dtype,
+    free_field: bool,
     warmup: u64,
     min_steps: u64,
     min_seconds: f64,
@@ -56,6 +59,7 @@ fn parse_args() -> Result<Args, String> {
         lattice: 8,
         batch: 64,
         dtype: Dtype::F64,
+        free_field: false,
         warmup: 3,
         min_steps: 5,
         min_seconds: 3.0,
@@ -75,6 +79,7 @@ fn parse_args() -> Result<Args, String> {
                     _ => return Err(bad("f64 or f32")),
                 }
             }
+            "--free-field" => a.free_field = value.parse().map_err(|_| bad("true or false"))?,
             "--warmup" => a.warmup = value.parse().map_err(|_| bad("an integer >= 0"))?,
             "--min-steps" => a.min_steps = value.parse().map_err(|_| bad("an integer >= 1"))?,
             "--min-seconds" => a.min_seconds = value.parse().map_err(|_| bad("seconds >= 0"))?,
@@ -104,6 +109,7 @@ fn run(a: &Args) -> Result<String, String> {
         .map_err(|e| e.to_string())?;
     let mut flow_cfg = FlowConfig::tutorial(l);
     flow_cfg.dtype = a.dtype;
+    flow_cfg.free_field = a.free_field;
     if let Some(path) = &a.check_out {
         return write_check(a, &flow_cfg, &target, path);
     }

@@ -21,7 +21,11 @@
 //!   the conditioners are convolutional (their parameters do not depend on
 //!   L) and the half lattice is smaller;
 //! * `flow.dtype = "f32"` for convolutional conditioners (≈ 3× the steps
-//!   per second of f64; the couplings, losses and optimizer stay f64).
+//!   per second of f64; the couplings, losses and optimizer stay f64);
+//! * `flow.free_field = true` for convolutional conditioners: the learned
+//!   free-field layer in front of the couplings (docs/THEORY.md §4.12), which
+//!   at equal steps raised the IMH acceptance at E3 and E5 from 0.43 / 0.28
+//!   to ≈ 0.6 / 0.5 (docs/RESULTS.md "The free-field layer").
 //!
 //! Measured on E1–E5 (data/experiments/phi4_recipe/, docs/RESULTS.md "φ⁴
 //! flows: speed and quality per CPU-minute"). Every key given by the user
@@ -149,6 +153,7 @@ pub fn apply(t: &mut toml::Table, default_preset: &str) -> Result<()> {
             .as_table_mut();
         if let Some(flow) = flow {
             flow.entry("dtype").or_insert("f32".into());
+            flow.entry("free_field").or_insert(true.into());
         }
     }
     Ok(())
