@@ -9,10 +9,10 @@ rows = []
 for tfile in sorted(glob.glob(os.path.join(here, "runs", "*.time"))):
     stem = tfile[:-5]
     name = os.path.basename(stem)
-    m = re.match(r"(e\d)_s(\d+)", name)
+    m = re.match(r"(e\d)_s(\d+)(_ff)?$", name)
     if not m or not os.path.exists(stem + ".sample.log"):
         continue
-    s, seed = m.group(1), m.group(2)
+    s, seed = m.group(1), m.group(2) + (" free field" if m.group(3) else "")
     wall, user, sys_ = map(float, open(tfile).read().split()[:3])
     metrics = list(csv.DictReader(open(stem + ".model.h5.metrics.csv")))
     last = metrics[-1]

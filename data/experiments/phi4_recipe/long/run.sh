@@ -9,6 +9,8 @@
 # (`train.steps = N`, the same recipe sized for N): a run whose result does not
 # depend on the machine's load, e.g. 3× the steps a quiet 10-minute probe chose.
 # With FREE_FIELD=1 the flow gets `[flow] free_field = true` (suffix _ff).
+# Since 2026-12-03 the recipe turns the layer on by itself: runs without the
+# suffix were made before that.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../../.." && pwd)

@@ -9,7 +9,7 @@ print("| L | λ | steps | train wall / CPU min | ESS (last record) | IMH acc. | 
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for cj in sorted(glob.glob(os.path.join(here, "runs", "L*_s*.compare.json")), key=lambda p: int(re.search(r"L(\d+)", p).group(1))):
     stem = cj[: -len(".compare.json")]
-    L = re.search(r"L(\d+)", stem).group(1)
+    L = re.search(r"L(\d+)", stem).group(1) + (" free field" if stem.endswith("_ff") else "")
     lam = re.search(r"lambda = ([0-9.]+)", open(stem + ".toml").read()).group(1)
     wall, user, sys_ = map(float, open(stem + ".time").read().split()[:3])
     last = list(csv.DictReader(open(stem + ".model.h5.metrics.csv")))[-1]
