@@ -21,7 +21,8 @@
 //!    oracle of docs/THEORY.md §2.4.
 //! 5. **φ⁴ at the tutorial set** (L = 8, m² = −4, λ = 8): an HMC ensemble, a
 //!    flow trained by the default φ⁴ recipe (reverse KL, no data; lattice
-//!    curriculum, warm-up–stable–decay, f32; docs/THEORY.md §5.7), an IMH chain;
+//!    curriculum, warm-up–stable–decay, f32, free-field layer; docs/THEORY.md
+//!    §5.7, §4.12), an IMH chain;
 //!    ⟨|M|⟩, χ₂, U₄ … from both with errors and τ_int, side by side.
 //!
 //! Everything goes to one folder: HDF5 files, figures/, report.md (tables
@@ -700,8 +701,8 @@ fn report(s: &DemoSummary, analyses: &[&FileAnalysis], quick: bool) -> String {
     let _ = writeln!(
         r,
         "\n## 2. φ⁴ at the tutorial set (L = 8, m² = −4, λ = 8)\n\nHMC ensemble vs a flow trained by the default φ⁴ \
-         recipe (reverse KL, no data; half-size lattice for the first third, warm-up–stable–decay, single precision; \
-         docs/THEORY.md §5.7), sampled with IMH (acceptance {}; training ESS {}).\n\n{}",
+         recipe (reverse KL, no data; half-size lattice for the first third, warm-up–stable–decay, single precision, \
+         a learned free-field layer in front of the couplings; docs/THEORY.md §5.7, §4.12), sampled with IMH (acceptance {}; training ESS {}).\n\n{}",
         num(s.phi4_flow.0, 3),
         num(s.phi4_flow.1, 3),
         phi4_table(s)
