@@ -24,8 +24,9 @@
 //!   per second of f64; the couplings, losses and optimizer stay f64);
 //! * `flow.free_field = true` for convolutional conditioners: the learned
 //!   free-field layer in front of the couplings (docs/THEORY.md §4.12), which
-//!   at equal steps raised the IMH acceptance at E3 and E5 from 0.43 / 0.28
-//!   to ≈ 0.6 / 0.5 (docs/RESULTS.md "The free-field layer").
+//!   at the default budget raised the IMH acceptance at E3 / E4 / E5 from
+//!   0.46 / 0.36 / 0.28 to 0.77 / 0.70 / 0.63 (docs/RESULTS.md "The
+//!   free-field layer").
 //!
 //! Measured on E1–E5 (data/experiments/phi4_recipe/, docs/RESULTS.md "φ⁴
 //! flows: speed and quality per CPU-minute"). Every key given by the user
