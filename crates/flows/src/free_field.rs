@@ -63,7 +63,6 @@ pub struct FreeField {
 /// sign σ of the last pass (+1 forward, −1 inverse).
 #[derive(Debug)]
 pub struct FreeFieldTape {
-    rows: usize,
     sign: f64,
     x: Array2<f64>,
     dx: Option<Array2<f64>>,
@@ -249,7 +248,8 @@ impl FreeField {
     }
 
     fn check_tape(&self, tape: &FreeFieldTape, rows: usize) {
-        assert_eq!(tape.rows, rows, "tape made for {} rows, called with {rows}", tape.rows);
+        let made = tape.x.nrows();
+        assert_eq!(made, rows, "tape made for {made} rows, called with {rows}");
     }
 
     /// Network-free flops of one sample (2 V² for the product).
@@ -286,7 +286,6 @@ impl Layer for FreeField {
 
     fn new_tape(&self, rows: usize, tangent: bool) -> FreeFieldTape {
         FreeFieldTape {
-            rows,
             sign: 0.0,
             x: Array2::zeros((rows, self.dim)),
             dx: tangent.then(|| Array2::zeros((rows, self.dim))),
