@@ -79,8 +79,9 @@ pub struct FileAnalysis {
     /// Warnings about the file as a whole (independence chains that stuck,
     /// chains that disagree, heavy-tailed importance weights).
     pub warnings: Vec<String>,
-    /// Importance sampling: the Pareto k̂ of the weights' tail
-    /// (docs/THEORY.md §7.10); None for chains.
+    /// The Pareto k̂ of the importance weights' tail (docs/THEORY.md
+    /// §7.10): of the draws (importance sampling) or of the proposals
+    /// (independence samplers: IMH, hybrid, i-SIR); None otherwise.
     pub pareto_k: Option<f64>,
     /// Monte Carlo history of M, per chain.
     #[serde(skip)]
@@ -340,7 +341,10 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
         Some(lw) => lw.slice(s![.., skip.min(lw.ncols())..]).iter().copied().collect(),
         None => Vec::new(),
     };
-    let pareto = log_w.as_ref().and_then(|_| fieldflow_stats::pareto_k(&draws).ok());
+    let pareto = match &log_w {
+        Some(_) => fieldflow_stats::pareto_k(&draws).ok(),
+        None => proposal_tail(&reader, skip)?,
+    };
     let log_z_row = match &log_w {
         Some(_) => fieldflow_stats::log_z(&draws).ok().map(|r| Row {
             observable: "log_Z".into(),
@@ -382,7 +386,10 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
         Vec::new()
     };
     warnings.extend(disagreeing_chains(&rows));
-    warnings.extend(pareto.and_then(|t| heavy_tail_warning(&t)));
+    warnings.extend(pareto.and_then(|t| match method.as_str() {
+        "is" => heavy_tail_warning(&t),
+        _ => sticky_chain_warning(&t),
+    }));
     let seconds = match reader.header().extra.get("seconds") {
         Some(AttrValue::F64(s)) => Some(*s),
         _ => None,
@@ -398,6 +405,44 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
         warnings,
         pareto_k: pareto.map(|t| t.k),
         m_history,
+    })
+}
+
+/// The Pareto tail of the proposals' weights of an independence sampler's
+/// chains (the series `log_w_proposal` after `skip`; IMH, hybrid, i-SIR):
+/// None for files without it (older files, samplers without independent
+/// proposals, where it is NaN).
+fn proposal_tail(reader: &EnsembleReader, skip: usize) -> Result<Option<fieldflow_stats::ParetoTail>> {
+    if !reader.series_names().contains(&fieldflow_imh::PROPOSAL_LOG_W) {
+        return Ok(None);
+    }
+    let lw = reader.series(fieldflow_imh::PROPOSAL_LOG_W)?;
+    Ok(finite_weights_tail(
+        lw.slice(s![.., skip.min(lw.ncols())..]).iter().copied(),
+    ))
+}
+
+/// The Pareto tail of the finite ln w among `log_w` (NaN marks no proposal;
+/// a zero weight, ln w = −∞, cannot be in the upper tail); None if too few.
+pub fn finite_weights_tail(log_w: impl Iterator<Item = f64>) -> Option<fieldflow_stats::ParetoTail> {
+    let finite: Vec<f64> = log_w.filter(|v| v.is_finite()).collect();
+    fieldflow_stats::pareto_k(&finite).ok()
+}
+
+/// The warning for chains of an independence sampler whose proposals'
+/// weights have too heavy a tail (Pareto k̂ above its threshold): the chain
+/// stays exact, but it sits for long stretches at rare states of large
+/// weight, so the Γ-method sees too little autocorrelation and its errors
+/// are too small (docs/THEORY.md §7.10); None otherwise.
+pub fn sticky_chain_warning(t: &fieldflow_stats::ParetoTail) -> Option<String> {
+    t.unreliable().then(|| {
+        format!(
+            "the proposals' importance weights have a heavy tail (Pareto k̂ = {:.2} > {:.2}, docs/THEORY.md §7.10): \
+             the chains stick at rare states of large weight and their error bars are too small; \
+             longer chains converge slowly, a better-trained model helps",
+            t.k,
+            t.threshold()
+        )
     })
 }
 
@@ -532,8 +577,9 @@ pub fn render_table(a: &FileAnalysis) -> String {
         a.file, a.target, a.chains, a.n_per_chain, a.method
     );
     if let Some(k) = a.pareto_k {
+        let whose = if a.method == "is" { "" } else { "proposals' " };
         s += &format!(
-            "  Pareto k̂ of the importance weights: {k:.2} (≤ 0.5 finite variance; above {} unreliable)\n",
+            "  Pareto k̂ of the {whose}importance weights: {k:.2} (≤ 0.5 finite variance; above {} unreliable)\n",
             fieldflow_stats::PARETO_K_MAX
         );
     }

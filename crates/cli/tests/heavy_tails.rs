@@ -11,23 +11,29 @@
 mod common;
 use common::ok;
 
-/// Trains the identity flow on N(0, `var` I₂) (two tiny steps), samples it
-/// by importance sampling (2 × 20 000) and returns the three outputs
-/// (train, sample, analyze --json).
-fn run(dir: &std::path::Path, var: f64) -> (String, String, serde_json::Value) {
+/// Trains the identity flow on N(0, `var` I₂) (two tiny steps); returns
+/// train's output.
+fn train(dir: &std::path::Path, var: f64) -> String {
     let p = |n: &str| dir.join(format!("{var}_{n}")).display().to_string();
     std::fs::write(
         p("t.toml"),
         format!("[target]\nkind = \"gaussian\"\nmean = [0.0, 0.0]\ncov = {var:?}\n[train]\nsteps = 2\nlr = 1e-6\n"),
     )
     .unwrap();
-    let train = ok(&["train", "--config", &p("t.toml"), "--out", &p("m.h5")]);
+    ok(&["train", "--config", &p("t.toml"), "--out", &p("m.h5")])
+}
+
+/// Samples the model of [`train`] with `method` (2 × 20 000) and returns
+/// sample's output and analyze --json's first entry.
+fn sample(dir: &std::path::Path, var: f64, method: &str) -> (String, serde_json::Value) {
+    let p = |n: &str| dir.join(format!("{var}_{n}")).display().to_string();
+    let out = p(&format!("{method}.h5"));
     let sample = ok(&[
         "sample",
         "--model",
         &p("m.h5"),
         "--method",
-        "is",
+        method,
         "--n",
         "20000",
         "--chains",
@@ -35,11 +41,18 @@ fn run(dir: &std::path::Path, var: f64) -> (String, String, serde_json::Value) {
         "--seed",
         "3",
         "--out",
-        &p("s.h5"),
+        &out,
     ]);
-    let json = ok(&["analyze", &p("s.h5"), "--json"]);
+    let json = ok(&["analyze", &out, "--json"]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    (train, sample, v[0].clone())
+    (sample, v[0].clone())
+}
+
+/// train, then importance sampling.
+fn run(dir: &std::path::Path, var: f64) -> (String, String, serde_json::Value) {
+    let train = train(dir, var);
+    let (sample, a) = sample(dir, var, "is");
+    (train, sample, a)
 }
 
 #[test]
@@ -71,4 +84,39 @@ fn heavy_tailed_weights_are_named_and_light_ones_are_not() {
         "{sample}"
     );
     assert!(a["warnings"].as_array().unwrap().is_empty(), "{a}");
+}
+
+/// IMH with the same proposals: the tail of its proposals' weights (the
+/// series `log_w_proposal`) is the same k̂, named by `sample`, `analyze`
+/// and `compare` as a warning about the chains' error bars; light tails
+/// are not named.
+#[test]
+fn imh_chains_with_heavy_tailed_proposal_weights_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, k_exact, heavy) in [(25.0, 0.96, true), (1.5, 1.0 / 3.0, false)] {
+        train(dir.path(), var);
+        sample(dir.path(), var, "is");
+        let (sample, a) = sample(dir.path(), var, "imh");
+        let k = a["pareto_k"].as_f64().unwrap();
+        // Same tail size and standard error as in the importance test.
+        assert!(
+            (k - k_exact).abs() < 4.0 * (1.0 + k_exact) / 600f64.sqrt(),
+            "s² = {var}: k̂ = {k}"
+        );
+        assert!(
+            sample.contains("Pareto k̂") && sample.contains("(proposals)"),
+            "{sample}"
+        );
+        let named = |text: &str| text.contains("proposals' importance weights have a heavy tail");
+        assert_eq!(named(&sample), heavy, "{sample}");
+        let warnings = a["warnings"].as_array().unwrap();
+        assert_eq!(warnings.iter().any(|w| named(w.as_str().unwrap())), heavy, "{a}");
+        let p = |n: &str| dir.path().join(format!("{var}_{n}")).display().to_string();
+        let cmp = ok(&["compare", &p("is.h5"), &p("imh.h5")]);
+        assert_eq!(
+            cmp.lines().any(|l| l.starts_with("warning (B)") && named(l)),
+            heavy,
+            "{cmp}"
+        );
+    }
 }

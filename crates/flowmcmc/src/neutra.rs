@@ -243,7 +243,7 @@ impl<'a, L: Layer> NeutraChain<'a, L> {
         }
         ChainBlock {
             configs,
-            series: sample_series(log_p, log_q, accepted, local),
+            series: sample_series(log_p, log_q, accepted, local, None),
             state: Array2::from_shape_fn((nc, d), |(i, j)| states[i].x[j]),
             chain_json: states
                 .iter()

@@ -2,10 +2,14 @@
 //! run (`fieldflow_core::run`): what `fieldflow sample` writes.
 //!
 //! Per step both produce the series, in this order (docs/FORMATS.md): log p̃,
-//! log q, log w = log p̃ − log q, the IMH decision `accepted` and the
-//! fraction of accepted local updates `local_acceptance` (NaN without
-//! local updates). Importance sampling has no decisions: every draw counts
-//! (`accepted` = 1, `local_acceptance` = NaN).
+//! log q, log w = log p̃ − log q (of the state after the step), the IMH
+//! decision `accepted`, the fraction of accepted local updates
+//! `local_acceptance` (NaN without local updates) and `log_w_proposal`, the
+//! log weight of the step's (first) proposal whether accepted or not — an
+//! i.i.d. sample of the proposal's weights, whose Pareto tail says whether
+//! the chain's error bars can be trusted (docs/THEORY.md §7.10).
+//! Importance sampling has no decisions: every draw counts (`accepted` = 1,
+//! `local_acceptance` = NaN, `log_w_proposal` = log w).
 //!
 //! Importance-sampling stream c draws block b from `seed.child(c).child(b)`
 //! (IMH streams: [`crate::chain`]), so a run split over processes or
@@ -18,24 +22,38 @@ use fieldflow_core::{Par, Proposal, Seed, Target};
 use ndarray::{Array2, Array3, Axis};
 
 /// The names of the per-step series of a sample run, in order.
-pub const SAMPLE_SERIES: [(&str, bool); 5] = [
+pub const SAMPLE_SERIES: [(&str, bool); 6] = [
     ("log_p", false),
     ("log_q", false),
     ("log_w", false),
     ("accepted", true),
     ("local_acceptance", false),
+    (PROPOSAL_LOG_W, false),
 ];
+
+/// The name of the series of the proposals' log weights.
+pub const PROPOSAL_LOG_W: &str = "log_w_proposal";
 
 /// The series of one block, in the order of [`SAMPLE_SERIES`] (log w computed
 /// here as log p̃ − log q); every sampler that writes a sample run uses it.
-pub fn sample_series(log_p: Array2<f64>, log_q: Array2<f64>, accepted: Array2<u8>, local: Array2<f64>) -> Vec<Series> {
+/// `proposal_log_w` is None for samplers without independent proposals
+/// (written as NaN).
+pub fn sample_series(
+    log_p: Array2<f64>,
+    log_q: Array2<f64>,
+    accepted: Array2<u8>,
+    local: Array2<f64>,
+    proposal_log_w: Option<Array2<f64>>,
+) -> Vec<Series> {
     let log_w = &log_p - &log_q;
+    let proposal_log_w = proposal_log_w.unwrap_or_else(|| Array2::from_elem(log_w.dim(), f64::NAN));
     vec![
         Series::F64(SAMPLE_SERIES[0].0, log_p),
         Series::F64(SAMPLE_SERIES[1].0, log_q),
         Series::F64(SAMPLE_SERIES[2].0, log_w),
         Series::U8(SAMPLE_SERIES[3].0, accepted),
         Series::F64(SAMPLE_SERIES[4].0, local),
+        Series::F64(SAMPLE_SERIES[5].0, proposal_log_w),
     ]
 }
 
@@ -69,7 +87,13 @@ impl BlockChains for ImhBlocks<'_> {
                 .iter()
                 .map(|s| serde_json::to_string(s).expect("an IMH state serializes"))
                 .collect(),
-            series: sample_series(run.log_p, run.log_q, run.accepted, run.local_acceptance),
+            series: sample_series(
+                run.log_p,
+                run.log_q,
+                run.accepted,
+                run.local_acceptance,
+                Some(run.proposal_log_w),
+            ),
             configs: run.configs,
         }
     }
@@ -106,7 +130,13 @@ impl BlockChains for ImportanceBlocks<'_> {
         ChainBlock {
             state: configs.index_axis(Axis(1), k - 1).to_owned(),
             chain_json: Vec::new(),
-            series: sample_series(log_p, log_q, Array2::ones((n, k)), Array2::from_elem((n, k), f64::NAN)),
+            series: sample_series(
+                log_p.clone(),
+                log_q.clone(),
+                Array2::ones((n, k)),
+                Array2::from_elem((n, k), f64::NAN),
+                Some(&log_p - &log_q),
+            ),
             configs,
         }
     }

@@ -141,6 +141,10 @@ pub struct ImhBuffers<'a> {
     pub log_q: ArrayViewMut2<'a, f64>,
     /// Fraction of accepted local updates in the step (NaN without local steps).
     pub local_acceptance: ArrayViewMut2<'a, f64>,
+    /// ln w of the step's (first) proposal, accepted or not: an i.i.d. draw
+    /// of the proposal's weights, whose tail decides whether the chain's
+    /// error bars can be trusted (Pareto k̂, docs/THEORY.md §7.10).
+    pub proposal_log_w: ArrayViewMut2<'a, f64>,
 }
 
 /// The owned per-step output of [`ImhChain::run`], `[chains, steps, …]`
@@ -156,6 +160,8 @@ pub struct ImhRun {
     pub log_q: Array2<f64>,
     /// Fraction of accepted local updates in the step (NaN without local steps).
     pub local_acceptance: Array2<f64>,
+    /// ln w of the step's (first) proposal, accepted or not.
+    pub proposal_log_w: Array2<f64>,
 }
 
 /// IMH chains of a target with a proposal.
@@ -331,6 +337,7 @@ impl<'a> ImhChain<'a> {
                 out.log_p[[c, i]] = state.log_p;
                 out.log_q[[c, i]] = state.log_q;
                 out.local_acceptance[[c, i]] = local_acc;
+                out.proposal_log_w[[c, i]] = blk.log_p[r * n_prop] - blk.log_q[r * n_prop];
                 progress(1);
             }
         }
@@ -345,6 +352,7 @@ impl<'a> ImhChain<'a> {
             log_p: Array2::zeros((c, n)),
             log_q: Array2::zeros((c, n)),
             local_acceptance: Array2::zeros((c, n)),
+            proposal_log_w: Array2::zeros((c, n)),
         };
         let bufs = ImhBuffers {
             configs: out.configs.view_mut(),
@@ -352,6 +360,7 @@ impl<'a> ImhChain<'a> {
             log_p: out.log_p.view_mut(),
             log_q: out.log_q.view_mut(),
             local_acceptance: out.local_acceptance.view_mut(),
+            proposal_log_w: out.proposal_log_w.view_mut(),
         };
         self.advance(states, n, bufs, progress);
         out

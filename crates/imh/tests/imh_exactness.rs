@@ -71,6 +71,47 @@ fn poor_proposal_still_gives_exact_mean_and_variance() {
 }
 
 #[test]
+fn proposal_weights_are_those_of_independent_draws_from_the_proposal() {
+    // Target N(1, 0.5²) (normalized), proposal N(0, 2²): E_q[w] = Z = 1 with
+    // a finite variance, whereas the chain's own states (distributed as p)
+    // have E_p[w] = ∫p²/q ≈ 3.3: the series must be the proposals'.
+    let target = IsotropicGaussian {
+        dim: 1,
+        mean: 1.0,
+        sigma: 0.5,
+    };
+    let proposal = IsotropicGaussian {
+        dim: 1,
+        mean: 0.0,
+        sigma: 2.0,
+    };
+    let chain = ImhChain::new(&target, &proposal, Seed::new(23), ImhConfig::default());
+    let mut states = chain.initial_states(2);
+    let out = run(&chain, &mut states, 50_000);
+    // A step that accepted moved the chain to its proposal.
+    for ((&a, &lw), (&lp, &lq)) in out
+        .accepted
+        .iter()
+        .zip(&out.proposal_log_w)
+        .zip(out.log_p.iter().zip(&out.log_q))
+    {
+        if a == 1 {
+            assert_eq!(lw, lp - lq);
+        }
+    }
+    // Independent draws: the plain mean and its error.
+    let w: Vec<f64> = out.proposal_log_w.iter().map(|v| v.exp()).collect();
+    let n = w.len() as f64;
+    let m = w.iter().sum::<f64>() / n;
+    let sd = (w.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    assert!(
+        (m - 1.0).abs() < 4.0 * sd / n.sqrt(),
+        "E_q[w] = {m} ± {}",
+        sd / n.sqrt()
+    );
+}
+
+#[test]
 fn acceptance_rule_satisfies_detailed_balance_on_a_discrete_space() {
     // States 0..5 with target π and independent proposal q; the acceptance
     // probability of `accept` is integrated over u on a fine midpoint grid.

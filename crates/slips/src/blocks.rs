@@ -105,6 +105,7 @@ impl<D: Denoiser> BlockChains for SlipsBlocks<'_, D> {
                 Array2::from_elem((1, k), f64::NAN),
                 Array2::ones((1, k)),
                 row(Array1::from(batch.acceptance)),
+                None,
             ),
             configs: batch.xs.into_shape_with_order((1, k, dim)).expect("k × d samples"),
         }

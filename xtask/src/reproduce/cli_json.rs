@@ -21,6 +21,8 @@ pub struct Analysis {
     pub n_per_chain: Option<u64>,
     /// Wall-clock seconds of generation or sampling (if timed).
     pub seconds: Option<f64>,
+    /// Pareto k̂ of the importance weights (of the proposals, for IMH).
+    pub pareto_k: Option<f64>,
     pub rows: Vec<Observable>,
 }
 

@@ -72,7 +72,9 @@ pub fn run(r: &mut Runner) -> Result<()> {
                 values.insert(format!("cost_hmc_{obs}"), num(c.cost[0]));
                 values.insert(format!("cost_imh_{obs}"), num(c.cost[1]));
             }
-            values.insert("imh_seconds".into(), num(runner.analyze(&samples)?.seconds));
+            let imh = runner.analyze(&samples)?;
+            values.insert("imh_seconds".into(), num(imh.seconds));
+            values.insert("imh_pareto_k".into(), num(imh.pareto_k));
             Ok(values)
         })?;
         groups.push((set.clone(), records));
@@ -149,6 +151,7 @@ fn loss_tables(r: &mut Runner, base: &Config, groups: &[(String, Vec<Record>)], 
         ("RKL est.", "rkl_estimate"),
         ("IMH ⟨|M|⟩", "imh_abs_M"),
         ("Δ/σ", "dev_abs_M"),
+        ("IMH k̂", "imh_pareto_k"),
         ("IMH χ₂", "imh_chi2"),
         ("IMH U₄", "imh_U4"),
         ("τ_int |M| IMH", "imh_tau_abs_M"),
@@ -176,6 +179,8 @@ fn loss_tables(r: &mut Runner, base: &Config, groups: &[(String, Vec<Record>)], 
         "{} seed(s) (mean ± s.e. over seeds); config data/configs/reproduce/phi4.toml ({}, n_train = {}); \
          `recipe`: the set's [phi4] alone, {} steps of `fieldflow train`'s default recipe (reverse KL, no data); \
          HMC: data/configs/<set>.toml{}; IMH: {} chains × {} samples; Δ/σ = (HMC − IMH)/combined error of ⟨|M|⟩; \
+         IMH k̂: Pareto k̂ of the IMH proposals' weights (above 0.7 the IMH error bars are too small, \
+         docs/THEORY.md §7.10); \
          train s: wall seconds of a run, {} run(s) at once.",
         s.seeds,
         base.steps_desc(),

@@ -7,7 +7,10 @@
 //! τ_B/τ_A, and the cost in seconds per effectively independent sample,
 //! t / (N / 2τ_int), where t is the wall-clock time stored in each file
 //! (generation or sampling; flow training time is not included — see the
-//! model file's metrics for it).
+//! model file's metrics for it). The warnings of either file's analysis
+//! (stuck chains, chains that disagree, heavy-tailed importance weights of
+//! the draws or of an independence sampler's proposals) follow the table:
+//! they say when a Δ/σ cannot be trusted.
 
 use crate::analysis::{analyze_file, fmt_err, FileAnalysis};
 use crate::output::{emit, num, or_none, NONE};
@@ -76,8 +79,15 @@ pub fn run(args: CompareArgs) -> Result<()> {
     let a = analyze_file(&args.a, args.skip, &cfg)?;
     let b = analyze_file(&args.b, args.skip, &cfg)?;
     let rows = compare(&a, &b);
+    // Whatever makes a file's error bars untrustworthy (stuck chains,
+    // chains that disagree, heavy-tailed weights) makes its Δ/σ so too.
+    let warnings: Vec<String> = [("A", &a), ("B", &b)]
+        .iter()
+        .flat_map(|(tag, f)| f.warnings.iter().map(move |w| format!("warning ({tag}): {w}")))
+        .collect();
     if args.json {
         emit(&serde_json::to_string_pretty(&rows)?);
+        warnings.iter().for_each(|w| eprintln!("{w}"));
         return Ok(());
     }
     emit(&format!(
@@ -107,5 +117,6 @@ pub fn run(args: CompareArgs) -> Result<()> {
             fmt_cost(r.cost.1)
         ));
     }
+    warnings.iter().for_each(|w| emit(w));
     Ok(())
 }

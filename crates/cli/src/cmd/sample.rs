@@ -346,6 +346,9 @@ struct SampleSummary {
     accepted: f64,
     steps: usize,
     log_w: Vec<f64>,
+    /// ln w of an independence sampler's proposals (NaN for samplers
+    /// without independent proposals).
+    proposal_log_w: Vec<f64>,
 }
 
 impl SampleSummary {
@@ -356,6 +359,9 @@ impl SampleSummary {
         }
         if let Some(w) = block.series("log_w").and_then(|s| s.as_f64()) {
             self.log_w.extend(w.iter().copied());
+        }
+        if let Some(w) = block.series(fieldflow_imh::PROPOSAL_LOG_W).and_then(|s| s.as_f64()) {
+            self.proposal_log_w.extend(w.iter().copied());
         }
     }
 
@@ -391,7 +397,17 @@ impl SampleSummary {
                 Method::Neutra => "local acceptance ",
                 _ => "acceptance       ",
             };
-            return format!("{label} {} (this run)", num(self.acceptance(), 4));
+            let acceptance = format!("{label} {} (this run)", num(self.acceptance(), 4));
+            // Independence samplers: the tail of the proposals' weights says
+            // whether the chains' error bars can be trusted.
+            return match crate::analysis::finite_weights_tail(self.proposal_log_w.iter().copied()) {
+                Some(t) => {
+                    let warning = crate::analysis::sticky_chain_warning(&t)
+                        .map_or(String::new(), |w| format!("\nwarning           {w}"));
+                    format!("{acceptance}\nPareto k̂          {} (proposals){warning}", num(t.k, 3))
+                }
+                None => acceptance,
+            };
         }
         let log_z = fieldflow_stats::log_z(&self.log_w).map_or(NONE.to_string(), |r| {
             format!("{} ± {}", num(r.log_z, 5), num(r.error, 5))
