@@ -149,7 +149,9 @@ _SAMPLE_DOC = """
     ``warmup``, ``target_acceptance``, ``hmc_length``, ``global``,
     ``proposals``, …; docs/FORMATS.md). Returns a dict: ``x`` ``[chains, n,
     *shape]``, the per-step series ``log_p``, ``log_q``, ``log_w``,
-    ``accepted``, ``local_acceptance`` ``[chains, n]``, ``acceptance`` (the
+    ``accepted``, ``local_acceptance``, ``log_w_proposal`` (the log weight
+    of the step's flow proposal, accepted or not; NaN for neutra)
+    ``[chains, n]``, ``acceptance`` (the
     mean of ``accepted``), ``local_step`` (the kernel's step after the
     warm-up) and, for built-in targets with modes, ``mode`` ``[chains, n]``
     (the mode of every sample). ``progress`` as for ``train``."""

@@ -43,8 +43,11 @@ def test_samplers_are_exact_on_a_python_gaussian(gauss_model, method, sampler):
     run = getattr(ff, method)(gauss_model, 3000, chains=4, seed=2, sampler=sampler, progress=False)
     x = run["x"]
     assert x.shape == (4, 3000, 2)
-    for k in ("log_p", "log_q", "log_w", "accepted", "local_acceptance"):
+    for k in ("log_p", "log_q", "log_w", "accepted", "local_acceptance", "log_w_proposal"):
         assert run[k].shape == (4, 3000), k
+    # Every flow proposal's weight is stored; neutra has no independent proposals.
+    assert np.isnan(run["log_w_proposal"]).all() == (method == "neutra")
+    assert np.isfinite(run["log_w_proposal"]).all() == (method != "neutra")
     assert 0.05 < run["acceptance"] < 1.0
     assert run["local_step"] > 0 and "mode" not in run  # a Python target has no modes
     assert_moments(x, (method, sampler))
