@@ -20,6 +20,29 @@ fn mean_and_error(x: &[f64]) -> (f64, f64) {
     (m, (var / nb as f64).sqrt())
 }
 
+/// Target N(1, 0.5²) (normalized) and the too wide, off-centre proposal N(0, 2²).
+fn poor_pair() -> (IsotropicGaussian, IsotropicGaussian) {
+    let target = IsotropicGaussian {
+        dim: 1,
+        mean: 1.0,
+        sigma: 0.5,
+    };
+    let proposal = IsotropicGaussian {
+        dim: 1,
+        mean: 0.0,
+        sigma: 2.0,
+    };
+    (target, proposal)
+}
+
+/// `chains` IMH chains of `n` steps on [`poor_pair`].
+fn poor_run(seed: u64, chains: usize, n: usize) -> ImhRun {
+    let (target, proposal) = poor_pair();
+    let chain = ImhChain::new(&target, &proposal, Seed::new(seed), ImhConfig::default());
+    let mut states = chain.initial_states(chains);
+    run(&chain, &mut states, n)
+}
+
 #[test]
 fn exact_proposal_accepts_everything() {
     let p = IsotropicGaussian {
@@ -46,19 +69,7 @@ fn exact_proposal_accepts_everything() {
 #[test]
 fn poor_proposal_still_gives_exact_mean_and_variance() {
     // Target N(1, 0.5²); proposal N(0, 2²) is too wide and off-centre.
-    let target = IsotropicGaussian {
-        dim: 1,
-        mean: 1.0,
-        sigma: 0.5,
-    };
-    let proposal = IsotropicGaussian {
-        dim: 1,
-        mean: 0.0,
-        sigma: 2.0,
-    };
-    let chain = ImhChain::new(&target, &proposal, Seed::new(17), ImhConfig::default());
-    let mut states = chain.initial_states(1);
-    let out = run(&chain, &mut states, 200_000);
+    let out = poor_run(17, 1, 200_000);
     let x: Vec<f64> = out.configs.iter().copied().collect();
     let (m, dm) = mean_and_error(&x);
     let sq: Vec<f64> = x.iter().map(|v| (v - 1.0).powi(2)).collect();
@@ -75,19 +86,7 @@ fn proposal_weights_are_those_of_independent_draws_from_the_proposal() {
     // Target N(1, 0.5²) (normalized), proposal N(0, 2²): E_q[w] = Z = 1 with
     // a finite variance, whereas the chain's own states (distributed as p)
     // have E_p[w] = ∫p²/q ≈ 3.3: the series must be the proposals'.
-    let target = IsotropicGaussian {
-        dim: 1,
-        mean: 1.0,
-        sigma: 0.5,
-    };
-    let proposal = IsotropicGaussian {
-        dim: 1,
-        mean: 0.0,
-        sigma: 2.0,
-    };
-    let chain = ImhChain::new(&target, &proposal, Seed::new(23), ImhConfig::default());
-    let mut states = chain.initial_states(2);
-    let out = run(&chain, &mut states, 50_000);
+    let out = poor_run(23, 2, 50_000);
     // A step that accepted moved the chain to its proposal.
     for ((&a, &lw), (&lp, &lq)) in out
         .accepted
