@@ -51,7 +51,7 @@
 use fieldflow_core::run::{BlockChains, ChainBlock};
 use fieldflow_core::{ConfigError, LocalKernel, Par, Seed, Target};
 use fieldflow_flows::{Flow, FlowLayer, Layer, Pullback};
-use fieldflow_imh::blocks::sample_series;
+use fieldflow_imh::blocks::{sample_series, ProposalWeights};
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayViewMut2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -243,7 +243,7 @@ impl<'a, L: Layer> NeutraChain<'a, L> {
         }
         ChainBlock {
             configs,
-            series: sample_series(log_p, log_q, accepted, local, None),
+            series: sample_series(log_p, log_q, accepted, local, ProposalWeights::None),
             state: Array2::from_shape_fn((nc, d), |(i, j)| states[i].x[j]),
             chain_json: states
                 .iter()

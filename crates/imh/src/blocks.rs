@@ -34,19 +34,31 @@ pub const SAMPLE_SERIES: [(&str, bool); 6] = [
 /// The name of the series of the proposals' log weights.
 pub const PROPOSAL_LOG_W: &str = "log_w_proposal";
 
+/// Where the series `log_w_proposal` of a block comes from.
+pub enum ProposalWeights {
+    /// A chain's proposals, accepted or not (IMH, hybrid, i-SIR).
+    Proposed(Array2<f64>),
+    /// Every draw is a proposal: the series is log w itself (importance sampling).
+    Draws,
+    /// No independent proposals (neutra, SLIPS): NaN.
+    None,
+}
+
 /// The series of one block, in the order of [`SAMPLE_SERIES`] (log w computed
 /// here as log p̃ − log q); every sampler that writes a sample run uses it.
-/// `proposal_log_w` is None for samplers without independent proposals
-/// (written as NaN).
 pub fn sample_series(
     log_p: Array2<f64>,
     log_q: Array2<f64>,
     accepted: Array2<u8>,
     local: Array2<f64>,
-    proposal_log_w: Option<Array2<f64>>,
+    proposals: ProposalWeights,
 ) -> Vec<Series> {
     let log_w = &log_p - &log_q;
-    let proposal_log_w = proposal_log_w.unwrap_or_else(|| Array2::from_elem(log_w.dim(), f64::NAN));
+    let proposal_log_w = match proposals {
+        ProposalWeights::Proposed(w) => w,
+        ProposalWeights::Draws => log_w.clone(),
+        ProposalWeights::None => Array2::from_elem(log_w.dim(), f64::NAN),
+    };
     vec![
         Series::F64(SAMPLE_SERIES[0].0, log_p),
         Series::F64(SAMPLE_SERIES[1].0, log_q),
@@ -92,7 +104,7 @@ impl BlockChains for ImhBlocks<'_> {
                 run.log_q,
                 run.accepted,
                 run.local_acceptance,
-                Some(run.proposal_log_w),
+                ProposalWeights::Proposed(run.proposal_log_w),
             ),
             configs: run.configs,
         }
@@ -131,11 +143,11 @@ impl BlockChains for ImportanceBlocks<'_> {
             state: configs.index_axis(Axis(1), k - 1).to_owned(),
             chain_json: Vec::new(),
             series: sample_series(
-                log_p.clone(),
-                log_q.clone(),
+                log_p,
+                log_q,
                 Array2::ones((n, k)),
                 Array2::from_elem((n, k), f64::NAN),
-                Some(&log_p - &log_q),
+                ProposalWeights::Draws,
             ),
             configs,
         }

@@ -31,7 +31,7 @@ pub mod importance;
 pub mod isir;
 pub mod modes;
 
-pub use blocks::{ImhBlocks, ImportanceBlocks, PROPOSAL_LOG_W, SAMPLE_SERIES};
+pub use blocks::{ImhBlocks, ImportanceBlocks, ProposalWeights, PROPOSAL_LOG_W, SAMPLE_SERIES};
 pub use chain::{accept, rejection_summary, GlobalMove, ImhBuffers, ImhChain, ImhConfig, ImhRun, ImhState};
 pub use hybrid::{tune_step, LocalKernel, Mala, RandomWalk, StepTuning};
 pub use importance::{importance_sample, ImportanceBatch};

@@ -16,7 +16,7 @@
 use crate::{Denoiser, McmcSettings, Slips, SlipsConfig};
 use fieldflow_core::run::{BlockChains, ChainBlock};
 use fieldflow_core::{ConfigError, Par, Seed, Target};
-use fieldflow_imh::blocks::sample_series;
+use fieldflow_imh::blocks::{sample_series, ProposalWeights};
 use ndarray::{Array1, Array2, Axis};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,7 +105,7 @@ impl<D: Denoiser> BlockChains for SlipsBlocks<'_, D> {
                 Array2::from_elem((1, k), f64::NAN),
                 Array2::ones((1, k)),
                 row(Array1::from(batch.acceptance)),
-                None,
+                ProposalWeights::None,
             ),
             configs: batch.xs.into_shape_with_order((1, k, dim)).expect("k × d samples"),
         }
