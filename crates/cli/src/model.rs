@@ -41,6 +41,8 @@
 //! walker_sigma = 3.0
 //! walker_steps = 200         # … and their updates
 //! em_restarts = 5            # EM seedings (the best likelihood is kept)
+//! per_component = false      # true: one correction per component, trained
+//!                            # against its own share of the target
 //! ```
 //!
 //! In a config flows and SNFs are the `[flow]` section; an SNF is a flow whose section

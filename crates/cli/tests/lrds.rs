@@ -17,13 +17,29 @@ walkers = 1024\nwalker_sigma = 1.0\n[train]\nsteps = 40\nlr = 3e-3\nbatch_size =
 
 #[test]
 fn an_lrds_sampler_trains_resumes_and_samples_exactly() {
+    trains_resumes_and_samples_exactly(LRDS);
+}
+
+#[test]
+fn an_lrds_sampler_with_one_correction_per_component_too() {
+    let config = LRDS.replace("[train]", "per_component = true\n[train]");
+    trains_resumes_and_samples_exactly(&config);
+}
+
+fn trains_resumes_and_samples_exactly(config: &str) {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n).display().to_string();
-    std::fs::write(p("c.toml"), LRDS).unwrap();
+    std::fs::write(p("c.toml"), config).unwrap();
     ok(&["train", "--config", &p("c.toml"), "--out", &p("m.h5"), "-q"]);
     let m = ModelFile::read(Path::new(&p("m.h5"))).unwrap();
     assert!(m.state.architecture.contains("\"lrds\""), "{}", m.state.architecture);
     assert!(m.header.config.contains("[lrds.reference]"), "{}", m.header.config);
+    assert_eq!(
+        m.header.config.contains("per_component = true"),
+        config.contains("per_component = true"),
+        "{}",
+        m.header.config
+    );
 
     // Interrupted at step 15 and resumed: the same reference and parameters.
     let out = fieldflow(

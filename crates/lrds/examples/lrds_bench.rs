@@ -17,7 +17,7 @@
 use fieldflow_core::{Modes, Par, Seed, Target};
 use fieldflow_imh::{ImhChain, ImhConfig};
 use fieldflow_losses::{LossConfig, LossPreset, TrainConfig, TrainData, TrainLoop};
-use fieldflow_lrds::{LrdsConfig, LrdsModel, LrdsTrainer};
+use fieldflow_lrds::{LrdsConfig, LrdsModel, LrdsTrainer, PathDraw};
 use fieldflow_stats::{gamma_primary, log_z, self_normalized_mean, GammaConfig};
 use fieldflow_targets::GaussianMixture;
 use serde_json::{json, Value};
@@ -112,7 +112,7 @@ fn target_of(name: &str) -> (GaussianMixture, f64) {
 /// IS and IMH figures of `model` on `target`.
 fn measure(model: &LrdsModel, target: &GaussianMixture, n: usize, seed: Seed, par: Par) -> Value {
     let t0 = Instant::now();
-    let paths = model.sample_paths(n, seed.child(0), par, false);
+    let paths = model.sample_paths(n, seed.child(0), par, PathDraw::Proposal);
     let lp = fieldflow_lrds::log_target(target, &paths, par);
     let lw: Vec<f64> = (&lp - &paths.log_q()).to_vec();
     let is_seconds = t0.elapsed().as_secs_f64();

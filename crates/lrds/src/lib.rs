@@ -18,5 +18,5 @@ pub mod trainer;
 
 pub use loss::{log_target, log_variance, path_log_weights, LvReport};
 pub use reference::{GmmReference, RefWork};
-pub use sampler::{FittedReference, LaplaceReference, LrdsConfig, LrdsModel, Paths};
+pub use sampler::{FittedReference, LaplaceReference, LrdsConfig, LrdsModel, PathDraw, Paths};
 pub use trainer::LrdsTrainer;

@@ -1,4 +1,5 @@
-//! The log-variance loss of LRDS on detached paths (docs/THEORY.md §6.14.5).
+//! The log-variance loss of LRDS on detached paths (docs/THEORY.md §6.14.5,
+//! §6.14.7 for several parts).
 //!
 //! For N paths drawn from the current sampler and then held fixed,
 //! ℓᵢ(θ) = log π̃(x₀ⁱ) + Σₖ log q(x_kⁱ | x_{k−1}ⁱ) − log p_T^ref(x_Kⁱ)
@@ -9,6 +10,11 @@
 //! ∇L = (2/N) Σᵢ (ℓᵢ − ℓ̄) ∇ℓᵢ = Σᵢ cᵢ ∇ Σₖ log p^θ(path i),
 //! cᵢ = −(2/N)(ℓᵢ − ℓ̄): only θ-derivatives of the transition log densities
 //! at fixed states, no differentiation through the sampling.
+//!
+//! A model of several parts (`per_component`) sums one such loss per part
+//! over that part's own paths, with its own mean and count; "log π̃" is
+//! then the part's target π̃ ρⱼ, given by the caller
+//! ([`crate::LrdsModel::log_share`]).
 
 use crate::sampler::{LrdsModel, Paths};
 use fieldflow_core::{Par, Target};
@@ -42,15 +48,32 @@ pub fn path_log_weights(model: &LrdsModel, params: &[f64], log_p: &Array1<f64>, 
         .collect()
 }
 
-/// L(θ) = mean (ℓ − ℓ̄)².
-pub fn log_variance_of(log_w: &[f64]) -> f64 {
-    let n = log_w.len() as f64;
-    let mean = log_w.iter().sum::<f64>() / n;
-    log_w.iter().map(|l| (l - mean) * (l - mean)).sum::<f64>() / n
+/// L(θ) = Σⱼ (1/Nⱼ) Σ_{i ∈ j} (ℓᵢ − ℓ̄ⱼ)², one log variance per part
+/// (`part[i]`: the part of path i; one part: the plain mean (ℓ − ℓ̄)²).
+pub fn log_variance_of(log_w: &[f64], part: &[usize]) -> f64 {
+    let (mean, count) = part_means(log_w, part);
+    log_w
+        .iter()
+        .zip(part)
+        .map(|(l, &j)| (l - mean[j]) * (l - mean[j]) / count[j])
+        .sum()
 }
 
-/// The loss and gradient at the model's parameters for `paths` drawn from
-/// it with `keep_states` (module docs).
+/// Mean and count of ℓ per part.
+fn part_means(log_w: &[f64], part: &[usize]) -> (Vec<f64>, Vec<f64>) {
+    let k = part.iter().max().map_or(0, |m| m + 1);
+    let mut sum = vec![0.0; k];
+    let mut count = vec![0.0; k];
+    for (l, &j) in log_w.iter().zip(part) {
+        sum[j] += l;
+        count[j] += 1.0;
+    }
+    let mean = sum.iter().zip(&count).map(|(s, c)| s / c).collect();
+    (mean, count)
+}
+
+/// The loss and gradient at the model's parameters for training paths
+/// drawn from it, given each path's log target `log_p` (module docs).
 pub fn log_variance(model: &LrdsModel, log_p: &Array1<f64>, paths: &Paths, par: Par) -> LvReport {
     let log_w: Vec<f64> = log_p
         .iter()
@@ -58,12 +81,15 @@ pub fn log_variance(model: &LrdsModel, log_p: &Array1<f64>, paths: &Paths, par: 
         .zip(&paths.log_kernel)
         .map(|((p, f), k)| p + f - k)
         .collect();
-    let n = log_w.len() as f64;
-    let mean = log_w.iter().sum::<f64>() / n;
-    let coef: Vec<f64> = log_w.iter().map(|l| -2.0 / n * (l - mean)).collect();
+    let (mean, count) = part_means(&log_w, &paths.part);
+    let coef: Vec<f64> = log_w
+        .iter()
+        .zip(&paths.part)
+        .map(|(l, &j)| -2.0 / count[j] * (l - mean[j]))
+        .collect();
     let (_, grad) = model.kernel_terms(&model.params, paths, Some(&coef), par);
     LvReport {
-        loss: log_variance_of(&log_w),
+        loss: log_variance_of(&log_w, &paths.part),
         grad,
         log_w,
     }

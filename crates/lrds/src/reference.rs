@@ -25,7 +25,7 @@ use fieldflow_core::{ConfigError, Target};
 use fieldflow_diffusion::NoiseSchedule;
 use fieldflow_imh::isir_select;
 use fieldflow_stats::log_sum_exp;
-use fieldflow_targets::GaussianMixture;
+use fieldflow_targets::{Covariance, GaussianMixture};
 use ndarray::{Array2, ArrayView1, ArrayViewMut1};
 use ndarray_linalg::{Eigh, UPLO};
 use rand::Rng;
@@ -179,6 +179,34 @@ impl GmmReference {
     pub fn log_marginal(&self, t: f64, x: ArrayView1<f64>, work: &mut RefWork) -> f64 {
         let x = x.as_slice().expect("contiguous row");
         self.rotate_and_weigh(t, x, work)
+    }
+
+    /// The log-responsibilities log ρⱼ(x) = log πⱼ N(x; α_t mⱼ, Cⱼ(t)) −
+    /// log p_t^ref(x) of every component at time t (they sum to one in
+    /// probability).
+    pub fn log_responsibilities<'w>(&self, t: f64, x: ArrayView1<f64>, work: &'w mut RefWork) -> &'w [f64] {
+        let x = x.as_slice().expect("contiguous row");
+        self.rotate_and_weigh(t, x, work);
+        &work.log_rho
+    }
+
+    /// Each component alone, as a reference of weight one (same schedule).
+    ///
+    /// # Errors
+    /// None in practice (every component was checked by
+    /// [`GmmReference::new`]); the error of [`GaussianMixture::new`] is
+    /// passed on.
+    pub fn components(&self) -> Result<Vec<GmmReference>, ConfigError> {
+        (0..self.comps.len())
+            .map(|j| {
+                let one = GaussianMixture::new(
+                    vec![self.mixture.mean(j).to_owned()],
+                    vec![Covariance::Full(self.mixture.cov(j))],
+                    vec![1.0],
+                )?;
+                GmmReference::new(&one, self.schedule)
+            })
+            .collect()
     }
 
     /// Overwrites `score` with ∇ log p_t^ref(x) and returns log p_t^ref(x).

@@ -33,11 +33,14 @@ use crate::reference::GmmReference;
 use fieldflow_core::{ConfigError, Modes, Par, Proposal, Rng, Seed, Target};
 use fieldflow_diffusion::NoiseSchedule;
 use fieldflow_flows::{Act, Boundary, Locate, Net, NetTape, Scratch};
+use fieldflow_imh::isir_select;
 use fieldflow_losses::clusters::walker_ends;
 use fieldflow_losses::laplace::laplace_from_starts;
 use fieldflow_slips::{fit_mixture, EmFit, EmSettings};
+use fieldflow_stats::log_sum_exp;
 use fieldflow_targets::{Covariance, GaussianMixture};
 use ndarray::{s, Array1, Array2, ArrayViewMut1, ArrayViewMut2};
+use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
@@ -86,6 +89,13 @@ pub struct LrdsConfig {
     /// (docs/THEORY.md §6.14.6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub laplace: Option<LaplaceReference>,
+    /// One correction per reference component instead of one for the
+    /// whole reference: part j starts from component j alone, is trained
+    /// on its own paths against π̃ ρⱼ (ρⱼ the component's responsibility),
+    /// and the proposal is the parts' mixture with the reference's weights
+    /// and its exact path density (docs/THEORY.md §6.14.7).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub per_component: bool,
     /// The fitted reference (written by [`LrdsConfig::fit_reference`]; given,
     /// it is used as is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,6 +214,7 @@ impl Default for LrdsConfig {
             em_ridge: default_ridge(),
             em_restarts: default_restarts(),
             laplace: None,
+            per_component: false,
             reference: None,
         }
     }
@@ -345,7 +356,7 @@ impl LrdsConfig {
         self.build_on(reference, seed)
     }
 
-    /// The model with trained parameters `params`.
+    /// The model with trained parameters `params` (all parts, in order).
     ///
     /// # Errors
     /// As [`LrdsConfig::build`], or a wrong number of parameters.
@@ -355,7 +366,7 @@ impl LrdsConfig {
             return Err(ConfigError::new(
                 "params",
                 params.len(),
-                format!("the correction network has {} parameters", m.params.len()),
+                format!("the correction networks have {} parameters", m.params.len()),
             ));
         }
         m.params = params;
@@ -363,7 +374,7 @@ impl LrdsConfig {
     }
 
     /// The untrained model on `reference` (h = 0); the hidden layers are
-    /// initialized from `seed`.
+    /// initialized from `seed` (one stream for all parts, in order).
     ///
     /// # Errors
     /// Invalid settings.
@@ -376,16 +387,32 @@ impl LrdsConfig {
                 "differs from the reference's",
             ));
         }
+        let parts = if self.per_component {
+            reference.components()?
+        } else {
+            vec![reference.clone()]
+        };
+        let log_weights = if self.per_component {
+            reference.mixture().weights().iter().map(|w| w.ln()).collect()
+        } else {
+            vec![0.0]
+        };
         let d = reference.dim();
         let net = Net::mlp(d + 2 * self.frequencies, &self.hidden, d, Act::Silu, Act::Identity);
-        let mut params = vec![0.0; net.n_params()];
-        net.init_params(&mut params, &mut seed.rng(), true);
+        let np = net.n_params();
+        let mut params = vec![0.0; np * parts.len()];
+        let mut rng = seed.rng();
+        for block in params.chunks_mut(np) {
+            net.init_params(block, &mut rng, true);
+        }
         let times = (0..=self.steps)
             .map(|k| self.t_end * k as f64 / self.steps as f64)
             .collect();
         Ok(LrdsModel {
             config: self.clone(),
             reference,
+            parts,
+            log_weights,
             net,
             params,
             times,
@@ -393,15 +420,33 @@ impl LrdsConfig {
     }
 }
 
-/// A (trained or untrained) LRDS sampler.
+/// A (trained or untrained) LRDS sampler: one part (the whole reference
+/// and one correction), or with `per_component` one part per reference
+/// component (module docs).
 #[derive(Debug, Clone)]
 pub struct LrdsModel {
     config: LrdsConfig,
     reference: GmmReference,
+    /// The reference of each part: the whole mixture, or one component each.
+    parts: Vec<GmmReference>,
+    /// log πⱼ of each part in the proposal mixture (one part: 0).
+    log_weights: Vec<f64>,
     net: Net,
-    /// Parameters θ of the correction network.
+    /// Parameters θ of the correction networks, part after part.
     pub params: Vec<f64>,
     times: Vec<f64>,
+}
+
+/// How paths are drawn ([`LrdsModel::sample_paths`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathDraw {
+    /// Draws of the proposal: each path's part drawn from the weights πⱼ
+    /// (its own random stream), the mixture's path density computed, the
+    /// states dropped.
+    Proposal,
+    /// Draws for the loss: path i from part i mod (parts), every state
+    /// kept, no mixture density (each part is trained on its own paths).
+    Training,
 }
 
 /// A batch of paths: the end points x₀ and the parts of the log weight.
@@ -409,29 +454,56 @@ pub struct LrdsModel {
 pub struct Paths {
     /// x₀ of every path (rows).
     pub x0: Array2<f64>,
-    /// Σₖ log q(x_k | x_{k−1}) − log p_T^ref(x_K) (independent of θ).
+    /// Σₖ log q(x_k | x_{k−1}) − log p_T^ref(x_K) under the path's part
+    /// (independent of θ).
     pub log_fixed: Array1<f64>,
-    /// Σₖ log p^θ(x_{k−1} | x_k) at the sampling parameters.
+    /// Σₖ log p^θ(x_{k−1} | x_k) of the path's part at the sampling
+    /// parameters.
     pub log_kernel: Array1<f64>,
+    /// The part each path was drawn from.
+    pub part: Vec<usize>,
+    /// log Σⱼ πⱼ Pⱼ(path) − log P_part(path): the proposal mixture's path
+    /// density over the path's own part's (zero with one part; `None` for
+    /// [`PathDraw::Training`] paths of several parts).
+    pub log_balance: Option<Array1<f64>>,
     /// Every state when kept: row i(K+1) + k is x_k of path i.
     pub states: Option<Array2<f64>>,
 }
 
 impl Paths {
-    /// log q_path = log π̃(x₀) − log w = Σ log p^θ − (Σ log q − log p_T^ref).
+    /// log q_path = log π̃(x₀) − log w = log P(path) − Σ log q, with
+    /// P the proposal's path density.
+    ///
+    /// # Panics
+    /// For training paths of a model with several parts (no mixture density).
     pub fn log_q(&self) -> Array1<f64> {
-        &self.log_kernel - &self.log_fixed
+        let balance = self
+            .log_balance
+            .as_ref()
+            .expect("the mixture density of training paths was not computed");
+        &self.log_kernel - &self.log_fixed + balance
     }
 }
 
-/// Per-chunk buffers of the path loops (allocated once per chunk).
+/// Per-chunk buffers of the path loops (allocated once per chunk and part).
 struct ChunkWork {
     tape: NetTape,
     scratch: Scratch,
     x: Array2<f64>,
+    prev: Array2<f64>,
     y: Vec<f64>,
     g: Vec<f64>,
-    rw: crate::reference::RefWork,
+    /// One reference scratch per part.
+    rw: Vec<crate::reference::RefWork>,
+}
+
+/// What the walk of one chunk writes (rows of the chunk).
+struct ChunkPaths {
+    x0: Array2<f64>,
+    fixed: Vec<f64>,
+    kern: Vec<f64>,
+    balance: Vec<f64>,
+    states: Option<Array2<f64>>,
 }
 
 impl LrdsModel {
@@ -445,9 +517,15 @@ impl LrdsModel {
         &self.reference
     }
 
-    /// The correction network.
+    /// The correction network (one architecture for every part).
     pub fn net(&self) -> &Net {
         &self.net
+    }
+
+    /// Number of parts: 1, or the reference's components with
+    /// `per_component`.
+    pub fn n_parts(&self) -> usize {
+        self.parts.len()
     }
 
     /// Grid times t₀ = 0 < … < t_K = T.
@@ -466,20 +544,45 @@ impl LrdsModel {
         -2.0 * (s.alpha(self.times[k]) / s.alpha(self.times[k - 1])).ln()
     }
 
+    /// The parameters of part `j` within `params`.
+    fn part_params<'p>(&self, params: &'p [f64], j: usize) -> &'p [f64] {
+        let np = self.net.n_params();
+        &params[j * np..(j + 1) * np]
+    }
+
+    /// log ρ_{part}(x₀) of every path: the log-responsibility of the path's
+    /// component under the reference at time 0 (zero with one part). Part j
+    /// is trained against π̃ ρⱼ (module docs); Σⱼ ρⱼ = 1.
+    pub fn log_share(&self, paths: &Paths) -> Array1<f64> {
+        if self.parts.len() == 1 {
+            return Array1::zeros(paths.x0.nrows());
+        }
+        let mut work = self.reference.work();
+        paths
+            .x0
+            .rows()
+            .into_iter()
+            .zip(&paths.part)
+            .map(|(x, &j)| self.reference.log_responsibilities(0.0, x, &mut work)[j])
+            .collect()
+    }
+
     fn chunk_work(&self, rows: usize) -> ChunkWork {
         let d = self.reference.dim();
         ChunkWork {
             tape: self.net.new_tape(rows, false),
             scratch: Scratch::default(),
             x: Array2::zeros((rows, d)),
+            prev: Array2::zeros((rows, d)),
             y: vec![0.0; d],
             g: vec![0.0; d],
-            rw: self.reference.work(),
+            rw: self.parts.iter().map(GmmReference::work).collect(),
         }
     }
 
-    /// Writes [x, time features of t_k] of every row of `x` into the tape
-    /// and runs the network: the output rows are h_θ(x, t_k).
+    /// Writes [x, time features of t_k] of every row of `w.x` into the tape
+    /// and runs the network with `params` (one part's): the output rows are
+    /// h_θ(x, t_k).
     fn correction(&self, params: &[f64], k: usize, w: &mut ChunkWork) {
         let d = self.reference.dim();
         let tau = PI * self.times[k] / self.config.t_end;
@@ -496,100 +599,221 @@ impl LrdsModel {
     }
 
     /// Draws `n` paths (path i from `seed.child(i)`, so the result does not
-    /// depend on the chunking or the threads), keeping every state when
-    /// `keep_states`.
-    pub fn sample_paths(&self, n: usize, seed: Seed, par: Par, keep_states: bool) -> Paths {
+    /// depend on the chunking or the threads) as `draw` says.
+    pub fn sample_paths(&self, n: usize, seed: Seed, par: Par, draw: PathDraw) -> Paths {
         let d = self.reference.dim();
         let kk = self.steps();
-        let t_end = self.times[kk];
+        let n_parts = self.parts.len();
+        let keep = draw == PathDraw::Training;
         let chunks = par.map_chunks(n, |_, range| {
             let rows = range.len();
-            let mut w = self.chunk_work(rows);
             let mut rngs: Vec<Rng> = range.clone().map(|i| seed.child(i as u64).rng()).collect();
-            let mut fixed = vec![0.0; rows];
-            let mut kern = vec![0.0; rows];
-            let mut states = keep_states.then(|| Array2::zeros((rows * (kk + 1), d)));
-            for (r, rng) in rngs.iter_mut().enumerate() {
-                let row = w.x.row_mut(r).into_slice().expect("contiguous");
-                fixed[r] = -self.reference.draw_marginal(t_end, rng, row, &mut w.rw);
-            }
-            for k in (1..=kk).rev() {
-                if let Some(st) = states.as_mut() {
-                    for r in 0..rows {
-                        st.row_mut(r * (kk + 1) + k).assign(&w.x.row(r));
-                    }
-                }
-                self.correction(&self.params, k, &mut w);
-                let gamma = self.gamma(k);
-                let a = self.config.schedule.alpha(self.times[k]) / self.config.schedule.alpha(self.times[k - 1]);
-                let b2 = 1.0 - a * a;
-                for (r, rng) in rngs.iter_mut().enumerate() {
-                    let xk = w.x.row_mut(r).into_slice().expect("contiguous");
-                    self.reference.prepare(self.times[k - 1], self.times[k], xk, &mut w.rw);
-                    self.reference.draw_reverse(&mut w.rw, rng, &mut w.y);
-                    kern[r] += self.reference.log_reverse(&mut w.rw, &w.y, None);
-                    // x_{k−1} = y + γ h; the forward transition q(x_k | x_{k−1}).
-                    let h = w.tape.output();
-                    let mut q = 0.0;
-                    for i in 0..d {
-                        let prev = w.y[i] + gamma * h[[r, i]];
-                        let e = xk[i] - a * prev;
-                        q += e * e;
-                        xk[i] = prev;
-                    }
-                    fixed[r] += -0.5 * (d as f64 * (LN_2PI + b2.ln()) + q / b2);
+            let part: Vec<usize> = range
+                .clone()
+                .zip(rngs.iter_mut())
+                .map(|(i, rng)| match draw {
+                    _ if n_parts == 1 => 0,
+                    PathDraw::Training => i % n_parts,
+                    PathDraw::Proposal => isir_select(&self.log_weights, rng.random::<f64>()),
+                })
+                .collect();
+            let mut out = ChunkPaths {
+                x0: Array2::zeros((rows, d)),
+                fixed: vec![0.0; rows],
+                kern: vec![0.0; rows],
+                balance: vec![0.0; rows],
+                states: keep.then(|| Array2::zeros((rows * (kk + 1), d))),
+            };
+            for j in 0..n_parts {
+                let idx: Vec<usize> = (0..rows).filter(|&r| part[r] == j).collect();
+                if !idx.is_empty() {
+                    self.walk(j, &idx, &mut rngs, draw == PathDraw::Proposal, &mut out);
                 }
             }
-            if let Some(st) = states.as_mut() {
-                for r in 0..rows {
-                    st.row_mut(r * (kk + 1)).assign(&w.x.row(r));
-                }
-            }
-            (w.x, fixed, kern, states)
+            (out, part)
         });
         let mut x0 = Array2::zeros((n, d));
         let mut log_fixed = Array1::zeros(n);
         let mut log_kernel = Array1::zeros(n);
-        let mut states = keep_states.then(|| Array2::zeros((n * (kk + 1), d)));
+        let mut log_balance = Array1::zeros(n);
+        let mut parts = Vec::with_capacity(n);
+        let mut states = keep.then(|| Array2::zeros((n * (kk + 1), d)));
         let mut first = 0;
-        for (x, f, k, st) in chunks {
-            let rows = x.nrows();
-            x0.slice_mut(s![first..first + rows, ..]).assign(&x);
-            log_fixed.slice_mut(s![first..first + rows]).assign(&Array1::from(f));
-            log_kernel.slice_mut(s![first..first + rows]).assign(&Array1::from(k));
-            if let (Some(all), Some(st)) = (states.as_mut(), st) {
+        for (c, part) in chunks {
+            let rows = c.x0.nrows();
+            x0.slice_mut(s![first..first + rows, ..]).assign(&c.x0);
+            log_fixed
+                .slice_mut(s![first..first + rows])
+                .assign(&Array1::from(c.fixed));
+            log_kernel
+                .slice_mut(s![first..first + rows])
+                .assign(&Array1::from(c.kern));
+            log_balance
+                .slice_mut(s![first..first + rows])
+                .assign(&Array1::from(c.balance));
+            if let (Some(all), Some(st)) = (states.as_mut(), c.states) {
                 all.slice_mut(s![first * (kk + 1)..(first + rows) * (kk + 1), ..])
                     .assign(&st);
             }
+            parts.extend(part);
             first += rows;
         }
         Paths {
             x0,
             log_fixed,
             log_kernel,
+            part: parts,
+            log_balance: (draw == PathDraw::Proposal || n_parts == 1).then_some(log_balance),
             states,
         }
     }
 
-    /// Σₖ log p^θ(x_{k−1} | x_k) of every kept path at parameters `params`
-    /// and, with `coef`, the gradient Σᵢ coefᵢ ∇_θ Σₖ log p^θ(path i) (paths
-    /// held fixed: ∂/∂h log p^θ = −γ_k ∇_y log p^ref(y | x_k) at
-    /// y = x_{k−1} − γ_k h, then the network's reverse mode).
-    ///
-    /// # Panics
-    /// If the paths were drawn without `keep_states`, or `coef` has the
-    /// wrong length.
-    pub fn kernel_terms(&self, params: &[f64], paths: &Paths, coef: Option<&[f64]>, par: Par) -> (Vec<f64>, Vec<f64>) {
-        let states = paths.states.as_ref().expect("paths drawn with keep_states");
+    /// The reverse chain of part `j` for the chunk rows `idx` (their random
+    /// streams in `rngs`), written into `out`; with `mixture` (several
+    /// parts) every other part's path density is accumulated on the same
+    /// states and `out.balance` gets log Σᵢ πᵢ Pᵢ − log Pⱼ.
+    fn walk(&self, j: usize, idx: &[usize], rngs: &mut [Rng], mixture: bool, out: &mut ChunkPaths) {
         let d = self.reference.dim();
         let kk = self.steps();
+        let t_end = self.times[kk];
+        let n_parts = self.parts.len();
+        let cross = mixture && n_parts > 1;
+        let reference = &self.parts[j];
+        let params = self.part_params(&self.params, j);
+        let mut w = self.chunk_work(idx.len());
+        // log Pᵢ(path) of every part i (only with `cross`).
+        let mut log_p = Array2::<f64>::zeros((if cross { idx.len() } else { 0 }, n_parts));
+        for (r, &row) in idx.iter().enumerate() {
+            let x = w.x.row_mut(r).into_slice().expect("contiguous");
+            let lp = reference.draw_marginal(t_end, &mut rngs[row], x, &mut w.rw[j]);
+            out.fixed[row] = -lp;
+            if cross {
+                for (i, other) in self.parts.iter().enumerate() {
+                    log_p[[r, i]] = if i == j {
+                        lp
+                    } else {
+                        other.log_marginal(t_end, w.x.row(r), &mut w.rw[i])
+                    };
+                }
+            }
+        }
+        for k in (1..=kk).rev() {
+            if let Some(st) = out.states.as_mut() {
+                for (r, &row) in idx.iter().enumerate() {
+                    st.row_mut(row * (kk + 1) + k).assign(&w.x.row(r));
+                }
+            }
+            self.correction(params, k, &mut w);
+            let gamma = self.gamma(k);
+            let a = self.config.schedule.alpha(self.times[k]) / self.config.schedule.alpha(self.times[k - 1]);
+            let b2 = 1.0 - a * a;
+            for (r, &row) in idx.iter().enumerate() {
+                let xk = w.x.row(r);
+                let xk = xk.as_slice().expect("contiguous");
+                reference.prepare(self.times[k - 1], self.times[k], xk, &mut w.rw[j]);
+                reference.draw_reverse(&mut w.rw[j], &mut rngs[row], &mut w.y);
+                let lk = reference.log_reverse(&mut w.rw[j], &w.y, None);
+                out.kern[row] += lk;
+                if cross {
+                    log_p[[r, j]] += lk;
+                }
+                // x_{k−1} = y + γ h; the forward transition q(x_k | x_{k−1}).
+                let h = w.tape.output();
+                let mut q = 0.0;
+                for i in 0..d {
+                    let prev = w.y[i] + gamma * h[[r, i]];
+                    let e = xk[i] - a * prev;
+                    q += e * e;
+                    w.prev[[r, i]] = prev;
+                }
+                out.fixed[row] += -0.5 * (d as f64 * (LN_2PI + b2.ln()) + q / b2);
+            }
+            if cross {
+                for (i, other) in self.parts.iter().enumerate().filter(|&(i, _)| i != j) {
+                    self.correction(self.part_params(&self.params, i), k, &mut w);
+                    for r in 0..idx.len() {
+                        let xk = w.x.row(r);
+                        other.prepare(
+                            self.times[k - 1],
+                            self.times[k],
+                            xk.as_slice().expect("contiguous"),
+                            &mut w.rw[i],
+                        );
+                        let h = w.tape.output();
+                        for c in 0..d {
+                            w.y[c] = w.prev[[r, c]] - gamma * h[[r, c]];
+                        }
+                        log_p[[r, i]] += other.log_reverse(&mut w.rw[i], &w.y, None);
+                    }
+                }
+            }
+            std::mem::swap(&mut w.x, &mut w.prev);
+        }
+        for (r, &row) in idx.iter().enumerate() {
+            out.x0.row_mut(row).assign(&w.x.row(r));
+            if let Some(st) = out.states.as_mut() {
+                st.row_mut(row * (kk + 1)).assign(&w.x.row(r));
+            }
+            if cross {
+                let terms: Vec<f64> = self
+                    .log_weights
+                    .iter()
+                    .zip(log_p.row(r))
+                    .map(|(lw, lp)| lw + lp)
+                    .collect();
+                out.balance[row] = log_sum_exp(&terms) - log_p[[r, j]];
+            }
+        }
+    }
+
+    /// Σₖ log p^θ(x_{k−1} | x_k) of every kept path under its own part at
+    /// parameters `params` (all parts, in order) and, with `coef`, the
+    /// gradient Σᵢ coefᵢ ∇_θ Σₖ log p^θ(path i) (paths held fixed:
+    /// ∂/∂h log p^θ = −γ_k ∇_y log p^ref(y | x_k) at y = x_{k−1} − γ_k h, then
+    /// the network's reverse mode; each part's block from its own paths).
+    ///
+    /// # Panics
+    /// If the paths were drawn without their states, or `coef` has the
+    /// wrong length.
+    pub fn kernel_terms(&self, params: &[f64], paths: &Paths, coef: Option<&[f64]>, par: Par) -> (Vec<f64>, Vec<f64>) {
         let n = paths.x0.nrows();
-        assert_eq!(states.nrows(), n * (kk + 1), "paths of another grid");
         if let Some(c) = coef {
             assert_eq!(c.len(), n, "one coefficient per path");
         }
         let np = self.net.n_params();
-        let chunks = par.map_chunks(n, |_, range| {
+        let mut kern = vec![0.0; n];
+        let mut grad = vec![0.0; if coef.is_some() { params.len() } else { 0 }];
+        for j in 0..self.parts.len() {
+            let idx: Vec<usize> = (0..n).filter(|&i| paths.part[i] == j).collect();
+            let (k, g) = self.part_kernel_terms(j, self.part_params(params, j), paths, &idx, coef, par);
+            for (&i, v) in idx.iter().zip(k) {
+                kern[i] = v;
+            }
+            if coef.is_some() {
+                grad[j * np..(j + 1) * np].copy_from_slice(&g);
+            }
+        }
+        (kern, grad)
+    }
+
+    /// [`LrdsModel::kernel_terms`] of part `j` (parameters `params`) on the
+    /// paths `idx`.
+    fn part_kernel_terms(
+        &self,
+        j: usize,
+        params: &[f64],
+        paths: &Paths,
+        idx: &[usize],
+        coef: Option<&[f64]>,
+        par: Par,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let states = paths.states.as_ref().expect("paths drawn with their states");
+        let d = self.reference.dim();
+        let kk = self.steps();
+        assert_eq!(states.nrows(), paths.x0.nrows() * (kk + 1), "paths of another grid");
+        let reference = &self.parts[j];
+        let np = self.net.n_params();
+        let chunks = par.map_chunks(idx.len(), |_, range| {
             let rows = range.len();
             let mut w = self.chunk_work(rows);
             let mut kern = vec![0.0; rows];
@@ -597,27 +821,25 @@ impl LrdsModel {
             let mut g_out = Array2::<f64>::zeros((rows, d));
             let mut g_in = Array2::<f64>::zeros((rows, self.net.n_in()));
             for k in (1..=kk).rev() {
-                for (r, i) in range.clone().enumerate() {
+                for (r, &i) in idx[range.clone()].iter().enumerate() {
                     w.x.row_mut(r).assign(&states.row(i * (kk + 1) + k));
                 }
                 self.correction(params, k, &mut w);
                 let gamma = self.gamma(k);
-                for (r, i) in range.clone().enumerate() {
+                for (r, &i) in idx[range.clone()].iter().enumerate() {
                     let xk = w.x.row(r);
                     let xk = xk.as_slice().expect("contiguous");
-                    self.reference.prepare(self.times[k - 1], self.times[k], xk, &mut w.rw);
+                    reference.prepare(self.times[k - 1], self.times[k], xk, &mut w.rw[j]);
                     let prev = states.row(i * (kk + 1) + k - 1);
                     let h = w.tape.output();
-                    for j in 0..d {
-                        w.y[j] = prev[j] - gamma * h[[r, j]];
+                    for c in 0..d {
+                        w.y[c] = prev[c] - gamma * h[[r, c]];
                     }
                     let want = coef.is_some();
-                    kern[r] += self
-                        .reference
-                        .log_reverse(&mut w.rw, &w.y, want.then_some(&mut w.g[..]));
+                    kern[r] += reference.log_reverse(&mut w.rw[j], &w.y, want.then_some(&mut w.g[..]));
                     if let Some(c) = coef {
-                        for j in 0..d {
-                            g_out[[r, j]] = -c[i] * gamma * w.g[j];
+                        for e in 0..d {
+                            g_out[[r, e]] = -c[i] * gamma * w.g[e];
                         }
                     }
                 }
@@ -636,7 +858,7 @@ impl LrdsModel {
             }
             (kern, grad)
         });
-        let mut kern = Vec::with_capacity(n);
+        let mut kern = Vec::with_capacity(idx.len());
         let mut grad = vec![0.0; if coef.is_some() { np } else { 0 }];
         for (k, g) in chunks {
             kern.extend(k);
@@ -655,7 +877,7 @@ impl Proposal for LrdsModel {
 
     /// x₀ of fresh paths with log q_path (module docs).
     fn draw_batch(&self, seed: Seed, mut xs: ArrayViewMut2<f64>, mut log_q: ArrayViewMut1<f64>, par: Par) {
-        let p = self.sample_paths(xs.nrows(), seed, par, false);
+        let p = self.sample_paths(xs.nrows(), seed, par, PathDraw::Proposal);
         xs.assign(&p.x0);
         log_q.assign(&p.log_q());
     }

@@ -1,14 +1,15 @@
 //! Training an [`LrdsModel`] as a [`TrainLoop`]: every step draws
 //! `batch_size` fresh paths from the current sampler (stream
-//! `seed.child(1).child(t)`), holds them fixed and takes an Adam step on the
-//! log-variance loss ([`crate::loss`]) through the shared optimizer side
+//! `seed.child(1).child(t)`; with several parts, path i from part i mod
+//! parts), holds them fixed and takes an Adam step on the log-variance loss
+//! ([`crate::loss`]; part j against π̃ ρⱼ) through the shared optimizer side
 //! [`Stepper`] (non-finite guard, clipping, learning-rate schedule).
 //! Metrics come from a fresh batch of `eval_batch` paths and their exact
 //! log weights. The state is the stepper's plain data, so a run resumes
 //! bit-identically.
 
 use crate::loss::{log_target, log_variance};
-use crate::sampler::{LrdsModel, Paths};
+use crate::sampler::{LrdsModel, PathDraw, Paths};
 use fieldflow_core::{Par, Proposal, Target};
 use fieldflow_losses::{
     Exchange, LossReport, MetricsRecord, StepOutcome, TrainConfig, TrainData, TrainError, TrainLoop, TrainerParts,
@@ -61,18 +62,20 @@ impl<'a> LrdsTrainer<'a> {
         self.model
     }
 
-    /// `n` paths of stream `stream` of step `t` (`keep`: with what the
-    /// gradient needs) and log p̃ at their ends.
-    fn paths(&self, n: usize, stream: u64, t: u64, keep: bool) -> (Paths, Array1<f64>) {
+    /// `n` paths of stream `stream` of step `t` drawn as `draw`, and
+    /// log p̃ at their ends.
+    fn paths(&self, n: usize, stream: u64, t: u64, draw: PathDraw) -> (Paths, Array1<f64>) {
         let seed = self.parts.root().child(stream).child(t);
-        let paths = self.model.sample_paths(n, seed, self.parts.par, keep);
+        let paths = self.model.sample_paths(n, seed, self.parts.par, draw);
         let lp = log_target(self.target, &paths, self.parts.par);
         (paths, lp)
     }
 
-    /// Loss and gradient of step `t` at the current parameters.
+    /// Loss and gradient of step `t` at the current parameters (each part
+    /// against its own target π̃ ρⱼ).
     pub fn evaluate(&self, t: u64) -> LossReport {
-        let (paths, lp) = self.paths(self.parts.config.batch_size, 1, t, true);
+        let (paths, lp) = self.paths(self.parts.config.batch_size, 1, t, PathDraw::Training);
+        let lp = lp + self.model.log_share(&paths);
         let r = log_variance(&self.model, &lp, &paths, self.parts.par);
         let n = r.log_w.len() as f64;
         LossReport {
@@ -103,7 +106,12 @@ impl TrainLoop for LrdsTrainer<'_> {
     }
 
     fn metrics(&mut self) -> MetricsRecord {
-        let (paths, lp) = self.paths(self.parts.config.eval_batch, 2, self.parts.step_index(), false);
+        let (paths, lp) = self.paths(
+            self.parts.config.eval_batch,
+            2,
+            self.parts.step_index(),
+            PathDraw::Proposal,
+        );
         let log_w: Vec<f64> = (&lp - &paths.log_q()).to_vec();
         self.parts.record(self.target, paths.x0.view(), &log_w, f64::NAN)
     }

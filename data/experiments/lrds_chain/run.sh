@@ -15,9 +15,11 @@
 #       with LR = 1e-12 is the untrained reference (h = 0 up to 1e-12).
 #       Environment: REF=laplace replaces walkers + EM by the Laplace
 #       reference (`laplace = { starts = [1.0, -1.0], boundary = { site = 49,
-#       value = 0.0 } }`, WALKER_STEPS then unused); METHODS (default
-#       "imh is") the samplers run; FF a fieldflow binary to use instead of
-#       building target/release/fieldflow.
+#       value = 0.0 } }`, WALKER_STEPS then unused); PC=1 adds
+#       `per_component = true` (one correction per reference component,
+#       docs/THEORY.md §6.14.7); METHODS (default "imh is") the samplers
+#       run; FF a fieldflow binary to use instead of building
+#       target/release/fieldflow.
 #
 # One thread (the machine has two cores and is shared).
 set -euo pipefail
@@ -52,6 +54,7 @@ b = $b
 steps = 32
 hidden = [64, 64]
 $reference
+$([ "${PC:-0}" = 1 ] && echo 'per_component = true')
 
 [train]
 steps = $tsteps
