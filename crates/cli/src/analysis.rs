@@ -333,35 +333,34 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
     } else {
         None
     };
-    // Importance sampling also estimates log Z = log E_q[w] (docs/THEORY.md
-    // §6.3) from the draws after `skip`, with the delta-method error, and
-    // says whether the weights' tail lets any of its errors be trusted
-    // (Pareto k̂, §7.10).
+    // log Z = log E_q[w] (docs/THEORY.md §6.3) with the delta-method error,
+    // and whether the weights' tail lets any error be trusted (Pareto k̂,
+    // §7.10): importance sampling from its draws after `skip`; an
+    // independence sampler (IMH, hybrid, i-SIR) from its proposals after
+    // `skip` — each an independent draw of q, accepted or not, so the same
+    // estimator holds (NaN marks a step without one: neutra, SLIPS).
     let draws: Vec<f64> = match &log_w {
         Some(lw) => lw.slice(s![.., skip.min(lw.ncols())..]).iter().copied().collect(),
-        None => Vec::new(),
+        None => proposal_log_weights(&reader, skip)?,
     };
     let pareto = match &log_w {
         Some(_) => fieldflow_stats::pareto_k(&draws).ok(),
-        None => proposal_tail(&reader, skip)?,
+        None => finite_weights_tail(draws.iter().copied()),
     };
-    let log_z_row = match &log_w {
-        Some(_) => fieldflow_stats::log_z(&draws).ok().map(|r| Row {
-            observable: "log_Z".into(),
-            value: r.log_z,
-            error: r.error,
-            tau_int: 0.5,
-            tau_int_error: 0.0,
-            window: 0,
-            n: draws.len(),
-            exact: target.as_target().log_z(),
-            warnings: vec![],
-            replica_q: None,
-            rho: vec![],
-            tau_int_vs_window: vec![],
-        }),
-        None => None,
-    };
+    let log_z_row = fieldflow_stats::log_z(&draws).ok().map(|r| Row {
+        observable: "log_Z".into(),
+        value: r.log_z,
+        error: r.error,
+        tau_int: 0.5,
+        tau_int_error: 0.0,
+        window: 0,
+        n: draws.len(),
+        exact: target.as_target().log_z(),
+        warnings: vec![],
+        replica_q: None,
+        rho: vec![],
+        tau_int_vs_window: vec![],
+    });
     let est = Estimator::new(per_chain, log_w, skip, cfg);
     let ctx = |e: anyhow::Error| e.context(format!("{}: error analysis failed", path.display()));
     let mut rows = Vec::new();
@@ -408,18 +407,20 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
     })
 }
 
-/// The Pareto tail of the proposals' weights of an independence sampler's
-/// chains (the series `log_w_proposal` after `skip`; IMH, hybrid, i-SIR):
-/// None for files without it (older files, samplers without independent
-/// proposals, where it is NaN).
-fn proposal_tail(reader: &EnsembleReader, skip: usize) -> Result<Option<fieldflow_stats::ParetoTail>> {
+/// The log weights of an independence sampler's proposals (the series
+/// `log_w_proposal` after `skip`; IMH, hybrid, i-SIR), without the NaN of
+/// steps that had none; empty for files without the series (older files).
+fn proposal_log_weights(reader: &EnsembleReader, skip: usize) -> Result<Vec<f64>> {
     if !reader.series_names().contains(&fieldflow_imh::PROPOSAL_LOG_W) {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let lw = reader.series(fieldflow_imh::PROPOSAL_LOG_W)?;
-    Ok(finite_weights_tail(
-        lw.slice(s![.., skip.min(lw.ncols())..]).iter().copied(),
-    ))
+    Ok(lw
+        .slice(s![.., skip.min(lw.ncols())..])
+        .iter()
+        .copied()
+        .filter(|v| !v.is_nan())
+        .collect())
 }
 
 /// The Pareto tail of the finite ln w among `log_w` (NaN marks no proposal;

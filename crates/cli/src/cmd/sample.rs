@@ -399,19 +399,23 @@ impl SampleSummary {
             };
             let acceptance = format!("{label} {} (this run)", num(self.acceptance(), 4));
             // Independence samplers: the tail of the proposals' weights says
-            // whether the chains' error bars can be trusted.
+            // whether the chains' error bars can be trusted, and their mean
+            // estimates Z (every proposal is an independent draw of q).
             return match crate::analysis::finite_weights_tail(self.proposal_log_w.iter().copied()) {
                 Some(t) => {
                     let warning = crate::analysis::sticky_chain_warning(&t)
                         .map_or(String::new(), |w| format!("\nwarning           {w}"));
-                    format!("{acceptance}\nPareto k̂          {} (proposals){warning}", num(t.k, 3))
+                    let proposals: Vec<f64> = self.proposal_log_w.iter().copied().filter(|v| !v.is_nan()).collect();
+                    format!(
+                        "{acceptance}\nPareto k̂          {} (proposals)\nlog Z estimate    {} (proposals){warning}",
+                        num(t.k, 3),
+                        log_z_text(&proposals)
+                    )
                 }
                 None => acceptance,
             };
         }
-        let log_z = fieldflow_stats::log_z(&self.log_w).map_or(NONE.to_string(), |r| {
-            format!("{} ± {}", num(r.log_z, 5), num(r.error, 5))
-        });
+        let log_z = log_z_text(&self.log_w);
         let tail = fieldflow_stats::pareto_k(&self.log_w).ok();
         let warning = tail
             .and_then(|t| crate::analysis::heavy_tail_warning(&t))
@@ -422,6 +426,13 @@ impl SampleSummary {
             tail.map_or(NONE.to_string(), |t| num(t.k, 3))
         )
     }
+}
+
+/// log Ẑ ± error of importance weights, or "–".
+fn log_z_text(log_w: &[f64]) -> String {
+    fieldflow_stats::log_z(log_w).map_or(NONE.to_string(), |r| {
+        format!("{} ± {}", num(r.log_z, 5), num(r.error, 5))
+    })
 }
 
 fn header(c: &SampleConfig, model: &Model) -> Result<Header> {
