@@ -43,6 +43,7 @@
 //! em_restarts = 5            # EM seedings (the best likelihood is kept)
 //! per_component = false      # true: one correction per component, trained
 //!                            # against its own share of the target
+//! frozen = []                # with per_component: components left untrained
 //! ```
 //!
 //! In a config flows and SNFs are the `[flow]` section; an SNF is a flow whose section

@@ -113,6 +113,11 @@ fn bad_lrds_sections_are_one_line_errors() {
         (format!("{t}[lrds]\nstep = 3\n"), "lrds: unknown field `step`"),
         (format!("{t}[lrds]\ncomponents = 0\n"), "lrds.components = 0"),
         (format!("{t}[lrds]\nem_restarts = 0\n"), "lrds.em_restarts = 0"),
+        (format!("{t}[lrds]\nfrozen = [0]\n"), "lrds.frozen = [0]: only with per_component"),
+        (
+            format!("{t}[lrds]\nper_component = true\ncomponents = 2\nfrozen = [0, 1]\n"),
+            "lrds.frozen = [0, 1]: must name some, not all",
+        ),
         (
             format!("{t}[lrds]\n[lrds.reference]\nweights = [1.0]\nmeans = [[0.0, 0.0]]\ncovs = [[[1.0, 2.0], [2.0, 1.0]]]\n"),
             "lrds.reference.covs",

@@ -96,6 +96,11 @@ pub struct LrdsConfig {
     /// and its exact path density (docs/THEORY.md §6.14.7).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub per_component: bool,
+    /// With `per_component`: components whose correction is not trained
+    /// (h = 0, the component's exact reverse chain), e.g. a boundary
+    /// component that must keep sampling both sides of the boundary.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frozen: Vec<usize>,
     /// The fitted reference (written by [`LrdsConfig::fit_reference`]; given,
     /// it is used as is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -215,6 +220,7 @@ impl Default for LrdsConfig {
             em_restarts: default_restarts(),
             laplace: None,
             per_component: false,
+            frozen: Vec::new(),
             reference: None,
         }
     }
@@ -253,6 +259,13 @@ impl LrdsConfig {
         }
         if !(self.em_ridge.is_finite() && self.em_ridge >= 0.0) {
             return Err(ConfigError::new("em_ridge", self.em_ridge, "must be finite and >= 0"));
+        }
+        if !self.frozen.is_empty() && !self.per_component {
+            return Err(ConfigError::new(
+                "frozen",
+                format!("{:?}", self.frozen),
+                "only with per_component = true",
+            ));
         }
         if let Some(l) = &self.laplace {
             let starts = format!("{:?}", l.starts);
@@ -392,6 +405,20 @@ impl LrdsConfig {
         } else {
             vec![reference.clone()]
         };
+        let mut frozen = self.frozen.clone();
+        frozen.sort_unstable();
+        frozen.dedup();
+        if frozen.last().is_some_and(|&j| j >= parts.len()) || frozen.len() == parts.len() {
+            return Err(ConfigError::new(
+                "frozen",
+                format!("{:?}", self.frozen),
+                format!(
+                    "must name some, not all, of the reference's {} components (0-based)",
+                    parts.len()
+                ),
+            ));
+        }
+        let trained = (0..parts.len()).filter(|j| !frozen.contains(j)).collect();
         let log_weights = if self.per_component {
             reference.mixture().weights().iter().map(|w| w.ln()).collect()
         } else {
@@ -413,6 +440,7 @@ impl LrdsConfig {
             reference,
             parts,
             log_weights,
+            trained,
             net,
             params,
             times,
@@ -431,6 +459,8 @@ pub struct LrdsModel {
     parts: Vec<GmmReference>,
     /// log πⱼ of each part in the proposal mixture (one part: 0).
     log_weights: Vec<f64>,
+    /// The parts that are trained (all but the `frozen`).
+    trained: Vec<usize>,
     net: Net,
     /// Parameters θ of the correction networks, part after part.
     pub params: Vec<f64>,
@@ -444,8 +474,9 @@ pub enum PathDraw {
     /// (its own random stream), the mixture's path density computed, the
     /// states dropped.
     Proposal,
-    /// Draws for the loss: path i from part i mod (parts), every state
-    /// kept, no mixture density (each part is trained on its own paths).
+    /// Draws for the loss: path i from the (i mod T)-th of the T trained
+    /// parts, every state kept, no mixture density (each part is trained
+    /// on its own paths).
     Training,
 }
 
@@ -613,7 +644,7 @@ impl LrdsModel {
                 .zip(rngs.iter_mut())
                 .map(|(i, rng)| match draw {
                     _ if n_parts == 1 => 0,
-                    PathDraw::Training => i % n_parts,
+                    PathDraw::Training => self.trained[i % self.trained.len()],
                     PathDraw::Proposal => isir_select(&self.log_weights, rng.random::<f64>()),
                 })
                 .collect();

@@ -310,13 +310,24 @@ fn mog4_trainer_setup() -> (GaussianMixture, LrdsModel, TrainConfig) {
 
 #[test]
 fn training_is_bit_identical_for_one_and_two_threads_and_resumes() {
+    for per_component in [false, true] {
+        trains_bit_identically(per_component);
+    }
+}
+
+fn trains_bit_identically(per_component: bool) {
     let run = |threads: usize, split: Option<u64>| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap()
             .install(|| {
-                let (target, model, cfg) = mog4_trainer_setup();
+                let (target, mut model, cfg) = mog4_trainer_setup();
+                if per_component {
+                    let mut c = model.config().clone();
+                    c.per_component = true;
+                    model = c.build_on(model.reference().clone(), Seed::new(5)).unwrap();
+                }
                 let par = Par {
                     chunk_rows: 16,
                     parallel: true,
@@ -356,7 +367,22 @@ fn training_is_bit_identical_for_one_and_two_threads_and_resumes() {
 
 #[test]
 fn draws_do_not_depend_on_threads_or_chunking() {
-    let (_, mut model, _) = mog4_trainer_setup();
+    // One correction, and one per component (parts drawn per path).
+    let (_, joint, _) = mog4_trainer_setup();
+    let mut split = joint.config().clone();
+    split.per_component = true;
+    let split = split
+        .build_on(
+            GmmReference::new(&mog4_means_equal_weights(0.7), VP).unwrap(),
+            Seed::new(5),
+        )
+        .unwrap();
+    for model in [joint, split] {
+        draws_are_bit_identical(model);
+    }
+}
+
+fn draws_are_bit_identical(mut model: LrdsModel) {
     let mut rng = Seed::new(3).rng();
     for p in &mut model.params {
         *p += 0.3 * (rng.random::<f64>() - 0.5);
@@ -412,6 +438,57 @@ fn bad_settings_are_one_line_errors() {
     let e = GmmReference::new(&GaussianMixture::mog4(), ve).unwrap_err();
     assert!(e.to_string().contains("schedule"), "{e}");
     assert!(!e.to_string().contains('\n'));
+    // Frozen parts: only with per_component, some but not all of them.
+    for (per_component, frozen, want) in [
+        (false, vec![0], "only with per_component"),
+        (true, vec![4], "some, not all"),
+        (true, vec![0, 1, 2, 3], "some, not all"),
+    ] {
+        let e = LrdsConfig {
+            per_component,
+            frozen,
+            ..LrdsConfig::default()
+        }
+        .build_on(GmmReference::new(&GaussianMixture::mog4(), VP).unwrap(), Seed::new(1))
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("frozen") && e.to_string().contains(want),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn frozen_parts_are_neither_trained_nor_drawn_for_the_loss() {
+    // MOG-4 with one correction per component and part 1 frozen: training
+    // paths come from parts 0, 2, 3 in turn; after a few steps every other
+    // part's correction has moved and part 1's is still zero (h = 0).
+    let (target, _, cfg) = mog4_trainer_setup();
+    let model = LrdsConfig {
+        steps: 8,
+        hidden: vec![16],
+        per_component: true,
+        frozen: vec![1],
+        ..LrdsConfig::default()
+    }
+    .build_on(
+        GmmReference::new(&mog4_means_equal_weights(0.7), VP).unwrap(),
+        Seed::new(5),
+    )
+    .unwrap();
+    let t = model.sample_paths(6, Seed::new(1), Par::default(), PathDraw::Training);
+    assert_eq!(t.part, vec![0, 2, 3, 0, 2, 3]);
+    let np = model.net().n_params();
+    let before = model.params.clone();
+    let mut tr = LrdsTrainer::new(&cfg, model, &target, TrainData::default(), Par::default()).unwrap();
+    for _ in 0..cfg.steps {
+        tr.step().unwrap();
+    }
+    let after = &tr.model().params;
+    for j in 0..4 {
+        let moved = after[j * np..(j + 1) * np] != before[j * np..(j + 1) * np];
+        assert_eq!(moved, j != 1, "part {j} moved: {moved}");
+    }
 }
 
 #[test]

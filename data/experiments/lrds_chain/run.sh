@@ -17,7 +17,8 @@
 #       reference (`laplace = { starts = [1.0, -1.0], boundary = { site = 49,
 #       value = 0.0 } }`, WALKER_STEPS then unused); PC=1 adds
 #       `per_component = true` (one correction per reference component,
-#       docs/THEORY.md §6.14.7); METHODS (default "imh is") the samplers
+#       docs/THEORY.md §6.14.7), PC=frozen also `frozen = [2]` (the
+#       boundary component untrained); METHODS (default "imh is") the samplers
 #       run; FF a fieldflow binary to use instead of building
 #       target/release/fieldflow.
 #
@@ -54,7 +55,7 @@ b = $b
 steps = 32
 hidden = [64, 64]
 $reference
-$([ "${PC:-0}" = 1 ] && echo 'per_component = true')
+$(case "${PC:-0}" in 1) echo 'per_component = true' ;; frozen) printf 'per_component = true\nfrozen = [2]' ;; esac)
 
 [train]
 steps = $tsteps
