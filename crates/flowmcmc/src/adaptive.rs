@@ -70,6 +70,12 @@ pub struct RoundRecord {
     /// Fraction of walkers in each mode after the round's sampling (empty
     /// without modes).
     pub walker_modes: Vec<f64>,
+    /// Pareto k̂ of the round's proposals' importance weights (None when
+    /// too few are finite; absent in states written before it existed):
+    /// above 0.7 the walkers' global moves stick at rare states
+    /// (docs/THEORY.md §7.10), and acceptance alone overstates the flow.
+    #[serde(default)]
+    pub pareto_k: Option<f64>,
 }
 
 /// The complete, resumable state between rounds: plain data (finite
@@ -217,6 +223,15 @@ impl Adaptive<'_> {
             loss: (n_ok > 0).then(|| loss_sum / n_ok as f64),
             rejected_steps: rejected,
             walker_modes: self.modes.map_or_else(Vec::new, |m| m.mode_fractions(positions.view())),
+            pareto_k: fieldflow_stats::pareto_k(
+                &run.proposal_log_w
+                    .iter()
+                    .copied()
+                    .filter(|v| v.is_finite())
+                    .collect::<Vec<_>>(),
+            )
+            .ok()
+            .map(|t| t.k),
         };
         state.walkers = chains.into_iter().map(|c| c.x).collect();
         state.round += 1;

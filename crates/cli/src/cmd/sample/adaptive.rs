@@ -197,7 +197,10 @@ pub fn adapt(c: &SampleConfig, model: &Model, force: bool, quiet: bool) -> Resul
                 return false;
             }
             if let Some(r) = st.history.last() {
-                pb.set_message(format!("global acc {:.3}", r.acceptance));
+                pb.set_message(match r.pareto_k {
+                    Some(k) => format!("global acc {:.3}, k̂ {k:.2}", r.acceptance),
+                    None => format!("global acc {:.3}", r.acceptance),
+                });
             }
             pb.set_position(st.round);
             !(interrupt::requested() || interrupt::simulated(st.round as usize))
@@ -344,8 +347,9 @@ fn save_checkpoint(path: &Path, state: &AdaptiveState, step: f64) -> Result<()> 
 }
 
 /// The per-round records of an adaptation as the adapted model's metrics
-/// columns: `round`, `global_acceptance`, `local_acceptance`, `loss` and
-/// `walker_mode_k` (the walkers' fraction in mode k, targets with modes).
+/// columns: `round`, `global_acceptance`, `local_acceptance`, `loss`,
+/// `pareto_k` (of the round's proposals) and `walker_mode_k` (the walkers'
+/// fraction in mode k, targets with modes).
 pub fn round_metrics(state: &AdaptiveState) -> BTreeMap<String, Vec<f64>> {
     let mut metrics: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for r in &state.history {
@@ -354,6 +358,7 @@ pub fn round_metrics(state: &AdaptiveState) -> BTreeMap<String, Vec<f64>> {
         push("global_acceptance", r.acceptance);
         push("local_acceptance", r.local_acceptance.unwrap_or(f64::NAN));
         push("loss", r.loss.unwrap_or(f64::NAN));
+        push("pareto_k", r.pareto_k.unwrap_or(f64::NAN));
         for (k, w) in r.walker_modes.iter().enumerate() {
             push(&format!("walker_mode_{k}"), *w);
         }
