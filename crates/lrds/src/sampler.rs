@@ -23,6 +23,15 @@
 //! out log q_path = log π̃(x₀) − log w (no target evaluation needed), so
 //! importance sampling and IMH on the path are exact.
 //!
+//! **Parts** (`per_component`, §6.14.7). One part per reference component
+//! instead of one for the whole reference: part j's chain uses component
+//! j's own Gaussian kernels and its own correction network. A proposal
+//! draws part j with the reference weight πⱼ and is weighted with the
+//! mixture's path density P = Σⱼ πⱼ Pⱼ, evaluated by running every part's
+//! network on the path (the balance heuristic; exact for any corrections).
+//! Training draws path i from the (i mod T)-th of the T trained parts and
+//! needs only the own part's density.
+//!
 //! **Correction network.** h_θ(x, t) = MLP([x, cos(πft/T), sin(πft/T)]_{f=1…F})
 //! ([`Net::mlp`], SiLU, last layer zero so training starts at the
 //! reference). Time enters as a few smooth features shared by all grid
@@ -780,18 +789,16 @@ impl LrdsModel {
             }
             std::mem::swap(&mut w.x, &mut w.prev);
         }
+        let mut terms = vec![0.0; n_parts];
         for (r, &row) in idx.iter().enumerate() {
             out.x0.row_mut(row).assign(&w.x.row(r));
             if let Some(st) = out.states.as_mut() {
                 st.row_mut(row * (kk + 1)).assign(&w.x.row(r));
             }
             if cross {
-                let terms: Vec<f64> = self
-                    .log_weights
-                    .iter()
-                    .zip(log_p.row(r))
-                    .map(|(lw, lp)| lw + lp)
-                    .collect();
+                for ((t, lw), lp) in terms.iter_mut().zip(&self.log_weights).zip(log_p.row(r)) {
+                    *t = lw + lp;
+                }
                 out.balance[row] = log_sum_exp(&terms) - log_p[[r, j]];
             }
         }
