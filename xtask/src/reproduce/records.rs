@@ -41,8 +41,8 @@ pub fn grid<M: AsRef<str> + Sync>(
     let cells: Vec<(&str, u64)> = (1..=seeds)
         .flat_map(|seed| methods.iter().map(move |m| (m.as_ref(), seed)))
         .collect();
-    let results: Vec<std::sync::Mutex<Option<Result<Values>>>> =
-        cells.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    // Each cell is written once, by the worker that took it.
+    let results: Vec<std::sync::OnceLock<Result<Values>>> = cells.iter().map(|_| std::sync::OnceLock::new()).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
     let worker = || loop {
@@ -56,7 +56,8 @@ pub fn grid<M: AsRef<str> + Sync>(
         if result.is_err() {
             failed.store(true, SeqCst);
         }
-        *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        // Cell i is handed out once (the counter), so it is still empty.
+        let _ = results[i].set(result);
     };
     std::thread::scope(|s| {
         for _ in 1..jobs.max(1) {
@@ -66,7 +67,7 @@ pub fn grid<M: AsRef<str> + Sync>(
     });
     let mut records = vec![];
     for ((method, seed), result) in cells.into_iter().zip(results) {
-        match result.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        match result.into_inner() {
             Some(Ok(values)) => records.push(Record {
                 variant: method.to_string(),
                 seed,
