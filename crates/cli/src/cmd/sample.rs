@@ -346,8 +346,8 @@ struct SampleSummary {
     accepted: f64,
     steps: usize,
     log_w: Vec<f64>,
-    /// ln w of an independence sampler's proposals (NaN for samplers
-    /// without independent proposals).
+    /// ln w of an independence sampler's proposals (steps without one,
+    /// stored as NaN, are left out).
     proposal_log_w: Vec<f64>,
 }
 
@@ -361,7 +361,7 @@ impl SampleSummary {
             self.log_w.extend(w.iter().copied());
         }
         if let Some(w) = block.series(fieldflow_imh::PROPOSAL_LOG_W).and_then(|s| s.as_f64()) {
-            self.proposal_log_w.extend(w.iter().copied());
+            self.proposal_log_w.extend(w.iter().copied().filter(|v| !v.is_nan()));
         }
     }
 
@@ -405,11 +405,10 @@ impl SampleSummary {
                 Some(t) => {
                     let warning = crate::analysis::sticky_chain_warning(&t)
                         .map_or(String::new(), |w| format!("\nwarning           {w}"));
-                    let proposals: Vec<f64> = self.proposal_log_w.iter().copied().filter(|v| !v.is_nan()).collect();
                     format!(
                         "{acceptance}\nPareto k̂          {} (proposals)\nlog Z estimate    {} (proposals){warning}",
                         num(t.k, 3),
-                        log_z_text(&proposals)
+                        log_z_text(&self.proposal_log_w)
                     )
                 }
                 None => acceptance,
