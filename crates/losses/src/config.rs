@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// [loss]
 /// preset = "scorenf"             # fkl, rkl, sm, scorenf, rkl_sm
+/// sm_cauchy_scale = 10.0         # optional: damped SM (losses::loss docs)
 ///
 /// [lr_schedule]
 /// kind = "cosine"

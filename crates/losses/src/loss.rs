@@ -71,6 +71,24 @@
 //! from fewer rows, at f of the cost. The prefix is per chunk, so the rows
 //! used do not depend on the number of threads or MPI ranks.
 //!
+//! # Damped score matching (`sm_cauchy_scale`)
+//! With `sm_cauchy_scale = c₀` every row's residual u = ‖s_θ(x) − β s_p(x)‖²
+//! enters through the Cauchy (Lorentzian) function ρ(u) = c ln(1 + u/c),
+//! c = c₀·d (a per-coordinate scale, d the dimension):
+//! SM_c = (1/N) Σ_x ρ(uₓ), cotangent rᵢ = 2 w_sm ρ'(uᵢ)(s_θ − β s_p)/N with
+//! ρ'(u) = 1/(1 + u/c). ρ is increasing with ρ(0) = 0, so SM_c is still
+//! minimized exactly where s_θ = β s_p on the rows' support (the minimizer
+//! of the Fisher divergence is unchanged); rows with u ≲ c count as in plain
+//! SM, a row with u ≫ c pulls with a force that falls like c/√u instead of
+//! growing like √u. Why: SM on flow samples holds the samples fixed, so its
+//! gradient is not the gradient of any function of θ (docs/THEORY.md §5.3)
+//! and can run away — a few samples on a narrow spike of q have huge flow
+//! scores, the update driven by them sharpens the spike, and in 50 steps
+//! SM goes from 1 to 10¹² (MOG-8 with spline couplings, 3 of 3 seeds with
+//! 16 bins; data/experiments/scorenf_mog8/). Gradient clipping does not
+//! stop it (Adam's step is about lr whatever the gradient's norm); damping
+//! the few rows does. The reported `sm` is SM_c (the term as it enters L).
+//!
 //! # The `rkl_sm` weight (chosen by experiment)
 //! The first reading of ScoreNF (arXiv 2510.21330) adds w·SM on a small
 //! ensemble to RKL; its weights are not published here, so w was scanned
@@ -244,6 +262,10 @@ pub struct LossConfig {
     /// the module docs, "A cheaper SM term").
     #[serde(default)]
     pub sm_fraction: Option<f64>,
+    /// Per-coordinate scale c₀ > 0 of the Cauchy-damped SM term (module
+    /// docs, "Damped score matching"); absent: plain SM.
+    #[serde(default)]
+    pub sm_cauchy_scale: Option<f64>,
 }
 
 impl LossConfig {
@@ -264,6 +286,7 @@ impl LossConfig {
             w_sm: Some(w_sm),
             sm_on: Some(sm_on),
             sm_fraction: None,
+            sm_cauchy_scale: None,
         }
     }
 
@@ -291,7 +314,13 @@ impl LossConfig {
             w_sm: self.w_sm.unwrap_or(s),
             sm_on: self.sm_on.unwrap_or(sm_on_default),
             sm_fraction: self.sm_fraction.unwrap_or(1.0),
+            sm_cauchy_scale: self.sm_cauchy_scale,
         };
+        if let Some(c) = loss.sm_cauchy_scale {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(ConfigError::new("loss.sm_cauchy_scale", c, "must be finite and > 0"));
+            }
+        }
         if !(loss.sm_fraction > 0.0 && loss.sm_fraction <= 1.0) {
             return Err(ConfigError::new(
                 "loss.sm_fraction",
@@ -333,6 +362,10 @@ pub struct Loss {
     /// Fraction of every chunk's rows SM is evaluated on (1: all).
     #[serde(default = "full_fraction")]
     pub sm_fraction: f64,
+    /// Per-coordinate scale c₀ of the Cauchy-damped SM term (None: plain
+    /// SM; module docs, "Damped score matching").
+    #[serde(default)]
+    pub sm_cauchy_scale: Option<f64>,
 }
 
 fn full_fraction() -> f64 {
@@ -517,8 +550,9 @@ impl Loss {
                             SmOn::Flow => flow_xs[i].slice(s![..used, ..]),
                         };
                         let n = t.used_total(c);
-                        let r2 = sm_terms(flow, target, x, n, beta, self.w_sm, &mut rec, serial);
-                        rec.extend(r2);
+                        let c = self.sm_cauchy_scale.map(|c0| c0 * flow.dim() as f64);
+                        let rho = sm_terms(flow, target, x, (n, c), beta, self.w_sm, &mut rec, serial);
+                        rec.extend(rho);
                     }
                 }
                 (rec, xs_out)
@@ -764,14 +798,15 @@ fn rkl_terms<L: Layer>(
 }
 
 /// The SM share of the rows `xs` (held fixed) of an `n`-row batch: adds
-/// `weight`·∂θ (1/n) Σ_{x∈xs} ‖s_θ(x) − β s_p(x)‖² to `grad`; returns
-/// ‖s_θ(x) − β s_p(x)‖² per row.
+/// `weight`·∂θ (1/n) Σ_{x∈xs} ρ(‖s_θ(x) − β s_p(x)‖²) to `grad`; returns
+/// ρ(‖s_θ(x) − β s_p(x)‖²) per row, with ρ(u) = u (plain SM, `cauchy` =
+/// None) or ρ(u) = c ln(1 + u/c) (`cauchy` = Some(c), the row scale).
 #[allow(clippy::too_many_arguments)] // the loss's inputs, weight and batch size
 fn sm_terms<M: ScoreModel + ?Sized>(
     model: &M,
     target: &dyn Target,
     xs: ArrayView2<f64>,
-    n: usize,
+    (n, cauchy): (usize, Option<f64>),
     beta: f64,
     weight: f64,
     grad: &mut [f64],
@@ -784,14 +819,22 @@ fn sm_terms<M: ScoreModel + ?Sized>(
     let mut s_p = Array2::zeros(xs.raw_dim());
     let mut log_p = Array1::zeros(m);
     target.log_prob_and_score_batch(xs, s_p.view_mut(), log_p.view_mut(), par);
-    // r = s_θ − β s_p, then SM = mean ‖r‖², cotangent 2 w r / n.
+    // r = s_θ − β s_p, then SM = mean ρ(‖r‖²), cotangent 2 w ρ'(‖r‖²) r / n.
     let mut r = s_q;
     r.scaled_add(-beta, &s_p);
-    let r2 = r.axis_iter(Axis(0)).map(|row| row.dot(&row)).collect();
-    let c = 2.0 * weight / n as f64;
-    r.mapv_inplace(|v| c * v);
+    let scale = 2.0 * weight / n as f64;
+    let mut rho = Vec::with_capacity(m);
+    for mut row in r.axis_iter_mut(Axis(0)) {
+        let u = row.dot(&row);
+        let (value, slope) = match cauchy {
+            None => (u, 1.0),
+            Some(c) => (c * (u / c).ln_1p(), 1.0 / (1.0 + u / c)),
+        };
+        rho.push(value);
+        row.mapv_inplace(|v| scale * slope * v);
+    }
     model.score_param_vjp_batch(xs, r.view(), grad, par);
-    r2
+    rho
 }
 
 /// FKL = −mean log q_θ(x) over the rows of `xs`; adds `weight`·∂θ FKL to
@@ -880,7 +923,7 @@ pub fn sm_value_and_grad<M: ScoreModel + ?Sized>(
     grad: &mut [f64],
     par: Par,
 ) -> f64 {
-    mean(sm_terms(model, target, xs, xs.nrows(), beta, weight, grad, par).into_iter())
+    mean(sm_terms(model, target, xs, (xs.nrows(), None), beta, weight, grad, par).into_iter())
 }
 
 /// The mean as a sequential sum / n (the order fixes the rounding).

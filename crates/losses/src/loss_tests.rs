@@ -333,3 +333,80 @@ fn sm_on_a_fraction_of_every_chunk_is_sm_on_those_rows() {
     let c: LossConfig = toml::from_str("preset = \"scorenf\"\nsm_fraction = 0.25").unwrap();
     assert_eq!(c.validate().unwrap().sm_fraction, 0.25);
 }
+
+/// `sm_cauchy_scale = c₀`: each row's SM residual u = ‖s_θ − β s_p‖² enters
+/// as c ln(1 + u/c) with c = c₀·d — its value is that of the rows' plain
+/// residuals, its gradient matches central differences (alone and in a
+/// weighted sum), a huge scale gives plain SM back, the result does not
+/// depend on the thread count, and bad scales are refused.
+#[test]
+fn cauchy_damped_sm_is_the_damped_residual_with_its_exact_gradient() {
+    let fx = fixture();
+    let par = Par::serial(4);
+    let damped = |w_fkl: f64, w_rkl: f64, c0: f64| {
+        let mut cfg = LossConfig::weights(w_fkl, w_rkl, 0.8, SmOn::Data);
+        cfg.sm_cauchy_scale = Some(c0);
+        cfg.validate().unwrap()
+    };
+    let flow = flow_at(&fx.theta);
+    let inputs = LossInputs {
+        data: Some(fx.data.view()),
+        noise: Some(fx.noise.view()),
+    };
+    let c0 = 0.3;
+    let c = c0 * DIM as f64;
+    let rep = damped(0.0, 0.0, c0)
+        .value_and_grad(&flow, &fx.target, inputs, BETA, par)
+        .unwrap();
+    // The plain residual of every row, one row at a time.
+    let mut g = vec![0.0; flow.n_params()];
+    let u: Vec<f64> = (0..fx.data.nrows())
+        .map(|i| {
+            sm_value_and_grad(
+                &flow,
+                &fx.target,
+                fx.data.slice(s![i..i + 1, ..]),
+                BETA,
+                0.0,
+                &mut g,
+                par,
+            )
+        })
+        .collect();
+    let expect = u.iter().map(|&u| c * (u / c).ln_1p()).sum::<f64>() / u.len() as f64;
+    assert!((rep.sm - expect).abs() < 1e-12 * expect, "{} vs {expect}", rep.sm);
+    assert!((rep.total - 0.8 * expect).abs() < 1e-12 * expect);
+    // Damping matters at this scale: some rows have u ≫ c.
+    let plain = u.iter().sum::<f64>() / u.len() as f64;
+    assert!(rep.sm < 0.8 * plain, "{} vs plain {plain}", rep.sm);
+    check(damped(0.0, 0.0, c0), par);
+    check(damped(0.3, 0.5, c0), Par::default());
+    // c → ∞: plain SM.
+    let far = damped(0.0, 0.0, 1e12)
+        .value_and_grad(&flow, &fx.target, inputs, BETA, par)
+        .unwrap();
+    let sm = LossConfig::weights(0.0, 0.0, 0.8, SmOn::Data)
+        .validate()
+        .unwrap()
+        .value_and_grad(&flow, &fx.target, inputs, BETA, par)
+        .unwrap();
+    assert!((far.sm - sm.sm).abs() < 1e-9 * sm.sm && rel_err(&far.grad, &sm.grad) < 1e-9);
+    // On flow samples, any thread count: bit-identical.
+    let mut cfg = LossConfig::weights(0.0, 0.5, 0.5, SmOn::Flow);
+    cfg.sm_cauchy_scale = Some(c0);
+    let loss = cfg.validate().unwrap();
+    let par2 = Par {
+        chunk_rows: 4,
+        parallel: true,
+    };
+    let a = loss.value_and_grad(&flow, &fx.target, inputs, BETA, par).unwrap();
+    let b = loss.value_and_grad(&flow, &fx.target, inputs, BETA, par2).unwrap();
+    assert!(a.total.to_bits() == b.total.to_bits() && a.grad == b.grad);
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let mut cfg = LossConfig::preset(LossPreset::Scorenf);
+        cfg.sm_cauchy_scale = Some(bad);
+        assert_eq!(cfg.validate().unwrap_err().field, "loss.sm_cauchy_scale");
+    }
+    let c: LossConfig = toml::from_str("preset = \"scorenf\"\nsm_cauchy_scale = 10.0").unwrap();
+    assert_eq!(c.validate().unwrap().sm_cauchy_scale, Some(10.0));
+}
