@@ -48,7 +48,7 @@ pub use curriculum::Curriculum;
 pub use exchange::{Exchange, SingleProcess};
 pub use loss::{
     scorenf_annealing, Loss, LossConfig, LossError, LossInputs, LossPreset, LossReport, SmOn, RKL_SM_DEFAULT_W_SM,
-    SCORENF_BETA0, SCORENF_WEIGHTS,
+    SCORENF_BETA0, SCORENF_SM_CAUCHY_SCALE, SCORENF_WEIGHTS,
 };
 pub use metrics::{held_out_nll, TrainerParts};
 pub use mixture::{choose_components, MixtureTrainer};

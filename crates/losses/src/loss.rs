@@ -42,7 +42,7 @@
 //! | `fkl` | 1 | 0 | 0 | — | yes |
 //! | `rkl` | 0 | 1 | 0 | — | no |
 //! | `sm` | 0 | 0 | 1 | data | yes |
-//! | `scorenf` | 1 | 0.1 | 0.1 | flow | yes |
+//! | `scorenf` | 1 | 0.1 | 0.1 | flow, damped (c₀ = 100) | yes |
 //! | `rkl_sm` | 0 | 1 | [`RKL_SM_DEFAULT_W_SM`] | data | yes |
 //!
 //! `scorenf` ([`SCORENF_WEIGHTS`]) is fieldflow's ScoreNF: the relative
@@ -88,6 +88,8 @@
 //! 16 bins; data/experiments/scorenf_mog8/). Gradient clipping does not
 //! stop it (Adam's step is about lr whatever the gradient's norm); damping
 //! the few rows does. The reported `sm` is SM_c (the term as it enters L).
+//! The `scorenf` preset damps with c₀ = [`SCORENF_SM_CAUCHY_SCALE`];
+//! `sm_cauchy_scale = inf` gives plain SM.
 //!
 //! # The `rkl_sm` weight (chosen by experiment)
 //! The first reading of ScoreNF (arXiv 2510.21330) adds w·SM on a small
@@ -204,6 +206,17 @@ pub enum LossPreset {
 /// (± 0.003); breaks at d = 32 (ŵ₀ up to 0.93) and d = 64.
 pub const SCORENF_WEIGHTS: (f64, f64, f64) = (1.0, 0.1, 0.1);
 
+/// Per-coordinate scale c₀ of the `scorenf` preset's damped SM term
+/// (module docs, "Damped score matching"): large enough to leave the rows of
+/// a healthy batch as in plain SM (residuals ≈ 1 per coordinate), small
+/// enough to stop a runaway. Measured (data/experiments/scorenf_mog8/, 100
+/// samples, 2000 steps, 3 seeds): MOG-8 with 16-bin spline couplings, where
+/// plain SM ran away and collapsed on 3 of 3 seeds, collapses on none with
+/// c₀ = 100 (or 10); on the affine recipe c₀ = 100 leaves MOG-4 and two
+/// modes d = 16 as they were, while c₀ = 10 weakened SM's hold on FKL's
+/// overfitting (MOG-4 seed 3: held-out NLL − H 4.0 instead of 0.3).
+pub const SCORENF_SM_CAUCHY_SCALE: f64 = 100.0;
+
 /// Initial inverse temperature of the `scorenf` preset's annealing.
 pub const SCORENF_BETA0: f64 = 0.1;
 
@@ -263,7 +276,8 @@ pub struct LossConfig {
     #[serde(default)]
     pub sm_fraction: Option<f64>,
     /// Per-coordinate scale c₀ > 0 of the Cauchy-damped SM term (module
-    /// docs, "Damped score matching"); absent: plain SM.
+    /// docs, "Damped score matching"); `inf`: plain SM; absent: the preset's
+    /// ([`SCORENF_SM_CAUCHY_SCALE`] for `scorenf`, plain SM otherwise).
     #[serde(default)]
     pub sm_cauchy_scale: Option<f64>,
 }
@@ -314,11 +328,20 @@ impl LossConfig {
             w_sm: self.w_sm.unwrap_or(s),
             sm_on: self.sm_on.unwrap_or(sm_on_default),
             sm_fraction: self.sm_fraction.unwrap_or(1.0),
-            sm_cauchy_scale: self.sm_cauchy_scale,
+            sm_cauchy_scale: match (self.sm_cauchy_scale, self.preset) {
+                (Some(c), _) if c == f64::INFINITY => None,
+                (Some(c), _) => Some(c),
+                (None, Some(LossPreset::Scorenf)) => Some(SCORENF_SM_CAUCHY_SCALE),
+                (None, _) => None,
+            },
         };
         if let Some(c) = loss.sm_cauchy_scale {
             if !(c.is_finite() && c > 0.0) {
-                return Err(ConfigError::new("loss.sm_cauchy_scale", c, "must be finite and > 0"));
+                return Err(ConfigError::new(
+                    "loss.sm_cauchy_scale",
+                    c,
+                    "must be > 0 (inf: plain score matching)",
+                ));
             }
         }
         if !(loss.sm_fraction > 0.0 && loss.sm_fraction <= 1.0) {

@@ -402,11 +402,23 @@ fn cauchy_damped_sm_is_the_damped_residual_with_its_exact_gradient() {
     let a = loss.value_and_grad(&flow, &fx.target, inputs, BETA, par).unwrap();
     let b = loss.value_and_grad(&flow, &fx.target, inputs, BETA, par2).unwrap();
     assert!(a.total.to_bits() == b.total.to_bits() && a.grad == b.grad);
-    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+    for bad in [0.0, -1.0, f64::NAN, f64::NEG_INFINITY] {
         let mut cfg = LossConfig::preset(LossPreset::Scorenf);
         cfg.sm_cauchy_scale = Some(bad);
         assert_eq!(cfg.validate().unwrap_err().field, "loss.sm_cauchy_scale");
     }
-    let c: LossConfig = toml::from_str("preset = \"scorenf\"\nsm_cauchy_scale = 10.0").unwrap();
-    assert_eq!(c.validate().unwrap().sm_cauchy_scale, Some(10.0));
+    // The preset's default, an explicit scale, `inf` = plain SM; other
+    // presets and explicit weights are plain by default.
+    let scale = |text: &str| {
+        toml::from_str::<LossConfig>(text)
+            .unwrap()
+            .validate()
+            .unwrap()
+            .sm_cauchy_scale
+    };
+    assert_eq!(scale("preset = \"scorenf\""), Some(SCORENF_SM_CAUCHY_SCALE));
+    assert_eq!(scale("preset = \"scorenf\"\nsm_cauchy_scale = 10.0"), Some(10.0));
+    assert_eq!(scale("preset = \"scorenf\"\nsm_cauchy_scale = inf"), None);
+    assert_eq!(scale("preset = \"rkl_sm\""), None);
+    assert_eq!(scale("w_sm = 1.0"), None);
 }

@@ -204,8 +204,9 @@ pub fn with_defaults(mut t: toml::Table, data_given: bool) -> Result<(toml::Tabl
 /// (not an SNF, `is_snf`, nor a diffusion or LRDS model)
 /// (`fieldflow_losses::scorenf_annealing`: β 0.1 → 1 over the first half
 /// of `train.steps`), and the preset's resolved weights (`w_fkl`, `w_rkl`,
-/// `w_sm`, `sm_on`), so a model file says exactly what it was trained with
-/// even if a preset's meaning changes. Returns whether `t` changed; an
+/// `w_sm`, `sm_on`, and `sm_cauchy_scale`, `inf` for plain SM), so a model
+/// file says exactly what it was trained with even if a preset's meaning
+/// changes. Returns whether `t` changed; an
 /// invalid loss is left to the trainer, whose error names the key.
 fn resolve_loss(t: &mut toml::Table, c: &TrainRunConfig, is_snf: bool) -> bool {
     let Ok(loss) = c.train.loss.validate() else {
@@ -223,11 +224,13 @@ fn resolve_loss(t: &mut toml::Table, c: &TrainRunConfig, is_snf: bool) -> bool {
         return true;
     };
     let sm_on = toml::Value::try_from(loss.sm_on).expect("sm_on serializes");
+    let damping = loss.sm_cauchy_scale.unwrap_or(f64::INFINITY);
     for (k, v) in [
         ("w_fkl", loss.w_fkl.into()),
         ("w_rkl", loss.w_rkl.into()),
         ("w_sm", loss.w_sm.into()),
         ("sm_on", sm_on),
+        ("sm_cauchy_scale", damping.into()),
     ] {
         table.entry(k).or_insert(v);
     }
@@ -262,13 +265,15 @@ fn check_data_given(c: &TrainRunConfig, has_data: bool) -> Result<()> {
     );
 }
 
-/// Maps the preset `scorenf` of a model file written before 2026-12-02
-/// (when the name meant RKL + SM on the data, now `rkl_sm`) to `rkl_sm`, so
-/// that the file resumes with the loss it was trained with; true if it did.
+/// Makes an older model file's stored loss resume as it was trained: the
+/// preset `scorenf` of a file written before 2026-12-02 (when the name
+/// meant RKL + SM on the data, now `rkl_sm`) becomes `rkl_sm` (true if it
+/// did), and a file without `sm_cauchy_scale` (written before 2026-12-04,
+/// when SM could not be damped) gets `sm_cauchy_scale = inf`, plain SM.
 /// Such files are recognized by the missing resolved weights: since the
 /// rename `fieldflow train` stores `w_fkl`, `w_rkl`, `w_sm` and `sm_on` of
 /// every preset (`resolve_loss`).
-fn legacy_scorenf(t: &mut toml::Table) -> bool {
+fn legacy_loss(t: &mut toml::Table) -> bool {
     let Some(loss) = t
         .get_mut("train")
         .and_then(|v| v.as_table_mut())
@@ -280,6 +285,11 @@ fn legacy_scorenf(t: &mut toml::Table) -> bool {
     let old = loss.get("preset").and_then(|p| p.as_str()) == Some("scorenf") && !loss.contains_key("w_fkl");
     if old {
         loss.insert("preset".into(), "rkl_sm".into());
+    }
+    // Files with resolved weights but no `sm_cauchy_scale` were written
+    // before SM could be damped (2026-12-04): they trained with plain SM.
+    if !loss.contains_key("sm_cauchy_scale") {
+        loss.insert("sm_cauchy_scale".into(), f64::INFINITY.into());
     }
     old
 }
@@ -305,7 +315,7 @@ pub fn stored(args: &TrainArgs) -> Result<(toml::Table, TrainRunConfig, ModelWri
     }
     let (mut writer, state) = ModelWriter::resume(&args.run.out)?;
     let mut table: toml::Table = writer.header_mut().config.clone().parse()?;
-    if legacy_scorenf(&mut table) {
+    if legacy_loss(&mut table) {
         eprintln!(
             "note: {} was written when the preset `scorenf` meant RKL + SM on the data; it resumes as `rkl_sm`, \
              the same loss",
@@ -321,7 +331,7 @@ pub fn stored(args: &TrainArgs) -> Result<(toml::Table, TrainRunConfig, ModelWri
 
 #[cfg(test)]
 mod tests {
-    use super::legacy_scorenf;
+    use super::legacy_loss;
 
     fn loss_of(t: &toml::Table) -> &toml::Table {
         t["train"]["loss"].as_table().expect("a loss table")
@@ -331,21 +341,29 @@ mod tests {
     fn old_scorenf_files_resume_as_rkl_sm_and_new_ones_unchanged() {
         // Written before the rename: the preset alone (or with a user's w_sm).
         let mut old: toml::Table = "[train.loss]\npreset = \"scorenf\"\nw_sm = 0.5\n".parse().unwrap();
-        assert!(legacy_scorenf(&mut old));
+        assert!(legacy_loss(&mut old));
         assert_eq!(loss_of(&old)["preset"].as_str(), Some("rkl_sm"));
         assert_eq!(loss_of(&old)["w_sm"].as_float(), Some(0.5));
-        // Written since: the resolved weights are stored beside the preset.
+        assert_eq!(loss_of(&old)["sm_cauchy_scale"].as_float(), Some(f64::INFINITY));
+        // Written between the rename and damped SM: resolved weights, no
+        // damping key — plain SM, as trained.
         let text = "[train.loss]\npreset = \"scorenf\"\nw_fkl = 1.0\nw_rkl = 0.1\nw_sm = 0.1\nsm_on = \"flow\"\n";
+        let mut between: toml::Table = text.parse().unwrap();
+        assert!(!legacy_loss(&mut between));
+        let plain = format!("{text}sm_cauchy_scale = inf\n");
+        assert_eq!(between, plain.parse::<toml::Table>().unwrap());
+        // Written since: unchanged.
+        let text = format!("{text}sm_cauchy_scale = 100.0\n");
         let mut new: toml::Table = text.parse().unwrap();
-        assert!(!legacy_scorenf(&mut new));
+        assert!(!legacy_loss(&mut new));
         assert_eq!(new, text.parse::<toml::Table>().unwrap());
         for other in [
-            "[train.loss]\npreset = \"rkl_sm\"\n",
+            "[train.loss]\npreset = \"rkl_sm\"\nsm_cauchy_scale = inf\n",
             "[train]\nsteps = 3\n",
             "[phi4]\nm2 = -4.0\n",
         ] {
             let mut t: toml::Table = other.parse().unwrap();
-            assert!(!legacy_scorenf(&mut t), "{other}");
+            assert!(!legacy_loss(&mut t), "{other}");
             assert_eq!(t, other.parse::<toml::Table>().unwrap());
         }
     }
