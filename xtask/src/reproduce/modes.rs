@@ -147,8 +147,9 @@ pub const RECIPES: &[Recipe] = &[
         laplace: None,
     },
     // The best single-flow multimodal recipe (docs/RESULTS.md, "Multimodal
-    // ScoreNF scan"): FKL + 0.1 RKL + 0.1 SM on flow samples, annealed over
-    // the first half of the steps (`fieldflow train` adds the annealing).
+    // ScoreNF scan"): FKL + 0.1 RKL + 0.1 SM on flow samples (damped,
+    // c₀ = 100), annealed over the first half of the steps (`fieldflow
+    // train` adds the annealing).
     Recipe {
         name: "scorenf",
         data: true,
