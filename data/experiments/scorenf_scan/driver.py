@@ -309,5 +309,15 @@ def main():
                   flush=True)
 
 
+def main_with(stages_fn):
+    """`main` over the stages of another driver (`STAGE [--jobs N]`, one job by default)."""
+    global stages
+    args = sys.argv[1:]
+    jobs = int(args[args.index("--jobs") + 1]) if "--jobs" in args else 1
+    stages = stages_fn
+    sys.argv = [sys.argv[0], args[0], "--jobs", str(jobs)]
+    main()
+
+
 if __name__ == "__main__":
     main()

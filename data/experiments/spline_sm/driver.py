@@ -52,12 +52,7 @@ def stages():
 
 
 def main():
-    args = sys.argv[1:]
-    stage = args[0]
-    jobs = int(args[args.index("--jobs") + 1]) if "--jobs" in args else 1
-    scan.stages = stages
-    sys.argv = [sys.argv[0], stage, "--jobs", str(jobs)]
-    scan.main()
+    scan.main_with(stages)
 
 
 if __name__ == "__main__":
