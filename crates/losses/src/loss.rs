@@ -574,7 +574,7 @@ impl Loss {
                         };
                         let n = t.used_total(c);
                         let c = self.sm_cauchy_scale.map(|c0| c0 * flow.dim() as f64);
-                        let rho = sm_terms(flow, target, x, (n, c), beta, self.w_sm, &mut rec, serial);
+                        let rho = sm_terms(flow, target, x, n, c, beta, self.w_sm, &mut rec, serial);
                         rec.extend(rho);
                     }
                 }
@@ -824,12 +824,13 @@ fn rkl_terms<L: Layer>(
 /// `weight`·∂θ (1/n) Σ_{x∈xs} ρ(‖s_θ(x) − β s_p(x)‖²) to `grad`; returns
 /// ρ(‖s_θ(x) − β s_p(x)‖²) per row, with ρ(u) = u (plain SM, `cauchy` =
 /// None) or ρ(u) = c ln(1 + u/c) (`cauchy` = Some(c), the row scale).
-#[allow(clippy::too_many_arguments)] // the loss's inputs, weight and batch size
+#[allow(clippy::too_many_arguments)] // the loss's inputs, weight, damping and batch size
 fn sm_terms<M: ScoreModel + ?Sized>(
     model: &M,
     target: &dyn Target,
     xs: ArrayView2<f64>,
-    (n, cauchy): (usize, Option<f64>),
+    n: usize,
+    cauchy: Option<f64>,
     beta: f64,
     weight: f64,
     grad: &mut [f64],
@@ -946,7 +947,7 @@ pub fn sm_value_and_grad<M: ScoreModel + ?Sized>(
     grad: &mut [f64],
     par: Par,
 ) -> f64 {
-    mean(sm_terms(model, target, xs, (xs.nrows(), None), beta, weight, grad, par).into_iter())
+    mean(sm_terms(model, target, xs, xs.nrows(), None, beta, weight, grad, par).into_iter())
 }
 
 /// The mean as a sequential sum / n (the order fixes the rounding).

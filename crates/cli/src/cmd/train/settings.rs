@@ -265,14 +265,14 @@ fn check_data_given(c: &TrainRunConfig, has_data: bool) -> Result<()> {
     );
 }
 
-/// Makes an older model file's stored loss resume as it was trained: the
-/// preset `scorenf` of a file written before 2026-12-02 (when the name
-/// meant RKL + SM on the data, now `rkl_sm`) becomes `rkl_sm` (true if it
-/// did), and a file without `sm_cauchy_scale` (written before 2026-12-04,
-/// when SM could not be damped) gets `sm_cauchy_scale = inf`, plain SM.
-/// Such files are recognized by the missing resolved weights: since the
-/// rename `fieldflow train` stores `w_fkl`, `w_rkl`, `w_sm` and `sm_on` of
-/// every preset (`resolve_loss`).
+/// Makes an older model file's stored loss resume as it was trained:
+/// * the preset `scorenf` of a file written before 2026-12-02 (when the
+///   name meant RKL + SM on the data, now `rkl_sm`) becomes `rkl_sm`; such
+///   files are recognized by the missing resolved weights (since the
+///   rename `fieldflow train` stores `w_fkl`, `w_rkl`, `w_sm` and `sm_on`
+///   of every preset, `resolve_loss`); returns true if it did;
+/// * a file without `sm_cauchy_scale` (written before 2026-12-04, when SM
+///   could not be damped) gets `sm_cauchy_scale = inf`, plain SM.
 fn legacy_loss(t: &mut toml::Table) -> bool {
     let Some(loss) = t
         .get_mut("train")
