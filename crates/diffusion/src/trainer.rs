@@ -281,6 +281,7 @@ impl<'a> DiffusionTrainer<'a> {
             fkl: f64::NAN,
             rkl: f64::NAN,
             sm: f64::NAN,
+            fkl_is: f64::NAN,
             grad,
             log_w: Vec::new(),
         }

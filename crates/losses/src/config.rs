@@ -7,7 +7,7 @@
 use crate::loss::{Loss, LossConfig, LossError, SmOn};
 use crate::optim::AdamConfig;
 use crate::records::TrainError;
-use crate::schedule::{Annealing, LrSchedule};
+use crate::schedule::{Annealing, FklDecay, LrSchedule};
 use fieldflow_core::{ConfigError, Par, Seed, Target};
 use fieldflow_flows::{CouplingKind, FlowConfig};
 use fieldflow_stats::diagnostics::{covering_threshold, COVERING_QUANTILE};
@@ -45,6 +45,11 @@ use serde::{Deserialize, Serialize};
 /// beta0 = 0.1
 /// steps = 2000
 ///
+/// [fkl_decay]                    # optional: w_fkl × 1 → 0.01 over steps 2500..3000
+/// start = 2500
+/// steps = 500
+/// factor = 0.01
+///
 /// [[curriculum]]                 # lattice flows: first steps on smaller lattices
 /// lattice = [6, 6]
 /// steps = 1000
@@ -70,6 +75,10 @@ pub struct TrainConfig {
     /// Annealing β(step) (default constant β = 1).
     #[serde(default = "default_annealing")]
     pub annealing: Annealing,
+    /// A decay of the FKL weight after the mode weights are set (none if
+    /// absent; [`FklDecay`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fkl_decay: Option<FklDecay>,
     /// Clip the gradient to this Euclidean norm (no clipping if absent).
     #[serde(default)]
     pub clip_grad_norm: Option<f64>,
@@ -141,6 +150,7 @@ impl TrainConfig {
             lr_schedule: default_lr_schedule(),
             optimizer: AdamConfig::default(),
             annealing: default_annealing(),
+            fkl_decay: None,
             clip_grad_norm: None,
             max_consecutive_rejections: default_max_rejections(),
             metrics_every: default_metrics_every(),
@@ -157,7 +167,7 @@ impl TrainConfig {
     /// A [`ConfigError`] naming the first offending field (`batch_size`,
     /// `steps`, `lr`, `clip_grad_norm`, `max_consecutive_rejections`,
     /// `metrics_every`, `max_minutes`, `eval_batch`, `loss.*`, `lr_schedule.*`,
-    /// `optimizer.*`, `annealing.*`).
+    /// `optimizer.*`, `annealing.*`, `fkl_decay.*`).
     pub fn validate(&self) -> Result<Loss, ConfigError> {
         let loss = self.loss.validate()?;
         if self.batch_size == 0 {
@@ -172,6 +182,16 @@ impl TrainConfig {
         self.lr_schedule.validate()?;
         self.optimizer.validate()?;
         self.annealing.validate()?;
+        if let Some(d) = &self.fkl_decay {
+            d.validate()?;
+            if loss.w_fkl == 0.0 {
+                return Err(ConfigError::new(
+                    "fkl_decay",
+                    "w_fkl = 0",
+                    "decays the FKL term, but the loss has none",
+                ));
+            }
+        }
         if let Some(c) = self.clip_grad_norm {
             if !(c.is_finite() && c > 0.0) {
                 return Err(ConfigError::new("clip_grad_norm", c, "must be finite and > 0"));
@@ -235,6 +255,19 @@ impl TrainConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The loss of step `t`: `loss` (resolved from this configuration) with
+    /// the FKL weights of the `fkl_decay` crossfade, w_fkl·φ(t) on the data
+    /// and w_fkl_is·(1 − φ(t)) on the flow's samples ([`FklDecay`]);
+    /// `loss` itself without a decay.
+    pub fn loss_at(&self, mut loss: Loss, t: u64) -> Loss {
+        if let Some(d) = &self.fkl_decay {
+            let phi = d.factor(t);
+            loss.w_fkl *= phi;
+            loss.w_fkl_is *= 1.0 - phi;
+        }
+        loss
     }
 
     /// Steps of all curriculum stages together (the step at which training

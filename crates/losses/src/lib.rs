@@ -55,6 +55,6 @@ pub use mixture::{choose_components, MixtureTrainer};
 pub use optim::{clip_grad_norm, Adam, AdamConfig, AdamState};
 pub use records::{MetricColumn, MetricsRecord, StepOutcome, StepReport, TrainError, TrainerState};
 pub use run::{CheckpointSink, RunError, RunSchedule, RunSummary, TrainLoop, TrainObserver, TrainRun};
-pub use schedule::{Annealing, LrSchedule};
+pub use schedule::{Annealing, FklDecay, LrSchedule};
 pub use stepper::Stepper;
 pub use trainer::Trainer;

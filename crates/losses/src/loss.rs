@@ -280,6 +280,11 @@ pub struct LossConfig {
     /// ([`SCORENF_SM_CAUCHY_SCALE`] for `scorenf`, plain SM otherwise).
     #[serde(default)]
     pub sm_cauchy_scale: Option<f64>,
+    /// Weight of FKL estimated by self-normalized importance sampling on
+    /// the flow's own samples (module docs, "Forward KL on flow samples");
+    /// default 0.
+    #[serde(default)]
+    pub w_fkl_is: Option<f64>,
 }
 
 impl LossConfig {
@@ -301,6 +306,7 @@ impl LossConfig {
             sm_on: Some(sm_on),
             sm_fraction: None,
             sm_cauchy_scale: None,
+            w_fkl_is: None,
         }
     }
 
@@ -334,6 +340,7 @@ impl LossConfig {
                 (None, Some(LossPreset::Scorenf)) => Some(SCORENF_SM_CAUCHY_SCALE),
                 (None, _) => None,
             },
+            w_fkl_is: self.w_fkl_is.unwrap_or(0.0),
         };
         if let Some(c) = loss.sm_cauchy_scale {
             if !(c.is_finite() && c > 0.0) {
@@ -355,15 +362,16 @@ impl LossConfig {
             ("loss.w_fkl", loss.w_fkl),
             ("loss.w_rkl", loss.w_rkl),
             ("loss.w_sm", loss.w_sm),
+            ("loss.w_fkl_is", loss.w_fkl_is),
         ] {
             if !(w.is_finite() && w >= 0.0) {
                 return Err(ConfigError::new(name, w, "must be finite and >= 0"));
             }
         }
-        if loss.w_fkl == 0.0 && loss.w_rkl == 0.0 && loss.w_sm == 0.0 {
+        if loss.w_fkl == 0.0 && loss.w_rkl == 0.0 && loss.w_sm == 0.0 && loss.w_fkl_is == 0.0 {
             return Err(ConfigError::new(
                 "loss",
-                "w_fkl = w_rkl = w_sm = 0",
+                "w_fkl = w_rkl = w_sm = w_fkl_is = 0",
                 "choose a preset or give at least one positive weight",
             ));
         }
@@ -389,6 +397,9 @@ pub struct Loss {
     /// SM; module docs, "Damped score matching").
     #[serde(default)]
     pub sm_cauchy_scale: Option<f64>,
+    /// Weight of FKL by importance sampling on the flow's samples.
+    #[serde(default)]
+    pub w_fkl_is: f64,
 }
 
 fn full_fraction() -> f64 {
@@ -440,7 +451,8 @@ pub struct LossInputs<'a> {
 /// Value, parts, gradient and by-products of one evaluation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LossReport {
-    /// L = w_fkl·FKL + w_rkl·RKL + w_sm·SM (inactive terms contribute 0).
+    /// L = w_fkl·FKL + w_rkl·RKL + w_sm·SM + w_fkl_is·FKL_IS (inactive
+    /// terms contribute 0).
     pub total: f64,
     /// FKL = −mean log q on the data (NaN when inactive).
     pub fkl: f64,
@@ -448,6 +460,8 @@ pub struct LossReport {
     pub rkl: f64,
     /// SM = mean ‖s_θ − β s_p‖² (NaN when inactive).
     pub sm: f64,
+    /// FKL_IS = −Σ w̄ log q on flow samples (NaN when inactive).
+    pub fkl_is: f64,
     /// ∂L/∂θ, length n_params.
     pub grad: Vec<f64>,
     /// log w = log p̃ − log q (β = 1) of the flow batch; empty when no flow
@@ -461,9 +475,9 @@ impl Loss {
         self.w_fkl > 0.0 || (self.w_sm > 0.0 && self.sm_on == SmOn::Data)
     }
 
-    /// Whether base noise is needed (RKL, or SM on flow samples).
+    /// Whether base noise is needed (RKL, FKL_IS, or SM on flow samples).
     pub fn needs_noise(&self) -> bool {
-        self.w_rkl > 0.0 || (self.w_sm > 0.0 && self.sm_on == SmOn::Flow)
+        self.w_rkl > 0.0 || self.w_fkl_is > 0.0 || (self.w_sm > 0.0 && self.sm_on == SmOn::Flow)
     }
 
     /// Evaluates L and ∂L/∂θ at the flow's current parameters, with inverse
@@ -516,7 +530,13 @@ impl Loss {
             None
         };
         let noise = if self.needs_noise() {
-            let term = if self.w_rkl > 0.0 { "rkl" } else { "sm" };
+            let term = if self.w_rkl > 0.0 {
+                "rkl"
+            } else if self.w_fkl_is > 0.0 {
+                "fkl_is"
+            } else {
+                "sm"
+            };
             let z = inputs.noise.ok_or(LossError::MissingNoise { term })?;
             check_width(z, flow.dim(), "noise")?;
             Some(z)
@@ -537,9 +557,10 @@ impl Loss {
             chunk_rows: 1,
             parallel: par.parallel,
         };
-        // This process's records, and its flow samples (for SM on them).
+        // This process's records, and its flow samples with their
+        // log-weights β log p̃ − log q, per chunk (for SM and FKL_IS on them).
         let mut mine = Vec::new();
-        let mut flow_xs: Vec<Array2<f64>> = Vec::new();
+        let mut flow_xs: Vec<(Array2<f64>, Vec<f64>)> = Vec::new();
         for t in &terms {
             let chunks = shard(t.rows.div_ceil(c), rank, size);
             let parts = over_chunks.map_chunks(chunks.len(), |i, _| {
@@ -560,9 +581,16 @@ impl Loss {
                             let (xs, lq, lp) = flow_batch(flow, target, z, serial);
                             (xs, lq.to_vec(), lp.to_vec())
                         };
+                        let lw = lq.iter().zip(&lp).map(|(q, p)| beta * p - q).collect();
                         rec.extend(lq);
                         rec.extend(lp);
-                        xs_out = Some(xs);
+                        xs_out = Some((xs, lw));
+                    }
+                    Term::FklIs => {
+                        let (x, lw) = &flow_xs[i];
+                        let lq = fkl_is_terms(flow, x.view(), lw, self.w_fkl_is, &mut rec, serial);
+                        rec.extend(lq);
+                        rec.extend_from_slice(lw);
                     }
                     Term::Sm => {
                         let used = t.used(rows.len());
@@ -570,7 +598,7 @@ impl Loss {
                             SmOn::Data => data
                                 .expect("sm on data has data")
                                 .slice_move(s![rows.start..rows.start + used, ..]),
-                            SmOn::Flow => flow_xs[i].slice(s![..used, ..]),
+                            SmOn::Flow => flow_xs[i].0.slice(s![..used, ..]),
                         };
                         let n = t.used_total(c);
                         let c = self.sm_cauchy_scale.map(|c0| c0 * flow.dim() as f64);
@@ -613,15 +641,21 @@ impl Loss {
             }
         }
         let mut grad = vec![0.0; p];
-        let (mut fkl, mut rkl, mut sm) = (f64::NAN, f64::NAN, f64::NAN);
+        let (mut fkl, mut rkl, mut sm, mut fkl_is) = (f64::NAN, f64::NAN, f64::NAN, f64::NAN);
         let mut total = 0.0;
         let mut log_w = Vec::new();
         for (t, recs) in terms.iter().zip(&records) {
             let (mut first, mut second) = (Vec::new(), Vec::new());
-            for rec in recs {
+            // FKL_IS chunks were weighted by e^{lw − m_c}: rescale each to
+            // the batch's self-normalized weights (1 for the other terms).
+            let scales = match t.term {
+                Term::FklIs => is_chunk_scales(recs, p),
+                _ => vec![1.0; recs.len()],
+            };
+            for (rec, f) in recs.iter().zip(&scales) {
                 let vals = if t.with_grad {
                     for (g, v) in grad.iter_mut().zip(&rec[..p]) {
-                        *g += v;
+                        *g += f * v;
                     }
                     &rec[p..]
                 } else {
@@ -648,6 +682,12 @@ impl Loss {
                     sm = mean(first.iter().copied());
                     total += self.w_sm * sm;
                 }
+                Term::FklIs => {
+                    let (lq, lw) = (first, second);
+                    let w_bar = self_normalized(&lw);
+                    fkl_is = -lq.iter().zip(&w_bar).map(|(q, w)| w * q).sum::<f64>();
+                    total += self.w_fkl_is * fkl_is;
+                }
             }
         }
         Ok(LossReport {
@@ -655,6 +695,7 @@ impl Loss {
             fkl,
             rkl,
             sm,
+            fkl_is,
             grad,
             log_w,
         })
@@ -678,6 +719,15 @@ impl Loss {
                 rows: n_noise,
                 per_row: 2,
                 with_grad: self.w_rkl > 0.0,
+                fraction: 1.0,
+            });
+        }
+        if self.w_fkl_is > 0.0 {
+            terms.push(TermBatch {
+                term: Term::FklIs,
+                rows: n_noise,
+                per_row: 2,
+                with_grad: true,
                 fraction: 1.0,
             });
         }
@@ -705,6 +755,8 @@ enum Term {
     Fkl,
     /// Flow samples of the base noise (with the RKL gradient when active).
     Flow,
+    /// FKL by importance sampling on the flow samples.
+    FklIs,
     /// Score matching on data or flow samples.
     Sm,
 }
@@ -777,6 +829,72 @@ fn fkl_terms<L: Layer>(
     let mut log_q = Array1::zeros(xs.nrows());
     flow.log_q_grad_batch(xs, w.view(), log_q.view_mut(), grad, par);
     log_q.to_vec()
+}
+
+/// The FKL_IS share of the flow samples `xs` (held fixed) with log-weights
+/// `lw` (β log p̃ − log q): adds `weight`·∂θ[−Σᵢ e^{lwᵢ − m} log q_θ(xᵢ)] to
+/// `grad`, m = max lw of these rows (the caller rescales by e^{m − M}/S,
+/// [`is_chunk_scales`]); returns log q_θ(xᵢ) per row. Rows are weighted 0
+/// when every log-weight is −∞.
+fn fkl_is_terms<L: Layer>(
+    flow: &Flow<L>,
+    xs: ArrayView2<f64>,
+    lw: &[f64],
+    weight: f64,
+    grad: &mut [f64],
+    par: Par,
+) -> Vec<f64> {
+    let m = chunk_max(lw);
+    let w = Array1::from_iter(lw.iter().map(|&l| {
+        if m == f64::NEG_INFINITY {
+            0.0
+        } else {
+            -weight * (l - m).exp()
+        }
+    }));
+    let mut log_q = Array1::zeros(xs.nrows());
+    flow.log_q_grad_batch(xs, w.view(), log_q.view_mut(), grad, par);
+    log_q.to_vec()
+}
+
+/// max of the log-weights (−∞ for none; NaN entries are skipped here and
+/// make the step's gradient NaN through their own row).
+fn chunk_max(lw: &[f64]) -> f64 {
+    lw.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// Per-chunk factors e^{m_c − M}/S that turn the chunks' FKL_IS gradients
+/// (rows weighted e^{lw − m_c}) into the batch's self-normalized weights
+/// w̄ᵢ = e^{lwᵢ − M}/S, S = Σⱼ e^{lwⱼ − M}, M = max over the batch. Records
+/// are [∂θ (p entries) | log q per row | lw per row].
+fn is_chunk_scales(recs: &[&[f64]], p: usize) -> Vec<f64> {
+    let lws: Vec<&[f64]> = recs
+        .iter()
+        .map(|rec| {
+            let vals = &rec[p..];
+            &vals[vals.len() / 2..]
+        })
+        .collect();
+    let ms: Vec<f64> = lws.iter().map(|lw| chunk_max(lw)).collect();
+    let big = chunk_max(&ms);
+    let total: f64 = lws.iter().flat_map(|lw| lw.iter()).map(|l| (l - big).exp()).sum();
+    ms.iter()
+        .map(|&m| {
+            if m == f64::NEG_INFINITY {
+                0.0
+            } else {
+                (m - big).exp() / total
+            }
+        })
+        .collect()
+}
+
+/// Self-normalized weights e^{lwᵢ − M}/Σⱼ e^{lwⱼ − M}.
+fn self_normalized(lw: &[f64]) -> Vec<f64> {
+    let big = chunk_max(lw);
+    let e: Vec<f64> = lw.iter().map(|l| (l - big).exp()).collect();
+    let total: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / total).collect()
 }
 
 /// The RKL share of the base draws `zs` of an `n`-row batch: adds

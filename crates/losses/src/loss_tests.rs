@@ -177,7 +177,12 @@ fn sm_on_flow_samples_gradient_treats_samples_as_fixed() {
 #[test]
 fn parts_by_products_and_chunking_are_consistent() {
     let fx = fixture();
-    let loss = LossConfig::weights(0.3, 0.5, 0.2, SmOn::Data).validate().unwrap();
+    let loss = LossConfig {
+        w_fkl_is: Some(0.4),
+        ..LossConfig::weights(0.3, 0.5, 0.2, SmOn::Data)
+    }
+    .validate()
+    .unwrap();
     let inputs = LossInputs {
         data: Some(fx.data.view()),
         noise: Some(fx.noise.view()),
@@ -189,7 +194,7 @@ fn parts_by_products_and_chunking_are_consistent() {
     let b = loss
         .value_and_grad(&flow, &fx.target, inputs, BETA, Par::default())
         .unwrap();
-    assert!((a.total - (0.3 * a.fkl + 0.5 * a.rkl + 0.2 * a.sm)).abs() < 1e-12);
+    assert!((a.total - (0.3 * a.fkl + 0.5 * a.rkl + 0.2 * a.sm + 0.4 * a.fkl_is)).abs() < 1e-12);
     assert!(rel_err(&a.grad, &b.grad) < 1e-12);
     // log w at β = 1 and the RKL value at β are tied by log q = log p̃ − log w.
     assert_eq!(a.log_w.len(), 11);
@@ -421,4 +426,93 @@ fn cauchy_damped_sm_is_the_damped_residual_with_its_exact_gradient() {
     assert_eq!(scale("preset = \"scorenf\"\nsm_cauchy_scale = inf"), None);
     assert_eq!(scale("preset = \"rkl_sm\""), None);
     assert_eq!(scale("w_sm = 1.0"), None);
+}
+
+/// FKL on flow samples by self-normalized importance sampling holds the
+/// samples x₀ = f_θ₀(z) and their weights w̄ (from β log p̃ − log q at θ₀)
+/// fixed: its gradient is that of θ ↦ −Σᵢ w̄ᵢ log q_θ(x₀ᵢ). Checked alone
+/// and beside RKL, for chunkings that split the batch's normalization
+/// across chunks, against central differences.
+#[test]
+fn fkl_by_importance_sampling_on_flow_samples_has_the_fixed_weight_gradient() {
+    let fx = fixture();
+    let flow0 = flow_at(&fx.theta);
+    let inputs = LossInputs {
+        data: None,
+        noise: Some(fx.noise.view()),
+    };
+    let par = Par::serial(64);
+    let (x0, _) = flow_samples(&flow0, &fx.target, fx.noise.view(), par);
+    let mut lq0 = Array1::zeros(x0.nrows());
+    flow0.inverse_batch(x0.view(), Array2::zeros(x0.raw_dim()).view_mut(), lq0.view_mut(), par);
+    let mut lp0 = Array1::zeros(x0.nrows());
+    fx.target.log_prob_batch(x0.view(), lp0.view_mut(), par);
+    let lw: Vec<f64> = lq0.iter().zip(&lp0).map(|(q, p)| BETA * p - q).collect();
+    let w_bar = self_normalized(&lw);
+    assert!((w_bar.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    let fixed = |th: &[f64]| {
+        let mut lq = Array1::zeros(x0.nrows());
+        flow_at(th).inverse_batch(x0.view(), Array2::zeros(x0.raw_dim()).view_mut(), lq.view_mut(), par);
+        -lq.iter().zip(&w_bar).map(|(q, w)| w * q).sum::<f64>()
+    };
+    for (w_rkl, w_is) in [(0.0, 1.0), (0.4, 0.7)] {
+        let loss = LossConfig {
+            w_rkl: Some(w_rkl),
+            w_fkl_is: Some(w_is),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let value = |th: &[f64]| {
+            let rkl = rkl_value_and_grad(
+                &flow_at(th),
+                &fx.target,
+                fx.noise.view(),
+                BETA,
+                0.0,
+                &mut vec![0.0; th.len()],
+                par,
+            );
+            w_rkl * rkl.value + w_is * fixed(th)
+        };
+        let fd = central_gradient(value, &fx.theta, FD_STEP);
+        let mut reference: Option<LossReport> = None;
+        for chunk in [64, 4, 3, 1] {
+            let rep = loss
+                .value_and_grad(&flow0, &fx.target, inputs, BETA, Par::serial(chunk))
+                .unwrap();
+            assert!((rep.fkl_is - fixed(&fx.theta)).abs() < 1e-12 * rep.fkl_is.abs().max(1.0));
+            assert!((rep.total - value(&fx.theta)).abs() < 1e-12 * rep.total.abs().max(1.0));
+            let e = rel_err(&rep.grad, &fd);
+            assert!(
+                e < FD_REL_TOL,
+                "w_rkl {w_rkl}, chunks of {chunk}: relative error {e:.3e}"
+            );
+            if let Some(r) = &reference {
+                assert!(rel_err(&rep.grad, &r.grad) < 1e-12, "chunks of {chunk}");
+            }
+            reference = Some(rep);
+        }
+    }
+    // A slope error of 1e-4 in one row's weight is caught.
+    let mut bad = w_bar.clone();
+    bad[0] *= 1.0 + 1e-4;
+    let rep = LossConfig {
+        w_fkl_is: Some(1.0),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap()
+    .value_and_grad(&flow0, &fx.target, inputs, BETA, par)
+    .unwrap();
+    let fd_bad = central_gradient(
+        |th: &[f64]| {
+            let mut lq = Array1::zeros(x0.nrows());
+            flow_at(th).inverse_batch(x0.view(), Array2::zeros(x0.raw_dim()).view_mut(), lq.view_mut(), par);
+            -lq.iter().zip(&bad).map(|(q, w)| w * q).sum::<f64>()
+        },
+        &fx.theta,
+        FD_STEP,
+    );
+    assert!(rel_err(&rep.grad, &fd_bad) > FD_REL_TOL);
 }

@@ -294,11 +294,13 @@ impl<'a> MixtureTrainer<'a> {
         let beta = self.parts.config.annealing.beta(t);
         let b = self.parts.config.batch_size;
         let layout = self.mixture.layout();
+        let loss = self.parts.config.loss_at(self.loss, t);
         let mut total = LossReport {
             total: 0.0,
             fkl: 0.0,
             rkl: 0.0,
             sm: 0.0,
+            fkl_is: 0.0,
             grad: vec![0.0; layout.len()],
             log_w: Vec::new(),
         };
@@ -321,13 +323,12 @@ impl<'a> MixtureTrainer<'a> {
                 noise: noise.as_ref().map(|z| z.view()),
             };
             let component = ComponentTarget::new(self.target, &self.mixture, k);
-            let r = self
-                .loss
-                .value_and_grad(flow, &component, inputs, beta, self.parts.par)?;
+            let r = loss.value_and_grad(flow, &component, inputs, beta, self.parts.par)?;
             total.total += r.total;
             total.fkl += r.fkl;
             total.rkl += r.rkl;
             total.sm += r.sm;
+            total.fkl_is += r.fkl_is;
             total.grad[layout.theta(k)].copy_from_slice(&r.grad);
         }
         Ok(total)

@@ -23,6 +23,19 @@
 //! * linear: β = β₀ + (1 − β₀) s, s = min(step/steps, 1);
 //! * geometric: β = β₀^{1 − s} (equal ratios, the usual choice for
 //!   temperatures).
+//!
+//! FKL decay (a factor on the FKL weight, `[train.fkl_decay]`; start t₀,
+//! length T_d, final factor φ ∈ (0, 1]):
+//! * φ(step) = 1 before t₀, then φ^{s} with s = min((step − t₀)/T_d, 1):
+//!   geometric from 1 to φ, then φ for the rest of the run.
+//!
+//!   Why: FKL on a small ensemble is what sets the relative weights of
+//!   separated modes, but once they are set it keeps fitting the ensemble's
+//!   points (≈ 12 per mode for MOG-8 from 100 samples), an overfitting that
+//!   the target terms (RKL, SM on flow samples), whose minimizer is the
+//!   target itself, cannot undo while FKL keeps its weight. Decaying FKL
+//!   after the weights are in place hands the shapes to the target terms
+//!   (docs/THEORY.md §5.5).
 
 use fieldflow_core::ConfigError;
 use serde::{Deserialize, Serialize};
@@ -239,9 +252,71 @@ impl Annealing {
     }
 }
 
+/// A decay of the FKL weight over training (module docs): w_fkl(step) =
+/// w_fkl·φ(step).
+///
+/// ```toml
+/// [fkl_decay]
+/// start = 1000     # first step of the decay
+/// steps = 500      # its length
+/// factor = 0.01    # final factor φ ∈ (0, 1]
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FklDecay {
+    /// First step t₀ of the decay.
+    pub start: u64,
+    /// Steps T_d from 1 to the final factor.
+    pub steps: u64,
+    /// Final factor φ ∈ (0, 1].
+    pub factor: f64,
+}
+
+impl FklDecay {
+    /// The factor φ(step) on the FKL weight.
+    pub fn factor(&self, step: u64) -> f64 {
+        if step < self.start {
+            return 1.0;
+        }
+        let s = ((step - self.start) as f64 / self.steps.max(1) as f64).min(1.0);
+        self.factor.powf(s)
+    }
+
+    /// Checks φ ∈ (0, 1] and T_d > 0.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.factor > 0.0 && self.factor <= 1.0) {
+            Err(ConfigError::new("fkl_decay.factor", self.factor, "must be in (0, 1]"))
+        } else if self.steps == 0 {
+            Err(ConfigError::new("fkl_decay.steps", 0, "must be > 0"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fkl_decay_holds_then_falls_geometrically_to_its_factor() {
+        let d = FklDecay {
+            start: 100,
+            steps: 50,
+            factor: 0.01,
+        };
+        assert_eq!((d.factor(0), d.factor(100)), (1.0, 1.0));
+        assert!((d.factor(125) - 0.1).abs() < 1e-15);
+        assert!((d.factor(150) - 0.01).abs() < 1e-15);
+        assert!((d.factor(10_000) - 0.01).abs() < 1e-15);
+        assert!(d.validate().is_ok());
+        for bad in [0.0, 1.5, f64::NAN] {
+            let e = FklDecay { factor: bad, ..d }.validate().unwrap_err();
+            assert!(e.to_string().contains("fkl_decay.factor"), "{e}");
+        }
+        let e = FklDecay { steps: 0, ..d }.validate().unwrap_err();
+        assert!(e.to_string().contains("fkl_decay.steps"), "{e}");
+    }
 
     #[test]
     fn learning_rate_schedules_hit_their_end_points() {

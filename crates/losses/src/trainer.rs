@@ -4,7 +4,8 @@
 //! step, record metrics and checkpoint.
 //!
 //! # One step (step index t = 0, 1, …, counting rejected steps too)
-//! 1. β = annealing.β(t), η = lr_schedule.η(lr, t);
+//! 1. β = annealing.β(t), η = lr_schedule.η(lr, t), and the FKL weight
+//!    times fkl_decay.φ(t) when a decay is configured;
 //! 2. data minibatch: `batch_size` distinct rows (all rows if there are
 //!    fewer) drawn from stream `seed.child(0).child(t)`;
 //!    base noise z: `batch_size` rows from `seed.child(1).child(t)`
@@ -160,8 +161,13 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
         };
         let beta = self.parts.config.annealing.beta(t);
         Ok(self
-            .loss
+            .loss_at(t)
             .value_and_grad_exchanged(&self.flow, self.target, inputs, beta, self.parts.par, exchange)?)
+    }
+
+    /// The loss of step `t` ([`TrainConfig::loss_at`]).
+    fn loss_at(&self, t: u64) -> Loss {
+        self.parts.config.loss_at(self.loss, t)
     }
 
     /// The data minibatch and base noise of step `t` (module docs, step 2).
@@ -383,7 +389,10 @@ mod sharded_tests {
                 let mut x = Array2::zeros((50, 2));
                 fieldflow_core::ExactSampler::sample_batch(&mog, Seed::new(1), x.view_mut(), Par::default());
                 let flow = FlowConfig::mlp(2, 4, vec![16]).build(Seed::new(4)).unwrap();
-                let loss = LossConfig::weights(0.5, 1.0, 0.3, sm_on);
+                let loss = LossConfig {
+                    w_fkl_is: Some(0.2),
+                    ..LossConfig::weights(0.5, 1.0, 0.3, sm_on)
+                };
                 let mut cfg = TrainConfig::new(loss, 40, 3, 3e-3);
                 cfg.seed = 6;
                 let data = TrainData {
@@ -399,5 +408,40 @@ mod sharded_tests {
                 run(&mut tr)
             });
         }
+    }
+
+    #[test]
+    fn fkl_decay_scales_the_fkl_weight_of_each_step_and_nothing_else() {
+        let mog = GaussianMixture::mog4();
+        let mut x = Array2::zeros((50, 2));
+        fieldflow_core::ExactSampler::sample_batch(&mog, Seed::new(1), x.view_mut(), Par::default());
+        let decay = crate::FklDecay {
+            start: 10,
+            steps: 20,
+            factor: 0.01,
+        };
+        let eval = |w_fkl: f64, fkl_decay: Option<crate::FklDecay>, t: u64| {
+            let flow = FlowConfig::mlp(2, 4, vec![16]).build(Seed::new(4)).unwrap();
+            let mut cfg = TrainConfig::new(LossConfig::weights(w_fkl, 0.3, 0.2, SmOn::Flow), 40, 40, 3e-3);
+            cfg.seed = 6;
+            cfg.fkl_decay = fkl_decay;
+            let data = TrainData {
+                train: Some(x.clone()),
+                ..Default::default()
+            };
+            let tr = Trainer::new(&cfg, flow, &mog, data, Par::default()).unwrap();
+            tr.evaluate(t).unwrap()
+        };
+        for t in [0, 10, 15, 30, 39] {
+            let decayed = eval(1.0, Some(decay), t);
+            let explicit = eval(decay.factor(t), None, t);
+            assert_eq!(decayed.grad, explicit.grad, "step {t}");
+            assert_eq!(decayed.total.to_bits(), explicit.total.to_bits(), "step {t}");
+        }
+        assert_ne!(eval(1.0, Some(decay), 15).grad, eval(1.0, None, 15).grad);
+        let mut cfg = TrainConfig::new(LossConfig::preset(crate::LossPreset::Rkl), 40, 40, 3e-3);
+        cfg.fkl_decay = Some(decay);
+        let e = cfg.validate().unwrap_err();
+        assert!(e.to_string().contains("fkl_decay"), "{e}");
     }
 }

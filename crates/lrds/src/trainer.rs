@@ -83,6 +83,7 @@ impl<'a> LrdsTrainer<'a> {
             fkl: f64::NAN,
             rkl: -r.log_w.iter().sum::<f64>() / n,
             sm: f64::NAN,
+            fkl_is: f64::NAN,
             grad: r.grad,
             log_w: r.log_w,
         }

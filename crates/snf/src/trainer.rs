@@ -53,8 +53,9 @@ impl<'a, T: HessianVector, L: Layer> SnfTrainer<'a, T, L> {
     /// A trainer starting from the SNF's current parameters.
     ///
     /// # Errors
-    /// An invalid `config`, a score-matching term (`loss.w_sm`) or an
-    /// annealing schedule (`annealing`), data needed by the path ML but
+    /// An invalid `config`, a score-matching term (`loss.w_sm`), FKL on
+    /// flow samples (`loss.w_fkl_is`), an FKL decay or an annealing
+    /// schedule (`annealing`), data needed by the path ML but
     /// absent, data of the wrong width or empty.
     pub fn new(config: &TrainConfig, snf: Snf<T, L>, data: TrainData<'a>, par: Par) -> Result<Self, TrainError> {
         let loss = config.validate()?;
@@ -64,6 +65,19 @@ impl<'a, T: HessianVector, L: Layer> SnfTrainer<'a, T, L> {
                 loss.w_sm,
                 "score matching needs the model's score ∇log q(x), which a stochastic normalizing flow \
                  does not have: use fkl (path ML), rkl (path KL) or weights of the two",
+            )
+            .into());
+        }
+        if loss.w_fkl_is > 0.0 || config.fkl_decay.is_some() {
+            let (key, v) = if loss.w_fkl_is > 0.0 {
+                ("loss.w_fkl_is", loss.w_fkl_is.to_string())
+            } else {
+                ("fkl_decay", format!("{:?}", config.fkl_decay))
+            };
+            return Err(ConfigError::new(
+                key,
+                v,
+                "not supported for stochastic normalizing flows (their density is not available at fixed x):                  use fkl (path ML), rkl (path KL) or weights of the two",
             )
             .into());
         }
@@ -101,6 +115,7 @@ impl<'a, T: HessianVector, L: Layer> SnfTrainer<'a, T, L> {
             fkl: f64::NAN,
             rkl: f64::NAN,
             sm: f64::NAN,
+            fkl_is: f64::NAN,
             grad: vec![0.0; n_params],
             log_w: Vec::new(),
         };

@@ -102,6 +102,32 @@ def stages():
         [point("mog8", damped(1, 10.0), spline(**MOG8), s, 3000) for s in (4, 5, 6)]
         + [point("mog4", damped(1, 10.0), spline(**MOG4), s, 3000) for s in seeds]
     )
+    # FKL decay (train.fkl_decay): after the annealing has set the mode weights, the FKL
+    # weight falls geometrically, and the target terms (RKL, damped SM on flow samples,
+    # whose minimizer is the target) take over the shapes from FKL's overfitting.
+    def decay(start, steps=500, factor=0.01):
+        return {"start": start, "steps": steps, "factor": factor}
+    pre = damped(0.1, 100.0)  # the `scorenf` preset's loss, written out
+    S["fkl_decay"] = (
+        [dict(point("mog8", pre, spline(**MOG8), s), fkl_decay=decay(1000)) for s in seeds]
+        + [dict(point("mog8", pre, spline(**MOG8), s), fkl_decay=decay(1000, factor=0.1)) for s in seeds]
+        + [dict(point("mog8", pre, spline(**MOG8), s, 3000), fkl_decay=decay(1500)) for s in seeds]
+        + [dict(point("mog4", pre, spline(**MOG4), s), fkl_decay=decay(1000)) for s in seeds]
+    )
+    S["fkl_decay_more"] = (
+        [dict(point("mog8", pre, spline(**MOG8), s, 3000), fkl_decay=decay(1500)) for s in (4, 5, 6)]
+        + [dict(point("mog8", pre, spline(**MOG8), s), fkl_decay=decay(1000)) for s in (4, 5, 6)]
+        + [dict(point("mog4", pre, spline(**MOG4), s, 3000), fkl_decay=decay(1500)) for s in seeds]
+    )
+    # FKL handed over from the data to the flow's own samples (loss.w_fkl_is: forward KL by
+    # self-normalized importance sampling, weights p~/q): the crossfade w_fkl*phi on the data,
+    # w_fkl_is*(1 - phi) on flow samples. Unlike the data, the IS estimate sees the target's
+    # density, so it can correct the mode weights the 100 points got wrong.
+    pre_is = dict(pre, w_fkl_is=1.0)
+    S["fkl_is"] = (
+        [dict(point("mog8", pre_is, spline(**MOG8), s), fkl_decay=decay(1000)) for s in (1, 2, 3, 4, 5, 6)]
+        + [dict(point("mog4", pre_is, spline(**MOG4), s), fkl_decay=decay(1000)) for s in seeds]
+    )
     return S
 
 

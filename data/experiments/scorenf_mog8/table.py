@@ -15,6 +15,8 @@ def label(p):
     l = p["loss"]
     f = p.get("flow") or {}
     parts = [p["kind"] + (str(p["dim"]) if p.get("dim") else ""), f"w_rkl={l['w_rkl']}", f"w_sm={l['w_sm']}"]
+    if l.get("w_fkl_is"):
+        parts.append(f"w_fkl_is={l['w_fkl_is']}")
     if "sm_cauchy_scale" in l:
         parts.append(f"c0={l['sm_cauchy_scale']}")
     if "coupling" in f:
@@ -24,6 +26,9 @@ def label(p):
     if "conditioner" in f:
         parts.append("h" + "x".join(map(str, f["conditioner"]["hidden"])))
     parts.append(f"{p.get('steps', 2000)} steps")
+    if p.get("fkl_decay"):
+        d = p["fkl_decay"]
+        parts.append(f"FKL ×{d['factor']} from {d['start']} over {d['steps']}")
     return " ".join(parts)
 
 

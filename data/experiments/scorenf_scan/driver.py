@@ -81,6 +81,8 @@ def config_text(p):
     ]
     if p.get("anneal"):
         lines += ["", "[train.annealing]"] + [f"{k} = {toml_val(v)}" for k, v in p["anneal"].items()]
+    if p.get("fkl_decay"):
+        lines += ["", "[train.fkl_decay]"] + [f"{k} = {toml_val(v)}" for k, v in p["fkl_decay"].items()]
     return "\n".join(lines) + "\n"
 
 
@@ -91,6 +93,8 @@ def name_of(p):
         parts.append("F" + json.dumps(p["flow"], sort_keys=True).translate(str.maketrans("", "", ' "{}[]:,=')))
     if p.get("anneal"):
         parts.append("A" + "_".join(str(v) for v in p["anneal"].values()))
+    if p.get("fkl_decay"):
+        parts.append("D" + "_".join(str(v) for v in p["fkl_decay"].values()))
     for k in ("steps", "lr", "batch_size", "n_train"):
         if k in p:
             parts.append(f"{k}{p[k]}")
