@@ -114,7 +114,11 @@ pub fn training_figures(
         (!pts.is_empty()).then(|| Series::line(name, pts))
     };
     for (what, title, names) in [
-        ("loss", "Training loss and its parts", &["loss", "fkl", "rkl", "sm"][..]),
+        (
+            "loss",
+            "Training loss and its parts",
+            &["loss", "fkl", "rkl", "sm", "fkl_is"][..],
+        ),
         (
             "ess_acceptance",
             "ESS and estimated IMH acceptance",

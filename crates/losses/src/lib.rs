@@ -47,8 +47,8 @@ pub use config::{
 pub use curriculum::Curriculum;
 pub use exchange::{Exchange, SingleProcess};
 pub use loss::{
-    scorenf_annealing, Loss, LossConfig, LossError, LossInputs, LossPreset, LossReport, SmOn, RKL_SM_DEFAULT_W_SM,
-    SCORENF_BETA0, SCORENF_SM_CAUCHY_SCALE, SCORENF_WEIGHTS,
+    scorenf_annealing, scorenf_fkl_decay, Loss, LossConfig, LossError, LossInputs, LossPreset, LossReport, SmOn,
+    RKL_SM_DEFAULT_W_SM, SCORENF_BETA0, SCORENF_SM_CAUCHY_SCALE, SCORENF_WEIGHTS, SCORENF_W_FKL_IS,
 };
 pub use metrics::{held_out_nll, TrainerParts};
 pub use mixture::{choose_components, MixtureTrainer};

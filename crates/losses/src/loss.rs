@@ -31,35 +31,56 @@
 //! ∂θ SM = Σᵢ ∂θ ⟨rᵢ, s_θ(xᵢ)⟩, the reverse mode of the forward-mode
 //! derivative of log q along rᵢ ([`ScoreModel::score_param_vjp_batch`]).
 //!
-//! # Weighted sum (ScoreNF and the presets)
-//! L = w_fkl·FKL + w_rkl·RKL + w_sm·SM. The weights are folded into the
-//! cotangents of each sweep (wᵢ = −w_fkl/N, x̄ᵢ = −w_rkl β s_p/N,
-//! rᵢ = 2 w_sm (s_θ − β s_p)/N), so the gradient costs one sweep per active
-//! term. Presets:
+//! # Forward KL on flow samples (FKL_IS, `w_fkl_is`)
+//! FKL_IS = −Σᵢ w̄ᵢ log q_θ(xᵢ) over the flow batch xᵢ = f_θ(zᵢ), with
+//! self-normalized importance weights w̄ᵢ ∝ exp(β log p̃(xᵢ) − log q_θ(xᵢ));
+//! samples and weights are held fixed, so ∂θ FKL_IS = −Σᵢ w̄ᵢ ∂θ log q_θ(xᵢ):
+//! one density sweep, as FKL, with row weights −w_fkl_is·w̄ᵢ. It estimates
+//! the gradient of KL(p^β‖q_θ) with p's density instead of data: its
+//! minimizer is p, not the empirical measure of a small ensemble, and it
+//! corrects the relative weights of modes the flow covers. Each chunk
+//! weights its rows by e^{log w − m_c} (m_c its largest log-weight) and the
+//! combination rescales each chunk by e^{m_c − M}/S after the all-gather:
+//! the batch's exact w̄, the same for any number of threads or processes
+//! (docs/THEORY.md §5.4).
 //!
-//! | preset | w_fkl | w_rkl | w_sm | sm_on | needs data |
-//! |---|---|---|---|---|---|
-//! | `fkl` | 1 | 0 | 0 | — | yes |
-//! | `rkl` | 0 | 1 | 0 | — | no |
-//! | `sm` | 0 | 0 | 1 | data | yes |
-//! | `scorenf` | 1 | 0.1 | 0.1 | flow, damped (c₀ = 100) | yes |
-//! | `rkl_sm` | 0 | 1 | [`RKL_SM_DEFAULT_W_SM`] | data | yes |
+//! # Weighted sum (ScoreNF and the presets)
+//! L = w_fkl·FKL + w_rkl·RKL + w_sm·SM + w_fkl_is·FKL_IS. The weights are
+//! folded into the cotangents of each sweep (wᵢ = −w_fkl/N,
+//! x̄ᵢ = −w_rkl β s_p/N, rᵢ = 2 w_sm (s_θ − β s_p)/N, −w_fkl_is w̄ᵢ), so the
+//! gradient costs one sweep per active term. Presets:
+//!
+//! | preset | w_fkl | w_rkl | w_sm | sm_on | w_fkl_is | needs data |
+//! |---|---|---|---|---|---|---|
+//! | `fkl` | 1 | 0 | 0 | — | 0 | yes |
+//! | `rkl` | 0 | 1 | 0 | — | 0 | no |
+//! | `sm` | 0 | 0 | 1 | data | 0 | yes |
+//! | `scorenf` | 1 | 0.1 | 0.1 | flow, damped (c₀ = 100) | [`SCORENF_W_FKL_IS`] | yes |
+//! | `rkl_sm` | 0 | 1 | [`RKL_SM_DEFAULT_W_SM`] | data | 0 | yes |
 //!
 //! `scorenf` ([`SCORENF_WEIGHTS`]) is fieldflow's ScoreNF: the relative
 //! weights of separated modes from FKL on the small ensemble, the shapes
 //! from SM on the flow's own samples (which stops FKL from overfitting the
 //! ensemble), a little RKL against collapse, and geometric annealing
 //! β₀ = [`SCORENF_BETA0`] → 1 over the first half of training (the CLI adds
-//! it when `train.annealing` is absent). Chosen by the 201-run scan of
-//! docs/RESULTS.md ("Multimodal ScoreNF scan") on MOG-4, MOG-8 and two
-//! modes in d dimensions, and measured on lattice φ⁴ (as good as `rkl_sm`
-//! there: data/experiments/scorenf_phi4/). Until 2026-12-02 it was called
+//! it when `train.annealing` is absent); then, over the third quarter, the
+//! FKL term hands over from the data to the flow's own samples
+//! ([`scorenf_fkl_decay`], `train.fkl_decay`: w_fkl·φ(t) on the data,
+//! w_fkl_is·(1 − φ(t)) on flow samples, φ → 0.01; the CLI adds it when
+//! absent; a library caller sets both schedules,
+//! [`crate::TrainConfig::loss_at`]). Without the handover w_fkl_is would act
+//! from the first step, before the flow covers the modes. The weights were
+//! chosen by the 201-run scan of docs/RESULTS.md ("Multimodal ScoreNF
+//! scan") on MOG-4, MOG-8 and two modes in d dimensions, and measured on
+//! lattice φ⁴ (as good as `rkl_sm` there: data/experiments/scorenf_phi4/);
+//! the handover by data/experiments/scorenf_mog8 (RESULTS "FKL on the flow's
+//! own samples"). Until 2026-12-02 it was called
 //! `scorenf_modes` (still accepted) and `scorenf` meant `rkl_sm`, the
 //! first design: RKL + SM on the data points, which collapses on separated
 //! modes (score matching is blind to their relative weights).
 //!
-//! Explicit `w_fkl`, `w_rkl`, `w_sm`, `sm_on` override the preset's values;
-//! without a preset an unspecified weight is 0.
+//! Explicit `w_fkl`, `w_rkl`, `w_sm`, `sm_on`, `w_fkl_is` override the
+//! preset's values; without a preset an unspecified weight is 0.
 //!
 //! # A cheaper SM term (`sm_fraction`)
 //! The SM gradient costs several passes per row (the score, then the
@@ -108,7 +129,7 @@
 //! from which the trainer reports the ESS of the training batch.
 
 use crate::exchange::{shard, Exchange, SingleProcess};
-use crate::schedule::Annealing;
+use crate::schedule::{Annealing, FklDecay};
 use fieldflow_core::{ConfigError, Par, Target};
 use fieldflow_flows::{Flow, Layer, ScoreLayer, ScoreModel};
 use ndarray::{s, Array1, Array2, ArrayView2, Axis};
@@ -175,7 +196,8 @@ pub enum LossPreset {
     Sm,
     /// ScoreNF ([`SCORENF_WEIGHTS`]): FKL on data + 0.1 RKL + 0.1 SM on
     /// the flow's samples, with geometric annealing β [`SCORENF_BETA0`] → 1
-    /// over the first half of training ([`scorenf_annealing`]).
+    /// over the first half of training ([`scorenf_annealing`]), then FKL
+    /// handed over to the flow's samples ([`scorenf_fkl_decay`]).
     /// `scorenf_modes` is its former name.
     #[serde(alias = "scorenf_modes")]
     Scorenf,
@@ -217,6 +239,12 @@ pub const SCORENF_WEIGHTS: (f64, f64, f64) = (1.0, 0.1, 0.1);
 /// overfitting (MOG-4 seed 3: held-out NLL − H 4.0 instead of 0.3).
 pub const SCORENF_SM_CAUCHY_SCALE: f64 = 100.0;
 
+/// Weight w_fkl_is of the `scorenf` preset's FKL on flow samples (module
+/// docs, "Forward KL on flow samples"): the data FKL (weight 1) hands over
+/// to it after the annealing ([`scorenf_fkl_decay`]), so the FKL weight
+/// stays 1 throughout.
+pub const SCORENF_W_FKL_IS: f64 = 1.0;
+
 /// Initial inverse temperature of the `scorenf` preset's annealing.
 pub const SCORENF_BETA0: f64 = 0.1;
 
@@ -229,6 +257,21 @@ pub fn scorenf_annealing(steps: u64) -> Annealing {
     Annealing::Geometric {
         beta0: SCORENF_BETA0,
         steps: (steps / 2).max(1),
+    }
+}
+
+/// The FKL handover that belongs to the `scorenf` preset in a run of
+/// `steps` steps: from the end of the annealing (step T/2) the data FKL
+/// falls geometrically to 1 % of its weight over T/4 steps while FKL on the
+/// flow's samples (weight [`SCORENF_W_FKL_IS`]) rises as 1 − φ
+/// ([`crate::TrainConfig::loss_at`]). Chosen by data/experiments/scorenf_mog8
+/// (stages `fkl_decay`, `fkl_is`): docs/RESULTS.md, "FKL on the flow's own
+/// samples".
+pub fn scorenf_fkl_decay(steps: u64) -> FklDecay {
+    FklDecay {
+        start: steps / 2,
+        steps: (steps / 4).max(1),
+        factor: 0.01,
     }
 }
 
@@ -340,7 +383,10 @@ impl LossConfig {
                 (None, Some(LossPreset::Scorenf)) => Some(SCORENF_SM_CAUCHY_SCALE),
                 (None, _) => None,
             },
-            w_fkl_is: self.w_fkl_is.unwrap_or(0.0),
+            w_fkl_is: self.w_fkl_is.unwrap_or(match self.preset {
+                Some(LossPreset::Scorenf) => SCORENF_W_FKL_IS,
+                _ => 0.0,
+            }),
         };
         if let Some(c) = loss.sm_cauchy_scale {
             if !(c.is_finite() && c > 0.0) {

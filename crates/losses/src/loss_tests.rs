@@ -232,7 +232,23 @@ fn presets_overrides_and_errors() {
         assert_eq!(m.preset, Some(LossPreset::Scorenf));
         let m = m.validate().unwrap();
         assert_eq!((m.w_fkl, m.w_rkl, m.w_sm, m.sm_on), (1.0, 0.1, 0.1, SmOn::Flow));
+        assert_eq!(m.w_fkl_is, SCORENF_W_FKL_IS);
     }
+    // FKL on flow samples belongs to `scorenf` only; an explicit weight wins.
+    for p in [LossPreset::Fkl, LossPreset::Rkl, LossPreset::Sm, LossPreset::RklSm] {
+        assert_eq!(LossConfig::preset(p).validate().unwrap().w_fkl_is, 0.0, "{p:?}");
+    }
+    let m: LossConfig = toml::from_str("preset = \"scorenf\"\nw_fkl_is = 0.0").unwrap();
+    assert_eq!(m.validate().unwrap().w_fkl_is, 0.0);
+    assert_eq!(
+        scorenf_fkl_decay(2000),
+        FklDecay {
+            start: 1000,
+            steps: 500,
+            factor: 0.01
+        }
+    );
+    assert_eq!(scorenf_fkl_decay(1).steps, 1);
     let m: LossConfig = toml::from_str("preset = \"scorenf\"\nsm_on = \"data\"").unwrap();
     assert_eq!(m.validate().unwrap().sm_on, SmOn::Data);
     assert_eq!(

@@ -156,6 +156,7 @@ impl<'a> TrainerParts<'a> {
             fkl: pick(|r| r.fkl),
             rkl: pick(|r| r.rkl),
             sm: pick(|r| r.sm),
+            fkl_is: pick(|r| r.fkl_is),
             grad_norm: pick(|r| r.grad_norm),
             lr: config.lr_schedule.lr(config.lr, t),
             beta: config.annealing.beta(t),

@@ -45,12 +45,19 @@ pub struct StepReport {
     pub step: u64,
     /// Total loss.
     pub loss: f64,
-    /// FKL part (NaN when inactive).
+    /// FKL part (NaN when inactive; JSON writes NaN as null, read back as NaN).
+    #[serde(deserialize_with = "nan_from_null")]
     pub fkl: f64,
     /// RKL part (NaN when inactive).
+    #[serde(deserialize_with = "nan_from_null")]
     pub rkl: f64,
     /// SM part (NaN when inactive).
+    #[serde(deserialize_with = "nan_from_null")]
     pub sm: f64,
+    /// FKL_IS part, FKL on the flow's samples (NaN when inactive or absent:
+    /// reports serialized before it existed).
+    #[serde(default = "not_active", deserialize_with = "nan_from_null")]
+    pub fkl_is: f64,
     /// Gradient norm before clipping.
     pub grad_norm: f64,
     /// Whether the gradient was clipped.
@@ -114,6 +121,8 @@ pub struct MetricsRecord {
     pub rkl: f64,
     /// Its SM part.
     pub sm: f64,
+    /// Its FKL_IS part (an estimate of E_p[−log q] from the flow's samples).
+    pub fkl_is: f64,
     /// Its pre-clip gradient norm.
     pub grad_norm: f64,
     /// Learning rate of the next step.
@@ -154,12 +163,13 @@ pub type MetricColumn = (&'static str, fn(&MetricsRecord) -> f64);
 impl MetricsRecord {
     /// The scalar columns every record has, in file order (the one list of
     /// metric names; [`MetricsRecord::columns`] adds the per-mode ones).
-    pub const SCALAR_COLUMNS: [MetricColumn; 14] = [
+    pub const SCALAR_COLUMNS: [MetricColumn; 15] = [
         ("step", |m| m.step as f64),
         ("loss", |m| m.loss),
         ("fkl", |m| m.fkl),
         ("rkl", |m| m.rkl),
         ("sm", |m| m.sm),
+        ("fkl_is", |m| m.fkl_is),
         ("grad_norm", |m| m.grad_norm),
         ("lr", |m| m.lr),
         ("beta", |m| m.beta),
@@ -223,4 +233,14 @@ impl TrainerState {
         self.adam.step = adam_step;
         self
     }
+}
+
+/// The value of a loss part that is not active.
+fn not_active() -> f64 {
+    f64::NAN
+}
+
+/// A loss part: a number, or null (how JSON writes NaN) read as NaN.
+fn nan_from_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }

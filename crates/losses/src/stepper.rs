@@ -104,6 +104,7 @@ impl Stepper {
             fkl: report.fkl,
             rkl: report.rkl,
             sm: report.sm,
+            fkl_is: report.fkl_is,
             grad_norm,
             clipped,
             lr,

@@ -86,6 +86,8 @@ fn data() -> Array2<f64> {
 
 fn config(steps: u64) -> TrainConfig {
     let mut c = TrainConfig::new(LossConfig::preset(LossPreset::Scorenf), 16, steps, 3e-3);
+    // The preset's FKL handover within the run, so resuming crosses it.
+    c.fkl_decay = Some(fieldflow_losses::scorenf_fkl_decay(steps));
     c.seed = 5;
     c.metrics_every = 3;
     c.eval_batch = 64;

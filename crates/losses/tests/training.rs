@@ -210,8 +210,9 @@ fn checkpoint_resume_is_bit_identical() {
     }
     let bits = |t: &Trainer| t.flow().params().iter().map(|p| p.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&straight), bits(&resumed));
-    assert_eq!(straight.state(), resumed.state());
-    // Debug text: NaN fields (no held-out data) compare equal as text.
+    // Debug text: NaN fields (inactive loss parts, no held-out data)
+    // compare equal as text.
+    assert_eq!(format!("{:?}", straight.state()), format!("{:?}", resumed.state()));
     assert_eq!(format!("{:?}", straight.metrics()), format!("{:?}", resumed.metrics()));
     // The comparison has teeth: one step more changes the parameters.
     resumed.step().unwrap();
@@ -479,6 +480,7 @@ fn a_narrow_base_piles_spline_mass_up_at_the_tail_bound() {
             beta0: 0.1,
             steps: 1000,
         };
+        cfg.fkl_decay = Some(fieldflow_losses::scorenf_fkl_decay(2000));
         cfg.clip_grad_norm = Some(100.0);
         cfg.seed = 1;
         let data = TrainData {

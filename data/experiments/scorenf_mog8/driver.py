@@ -128,6 +128,12 @@ def stages():
         [dict(point("mog8", pre_is, spline(**MOG8), s), fkl_decay=decay(1000)) for s in (1, 2, 3, 4, 5, 6)]
         + [dict(point("mog4", pre_is, spline(**MOG4), s), fkl_decay=decay(1000)) for s in seeds]
     )
+    # The same on the default affine flow (no [flow] section): MOG-4, MOG-8, two modes d = 16, 32, 64
+    S["fkl_is_affine"] = (
+        [dict(point("mog4", pre_is, None, s), fkl_decay=decay(1000)) for s in seeds]
+        + [dict(point("mog8", pre_is, None, s), fkl_decay=decay(1000)) for s in seeds]
+        + [dict(point("two_modes", pre_is, None, s), dim=d, fkl_decay=decay(1000)) for d in (16, 32, 64) for s in seeds]
+    )
     return S
 
 

@@ -2,7 +2,8 @@
 //!
 //! 1. **MOG-4** (docs/THEORY.md §3.3): the recommended mixture of flows
 //!    (one per mode, docs/THEORY.md §4.11; first), then single flows trained
-//!    with `scorenf` (annealed FKL + RKL + damped SM on flow samples), FKL, RKL, SM
+//!    with `scorenf` (annealed FKL + RKL + damped SM on flow samples, FKL
+//!    then handed over to the flow's samples), FKL, RKL, SM
 //!    and `rkl_sm`
 //!    from a small set of exact samples, each sampled with IMH and with
 //!    importance sampling; a table of NLL, RNLL, ESS, acceptance, mode
@@ -656,7 +657,8 @@ fn report(s: &DemoSummary, analyses: &[&FileAnalysis], quick: bool) -> String {
          the recommended method for multimodal targets with samples, `mixture`: one flow per mode found by k-means in \
          the samples, each trained by RKL on the target seen through its cluster's mean and spread, the mode weights by \
          importance sampling (docs/THEORY.md §4.11). The second is the best single flow, `scorenf` (fieldflow's ScoreNF: \
-         FKL + 0.1 RKL + 0.1 SM on the flow's samples, damped and annealed; docs/RESULTS.md); the last, `rkl_sm` (RKL + SM on the \
+         FKL + 0.1 RKL + 0.1 SM on the flow's samples, damped and annealed, then FKL handed over from the samples to \
+         the flow's own draws by importance sampling; docs/RESULTS.md); the last, `rkl_sm` (RKL + SM on the \
          samples), is the first reading of ScoreNF, kept to show its collapse. The mixture needs every mode in the samples: a \
          mode without a sample gets no component, and nothing reveals it. True weights (0.1, 0.2, 0.3, 0.4). NLL on 2000 held-out \
          exact samples; RNLL = −E_q log p; ESS from importance weights; IMH mode weights carry Γ-method errors. \

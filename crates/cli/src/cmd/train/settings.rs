@@ -8,7 +8,7 @@ use crate::config;
 use crate::target::RunTarget;
 use anyhow::{bail, Context, Result};
 use fieldflow_io::{EnsembleReader, ModelState, ModelWriter};
-use fieldflow_losses::{scorenf_annealing, LossPreset, TrainConfig};
+use fieldflow_losses::{scorenf_annealing, scorenf_fkl_decay, LossPreset, TrainConfig};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -200,11 +200,13 @@ pub fn with_defaults(mut t: toml::Table, data_given: bool) -> Result<(toml::Tabl
 }
 
 /// Writes into `t` what the loss preset of `c` implies, for the keys the
-/// user left out: the `scorenf` preset's annealing for a flow or mixture
-/// (not an SNF, `is_snf`, nor a diffusion or LRDS model)
+/// user left out: the `scorenf` preset's annealing and FKL handover for a
+/// flow or mixture (not an SNF, `is_snf`, nor a diffusion or LRDS model)
 /// (`fieldflow_losses::scorenf_annealing`: β 0.1 → 1 over the first half
-/// of `train.steps`), and the preset's resolved weights (`w_fkl`, `w_rkl`,
-/// `w_sm`, `sm_on`, and `sm_cauchy_scale`, `inf` for plain SM), so a model
+/// of `train.steps`; `fieldflow_losses::scorenf_fkl_decay`: data FKL to
+/// flow-sample FKL over the third quarter), and the preset's resolved
+/// weights (`w_fkl`, `w_rkl`, `w_sm`, `sm_on`, `sm_cauchy_scale`, `inf` for
+/// plain SM, and `w_fkl_is`), so a model
 /// file says exactly what it was trained with even if a preset's meaning
 /// changes. Returns whether `t` changed; an
 /// invalid loss is left to the trainer, whose error names the key.
@@ -216,9 +218,15 @@ fn resolve_loss(t: &mut toml::Table, c: &TrainRunConfig, is_snf: bool) -> bool {
         return false;
     };
     let flow = !is_snf && c.diffusion.is_none() && c.lrds.is_none();
-    if flow && c.train.loss.preset == Some(LossPreset::Scorenf) && !train.contains_key("annealing") {
-        let a = toml::Value::try_from(scorenf_annealing(c.train.steps)).expect("annealing serializes");
-        train.insert("annealing".into(), a);
+    if flow && c.train.loss.preset == Some(LossPreset::Scorenf) {
+        if !train.contains_key("annealing") {
+            let a = toml::Value::try_from(scorenf_annealing(c.train.steps)).expect("annealing serializes");
+            train.insert("annealing".into(), a);
+        }
+        if !train.contains_key("fkl_decay") {
+            let d = toml::Value::try_from(scorenf_fkl_decay(c.train.steps)).expect("fkl_decay serializes");
+            train.insert("fkl_decay".into(), d);
+        }
     }
     let Some(table) = train.get_mut("loss").and_then(|v| v.as_table_mut()) else {
         return true;
@@ -231,6 +239,7 @@ fn resolve_loss(t: &mut toml::Table, c: &TrainRunConfig, is_snf: bool) -> bool {
         ("w_sm", loss.w_sm.into()),
         ("sm_on", sm_on),
         ("sm_cauchy_scale", damping.into()),
+        ("w_fkl_is", loss.w_fkl_is.into()),
     ] {
         table.entry(k).or_insert(v);
     }
@@ -272,7 +281,10 @@ fn check_data_given(c: &TrainRunConfig, has_data: bool) -> Result<()> {
 ///   rename `fieldflow train` stores `w_fkl`, `w_rkl`, `w_sm` and `sm_on`
 ///   of every preset, `resolve_loss`); returns true if it did;
 /// * a file without `sm_cauchy_scale` (written before 2026-12-04, when SM
-///   could not be damped) gets `sm_cauchy_scale = inf`, plain SM.
+///   could not be damped) gets `sm_cauchy_scale = inf`, plain SM;
+/// * a file without `w_fkl_is` (written before 2026-12-04's handover of
+///   FKL to the flow's samples) gets `w_fkl_is = 0`; it has no
+///   `fkl_decay` either, so it resumes without the handover.
 fn legacy_loss(t: &mut toml::Table) -> bool {
     let Some(loss) = t
         .get_mut("train")
@@ -290,6 +302,9 @@ fn legacy_loss(t: &mut toml::Table) -> bool {
     // before SM could be damped (2026-12-04): they trained with plain SM.
     if !loss.contains_key("sm_cauchy_scale") {
         loss.insert("sm_cauchy_scale".into(), f64::INFINITY.into());
+    }
+    if !loss.contains_key("w_fkl_is") {
+        loss.insert("w_fkl_is".into(), 0.0.into());
     }
     old
 }
@@ -350,15 +365,21 @@ mod tests {
         let text = "[train.loss]\npreset = \"scorenf\"\nw_fkl = 1.0\nw_rkl = 0.1\nw_sm = 0.1\nsm_on = \"flow\"\n";
         let mut between: toml::Table = text.parse().unwrap();
         assert!(!legacy_loss(&mut between));
-        let plain = format!("{text}sm_cauchy_scale = inf\n");
+        let plain = format!("{text}sm_cauchy_scale = inf\nw_fkl_is = 0.0\n");
         assert_eq!(between, plain.parse::<toml::Table>().unwrap());
+        // Written between damped SM and the FKL handover: no FKL on flow
+        // samples, as trained.
+        let damped = format!("{text}sm_cauchy_scale = 100.0\n");
+        let mut t: toml::Table = damped.parse().unwrap();
+        assert!(!legacy_loss(&mut t));
+        assert_eq!(t, format!("{damped}w_fkl_is = 0.0\n").parse::<toml::Table>().unwrap());
         // Written since: unchanged.
-        let text = format!("{text}sm_cauchy_scale = 100.0\n");
+        let text = format!("{damped}w_fkl_is = 1.0\n");
         let mut new: toml::Table = text.parse().unwrap();
         assert!(!legacy_loss(&mut new));
         assert_eq!(new, text.parse::<toml::Table>().unwrap());
         for other in [
-            "[train.loss]\npreset = \"rkl_sm\"\nsm_cauchy_scale = inf\n",
+            "[train.loss]\npreset = \"rkl_sm\"\nsm_cauchy_scale = inf\nw_fkl_is = 0.0\n",
             "[train]\nsteps = 3\n",
             "[phi4]\nm2 = -4.0\n",
         ] {

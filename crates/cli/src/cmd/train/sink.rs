@@ -259,7 +259,17 @@ impl TrainSummary {
         let parts = if self.snf {
             format!("path ML {}, path KL {}", num(m.fkl, 4), num(m.rkl, 4))
         } else {
-            format!("fkl {}, rkl {}, sm {}", num(m.fkl, 4), num(m.rkl, 4), num(m.sm, 4))
+            let fkl_is = if m.fkl_is.is_nan() {
+                String::new()
+            } else {
+                format!(", fkl on flow samples {}", num(m.fkl_is, 4))
+            };
+            format!(
+                "fkl {}, rkl {}, sm {}{fkl_is}",
+                num(m.fkl, 4),
+                num(m.rkl, 4),
+                num(m.sm, 4)
+            )
         };
         let nll_note = match (m.nll.is_nan(), self.snf) {
             (true, _) => " (no held-out data)",
