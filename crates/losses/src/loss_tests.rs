@@ -75,6 +75,20 @@ fn fixture() -> Fixture {
     }
 }
 
+/// The RKL value at parameters `th` on the fixture's noise (reparametrized).
+fn rkl_at(fx: &Fixture, th: &[f64], par: Par) -> f64 {
+    rkl_value_and_grad(
+        &flow_at(th),
+        &fx.target,
+        fx.noise.view(),
+        BETA,
+        0.0,
+        &mut vec![0.0; th.len()],
+        par,
+    )
+    .value
+}
+
 /// The shared relative error with a negligible floor (these gradients are
 /// checked to be far from zero).
 fn rel_err(a: &[f64], b: &[f64]) -> f64 {
@@ -144,18 +158,16 @@ fn sm_on_flow_samples_gradient_treats_samples_as_fixed() {
     let rep = loss.value_and_grad(&flow0, &fx.target, inputs, BETA, par).unwrap();
     let (x0, _) = flow_samples(&flow0, &fx.target, fx.noise.view(), par);
     let value = |th: &[f64]| {
-        let f = flow_at(th);
-        let rkl = rkl_value_and_grad(
-            &f,
+        let sm = sm_value_and_grad(
+            &flow_at(th),
             &fx.target,
-            fx.noise.view(),
+            x0.view(),
             BETA,
             0.0,
             &mut vec![0.0; th.len()],
             par,
         );
-        let sm = sm_value_and_grad(&f, &fx.target, x0.view(), BETA, 0.0, &mut vec![0.0; th.len()], par);
-        w_rkl * rkl.value + w_sm * sm
+        w_rkl * rkl_at(&fx, th, par) + w_sm * sm
     };
     assert!((value(&fx.theta) - rep.total).abs() < 1e-12 * rep.total.abs().max(1.0));
     let fd = central_gradient(value, &fx.theta, FD_STEP);
@@ -479,18 +491,7 @@ fn fkl_by_importance_sampling_on_flow_samples_has_the_fixed_weight_gradient() {
         }
         .validate()
         .unwrap();
-        let value = |th: &[f64]| {
-            let rkl = rkl_value_and_grad(
-                &flow_at(th),
-                &fx.target,
-                fx.noise.view(),
-                BETA,
-                0.0,
-                &mut vec![0.0; th.len()],
-                par,
-            );
-            w_rkl * rkl.value + w_is * fixed(th)
-        };
+        let value = |th: &[f64]| w_rkl * rkl_at(&fx, th, par) + w_is * fixed(th);
         let fd = central_gradient(value, &fx.theta, FD_STEP);
         let mut reference: Option<LossReport> = None;
         for chunk in [64, 4, 3, 1] {
