@@ -511,6 +511,9 @@ pub fn train(
                 w.header_mut().config.parse().map_err(|e| {
                     PyValueError::new_err(format!("{}: stored config is not TOML: {e}", path.display()))
                 })?;
+            // An older file's loss resumes as it was trained (as `fieldflow
+            // train --resume`).
+            fieldflow::cmd::train::legacy_loss(&mut stored);
             if let Some(g) = given {
                 let steps = steps_only(&g).ok_or_else(|| {
                     PyValueError::new_err(format!(

@@ -66,7 +66,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use fieldflow_io::{FileKind, Header, ModelState, ModelWriter};
 use fieldflow_losses::{RunError, RunSchedule, TrainData, TrainRun};
-pub use settings::{with_defaults, TrainRunConfig};
+pub use settings::{legacy_loss, with_defaults, TrainRunConfig};
 pub use sink::csv_path;
 use std::path::{Path, PathBuf};
 

@@ -223,7 +223,10 @@ fn resolve_loss(t: &mut toml::Table, c: &TrainRunConfig, is_snf: bool) -> bool {
             let a = toml::Value::try_from(scorenf_annealing(c.train.steps)).expect("annealing serializes");
             train.insert("annealing".into(), a);
         }
-        if !train.contains_key("fkl_decay") {
+        // The handover needs the FKL term on flow samples: with
+        // `w_fkl_is = 0` (the handover turned off) the data FKL keeps its
+        // weight, as in the recipe before it.
+        if loss.w_fkl_is > 0.0 && !train.contains_key("fkl_decay") {
             let d = toml::Value::try_from(scorenf_fkl_decay(c.train.steps)).expect("fkl_decay serializes");
             train.insert("fkl_decay".into(), d);
         }
@@ -285,7 +288,7 @@ fn check_data_given(c: &TrainRunConfig, has_data: bool) -> Result<()> {
 /// * a file without `w_fkl_is` (written before 2026-12-04's handover of
 ///   FKL to the flow's samples) gets `w_fkl_is = 0`; it has no
 ///   `fkl_decay` either, so it resumes without the handover.
-fn legacy_loss(t: &mut toml::Table) -> bool {
+pub fn legacy_loss(t: &mut toml::Table) -> bool {
     let Some(loss) = t
         .get_mut("train")
         .and_then(|v| v.as_table_mut())
@@ -346,7 +349,35 @@ pub fn stored(args: &TrainArgs) -> Result<(toml::Table, TrainRunConfig, ModelWri
 
 #[cfg(test)]
 mod tests {
-    use super::legacy_loss;
+    use super::{legacy_loss, with_defaults};
+
+    /// `scorenf` gets its annealing and FKL handover written into the
+    /// config; with `w_fkl_is = 0` (the handover off) no decay is added, and
+    /// a given decay is kept.
+    #[test]
+    fn scorenf_gets_its_handover_unless_turned_off() {
+        let cfg = |loss: &str| -> toml::Table {
+            format!("[target]\nkind = \"mog4\"\n[train]\nsteps = 2000\nloss = {loss}\n")
+                .parse()
+                .unwrap()
+        };
+        let (t, c) = with_defaults(cfg("{ preset = \"scorenf\" }"), true).unwrap();
+        let d = c.train.fkl_decay.expect("the preset's handover");
+        assert_eq!((d.start, d.steps, d.factor), (1000, 500, 0.01));
+        assert_eq!(loss_of(&t)["w_fkl_is"].as_float(), Some(1.0));
+        assert!(t["train"].get("annealing").is_some());
+        let (t, c) = with_defaults(cfg("{ preset = \"scorenf\", w_fkl_is = 0.0 }"), true).unwrap();
+        assert!(c.train.fkl_decay.is_none() && t["train"].get("fkl_decay").is_none());
+        let mut given = cfg("{ preset = \"scorenf\" }");
+        given["train"].as_table_mut().unwrap().insert(
+            "fkl_decay".into(),
+            toml::Value::Table("start = 7\nsteps = 3\nfactor = 0.5".parse().unwrap()),
+        );
+        let (_, c) = with_defaults(given, true).unwrap();
+        assert_eq!(c.train.fkl_decay.map(|d| d.start), Some(7));
+        let (_, c) = with_defaults(cfg("{ preset = \"fkl\" }"), true).unwrap();
+        assert!(c.train.fkl_decay.is_none());
+    }
 
     fn loss_of(t: &toml::Table) -> &toml::Table {
         t["train"]["loss"].as_table().expect("a loss table")
