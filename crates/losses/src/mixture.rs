@@ -30,7 +30,7 @@
 //! affine map), with its own data minibatch (`seed.child(0).child(t).child(k)`)
 //! and base noise (`seed.child(1).child(t).child(k)`); the total loss is the
 //! sum of the K losses, the gradient their concatenation (zero on μ, s, π),
-//! and one [`Stepper`] applies the guard, clipping (of the whole gradient)
+//! and one [`crate::Stepper`] applies the guard, clipping (of the whole gradient)
 //! and Adam — per coordinate, so K independent Adams sharing a step count.
 //!
 //! # The weights

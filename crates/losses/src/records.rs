@@ -70,7 +70,7 @@ pub struct StepReport {
     pub batch_ess: f64,
 }
 
-/// What [`Trainer::step`] did.
+/// What [`crate::Trainer::step`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepOutcome {
     /// Parameters updated.
