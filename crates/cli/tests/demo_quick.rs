@@ -48,6 +48,15 @@ fn quick_demo_reproduces_exact_values() {
                 "mixture: {run}"
             );
         }
+        if loss == "scorenf" {
+            // The best single flow (spline couplings, FKL handed over to its
+            // own samples): issue 14's single-flow line, even at 300 steps.
+            let (ess, nll) = (run["ess"].as_f64().unwrap(), run["nll"].as_f64().unwrap());
+            assert!(
+                collapsed == 0 && ess > 0.5 && (nll - 3.4246).abs() < 0.2,
+                "scorenf: {run}"
+            );
+        }
         if loss == "rkl" {
             // Pure RKL from an unimodal start collapses; the diagnostics must say so.
             assert!(collapsed >= 1, "RKL collapse not flagged: {run}");
