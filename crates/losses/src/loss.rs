@@ -132,6 +132,7 @@ use crate::exchange::{shard, Exchange, SingleProcess};
 use crate::schedule::{Annealing, FklDecay};
 use fieldflow_core::{ConfigError, Par, Target};
 use fieldflow_flows::{Flow, Layer, ScoreLayer, ScoreModel};
+use fieldflow_stats::weights::{log_sum_exp, self_normalized_mean};
 use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -627,7 +628,12 @@ impl Loss {
                             let (xs, lq, lp) = flow_batch(flow, target, z, serial);
                             (xs, lq.to_vec(), lp.to_vec())
                         };
-                        let lw = lq.iter().zip(&lp).map(|(q, p)| beta * p - q).collect();
+                        // Tempered log-weights, kept for FKL_IS only.
+                        let lw = if self.w_fkl_is > 0.0 {
+                            lq.iter().zip(&lp).map(|(q, p)| beta * p - q).collect()
+                        } else {
+                            Vec::new()
+                        };
                         rec.extend(lq);
                         rec.extend(lp);
                         xs_out = Some((xs, lw));
@@ -729,9 +735,10 @@ impl Loss {
                     total += self.w_sm * sm;
                 }
                 Term::FklIs => {
+                    // A non-finite log-weight or log q makes the value NaN
+                    // (the trainer rejects the step).
                     let (lq, lw) = (first, second);
-                    let w_bar = self_normalized(&lw);
-                    fkl_is = -lq.iter().zip(&w_bar).map(|(q, w)| w * q).sum::<f64>();
+                    fkl_is = self_normalized_mean(&lw, &lq).map_or(f64::NAN, |m| -m.value);
                     total += self.w_fkl_is * fkl_is;
                 }
             }
@@ -871,15 +878,12 @@ fn fkl_terms<L: Layer>(
     grad: &mut [f64],
     par: Par,
 ) -> Vec<f64> {
-    let w = Array1::from_elem(xs.nrows(), -weight / n as f64);
-    let mut log_q = Array1::zeros(xs.nrows());
-    flow.log_q_grad_batch(xs, w.view(), log_q.view_mut(), grad, par);
-    log_q.to_vec()
+    weighted_log_q_grad(flow, xs, Array1::from_elem(xs.nrows(), -weight / n as f64), grad, par)
 }
 
 /// The FKL_IS share of the flow samples `xs` (held fixed) with log-weights
 /// `lw` (β log p̃ − log q): adds `weight`·∂θ[−Σᵢ e^{lwᵢ − m} log q_θ(xᵢ)] to
-/// `grad`, m = max lw of these rows (the caller rescales by e^{m − M}/S,
+/// `grad`, m = max lw of these rows (the caller rescales by e^{m − LSE},
 /// [`is_chunk_scales`]); returns log q_θ(xᵢ) per row. Rows are weighted 0
 /// when every log-weight is −∞.
 fn fkl_is_terms<L: Layer>(
@@ -898,6 +902,18 @@ fn fkl_is_terms<L: Layer>(
             -weight * (l - m).exp()
         }
     }));
+    weighted_log_q_grad(flow, xs, w, grad, par)
+}
+
+/// Adds ∂θ Σᵢ wᵢ log q_θ(xᵢ) to `grad` (one density sweep); returns
+/// log q_θ(xᵢ) per row. The data terms FKL and FKL_IS differ only in w.
+fn weighted_log_q_grad<L: Layer>(
+    flow: &Flow<L>,
+    xs: ArrayView2<f64>,
+    w: Array1<f64>,
+    grad: &mut [f64],
+    par: Par,
+) -> Vec<f64> {
     let mut log_q = Array1::zeros(xs.nrows());
     flow.log_q_grad_batch(xs, w.view(), log_q.view_mut(), grad, par);
     log_q.to_vec()
@@ -909,10 +925,10 @@ fn chunk_max(lw: &[f64]) -> f64 {
     lw.iter().copied().fold(f64::NEG_INFINITY, f64::max)
 }
 
-/// Per-chunk factors e^{m_c − M}/S that turn the chunks' FKL_IS gradients
+/// Per-chunk factors e^{m_c − LSE} that turn the chunks' FKL_IS gradients
 /// (rows weighted e^{lw − m_c}) into the batch's self-normalized weights
-/// w̄ᵢ = e^{lwᵢ − M}/S, S = Σⱼ e^{lwⱼ − M}, M = max over the batch. Records
-/// are [∂θ (p entries) | log q per row | lw per row].
+/// w̄ᵢ = e^{lwᵢ − LSE}, LSE = ln Σⱼ e^{lwⱼ} over the batch. Records are
+/// [∂θ (p entries) | log q per row | lw per row].
 fn is_chunk_scales(recs: &[&[f64]], p: usize) -> Vec<f64> {
     let lws: Vec<&[f64]> = recs
         .iter()
@@ -921,26 +937,13 @@ fn is_chunk_scales(recs: &[&[f64]], p: usize) -> Vec<f64> {
             &vals[vals.len() / 2..]
         })
         .collect();
-    let ms: Vec<f64> = lws.iter().map(|lw| chunk_max(lw)).collect();
-    let big = chunk_max(&ms);
-    let total: f64 = lws.iter().flat_map(|lw| lw.iter()).map(|l| (l - big).exp()).sum();
-    ms.iter()
-        .map(|&m| {
-            if m == f64::NEG_INFINITY {
-                0.0
-            } else {
-                (m - big).exp() / total
-            }
+    let lse = log_sum_exp(&lws.concat());
+    lws.iter()
+        .map(|lw| match chunk_max(lw) {
+            f64::NEG_INFINITY => 0.0,
+            m => (m - lse).exp(),
         })
         .collect()
-}
-
-/// Self-normalized weights e^{lwᵢ − M}/Σⱼ e^{lwⱼ − M}.
-fn self_normalized(lw: &[f64]) -> Vec<f64> {
-    let big = chunk_max(lw);
-    let e: Vec<f64> = lw.iter().map(|l| (l - big).exp()).collect();
-    let total: f64 = e.iter().sum();
-    e.into_iter().map(|v| v / total).collect()
 }
 
 /// The RKL share of the base draws `zs` of an `n`-row batch: adds

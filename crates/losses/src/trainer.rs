@@ -160,14 +160,14 @@ impl<'a, L: ScoreLayer> Trainer<'a, L> {
             noise: noise.as_ref().map(|z| z.view()),
         };
         let beta = self.parts.config.annealing.beta(t);
-        Ok(self
-            .loss_at(t)
-            .value_and_grad_exchanged(&self.flow, self.target, inputs, beta, self.parts.par, exchange)?)
-    }
-
-    /// The loss of step `t` ([`TrainConfig::loss_at`]).
-    fn loss_at(&self, t: u64) -> Loss {
-        self.parts.config.loss_at(self.loss, t)
+        Ok(self.parts.config.loss_at(self.loss, t).value_and_grad_exchanged(
+            &self.flow,
+            self.target,
+            inputs,
+            beta,
+            self.parts.par,
+            exchange,
+        )?)
     }
 
     /// The data minibatch and base noise of step `t` (module docs, step 2).
