@@ -19,6 +19,7 @@ use fieldflow_core::Modes;
 use fieldflow_io::{AttrValue, EnsembleReader, FileKind};
 use fieldflow_lattice::observables::{effective_mass, xi2};
 use fieldflow_lattice::{Phi4, Phi4Modes, Phi4Observables};
+use fieldflow_slips::{StartDecided, START_MODE};
 use fieldflow_stats::gamma::REPLICA_Q_MIN;
 use fieldflow_stats::{gamma_derived, gamma_derived_with_gradient, numerical_gradient, GammaConfig, GammaReport};
 use ndarray::{s, Array2, ArrayView2, Axis};
@@ -83,6 +84,10 @@ pub struct FileAnalysis {
     /// §7.10): of the draws (importance sampling) or of the proposals
     /// (independence samplers: IMH, hybrid, i-SIR); None otherwise.
     pub pareto_k: Option<f64>,
+    /// SLIPS files with the series `start_mode`: the fraction of particles
+    /// (after `--skip`) whose sample lies in the mode of their start
+    /// estimate (`fieldflow_slips::start_decided`); None otherwise.
+    pub start_decided: Option<f64>,
     /// Monte Carlo history of M, per chain.
     #[serde(skip)]
     pub m_history: Vec<Vec<f64>>,
@@ -328,6 +333,7 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
         Some(c) => per_chain.iter().map(|a| a.column(c).to_vec()).collect(),
         None => vec![],
     };
+    let decided = start_decided(&reader, &names, &per_chain, skip)?;
     let log_w = if method == "is" {
         Some(reader.series("log_w")?)
     } else {
@@ -384,6 +390,7 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
     } else {
         Vec::new()
     };
+    warnings.extend(decided.as_ref().and_then(StartDecided::warning));
     warnings.extend(disagreeing_chains(&rows));
     warnings.extend(pareto.and_then(|t| match method.as_str() {
         "is" => heavy_tail_warning(&t),
@@ -403,8 +410,37 @@ pub fn analyze_file(path: &Path, skip: usize, cfg: &GammaConfig) -> Result<FileA
         rows,
         warnings,
         pareto_k: pareto.map(|t| t.k),
+        start_decided: decided.map(|d| d.kept_fraction()),
         m_history,
     })
+}
+
+/// The start-decided diagnostic of a SLIPS file (`fieldflow_slips::start_decided`):
+/// each particle's `start_mode` against the mode of its sample (the
+/// observables' `mode_k` indicators), after `skip`; None for files without
+/// the series.
+fn start_decided(
+    reader: &EnsembleReader,
+    names: &[String],
+    per_chain: &[Array2<f64>],
+    skip: usize,
+) -> Result<Option<StartDecided>> {
+    if !reader.series_names().contains(&START_MODE) {
+        return Ok(None);
+    }
+    let mode_cols: Vec<usize> = (0..)
+        .map_while(|k| names.iter().position(|n| *n == format!("mode_{k}")))
+        .collect();
+    let start = reader.series(START_MODE)?;
+    let mut d = StartDecided::new(mode_cols.len());
+    for (c, a) in per_chain.iter().enumerate() {
+        let fin = a
+            .rows()
+            .into_iter()
+            .map(|r| mode_cols.iter().position(|&j| r[j] == 1.0).unwrap_or(usize::MAX));
+        d.add(start.row(c).iter().skip(skip).copied(), fin);
+    }
+    Ok(Some(d))
 }
 
 /// The log weights of an independence sampler's proposals (the series

@@ -1,7 +1,7 @@
 //! `fieldflow sample --method slips` end to end (issue 18): a run from a
 //! config alone that `analyze` reads (mode weights of two modes in d = 16
-//! within 4σ),
-//! an interrupted run that resumes to the same particles, and bad settings
+//! within 4σ, and the start-decided warning: the weights were fixed by the
+//! start draws), an interrupted run that resumes to the same particles, and bad settings
 //! refused with one-line errors before any file is written.
 
 mod common;
@@ -55,8 +55,22 @@ fn slips_samples_two_modes_and_resumes_exactly() {
     );
     assert_eq!(x.configs().unwrap(), y.configs().unwrap());
     assert_eq!(x.configs().unwrap().shape(), &[1, 240, 16]);
-    let r = rows(&ok(&["analyze", &p("b.h5"), "--json"]));
+    assert_eq!(x.series("start_mode").unwrap(), y.series("start_mode").unwrap());
+    let json = ok(&["analyze", &p("b.h5"), "--json"]);
+    let r = rows(&json);
     common::assert_mode_weights("slips two modes d = 16", &r, &[2.0 / 3.0, 1.0 / 3.0], 0.05);
+    // The start-decided diagnostic: every particle keeps the mode of its
+    // first denoiser estimate (fieldflow_slips::start_decided), and analyze
+    // warns that the weights were fixed by the start.
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["start_decided"].as_f64(), Some(1.0), "{json}");
+    let warnings = v[0]["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("fixed by its start draws")),
+        "{json}"
+    );
 }
 
 #[test]

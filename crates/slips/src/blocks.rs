@@ -11,15 +11,22 @@
 //! Series per particle (the sample schema, docs/FORMATS.md): `log_p` = log p̃
 //! of the sample, `log_q` and `log_w` = NaN (SLIPS has no tractable density
 //! of its output: the samples are used unweighted), `accepted` = 1,
-//! `local_acceptance` = the particle's mean MCMC acceptance.
+//! `local_acceptance` = the particle's mean MCMC acceptance; and, where the
+//! target has modes, [`START_MODE`] = the mode of the particle's first
+//! denoiser estimate ([`crate::SlipsBatch::starts`], the start-decided
+//! diagnostic of [`crate::start_decided`]), stored as f64.
 
 use crate::{Denoiser, McmcSettings, Slips, SlipsConfig};
+use fieldflow_core::run::Series;
 use fieldflow_core::run::{BlockChains, ChainBlock};
-use fieldflow_core::{ConfigError, Par, Seed, Target};
+use fieldflow_core::{ConfigError, Modes, Par, Seed, Target};
 use fieldflow_imh::blocks::{sample_series, ProposalWeights};
 use ndarray::{Array1, Array2, Axis};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The series of the mode of each particle's start estimate.
+pub const START_MODE: &str = "start_mode";
 
 /// Everything a SLIPS run needs (the `[sampler]` table of
 /// `fieldflow sample --method slips`): particles and the write block, the
@@ -75,6 +82,8 @@ pub struct SlipsBlocks<'a, D: Denoiser> {
     pub seed: Seed,
     /// How particles are split over threads.
     pub par: Par,
+    /// The target's modes, if the run records [`START_MODE`].
+    pub start_modes: Option<&'a dyn Modes>,
     /// Target evaluations of every particle so far (the samplers' plus
     /// one log p̃ per sample).
     pub evaluations: AtomicU64,
@@ -97,16 +106,25 @@ impl<D: Denoiser> BlockChains for SlipsBlocks<'_, D> {
         let total: u64 = batch.evaluations.iter().sum::<u64>() + k as u64;
         self.evaluations.fetch_add(total, Ordering::Relaxed);
         let row = |v: Array1<f64>| v.insert_axis(Axis(0));
+        let mut series = sample_series(
+            row(log_p),
+            Array2::from_elem((1, k), f64::NAN),
+            Array2::ones((1, k)),
+            row(Array1::from(batch.acceptance)),
+            ProposalWeights::None,
+        );
+        if let Some(modes) = self.start_modes {
+            let start: Array1<f64> = modes
+                .assign_batch(batch.starts.view())
+                .into_iter()
+                .map(|m| m as f64)
+                .collect();
+            series.push(Series::F64(START_MODE, row(start)));
+        }
         ChainBlock {
             state: batch.xs.slice(ndarray::s![k - 1..k, ..]).to_owned(),
             chain_json: vec![String::from("null")],
-            series: sample_series(
-                row(log_p),
-                Array2::from_elem((1, k), f64::NAN),
-                Array2::ones((1, k)),
-                row(Array1::from(batch.acceptance)),
-                ProposalWeights::None,
-            ),
+            series,
             configs: batch.xs.into_shape_with_order((1, k, dim)).expect("k × d samples"),
         }
     }

@@ -45,6 +45,13 @@
 //! `seed.child(i)`, so the samples are bit-identical for any thread count
 //! and any split of the particles into blocks.
 //!
+//! **Start-decided diagnostic.** Each particle also returns its first
+//! denoiser estimate, at its start draw ([`SlipsBatch::starts`]). Where the target
+//! has modes, the share of particles whose sample lies in the mode of that
+//! estimate tells whether the dynamics after the start moved any particle
+//! between modes; near 100 % the output weights are those of the start, not
+//! the target's (`fieldflow analyze` warns).
+//!
 //! [`ExactDenoiser`] is the closed-form denoiser of Gaussian mixtures, the
 //! oracle of the tests.
 
@@ -53,12 +60,14 @@ pub mod denoiser;
 pub mod em;
 pub mod posterior;
 pub mod schedule;
+pub mod start_decided;
 
-pub use blocks::{SlipsBlocks, SlipsSettings};
+pub use blocks::{SlipsBlocks, SlipsSettings, START_MODE};
 pub use denoiser::{Denoiser, ExactDenoiser, McmcDenoiser, McmcSettings, McmcState, StepAdaptation};
 pub use em::{fit_mixture, EmFit, EmSettings};
 pub use posterior::{Observation, Posterior};
 pub use schedule::Schedule;
+pub use start_decided::StartDecided;
 
 use fieldflow_core::{ConfigError, ExactSampler, Par, Rng, Seed};
 use ndarray::Array2;
@@ -166,6 +175,13 @@ struct Work<S> {
     mean: Vec<f64>,
 }
 
+/// Where one particle's output goes: its sample and its start estimate
+/// (rows of [`SlipsBatch::xs`] and [`SlipsBatch::starts`]).
+struct Output<'o> {
+    x: &'o mut [f64],
+    start: &'o mut [f64],
+}
+
 impl<'a, D: Denoiser> Slips<'a, D> {
     /// A sampler in dimension `dim`.
     ///
@@ -198,9 +214,9 @@ impl<'a, D: Denoiser> Slips<'a, D> {
         &self.grid
     }
 
-    /// Runs one particle with `rng`, writing its sample into `x`; returns
-    /// its target evaluations.
-    fn particle(&self, work: &mut Work<D::State>, rng: &mut Rng, x: &mut [f64]) -> u64 {
+    /// Runs one particle with `rng`, writing its sample and its start
+    /// estimate into `out`; returns its target evaluations.
+    fn particle(&self, work: &mut Work<D::State>, rng: &mut Rng, out: Output<'_>) -> u64 {
         let c = &self.config;
         let Work { state, y, mean } = work;
         self.denoiser.reset(state);
@@ -226,8 +242,14 @@ impl<'a, D: Denoiser> Slips<'a, D> {
         } else {
             c.init_langevin
         };
+        // The start estimate is the first call's (the chains settle there).
+        let mut recorded = false;
         for _ in 0..langevin {
             evaluations += self.denoiser.denoise(y, obs, state, rng, mean);
+            if !recorded {
+                out.start.copy_from_slice(mean);
+                recorded = true;
+            }
             for (yi, &m) in y.iter_mut().zip(mean.iter()) {
                 let xi: f64 = StandardNormal.sample(rng);
                 let score = (obs.alpha * m - *yi) / obs.var;
@@ -239,6 +261,10 @@ impl<'a, D: Denoiser> Slips<'a, D> {
         for k in 0..c.steps {
             let (t, t_next) = (self.grid[k], self.grid[k + 1]);
             evaluations += self.denoiser.denoise(y, c.observation(t), state, rng, mean);
+            if !recorded {
+                out.start.copy_from_slice(mean);
+                recorded = true;
+            }
             let drift = match c.integrator {
                 Integrator::AlphaIncrement => c.schedule.alpha(t_next) - c.schedule.alpha(t),
                 Integrator::Euler => (t_next - t) * c.schedule.alpha_dot(t),
@@ -251,7 +277,7 @@ impl<'a, D: Denoiser> Slips<'a, D> {
         }
         evaluations += self
             .denoiser
-            .denoise(y, c.observation(self.grid[c.steps]), state, rng, x);
+            .denoise(y, c.observation(self.grid[c.steps]), state, rng, out.x);
         evaluations
     }
 
@@ -267,23 +293,25 @@ impl<'a, D: Denoiser> Slips<'a, D> {
             };
             let mut part = SlipsBatch {
                 xs: Array2::zeros((range.len(), self.dim)),
+                starts: Array2::zeros((range.len(), self.dim)),
                 evaluations: Vec::with_capacity(range.len()),
                 acceptance: Vec::with_capacity(range.len()),
             };
             for (row, i) in range.enumerate() {
                 let mut rng = seed_of(i).rng();
-                let x = part
-                    .xs
-                    .row_mut(row)
-                    .into_slice()
-                    .expect("rows of a standard array are contiguous");
-                part.evaluations.push(self.particle(&mut work, &mut rng, x));
+                let contiguous = "rows of a standard array are contiguous";
+                let out = Output {
+                    x: part.xs.row_mut(row).into_slice().expect(contiguous),
+                    start: part.starts.row_mut(row).into_slice().expect(contiguous),
+                };
+                part.evaluations.push(self.particle(&mut work, &mut rng, out));
                 part.acceptance.push(self.denoiser.acceptance(&work.state));
             }
             part
         });
         let mut batch = SlipsBatch {
             xs: Array2::zeros((n, self.dim)),
+            starts: Array2::zeros((n, self.dim)),
             evaluations: Vec::with_capacity(n),
             acceptance: Vec::with_capacity(n),
         };
@@ -291,6 +319,10 @@ impl<'a, D: Denoiser> Slips<'a, D> {
         for part in chunks {
             let k = part.xs.nrows();
             batch.xs.slice_mut(ndarray::s![first..first + k, ..]).assign(&part.xs);
+            batch
+                .starts
+                .slice_mut(ndarray::s![first..first + k, ..])
+                .assign(&part.starts);
             batch.evaluations.extend(part.evaluations);
             batch.acceptance.extend(part.acceptance);
             first += k;
@@ -310,6 +342,10 @@ impl<'a, D: Denoiser> Slips<'a, D> {
 pub struct SlipsBatch {
     /// One sample per row (the particles' last denoiser estimates).
     pub xs: Array2<f64>,
+    /// Each particle's first denoiser estimate E[X | Y_{t₀} = y₀], at its
+    /// start draw y₀: with MCMC chains, the posterior basin they settled in
+    /// (the start-decided diagnostic compares its mode with the sample's).
+    pub starts: Array2<f64>,
     /// Target evaluations (log p̃ with the score) of every particle.
     pub evaluations: Vec<u64>,
     /// Mean MCMC acceptance of every particle (NaN for an exact denoiser).

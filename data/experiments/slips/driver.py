@@ -20,7 +20,11 @@ gives ½ by symmetry, and used for every b), more particles. Phase `start` (seed
 the given t0 values with `--init-langevin` initial Langevin steps instead of
 the paper's 10 (does a longer start remove the bias at large t0?). Phase
 `fixed` (fresh seeds, final size): the given t0 values, e.g. the rule
-t0 = 3.2/(d + 3.2) for two modes (README.md).
+t0 = 3.2/(d + 3.2) for two modes (README.md). Phase `weights` (fresh
+seeds, final size; `--only two_modes:D ...`): the two-modes target with
+mode-0 weights `--w0` instead of ⅔ (a `mixture` target, same means and
+widths) at the t0 the scan chose for ⅔ — whether SLIPS's weights follow
+the target at all.
 
 Fixed settings (the paper's except the number of time steps, 256 instead of
 1024, to fit the CPU budget): geometric (1, 1), t_end with log-SNR 5 (φ⁴
@@ -40,7 +44,7 @@ import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-FF = os.path.join(ROOT, "target", "release", "fieldflow")
+FF = os.environ.get("FIELDFLOW_BIN", os.path.join(ROOT, "target", "release", "fieldflow"))
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 TWO_MODES_SIGMA = math.sqrt(16.0 / 9.0 + 0.05)  # R = (4/3)√d, τ² = 0.05
@@ -59,6 +63,19 @@ for b, grid in [(0.0, [0.3, 0.35, 0.4, 0.45]), (0.025, [0.05, 0.15, 0.3, 0.35, 0
     TARGETS[f"phi4_1d:{b}"] = (f'kind = "phi4_1d"\nb = {b}', PHI4_SIGMA, 1 - 3.32e-3, grid)
 
 STEPS, MCMC_STEPS, MCMC_CHAINS = 256, 32, 4
+
+
+def two_modes_weighted(d, w0):
+    """Phase `weights`: the two-modes target with mode 0 (at −⅔𝟙, the one
+    nearer to the start's centre) of weight w0 instead of ⅔, as a general
+    `mixture` (same means, widths and σ); registered as
+    `two_modes@w0=W:d`."""
+    name = f"two_modes@w0={w0:.4g}:{d}"
+    row = lambda v: "[" + ", ".join([repr(v)] * d) + "]"
+    section = (f'kind = "mixture"\nmeans = [{row(-2.0 / 3.0)}, {row(4.0 / 3.0)}]\n'
+               f'covs = [0.05, 0.05]\nweights = [{w0!r}, {1.0 - w0!r}]')
+    TARGETS[name] = (section, TWO_MODES_SIGMA, 1 - 6.62e-3, [])
+    return name
 
 
 def particles(name, phase):
@@ -142,7 +159,7 @@ def chosen_t0(results, name):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--phase", choices=["scan", "final", "start", "fixed", "paper"], required=True)
+    ap.add_argument("--phase", choices=["scan", "final", "start", "fixed", "paper", "weights"], required=True)
     ap.add_argument("--steps", type=int, default=STEPS, help="phase paper: time steps")
     ap.add_argument("--particles", type=int, default=0, help="phase paper: particles (0: final size)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -150,6 +167,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "results.jsonl"))
     ap.add_argument("--t0", type=float, nargs="+", default=[0.15, 0.25], help="phases start, fixed: start times")
     ap.add_argument("--init-langevin", type=int, default=100, help="phase start: initial Langevin steps")
+    ap.add_argument("--w0", type=float, nargs="+", default=[1 / 3, 0.5, 0.9],
+                    help="phase weights: weights of mode 0 (the target's is 2/3)")
     a = ap.parse_args()
     results = load(a.out)
     done = {(r["target"], r["seed"], r["phase"], r["t0"], r["steps"]) for r in results}
@@ -159,6 +178,12 @@ def main():
             plan += [(name, 100, t0) for t0 in TARGETS[name][3]]
         elif a.phase == "start":
             plan += [(name, 100, t0) for t0 in a.t0]
+        elif a.phase == "weights":
+            # The two-modes target with other weights at the t0 the scan
+            # picked for the true ⅔: does SLIPS's answer follow the target?
+            d = int(name.split(":")[1])
+            t0 = chosen_t0(results, name)
+            plan += [(two_modes_weighted(d, w0), s, t0) for w0 in a.w0 for s in a.seeds]
         elif a.phase in ("fixed", "paper"):
             plan += [(name, s, t0) for t0 in a.t0 for s in a.seeds]
         else:

@@ -95,6 +95,16 @@ def main():
         for r in fixed:
             print(f"| {t} (t0 fixed) | {r['seed']} | {r['t0']} | {r['particles']} | {describe(r)} | "
                   f"{r['wall_seconds']:.1f} | {r['evaluations_per_sample']:.0f} |")
+    weighted = [r for r in rs if r["phase"] == "weights"]
+    if weighted:
+        print("\n## two modes with other weights (phase weights; t0 tuned for ⅔)\n")
+        print("| d | target w₀ | t0 | seed | particles | ŵ₀ | ŵ₀ − w₀ | start prediction | (ŵ₀ − pred)/σ |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in sorted(weighted, key=lambda r: (int(r["target"].split(":")[1]), r["exact"][0], r["seed"])):
+            w, e, ex = r["weights"][0], r["binomial_errors"][0], r["exact"][0]
+            pred = start_prediction(r)
+            print(f"| {r['target'].split(':')[1]} | {ex:.4f} | {r['t0']} | {r['seed']} | {r['particles']} | "
+                  f"{w:.4f} ± {e:.4f} | {w - ex:+.4f} ({(w - ex) / e:+.1f}σ) | {pred:.4f} | {(w - pred) / e:+.1f} |")
 
 
 if __name__ == "__main__":

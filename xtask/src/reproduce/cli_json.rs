@@ -23,6 +23,9 @@ pub struct Analysis {
     pub seconds: Option<f64>,
     /// Pareto k̂ of the importance weights (of the proposals, for IMH).
     pub pareto_k: Option<f64>,
+    /// SLIPS: the share of particles that kept the mode of their first
+    /// denoiser estimate (`fieldflow_slips::start_decided`).
+    pub start_decided: Option<f64>,
     pub rows: Vec<Observable>,
 }
 

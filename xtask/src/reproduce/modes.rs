@@ -570,6 +570,7 @@ pub fn columns(t: &Spec, n_modes: usize) -> Vec<(&'static str, &'static str)> {
         ("IMH s", "imh_seconds"),
         ("IS s", "is_seconds"),
         ("evals/sample (SLIPS)", "slips_evals_per_sample"),
+        ("kept start mode (SLIPS)", "slips_start_decided"),
     ]);
     c
 }

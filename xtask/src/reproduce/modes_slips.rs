@@ -2,7 +2,10 @@
 //! on the benchmark's targets, one run per seed, as the method "slips" of
 //! each target's table. SLIPS needs no model and no training: its samples
 //! are independent and unweighted, so its mode weights fill the IMH columns
-//! (as flowMC's do) and "IMH s" is its wall time.
+//! (as flowMC's do) and "IMH s" is its wall time; "kept start mode (SLIPS)"
+//! is the share of particles that end in the mode of their first denoiser
+//! estimate (`fieldflow_slips::start_decided`: at 1.00 the weights were
+//! fixed by the start draws, not by the target).
 //!
 //! Settings (data/experiments/slips/README.md): the paper's geometric (1, 1)
 //! schedule, 32 MALA steps × 4 chains per time step (half discarded), 256
@@ -16,6 +19,7 @@
 //! middle of the paper's grids.
 //! Particles: 2048 (1024 on the φ⁴ chain), 256 with `--quick`.
 
+use super::cli_json::num;
 use super::modes::{sampler_values, Spec};
 use super::records::Record;
 use super::runner::{summary_numbers, Runner};
@@ -85,7 +89,9 @@ pub fn records(r: &Runner, t: &Spec) -> Result<Vec<Record>> {
         .map(|a| a.to_string())
         .collect();
         let (out, log) = r.sample_stage(&name, &out, &args, &text)?;
-        let mut v = sampler_values("imh", &r.analyze(&out)?);
+        let a = r.analyze(&out)?;
+        let mut v = sampler_values("imh", &a);
+        v.insert("slips_start_decided".into(), num(a.start_decided));
         let evals = summary_numbers(&log, "target evaluations per sample");
         v.insert(
             "slips_evals_per_sample".into(),

@@ -8,8 +8,12 @@
 //! blocks of `sampler.block` particles; `--resume` continues an interrupted
 //! run with exactly the particles it would have drawn. `analyze` reads it
 //! unchanged: the samples are unweighted (method `slips`), modes by the
-//! target's `Modes`. One process only (the particles run in parallel on the
-//! threads).
+//! target's `Modes`. Where the target has two or more modes the file also
+//! records each particle's start mode (series `start_mode`), and the run
+//! prints the start-decided diagnostic (`fieldflow_slips::start_decided`),
+//! warning when the weights were fixed at the start; `analyze` repeats it
+//! for the whole file. One process only (the particles run in parallel on
+//! the threads).
 
 use super::settings::SampleArgs;
 use crate::blocks::{ensemble_spec, run_blocks};
@@ -22,8 +26,9 @@ use anyhow::{bail, Context, Result};
 use fieldflow_core::run::ChainBlock;
 use fieldflow_core::{Par, Seed};
 use fieldflow_imh::SAMPLE_SERIES;
-use fieldflow_io::{final_path, partial_path, AttrValue, EnsembleReader, EnsembleWriter, FileKind, Header};
-use fieldflow_slips::{McmcDenoiser, Slips, SlipsBlocks, SlipsSettings};
+use fieldflow_io::{final_path, partial_path, AttrValue, EnsembleReader, EnsembleWriter, FileKind, Header, SeriesSpec};
+use fieldflow_slips::{McmcDenoiser, Slips, SlipsBlocks, SlipsSettings, StartDecided, START_MODE};
+use ndarray::Axis;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -132,12 +137,18 @@ pub(super) fn run(args: &SampleArgs, dist: &Dist) -> Result<()> {
             target.as_target().describe(),
         )
         .with_attr("method", METHOD);
-        let spec = ensemble_spec(1, &target.shape(), &SAMPLE_SERIES);
+        let mut spec = ensemble_spec(1, &target.shape(), &SAMPLE_SERIES);
+        if multimodal(&target).is_some() {
+            spec = spec.with_series(SeriesSpec::f64(START_MODE));
+        }
         let writer = EnsembleWriter::create(&args.run.out, &header, &spec, args.run.force)?;
         (writer, table, seed, s)
     };
     let target = RunTarget::from_table(&table, &args.run.out.display().to_string())?;
     let density = target.as_target();
+    // Files written before the series existed resume without it.
+    let start_modes = multimodal(&target).filter(|_| writer.spec().series.iter().any(|x| x.name == START_MODE));
+    let mut decided = StartDecided::new(start_modes.map_or(0, |m| m.n_modes()));
     let denoiser = McmcDenoiser {
         target: density,
         settings: s.mcmc,
@@ -153,6 +164,7 @@ pub(super) fn run(args: &SampleArgs, dist: &Dist) -> Result<()> {
             parallel: true,
         },
         evaluations: AtomicU64::new(0),
+        start_modes,
     };
     let done = writer.n_cfg() as u64;
     let pb = progress::bar(s.particles - done.min(s.particles), METHOD);
@@ -166,6 +178,10 @@ pub(super) fn run(args: &SampleArgs, dist: &Dist) -> Result<()> {
             count += a.len();
         }
         pb.set_message(format!("MCMC acc {:.3}", accept_sum / count.max(1) as f64));
+        if let (Some(modes), Some(start)) = (start_modes, b.series(START_MODE).and_then(|s| s.as_f64())) {
+            let fin = modes.assign_batch(b.configs.index_axis(Axis(0), 0));
+            decided.add(start.iter().copied(), fin);
+        }
     };
     let start = Instant::now();
     run_blocks(
@@ -194,6 +210,18 @@ pub(super) fn run(args: &SampleArgs, dist: &Dist) -> Result<()> {
             num(seconds, 2),
             num(1e3 * seconds / new, 3),
         ));
+        if decided.n > 0 {
+            emit(&format!("start-decided     {} (this run)", decided.summary()));
+        }
+    }
+    if let Some(w) = decided.warning() {
+        eprintln!("warning: {w}");
     }
     Ok(())
+}
+
+/// The target's modes if it has at least two (the start-decided diagnostic
+/// needs them).
+fn multimodal(target: &RunTarget) -> Option<&dyn fieldflow_core::Modes> {
+    target.modes().filter(|m| m.n_modes() >= 2)
 }
