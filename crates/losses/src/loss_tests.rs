@@ -534,3 +534,77 @@ fn fkl_by_importance_sampling_on_flow_samples_has_the_fixed_weight_gradient() {
     );
     assert!(rel_err(&rep.grad, &fd_bad) > FD_REL_TOL);
 }
+
+/// FKL_IS on a fraction of the flow rows (`fkl_is_fraction`): the first
+/// ⌈f·n_c⌉ rows of every chunk of n_c, self-normalized over those rows
+/// only. Its gradient is that of θ ↦ −Σ_{i∈used} w̄ᵢ log q_θ(x₀ᵢ) with w̄
+/// normalized over the used rows (central differences), and it does not
+/// depend on the thread count at a fixed chunking.
+#[test]
+fn fkl_is_on_a_fraction_of_the_rows_has_the_subset_gradient() {
+    let fx = fixture();
+    let flow0 = flow_at(&fx.theta);
+    let inputs = LossInputs {
+        data: None,
+        noise: Some(fx.noise.view()),
+    };
+    let all = Par::serial(64);
+    let (x0, _) = flow_samples(&flow0, &fx.target, fx.noise.view(), all);
+    let n = x0.nrows();
+    let mut lq0 = Array1::zeros(n);
+    flow0.inverse_batch(x0.view(), Array2::zeros(x0.raw_dim()).view_mut(), lq0.view_mut(), all);
+    let mut lp0 = Array1::zeros(n);
+    fx.target.log_prob_batch(x0.view(), lp0.view_mut(), all);
+    for (chunk, f) in [(4, 0.5), (3, 0.34), (5, 0.2), (64, 0.6)] {
+        let used: Vec<usize> = (0..n)
+            .filter(|&i| {
+                let (k, len) = (i / chunk, chunk.min(n - (i / chunk) * chunk));
+                i - k * chunk < ((f * len as f64).ceil() as usize).clamp(1, len)
+            })
+            .collect();
+        assert!(used.len() < n);
+        let lw: Vec<f64> = used.iter().map(|&i| BETA * lp0[i] - lq0[i]).collect();
+        let lse = fieldflow_stats::weights::log_sum_exp(&lw);
+        let w_bar: Vec<f64> = lw.iter().map(|l| (l - lse).exp()).collect();
+        let fixed = |th: &[f64]| {
+            let mut lq = Array1::zeros(n);
+            flow_at(th).inverse_batch(x0.view(), Array2::zeros(x0.raw_dim()).view_mut(), lq.view_mut(), all);
+            -used.iter().zip(&w_bar).map(|(&i, w)| w * lq[i]).sum::<f64>()
+        };
+        let loss = LossConfig {
+            w_fkl_is: Some(0.8),
+            fkl_is_fraction: Some(f),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let rep = loss
+            .value_and_grad(&flow0, &fx.target, inputs, BETA, Par::serial(chunk))
+            .unwrap();
+        assert!((rep.fkl_is - fixed(&fx.theta)).abs() < 1e-12 * rep.fkl_is.abs().max(1.0));
+        let fd = central_gradient(|th: &[f64]| 0.8 * fixed(th), &fx.theta, FD_STEP);
+        let e = rel_err(&rep.grad, &fd);
+        assert!(e < FD_REL_TOL, "chunks of {chunk}, f = {f}: relative error {e:.3e}");
+        let threads = loss
+            .value_and_grad(
+                &flow0,
+                &fx.target,
+                inputs,
+                BETA,
+                Par {
+                    chunk_rows: chunk,
+                    parallel: true,
+                },
+            )
+            .unwrap();
+        assert_eq!(threads.grad, rep.grad);
+    }
+    let mut cfg = LossConfig {
+        w_fkl_is: Some(1.0),
+        ..Default::default()
+    };
+    for bad in [0.0, -0.5, 1.5, f64::NAN] {
+        cfg.fkl_is_fraction = Some(bad);
+        assert_eq!(cfg.validate().unwrap_err().field, "loss.fkl_is_fraction");
+    }
+}

@@ -134,6 +134,13 @@ def stages():
         + [dict(point("mog8", pre_is, None, s), fkl_decay=decay(1000)) for s in seeds]
         + [dict(point("two_modes", pre_is, None, s), dim=d, fkl_decay=decay(1000)) for d in (16, 32, 64) for s in seeds]
     )
+    # A cheaper FKL_IS term (loss.fkl_is_fraction: the IS sweep on the first f of every chunk's
+    # flow rows); f = 1 rerun in the same batch so the training times compare under one load.
+    S["fkl_is_fraction"] = [
+        dict(point("mog8", dict(pre_is, fkl_is_fraction=f), spline(**MOG8), s), fkl_decay=decay(1000))
+        for s in seeds
+        for f in (1.0, 0.5, 0.25)
+    ]
     return S
 
 
