@@ -456,6 +456,24 @@ fn cauchy_damped_sm_is_the_damped_residual_with_its_exact_gradient() {
     assert_eq!(scale("w_sm = 1.0"), None);
 }
 
+/// The fixture's flow samples x₀ = f_θ₀(z) and their tempered log-weights
+/// β log p̃(x₀) − log q_θ₀(x₀), which FKL_IS holds fixed.
+fn fixed_flow_samples(fx: &Fixture, par: Par) -> (Array2<f64>, Vec<f64>) {
+    let (x0, _) = flow_samples(&flow_at(&fx.theta), &fx.target, fx.noise.view(), par);
+    let lq0 = log_q_at(&fx.theta, &x0, par);
+    let mut lp0 = Array1::zeros(x0.nrows());
+    fx.target.log_prob_batch(x0.view(), lp0.view_mut(), par);
+    let lw = lq0.iter().zip(&lp0).map(|(q, p)| BETA * p - q).collect();
+    (x0, lw)
+}
+
+/// log q_θ at the rows of `x`.
+fn log_q_at(theta: &[f64], x: &Array2<f64>, par: Par) -> Array1<f64> {
+    let mut lq = Array1::zeros(x.nrows());
+    flow_at(theta).inverse_batch(x.view(), Array2::zeros(x.raw_dim()).view_mut(), lq.view_mut(), par);
+    lq
+}
+
 /// FKL on flow samples by self-normalized importance sampling holds the
 /// samples x₀ = f_θ₀(z) and their weights w̄ (from β log p̃ − log q at θ₀)
 /// fixed: its gradient is that of θ ↦ −Σᵢ w̄ᵢ log q_θ(x₀ᵢ). Checked alone
@@ -470,19 +488,16 @@ fn fkl_by_importance_sampling_on_flow_samples_has_the_fixed_weight_gradient() {
         noise: Some(fx.noise.view()),
     };
     let par = Par::serial(64);
-    let (x0, _) = flow_samples(&flow0, &fx.target, fx.noise.view(), par);
-    let mut lq0 = Array1::zeros(x0.nrows());
-    flow0.inverse_batch(x0.view(), Array2::zeros(x0.raw_dim()).view_mut(), lq0.view_mut(), par);
-    let mut lp0 = Array1::zeros(x0.nrows());
-    fx.target.log_prob_batch(x0.view(), lp0.view_mut(), par);
-    let lw: Vec<f64> = lq0.iter().zip(&lp0).map(|(q, p)| BETA * p - q).collect();
+    let (x0, lw) = fixed_flow_samples(&fx, par);
     let lse = fieldflow_stats::weights::log_sum_exp(&lw);
     let w_bar: Vec<f64> = lw.iter().map(|l| (l - lse).exp()).collect();
     assert!((w_bar.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     let fixed = |th: &[f64]| {
-        let mut lq = Array1::zeros(x0.nrows());
-        flow_at(th).inverse_batch(x0.view(), Array2::zeros(x0.raw_dim()).view_mut(), lq.view_mut(), par);
-        -lq.iter().zip(&w_bar).map(|(q, w)| w * q).sum::<f64>()
+        -log_q_at(th, &x0, par)
+            .iter()
+            .zip(&w_bar)
+            .map(|(q, w)| w * q)
+            .sum::<f64>()
     };
     for (w_rkl, w_is) in [(0.0, 1.0), (0.4, 0.7)] {
         let loss = LossConfig {
@@ -524,11 +539,7 @@ fn fkl_by_importance_sampling_on_flow_samples_has_the_fixed_weight_gradient() {
     .value_and_grad(&flow0, &fx.target, inputs, BETA, par)
     .unwrap();
     let fd_bad = central_gradient(
-        |th: &[f64]| {
-            let mut lq = Array1::zeros(x0.nrows());
-            flow_at(th).inverse_batch(x0.view(), Array2::zeros(x0.raw_dim()).view_mut(), lq.view_mut(), par);
-            -lq.iter().zip(&bad).map(|(q, w)| w * q).sum::<f64>()
-        },
+        |th: &[f64]| -log_q_at(th, &x0, par).iter().zip(&bad).map(|(q, w)| w * q).sum::<f64>(),
         &fx.theta,
         FD_STEP,
     );
@@ -549,12 +560,8 @@ fn fkl_is_on_a_fraction_of_the_rows_has_the_subset_gradient() {
         noise: Some(fx.noise.view()),
     };
     let all = Par::serial(64);
-    let (x0, _) = flow_samples(&flow0, &fx.target, fx.noise.view(), all);
+    let (x0, lw0) = fixed_flow_samples(&fx, all);
     let n = x0.nrows();
-    let mut lq0 = Array1::zeros(n);
-    flow0.inverse_batch(x0.view(), Array2::zeros(x0.raw_dim()).view_mut(), lq0.view_mut(), all);
-    let mut lp0 = Array1::zeros(n);
-    fx.target.log_prob_batch(x0.view(), lp0.view_mut(), all);
     for (chunk, f) in [(4, 0.5), (3, 0.34), (5, 0.2), (64, 0.6)] {
         let used: Vec<usize> = (0..n)
             .filter(|&i| {
@@ -563,12 +570,11 @@ fn fkl_is_on_a_fraction_of_the_rows_has_the_subset_gradient() {
             })
             .collect();
         assert!(used.len() < n);
-        let lw: Vec<f64> = used.iter().map(|&i| BETA * lp0[i] - lq0[i]).collect();
+        let lw: Vec<f64> = used.iter().map(|&i| lw0[i]).collect();
         let lse = fieldflow_stats::weights::log_sum_exp(&lw);
         let w_bar: Vec<f64> = lw.iter().map(|l| (l - lse).exp()).collect();
         let fixed = |th: &[f64]| {
-            let mut lq = Array1::zeros(n);
-            flow_at(th).inverse_batch(x0.view(), Array2::zeros(x0.raw_dim()).view_mut(), lq.view_mut(), all);
+            let lq = log_q_at(th, &x0, all);
             -used.iter().zip(&w_bar).map(|(&i, w)| w * lq[i]).sum::<f64>()
         };
         let loss = LossConfig {
