@@ -20,7 +20,7 @@
 //! posterior spread of order σ/g(t_K).
 //!
 //! **Start (the paper's initialization).** At t₀ > 0 the signal is weak:
-//! Y_{t₀} ≈ α(t₀) E[X] + σ√t₀ ξ. A particle starts from
+//! Y_{t₀} ≈ α(t₀) E\[X\] + σ√t₀ ξ. A particle starts from
 //! y ~ N(0, σ²t₀ I) (the target's mean is not known; 0 is the paper's
 //! default estimate) and refines it by `init_langevin` unadjusted Langevin
 //! steps on the law of Y_{t₀}, whose score (α E[X | y] − y)/(σ²t₀) uses the
