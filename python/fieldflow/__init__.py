@@ -237,5 +237,8 @@ def analyze(data, s_tau=1.5):
 def analyze_file(path, skip=0):
     """The command line's ``analyze`` of an ensemble or sample file: each
     observable of its target with Γ-method error, τ_int, window and the
-    exact value where known (dict ``observables``: name → dict)."""
+    exact value where known (dict ``observables``: name → dict), the file's
+    ``warnings``, ``pareto_k`` (the importance weights' Pareto k̂, or None)
+    and ``start_decided`` (SLIPS files: the share of particles that kept the
+    mode of their start, or None)."""
     return _native.analyze_file(str(path), skip)

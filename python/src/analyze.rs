@@ -77,6 +77,8 @@ pub fn analyze_file<'py>(py: Python<'py>, path: std::path::PathBuf, skip: usize)
     d.set_item("chains", a.chains)?;
     d.set_item("n_per_chain", a.n_per_chain)?;
     d.set_item("warnings", &a.warnings)?;
+    d.set_item("pareto_k", a.pareto_k)?;
+    d.set_item("start_decided", a.start_decided)?;
     let obs = PyDict::new(py);
     for r in &a.rows {
         obs.set_item(&r.observable, row_dict(py, r)?)?;

@@ -282,3 +282,19 @@ def test_importance_sampling_of_a_mixture_with_equal_component_weights(rng):
                       target=ff.Target.from_function(two_bumps, 3), progress=False)
     with pytest.raises(ValueError, match=r"^sampler.mixture_weights = equal: the model is not a mixture of flows$"):
         ff.importance(single, 10, mixture_weights="equal")
+
+
+def test_analyze_file_reports_slips_start_decided(tmp_path):
+    """A SLIPS run of the CLI on two modes: every particle keeps the mode of
+    its start estimate (fieldflow_slips::start_decided), and the analysis
+    says so (`start_decided`, the warning); no importance weights there."""
+    (tmp_path / "c.toml").write_text(
+        '[target]\nkind = "two_modes"\ndim = 8\n\n[sampler]\nparticles = 64\nblock = 64\nsteps = 32\n'
+        'mcmc_steps = 8\nmcmc_chains = 2\nsigma = 1.352\nt0 = 0.286\n')
+    subprocess.run([str(cli()), "sample", "--method", "slips", "--config", str(tmp_path / "c.toml"),
+                    "--seed", "2", "--out", str(tmp_path / "s.h5"), "-q"], check=True, capture_output=True)
+    a = ff.analyze_file(tmp_path / "s.h5")
+    assert a["start_decided"] == 1.0
+    assert any("fixed by its start draws" in w for w in a["warnings"])
+    assert a["pareto_k"] is None
+    assert set(a["observables"]) >= {"mode_0", "mode_1"}
