@@ -16,7 +16,7 @@
 //! denoiser estimate ([`crate::SlipsBatch::starts`], the start-decided
 //! diagnostic of [`crate::start_decided`]), stored as f64.
 
-use crate::{Denoiser, McmcSettings, Slips, SlipsConfig};
+use crate::{Denoiser, McmcSettings, Slips, SlipsConfig, StartDecided};
 use fieldflow_core::run::Series;
 use fieldflow_core::run::{BlockChains, ChainBlock};
 use fieldflow_core::{ConfigError, Modes, Par, Seed, Target};
@@ -84,6 +84,9 @@ pub struct SlipsBlocks<'a, D: Denoiser> {
     pub par: Par,
     /// The target's modes, if the run records [`START_MODE`].
     pub start_modes: Option<&'a dyn Modes>,
+    /// The start-decided counts of the blocks run so far (empty without
+    /// `start_modes`).
+    pub decided: StartDecided,
     /// Target evaluations of every particle so far (the samplers' plus
     /// one log p̃ per sample).
     pub evaluations: AtomicU64,
@@ -119,6 +122,8 @@ impl<D: Denoiser> BlockChains for SlipsBlocks<'_, D> {
                 .into_iter()
                 .map(|m| m as f64)
                 .collect();
+            self.decided
+                .add(start.iter().copied(), modes.assign_batch(batch.xs.view()));
             series.push(Series::F64(START_MODE, row(start)));
         }
         ChainBlock {

@@ -243,12 +243,11 @@ impl<'a, D: Denoiser> Slips<'a, D> {
             c.init_langevin
         };
         // The start estimate is the first call's (the chains settle there).
-        let mut recorded = false;
+        let mut start = Some(out.start);
         for _ in 0..langevin {
             evaluations += self.denoiser.denoise(y, obs, state, rng, mean);
-            if !recorded {
-                out.start.copy_from_slice(mean);
-                recorded = true;
+            if let Some(s) = start.take() {
+                s.copy_from_slice(mean);
             }
             for (yi, &m) in y.iter_mut().zip(mean.iter()) {
                 let xi: f64 = StandardNormal.sample(rng);
@@ -261,9 +260,8 @@ impl<'a, D: Denoiser> Slips<'a, D> {
         for k in 0..c.steps {
             let (t, t_next) = (self.grid[k], self.grid[k + 1]);
             evaluations += self.denoiser.denoise(y, c.observation(t), state, rng, mean);
-            if !recorded {
-                out.start.copy_from_slice(mean);
-                recorded = true;
+            if let Some(s) = start.take() {
+                s.copy_from_slice(mean);
             }
             let drift = match c.integrator {
                 Integrator::AlphaIncrement => c.schedule.alpha(t_next) - c.schedule.alpha(t),

@@ -28,7 +28,6 @@ use fieldflow_core::{Par, Seed};
 use fieldflow_imh::SAMPLE_SERIES;
 use fieldflow_io::{final_path, partial_path, AttrValue, EnsembleReader, EnsembleWriter, FileKind, Header, SeriesSpec};
 use fieldflow_slips::{McmcDenoiser, Slips, SlipsBlocks, SlipsSettings, StartDecided, START_MODE};
-use ndarray::Axis;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -148,7 +147,6 @@ pub(super) fn run(args: &SampleArgs, dist: &Dist) -> Result<()> {
     let density = target.as_target();
     // Files written before the series existed resume without it.
     let start_modes = multimodal(&target).filter(|_| writer.spec().series.iter().any(|x| x.name == START_MODE));
-    let mut decided = StartDecided::new(start_modes.map_or(0, |m| m.n_modes()));
     let denoiser = McmcDenoiser {
         target: density,
         settings: s.mcmc,
@@ -165,6 +163,7 @@ pub(super) fn run(args: &SampleArgs, dist: &Dist) -> Result<()> {
         },
         evaluations: AtomicU64::new(0),
         start_modes,
+        decided: StartDecided::new(start_modes.map_or(0, |m| m.n_modes())),
     };
     let done = writer.n_cfg() as u64;
     let pb = progress::bar(s.particles - done.min(s.particles), METHOD);
@@ -178,10 +177,6 @@ pub(super) fn run(args: &SampleArgs, dist: &Dist) -> Result<()> {
             count += a.len();
         }
         pb.set_message(format!("MCMC acc {:.3}", accept_sum / count.max(1) as f64));
-        if let (Some(modes), Some(start)) = (start_modes, b.series(START_MODE).and_then(|s| s.as_f64())) {
-            let fin = modes.assign_batch(b.configs.index_axis(Axis(0), 0));
-            decided.add(start.iter().copied(), fin);
-        }
     };
     let start = Instant::now();
     run_blocks(
@@ -210,11 +205,11 @@ pub(super) fn run(args: &SampleArgs, dist: &Dist) -> Result<()> {
             num(seconds, 2),
             num(1e3 * seconds / new, 3),
         ));
-        if decided.n > 0 {
-            emit(&format!("start-decided     {} (this run)", decided.summary()));
+        if blocks.decided.n > 0 {
+            emit(&format!("start-decided     {} (this run)", blocks.decided.summary()));
         }
     }
-    if let Some(w) = decided.warning() {
+    if let Some(w) = blocks.decided.warning() {
         eprintln!("warning: {w}");
     }
     Ok(())
